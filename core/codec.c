@@ -1,0 +1,269 @@
+/* Running a model: image ↔ diffusion latent, with replicate padding, the KL
+ * posterior, FLUX.2 patchify and BatchNorm, and the family's scale/shift.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "model-private.h"
+
+#include <math.h>
+#include <string.h>
+
+#define BN_EPS 1e-4
+
+static gboolean
+check_size (gint width, gint height, const gchar *what, GError **error)
+{
+  if (width < 1 || height < 1 || width > VAE_MAX_IMAGE_SIDE || height > VAE_MAX_IMAGE_SIDE)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "%s of %d×%d: sides must be 1 to %d pixels",
+                   what, width, height, VAE_MAX_IMAGE_SIDE);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Edge-replicated copy of IMAGE at the next multiple of F, mapped from
+ * [0,1] to [−1,1] when SIGNED. */
+static VaeTensor *
+pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
+{
+  const gint h = (image->height + f - 1) / f * f, w = (image->width + f - 1) / f * f;
+  VaeTensor *out = vae_tensor_new (image->channels, h, w, error);
+
+  if (!out)
+    return NULL;
+#pragma omp parallel for schedule(static)
+  for (gint row = 0; row < image->channels * h; row++)
+    {
+      const gint    c = row / h, y = row % h;
+      const gfloat *src = image->data + ((gsize) c * image->height + MIN (y, image->height - 1)) * image->width;
+      gfloat       *dst = out->data + (gsize) row * w;
+      for (gint x = 0; x < w; x++)
+        {
+          gfloat v = src[MIN (x, image->width - 1)];
+          dst[x] = is_signed ? 2.0f * v - 1.0f : v;
+        }
+    }
+  return out;
+}
+
+VaeTensor *
+vae_model_encode_raw (VaeModel *m, const VaeTensor *image, GError **error)
+{
+  g_autoptr (VaeTensor) padded = NULL;
+
+  if (!m->encoder)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s has no encoder", m->files);
+      return NULL;
+    }
+  if (image->channels != 3)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "the encoder takes an RGB image, not %d channels",
+                   image->channels);
+      return NULL;
+    }
+  if (!check_size (image->width, image->height, "image", error)
+      || !vae_tensor_check_finite (image, "the input image", error))
+    return NULL;
+  padded = pad_image (image, vae_family_factor (m->family), m->structure.kind == VAE_KIND_KL, error);
+  if (!padded)
+    return NULL;
+  return m->encoder->forward (m->encoder, vae_backend_cpu (), padded, error);
+}
+
+/* mean, or mean + std·ε with ε from Philox (position-keyed); logvar is
+ * clamped to [−30, 20] as the reference does. */
+static VaeTensor *
+posterior (const VaeTensor *moments, VaeEncodeMode mode, guint64 seed, GError **error)
+{
+  const gint  z = moments->channels / 2;
+  const gsize n = (gsize) z * moments->height * moments->width;
+  VaeTensor  *out = vae_tensor_new (z, moments->height, moments->width, error);
+
+  if (!out)
+    return NULL;
+  memcpy (out->data, moments->data, n * sizeof (gfloat));
+  if (mode == VAE_ENCODE_SAMPLE)
+#pragma omp parallel for schedule(static)
+    for (gsize i = 0; i < n; i++)
+      {
+        gfloat logvar = CLAMP (moments->data[n + i], -30.0f, 20.0f);
+        out->data[i] += expf (0.5f * logvar) * vae_philox_normal (seed, 0, i);
+      }
+  return out;
+}
+
+/* P[c·4 + 2·py + px, i, j] = m[c, 2i + py, 2j + px], or its inverse. */
+static VaeTensor *
+patchify (const VaeTensor *x, gboolean inverse, GError **error)
+{
+  VaeTensor *y = inverse ? vae_tensor_new (x->channels / 4, x->height * 2, x->width * 2, error)
+                         : vae_tensor_new (x->channels * 4, x->height / 2, x->width / 2, error);
+  const VaeTensor *small = inverse ? x : y, *big = inverse ? y : x;
+
+  if (!y)
+    return NULL;
+  for (gint c = 0; c < big->channels; c++)
+    for (gint p = 0; p < 4; p++)
+      for (gint i = 0; i < small->height; i++)
+        for (gint j = 0; j < small->width; j++)
+          {
+            gsize s = ((gsize) (c * 4 + p) * small->height + i) * small->width + j;
+            gsize b = ((gsize) c * big->height + 2 * i + p / 2) * big->width + 2 * j + p % 2;
+            if (inverse)
+              big->data[b] = small->data[s];
+            else
+              small->data[s] = big->data[b];
+          }
+  return y;
+}
+
+/* Diffusion scale: FLUX.2's BatchNorm statistics, then (z − shift)·scale. */
+static void
+to_diffusion (const VaeModel *m, VaeTensor *z)
+{
+  const gsize plane = (gsize) z->height * z->width;
+
+  for (gint c = 0; c < z->channels; c++)
+    {
+      gdouble mul = m->scale, add = -m->shift * m->scale;
+      if (m->bn_mean)
+        {
+          gdouble rstd = 1.0 / sqrt ((gdouble) m->bn_var[c] + BN_EPS);
+          add += -m->bn_mean[c] * rstd * m->scale;
+          mul *= rstd;
+        }
+      for (gsize i = 0; i < plane; i++)
+        z->data[c * plane + i] = (gfloat) (z->data[c * plane + i] * mul + add);
+    }
+}
+
+static void
+from_diffusion (const VaeModel *m, VaeTensor *z)
+{
+  const gsize plane = (gsize) z->height * z->width;
+
+  for (gint c = 0; c < z->channels; c++)
+    {
+      gdouble mul = 1.0 / m->scale, add = m->shift;
+      if (m->bn_mean)
+        {
+          gdouble std = sqrt ((gdouble) m->bn_var[c] + BN_EPS);
+          mul *= std;
+          add = add * std + m->bn_mean[c];
+        }
+      for (gsize i = 0; i < plane; i++)
+        z->data[c * plane + i] = (gfloat) (z->data[c * plane + i] * mul + add);
+    }
+}
+
+/* Replaces *t by NEXT, computed from it; FALSE when NEXT failed. */
+static gboolean
+replace (VaeTensor **t, VaeTensor *next)
+{
+  vae_tensor_free (*t);
+  *t = next;
+  return next != NULL;
+}
+
+VaeTensor *
+vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint64 seed, GError **error)
+{
+  g_autoptr (VaeTensor) raw = vae_model_encode_raw (m, image, error);
+
+  if (!raw)
+    return NULL;
+  if (m->structure.kind == VAE_KIND_KL && !replace (&raw, posterior (raw, mode, seed, error)))
+    return NULL;
+  if (m->family->patchify > 1 && !replace (&raw, patchify (raw, FALSE, error)))
+    return NULL;
+  to_diffusion (m, raw);
+  return g_steal_pointer (&raw);
+}
+
+/* The decoder's input from a diffusion latent (a new tensor). */
+static VaeTensor *
+to_network (const VaeModel *m, const VaeTensor *latent, GError **error)
+{
+  const gint f = vae_family_factor (m->family);
+  VaeTensor *z;
+
+  if (!m->decoder)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s has no decoder", m->files);
+      return NULL;
+    }
+  if (latent->channels != vae_family_latent_channels (m->family))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   "the latent has %d channels but model %s (%s) takes %d", latent->channels,
+                   m->family->name, m->files, vae_family_latent_channels (m->family));
+      return NULL;
+    }
+  if (latent->width > VAE_MAX_IMAGE_SIDE / f || latent->height > VAE_MAX_IMAGE_SIDE / f)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "a latent of %d×%d decodes to more than %d pixels a side",
+                   latent->width, latent->height, VAE_MAX_IMAGE_SIDE);
+      return NULL;
+    }
+  if (!vae_tensor_check_finite (latent, "the latent", error)
+      || !(z = vae_tensor_new (latent->channels, latent->height, latent->width, error)))
+    return NULL;
+  memcpy (z->data, latent->data, vae_tensor_n_elements (z) * sizeof (gfloat));
+  from_diffusion (m, z);
+  if (m->family->patchify > 1)
+    replace (&z, patchify (z, TRUE, error));
+  return z;
+}
+
+VaeTensor *
+vae_model_decode_raw (VaeModel *m, const VaeTensor *latent, GError **error)
+{
+  g_autoptr (VaeTensor) z = to_network (m, latent, error);
+
+  if (!z)
+    return NULL;
+  return m->decoder->forward (m->decoder, vae_backend_cpu (), z, error);
+}
+
+VaeTensor *
+vae_model_decode (VaeModel *m, const VaeTensor *latent, GError **error)
+{
+  VaeTensor *out = vae_model_decode_raw (m, latent, error);
+  gsize      n;
+  gboolean   kl = m->structure.kind == VAE_KIND_KL;
+
+  if (!out)
+    return NULL;
+  n = vae_tensor_n_elements (out);
+#pragma omp parallel for schedule(static)
+  for (gsize i = 0; i < n; i++)
+    {
+      gfloat v = kl ? (out->data[i] + 1.0f) * 0.5f : out->data[i];
+      out->data[i] = CLAMP (v, 0.0f, 1.0f);
+    }
+  return out;
+}
+
+void
+vae_model_latent_to_raw (const VaeModel *m, VaeTensor *latent)
+{
+  /* BatchNorm-normalised families (FLUX.2) keep their normalised latents */
+  const gsize n = vae_tensor_n_elements (latent);
+
+  if (m->bn_mean)
+    return;
+  for (gsize i = 0; i < n; i++)
+    latent->data[i] = (gfloat) (latent->data[i] / m->scale + m->shift);
+}
+
+void
+vae_model_latent_from_raw (const VaeModel *m, VaeTensor *latent)
+{
+  const gsize n = vae_tensor_n_elements (latent);
+
+  if (m->bn_mean)
+    return;
+  for (gsize i = 0; i < n; i++)
+    latent->data[i] = (gfloat) ((latent->data[i] - m->shift) * m->scale);
+}

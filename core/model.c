@@ -1,0 +1,446 @@
+/* Models: resolving a name to weight files, choosing the family, the cache,
+ * and the encode/decode entry points (padding, posterior, patchify, BN,
+ * diffusion scale).
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "model-private.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+
+static GMutex      cache_lock;
+static GHashTable *cache; /* key → VaeModel* (one reference) */
+
+/* ---- the search path ----------------------------------------------------- */
+
+gchar **
+vae_model_search_path (void)
+{
+  GPtrArray          *dirs = g_ptr_array_new ();
+  const gchar        *env = g_getenv ("GEGL_VAE_MODEL_PATH");
+  const gchar *const *system = g_get_system_data_dirs ();
+
+  if (env && *env)
+    {
+      g_auto (GStrv) parts = g_strsplit (env, G_SEARCHPATH_SEPARATOR_S, -1);
+      for (gchar **p = parts; *p; p++)
+        if (**p)
+          g_ptr_array_add (dirs, g_strdup (*p));
+    }
+  g_ptr_array_add (dirs, g_build_filename (g_get_user_data_dir (), "gegl-vae", "models", NULL));
+  for (; *system; system++)
+    g_ptr_array_add (dirs, g_build_filename (*system, "gegl-vae", "models", NULL));
+  g_ptr_array_add (dirs, NULL);
+  return (gchar **) g_ptr_array_free (dirs, FALSE);
+}
+
+static gchar *
+find_on_path (const gchar *file_name)
+{
+  g_auto (GStrv) dirs = vae_model_search_path ();
+
+  for (gchar **d = dirs; *d; d++)
+    {
+      gchar *path = g_build_filename (*d, file_name, NULL);
+      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        return path;
+      g_free (path);
+    }
+  return NULL;
+}
+
+/* A file path, a file on the search path, or a preset's default files. */
+static GPtrArray *
+resolve (const gchar *model, const VaeFamily **preset, GError **error)
+{
+  GPtrArray       *paths = g_ptr_array_new_with_free_func (g_free);
+  const VaeFamily *family;
+  gchar           *found;
+
+  *preset = NULL;
+  if (g_file_test (model, G_FILE_TEST_EXISTS))
+    {
+      g_ptr_array_add (paths, g_strdup (model));
+      return paths;
+    }
+  if (!strchr (model, G_DIR_SEPARATOR) && (found = find_on_path (model)))
+    {
+      g_ptr_array_add (paths, found);
+      return paths;
+    }
+  if ((family = vae_family_lookup (model)))
+    {
+      *preset = family;
+      for (gchar **f = family->files; *f; f++)
+        if ((found = find_on_path (*f)))
+          g_ptr_array_add (paths, found);
+      if (paths->len > 0)
+        return paths;
+    }
+  {
+    g_auto (GStrv) dirs = vae_model_search_path ();
+    g_autofree gchar *where = g_strjoinv (", ", dirs);
+    g_autofree gchar *wanted = family ? g_strjoinv (", ", family->files) : NULL;
+    if (family)
+      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
+                   "model '%s': none of its files (%s) is in the model path (%s); set "
+                   "GEGL_VAE_MODEL_PATH or give a file path",
+                   model, wanted, where);
+    else
+      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
+                   "model '%s' is neither a file, nor a file in the model path (%s), nor a preset name",
+                   model, where);
+  }
+  g_ptr_array_unref (paths);
+  return NULL;
+}
+
+/* For a tiny model's encoder file, the decoder beside it, and vice versa. */
+static gchar *
+sibling_half (const gchar *path)
+{
+  g_autofree gchar *dir = g_path_get_dirname (path);
+  g_autofree gchar *base = g_path_get_basename (path);
+  const gchar      *halves[][2] = { { "encoder", "decoder" }, { "decoder", "encoder" } };
+
+  for (guint i = 0; i < G_N_ELEMENTS (halves); i++)
+    {
+      gchar *at = g_strrstr (base, halves[i][0]);
+      if (at)
+        {
+          g_autofree gchar *other = g_strdup (base);
+          gchar            *path2;
+          memcpy (other + (at - base), halves[i][1], strlen (halves[i][1]));
+          path2 = g_build_filename (dir, other, NULL);
+          if (g_file_test (path2, G_FILE_TEST_IS_REGULAR))
+            return path2;
+          g_free (path2);
+          return NULL;
+        }
+    }
+  return NULL;
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+static void
+model_free (VaeModel *m)
+{
+  vae_net_free (m->encoder);
+  vae_net_free (m->decoder);
+  g_free (m->bn_mean);
+  g_free (m->bn_var);
+  g_free (m->files);
+  g_free (m->dtypes);
+  g_free (m->cache_key);
+  g_free (m);
+}
+
+static void
+count_weights (VaeModel *m, const VaeWeights *w, GHashTable *dtypes)
+{
+  for (guint i = 0; i < vae_weights_count (w); i++)
+    {
+      const VaeWeightEntry *e = vae_weights_lookup (w, vae_weights_name (w, i));
+      m->n_tensors++;
+      m->n_params += e->n_elements;
+      g_hash_table_add (dtypes, (gpointer) vae_dtype_name (e->dtype));
+    }
+}
+
+/* Builds the nets of one file and merges them into M. */
+static gboolean
+add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
+{
+  g_autoptr (VaeWeights) w = vae_weights_load (path, error);
+  VaeStructure s;
+  VaeNet      *enc = NULL, *dec = NULL;
+  gfloat      *bn_mean = NULL, *bn_var = NULL;
+  gboolean     ok;
+
+  if (!w)
+    return FALSE;
+  if (vae_kl_detect (w))
+    ok = vae_kl_build (w, &s, &enc, &dec, &bn_mean, &bn_var, error);
+  else if (vae_tiny_detect (w))
+    ok = vae_tiny_build (w, &s, &enc, &dec, error);
+  else
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                   "%s holds %u tensors but no VAE: neither encoder.conv_in/decoder.conv_in "
+                   "(AutoencoderKL) nor TAESD layers",
+                   path, vae_weights_count (w));
+      return FALSE;
+    }
+  if (!ok)
+    return FALSE;
+  if (m->encoder || m->decoder)
+    {
+      if (s.kind != m->structure.kind || s.raw_channels != m->structure.raw_channels
+          || s.raw_factor != m->structure.raw_factor)
+        {
+          g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s does not match %s (latent channels %d vs %d)",
+                       path, m->files, s.raw_channels, m->structure.raw_channels);
+          vae_net_free (enc);
+          vae_net_free (dec);
+          g_free (bn_mean);
+          g_free (bn_var);
+          return FALSE;
+        }
+      m->structure.pool_branch |= s.pool_branch;
+      m->structure.encoder_present |= s.encoder_present;
+      m->structure.decoder_present |= s.decoder_present;
+    }
+  else
+    m->structure = s;
+  if (!m->encoder)
+    m->encoder = g_steal_pointer (&enc);
+  if (!m->decoder)
+    m->decoder = g_steal_pointer (&dec);
+  if (!m->bn_mean)
+    {
+      m->bn_mean = g_steal_pointer (&bn_mean);
+      m->bn_var = g_steal_pointer (&bn_var);
+    }
+  vae_net_free (enc);
+  vae_net_free (dec);
+  g_free (bn_mean);
+  g_free (bn_var);
+  count_weights (m, w, dtypes);
+  return TRUE;
+}
+
+static gboolean
+choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset, const gchar *path,
+               GError **error)
+{
+  VaeFamily shape = { 0 };
+
+  shape.kind = m->structure.kind;
+  shape.raw_channels = m->structure.raw_channels;
+  shape.raw_factor = m->structure.raw_factor;
+  shape.quant_convs = m->structure.quant_convs;
+  shape.batch_norm = m->structure.batch_norm;
+  shape.pool_branch = m->structure.pool_branch;
+  if (opt && opt->family)
+    {
+      if (!(m->family = vae_family_lookup (opt->family)))
+        {
+          g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, "unknown family '%s' (see presets/families)",
+                       opt->family);
+          return FALSE;
+        }
+    }
+  else
+    m->family = preset ? preset : vae_family_match (&shape, path);
+  if (!m->family)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                   "%s: no family descriptor fits a %s with %d latent channels at 1/%d%s%s; add one "
+                   "or name a family",
+                   m->files, shape.kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder",
+                   shape.raw_channels, shape.raw_factor, shape.quant_convs ? ", quant convs" : "",
+                   shape.batch_norm ? ", batch norm" : "");
+      return FALSE;
+    }
+  if (m->family->kind != shape.kind || m->family->raw_channels != shape.raw_channels
+      || m->family->raw_factor != shape.raw_factor || m->family->batch_norm != shape.batch_norm)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                   "%s has %d latent channels at 1/%d, but family '%s' expects %d at 1/%d",
+                   m->files, shape.raw_channels, shape.raw_factor, m->family->name,
+                   m->family->raw_channels, m->family->raw_factor);
+      return FALSE;
+    }
+  m->scale = opt && opt->set_scale ? opt->scale : m->family->scale;
+  m->shift = opt && opt->set_shift ? opt->shift : m->family->shift;
+  if (m->scale == 0.0 || !isfinite (m->scale) || !isfinite (m->shift))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "latent scale must be finite and non-zero");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gchar *
+join_keys (GHashTable *set)
+{
+  g_autofree gpointer *keys = g_hash_table_get_keys_as_array (set, NULL);
+  return g_strjoinv (", ", (gchar **) keys);
+}
+
+static VaeModel *
+load_uncached (GPtrArray *paths, const VaeModelOptions *opt, const VaeFamily *preset, GError **error)
+{
+  g_autoptr (GHashTable) dtypes = g_hash_table_new (g_str_hash, g_str_equal);
+  VaeModel *m = g_new0 (VaeModel, 1);
+
+  m->ref_count = 1;
+  m->files = g_strdup (paths->pdata[0]);
+  for (guint i = 0; i < paths->len; i++)
+    {
+      if (i > 0)
+        {
+          gchar *files = g_strconcat (m->files, " + ", paths->pdata[i], NULL);
+          g_free (m->files);
+          m->files = files;
+        }
+      if (!add_file (m, paths->pdata[i], dtypes, error))
+        goto fail;
+      /* a tiny model's other half lives beside it */
+      if (i == paths->len - 1 && m->structure.kind == VAE_KIND_TINY && !(m->encoder && m->decoder))
+        {
+          gchar *other = sibling_half (paths->pdata[i]);
+          if (other && !g_ptr_array_find_with_equal_func (paths, other, g_str_equal, NULL))
+            g_ptr_array_add (paths, other);
+          else
+            g_free (other);
+        }
+    }
+  if (!choose_family (m, opt, preset, paths->pdata[0], error))
+    goto fail;
+  m->dtypes = join_keys (dtypes);
+  return m;
+
+fail:
+  model_free (m);
+  return NULL;
+}
+
+static gchar *
+cache_key (GPtrArray *paths, const VaeModelOptions *opt)
+{
+  GString *key = g_string_new (NULL);
+  GStatBuf st;
+
+  for (guint i = 0; i < paths->len; i++)
+    {
+      g_autofree gchar *abs = g_canonicalize_filename (paths->pdata[i], NULL);
+      if (g_stat (abs, &st) == 0)
+        g_string_append_printf (key, "%s:%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT "|", abs,
+                                (gint64) st.st_size, (gint64) st.st_mtime);
+    }
+  if (opt)
+    g_string_append_printf (key, "%s|%d:%.17g|%d:%.17g", opt->family ? opt->family : "",
+                            opt->set_scale, opt->scale, opt->set_shift, opt->shift);
+  return g_string_free (key, FALSE);
+}
+
+VaeModel *
+vae_model_load (const gchar *model, const VaeModelOptions *options, GError **error)
+{
+  g_autoptr (GPtrArray) paths = NULL;
+  const VaeFamily *preset;
+  g_autofree gchar *key = NULL;
+  VaeModel *m;
+
+  if (!model || !*model)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, "no model given");
+      return NULL;
+    }
+  if (!(paths = resolve (model, &preset, error)))
+    return NULL;
+  key = cache_key (paths, options);
+  g_mutex_lock (&cache_lock);
+  if (!cache)
+    cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) vae_model_unref);
+  m = g_hash_table_lookup (cache, key);
+  if (m)
+    vae_model_ref (m);
+  else if ((m = load_uncached (paths, options, preset, error)))
+    {
+      m->cache_key = g_steal_pointer (&key);
+      g_hash_table_insert (cache, m->cache_key, vae_model_ref (m));
+    }
+  g_mutex_unlock (&cache_lock);
+  return m;
+}
+
+void
+vae_model_cache_clear (void)
+{
+  g_mutex_lock (&cache_lock);
+  if (cache)
+    g_hash_table_remove_all (cache);
+  g_mutex_unlock (&cache_lock);
+}
+
+VaeModel *
+vae_model_ref (VaeModel *model)
+{
+  g_atomic_int_inc (&model->ref_count);
+  return model;
+}
+
+void
+vae_model_unref (VaeModel *model)
+{
+  if (model && g_atomic_int_dec_and_test (&model->ref_count))
+    model_free (model);
+}
+
+const VaeFamily *
+vae_model_get_family (const VaeModel *model)
+{
+  return model->family;
+}
+
+gint
+vae_model_latent_channels (const VaeModel *model)
+{
+  return vae_family_latent_channels (model->family);
+}
+
+gint
+vae_model_factor (const VaeModel *model)
+{
+  return vae_family_factor (model->family);
+}
+
+gdouble
+vae_model_scale (const VaeModel *model)
+{
+  return model->scale;
+}
+
+gdouble
+vae_model_shift (const VaeModel *model)
+{
+  return model->shift;
+}
+
+gboolean
+vae_model_has_encoder (const VaeModel *model)
+{
+  return model->encoder != NULL;
+}
+
+gboolean
+vae_model_has_decoder (const VaeModel *model)
+{
+  return model->decoder != NULL;
+}
+
+gchar *
+vae_model_describe (const VaeModel *m)
+{
+  const VaeFamily *f = m->family;
+  GString         *s = g_string_new (NULL);
+
+  g_string_append_printf (s, "family:     %s (%s)\n", f->name, f->title);
+  g_string_append_printf (s, "kind:       %s\n", f->kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder (TAESD)");
+  g_string_append_printf (s, "files:      %s\n", m->files);
+  g_string_append_printf (s, "latent:     %d channels at 1/%d", vae_family_latent_channels (f), vae_family_factor (f));
+  if (f->patchify > 1)
+    g_string_append_printf (s, " (network: %d at 1/%d, %d×%d patchify%s)", f->raw_channels, f->raw_factor,
+                            f->patchify, f->patchify, m->structure.batch_norm ? ", batch norm" : "");
+  g_string_append_printf (s, "\nscale:      %.8g\nshift:      %.8g\n", m->scale, m->shift);
+  g_string_append_printf (s, "halves:     %s%s%s\n", m->encoder ? "encoder" : "",
+                          m->encoder && m->decoder ? " + " : "", m->decoder ? "decoder" : "");
+  g_string_append_printf (s, "tensors:    %u\nparameters: %" G_GUINT64_FORMAT "\ndtypes:     %s\n",
+                          m->n_tensors, m->n_params, m->dtypes);
+  return g_string_free (s, FALSE);
+}

@@ -1,0 +1,126 @@
+/* Planar float32 tensors, checked allocation and the error domain.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "vae-private.h"
+
+#include <math.h>
+
+G_DEFINE_QUARK (vae-error-quark, vae_error)
+
+gboolean
+vae_size_mul (gsize a, gsize b, gsize *out)
+{
+  return g_size_checked_mul (out, a, b);
+}
+
+gboolean
+vae_size_add (gsize a, gsize b, gsize *out)
+{
+  return g_size_checked_add (out, a, b);
+}
+
+gpointer
+vae_try_alloc (gsize n_bytes, const gchar *what, GError **error)
+{
+  gpointer p = g_try_malloc0 (MAX (n_bytes, 1));
+
+  if (!p)
+    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
+                 "out of memory allocating %" G_GSIZE_FORMAT " bytes for %s", n_bytes, what);
+  return p;
+}
+
+gpointer
+vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error)
+{
+  gsize n_bytes;
+
+  if (!vae_size_mul (n_floats, sizeof (gfloat), &n_bytes))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, "%s: size overflows memory", what);
+      return NULL;
+    }
+  return vae_try_alloc (n_bytes, what, error);
+}
+
+VaeTensor *
+vae_tensor_new (gint channels, gint height, gint width, GError **error)
+{
+  VaeTensor *t;
+  gsize      n;
+
+  if (channels <= 0 || height <= 0 || width <= 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "empty tensor %d×%d×%d", channels,
+                   height, width);
+      return NULL;
+    }
+  if (!vae_size_mul ((gsize) channels, (gsize) height, &n) || !vae_size_mul (n, width, &n)
+      || n > VAE_MAX_TENSOR_ELEMENTS)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
+                   "tensor %d×%d×%d exceeds the largest allowed (%" G_GSIZE_FORMAT " elements)",
+                   channels, height, width, (gsize) VAE_MAX_TENSOR_ELEMENTS);
+      return NULL;
+    }
+  t = g_new0 (VaeTensor, 1);
+  t->channels = channels;
+  t->height = height;
+  t->width = width;
+  t->data = vae_try_alloc_floats (n, "a tensor", error);
+  if (!t->data)
+    {
+      g_free (t);
+      return NULL;
+    }
+  return t;
+}
+
+void
+vae_tensor_free (VaeTensor *tensor)
+{
+  if (!tensor)
+    return;
+  g_free (tensor->data);
+  g_free (tensor);
+}
+
+gsize
+vae_tensor_n_elements (const VaeTensor *tensor)
+{
+  return (gsize) tensor->channels * tensor->height * tensor->width;
+}
+
+gboolean
+vae_tensor_check_finite (const VaeTensor *tensor, const gchar *what, GError **error)
+{
+  gsize n = vae_tensor_n_elements (tensor);
+  gsize plane = (gsize) tensor->height * tensor->width;
+
+  for (gsize i = 0; i < n; i++)
+    if (!isfinite (tensor->data[i]))
+      {
+        gsize in_plane = i % plane;
+        g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                     "%s holds a non-finite value (%g) at channel %" G_GSIZE_FORMAT
+                     ", x %" G_GSIZE_FORMAT ", y %" G_GSIZE_FORMAT,
+                     what, (double) tensor->data[i], i / plane, in_plane % tensor->width,
+                     in_plane / tensor->width);
+        return FALSE;
+      }
+  return TRUE;
+}
+
+gint
+vae_threads (void)
+{
+  const gchar *env = g_getenv ("GEGL_THREADS");
+
+  if (env && *env)
+    {
+      gint64 n = g_ascii_strtoll (env, NULL, 10);
+      if (n >= 1 && n <= 1024)
+        return (gint) n;
+    }
+  return MAX (1, (gint) g_get_num_processors ());
+}

@@ -1,0 +1,115 @@
+/* Internal declarations shared between libvae's source files.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#ifndef VAE_PRIVATE_H
+#define VAE_PRIVATE_H
+
+#include "vae.h"
+
+G_BEGIN_DECLS
+
+/* ---- limits (issue 7 makes these user-visible) --------------------------- */
+
+#define VAE_MAX_HEADER_BYTES    (100u * 1024u * 1024u) /* safetensors JSON header */
+#define VAE_MAX_PICKLE_MEMO     (1u << 20)             /* entries */
+#define VAE_MAX_PICKLE_DEPTH    64                     /* nested containers */
+#define VAE_MAX_IMAGE_SIDE      65536
+#define VAE_MAX_TENSOR_ELEMENTS ((gsize) 1 << 34)      /* 64 GiB of float32 */
+
+/* ---- tensors ------------------------------------------------------------- */
+
+/* A view of one tensor inside a weight file. */
+typedef struct
+{
+  gchar        *name;
+  VaeDtype      dtype;
+  gint          ndim;
+  gint64        shape[VAE_MAX_DIMS];
+  gsize         n_elements;
+  const guint8 *data;       /* contiguous, little-endian, n_elements × size */
+} VaeWeightEntry;
+
+struct _VaeWeights
+{
+  gchar        *path;
+  GMappedFile  *mapping;    /* safetensors, stored zip members */
+  GPtrArray    *entries;    /* VaeWeightEntry*, file order */
+  GHashTable   *by_name;    /* name → VaeWeightEntry* */
+  GPtrArray    *buffers;    /* owned byte buffers (inflated members, gathers) */
+};
+
+gsize           vae_dtype_size (VaeDtype dtype);
+gboolean        vae_dtype_from_name (const gchar *name, VaeDtype *dtype);
+gboolean        vae_dtype_is_float (VaeDtype dtype);
+void            vae_convert_to_float (VaeDtype dtype, const guint8 *src, gfloat *dst, gsize n);
+gfloat          vae_half_to_float (guint16 h);
+gfloat          vae_bfloat16_to_float (guint16 b);
+
+VaeWeights     *vae_weights_new (const gchar *path);
+/* Adds an entry; fails on duplicate names. Takes ownership of nothing. */
+gboolean        vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint ndim,
+                                 const gint64 *shape, const guint8 *data, GError **error);
+const VaeWeightEntry *vae_weights_lookup (const VaeWeights *weights, const gchar *name);
+/* Strips `first_stage_model.`/`vae.` and unwraps nested names. */
+void            vae_weights_strip_prefixes (VaeWeights *weights);
+
+gboolean        vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size,
+                                       GError **error);
+gboolean        vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **error);
+
+/* Writes a safetensors file of float32 tensors (names, shapes, data). */
+typedef struct
+{
+  const gchar  *name;
+  gint          ndim;
+  gint64        shape[VAE_MAX_DIMS];
+  VaeDtype      dtype;      /* F32, F16 or BF16 (converted on write) */
+  const gfloat *data;
+} VaeSafetensorsItem;
+
+gboolean        vae_safetensors_write (const gchar *path, const VaeSafetensorsItem *items,
+                                       guint n_items, GHashTable *metadata, GError **error);
+guint16         vae_float_to_half (gfloat f);
+guint16         vae_float_to_bfloat16 (gfloat f);
+
+/* ---- zip ----------------------------------------------------------------- */
+
+typedef struct
+{
+  gchar        *name;
+  const guint8 *data;       /* points into the archive (stored) or an owned buffer */
+  gsize         size;
+} VaeZipMember;
+
+typedef struct _VaeZip VaeZip;
+
+VaeZip             *vae_zip_open (const guint8 *bytes, gsize size, const gchar *path,
+                                  GError **error);
+void                vae_zip_free (VaeZip *zip);
+guint               vae_zip_count (const VaeZip *zip);
+const gchar        *vae_zip_name (const VaeZip *zip, guint index);
+/* Data of a member, inflated when deflated (the buffer moves to *owned). */
+const VaeZipMember *vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned,
+                                 GError **error);
+
+/* ---- families ------------------------------------------------------------ */
+
+gboolean          vae_family_parse (const gchar *text, gsize length, const gchar *origin,
+                                    VaeFamily **family, GError **error);
+void              vae_family_free (VaeFamily *family);
+/* The best descriptor for the structure in SHAPE (kind, raw channels and
+ * factor, quant convs, batch norm, pool branch): an alias in the file name
+ * decides between equal structures, then priority.  NULL when none fits. */
+const VaeFamily  *vae_family_match (const VaeFamily *shape, const gchar *file_name);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+/* Products and sums of sizes that fail instead of wrapping. */
+gboolean        vae_size_mul (gsize a, gsize b, gsize *out);
+gboolean        vae_size_add (gsize a, gsize b, gsize *out);
+gpointer        vae_try_alloc (gsize n_bytes, const gchar *what, GError **error);
+gpointer        vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error);
+
+G_END_DECLS
+
+#endif

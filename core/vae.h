@@ -1,0 +1,216 @@
+/* gegl-vae — Stable-Diffusion-family VAEs as a C library.
+ *
+ * This is libvae's one public header.  It knows nothing of GEGL: images and
+ * latents are planar float32 tensors (channels × height × width), errors are
+ * GErrors in VAE_ERROR.
+ *
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#ifndef VAE_H
+#define VAE_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* ---- errors ------------------------------------------------------------ */
+
+#define VAE_ERROR (vae_error_quark ())
+GQuark vae_error_quark (void);
+
+typedef enum
+{
+  VAE_ERROR_IO,          /* a file could not be read or written */
+  VAE_ERROR_FORMAT,      /* a file is malformed or truncated */
+  VAE_ERROR_UNSAFE,      /* a pickle asks for something we never run */
+  VAE_ERROR_UNSUPPORTED, /* a valid file we do not handle (dtype, method…) */
+  VAE_ERROR_MODEL,       /* weights do not form a model we know */
+  VAE_ERROR_INPUT,       /* bad image or latent (size, channels, NaN) */
+  VAE_ERROR_LIMIT,       /* a configured limit was exceeded */
+  VAE_ERROR_NO_MEMORY,   /* an allocation failed */
+  VAE_ERROR_NOT_FOUND    /* a model or preset could not be found */
+} VaeError;
+
+/* ---- tensors ----------------------------------------------------------- */
+
+/* A planar float32 tensor in host memory: data[(c * height + y) * width + x].
+ * Images are 3 channels of sRGB-encoded values in [0, 1]; latents are C
+ * channels in the diffusion scale of their family. */
+typedef struct
+{
+  gint    channels;
+  gint    height;
+  gint    width;
+  gfloat *data;
+} VaeTensor;
+
+/* Allocates a zeroed tensor; fails with VAE_ERROR_LIMIT or _NO_MEMORY rather
+ * than aborting. */
+VaeTensor *vae_tensor_new (gint channels, gint height, gint width, GError **error);
+void       vae_tensor_free (VaeTensor *tensor);
+gsize      vae_tensor_n_elements (const VaeTensor *tensor);
+/* Fails with VAE_ERROR_INPUT naming the first non-finite element. */
+gboolean   vae_tensor_check_finite (const VaeTensor *tensor, const gchar *what, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeTensor, vae_tensor_free)
+
+/* ---- weight files -------------------------------------------------------- */
+
+typedef enum
+{
+  VAE_DTYPE_F64,
+  VAE_DTYPE_F32,
+  VAE_DTYPE_F16,
+  VAE_DTYPE_BF16,
+  VAE_DTYPE_I64,
+  VAE_DTYPE_I32,
+  VAE_DTYPE_I16,
+  VAE_DTYPE_I8,
+  VAE_DTYPE_U8,
+  VAE_DTYPE_BOOL,
+  VAE_DTYPE_F8_E4M3,
+  VAE_DTYPE_F8_E5M2
+} VaeDtype;
+
+#define VAE_MAX_DIMS 8
+
+typedef struct _VaeWeights VaeWeights;
+
+/* Reads a safetensors file or a PyTorch zip (.pth/.ckpt), chosen by content.
+ * Names keep their original spelling; see vae_weights_get. */
+VaeWeights  *vae_weights_load (const gchar *path, GError **error);
+void         vae_weights_free (VaeWeights *weights);
+const gchar *vae_weights_get_path (const VaeWeights *weights);
+guint        vae_weights_count (const VaeWeights *weights);
+/* Names in file order. */
+const gchar *vae_weights_name (const VaeWeights *weights, guint index);
+gboolean     vae_weights_shape (const VaeWeights *weights, const gchar *name,
+                                gint *ndim, gint64 shape[VAE_MAX_DIMS], VaeDtype *dtype);
+/* A float32 copy of a floating-point tensor (F64/F32/F16/BF16, converted
+ * exactly where exactness is possible); NULL with an error naming file and
+ * tensor otherwise.  Free with g_free. */
+gfloat      *vae_weights_get_float (const VaeWeights *weights, const gchar *name,
+                                    gsize *n_elements, GError **error);
+const gchar *vae_dtype_name (VaeDtype dtype);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeWeights, vae_weights_free)
+
+/* ---- families ------------------------------------------------------------ */
+
+typedef enum
+{
+  VAE_KIND_KL,   /* AutoencoderKL: SD1/2, SDXL, SD3, FLUX.1, FLUX.2 */
+  VAE_KIND_TINY  /* TAESD family */
+} VaeKind;
+
+/* A family descriptor from presets/families/NAME.ini. */
+typedef struct
+{
+  gchar   *name;             /* "sd15", "taef2", … */
+  gchar   *title;
+  VaeKind  kind;
+  gint     raw_channels;     /* Z: channels of the network's own latent */
+  gint     raw_factor;       /* downscale of the network's own latent */
+  gint     patchify;         /* 1, or 2 for FLUX.2-style 2×2 patchify */
+  gboolean quant_convs;      /* KL: quant_conv / post_quant_conv present */
+  gboolean batch_norm;       /* KL: FLUX.2 bn.running_mean/var normalisation */
+  gboolean pool_branch;      /* tiny: taef2's pool branch */
+  gdouble  scale;            /* diffusion latent = (z − shift) · scale */
+  gdouble  shift;
+  gint     priority;         /* higher wins among equal structural matches */
+  gchar  **aliases;          /* words that pick this family from a file name */
+  gchar  **files;            /* default weight file names, tiny: encoder first */
+  gdouble *rgb_factors;      /* latent→RGB preview: channels × 3 (+3 bias), or NULL */
+  gint     n_rgb_factors;
+} VaeFamily;
+
+/* Latent channels and downscale in the diffusion latent space. */
+gint              vae_family_latent_channels (const VaeFamily *family);
+gint              vae_family_factor (const VaeFamily *family);
+const VaeFamily  *vae_family_lookup (const gchar *name);
+/* All known families, built-in descriptors overridden by user ones. */
+GPtrArray        *vae_family_list (void);
+
+/* ---- models -------------------------------------------------------------- */
+
+typedef struct _VaeModel VaeModel;
+
+typedef enum
+{
+  VAE_ENCODE_MEAN,
+  VAE_ENCODE_SAMPLE
+} VaeEncodeMode;
+
+typedef struct
+{
+  const gchar *family;   /* force a family descriptor; NULL: detect */
+  gboolean     set_scale;
+  gdouble      scale;    /* override the family's scale */
+  gboolean     set_shift;
+  gdouble      shift;    /* override the family's shift */
+} VaeModelOptions;
+
+/* MODEL is a file path, a file name found on the model search path, or a
+ * preset name (see DESIGN.md).  Loaded models are cached process-wide. */
+VaeModel        *vae_model_load (const gchar *model, const VaeModelOptions *options,
+                                 GError **error);
+VaeModel        *vae_model_ref (VaeModel *model);
+void             vae_model_unref (VaeModel *model);
+const VaeFamily *vae_model_get_family (const VaeModel *model);
+gint             vae_model_latent_channels (const VaeModel *model);
+gint             vae_model_factor (const VaeModel *model);
+gdouble          vae_model_scale (const VaeModel *model);
+gdouble          vae_model_shift (const VaeModel *model);
+gboolean         vae_model_has_encoder (const VaeModel *model);
+gboolean         vae_model_has_decoder (const VaeModel *model);
+/* A multi-line human description (for `gegl-vae info`). */
+gchar           *vae_model_describe (const VaeModel *model);
+/* The search path used to resolve model names, for messages and docs. */
+gchar          **vae_model_search_path (void);
+void             vae_model_cache_clear (void);
+
+/* image: 3 × H × W in [0, 1].  Returns the diffusion latent, C × ceil(H/f) ×
+ * ceil(W/f); sizes that are not multiples of f are padded by replication. */
+VaeTensor       *vae_model_encode (VaeModel *model, const VaeTensor *image, VaeEncodeMode mode,
+                                   guint64 seed, GError **error);
+/* latent: C × h × w in the diffusion scale.  Returns 3 × fh × fw in [0, 1]. */
+VaeTensor       *vae_model_decode (VaeModel *model, const VaeTensor *latent, GError **error);
+
+/* Raw latent (what the network itself produces or consumes, ComfyUI's .latent
+ * convention) from/to the diffusion scale, in place. */
+void             vae_model_latent_to_raw (const VaeModel *model, VaeTensor *latent);
+void             vae_model_latent_from_raw (const VaeModel *model, VaeTensor *latent);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeModel, vae_model_unref)
+
+/* ---- latent and image files ---------------------------------------------- */
+
+/* .npy float32 [1, C, h, w] (latents) or [H, W, 3] (images in [0, 1]). */
+VaeTensor *vae_npy_read_latent (const gchar *path, GError **error);
+gboolean   vae_npy_write_latent (const gchar *path, const VaeTensor *latent, GError **error);
+VaeTensor *vae_npy_read_image (const gchar *path, GError **error);
+gboolean   vae_npy_write_image (const gchar *path, const VaeTensor *image, GError **error);
+
+/* ComfyUI .latent: safetensors with `latent_tensor` holding the raw latent
+ * and the empty marker `latent_format_version_0`.  Read returns the raw
+ * latent (old marker-less files are rescaled by 1/0.18215 as ComfyUI does). */
+VaeTensor *vae_latent_file_read (const gchar *path, GError **error);
+gboolean   vae_latent_file_write (const gchar *path, const VaeTensor *raw_latent, GError **error);
+
+/* ---- noise --------------------------------------------------------------- */
+
+/* Philox4x32-10 normal draws as A1111/sd.cpp "GPU" seeds: element i of a
+ * tensor is a function of (seed, offset, i) alone. */
+gfloat   vae_philox_normal (guint64 seed, guint32 offset, guint64 index);
+void     vae_philox_fill (guint64 seed, guint32 offset, guint64 first_index, gfloat *out, gsize n);
+/* torch.manual_seed(seed); torch.randn(n) on the CPU (MT19937). */
+void     vae_torch_randn (guint64 seed, gfloat *out, gsize n);
+
+/* ---- threads ------------------------------------------------------------- */
+
+/* GEGL_THREADS when set, else the number of processors. */
+gint     vae_threads (void);
+
+G_END_DECLS
+
+#endif /* VAE_H */

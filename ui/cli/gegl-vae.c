@@ -1,0 +1,271 @@
+/* gegl-vae: the command-line front end of libvae.
+ *
+ *   gegl-vae info MODEL
+ *   gegl-vae encode [--model M] [--mode mean|sample] [--seed N] IN OUT
+ *   gegl-vae decode [--model M] IN OUT
+ *
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "png-io.h"
+#include "vae-config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MODEL "taef2"
+
+static gchar   *opt_model = NULL;
+static gchar   *opt_mode = NULL;
+static gchar   *opt_family = NULL;
+static gchar   *opt_scale = NULL;
+static gchar   *opt_shift = NULL;
+static gint64   opt_seed = 0;
+static gint     opt_depth = 8;
+
+static const GOptionEntry model_entries[] = {
+  { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model, "Model file or preset name (default " DEFAULT_MODEL ")", "M" },
+  { "family", 0, 0, G_OPTION_ARG_STRING, &opt_family, "Use this family's descriptor instead of detecting it", "NAME" },
+  { "scale", 0, 0, G_OPTION_ARG_STRING, &opt_scale, "Override the family's latent scale", "S" },
+  { "shift", 0, 0, G_OPTION_ARG_STRING, &opt_shift, "Override the family's latent shift", "H" },
+  { NULL }
+};
+
+static const GOptionEntry encode_entries[] = {
+  { "mode", 0, 0, G_OPTION_ARG_STRING, &opt_mode, "mean (default) or sample", "MODE" },
+  { "seed", 0, 0, G_OPTION_ARG_INT64, &opt_seed, "Seed of the sampling noise (default 0)", "N" },
+  { NULL }
+};
+
+static const GOptionEntry decode_entries[] = {
+  { "depth", 0, 0, G_OPTION_ARG_INT, &opt_depth, "Bits per channel of a PNG output: 8 (default) or 16", "BITS" },
+  { NULL }
+};
+
+static gboolean
+has_suffix (const gchar *path, const gchar *suffix)
+{
+  g_autofree gchar *lower = g_ascii_strdown (path, -1);
+  return g_str_has_suffix (lower, suffix);
+}
+
+static gboolean
+parse_number (const gchar *text, const gchar *what, gdouble *out, GError **error)
+{
+  gchar *end;
+
+  *out = g_ascii_strtod (text, &end);
+  if (end == text || *end)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "%s '%s' is not a number", what, text);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static VaeModel *
+load_model (const gchar *name, GError **error)
+{
+  VaeModelOptions options = { opt_family };
+
+  if (opt_scale && !(options.set_scale = parse_number (opt_scale, "--scale", &options.scale, error)))
+    return NULL;
+  if (opt_shift && !(options.set_shift = parse_number (opt_shift, "--shift", &options.shift, error)))
+    return NULL;
+  return vae_model_load (name ? name : DEFAULT_MODEL, &options, error);
+}
+
+static VaeTensor *
+read_image (const gchar *path, GError **error)
+{
+  if (has_suffix (path, ".npy"))
+    return vae_npy_read_image (path, error);
+  if (has_suffix (path, ".png"))
+    return vae_png_read (path, error);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: images must be .png or .npy", path);
+  return NULL;
+}
+
+static gboolean
+write_image (const gchar *path, const VaeTensor *image, GError **error)
+{
+  if (has_suffix (path, ".npy"))
+    return vae_npy_write_image (path, image, error);
+  if (has_suffix (path, ".png"))
+    {
+      if (opt_depth != 8 && opt_depth != 16)
+        {
+          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--depth must be 8 or 16, not %d", opt_depth);
+          return FALSE;
+        }
+      return vae_png_write (path, image, opt_depth, error);
+    }
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: images must be written as .png or .npy", path);
+  return FALSE;
+}
+
+/* .latent files hold the raw latent; .npy the diffusion-scale one. */
+static VaeTensor *
+read_latent (VaeModel *model, const gchar *path, GError **error)
+{
+  VaeTensor *latent;
+
+  if (has_suffix (path, ".npy"))
+    return vae_npy_read_latent (path, error);
+  if (!has_suffix (path, ".latent"))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: latents must be .npy or .latent", path);
+      return NULL;
+    }
+  if ((latent = vae_latent_file_read (path, error)))
+    vae_model_latent_from_raw (model, latent);
+  return latent;
+}
+
+static gboolean
+write_latent (VaeModel *model, const gchar *path, VaeTensor *latent, GError **error)
+{
+  if (has_suffix (path, ".npy"))
+    return vae_npy_write_latent (path, latent, error);
+  if (has_suffix (path, ".latent"))
+    {
+      vae_model_latent_to_raw (model, latent);
+      return vae_latent_file_write (path, latent, error);
+    }
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: latents must be written as .npy or .latent", path);
+  return FALSE;
+}
+
+static gboolean
+cmd_info (gint argc, gchar **argv, GError **error)
+{
+  g_autoptr (VaeModel) model = NULL;
+  g_autofree gchar *text = NULL;
+
+  if (argc != 2)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae info [OPTION…] MODEL");
+      return FALSE;
+    }
+  if (!(model = load_model (argv[1], error)))
+    return FALSE;
+  text = vae_model_describe (model);
+  fputs (text, stdout);
+  return TRUE;
+}
+
+static gboolean
+cmd_encode (gint argc, gchar **argv, GError **error)
+{
+  g_autoptr (VaeModel) model = NULL;
+  g_autoptr (VaeTensor) image = NULL;
+  g_autoptr (VaeTensor) latent = NULL;
+  VaeEncodeMode mode = VAE_ENCODE_MEAN;
+
+  if (argc != 3)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae encode [OPTION…] IN OUT");
+      return FALSE;
+    }
+  if (opt_mode && strcmp (opt_mode, "sample") == 0)
+    mode = VAE_ENCODE_SAMPLE;
+  else if (opt_mode && strcmp (opt_mode, "mean") != 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--mode must be mean or sample, not '%s'", opt_mode);
+      return FALSE;
+    }
+  if (opt_seed < 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--seed must not be negative");
+      return FALSE;
+    }
+  return (model = load_model (opt_model, error)) && (image = read_image (argv[1], error))
+         && (latent = vae_model_encode (model, image, mode, (guint64) opt_seed, error))
+         && write_latent (model, argv[2], latent, error);
+}
+
+static gboolean
+cmd_decode (gint argc, gchar **argv, GError **error)
+{
+  g_autoptr (VaeModel) model = NULL;
+  g_autoptr (VaeTensor) latent = NULL;
+  g_autoptr (VaeTensor) image = NULL;
+
+  if (argc != 3)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae decode [OPTION…] IN OUT");
+      return FALSE;
+    }
+  return (model = load_model (opt_model, error)) && (latent = read_latent (model, argv[1], error))
+         && (image = vae_model_decode (model, latent, error)) && write_image (argv[2], image, error);
+}
+
+typedef struct
+{
+  const gchar *name;
+  const gchar *args;
+  const gchar *summary;
+  gboolean (*run) (gint argc, gchar **argv, GError **error);
+  const GOptionEntry *entries;
+} Command;
+
+static const Command commands[] = {
+  { "info", "MODEL", "Describe a model: family, latent channels, factor, scale, parameters", cmd_info, NULL },
+  { "encode", "IN OUT", "Encode an image (.png, .npy) to a latent (.npy, .latent)", cmd_encode, encode_entries },
+  { "decode", "IN OUT", "Decode a latent (.npy, .latent) to an image (.png, .npy)", cmd_decode, decode_entries },
+};
+
+static void
+usage (FILE *to)
+{
+  fprintf (to, "Usage: gegl-vae COMMAND [OPTION…] ARGS\n\nCommands:\n");
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    fprintf (to, "  %-8s %-8s %s\n", commands[i].name, commands[i].args, commands[i].summary);
+  fprintf (to, "\nRun 'gegl-vae COMMAND --help' for a command's options.\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GOptionContext) context = NULL;
+  const Command *command = NULL;
+
+  setlocale (LC_ALL, "");
+  if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)
+    {
+      usage (argc < 2 ? stderr : stdout);
+      return argc < 2 ? 2 : 0;
+    }
+  if (strcmp (argv[1], "--version") == 0)
+    {
+      printf ("gegl-vae %s\n", VAE_VERSION);
+      return 0;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (strcmp (argv[1], commands[i].name) == 0)
+      command = &commands[i];
+  if (!command)
+    {
+      fprintf (stderr, "gegl-vae: unknown command '%s'\n", argv[1]);
+      usage (stderr);
+      return 2;
+    }
+  {
+    g_autofree gchar *summary = g_strdup_printf ("%s — %s", command->args, command->summary);
+    context = g_option_context_new (summary);
+  }
+  g_option_context_add_main_entries (context, model_entries, NULL);
+  if (command->entries)
+    g_option_context_add_main_entries (context, command->entries, NULL);
+  argv[1] = argv[0];
+  argc--;
+  argv++;
+  if (!g_option_context_parse (context, &argc, &argv, &error) || !command->run (argc, argv, &error))
+    {
+      fprintf (stderr, "gegl-vae %s: %s\n", command->name, error ? error->message : "failed");
+      return 1;
+    }
+  return 0;
+}

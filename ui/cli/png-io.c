@@ -1,0 +1,161 @@
+/* PNG reading and writing with libpng's classic API (the simplified API
+ * converts 16-bit data to linear light, which we do not want).
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "png-io.h"
+
+#include <errno.h>
+#include <png.h>
+#include <stdio.h>
+
+typedef struct
+{
+  const gchar *path;
+  GError     **error;
+} PngContext;
+
+static void
+on_png_error (png_structp png, png_const_charp message)
+{
+  PngContext *ctx = png_get_error_ptr (png);
+
+  if (ctx->error && !*ctx->error)
+    g_set_error (ctx->error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: %s", ctx->path, message);
+  png_longjmp (png, 1);
+}
+
+static void
+on_png_warning (png_structp png, png_const_charp message)
+{
+}
+
+static FILE *
+open_file (const gchar *path, const gchar *mode, GError **error)
+{
+  FILE *f = fopen (path, mode);
+
+  if (!f)
+    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, "cannot %s %s: %s", mode[0] == 'r' ? "read" : "write",
+                 path, g_strerror (errno));
+  return f;
+}
+
+VaeTensor *
+vae_png_read (const gchar *path, GError **error)
+{
+  PngContext          ctx = { path, error };
+  FILE               *f;
+  png_structp         png;
+  png_infop           info;
+  VaeTensor *volatile image = NULL;
+  guint8 *volatile    rows = NULL;
+  guint8              signature[8];
+
+  if (!(f = open_file (path, "rb", error)))
+    return NULL;
+  if (fread (signature, 1, 8, f) != 8 || png_sig_cmp (signature, 0, 8))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s is not a PNG file", path);
+      fclose (f);
+      return NULL;
+    }
+  png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &ctx, on_png_error, on_png_warning);
+  info = png_create_info_struct (png);
+  if (setjmp (png_jmpbuf (png)))
+    {
+      vae_tensor_free (image);
+      g_free (rows);
+      png_destroy_read_struct (&png, &info, NULL);
+      fclose (f);
+      return NULL;
+    }
+  png_init_io (png, f);
+  png_set_sig_bytes (png, 8);
+  png_set_user_limits (png, 65536, 65536);
+  png_read_info (png, info);
+  png_set_expand (png);            /* palette → RGB, low bit depths → 8, tRNS → alpha */
+  png_set_gray_to_rgb (png);
+  png_set_strip_alpha (png);       /* alpha is carried around the VAE, not through it */
+  png_read_update_info (png, info);
+  {
+    const guint32 width = png_get_image_width (png, info), height = png_get_image_height (png, info);
+    const gint    depth = png_get_bit_depth (png, info);
+    const gsize   stride = png_get_rowbytes (png, info);
+    const gsize   plane = (gsize) width * height;
+    const gfloat  max = depth == 16 ? 65535.0f : 255.0f;
+
+    image = vae_tensor_new (3, (gint) height, (gint) width, error);
+    rows = image ? g_try_malloc (stride * height) : NULL;
+    if (!rows)
+      png_error (png, "out of memory");
+    for (guint32 y = 0; y < height; y++)
+      png_read_row (png, rows + y * stride, NULL);
+    for (gsize i = 0; i < plane; i++)
+      for (gint c = 0; c < 3; c++)
+        {
+          const guint8 *p = rows + (i / width) * stride + (i % width) * 3 * (depth / 8) + c * (depth / 8);
+          guint         v = depth == 16 ? (guint) (p[0] << 8 | p[1]) : p[0];
+          image->data[c * plane + i] = (gfloat) v / max;
+        }
+  }
+  png_read_end (png, NULL);
+  png_destroy_read_struct (&png, &info, NULL);
+  g_free (rows);
+  fclose (f);
+  return image;
+}
+
+gboolean
+vae_png_write (const gchar *path, const VaeTensor *image, gint depth, GError **error)
+{
+  PngContext       ctx = { path, error };
+  FILE            *f;
+  png_structp      png;
+  png_infop        info;
+  guint8 *volatile row = NULL;
+  const gsize      plane = (gsize) image->width * image->height;
+  const gint       bytes = depth / 8;
+  const gfloat     max = depth == 16 ? 65535.0f : 255.0f;
+
+  g_return_val_if_fail (image->channels == 3 && (depth == 8 || depth == 16), FALSE);
+  if (!(f = open_file (path, "wb", error)))
+    return FALSE;
+  png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &ctx, on_png_error, on_png_warning);
+  info = png_create_info_struct (png);
+  if (setjmp (png_jmpbuf (png)))
+    {
+      g_free (row);
+      png_destroy_write_struct (&png, &info);
+      fclose (f);
+      return FALSE;
+    }
+  png_init_io (png, f);
+  png_set_IHDR (png, info, image->width, image->height, depth, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info (png, info);
+  row = g_malloc ((gsize) image->width * 3 * bytes);
+  for (gint y = 0; y < image->height; y++)
+    {
+      for (gint x = 0; x < image->width; x++)
+        for (gint c = 0; c < 3; c++)
+          {
+            gfloat v = image->data[c * plane + (gsize) y * image->width + x];
+            guint  q = (guint) (CLAMP (v, 0.0f, 1.0f) * max + 0.5f);
+            guint8 *p = row + ((gsize) x * 3 + c) * bytes;
+            if (depth == 16)
+              p[0] = q >> 8, p[1] = q & 0xff;
+            else
+              p[0] = (guint8) q;
+          }
+      png_write_row (png, row);
+    }
+  png_write_end (png, NULL);
+  png_destroy_write_struct (&png, &info);
+  g_free (row);
+  if (fclose (f) != 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, "cannot write %s: %s", path, g_strerror (errno));
+      return FALSE;
+    }
+  return TRUE;
+}
