@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: LGPL-3.0-or-later */
+#include "test-util.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+gchar *
+test_data_path (const gchar *first, ...)
+{
+  va_list args;
+  GString *path = g_string_new (TEST_SOURCE_DIR "/data");
+  const gchar *part = first;
+
+  va_start (args, first);
+  while (part)
+    {
+      g_string_append_c (path, G_DIR_SEPARATOR);
+      g_string_append (path, part);
+      part = va_arg (args, const gchar *);
+    }
+  va_end (args);
+  return g_string_free (path, FALSE);
+}
+
+gchar *
+test_models_dir (const gchar *needed_file)
+{
+  const gchar *env = g_getenv ("GEGL_VAE_TEST_MODELS");
+  gchar       *dir = env && *env ? g_strdup (env) : g_build_filename (TEST_SOURCE_DIR, "..", "..", "shared", "models", NULL);
+  gchar       *file = g_build_filename (dir, needed_file, NULL);
+  gboolean     found = g_file_test (file, G_FILE_TEST_IS_REGULAR);
+
+  g_free (file);
+  if (!found)
+    {
+      g_autofree gchar *msg = g_strdup_printf ("real weights %s not found in %s (set GEGL_VAE_TEST_MODELS)",
+                                               needed_file, dir);
+      g_test_skip (msg);
+      g_free (dir);
+      return NULL;
+    }
+  return dir;
+}
+
+VaeTensor *
+test_load_npy_latent (const gchar *path)
+{
+  g_autoptr (GError) error = NULL;
+  VaeTensor *t = vae_npy_read_latent (path, &error);
+
+  g_assert_no_error (error);
+  return t;
+}
+
+VaeTensor *
+test_load_npy_image (const gchar *path)
+{
+  g_autoptr (GError) error = NULL;
+  VaeTensor *t = vae_npy_read_image (path, &error);
+
+  g_assert_no_error (error);
+  return t;
+}
+
+gdouble
+test_max_abs_error (const VaeTensor *a, const VaeTensor *b)
+{
+  gdouble max = 0.0;
+
+  for (gsize i = 0; i < vae_tensor_n_elements (b); i++)
+    max = MAX (max, fabs ((gdouble) a->data[i] - b->data[i]));
+  return max;
+}
+
+gdouble
+test_max_rel_error (const VaeTensor *a, const VaeTensor *b)
+{
+  gdouble ref = 0.0;
+
+  for (gsize i = 0; i < vae_tensor_n_elements (b); i++)
+    ref = MAX (ref, fabs (b->data[i]));
+  return test_max_abs_error (a, b) / MAX (ref, 1e-30);
+}
+
+void
+test_assert_close (const VaeTensor *got, const VaeTensor *want, gdouble tol, const gchar *what)
+{
+  gdouble rel;
+
+  g_assert_nonnull (got);
+  g_assert_cmpint (got->channels, ==, want->channels);
+  g_assert_cmpint (got->height, ==, want->height);
+  g_assert_cmpint (got->width, ==, want->width);
+  rel = test_max_rel_error (got, want);
+  g_test_message ("%s: max relative error %.3g (tolerance %.3g)", what, rel, tol);
+  g_assert_cmpfloat (rel, <=, tol);
+}
+
+static gchar *tmp_dir;
+
+static void
+remove_tmp_dir (void)
+{
+  g_autoptr (GDir) dir = g_dir_open (tmp_dir, 0, NULL);
+  const gchar *name;
+
+  while (dir && (name = g_dir_read_name (dir)))
+    {
+      g_autofree gchar *path = g_build_filename (tmp_dir, name, NULL);
+      g_remove (path);
+    }
+  g_rmdir (tmp_dir);
+}
+
+gchar *
+test_tmp_path (const gchar *name)
+{
+  if (!tmp_dir)
+    {
+      tmp_dir = g_dir_make_tmp ("gegl-vae-test-XXXXXX", NULL);
+      g_assert_nonnull (tmp_dir);
+      atexit (remove_tmp_dir);
+    }
+  return g_build_filename (tmp_dir, name, NULL);
+}
+
+gchar *
+test_write_tmp (const gchar *name, const void *bytes, gsize size)
+{
+  g_autoptr (GError) error = NULL;
+  gchar *path = test_tmp_path (name);
+
+  g_file_set_contents (path, bytes, (gssize) size, &error);
+  g_assert_no_error (error);
+  return path;
+}
+
+void
+test_assert_error (GError *error, const gchar *needle)
+{
+  g_assert_nonnull (error);
+  g_assert_true (error->domain == VAE_ERROR);
+  g_test_message ("error: %s", error->message);
+  if (!strstr (error->message, needle))
+    g_error ("message '%s' does not mention '%s'", error->message, needle);
+}

@@ -1,0 +1,28 @@
+/* Helpers shared by the test programs.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#ifndef VAE_TEST_UTIL_H
+#define VAE_TEST_UTIL_H
+
+#include "model-private.h"
+
+/* tests/data in the source tree. */
+gchar     *test_data_path (const gchar *first, ...) G_GNUC_NULL_TERMINATED;
+/* The folder with the real weights (GEGL_VAE_TEST_MODELS, else ../shared/models
+ * beside the source tree), or NULL after marking the test skipped. */
+gchar     *test_models_dir (const gchar *needed_file);
+VaeTensor *test_load_npy_latent (const gchar *path);
+VaeTensor *test_load_npy_image (const gchar *path);
+/* max |a − b| / max |b|, the house measure (b is the reference). */
+gdouble    test_max_rel_error (const VaeTensor *a, const VaeTensor *b);
+gdouble    test_max_abs_error (const VaeTensor *a, const VaeTensor *b);
+/* Asserts equal shapes and max relative error ≤ TOL, printing the figure. */
+void       test_assert_close (const VaeTensor *got, const VaeTensor *want, gdouble tol, const gchar *what);
+/* A temporary file path inside a fresh folder, removed at exit. */
+gchar     *test_tmp_path (const gchar *name);
+/* Writes BYTES to a new temporary file and returns its path. */
+gchar     *test_write_tmp (const gchar *name, const void *bytes, gsize size);
+/* Asserts that ERROR is set, in VAE_ERROR, and its message holds NEEDLE. */
+void       test_assert_error (GError *error, const gchar *needle);
+
+#endif
