@@ -1,0 +1,274 @@
+/* Random-weight AutoencoderKL checkpoints from a seed, for tests and
+ * benchmarks without PyTorch.  tests/reference/synth_weights.py implements
+ * the same generator, so a reference can rebuild identical weights:
+ *
+ *   splitmix64(x): x += 0x9E3779B97F4A7C15; z = x;
+ *                  z = (z ^ z >> 30) · 0xBF58476D1CE4E5B9; z = (z ^ z >> 27) · 0x94D049BB133111EB;
+ *                  return z ^ z >> 31
+ *   stream  = fnv1a64(tensor name) ^ splitmix64(seed)
+ *   u[j]    = (splitmix64(stream + j) >> 40) · 2⁻²³ − 1          exact in float32, in [−1, 1)
+ *   weights of convs/projections: u · float32(√(3 / fan_in))     (variance 1/fan_in)
+ *   GroupNorm weights: 1 + 0.1·u; biases: 0.1·u; bn.running_var: 1 + 0.5·u   (float32 arithmetic)
+ *
+ * Names and shapes are diffusers' AutoencoderKL.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "vae-synth.h"
+
+#include <math.h>
+#include <string.h>
+
+static guint64
+splitmix64 (guint64 x)
+{
+  guint64 z = x + G_GUINT64_CONSTANT (0x9E3779B97F4A7C15);
+
+  z = (z ^ (z >> 30)) * G_GUINT64_CONSTANT (0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * G_GUINT64_CONSTANT (0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}
+
+static guint64
+fnv1a64 (const gchar *s)
+{
+  guint64 h = G_GUINT64_CONSTANT (0xcbf29ce484222325);
+
+  for (; *s; s++)
+    h = (h ^ (guchar) *s) * G_GUINT64_CONSTANT (0x100000001b3);
+  return h;
+}
+
+static void
+fill (const gchar *name, gint ndim, const gint64 *shape, guint64 seed, gfloat *out, gsize n)
+{
+  const guint64 stream = fnv1a64 (name) ^ splitmix64 (seed);
+  gboolean      is_weight = g_str_has_suffix (name, ".weight");
+  gboolean      is_norm = strstr (name, "norm") != NULL;
+  gfloat        amp = 0.1f, base = 0.0f;
+
+  if (is_weight && ndim >= 2)
+    {
+      gint64 fan_in = 1;
+      for (gint d = 1; d < ndim; d++)
+        fan_in *= shape[d];
+      amp = (gfloat) sqrt (3.0 / (gdouble) fan_in);
+    }
+  else if (is_weight && is_norm)
+    base = 1.0f;
+  else if (g_str_has_suffix (name, "running_var"))
+    base = 1.0f, amp = 0.5f;
+#pragma omp parallel for schedule(static)
+  for (gsize j = 0; j < n; j++)
+    {
+      gfloat u = (gfloat) (splitmix64 (stream + j) >> 40) * (1.0f / 8388608.0f) - 1.0f;
+      out[j] = base + amp * u;
+    }
+}
+
+typedef struct
+{
+  GPtrArray *items;  /* VaeSafetensorsItem* */
+  guint64    seed;
+  gboolean   failed;
+  GError   **error;
+} Builder;
+
+static void
+add (Builder *b, const gchar *name, gint ndim, gint64 d0, gint64 d1, gint64 d2, gint64 d3)
+{
+  VaeSafetensorsItem *item;
+  gsize               n = 1;
+  gfloat             *data;
+
+  if (b->failed)
+    return;
+  item = g_new0 (VaeSafetensorsItem, 1);
+  item->name = g_strdup (name);
+  item->ndim = ndim;
+  item->dtype = VAE_DTYPE_F32;
+  item->shape[0] = d0, item->shape[1] = d1, item->shape[2] = d2, item->shape[3] = d3;
+  for (gint d = 0; d < ndim; d++)
+    n *= (gsize) item->shape[d];
+  if (!(data = vae_try_alloc_floats (n, name, b->error)))
+    {
+      b->failed = TRUE;
+      g_free ((gchar *) item->name);
+      g_free (item);
+      return;
+    }
+  fill (name, ndim, item->shape, b->seed, data, n);
+  item->data = data;
+  g_ptr_array_add (b->items, item);
+}
+
+static void
+add_conv (Builder *b, const gchar *prefix, gint out, gint in, gint k)
+{
+  g_autofree gchar *w = g_strdup_printf ("%s.weight", prefix);
+  g_autofree gchar *bias = g_strdup_printf ("%s.bias", prefix);
+
+  if (k == 0) /* attention projections are 2-D in diffusers */
+    add (b, w, 2, out, in, 0, 0);
+  else
+    add (b, w, 4, out, in, k, k);
+  add (b, bias, 1, out, 0, 0, 0);
+}
+
+static void
+add_norm (Builder *b, const gchar *prefix, gint channels)
+{
+  g_autofree gchar *w = g_strdup_printf ("%s.weight", prefix);
+  g_autofree gchar *bias = g_strdup_printf ("%s.bias", prefix);
+
+  add (b, w, 1, channels, 0, 0, 0);
+  add (b, bias, 1, channels, 0, 0, 0);
+}
+
+static void
+add_resnet (Builder *b, const gchar *prefix, gint in, gint out)
+{
+  g_autofree gchar *n1 = g_strdup_printf ("%s.norm1", prefix), *c1 = g_strdup_printf ("%s.conv1", prefix);
+  g_autofree gchar *n2 = g_strdup_printf ("%s.norm2", prefix), *c2 = g_strdup_printf ("%s.conv2", prefix);
+  g_autofree gchar *sc = g_strdup_printf ("%s.conv_shortcut", prefix);
+
+  add_norm (b, n1, in);
+  add_conv (b, c1, out, in, 3);
+  add_norm (b, n2, out);
+  add_conv (b, c2, out, out, 3);
+  if (in != out)
+    add_conv (b, sc, out, in, 1);
+}
+
+static void
+add_mid (Builder *b, const gchar *half, gint c)
+{
+  static const gchar *parts[] = { "to_q", "to_k", "to_v", "to_out.0" };
+  g_autofree gchar *r0 = g_strdup_printf ("%s.mid_block.resnets.0", half);
+  g_autofree gchar *r1 = g_strdup_printf ("%s.mid_block.resnets.1", half);
+  g_autofree gchar *gn = g_strdup_printf ("%s.mid_block.attentions.0.group_norm", half);
+
+  add_resnet (b, r0, c, c);
+  add_norm (b, gn, c);
+  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      g_autofree gchar *p = g_strdup_printf ("%s.mid_block.attentions.0.%s", half, parts[i]);
+      add_conv (b, p, c, c, 0);
+    }
+  add_resnet (b, r1, c, c);
+}
+
+static void
+add_encoder (Builder *b, const VaeSynthConfig *cfg)
+{
+  gint c = cfg->widths[0], last = cfg->widths[cfg->n_levels - 1];
+
+  add_conv (b, "encoder.conv_in", c, 3, 3);
+  for (gint i = 0; i < cfg->n_levels; i++)
+    {
+      for (gint j = 0; j < cfg->layers; j++)
+        {
+          g_autofree gchar *p = g_strdup_printf ("encoder.down_blocks.%d.resnets.%d", i, j);
+          add_resnet (b, p, c, cfg->widths[i]);
+          c = cfg->widths[i];
+        }
+      if (i < cfg->n_levels - 1)
+        {
+          g_autofree gchar *p = g_strdup_printf ("encoder.down_blocks.%d.downsamplers.0.conv", i);
+          add_conv (b, p, c, c, 3);
+        }
+    }
+  add_mid (b, "encoder", last);
+  add_norm (b, "encoder.conv_norm_out", last);
+  add_conv (b, "encoder.conv_out", 2 * cfg->latent_channels, last, 3);
+  if (cfg->quant_convs)
+    add_conv (b, "quant_conv", 2 * cfg->latent_channels, 2 * cfg->latent_channels, 1);
+}
+
+static void
+add_decoder (Builder *b, const VaeSynthConfig *cfg)
+{
+  gint c = cfg->widths[cfg->n_levels - 1];
+
+  if (cfg->quant_convs)
+    add_conv (b, "post_quant_conv", cfg->latent_channels, cfg->latent_channels, 1);
+  add_conv (b, "decoder.conv_in", c, cfg->latent_channels, 3);
+  add_mid (b, "decoder", c);
+  for (gint i = 0; i < cfg->n_levels; i++)
+    {
+      gint out = cfg->widths[cfg->n_levels - 1 - i];
+      for (gint j = 0; j <= cfg->layers; j++)
+        {
+          g_autofree gchar *p = g_strdup_printf ("decoder.up_blocks.%d.resnets.%d", i, j);
+          add_resnet (b, p, c, out);
+          c = out;
+        }
+      if (i < cfg->n_levels - 1)
+        {
+          g_autofree gchar *p = g_strdup_printf ("decoder.up_blocks.%d.upsamplers.0.conv", i);
+          add_conv (b, p, c, c, 3);
+        }
+    }
+  add_norm (b, "decoder.conv_norm_out", c);
+  add_conv (b, "decoder.conv_out", 3, c, 3);
+}
+
+static void
+item_free (gpointer p)
+{
+  VaeSafetensorsItem *item = p;
+
+  g_free ((gchar *) item->name);
+  g_free ((gfloat *) item->data);
+  g_free (item);
+}
+
+gboolean
+vae_synth_kl (const gchar *path, const VaeSynthConfig *cfg, guint64 seed, GError **error)
+{
+  Builder            b = { g_ptr_array_new_with_free_func (item_free), seed, FALSE, error };
+  VaeSafetensorsItem *flat;
+  gboolean            ok;
+
+  g_return_val_if_fail (cfg->n_levels >= 1 && cfg->n_levels <= 8, FALSE);
+  add_encoder (&b, cfg);
+  add_decoder (&b, cfg);
+  if (cfg->batch_norm)
+    {
+      add (&b, "bn.running_mean", 1, 4 * cfg->latent_channels, 0, 0, 0);
+      add (&b, "bn.running_var", 1, 4 * cfg->latent_channels, 0, 0, 0);
+    }
+  if (b.failed)
+    {
+      g_ptr_array_unref (b.items);
+      return FALSE;
+    }
+  flat = g_new (VaeSafetensorsItem, b.items->len);
+  for (guint i = 0; i < b.items->len; i++)
+    flat[i] = *(VaeSafetensorsItem *) b.items->pdata[i];
+  ok = vae_safetensors_write (path, flat, b.items->len, NULL, error);
+  g_free (flat);
+  g_ptr_array_unref (b.items);
+  return ok;
+}
+
+gboolean
+vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *cfg, GError **error)
+{
+  static const gint sd_widths[] = { 128, 256, 512, 512 };
+
+  if (family->kind != VAE_KIND_KL)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   "synthetic weights are made for AutoencoderKL families only, not '%s'", family->name);
+      return FALSE;
+    }
+  /* all five KL families share the SD architecture (VAE-SPEC.md) */
+  memset (cfg, 0, sizeof *cfg);
+  cfg->n_levels = G_N_ELEMENTS (sd_widths);
+  memcpy (cfg->widths, sd_widths, sizeof sd_widths);
+  cfg->layers = 2;
+  cfg->latent_channels = family->raw_channels;
+  cfg->quant_convs = family->quant_convs;
+  cfg->batch_norm = family->batch_norm;
+  return TRUE;
+}
