@@ -113,8 +113,8 @@ normal_fill_16 (gfloat *d)
     }
 }
 
-/* torch draws tensors of under 16 elements in double precision, one pair of
- * 53-bit uniforms per value. */
+/* torch draws tensors of under 16 elements in double precision from 53-bit
+ * uniforms made of two 32-bit words (high word first). */
 static gdouble
 mt_uniform53 (Mt19937 *mt)
 {
@@ -131,10 +131,15 @@ vae_torch_randn (guint64 seed, gfloat *out, gsize n)
   mt_seed (&mt, seed);
   if (n < 16)
     {
-      for (gsize i = 0; i < n; i++)
+      /* one Box–Muller pair per two values: r·cos θ now, r·sin θ cached by
+       * the generator for the next draw */
+      for (gsize i = 0; i < n; i += 2)
         {
           gdouble u1 = mt_uniform53 (&mt), u2 = mt_uniform53 (&mt);
-          out[i] = (gfloat) (sqrt (-2.0 * log1p (-u2)) * cos (2.0 * G_PI * u1));
+          gdouble r = sqrt (-2.0 * log1p (-u2)), theta = 2.0 * G_PI * u1;
+          out[i] = (gfloat) (r * cos (theta));
+          if (i + 1 < n)
+            out[i + 1] = (gfloat) (r * sin (theta));
         }
       return;
     }
