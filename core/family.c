@@ -84,6 +84,7 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   g_autoptr (GError) local = NULL;
   g_autofree gchar *kind = NULL;
+  g_autofree gchar *schedule = NULL;
   VaeFamily *f;
   gboolean   ok = TRUE;
   gsize      n_factors = 0;
@@ -109,6 +110,9 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
   f->pool_branch = get_bool (kf, "PoolBranch", &ok);
   f->scale = get_double (kf, "Scale", 1.0, &ok);
   f->shift = get_double (kf, "Shift", 0.0, &ok);
+  schedule = g_key_file_get_string (kf, GROUP, "Schedule", NULL);
+  if (schedule && !vae_schedule_from_name (schedule, &f->schedule))
+    ok = FALSE;
   f->aliases = g_key_file_get_string_list (kf, GROUP, "Aliases", NULL, NULL);
   f->files = g_key_file_get_string_list (kf, GROUP, "Files", NULL, NULL);
   if (g_key_file_has_key (kf, GROUP, "RgbFactors", NULL))
@@ -123,7 +127,7 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
                    "family descriptor %s: needs Name, Title, Kind (kl|tiny), RawChannels ≥ 1 and a "
-                   "non-zero Scale; integers, booleans and numbers must be valid, RgbFactors must "
+                   "non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; integers, booleans and numbers must be valid, RgbFactors must "
                    "hold channels × 3 + 3 numbers",
                    origin);
       vae_family_free (f);

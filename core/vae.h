@@ -103,6 +103,14 @@ typedef enum
   VAE_KIND_TINY  /* TAESD family */
 } VaeKind;
 
+typedef enum
+{
+  VAE_SCHEDULE_SD_SCALED_LINEAR, /* SD1/2/XL: β = linspace(√0.00085, √0.012, 1000)² */
+  VAE_SCHEDULE_LINEAR,           /* DDPM: β = linspace(1e-4, 0.02, 1000) */
+  VAE_SCHEDULE_COSINE,           /* improved DDPM, s = 0.008, β ≤ 0.999 */
+  VAE_SCHEDULE_FLOW              /* rectified flow (SD3, FLUX): σ = (t + 1) / 1000 */
+} VaeSchedule;
+
 /* A family descriptor from presets/families/NAME.ini. */
 typedef struct
 {
@@ -117,6 +125,7 @@ typedef struct
   gboolean pool_branch;      /* tiny: taef2's pool branch */
   gdouble  scale;            /* diffusion latent = (z − shift) · scale */
   gdouble  shift;
+  VaeSchedule schedule;      /* the noise schedule the family's models train with */
   gint     priority;         /* higher wins among equal structural matches */
   gchar  **aliases;          /* words that pick this family from a file name */
   gchar  **files;            /* default weight file names, tiny: encoder first */
@@ -205,6 +214,37 @@ gfloat   vae_philox_normal (guint64 seed, guint32 offset, guint64 index);
 void     vae_philox_fill (guint64 seed, guint32 offset, guint64 first_index, gfloat *out, gsize n);
 /* torch.manual_seed(seed); torch.randn(n) on the CPU (MT19937). */
 void     vae_torch_randn (guint64 seed, gfloat *out, gsize n);
+
+/* ---- forward diffusion ----------------------------------------------------- */
+
+
+typedef enum
+{
+  VAE_FORM_DIFFUSERS, /* √ᾱ·x0 + √(1−ᾱ)·ε */
+  VAE_FORM_EPS,       /* x0 + σ·ε, σ = √((1−ᾱ)/ᾱ) (ComfyUI, sd.cpp) */
+  VAE_FORM_FLOW       /* (1−σ)·x0 + σ·ε */
+} VaeNoiseForm;
+
+typedef enum
+{
+  VAE_RNG_PHILOX,    /* A1111/sd.cpp "GPU" seeds, position-keyed */
+  VAE_RNG_TORCH_CPU  /* ComfyUI: torch.manual_seed(s); torch.randn([1, C, h, w]) */
+} VaeRng;
+
+#define VAE_TIMESTEPS 1000
+
+/* ᾱ_t of a schedule, t in [0, 999]. */
+gdouble  vae_schedule_alpha_bar (VaeSchedule schedule, gint timestep);
+/* The timestep img2img uses for a denoising strength in [0, 1]. */
+gint     vae_schedule_timestep_for_strength (gdouble strength);
+/* Multipliers of x0 and ε for (schedule, timestep, form). */
+void     vae_noise_coefficients (VaeSchedule schedule, gint timestep, VaeNoiseForm form, gdouble *x0_mul,
+                                 gdouble *eps_mul);
+/* x_t in place over a whole latent. */
+gboolean vae_add_noise (VaeTensor *latent, VaeSchedule schedule, gint timestep, VaeNoiseForm form,
+                        VaeRng rng, guint64 seed, GError **error);
+/* "sd-scaled-linear", "linear", "cosine" or "flow". */
+gboolean vae_schedule_from_name (const gchar *name, VaeSchedule *schedule);
 
 /* ---- threads ------------------------------------------------------------- */
 

@@ -3,6 +3,7 @@
  *   gegl-vae info MODEL
  *   gegl-vae encode [--model M] [--mode mean|sample] [--seed N] IN OUT
  *   gegl-vae decode [--model M] IN OUT
+ *   gegl-vae preview [--model M] [--strength S | --timestep T] [--schedule S] [--seed N] IN OUT
  *
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
@@ -23,6 +24,11 @@ static gchar   *opt_scale = NULL;
 static gchar   *opt_shift = NULL;
 static gint64   opt_seed = 0;
 static gint     opt_depth = 8;
+static gdouble  opt_strength = 0.5;
+static gint     opt_timestep = -1;
+static gchar   *opt_schedule = NULL;
+static gchar   *opt_form = NULL;
+static gchar   *opt_rng = NULL;
 
 static const GOptionEntry model_entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model, "Model file or preset name (default " DEFAULT_MODEL ")", "M" },
@@ -201,6 +207,98 @@ cmd_decode (gint argc, gchar **argv, GError **error)
          && (image = vae_model_decode (model, latent, error)) && write_image (argv[2], image, error);
 }
 
+static const GOptionEntry preview_entries[] = {
+  { "strength", 's', 0, G_OPTION_ARG_DOUBLE, &opt_strength, "Denoising strength 0–1 (default 0.5)", "S" },
+  { "timestep", 't', 0, G_OPTION_ARG_INT, &opt_timestep, "Timestep 0–999 (overrides --strength)", "T" },
+  { "schedule", 0, 0, G_OPTION_ARG_STRING, &opt_schedule, "sd-scaled-linear, linear, cosine or flow (default: the family's)", "S" },
+  { "form", 0, 0, G_OPTION_ARG_STRING, &opt_form, "diffusers, eps or flow (default: flow for flow schedules, else diffusers)", "F" },
+  { "rng", 0, 0, G_OPTION_ARG_STRING, &opt_rng, "philox (default) or torch-cpu", "R" },
+  { "seed", 0, 0, G_OPTION_ARG_INT64, &opt_seed, "Noise seed (default 0)", "N" },
+  { "depth", 0, 0, G_OPTION_ARG_INT, &opt_depth, "Bits per channel of a PNG output: 8 (default) or 16", "BITS" },
+  { NULL }
+};
+
+static gboolean
+parse_noise_options (const VaeFamily *family, VaeSchedule *schedule, VaeNoiseForm *form, VaeRng *rng,
+                     gint *timestep, GError **error)
+{
+  *schedule = family->schedule;
+  if (opt_schedule && !vae_schedule_from_name (opt_schedule, schedule))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "unknown --schedule '%s'", opt_schedule);
+      return FALSE;
+    }
+  *form = *schedule == VAE_SCHEDULE_FLOW ? VAE_FORM_FLOW : VAE_FORM_DIFFUSERS;
+  if (opt_form)
+    {
+      if (g_strcmp0 (opt_form, "diffusers") == 0)
+        *form = VAE_FORM_DIFFUSERS;
+      else if (g_strcmp0 (opt_form, "eps") == 0)
+        *form = VAE_FORM_EPS;
+      else if (g_strcmp0 (opt_form, "flow") == 0)
+        *form = VAE_FORM_FLOW;
+      else
+        {
+          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "unknown --form '%s'", opt_form);
+          return FALSE;
+        }
+    }
+  *rng = g_strcmp0 (opt_rng, "torch-cpu") == 0 ? VAE_RNG_TORCH_CPU : VAE_RNG_PHILOX;
+  if (opt_rng && *rng == VAE_RNG_PHILOX && g_strcmp0 (opt_rng, "philox") != 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "unknown --rng '%s'", opt_rng);
+      return FALSE;
+    }
+  if (opt_strength < 0.0 || opt_strength > 1.0 || opt_timestep >= VAE_TIMESTEPS || opt_seed < 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   "--strength must lie in 0–1, --timestep in 0–999 and --seed must not be negative");
+      return FALSE;
+    }
+  *timestep = opt_timestep >= 0 ? opt_timestep : vae_schedule_timestep_for_strength (opt_strength);
+  return TRUE;
+}
+
+/* The top-left WIDTH × HEIGHT of IMAGE (decoders return padded sizes). */
+static VaeTensor *
+crop_image (const VaeTensor *image, gint width, gint height, GError **error)
+{
+  VaeTensor *out = vae_tensor_new (image->channels, height, width, error);
+
+  for (gint c = 0; out && c < image->channels; c++)
+    for (gint y = 0; y < height; y++)
+      memcpy (out->data + ((gsize) c * height + y) * width, image->data + ((gsize) c * image->height + y) * image->width,
+              sizeof (gfloat) * width);
+  return out;
+}
+
+static gboolean
+cmd_preview (gint argc, gchar **argv, GError **error)
+{
+  g_autoptr (VaeModel) model = NULL;
+  g_autoptr (VaeTensor) image = NULL, latent = NULL, decoded = NULL, out = NULL;
+  VaeSchedule  schedule;
+  VaeNoiseForm form;
+  VaeRng       rng;
+  gint         timestep;
+
+  if (argc != 3)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae preview [OPTION…] IN OUT");
+      return FALSE;
+    }
+  if (!(model = load_model (opt_model, error))
+      || !parse_noise_options (vae_model_get_family (model), &schedule, &form, &rng, &timestep, error)
+      || !(image = read_image (argv[1], error))
+      || !(latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, error)))
+    return FALSE;
+  if (opt_strength > 0.0 || opt_timestep >= 0)
+    if (!vae_add_noise (latent, schedule, timestep, form, rng, (guint64) opt_seed, error))
+      return FALSE;
+  return (decoded = vae_model_decode (model, latent, error))
+         && (out = crop_image (decoded, image->width, image->height, error)) && write_image (argv[2], out, error);
+}
+
 typedef struct
 {
   const gchar *name;
@@ -214,6 +312,7 @@ static const Command commands[] = {
   { "info", "MODEL", "Describe a model: family, latent channels, factor, scale, parameters", cmd_info, NULL },
   { "encode", "IN OUT", "Encode an image (.png, .npy) to a latent (.npy, .latent)", cmd_encode, encode_entries },
   { "decode", "IN OUT", "Decode a latent (.npy, .latent) to an image (.png, .npy)", cmd_decode, decode_entries },
+  { "preview", "IN OUT", "Forward-diffusion preview: encode, add noise at a timestep, decode", cmd_preview, preview_entries },
 };
 
 static void

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what gegl-vae needs to build and test on Debian 12 (only what is missing).
+set -euo pipefail
+packages=(
+  meson ninja-build pkg-config gcc
+  libglib2.0-dev libglib2.0-dev-bin libjson-glib-dev libpng-dev libopenblas-dev zlib1g-dev
+  python3-skimage   # photographs for the TAEF2 tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
