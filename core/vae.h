@@ -246,6 +246,37 @@ gboolean vae_add_noise (VaeTensor *latent, VaeSchedule schedule, gint timestep, 
 /* "sd-scaled-linear", "linear", "cosine" or "flow". */
 gboolean vae_schedule_from_name (const gchar *name, VaeSchedule *schedule);
 
+/* ---- vector quantisation ------------------------------------------------- */
+
+/* K entries of DIM floats, with their squared norms. */
+typedef struct
+{
+  gint    size;
+  gint    dim;
+  gfloat *entries;
+  gfloat *norms;
+} VaeCodebook;
+
+/* A safetensors/.pth file holding one [K, C] tensor, or a VQ model's
+ * quantize.embedding.weight. */
+VaeCodebook *vae_codebook_load (const gchar *path, GError **error);
+/* k-means++ seeding then ITERATIONS Lloyd steps over N interleaved vectors. */
+VaeCodebook *vae_codebook_learn (const gfloat *vectors, gsize n, gint dim, gint k, gint iterations,
+                                 guint64 seed, GError **error);
+void         vae_codebook_free (VaeCodebook *codebook);
+/* Index of the entry nearest to V (squared L2 as ‖v‖² + ‖e‖² − 2 v·e; ties
+ * go to the lowest index, as argmin does). */
+gint         vae_codebook_nearest (const VaeCodebook *codebook, const gfloat *v);
+/* out = (1 − strength)·in + strength·nearest(in) for N interleaved vectors
+ * (in and out may alias); COUNTS (size entries) and SQ_ERROR accumulate the
+ * usage and the squared distances. */
+void         vae_codebook_snap (const VaeCodebook *codebook, const gfloat *in, gfloat *out, gsize n,
+                                gfloat strength, guint64 *counts, gdouble *sq_error);
+/* exp(entropy) of the usage: 1 when one entry is used, K when all equally. */
+gdouble      vae_codebook_perplexity (const guint64 *counts, gint size);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeCodebook, vae_codebook_free)
+
 /* ---- threads ------------------------------------------------------------- */
 
 /* GEGL_THREADS when set, else the number of processors. */
