@@ -1,0 +1,140 @@
+/* vae:decode — latent buffer (float[C]) → image at f× the latent size.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "vae-config.h"
+#include "vae-op.h"
+
+#ifdef GEGL_PROPERTIES
+
+property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
+  description (_("A model file, or a preset name looked up on the model path"))
+property_enum (backend, _("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)
+property_string (error, _("Error"), "")
+  description (_("Why the last run failed (read-only)"))
+  ui_meta ("error", "true")
+
+#else
+
+#define GEGL_OP_FILTER
+#define GEGL_OP_NAME     vae_decode
+#define GEGL_OP_C_SOURCE decode.c
+
+#include "gegl-op.h"
+
+static void
+prepare (GeglOperation *operation)
+{
+  GeglProperties *o = GEGL_PROPERTIES (operation);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, &error);
+  const gchar *what;
+  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
+
+  gegl_operation_set_format (operation, "input", gegl_vae_latent_format (channels));
+  gegl_operation_set_format (operation, "output", babl_format ("R'G'B'A float"));
+  if (!model)
+    gegl_vae_report_error (operation, &o->error, error);
+  else if (!vae_model_has_decoder (model))
+    gegl_vae_report (operation, &o->error, _("model %s has no decoder"), o->model);
+  else if (channels == 0 && gegl_node_get_producer (operation->node, "input", NULL))
+    gegl_vae_report (operation, &o->error, _("the input is %s, not a latent (connect vae:encode or vae:latent-load)"),
+                     what);
+  else if (channels != vae_model_latent_channels (model))
+    gegl_vae_report (operation, &o->error, _("the latent has %d channels but model %s takes %d"), channels,
+                     o->model, vae_model_latent_channels (model));
+  else if (gegl_vae_report_empty_input (operation, "input"))
+    gegl_vae_report (operation, &o->error, _("the input latent is empty (0×0)"));
+}
+
+/* The model, when it can decode what the input pad carries. */
+static VaeModel *
+usable_model (GeglOperation *operation, GError **error)
+{
+  GeglProperties *o = GEGL_PROPERTIES (operation);
+  const gchar *what;
+  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  VaeModel *model = gegl_vae_load_model (o->model, o->backend, error);
+
+  if (model && (!vae_model_has_decoder (model) || channels != vae_model_latent_channels (model)))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "unusable input");
+      g_clear_pointer (&model, vae_model_unref);
+    }
+  return model;
+}
+
+static GeglRectangle
+get_bounding_box (GeglOperation *operation)
+{
+  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
+  g_autoptr (VaeModel) model = usable_model (operation, NULL);
+  gint f;
+
+  if (!model || !in)
+    return (GeglRectangle) { 0 };
+  f = vae_model_factor (model);
+  return (GeglRectangle) { in->x * f, in->y * f, in->width * f, in->height * f };
+}
+
+static GeglRectangle
+get_required_for_output (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
+{
+  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
+  return in ? *in : (GeglRectangle) { 0 };
+}
+
+static GeglRectangle
+get_cached_region (GeglOperation *operation, const GeglRectangle *roi)
+{
+  return get_bounding_box (operation);
+}
+
+static gboolean
+process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *result,
+         gint level)
+{
+  GeglProperties *o = GEGL_PROPERTIES (operation);
+  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VaeModel) model = usable_model (operation, NULL);
+  g_autoptr (VaeTensor) latent = NULL;
+  g_autoptr (VaeTensor) image = NULL;
+  GeglRectangle box;
+
+  if (!model || !in || in->width <= 0 || in->height <= 0)
+    return TRUE; /* prepare has said why */
+  if ((latent = gegl_vae_read_latent (input, in, vae_model_latent_channels (model), &error)))
+    image = vae_model_decode (model, latent, &error);
+  if (!image)
+    {
+      gegl_vae_report_error (operation, &o->error, error);
+      return TRUE;
+    }
+  box = get_bounding_box (operation);
+  gegl_vae_write_rgb (output, &box, image);
+  gegl_vae_clear_error (&o->error);
+  return TRUE;
+}
+
+static void
+gegl_op_class_init (GeglOpClass *klass)
+{
+  GeglOperationClass       *operation_class = GEGL_OPERATION_CLASS (klass);
+  GeglOperationFilterClass *filter_class = GEGL_OPERATION_FILTER_CLASS (klass);
+
+  operation_class->prepare = prepare;
+  operation_class->get_bounding_box = get_bounding_box;
+  operation_class->get_required_for_output = get_required_for_output;
+  operation_class->get_cached_region = get_cached_region;
+  operation_class->threaded = FALSE;
+  filter_class->process = process;
+
+  gegl_operation_class_set_keys (operation_class,
+    "name",        "vae:decode",
+    "title",       _("VAE Decode"),
+    "categories",  "hidden",
+    "description", _("Decodes a latent buffer of a Stable Diffusion family VAE into an image"),
+    NULL);
+}
+
+#endif

@@ -1,0 +1,113 @@
+/* vae:latent-preview — a latent seen as RGB at its own size through the
+ * family's linear latent→RGB factors (the cheap preview ComfyUI and sd.cpp
+ * show): rgb = ((x · F + bias) + 1) / 2.  Families without factors show
+ * their first three channels the same way.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "vae-config.h"
+#include "vae-op.h"
+
+#ifdef GEGL_PROPERTIES
+
+property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
+  description (_("Family (or model file) whose preview factors to use"))
+property_string (error, _("Error"), "")
+  description (_("Why the last run failed (read-only)"))
+  ui_meta ("error", "true")
+
+#else
+
+#define GEGL_OP_FILTER
+#define GEGL_OP_NAME     vae_latent_preview
+#define GEGL_OP_C_SOURCE latent-preview.c
+
+#include "gegl-op.h"
+
+static const VaeFamily *
+family_of (GeglProperties *o, GError **error)
+{
+  const gchar *name = o->model && *o->model ? o->model : GEGL_VAE_DEFAULT_MODEL;
+  const VaeFamily *family = vae_family_lookup (name);
+  g_autoptr (VaeModel) model = NULL;
+
+  if (family)
+    return family;
+  model = vae_model_load (name, NULL, error);
+  return model ? vae_model_get_family (model) : NULL; /* descriptors outlive models */
+}
+
+static void
+prepare (GeglOperation *operation)
+{
+  GeglProperties *o = GEGL_PROPERTIES (operation);
+  const gchar *what;
+  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
+
+  gegl_operation_set_format (operation, "input", gegl_vae_latent_format (channels));
+  gegl_operation_set_format (operation, "output", babl_format ("R'G'B'A float"));
+  if (channels == 0)
+    gegl_vae_report (operation, &o->error, _("the input is %s, not a latent"), what);
+}
+
+static gboolean
+process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *roi, gint level)
+{
+  GeglProperties *o = GEGL_PROPERTIES (operation);
+  const gchar *what;
+  const gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  const gsize n = (gsize) roi->width * roi->height;
+  g_autoptr (GError) error = NULL;
+  const VaeFamily *family;
+  const gdouble *factors;
+  gfloat *in, *out;
+
+  if (channels == 0)
+    return TRUE;
+  if (!(family = family_of (o, &error)))
+    {
+      gegl_vae_report_error (operation, &o->error, error);
+      return TRUE;
+    }
+  factors = family->n_rgb_factors == channels * 3 + 3 ? family->rgb_factors : NULL;
+  in = g_new (gfloat, n * channels);
+  out = g_new (gfloat, n * 4);
+  gegl_buffer_get (input, roi, 1.0, gegl_vae_latent_format (channels), in, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+  for (gsize i = 0; i < n; i++)
+    {
+      for (gint rgb = 0; rgb < 3; rgb++)
+        {
+          gdouble v = factors ? factors[channels * 3 + rgb] : 0.0;
+          if (factors)
+            for (gint c = 0; c < channels; c++)
+              v += in[i * channels + c] * factors[c * 3 + rgb];
+          else if (rgb < channels)
+            v = in[i * channels + rgb];
+          out[i * 4 + rgb] = (gfloat) CLAMP ((v + 1.0) / 2.0, 0.0, 1.0);
+        }
+      out[i * 4 + 3] = 1.0f;
+    }
+  gegl_buffer_set (output, roi, 0, babl_format ("R'G'B'A float"), out, GEGL_AUTO_ROWSTRIDE);
+  g_free (in);
+  g_free (out);
+  gegl_vae_clear_error (&o->error);
+  return TRUE;
+}
+
+static void
+gegl_op_class_init (GeglOpClass *klass)
+{
+  GeglOperationClass       *operation_class = GEGL_OPERATION_CLASS (klass);
+  GeglOperationFilterClass *filter_class = GEGL_OPERATION_FILTER_CLASS (klass);
+
+  operation_class->prepare = prepare;
+  filter_class->process = process;
+
+  gegl_operation_class_set_keys (operation_class,
+    "name",        "vae:latent-preview",
+    "title",       _("Latent Preview"),
+    "categories",  "hidden",
+    "description", _("Shows a latent as a small RGB image through the family's latent→RGB factors"),
+    NULL);
+}
+
+#endif

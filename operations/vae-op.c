@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: LGPL-3.0-or-later */
+#include "vae-config.h"
+#include "vae-op.h"
+
+#include <string.h>
+
+static gfloat *
+try_floats (gsize n, GError **error)
+{
+  gfloat *p = g_try_new (gfloat, n);
+
+  if (!p)
+    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("out of memory for %" G_GSIZE_FORMAT " pixels"), n);
+  return p;
+}
+
+#define DEFINE_ENUM(func, TypeName, ...)                                   \
+  GType func (void)                                                        \
+  {                                                                        \
+    static gsize type;                                                     \
+    if (g_once_init_enter (&type))                                         \
+      {                                                                    \
+        static GEnumValue values[] = { __VA_ARGS__, { 0, NULL, NULL } };   \
+        for (guint i = 0; values[i].value_name; i++)                       \
+          values[i].value_name = g_dgettext (GETTEXT_PACKAGE, values[i].value_name); \
+        g_once_init_leave (&type, g_enum_register_static (TypeName, values)); \
+      }                                                                    \
+    return type;                                                           \
+  }
+
+DEFINE_ENUM (gegl_vae_backend_get_type, "GeglVaeBackend",
+             { GEGL_VAE_BACKEND_AUTO, N_("Automatic"), "auto" },
+             { GEGL_VAE_BACKEND_CPU, N_("CPU"), "cpu" },
+             { GEGL_VAE_BACKEND_CUDA, N_("CUDA"), "cuda" })
+
+DEFINE_ENUM (gegl_vae_mode_get_type, "GeglVaeMode",
+             { GEGL_VAE_MODE_MEAN, N_("Mean"), "mean" },
+             { GEGL_VAE_MODE_SAMPLE, N_("Sample"), "sample" })
+
+DEFINE_ENUM (gegl_vae_schedule_get_type, "GeglVaeSchedule",
+             { GEGL_VAE_SCHEDULE_AUTO, N_("Automatic"), "auto" },
+             { GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR, N_("SD scaled linear"), "sd-scaled-linear" },
+             { GEGL_VAE_SCHEDULE_LINEAR, N_("Linear"), "linear" },
+             { GEGL_VAE_SCHEDULE_COSINE, N_("Cosine"), "cosine" },
+             { GEGL_VAE_SCHEDULE_FLOW, N_("Flow"), "flow" })
+
+DEFINE_ENUM (gegl_vae_form_get_type, "GeglVaeForm",
+             { GEGL_VAE_FORM_AUTO, N_("Automatic"), "auto" },
+             { GEGL_VAE_FORM_DIFFUSERS, N_("Diffusers (√ᾱ·x + √(1−ᾱ)·ε)"), "diffusers" },
+             { GEGL_VAE_FORM_EPS, N_("EPS (x + σ·ε)"), "eps" },
+             { GEGL_VAE_FORM_FLOW, N_("Flow ((1−σ)·x + σ·ε)"), "flow" })
+
+DEFINE_ENUM (gegl_vae_rng_get_type, "GeglVaeRng",
+             { GEGL_VAE_RNG_PHILOX, N_("Philox (A1111/sd.cpp GPU seeds)"), "philox" },
+             { GEGL_VAE_RNG_TORCH_CPU, N_("Torch CPU (ComfyUI seeds)"), "torch-cpu" })
+
+const Babl *
+gegl_vae_latent_format (gint channels)
+{
+  return babl_format_n (babl_type ("float"), MAX (channels, 1));
+}
+
+gint
+gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad, const gchar **what)
+{
+  const Babl *format = gegl_operation_get_source_format (operation, pad);
+
+  *what = format ? babl_get_name (format) : "nothing";
+  if (!format || !babl_format_is_format_n (format))
+    return 0;
+  return babl_format_get_n_components (format);
+}
+
+/* The node that really feeds PAD, looking through gegl:nop proxies into
+ * the graphs that enclose them; NULL while nothing does. */
+static GeglNode *
+real_producer (GeglOperation *operation, const gchar *pad)
+{
+  GeglNode    *node = operation->node;
+  const gchar *pad_name = pad;
+
+  for (gint depth = 0; depth < 64; depth++)
+    {
+      GeglNode *producer = gegl_node_get_producer (node, pad_name, NULL);
+
+      if (!producer)
+        {
+          GeglNode *graph = gegl_node_get_parent (node);
+          if (!graph || g_strcmp0 (gegl_node_get_operation (node), "gegl:nop") != 0)
+            return NULL;
+          node = graph;
+        }
+      else if (g_strcmp0 (gegl_node_get_operation (producer), "gegl:nop") != 0)
+        return producer;
+      else
+        node = producer;
+      pad_name = "input";
+    }
+  return NULL;
+}
+
+gboolean
+gegl_vae_report_empty_input (GeglOperation *operation, const gchar *pad)
+{
+  GeglNode *producer = real_producer (operation, pad);
+  const GeglRectangle *box = gegl_operation_source_get_bounding_box (operation, pad);
+
+  if (!producer || g_str_has_prefix (gegl_node_get_operation (producer), "vae:"))
+    return FALSE;
+  return !box || box->width <= 0 || box->height <= 0;
+}
+
+static const gchar *
+op_name (GeglOperation *operation)
+{
+  const gchar *name = gegl_operation_get_name (operation);
+  return name ? name : G_OBJECT_TYPE_NAME (operation);
+}
+
+void
+gegl_vae_report (GeglOperation *operation, gchar **error_property, const gchar *format, ...)
+{
+  g_autofree gchar *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  if (g_strcmp0 (*error_property, message) != 0)
+    {
+      g_warning ("%s: %s", op_name (operation), message);
+      g_free (*error_property);
+      *error_property = g_steal_pointer (&message);
+    }
+}
+
+void
+gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error)
+{
+  gegl_vae_report (operation, error_property, "%s", error->message);
+}
+
+void
+gegl_vae_clear_error (gchar **error_property)
+{
+  if (*error_property && **error_property)
+    {
+      g_free (*error_property);
+      *error_property = g_strdup ("");
+    }
+}
+
+VaeModel *
+gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GError **error)
+{
+  if (backend == GEGL_VAE_BACKEND_CUDA)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _("backend 'cuda' was asked for, but this build has no CUDA backend"));
+      return NULL;
+    }
+  return vae_model_load (model && *model ? model : GEGL_VAE_DEFAULT_MODEL, NULL, error);
+}
+
+gboolean
+gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity, GError **error)
+{
+  const VaeFamily *family = vae_family_lookup (model && *model ? model : GEGL_VAE_DEFAULT_MODEL);
+  g_autoptr (VaeModel) loaded = NULL;
+
+  if (!family)
+    {
+      if (!(loaded = vae_model_load (model, NULL, error)))
+        return FALSE;
+      family = vae_model_get_family (loaded);
+    }
+  *scale = loaded ? vae_model_scale (loaded) : family->scale;
+  *shift = loaded ? vae_model_shift (loaded) : family->shift;
+  *identity = family->batch_norm; /* FLUX.2 keeps its normalised latents */
+  return TRUE;
+}
+
+VaeTensor *
+gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels, GError **error)
+{
+  const gsize plane = (gsize) rect->width * rect->height;
+  VaeTensor  *t = vae_tensor_new (channels, rect->height, rect->width, error);
+  gfloat     *pixels;
+
+  if (!t)
+    return NULL;
+  if (!(pixels = try_floats (plane * channels, error)))
+    {
+      vae_tensor_free (t);
+      return NULL;
+    }
+  gegl_buffer_get (buffer, rect, 1.0, gegl_vae_latent_format (channels), pixels, GEGL_AUTO_ROWSTRIDE,
+                   GEGL_ABYSS_NONE);
+  for (gsize i = 0; i < plane; i++)
+    for (gint c = 0; c < channels; c++)
+      t->data[c * plane + i] = pixels[i * channels + c];
+  g_free (pixels);
+  return t;
+}
+
+VaeTensor *
+gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error)
+{
+  const gsize plane = (gsize) rect->width * rect->height;
+  VaeTensor  *t = vae_tensor_new (3, rect->height, rect->width, error);
+  gfloat     *pixels;
+
+  if (!t)
+    return NULL;
+  if (!(pixels = try_floats (plane * 4, error)))
+    {
+      vae_tensor_free (t);
+      return NULL;
+    }
+  gegl_buffer_get (buffer, rect, 1.0, babl_format ("R'G'B'A float"), pixels, GEGL_AUTO_ROWSTRIDE,
+                   GEGL_ABYSS_NONE);
+  for (gsize i = 0; i < plane; i++)
+    for (gint c = 0; c < 3; c++)
+      t->data[c * plane + i] = pixels[i * 4 + c];
+  g_free (pixels);
+  return t;
+}
+
+void
+gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent)
+{
+  const gsize plane = (gsize) rect->width * rect->height;
+  gfloat     *pixels = g_new (gfloat, plane * latent->channels);
+
+  for (gsize i = 0; i < plane; i++)
+    for (gint c = 0; c < latent->channels; c++)
+      pixels[i * latent->channels + c] = latent->data[c * plane + i];
+  gegl_buffer_set (buffer, rect, 0, gegl_vae_latent_format (latent->channels), pixels, GEGL_AUTO_ROWSTRIDE);
+  g_free (pixels);
+}
+
+void
+gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image)
+{
+  const gsize tensor_plane = (gsize) image->width * image->height;
+  gfloat     *pixels = g_new (gfloat, (gsize) rect->width * rect->height * 4);
+
+  for (gint y = 0; y < rect->height; y++)
+    for (gint x = 0; x < rect->width; x++)
+      {
+        gfloat *p = pixels + ((gsize) y * rect->width + x) * 4;
+        gsize   src = (gsize) y * image->width + x;
+        for (gint c = 0; c < 3; c++)
+          p[c] = image->data[c * tensor_plane + src];
+        p[3] = 1.0f;
+      }
+  gegl_buffer_set (buffer, rect, 0, babl_format ("R'G'B'A float"), pixels, GEGL_AUTO_ROWSTRIDE);
+  g_free (pixels);
+}
+
+VaeSchedule
+gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family)
+{
+  if (schedule == GEGL_VAE_SCHEDULE_AUTO)
+    return family ? family->schedule : VAE_SCHEDULE_SD_SCALED_LINEAR;
+  return (VaeSchedule) (schedule - GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR);
+}
+
+VaeNoiseForm
+gegl_vae_form (GeglVaeForm form, VaeSchedule schedule)
+{
+  if (form == GEGL_VAE_FORM_AUTO)
+    return schedule == VAE_SCHEDULE_FLOW ? VAE_FORM_FLOW : VAE_FORM_DIFFUSERS;
+  return (VaeNoiseForm) (form - GEGL_VAE_FORM_DIFFUSERS);
+}
+
+gint
+gegl_vae_floor_div (gint a, gint b)
+{
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}

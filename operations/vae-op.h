@@ -1,0 +1,100 @@
+/* What the gegl-vae operations share: enums, error reporting, model loading
+ * and moving tensors in and out of GeglBuffers.  No model math here.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#ifndef GEGL_VAE_OP_H
+#define GEGL_VAE_OP_H
+
+#include <gegl.h>
+#include <gegl-plugin.h>
+#include <glib/gi18n-lib.h>
+
+#include "vae.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  GEGL_VAE_BACKEND_AUTO,
+  GEGL_VAE_BACKEND_CPU,
+  GEGL_VAE_BACKEND_CUDA
+} GeglVaeBackend;
+
+typedef enum
+{
+  GEGL_VAE_MODE_MEAN,
+  GEGL_VAE_MODE_SAMPLE
+} GeglVaeMode;
+
+typedef enum
+{
+  GEGL_VAE_SCHEDULE_AUTO,  /* the model family's (diffusion-preview); SD's otherwise */
+  GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR,
+  GEGL_VAE_SCHEDULE_LINEAR,
+  GEGL_VAE_SCHEDULE_COSINE,
+  GEGL_VAE_SCHEDULE_FLOW
+} GeglVaeSchedule;
+
+typedef enum
+{
+  GEGL_VAE_FORM_AUTO,      /* flow for the flow schedule, diffusers otherwise */
+  GEGL_VAE_FORM_DIFFUSERS,
+  GEGL_VAE_FORM_EPS,
+  GEGL_VAE_FORM_FLOW
+} GeglVaeForm;
+
+typedef enum
+{
+  GEGL_VAE_RNG_PHILOX,
+  GEGL_VAE_RNG_TORCH_CPU
+} GeglVaeRng;
+
+GType gegl_vae_backend_get_type (void);
+GType gegl_vae_mode_get_type (void);
+GType gegl_vae_schedule_get_type (void);
+GType gegl_vae_form_get_type (void);
+GType gegl_vae_rng_get_type (void);
+
+#define GEGL_VAE_DEFAULT_MODEL "taef2"
+
+/* The format latents travel in: C float components. */
+const Babl *gegl_vae_latent_format (gint channels);
+/* Components of the latent on PAD, or 0 (with *what set to the format's
+ * name) when the pad carries an image or nothing. */
+gint        gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad, const gchar **what);
+
+/* TRUE when PAD is fed an empty box by something that is not a vae: op.
+ * Only the first vae: op of a chain reports an empty input (the others get
+ * theirs from an op that says why), and an op prepared before its graph is
+ * wired does not complain. */
+gboolean    gegl_vae_report_empty_input (GeglOperation *operation, const gchar *pad);
+
+/* Error reporting: one g_warning naming the op (when the message is new for
+ * this op), and the `error` property set; gegl_vae_clear_error on success. */
+void        gegl_vae_report (GeglOperation *operation, gchar **error_property, const gchar *format, ...)
+    G_GNUC_PRINTF (3, 4);
+void        gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error);
+void        gegl_vae_clear_error (gchar **error_property);
+
+/* vae_model_load for a `model` and `backend` property pair. */
+VaeModel   *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GError **error);
+/* Latent scale/shift of a family name or model file, for .latent files. */
+gboolean    gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
+                                GError **error);
+
+/* Whole rectangles between buffers and planar tensors. */
+VaeTensor  *gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);
+VaeTensor  *gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels, GError **error);
+void        gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent);
+/* Writes R'G'B'A float with alpha 1, the tensor's top-left at rect's origin. */
+void        gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image);
+
+VaeSchedule gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family);
+VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);
+
+/* floor(a / b) for the latent grid of images not anchored at 0. */
+gint        gegl_vae_floor_div (gint a, gint b);
+
+G_END_DECLS
+
+#endif
