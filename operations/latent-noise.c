@@ -104,7 +104,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   gdouble a = 1.0, b = 0.0;
   gfloat *pixels;
 
-  if (channels == 0 || !box)
+  if (channels <= 0 || !box)
     return TRUE;
   if (o->timestep >= 0 || o->strength > 0.0)
     vae_noise_coefficients (schedule, timestep_of (o), gegl_vae_form (o->form, schedule), &a, &b);

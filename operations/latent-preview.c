@@ -61,7 +61,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   const gdouble *factors;
   gfloat *in, *out;
 
-  if (channels == 0)
+  if (channels <= 0)
     return TRUE;
   if (!(family = family_of (o, &error)))
     {

@@ -66,7 +66,7 @@ process (GeglOperation *operation, GeglBuffer *input, const GeglRectangle *resul
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeTensor) latent = NULL;
 
-  if (channels == 0)
+  if (channels <= 0)
     return TRUE;
   if (!in || in->width <= 0 || in->height <= 0)
     {

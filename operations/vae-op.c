@@ -66,7 +66,9 @@ gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad, con
   const Babl *format = gegl_operation_get_source_format (operation, pad);
 
   *what = format ? babl_get_name (format) : "nothing";
-  if (!format || !babl_format_is_format_n (format))
+  if (!format)
+    return -1;
+  if (!babl_format_is_format_n (format))
     return 0;
   return babl_format_get_n_components (format);
 }

@@ -59,8 +59,8 @@ GType gegl_vae_rng_get_type (void);
 
 /* The format latents travel in: C float components. */
 const Babl *gegl_vae_latent_format (gint channels);
-/* Components of the latent on PAD, or 0 (with *what set to the format's
- * name) when the pad carries an image or nothing. */
+/* Components of the latent on PAD; 0 when it carries an image (*what then
+ * names its format), −1 while nothing is connected. */
 gint        gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad, const gchar **what);
 
 /* TRUE when PAD is fed an empty box by something that is not a vae: op.

@@ -164,7 +164,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   g_autofree guint64 *counts = NULL;
   gdouble sq_error = 0.0;
 
-  if (channels == 0 || n == 0)
+  if (channels <= 0 || n == 0)
     return TRUE;
   pixels = g_try_new (gfloat, n * channels);
   if (!pixels)

@@ -1,0 +1,365 @@
+/* The GEGL operations through Debian's `gegl` program: chains and the XML
+ * presets, chunk independence, agreement with the gegl-vae program, and bad
+ * input.  `gegl` exits 0 even when an op fails, so outputs and stderr are
+ * what is checked.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "png-io.h"
+#include "test-util.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+typedef struct
+{
+  gchar *err;
+} Gegl;
+
+static void
+gegl_clear (Gegl *g)
+{
+  g_free (g->err);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Gegl, gegl_clear)
+
+static gchar *
+kl_model (void)
+{
+  return test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
+}
+
+/* gegl ARGS… in DIR with our module on GEGL_PATH; EXTRA_ENV is NAME=VALUE pairs. */
+static Gegl
+run_gegl (const gchar *dir, const gchar *const *extra_env, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_auto (GStrv) env = g_get_environ ();
+  g_autofree gchar *models = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *out = NULL;
+  Gegl g = { 0 };
+  gint status;
+  va_list args;
+  const gchar *a;
+
+  g_ptr_array_add (argv, (gchar *) "gegl");
+  va_start (args, extra_env);
+  while ((a = va_arg (args, const gchar *)))
+    g_ptr_array_add (argv, (gchar *) a);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  env = g_environ_setenv (env, "GEGL_PATH", GEGL_MODULE_DIR ":" GEGL_SYSTEM_PLUGINS, TRUE);
+  models = g_build_filename (TEST_SOURCE_DIR, "..", "..", "shared", "models", NULL);
+  env = g_environ_setenv (env, "GEGL_VAE_MODEL_PATH",
+                          g_getenv ("GEGL_VAE_TEST_MODELS") ? g_getenv ("GEGL_VAE_TEST_MODELS") : models, TRUE);
+  for (gint i = 0; extra_env && extra_env[i]; i += 2)
+    env = g_environ_setenv (env, extra_env[i], extra_env[i + 1], TRUE);
+  g_spawn_sync (dir, (gchar **) argv->pdata, env, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &g.err, &status, &error);
+  g_assert_no_error (error);
+  g_test_message ("gegl stderr: %s", g.err);
+  return g;
+}
+
+static gboolean
+has_warning (const Gegl *g, const gchar *op, const gchar *cause)
+{
+  g_autofree gchar *needle = g_strdup_printf ("%s: %s", op, cause);
+  return strstr (g->err, needle) != NULL;
+}
+
+static gchar *
+photo (void)
+{
+  return g_build_filename (SKIMAGE_DATA_DIR, "chelsea.png", NULL);
+}
+
+static gboolean
+need_taef2_and_photo (void)
+{
+  g_autofree gchar *models = test_models_dir ("taef2_decoder.pth");
+  g_autofree gchar *p = photo ();
+
+  if (models && !g_file_test (p, G_FILE_TEST_IS_REGULAR))
+    g_test_skip ("python3-skimage's photographs are not installed");
+  return models && g_file_test (p, G_FILE_TEST_IS_REGULAR);
+}
+
+static void
+test_registered (void)
+{
+  static const gchar *ops[] = { "vae:encode", "vae:decode", "vae:latent-noise", "vae:vq-snap",
+                                "vae:diffusion-preview", "vae:latent-save", "vae:latent-load",
+                                "vae:latent-preview", "vae:apply-alpha" };
+  g_auto (Gegl) g = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "GEGL_PATH", GEGL_MODULE_DIR ":" GEGL_SYSTEM_PLUGINS, TRUE);
+  g_autofree gchar *out = NULL;
+  gchar *argv[] = { (gchar *) "gegl", (gchar *) "--list-all", NULL };
+
+  g_spawn_sync (NULL, argv, env, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &g.err, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (ops); i++)
+    if (!strstr (out, ops[i]))
+      g_error ("%s is not registered", ops[i]);
+}
+
+/* The same picture through `gegl` and through gegl-vae encode: the same latent. */
+static void
+test_same_latents_as_cli (gconstpointer kl)
+{
+  g_autofree gchar *image = kl ? test_data_path ("kl", "sdxl-ldm-ckpt", "image.npy", NULL) : photo ();
+  g_autofree gchar *model = kl ? kl_model () : g_strdup ("taef2");
+  g_autofree gchar *png = test_tmp_path ("same-input.png");
+  g_autofree gchar *via_gegl = test_tmp_path ("same-gegl.npy"), *via_cli = test_tmp_path ("same-cli.npy");
+  g_autofree gchar *model_arg = NULL, *path_arg = NULL;
+  g_autoptr (VaeTensor) a = NULL, b = NULL;
+  g_autoptr (GError) error = NULL;
+  g_auto (Gegl) g = { 0 };
+  gchar *argv[7];
+  gint status;
+
+  if (!kl && !need_taef2_and_photo ())
+    return;
+  if (kl)
+    {
+      /* an odd-sized picture (53×37) as an 8-bit PNG, read the same way by both */
+      g_autoptr (VaeTensor) t = test_load_npy_image (image);
+      g_assert_true (vae_png_write (png, t, 8, &error));
+    }
+  else
+    {
+      g_free (png);
+      png = g_strdup (image);
+    }
+  model_arg = g_strdup_printf ("model=%s", model);
+  path_arg = g_strdup_printf ("path=%s", via_gegl);
+  g = run_gegl (NULL, NULL, png, "--", "vae:encode", model_arg, "vae:latent-save", path_arg, NULL);
+  argv[0] = (gchar *) GEGL_VAE_BIN, argv[1] = (gchar *) "encode", argv[2] = (gchar *) "--model";
+  argv[3] = model, argv[4] = png, argv[5] = via_cli, argv[6] = NULL;
+  {
+    g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "GEGL_VAE_MODEL_PATH",
+                                           g_getenv ("GEGL_VAE_TEST_MODELS") ? g_getenv ("GEGL_VAE_TEST_MODELS")
+                                               : TEST_SOURCE_DIR "/../../shared/models", TRUE);
+    g_spawn_sync (NULL, argv, env, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status, &error);
+  }
+  g_assert_no_error (error);
+  a = test_load_npy_latent (via_gegl);
+  b = test_load_npy_latent (via_cli);
+  g_assert_cmpint (a->width, ==, b->width);
+  g_test_message ("max |gegl − cli| = %g", test_max_abs_error (a, b));
+  g_assert_cmpfloat (test_max_abs_error (a, b), <=, 1e-6);
+}
+
+/* Runs CHAIN (encode … latent-save) and a diffusion-preview with one thread
+ * and with two threads and 64-pixel chunks: everything must be identical. */
+static void
+run_threaded (const gchar *threads, const gchar *chunk, const gchar *tag, VaeTensor **latent, VaeTensor **image)
+{
+  g_autofree gchar *model = kl_model ();
+  g_autofree gchar *input = test_data_path ("kl", "sd15-diffusers", "image.npy", NULL);
+  g_autofree gchar *png = test_tmp_path ("chunk-in.png");
+  g_autofree gchar *npy = g_strdup_printf ("%s-%s.npy", png, tag), *out = g_strdup_printf ("%s-%s.png", png, tag);
+  g_autofree gchar *model_arg = g_strdup_printf ("model=%s", model), *path_arg = g_strdup_printf ("path=%s", npy);
+  const gchar *env[] = { "GEGL_THREADS", threads, "GEGL_CHUNK_SIZE", chunk, NULL };
+  g_autoptr (VaeTensor) t = test_load_npy_image (input);
+  g_autoptr (GError) error = NULL;
+  g_auto (Gegl) g1 = { 0 };
+  g_auto (Gegl) g2 = { 0 };
+
+  g_assert_true (vae_png_write (png, t, 8, &error));
+  g1 = run_gegl (NULL, env, png, "--", "vae:encode", model_arg, "mode=sample", "seed=3",
+                 "vae:latent-noise", "strength=0.4", "seed=9",
+                 "vae:latent-noise", "strength=0.3", "rng=torch-cpu", "seed=4",
+                 "vae:vq-snap", "k=5", "seed=2", "strength=0.7",
+                 "vae:latent-save", path_arg, NULL);
+  g2 = run_gegl (NULL, env, png, "-o", out, "--", "vae:diffusion-preview", model_arg, "strength=0.5", "vq=true",
+                 "k=4", NULL);
+  *latent = test_load_npy_latent (npy);
+  *image = vae_png_read (out, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_chunk_independence (void)
+{
+  g_autoptr (VaeTensor) l1 = NULL, i1 = NULL, l2 = NULL, i2 = NULL;
+
+  run_threaded ("1", "1000000", "one", &l1, &i1);
+  run_threaded ("2", "64", "two", &l2, &i2);
+  g_assert_cmpfloat (test_max_abs_error (l1, l2), ==, 0.0);
+  g_assert_cmpfloat (test_max_abs_error (i1, i2), ==, 0.0);
+  g_assert_cmpint (i1->width, ==, 56);
+}
+
+/* latent-noise in a graph equals vae_add_noise on the whole latent. */
+static void
+test_noise_matches_core (gconstpointer rng_name)
+{
+  g_autofree gchar *model = kl_model ();
+  g_autofree gchar *latent_in = test_data_path ("kl", "sd3-old-names", "latent.npy", NULL);
+  g_autofree gchar *out = test_tmp_path ("noised.npy");
+  g_autofree gchar *load = g_strdup_printf ("path=%s", latent_in), *save = g_strdup_printf ("path=%s", out);
+  g_autofree gchar *rng = g_strdup_printf ("rng=%s", (const gchar *) rng_name);
+  const gchar *env[] = { "GEGL_THREADS", "2", "GEGL_CHUNK_SIZE", "7", NULL };
+  g_autoptr (VaeTensor) want = test_load_npy_latent (latent_in);
+  g_autoptr (VaeTensor) got = NULL;
+  g_autoptr (GError) error = NULL;
+  g_auto (Gegl) g = { 0 };
+  VaeRng r = g_strcmp0 (rng_name, "philox") == 0 ? VAE_RNG_PHILOX : VAE_RNG_TORCH_CPU;
+
+  g = run_gegl (NULL, env, "--", "vae:latent-load", load, "vae:latent-noise", "schedule=cosine", "timestep=321",
+                "form=eps", "seed=77", rng, "vae:latent-save", save, NULL);
+  got = test_load_npy_latent (out);
+  g_assert_true (vae_add_noise (want, VAE_SCHEDULE_COSINE, 321, VAE_FORM_EPS, r, 77, &error));
+  g_assert_cmpfloat (test_max_abs_error (got, want), <=, 1e-6);
+}
+
+/* .latent through latent-save and latent-load: the raw latent is z/s + h. */
+static void
+test_latent_file_round_trip (void)
+{
+  g_autofree gchar *latent_in = test_data_path ("kl", "sd3-old-names", "latent.npy", NULL);
+  g_autofree gchar *comfy = test_tmp_path ("sd3.latent"), *back = test_tmp_path ("back.npy");
+  g_autofree gchar *load = g_strdup_printf ("path=%s", latent_in), *save = g_strdup_printf ("path=%s", comfy);
+  g_autofree gchar *load2 = g_strdup_printf ("path=%s", comfy), *save2 = g_strdup_printf ("path=%s", back);
+  g_autoptr (VaeTensor) z = test_load_npy_latent (latent_in);
+  g_autoptr (VaeTensor) raw = NULL, again = NULL;
+  g_autoptr (GError) error = NULL;
+  g_auto (Gegl) g1 = { 0 };
+  g_auto (Gegl) g2 = { 0 };
+
+  g1 = run_gegl (NULL, NULL, "--", "vae:latent-load", load, "vae:latent-save", save, "model=sd3", NULL);
+  raw = vae_latent_file_read (comfy, &error);
+  g_assert_no_error (error);
+  for (gsize i = 0; i < vae_tensor_n_elements (z); i++)
+    g_assert_cmpfloat_with_epsilon (raw->data[i], z->data[i] / 1.5305 + 0.0609, 1e-5);
+  g2 = run_gegl (NULL, NULL, "--", "vae:latent-load", load2, "model=sd3", "vae:latent-save", save2, NULL);
+  again = test_load_npy_latent (back);
+  g_assert_cmpfloat (test_max_rel_error (again, z), <=, 1e-6);
+}
+
+/* ComfyUI's SD1.5 factors on a constant latent give a known colour. */
+static void
+test_latent_preview (void)
+{
+  g_autofree gchar *npy = test_tmp_path ("const.npy"), *png = test_tmp_path ("preview.png");
+  g_autofree gchar *load = g_strdup_printf ("path=%s", npy);
+  g_autoptr (VaeTensor) z = vae_tensor_new (4, 3, 5, NULL);
+  g_autoptr (VaeTensor) rgb = NULL;
+  g_autoptr (GError) error = NULL;
+  g_auto (Gegl) g = { 0 };
+
+  for (gsize i = 0; i < 15; i++)
+    z->data[i] = 1.0f; /* channel 0 = 1, others 0 */
+  g_assert_true (vae_npy_write_latent (npy, z, NULL));
+  g = run_gegl (NULL, NULL, "-o", png, "--", "vae:latent-load", load, "vae:latent-preview", "model=sd15", NULL);
+  rgb = vae_png_read (png, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (rgb->width, ==, 5);
+  /* (0.3512 + 1) / 2, (0.2297 + 1) / 2, (0.3227 + 1) / 2 */
+  g_assert_cmpfloat_with_epsilon (rgb->data[0], 0.6756, 1.0 / 255);
+  g_assert_cmpfloat_with_epsilon (rgb->data[15], 0.61485, 1.0 / 255);
+  g_assert_cmpfloat_with_epsilon (rgb->data[30], 0.66135, 1.0 / 255);
+}
+
+/* Each XML preset runs with `gegl X.xml -o out.png` on input.png beside it. */
+static void
+test_preset (gconstpointer name)
+{
+  g_autofree gchar *src = g_build_filename (TEST_SOURCE_DIR, "..", "presets", "graphs", name, NULL);
+  g_autofree gchar *xml = test_tmp_path (name), *input = test_tmp_path ("input.png");
+  g_autofree gchar *out = g_strdup_printf ("%s.png", xml), *text = NULL, *p = photo ();
+  g_autofree gchar *dir = g_path_get_dirname (xml);
+  g_autofree gchar *photo_bytes = NULL;
+  g_autoptr (VaeTensor) image = NULL, source = NULL;
+  g_autoptr (GError) error = NULL;
+  g_auto (Gegl) g = { 0 };
+  gsize len;
+
+  if (!need_taef2_and_photo ())
+    return;
+  g_assert_true (g_file_get_contents (src, &text, &len, NULL));
+  g_assert_true (g_file_set_contents (xml, text, (gssize) len, NULL));
+  g_assert_true (g_file_get_contents (p, &photo_bytes, &len, NULL));
+  g_assert_true (g_file_set_contents (input, photo_bytes, (gssize) len, NULL));
+  g = run_gegl (dir, NULL, xml, "-o", out, NULL);
+  g_assert_null (strstr (g.err, "gegl-vae-WARNING"));
+  image = vae_png_read (out, &error);
+  g_assert_no_error (error);
+  source = vae_png_read (input, &error);
+  if (g_str_has_prefix (name, "strength-sweep"))
+    {
+      g_assert_cmpint (image->width, ==, 1024);
+      return;
+    }
+  g_assert_cmpint (image->width, ==, source->width);
+  g_assert_cmpint (image->height, ==, source->height);
+  if (g_str_has_prefix (name, "round-trip"))
+    {
+      /* TAEF2 reconstructs chelsea at about 32.7 dB: far from noise, not identical */
+      gdouble mse = 0;
+      for (gsize i = 0; i < vae_tensor_n_elements (image); i++)
+        mse += (image->data[i] - source->data[i]) * (image->data[i] - source->data[i]);
+      mse /= vae_tensor_n_elements (image);
+      g_test_message ("round trip PSNR %.2f dB", 10 * log10 (1 / mse));
+      g_assert_cmpfloat (10 * log10 (1 / mse), >, 28.0);
+    }
+}
+
+static void
+test_bad_input (void)
+{
+  g_autofree gchar *model = kl_model ();
+  g_autofree gchar *input = test_data_path ("kl", "sd3-old-names", "latent.npy", NULL);
+  g_autofree gchar *out = test_tmp_path ("bad.png"), *npy = test_tmp_path ("bad.npy");
+  g_autofree gchar *load = g_strdup_printf ("path=%s", input), *model_arg = g_strdup_printf ("model=%s", model);
+  g_autofree gchar *save = g_strdup_printf ("path=%s", npy);
+  g_autofree gchar *image = test_data_path ("kl", "sd15-diffusers", "image.npy", NULL);
+  g_autofree gchar *png = test_tmp_path ("bad-in.png");
+  g_autoptr (VaeTensor) t = test_load_npy_image (image);
+  g_auto (Gegl) g1 = { 0 };
+  g_auto (Gegl) g2 = { 0 };
+  g_auto (Gegl) g3 = { 0 };
+  g_auto (Gegl) g4 = { 0 };
+  g_auto (Gegl) g5 = { 0 };
+
+  g_assert_true (vae_png_write (png, t, 8, NULL));
+  g1 = run_gegl (NULL, NULL, png, "-o", out, "--", "vae:diffusion-preview", "model=/no/such.safetensors", NULL);
+  g_assert_true (has_warning (&g1, "vae:encode", "model '/no/such.safetensors'"));
+  g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS) && vae_png_read (out, NULL));
+  g2 = run_gegl (NULL, NULL, "-o", out, "--", "vae:latent-load", load, "vae:decode", model_arg, NULL);
+  g_assert_true (has_warning (&g2, "vae:decode", "the latent has 16 channels but model"));
+  g_assert_true (strstr (g2.err, "takes 4") != NULL);
+  g3 = run_gegl (NULL, NULL, png, "-o", out, "--", "vae:decode", model_arg, NULL);
+  g_assert_true (has_warning (&g3, "vae:decode", "the input is R'G'B'"));
+  g4 = run_gegl (NULL, NULL, "--", "gegl:rectangle", "width=0", "height=0", "vae:encode", model_arg,
+                 "vae:latent-save", save, NULL);
+  g_assert_true (has_warning (&g4, "vae:encode", "the input image is empty"));
+  g_assert_false (g_file_test (npy, G_FILE_TEST_EXISTS));
+  g5 = run_gegl (NULL, NULL, png, "--", "vae:encode", model_arg, "vae:vq-snap", "codebook=/no/codebook.safetensors",
+                 "vae:latent-save", save, NULL);
+  g_assert_true (has_warning (&g5, "vae:vq-snap", "cannot read model file /no/codebook.safetensors"));
+  g_assert_false (g_file_test (npy, G_FILE_TEST_EXISTS) && test_load_npy_latent (npy)->data[0] != 0.0f);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/gegl/registered", test_registered);
+  g_test_add_data_func ("/gegl/same-latents-as-cli/kl", "kl", test_same_latents_as_cli);
+  g_test_add_data_func ("/gegl/same-latents-as-cli/taef2", NULL, test_same_latents_as_cli);
+  g_test_add_func ("/gegl/chunk-independence", test_chunk_independence);
+  g_test_add_data_func ("/gegl/noise-matches-core/philox", "philox", test_noise_matches_core);
+  g_test_add_data_func ("/gegl/noise-matches-core/torch-cpu", "torch-cpu", test_noise_matches_core);
+  g_test_add_func ("/gegl/latent-file-round-trip", test_latent_file_round_trip);
+  g_test_add_func ("/gegl/latent-preview", test_latent_preview);
+  g_test_add_data_func ("/gegl/preset/diffusion-preview", "diffusion-preview.xml", test_preset);
+  g_test_add_data_func ("/gegl/preset/round-trip", "round-trip.xml", test_preset);
+  g_test_add_data_func ("/gegl/preset/latent-posterize", "latent-posterize.xml", test_preset);
+  g_test_add_data_func ("/gegl/preset/strength-sweep", "strength-sweep.xml", test_preset);
+  g_test_add_func ("/gegl/bad-input", test_bad_input);
+  return g_test_run ();
+}
