@@ -28,6 +28,7 @@ typedef struct
   gint    pad_top, pad_left, pad_bottom, pad_right;
   gfloat *weight;      /* out × in × k × k */
   gfloat *bias;        /* out, or NULL */
+  gfloat *winograd;    /* cached transformed weights (winograd.c), or NULL */
 } VaeConv;
 
 typedef struct
@@ -59,6 +60,20 @@ typedef struct
 } VaeBackend;
 
 const VaeBackend *vae_backend_cpu (void);
+
+/* Winograd F(4×4,3×3) for 3×3 stride-1 "same" convs of 8+ input channels:
+ * y = act(y + conv(up(x)) + bias), y holding the residual or zeros. */
+gboolean vae_winograd_applies (const VaeConv *conv);
+gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean upsample, VaeAct act, VaeTensor *y,
+                            GError **error);
+void     vae_winograd_release (VaeConv *conv);
+/* The plain im2col + SGEMM convolution, the reference the fast kernels are
+ * tested against. */
+VaeTensor *vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean upsample,
+                                   const VaeTensor *residual, VaeAct act, GError **error);
+
+/* Backends add the multiply-adds they do (see vae_macs_counted). */
+void vae_backend_count_macs (guint64 macs);
 
 void vae_conv_clear (VaeConv *conv);
 void vae_norm_clear (VaeNorm *norm);

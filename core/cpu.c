@@ -15,6 +15,26 @@
 /* Query rows per attention block: scores take QUERY_BLOCK × N floats. */
 #define QUERY_BLOCK 256
 
+static gsize mac_counter; /* pointer-sized for g_atomic_pointer_add */
+
+void
+vae_backend_count_macs (guint64 macs)
+{
+  g_atomic_pointer_add (&mac_counter, (gssize) macs);
+}
+
+guint64
+vae_macs_counted (void)
+{
+  return (guint64) g_atomic_pointer_get (&mac_counter);
+}
+
+void
+vae_macs_reset (void)
+{
+  g_atomic_pointer_set (&mac_counter, 0);
+}
+
 static void
 set_blas_threads (void)
 {
@@ -118,8 +138,8 @@ bias_activation (const VaeConv *conv, VaeTensor *y, VaeAct act)
 }
 
 static VaeTensor *
-cpu_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
-          VaeAct act, GError **error)
+conv_im2col (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+          VaeAct act, gboolean fast, GError **error)
 {
   const gint  k = conv->kernel;
   const gint  n_k = conv->in_channels * k * k;
@@ -141,8 +161,15 @@ cpu_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
     return NULL;
   if (residual)
     memcpy (y->data, residual->data, sizeof (gfloat) * vae_tensor_n_elements (y));
+  vae_backend_count_macs ((guint64) conv->out_channels * n_k * out_h * out_w);
 
-  if (k == 1 && conv->stride == 1 && !up && conv->pad_top == 0 && conv->pad_left == 0)
+  if (fast && vae_winograd_applies (conv))
+    {
+      if (!vae_winograd_conv (conv, x, up, act, y, error))
+        g_clear_pointer (&y, vae_tensor_free);
+      return y; /* bias and activation applied */
+    }
+  else if (k == 1 && conv->stride == 1 && !up && conv->pad_top == 0 && conv->pad_left == 0)
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, conv->out_channels, out_h * out_w,
                  n_k, 1.0f, conv->weight, n_k, x->data, out_h * out_w, beta, y->data, out_h * out_w);
   else
@@ -165,8 +192,23 @@ cpu_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
         }
       g_free (col);
     }
-  bias_activation (conv, y, act);
+  if (y)
+    bias_activation (conv, y, act);
   return y;
+}
+
+VaeTensor *
+vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+                        VaeAct act, GError **error)
+{
+  return conv_im2col (conv, x, up, residual, act, FALSE, error);
+}
+
+static VaeTensor *
+cpu_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
+          GError **error)
+{
+  return conv_im2col (conv, x, up, residual, act, TRUE, error);
 }
 
 /* GroupNorm: statistics per group in double (the reference is float64),
@@ -256,6 +298,7 @@ cpu_attention (const VaeAttention *attn, const VaeTensor *x, GError **error)
   if (!(o = vae_tensor_new (c, x->height, x->width, error))
       || !(scores = vae_try_alloc_floats ((gsize) block * n, "attention scores", error)))
     goto done;
+  vae_backend_count_macs (2 * (guint64) n * n * c);
   for (gint q0 = 0; q0 < n; q0 += block)
     {
       gint rows = MIN (block, n - q0);
@@ -293,6 +336,7 @@ vae_backend_cpu (void)
 void
 vae_conv_clear (VaeConv *conv)
 {
+  vae_winograd_release (conv);
   g_clear_pointer (&conv->weight, g_free);
   g_clear_pointer (&conv->bias, g_free);
 }

@@ -272,3 +272,17 @@ vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *cfg, GErro
   cfg->batch_norm = family->batch_norm;
   return TRUE;
 }
+
+gboolean
+vae_synth_family (const gchar *family, guint64 seed, const gchar *path, GError **error)
+{
+  const VaeFamily *f = vae_family_lookup (family);
+  VaeSynthConfig   cfg;
+
+  if (!f)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, "unknown family '%s'", family);
+      return FALSE;
+    }
+  return vae_synth_config_for_family (f, &cfg, error) && vae_synth_kl (path, &cfg, seed, error);
+}

@@ -277,6 +277,15 @@ gdouble      vae_codebook_perplexity (const guint64 *counts, gint size);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeCodebook, vae_codebook_free)
 
+/* ---- benchmarking --------------------------------------------------------- */
+
+/* Multiply-adds of convolutions and attention since the last reset. */
+guint64  vae_macs_counted (void);
+void     vae_macs_reset (void);
+/* A random-weight checkpoint of a KL family's real architecture (see
+ * core/synth.c for the generator), written as float32 safetensors. */
+gboolean vae_synth_family (const gchar *family, guint64 seed, const gchar *path, GError **error);
+
 /* ---- threads ------------------------------------------------------------- */
 
 /* GEGL_THREADS when set, else the number of processors. */

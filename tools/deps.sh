@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   meson ninja-build pkg-config gcc
-  libglib2.0-dev libglib2.0-dev-bin libjson-glib-dev libpng-dev libopenblas-dev zlib1g-dev
+  libglib2.0-dev libglib2.0-dev-bin libjson-glib-dev libpng-dev libopenblas-openmp-dev zlib1g-dev
   libgegl-dev libbabl-dev gegl   # the GEGL module and the gegl program its tests drive
   python3-skimage   # photographs for the TAEF2 tests
 )

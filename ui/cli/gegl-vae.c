@@ -4,9 +4,12 @@
  *   gegl-vae encode [--model M] [--mode mean|sample] [--seed N] IN OUT
  *   gegl-vae decode [--model M] IN OUT
  *   gegl-vae preview [--model M] [--strength S | --timestep T] [--schedule S] [--seed N] IN OUT
+ *   gegl-vae bench [--model M] [--op encode|decode|roundtrip] [--size WxH] [--runs N] [--threads N] [--json]
+ *   gegl-vae synth --family F [--seed N] OUT.safetensors
  *
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
+#include "cli.h"
 #include "png-io.h"
 #include "vae-config.h"
 
@@ -14,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define DEFAULT_MODEL "taef2"
 
 static gchar   *opt_model = NULL;
 static gchar   *opt_mode = NULL;
@@ -70,8 +71,8 @@ parse_number (const gchar *text, const gchar *what, gdouble *out, GError **error
   return TRUE;
 }
 
-static VaeModel *
-load_model (const gchar *name, GError **error)
+VaeModel *
+cli_load_model (const gchar *name, GError **error)
 {
   VaeModelOptions options = { opt_family };
 
@@ -154,7 +155,7 @@ cmd_info (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae info [OPTION…] MODEL");
       return FALSE;
     }
-  if (!(model = load_model (argv[1], error)))
+  if (!(model = cli_load_model (argv[1], error)))
     return FALSE;
   text = vae_model_describe (model);
   fputs (text, stdout);
@@ -186,7 +187,7 @@ cmd_encode (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--seed must not be negative");
       return FALSE;
     }
-  return (model = load_model (opt_model, error)) && (image = read_image (argv[1], error))
+  return (model = cli_load_model (opt_model, error)) && (image = read_image (argv[1], error))
          && (latent = vae_model_encode (model, image, mode, (guint64) opt_seed, error))
          && write_latent (model, argv[2], latent, error);
 }
@@ -203,7 +204,7 @@ cmd_decode (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae decode [OPTION…] IN OUT");
       return FALSE;
     }
-  return (model = load_model (opt_model, error)) && (latent = read_latent (model, argv[1], error))
+  return (model = cli_load_model (opt_model, error)) && (latent = read_latent (model, argv[1], error))
          && (image = vae_model_decode (model, latent, error)) && write_image (argv[2], image, error);
 }
 
@@ -287,7 +288,7 @@ cmd_preview (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae preview [OPTION…] IN OUT");
       return FALSE;
     }
-  if (!(model = load_model (opt_model, error))
+  if (!(model = cli_load_model (opt_model, error))
       || !parse_noise_options (vae_model_get_family (model), &schedule, &form, &rng, &timestep, error)
       || !(image = read_image (argv[1], error))
       || !(latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, error)))
@@ -313,6 +314,8 @@ static const Command commands[] = {
   { "encode", "IN OUT", "Encode an image (.png, .npy) to a latent (.npy, .latent)", cmd_encode, encode_entries },
   { "decode", "IN OUT", "Decode a latent (.npy, .latent) to an image (.png, .npy)", cmd_decode, decode_entries },
   { "preview", "IN OUT", "Forward-diffusion preview: encode, add noise at a timestep, decode", cmd_preview, preview_entries },
+  { "bench", "", "Time encode/decode on random input: median seconds, GFLOP/s, peak RSS", cmd_bench, bench_entries },
+  { "synth", "OUT", "Write a random-weight model of a KL family's architecture", cmd_synth, synth_entries },
 };
 
 static void
@@ -355,7 +358,8 @@ main (int argc, char **argv)
     g_autofree gchar *summary = g_strdup_printf ("%s — %s", command->args, command->summary);
     context = g_option_context_new (summary);
   }
-  g_option_context_add_main_entries (context, model_entries, NULL);
+  if (command->run != cmd_bench && command->run != cmd_synth)
+    g_option_context_add_main_entries (context, model_entries, NULL);
   if (command->entries)
     g_option_context_add_main_entries (context, command->entries, NULL);
   argv[1] = argv[0];

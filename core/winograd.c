@@ -1,0 +1,341 @@
+/* Winograd F(4×4, 3×3) convolution (Lavin & Gray): 36 multiplies per 4×4
+ * output tile and channel pair instead of 144.
+ *
+ * Tiles are processed a band of tile rows at a time, so the transformed
+ * input and the products stay within a few tens of MB whatever the image
+ * size; each band is 36 SGEMMs.  Both transforms work on whole tile rows:
+ * the 1-D transform down the 6 input rows runs along the image row, and the
+ * one across uses four phase-split copies of it so that consecutive tiles
+ * are consecutive floats — both loops vectorise.  Bias, residual and
+ * activation are applied as the output tiles are written.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "backend.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#define TILE        4
+#define ALPHA       6          /* TILE + 3 − 1 */
+#define POSITIONS   (ALPHA * ALPHA)
+#define BATCH_BYTES ((gsize) 48 << 20)
+/* Transformed weights are kept with the model up to this many bytes in all. */
+#define CACHE_BYTES ((gsize) 384 << 20)
+
+static GMutex cache_lock;
+static gsize  cache_used;
+
+/* U = G g Gᵀ for every (out, in) pair, as 36 matrices [out × in]; computed in
+ * double and rounded once. */
+static void
+transform_weights (const VaeConv *conv, gfloat *u)
+{
+  const gsize plane = (gsize) conv->out_channels * conv->in_channels;
+
+#pragma omp parallel for schedule(static)
+  for (gsize oi = 0; oi < plane; oi++)
+    {
+      const gfloat *g = conv->weight + oi * 9;
+      gdouble       tmp[ALPHA][3], out[ALPHA][ALPHA];
+      for (gint j = 0; j < 3; j++)
+        {
+          gdouble g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+          tmp[0][j] = g0 / 4;
+          tmp[1][j] = -(g0 + g1 + g2) / 6;
+          tmp[2][j] = -(g0 - g1 + g2) / 6;
+          tmp[3][j] = g0 / 24 + g1 / 12 + g2 / 6;
+          tmp[4][j] = g0 / 24 - g1 / 12 + g2 / 6;
+          tmp[5][j] = g2;
+        }
+      for (gint i = 0; i < ALPHA; i++)
+        {
+          gdouble g0 = tmp[i][0], g1 = tmp[i][1], g2 = tmp[i][2];
+          out[i][0] = g0 / 4;
+          out[i][1] = -(g0 + g1 + g2) / 6;
+          out[i][2] = -(g0 - g1 + g2) / 6;
+          out[i][3] = g0 / 24 + g1 / 12 + g2 / 6;
+          out[i][4] = g0 / 24 - g1 / 12 + g2 / 6;
+          out[i][5] = g2;
+        }
+      for (gint p = 0; p < POSITIONS; p++)
+        u[(gsize) p * plane + oi] = (gfloat) out[p / ALPHA][p % ALPHA];
+    }
+}
+
+/* The conv's transformed weights: cached on the conv while the budget
+ * lasts, else computed into *scratch (freed by the caller). */
+static const gfloat *
+weights_for (const VaeConv *conv, gfloat **scratch, GError **error)
+{
+  const gsize bytes = (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
+  VaeConv    *mutable_conv = (VaeConv *) conv;
+  const gfloat *u;
+
+  g_mutex_lock (&cache_lock);
+  if (!conv->winograd && cache_used + bytes <= CACHE_BYTES
+      && (mutable_conv->winograd = g_try_malloc (bytes)))
+    {
+      transform_weights (conv, mutable_conv->winograd);
+      cache_used += bytes;
+    }
+  u = conv->winograd;
+  g_mutex_unlock (&cache_lock);
+  if (u)
+    return u;
+  if (!(*scratch = vae_try_alloc (bytes, "Winograd weights", error)))
+    return NULL;
+  transform_weights (conv, *scratch);
+  return *scratch;
+}
+
+void
+vae_winograd_release (VaeConv *conv)
+{
+  if (!conv->winograd)
+    return;
+  g_mutex_lock (&cache_lock);
+  cache_used -= (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
+  g_clear_pointer (&conv->winograd, g_free);
+  g_mutex_unlock (&cache_lock);
+}
+
+/* ---- input transform ------------------------------------------------------ */
+
+typedef struct
+{
+  const VaeConv   *conv;
+  const VaeTensor *x;
+  gboolean         up;
+  gint             tiles_w;
+  gint             row_w;   /* padded row: 4·tiles_w + 2 */
+} Geometry;
+
+/* Row IY of the (upsampled) input, zero-padded, into ROW[0 .. row_w). */
+static void
+load_row (const Geometry *g, const gfloat *plane, gint iy, gfloat *restrict row)
+{
+  const gint in_h = g->x->height << g->up, in_w = g->x->width << g->up;
+  const gint pad = g->conv->pad_left;
+
+  if (iy < 0 || iy >= in_h)
+    {
+      memset (row, 0, sizeof (gfloat) * g->row_w);
+      return;
+    }
+  {
+    const gfloat *src = plane + (gsize) (iy >> g->up) * g->x->width;
+    for (gint j = 0; j < g->row_w; j++)
+      {
+        const gint ix = j - pad;
+        row[j] = ix >= 0 && ix < in_w ? src[ix >> g->up] : 0.0f;
+      }
+  }
+}
+
+/* Row k of Bᵀ applied down the six rows D, along the whole row. */
+static void
+column_transform (gint k, gfloat *restrict const *d, gfloat *restrict r, gint w)
+{
+  const gfloat *d0 = d[0], *d1 = d[1], *d2 = d[2], *d3 = d[3], *d4 = d[4], *d5 = d[5];
+
+  switch (k)
+    {
+    case 0: for (gint x = 0; x < w; x++) r[x] = 4 * d0[x] - 5 * d2[x] + d4[x]; break;
+    case 1: for (gint x = 0; x < w; x++) r[x] = -4 * d1[x] - 4 * d2[x] + d3[x] + d4[x]; break;
+    case 2: for (gint x = 0; x < w; x++) r[x] = 4 * d1[x] - 4 * d2[x] - d3[x] + d4[x]; break;
+    case 3: for (gint x = 0; x < w; x++) r[x] = -2 * d1[x] - d2[x] + 2 * d3[x] + d4[x]; break;
+    case 4: for (gint x = 0; x < w; x++) r[x] = 2 * d1[x] - d2[x] - 2 * d3[x] + d4[x]; break;
+    default: for (gint x = 0; x < w; x++) r[x] = 4 * d1[x] - 5 * d3[x] + d5[x]; break;
+    }
+}
+
+/* V for one channel and one tile row TY: rows r_k = Σ_i Bᵀ[k][i]·in_i, then
+ * across each tile through the phase copies ph_q[m] = r_k[4m + q]. */
+static void
+input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restrict rows, gfloat *restrict v,
+                gsize stride_p)
+{
+  const gint     tw = g->tiles_w, w = g->row_w;
+  const gint     y0 = ty * TILE - g->conv->pad_top;
+  gfloat *restrict d[ALPHA];
+  gfloat *restrict r = rows + (gsize) ALPHA * w;
+  gfloat *restrict ph = r + w;
+
+  for (gint i = 0; i < ALPHA; i++)
+    {
+      d[i] = rows + (gsize) i * w;
+      load_row (g, plane, y0 + i, d[i]);
+    }
+  for (gint k = 0; k < ALPHA; k++)
+    {
+      column_transform (k, d, r, w);
+      /* r[4m + j] for j = 0..5 is ph[j % 4][m + j / 4]; one extra column each */
+      for (gint q = 0; q < TILE; q++)
+        for (gint m = 0; m <= tw; m++)
+          ph[(gsize) q * (tw + 1) + m] = 4 * m + q < w ? r[4 * m + q] : 0.0f;
+      {
+        const gfloat *p0 = ph, *p1 = ph + (tw + 1), *p2 = ph + 2 * (tw + 1), *p3 = ph + 3 * (tw + 1);
+        gfloat *restrict o[ALPHA];
+        for (gint l = 0; l < ALPHA; l++)
+          o[l] = v + (gsize) (k * ALPHA + l) * stride_p;
+        for (gint m = 0; m < tw; m++)
+          {
+            const gfloat a0 = p0[m], a1 = p1[m], a2 = p2[m], a3 = p3[m], a4 = p0[m + 1], a5 = p1[m + 1];
+            o[0][m] = 4 * a0 - 5 * a2 + a4;
+            o[1][m] = -4 * a1 - 4 * a2 + a3 + a4;
+            o[2][m] = 4 * a1 - 4 * a2 - a3 + a4;
+            o[3][m] = -2 * a1 - a2 + 2 * a3 + a4;
+            o[4][m] = 2 * a1 - a2 - 2 * a3 + a4;
+            o[5][m] = 4 * a1 - 5 * a3 + a5;
+          }
+      }
+    }
+}
+
+static void
+transform_input (const Geometry *g, gint ty0, gint n_rows, gfloat *v)
+{
+  const gint  ci = g->conv->in_channels;
+  const gsize n = (gsize) n_rows * g->tiles_w;
+  const gsize stride_p = (gsize) ci * n;
+
+#pragma omp parallel
+  {
+    gfloat *rows = g_new (gfloat, (gsize) (ALPHA + 1) * g->row_w + (gsize) TILE * (g->tiles_w + 1));
+#pragma omp for schedule(static)
+    for (gint c = 0; c < ci; c++)
+      {
+        const gfloat *plane = g->x->data + (gsize) c * g->x->height * g->x->width;
+        for (gint r = 0; r < n_rows; r++)
+          input_tile_row (g, plane, ty0 + r, rows, v + (gsize) c * n + (gsize) r * g->tiles_w, stride_p);
+      }
+    g_free (rows);
+  }
+}
+
+/* ---- output transform ----------------------------------------------------- */
+
+static inline gfloat
+activate (gfloat v, VaeAct act)
+{
+  if (act == VAE_ACT_RELU)
+    return v > 0.0f ? v : 0.0f;
+  if (act == VAE_ACT_SILU)
+    return v / (1.0f + expf (-v));
+  return v;
+}
+
+/* One output channel, one tile row: h_kj = Σ_l M_kl·A[l][j] then
+ * out_ij = Σ_k A[k][i]·h_kj, vectorised over the tiles; written as
+ * act(y + out + bias). */
+static void
+output_tile_row (const gfloat *m, gsize stride_p, gint tw, gint ty, gfloat bias, VaeAct act, VaeTensor *y,
+                 gint o, gfloat *restrict h)
+{
+  gfloat *restrict out = h + (gsize) ALPHA * TILE * tw;
+  gfloat          *plane = y->data + (gsize) o * y->height * y->width;
+
+  for (gint k = 0; k < ALPHA; k++)
+    {
+      const gfloat *m0 = m + (gsize) (k * ALPHA + 0) * stride_p, *m1 = m + (gsize) (k * ALPHA + 1) * stride_p;
+      const gfloat *m2 = m + (gsize) (k * ALPHA + 2) * stride_p, *m3 = m + (gsize) (k * ALPHA + 3) * stride_p;
+      const gfloat *m4 = m + (gsize) (k * ALPHA + 4) * stride_p, *m5 = m + (gsize) (k * ALPHA + 5) * stride_p;
+      gfloat *restrict h0 = h + (gsize) (k * TILE + 0) * tw, *restrict h1 = h + (gsize) (k * TILE + 1) * tw;
+      gfloat *restrict h2 = h + (gsize) (k * TILE + 2) * tw, *restrict h3 = h + (gsize) (k * TILE + 3) * tw;
+      for (gint t = 0; t < tw; t++)
+        {
+          h0[t] = m0[t] + m1[t] + m2[t] + m3[t] + m4[t];
+          h1[t] = m1[t] - m2[t] + 2 * m3[t] - 2 * m4[t];
+          h2[t] = m1[t] + m2[t] + 4 * m3[t] + 4 * m4[t];
+          h3[t] = m1[t] - m2[t] + 8 * m3[t] - 8 * m4[t] + m5[t];
+        }
+    }
+  for (gint j = 0; j < TILE; j++)
+    {
+      const gfloat *k0 = h + (gsize) (0 * TILE + j) * tw, *k1 = h + (gsize) (1 * TILE + j) * tw;
+      const gfloat *k2 = h + (gsize) (2 * TILE + j) * tw, *k3 = h + (gsize) (3 * TILE + j) * tw;
+      const gfloat *k4 = h + (gsize) (4 * TILE + j) * tw, *k5 = h + (gsize) (5 * TILE + j) * tw;
+      gfloat *restrict o0 = out + (gsize) (0 * TILE + j) * tw, *restrict o1 = out + (gsize) (1 * TILE + j) * tw;
+      gfloat *restrict o2 = out + (gsize) (2 * TILE + j) * tw, *restrict o3 = out + (gsize) (3 * TILE + j) * tw;
+      for (gint t = 0; t < tw; t++)
+        {
+          o0[t] = k0[t] + k1[t] + k2[t] + k3[t] + k4[t];
+          o1[t] = k1[t] - k2[t] + 2 * k3[t] - 2 * k4[t];
+          o2[t] = k1[t] + k2[t] + 4 * k3[t] + 4 * k4[t];
+          o3[t] = k1[t] - k2[t] + 8 * k3[t] - 8 * k4[t] + k5[t];
+        }
+    }
+  for (gint i = 0; i < TILE && ty * TILE + i < y->height; i++)
+    {
+      gfloat *row = plane + (gsize) (ty * TILE + i) * y->width;
+      for (gint x = 0; x < y->width; x++)
+        row[x] = activate (row[x] + out[(gsize) (i * TILE + x % TILE) * tw + x / TILE] + bias, act);
+    }
+}
+
+static void
+transform_output (const VaeConv *conv, const gfloat *m, gint tiles_w, gint ty0, gint n_rows, VaeAct act,
+                  VaeTensor *y)
+{
+  const gint  co = conv->out_channels;
+  const gsize n = (gsize) n_rows * tiles_w;
+  const gsize stride_p = (gsize) co * n;
+
+#pragma omp parallel
+  {
+    gfloat *h = g_new (gfloat, (gsize) (ALPHA + TILE) * TILE * tiles_w);
+#pragma omp for schedule(static)
+    for (gint o = 0; o < co; o++)
+      for (gint r = 0; r < n_rows; r++)
+        output_tile_row (m + (gsize) o * n + (gsize) r * tiles_w, stride_p, tiles_w, ty0 + r,
+                         conv->bias ? conv->bias[o] : 0.0f, act, y, o, h);
+    g_free (h);
+  }
+}
+
+/* ---- the convolution ------------------------------------------------------- */
+
+gboolean
+vae_winograd_applies (const VaeConv *conv)
+{
+  return conv->kernel == 3 && conv->stride == 1 && conv->in_channels >= 8 && conv->pad_top == 1
+         && conv->pad_left == 1;
+}
+
+gboolean
+vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeAct act, VaeTensor *y,
+                   GError **error)
+{
+  const gint  co = conv->out_channels, ci = conv->in_channels;
+  const gint  tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (y->height + TILE - 1) / TILE;
+  const gsize row_bytes = (gsize) POSITIONS * (ci + co) * tiles_w * sizeof (gfloat);
+  const gint  band = (gint) CLAMP (BATCH_BYTES / row_bytes, 1, (gsize) tiles_h);
+  const Geometry g = { conv, x, up, tiles_w, TILE * tiles_w + 2 };
+  g_autofree gfloat *scratch = NULL;
+  const gfloat *u;
+  gfloat     *v, *m;
+
+  if (!(u = weights_for (conv, &scratch, error)))
+    return FALSE;
+  if (!(v = vae_try_alloc_floats ((gsize) POSITIONS * ci * band * tiles_w, "Winograd input", error)))
+    return FALSE;
+  if (!(m = vae_try_alloc_floats ((gsize) POSITIONS * co * band * tiles_w, "Winograd products", error)))
+    {
+      g_free (v);
+      return FALSE;
+    }
+  for (gint ty0 = 0; ty0 < tiles_h; ty0 += band)
+    {
+      const gint rows = MIN (band, tiles_h - ty0);
+      const gint n = rows * tiles_w;
+      transform_input (&g, ty0, rows, v);
+      for (gint p = 0; p < POSITIONS; p++)
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, ci, 1.0f, u + (gsize) p * co * ci, ci,
+                     v + (gsize) p * ci * n, n, 0.0f, m + (gsize) p * co * n, n);
+      transform_output (conv, m, tiles_w, ty0, rows, act, y);
+    }
+  g_free (v);
+  g_free (m);
+  return TRUE;
+}
