@@ -46,6 +46,18 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
   return out;
 }
 
+/* One network pass, its scratch blocks recycled among its layers. */
+static VaeTensor *
+forward (VaeNet *net, const VaeTensor *x, GError **error)
+{
+  VaeTensor *y;
+
+  vae_pool_begin ();
+  y = net->forward (net, vae_backend_cpu (), x, error);
+  vae_pool_end ();
+  return y;
+}
+
 VaeTensor *
 vae_model_encode_raw (VaeModel *m, const VaeTensor *image, GError **error)
 {
@@ -68,7 +80,7 @@ vae_model_encode_raw (VaeModel *m, const VaeTensor *image, GError **error)
   padded = pad_image (image, vae_family_factor (m->family), m->structure.kind == VAE_KIND_KL, error);
   if (!padded)
     return NULL;
-  return m->encoder->forward (m->encoder, vae_backend_cpu (), padded, error);
+  return forward (m->encoder, padded, error);
 }
 
 /* mean, or mean + std·ε with ε from Philox (position-keyed); logvar is
@@ -223,7 +235,7 @@ vae_model_decode_raw (VaeModel *m, const VaeTensor *latent, GError **error)
 
   if (!z)
     return NULL;
-  return m->decoder->forward (m->decoder, vae_backend_cpu (), z, error);
+  return forward (m->decoder, z, error);
 }
 
 VaeTensor *

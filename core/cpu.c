@@ -62,7 +62,7 @@ activate (gfloat v, VaeAct act)
     case VAE_ACT_RELU:
       return v > 0.0f ? v : 0.0f;
     case VAE_ACT_SILU:
-      return v / (1.0f + expf (-v));
+      return v / (1.0f + vae_expf (-v));
     case VAE_ACT_NONE:
     default:
       return v;
@@ -77,47 +77,60 @@ floor_div (gint a, gint b)
 
 /* Rows [y0, y0 + rows) of the output's im2col matrix: one row per (ci, ky,
  * kx), one column per output pixel; zero outside the (upsampled) input. */
+/* Row R of the band's im2col matrix: input channel ci, kernel tap (ky, kx),
+ * one column per output pixel; zero outside the (upsampled) input. */
+static VAE_HOT void
+im2col_row (const VaeConv *conv, const VaeTensor *x, gboolean up, gint out_w, gint y0, gint rows, gint r,
+            gfloat *restrict dst)
+{
+  const gint    k = conv->kernel, s = conv->stride;
+  const gint    in_h = x->height << up, in_w = x->width << up;
+  const gint    ci = r / (k * k), ky = (r / k) % k, kx = r % k;
+  const gfloat *plane = x->data + (gsize) ci * x->height * x->width;
+
+  for (gint oy = y0; oy < y0 + rows; dst += out_w, oy++)
+    {
+      const gint    iy = oy * s - conv->pad_top + ky;
+      const gfloat *src;
+      gint          ox0, ox1;
+      if (iy < 0 || iy >= in_h)
+        {
+          memset (dst, 0, sizeof (gfloat) * out_w);
+          continue;
+        }
+      src = plane + (gsize) (iy >> up) * x->width;
+      /* valid ox: 0 <= ox*s - pad_left + kx < in_w */
+      ox0 = MIN (out_w, MAX (0, (conv->pad_left - kx + s - 1) / s));
+      ox1 = MIN (out_w, floor_div (in_w - 1 + conv->pad_left - kx, s) + 1);
+      if (ox1 < ox0)
+        ox1 = ox0;
+      memset (dst, 0, sizeof (gfloat) * ox0);
+      if (s == 1 && !up)
+        memcpy (dst + ox0, src + ox0 - conv->pad_left + kx, sizeof (gfloat) * (ox1 - ox0));
+      else
+        for (gint ox = ox0; ox < ox1; ox++)
+          dst[ox] = src[(ox * s - conv->pad_left + kx) >> up];
+      memset (dst + ox1, 0, sizeof (gfloat) * (out_w - ox1));
+    }
+}
+
 static void
 im2col_band (const VaeConv *conv, const VaeTensor *x, gboolean up, gint out_w, gint y0, gint rows,
              gfloat *col)
 {
-  const gint k = conv->kernel, s = conv->stride;
-  const gint in_h = x->height << up, in_w = x->width << up;
-  const gint n_rows = conv->in_channels * k * k;
+  const gint  n_rows = conv->in_channels * conv->kernel * conv->kernel;
   const gsize band = (gsize) rows * out_w;
 
 #pragma omp parallel for schedule(static)
   for (gint r = 0; r < n_rows; r++)
-    {
-      const gint   ci = r / (k * k), ky = (r / k) % k, kx = r % k;
-      const gfloat *plane = x->data + (gsize) ci * x->height * x->width;
-      gfloat       *dst = col + (gsize) r * band;
+    im2col_row (conv, x, up, out_w, y0, rows, r, col + (gsize) r * band);
+}
 
-      for (gint oy = y0; oy < y0 + rows; dst += out_w, oy++)
-        {
-          const gint    iy = oy * s - conv->pad_top + ky;
-          const gfloat *src;
-          gint          ox0, ox1;
-          if (iy < 0 || iy >= in_h)
-            {
-              memset (dst, 0, sizeof (gfloat) * out_w);
-              continue;
-            }
-          src = plane + (gsize) (iy >> up) * x->width;
-          /* valid ox: 0 <= ox*s - pad_left + kx < in_w */
-          ox0 = MAX (0, (conv->pad_left - kx + s - 1) / s);
-          ox1 = MIN (out_w, floor_div (in_w - 1 + conv->pad_left - kx, s) + 1);
-          if (ox1 < ox0)
-            ox1 = ox0;
-          memset (dst, 0, sizeof (gfloat) * ox0);
-          if (s == 1 && !up)
-            memcpy (dst + ox0, src + ox0 - conv->pad_left + kx, sizeof (gfloat) * (ox1 - ox0));
-          else
-            for (gint ox = ox0; ox < ox1; ox++)
-              dst[ox] = src[(ox * s - conv->pad_left + kx) >> up];
-          memset (dst + ox1, 0, sizeof (gfloat) * (out_w - ox1));
-        }
-    }
+static VAE_HOT void
+bias_activation_plane (gfloat *restrict p, gsize n, gfloat b, VaeAct act)
+{
+  for (gsize i = 0; i < n; i++)
+    p[i] = activate (p[i] + b, act);
 }
 
 static void
@@ -129,12 +142,7 @@ bias_activation (const VaeConv *conv, VaeTensor *y, VaeAct act)
     return;
 #pragma omp parallel for schedule(static)
   for (gint c = 0; c < y->channels; c++)
-    {
-      gfloat *p = y->data + c * plane;
-      gfloat  b = conv->bias ? conv->bias[c] : 0.0f;
-      for (gsize i = 0; i < plane; i++)
-        p[i] = activate (p[i] + b, act);
-    }
+    bias_activation_plane (y->data + c * plane, plane, conv->bias ? conv->bias[c] : 0.0f, act);
 }
 
 static VaeTensor *
@@ -176,7 +184,8 @@ conv_im2col (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTens
     {
       gsize   row_bytes = (gsize) n_k * out_w * sizeof (gfloat);
       gint    band = (gint) CLAMP (IM2COL_BAND_BYTES / MAX (row_bytes, 1), 1, (gsize) out_h);
-      gfloat *col = vae_try_alloc ((gsize) band * row_bytes, "convolution workspace", error);
+      gsize   col_capacity;
+      gfloat *col = vae_scratch_alloc ((gsize) band * row_bytes, &col_capacity, "convolution workspace", error);
       if (!col)
         {
           vae_tensor_free (y);
@@ -190,7 +199,7 @@ conv_im2col (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTens
                        n_k, 1.0f, conv->weight, n_k, col, rows * out_w, beta,
                        y->data + (gsize) y0 * out_w, out_h * out_w);
         }
-      g_free (col);
+      vae_scratch_free (col, col_capacity);
     }
   if (y)
     bias_activation (conv, y, act);
@@ -211,8 +220,30 @@ cpu_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
   return conv_im2col (conv, x, up, residual, act, TRUE, error);
 }
 
-/* GroupNorm: statistics per group in double (the reference is float64),
- * then y = x·a + b per channel with a = rstd·γ, b = β − mean·a. */
+/* Mean and 1/std of N values, the sums in double (the reference is float64). */
+static VAE_HOT void
+group_stats (const gfloat *restrict p, gsize n, gfloat eps, gdouble *mean, gdouble *rstd)
+{
+  gdouble sum = 0.0, sum_sq = 0.0, m;
+
+  for (gsize i = 0; i < n; i++)
+    sum += p[i];
+  m = sum / (gdouble) n;
+  for (gsize i = 0; i < n; i++)
+    sum_sq += (p[i] - m) * (p[i] - m);
+  *mean = m;
+  *rstd = 1.0 / sqrt (sum_sq / (gdouble) n + eps);
+}
+
+static VAE_HOT void
+scale_shift_plane (const gfloat *restrict src, gfloat *restrict dst, gsize n, gfloat a, gfloat b, VaeAct act)
+{
+  for (gsize i = 0; i < n; i++)
+    dst[i] = activate (src[i] * a + b, act);
+}
+
+/* GroupNorm: statistics per group, then y = x·a + b per channel with
+ * a = rstd·γ, b = β − mean·a, and the activation in the same pass. */
 static VaeTensor *
 cpu_norm (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
 {
@@ -229,28 +260,14 @@ cpu_norm (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
   rstd = g_new (gdouble, norm->groups);
 #pragma omp parallel for schedule(static)
   for (gint g = 0; g < norm->groups; g++)
-    {
-      const gfloat *p = x->data + (gsize) g * per_group * plane;
-      const gsize   n = (gsize) per_group * plane;
-      gdouble       sum = 0.0, sum_sq = 0.0, m;
-      for (gsize i = 0; i < n; i++)
-        sum += p[i];
-      m = sum / (gdouble) n;
-      for (gsize i = 0; i < n; i++)
-        sum_sq += (p[i] - m) * (p[i] - m);
-      mean[g] = m;
-      rstd[g] = 1.0 / sqrt (sum_sq / (gdouble) n + norm->eps);
-    }
+    group_stats (x->data + (gsize) g * per_group * plane, (gsize) per_group * plane, norm->eps, &mean[g], &rstd[g]);
 #pragma omp parallel for schedule(static)
   for (gint c = 0; c < x->channels; c++)
     {
-      const gint    g = c / per_group;
-      const gfloat  a = (gfloat) (rstd[g] * norm->gamma[c]);
-      const gfloat  b = (gfloat) (norm->beta[c] - mean[g] * rstd[g] * norm->gamma[c]);
-      const gfloat *src = x->data + (gsize) c * plane;
-      gfloat       *dst = y->data + (gsize) c * plane;
-      for (gsize i = 0; i < plane; i++)
-        dst[i] = activate (src[i] * a + b, act);
+      const gint g = c / per_group;
+      scale_shift_plane (x->data + (gsize) c * plane, y->data + (gsize) c * plane, plane,
+                         (gfloat) (rstd[g] * norm->gamma[c]),
+                         (gfloat) (norm->beta[c] - mean[g] * rstd[g] * norm->gamma[c]), act);
     }
   g_free (mean);
   g_free (rstd);
@@ -287,6 +304,7 @@ cpu_attention (const VaeAttention *attn, const VaeTensor *x, GError **error)
   const gint  block = MIN (QUERY_BLOCK, n);
   VaeTensor  *h = NULL, *q = NULL, *k = NULL, *v = NULL, *o = NULL, *out = NULL;
   gfloat     *scores = NULL;
+  gsize       scores_capacity = 0;
 
   if (!(h = cpu_norm (&attn->norm, x, VAE_ACT_NONE, error))
       || !(q = cpu_conv (&attn->q, h, FALSE, NULL, VAE_ACT_NONE, error))
@@ -296,7 +314,8 @@ cpu_attention (const VaeAttention *attn, const VaeTensor *x, GError **error)
   vae_tensor_free (h);
   h = NULL;
   if (!(o = vae_tensor_new (c, x->height, x->width, error))
-      || !(scores = vae_try_alloc_floats ((gsize) block * n, "attention scores", error)))
+      || !(scores = vae_scratch_alloc ((gsize) block * n * sizeof (gfloat), &scores_capacity, "attention scores",
+                                       error)))
     goto done;
   vae_backend_count_macs (2 * (guint64) n * n * c);
   for (gint q0 = 0; q0 < n; q0 += block)
@@ -312,7 +331,7 @@ cpu_attention (const VaeAttention *attn, const VaeTensor *x, GError **error)
     }
   out = cpu_conv (&attn->proj, o, FALSE, x, VAE_ACT_NONE, error);
 done:
-  g_free (scores);
+  vae_scratch_free (scores, scores_capacity);
   vae_tensor_free (h);
   vae_tensor_free (q);
   vae_tensor_free (k);

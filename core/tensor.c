@@ -67,7 +67,7 @@ vae_tensor_new (gint channels, gint height, gint width, GError **error)
   t->channels = channels;
   t->height = height;
   t->width = width;
-  t->data = vae_try_alloc_floats (n, "a tensor", error);
+  t->data = vae_scratch_alloc (n * sizeof (gfloat), &t->capacity, "a tensor", error);
   if (!t->data)
     {
       g_free (t);
@@ -81,7 +81,7 @@ vae_tensor_free (VaeTensor *tensor)
 {
   if (!tensor)
     return;
-  g_free (tensor->data);
+  vae_scratch_free (tensor->data, tensor->capacity);
   g_free (tensor);
 }
 

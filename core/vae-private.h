@@ -110,6 +110,44 @@ gboolean        vae_size_add (gsize a, gsize b, gsize *out);
 gpointer        vae_try_alloc (gsize n_bytes, const gchar *what, GError **error);
 gpointer        vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error);
 
+/* Zeroed scratch memory recycled within a forward pass (pool.c); CAPACITY
+ * receives the block's real size, to hand back to vae_scratch_free. */
+gpointer        vae_scratch_alloc (gsize bytes, gsize *capacity, const gchar *what, GError **error);
+void            vae_scratch_free (gpointer data, gsize capacity);
+void            vae_pool_begin (void);
+void            vae_pool_end (void);
+
+/* exp for float that the compiler can vectorise (libm's expf is a call):
+ * 2^n · p(r) with r in [−ln2/2, ln2/2] and the degree-7 Taylor polynomial
+ * (truncation ≤ 6e-9, so float rounding dominates: a few ulp); inputs are
+ * clamped to ±88, where float's exp ends. */
+static inline gfloat
+vae_expf (gfloat x)
+{
+  const gfloat clamped = x < -88.0f ? -88.0f : (x > 88.0f ? 88.0f : x);
+  const gfloat n = __builtin_roundf (clamped * 1.44269504088896341f);
+  const gfloat r = clamped - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
+  gfloat       p = 1.0f / 5040.0f;
+  union { gfloat f; gint32 i; } scale;
+
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  scale.i = ((gint32) n + 127) << 23;
+  return p * scale.f;
+}
+
+/* Hot loops are compiled for AVX-512 and AVX2 too, picked at load time. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VAE_HOT __attribute__ ((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VAE_HOT
+#endif
+
 G_END_DECLS
 
 #endif

@@ -42,6 +42,7 @@ typedef struct
   gint    height;
   gint    width;
   gfloat *data;
+  gsize   capacity;   /* bytes behind data (internal) */
 } VaeTensor;
 
 /* Allocates a zeroed tensor; fails with VAE_ERROR_LIMIT or _NO_MEMORY rather

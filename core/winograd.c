@@ -112,7 +112,7 @@ typedef struct
 } Geometry;
 
 /* Row IY of the (upsampled) input, zero-padded, into ROW[0 .. row_w). */
-static void
+static VAE_HOT void
 load_row (const Geometry *g, const gfloat *plane, gint iy, gfloat *restrict row)
 {
   const gint in_h = g->x->height << g->up, in_w = g->x->width << g->up;
@@ -134,7 +134,7 @@ load_row (const Geometry *g, const gfloat *plane, gint iy, gfloat *restrict row)
 }
 
 /* Row k of Bᵀ applied down the six rows D, along the whole row. */
-static void
+static VAE_HOT void
 column_transform (gint k, gfloat *restrict const *d, gfloat *restrict r, gint w)
 {
   const gfloat *d0 = d[0], *d1 = d[1], *d2 = d[2], *d3 = d[3], *d4 = d[4], *d5 = d[5];
@@ -152,7 +152,7 @@ column_transform (gint k, gfloat *restrict const *d, gfloat *restrict r, gint w)
 
 /* V for one channel and one tile row TY: rows r_k = Σ_i Bᵀ[k][i]·in_i, then
  * across each tile through the phase copies ph_q[m] = r_k[4m + q]. */
-static void
+static VAE_HOT void
 input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restrict rows, gfloat *restrict v,
                 gsize stride_p)
 {
@@ -222,14 +222,14 @@ activate (gfloat v, VaeAct act)
   if (act == VAE_ACT_RELU)
     return v > 0.0f ? v : 0.0f;
   if (act == VAE_ACT_SILU)
-    return v / (1.0f + expf (-v));
+    return v / (1.0f + vae_expf (-v));
   return v;
 }
 
 /* One output channel, one tile row: h_kj = Σ_l M_kl·A[l][j] then
  * out_ij = Σ_k A[k][i]·h_kj, vectorised over the tiles; written as
  * act(y + out + bias). */
-static void
+static VAE_HOT void
 output_tile_row (const gfloat *m, gsize stride_p, gint tw, gint ty, gfloat bias, VaeAct act, VaeTensor *y,
                  gint o, gfloat *restrict h)
 {
@@ -315,14 +315,17 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeAct 
   g_autofree gfloat *scratch = NULL;
   const gfloat *u;
   gfloat     *v, *m;
+  gsize       v_capacity, m_capacity;
 
   if (!(u = weights_for (conv, &scratch, error)))
     return FALSE;
-  if (!(v = vae_try_alloc_floats ((gsize) POSITIONS * ci * band * tiles_w, "Winograd input", error)))
+  if (!(v = vae_scratch_alloc ((gsize) POSITIONS * ci * band * tiles_w * sizeof (gfloat), &v_capacity,
+                               "Winograd input", error)))
     return FALSE;
-  if (!(m = vae_try_alloc_floats ((gsize) POSITIONS * co * band * tiles_w, "Winograd products", error)))
+  if (!(m = vae_scratch_alloc ((gsize) POSITIONS * co * band * tiles_w * sizeof (gfloat), &m_capacity,
+                               "Winograd products", error)))
     {
-      g_free (v);
+      vae_scratch_free (v, v_capacity);
       return FALSE;
     }
   for (gint ty0 = 0; ty0 < tiles_h; ty0 += band)
@@ -335,7 +338,7 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeAct 
                      v + (gsize) p * ci * n, n, 0.0f, m + (gsize) p * co * n, n);
       transform_output (conv, m, tiles_w, ty0, rows, act, y);
     }
-  g_free (v);
-  g_free (m);
+  vae_scratch_free (v, v_capacity);
+  vae_scratch_free (m, m_capacity);
   return TRUE;
 }
