@@ -14,6 +14,9 @@
 #define POOLED_MIN_BYTES ((gsize) 1 << 20)
 /* Kept between passes, so the next image does not fault its pages in again. */
 #define RETAINED_BYTES   ((gsize) 512 << 20)
+/* Held during a pass: beyond this a freed block goes back at once, so the
+ * pool never adds more than this to the pass's own peak. */
+#define HELD_BYTES       ((gsize) 768 << 20)
 
 typedef struct
 {
@@ -23,6 +26,7 @@ typedef struct
 
 static GMutex  pool_lock;
 static GArray *pool;          /* Block, free for reuse */
+static gsize   pooled_bytes;
 static gint    open_passes;
 
 static gint
@@ -60,6 +64,7 @@ vae_pool_end (void)
             }
           else
             {
+              pooled_bytes -= b->bytes;
               g_free (b->data);
               g_array_remove_index (pool, i);
             }
@@ -68,7 +73,8 @@ vae_pool_end (void)
   g_mutex_unlock (&pool_lock);
 }
 
-/* The smallest free block of BYTES to 1.5 × BYTES, taken out of the pool. */
+/* The smallest free block of at least BYTES, taken out of the pool (its
+ * pages are already resident: reusing a larger one costs no memory). */
 static gpointer
 take (gsize bytes, gsize *block_bytes)
 {
@@ -77,7 +83,7 @@ take (gsize bytes, gsize *block_bytes)
   for (guint i = 0; pool && i < pool->len; i++)
     {
       gsize b = g_array_index (pool, Block, i).bytes;
-      if (b >= bytes && b <= bytes + bytes / 2 && (best < 0 || b < g_array_index (pool, Block, best).bytes))
+      if (b >= bytes && (best < 0 || b < g_array_index (pool, Block, best).bytes))
         best = (gint) i;
     }
   if (best < 0)
@@ -85,6 +91,7 @@ take (gsize bytes, gsize *block_bytes)
   *block_bytes = g_array_index (pool, Block, best).bytes;
   {
     gpointer data = g_array_index (pool, Block, best).data;
+    pooled_bytes -= *block_bytes;
     g_array_remove_index_fast (pool, best);
     return data;
   }
@@ -118,10 +125,11 @@ vae_scratch_free (gpointer data, gsize capacity)
   if (capacity >= POOLED_MIN_BYTES)
     {
       g_mutex_lock (&pool_lock);
-      if (open_passes > 0)
+      if (open_passes > 0 && pooled_bytes + capacity <= HELD_BYTES)
         {
           Block b = { data, capacity };
           g_array_append_val (pool, b);
+          pooled_bytes += capacity;
           data = NULL;
         }
       g_mutex_unlock (&pool_lock);

@@ -1,0 +1,19 @@
+/* libFuzzer: the zip reader and the restricted unpickler of .pth/.ckpt files. */
+#include "fuzz-util.h"
+#include "vae-private.h"
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  g_autoptr (GError) error = NULL;
+  VaeWeights *w = vae_weights_new ("fuzz.pth");
+
+  if (vae_pth_parse (w, data, size, &error))
+    for (guint i = 0; i < vae_weights_count (w); i++)
+      {
+        g_autoptr (GError) e = NULL;
+        g_free (vae_weights_get_float (w, vae_weights_name (w, i), NULL, &e));
+      }
+  vae_weights_free (w);
+  return 0;
+}
