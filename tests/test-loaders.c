@@ -292,6 +292,29 @@ test_pth_bitflips (void)
     }
 }
 
+/* Inputs the fuzzers found, each once a crash, hang or runaway allocation. */
+static void
+test_fuzz_regressions (void)
+{
+  g_autofree gchar *dir = test_data_path ("fuzz-regressions", NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const gchar *name;
+  gint n = 0;
+
+  g_assert_nonnull (d);
+  while ((name = g_dir_read_name (d)))
+    {
+      g_autofree gchar *path = g_build_filename (dir, name, NULL);
+      g_autoptr (GError) error = NULL;
+      VaeWeights *w = vae_weights_load (path, &error);
+      g_test_message ("%s: %s", name, error ? error->message : "loads");
+      g_assert_true ((w == NULL) != (error == NULL));
+      vae_weights_free (w);
+      n++;
+    }
+  g_assert_cmpint (n, >, 0);
+}
+
 static void
 test_not_a_model (void)
 {
@@ -332,5 +355,6 @@ main (int argc, char **argv)
   g_test_add_data_func ("/loaders/pth/truncated-everywhere/zip64", "good-zip64.pth", test_pth_truncated);
   g_test_add_func ("/loaders/pth/bit-flips", test_pth_bitflips);
   g_test_add_func ("/loaders/not-a-model", test_not_a_model);
+  g_test_add_func ("/loaders/fuzz-regressions", test_fuzz_regressions);
   return g_test_run ();
 }

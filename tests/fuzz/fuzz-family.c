@@ -1,4 +1,4 @@
-/* libFuzzer: family descriptors (presets/families/*.ini and user ones). */
+/* libFuzzer: family descriptors (the presets/families .ini files and user ones). */
 #include "fuzz-util.h"
 #include "vae-private.h"
 
