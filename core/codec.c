@@ -12,10 +12,20 @@
 static gboolean
 check_size (gint width, gint height, const gchar *what, GError **error)
 {
+  const guint64 pixels = (guint64) width * height;
+
   if (width < 1 || height < 1 || width > VAE_MAX_IMAGE_SIDE || height > VAE_MAX_IMAGE_SIDE)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "%s of %d×%d: sides must be 1 to %d pixels",
                    what, width, height, VAE_MAX_IMAGE_SIDE);
+      return FALSE;
+    }
+  if (pixels > vae_limit (VAE_LIMIT_IMAGE_PIXELS))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
+                   "%s of %d×%d = %" G_GUINT64_FORMAT " pixels exceeds the limit of %" G_GUINT64_FORMAT
+                   " pixels (%s raises it)", what, width, height, pixels, vae_limit (VAE_LIMIT_IMAGE_PIXELS),
+                   vae_limit_env (VAE_LIMIT_IMAGE_PIXELS));
       return FALSE;
     }
   return TRUE;
@@ -218,6 +228,8 @@ to_network (const VaeModel *m, const VaeTensor *latent, GError **error)
                    latent->width, latent->height, VAE_MAX_IMAGE_SIDE);
       return NULL;
     }
+  if (!check_size (latent->width * f, latent->height * f, "the decoded image", error))
+    return NULL;
   if (!vae_tensor_check_finite (latent, "the latent", error)
       || !(z = vae_tensor_new (latent->channels, latent->height, latent->width, error)))
     return NULL;

@@ -110,7 +110,7 @@ npy_parse (const gchar *path, const guint8 *bytes, gsize size, NpyArray *a, GErr
     }
   else
     return npy_fail (path, "unknown format version", error);
-  if (header_len > size - offset || header_len > VAE_MAX_HEADER_BYTES)
+  if (header_len > size - offset || header_len > vae_limit (VAE_LIMIT_HEADER_BYTES))
     return npy_fail (path, "header longer than the file", error);
   header = g_strndup ((const gchar *) bytes + offset, header_len);
   if (!parse_header (path, header, a, error))

@@ -412,10 +412,11 @@ memo_put (Unpickler *u, guint64 index, GError **error)
 
   if (!v)
     return FALSE;
-  if (g_hash_table_size (u->memo) >= VAE_MAX_PICKLE_MEMO)
+  if (g_hash_table_size (u->memo) >= vae_limit (VAE_LIMIT_PICKLE_MEMO))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, "%s: pickle memo exceeds %u entries", u->path,
-                   VAE_MAX_PICKLE_MEMO);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, "%s: the pickle memo exceeds the limit of %" G_GUINT64_FORMAT
+                   " entries (%s raises it)", u->path, vae_limit (VAE_LIMIT_PICKLE_MEMO),
+                   vae_limit_env (VAE_LIMIT_PICKLE_MEMO));
       return FALSE;
     }
   g_hash_table_insert (u->memo, GSIZE_TO_POINTER ((gsize) index + 1), v);

@@ -207,12 +207,12 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
       return FALSE;
     }
   header_len = GUINT64_FROM_LE (*(const guint64 *) bytes);
-  if (header_len > VAE_MAX_HEADER_BYTES)
+  if (header_len > vae_limit (VAE_LIMIT_HEADER_BYTES))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   "%s: safetensors header of %" G_GUINT64_FORMAT " bytes exceeds the %u MiB limit "
-                   "(or the file is not safetensors)",
-                   path, header_len, VAE_MAX_HEADER_BYTES >> 20);
+                   "%s: safetensors header of %" G_GUINT64_FORMAT " bytes exceeds the limit of %" G_GUINT64_FORMAT
+                   " bytes (not a safetensors file? %s raises the limit)",
+                   path, header_len, vae_limit (VAE_LIMIT_HEADER_BYTES), vae_limit_env (VAE_LIMIT_HEADER_BYTES));
       return FALSE;
     }
   if (header_len > size - 8)

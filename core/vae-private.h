@@ -8,13 +8,23 @@
 
 G_BEGIN_DECLS
 
-/* ---- limits (issue 7 makes these user-visible) --------------------------- */
+/* ---- limits ----------------------------------------------------------------- */
 
-#define VAE_MAX_HEADER_BYTES    (100u * 1024u * 1024u) /* safetensors JSON header */
-#define VAE_MAX_PICKLE_MEMO     (1u << 20)             /* entries */
-#define VAE_MAX_PICKLE_DEPTH    64                     /* nested containers */
+/* Fixed sanity bounds; the limits users may want to move are below. */
 #define VAE_MAX_IMAGE_SIDE      65536
 #define VAE_MAX_TENSOR_ELEMENTS ((gsize) 1 << 34)      /* 64 GiB of float32 */
+
+typedef enum
+{
+  VAE_LIMIT_IMAGE_PIXELS,  /* largest image, in or out (pixels) */
+  VAE_LIMIT_MODEL_BYTES,   /* largest model file */
+  VAE_LIMIT_HEADER_BYTES,  /* largest safetensors header */
+  VAE_LIMIT_PICKLE_MEMO    /* largest pickle memo (entries) */
+} VaeLimit;
+
+/* The limit's value: its environment variable, else the default. */
+guint64      vae_limit (VaeLimit which);
+const gchar *vae_limit_env (VaeLimit which);
 
 /* ---- tensors ------------------------------------------------------------- */
 

@@ -379,6 +379,15 @@ vae_weights_load (const gchar *path, GError **error)
     }
   bytes = (const guint8 *) g_mapped_file_get_contents (weights->mapping);
   size = g_mapped_file_get_length (weights->mapping);
+  if (size > vae_limit (VAE_LIMIT_MODEL_BYTES))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
+                   "model file %s has %" G_GSIZE_FORMAT " bytes, over the limit of %" G_GUINT64_FORMAT
+                   " (%s raises it)", path, size, vae_limit (VAE_LIMIT_MODEL_BYTES),
+                   vae_limit_env (VAE_LIMIT_MODEL_BYTES));
+      vae_weights_free (weights);
+      return NULL;
+    }
 
   if (size >= 4 && memcmp (bytes, "PK\003\004", 4) == 0)
     ok = vae_pth_parse (weights, bytes, size, error);

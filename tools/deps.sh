@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what gegl-vae needs to build and test on Debian 12 (only what is missing).
+# With --ci, also what the sanitizer and fuzzing jobs of .ci/run need.
 set -euo pipefail
 packages=(
   meson ninja-build pkg-config gcc
@@ -7,6 +8,9 @@ packages=(
   libgegl-dev libbabl-dev gegl   # the GEGL module and the gegl program its tests drive
   python3-skimage   # photographs for the TAEF2 tests
 )
+if [ "${1:-}" = "--ci" ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
