@@ -84,7 +84,7 @@ chain_error (GeglNode **nodes, gint n)
   for (gint i = 0; i < n; i++)
     {
       gchar *message = NULL;
-      if (!nodes[i] || !g_str_has_prefix (gegl_node_get_operation (nodes[i]), "vae:"))
+      if (!gegl_node_find_property (nodes[i], "error"))
         continue;
       gegl_node_get (nodes[i], "error", &message, NULL);
       if (message && *message)

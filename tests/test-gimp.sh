@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Headless GIMP: each PDB procedure of the plug-in on a real photo (with an
+# alpha channel) against the same filter run through the gegl program, then
+# a missing model whose error must reach the script-fu caller.  TAP output.
+#   test-gimp.sh PLUGIN MODULE_DIR GEGL_SYSTEM_DIR PHOTO
+set -u
+plugin=$1 module_dir=$2 system_dir=$3 photo=$4
+models=${GEGL_VAE_TEST_MODELS:-$(dirname "$0")/../../shared/models}
+echo "1..5"
+skip_all () {
+  for i in 1 2 3 4 5; do echo "ok $i # SKIP $1"; done
+  exit 0
+}
+command -v gimp-console-2.10 >/dev/null || skip_all "gimp-console-2.10 is not installed"
+[ -f "$models/taef2_encoder.pth" ] || skip_all "real weights taef2_encoder.pth not found in $models (set GEGL_VAE_TEST_MODELS)"
+[ -f "$photo" ] || skip_all "python3-skimage's photographs are not installed"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/profile" "$work/plug-ins/gegl-vae"
+for d in brushes dynamics fonts gradients palettes patterns tool-presets scripts; do mkdir -p "$work/profile/$d"; done
+ln -s "$(readlink -f "$plugin")" "$work/plug-ins/gegl-vae/gegl-vae"
+echo "(plug-in-path \"/usr/lib/gimp/2.0/plug-ins:$work/plug-ins\")" > "$work/profile/gimprc"
+export GIMP2_DIRECTORY=$work/profile GEGL_PATH=$module_dir:$system_dir GEGL_VAE_MODEL_PATH=$models
+# the photo with a half-transparent alpha channel, so that alpha can be checked
+gegl "$photo" -o "$work/in.png" -- gegl:opacity value=0.5 2>/dev/null
+
+gimp_batch () {
+  timeout 600 gimp-console-2.10 -i -d -f -b "$1" -b '(gimp-quit 0)' > "$work/$2.log" 2>&1
+}
+run_proc () { # procedure output-name arguments…
+  local proc=$1 out=$2
+  shift 2
+  echo "(let* ((image (car (gimp-file-load RUN-NONINTERACTIVE \"$work/in.png\" \"in.png\")))
+                (drawable (car (gimp-image-get-active-layer image))))
+          ($proc RUN-NONINTERACTIVE image drawable $*)
+          (gimp-file-save RUN-NONINTERACTIVE image drawable \"$work/$out.png\" \"$out.png\")
+          (gimp-image-delete image))"
+}
+script="$(run_proc plug-in-vae-diffusion-preview preview '"taef2"' 0.5 -1 0 0 0 0 16)
+$(run_proc plug-in-vae-round-trip round-trip '"taef2"' 0 0)
+$(run_proc plug-in-vae-latent-posterize posterize '"taef2"' 8 '""' 1.0)"
+gimp_batch "(begin $script)" ok
+reference () { # name gegl-properties…
+  local name=$1
+  shift
+  gegl "$work/in.png" -o "$work/$name-ref.png" -- vae:diffusion-preview "$@" 2>/dev/null
+}
+reference preview strength=0.5 seed=0
+reference round-trip strength=0
+reference posterize strength=0 vq=true k=8
+
+n=0
+for name in preview round-trip posterize; do
+  n=$((n + 1))
+  if [ ! -f "$work/$name.png" ]; then
+    echo "not ok $n - $name: GIMP wrote nothing"; sed 's/^/# /' "$work/ok.log"; continue
+  fi
+  if grep -q "execution error" "$work/ok.log"; then
+    echo "not ok $n - $name: execution error"; sed 's/^/# /' "$work/ok.log"; continue
+  fi
+  # same size, alpha untouched, colour as the gegl program makes it (ΔE < 1.5)
+  if /usr/bin/python3 - "$work/in.png" "$work/$name.png" <<'PY' && gegl-imgcmp "$work/$name.png" "$work/$name-ref.png" > "$work/$name.cmp"
+import sys, skimage.io
+a, b = skimage.io.imread(sys.argv[1]), skimage.io.imread(sys.argv[2])
+assert a.shape == b.shape, (a.shape, b.shape)
+assert (a[..., 3] == b[..., 3]).all(), "alpha changed"
+PY
+  then
+X
+  else
+    echo "not ok $n - $name"; sed 's/^/# /' "$work/$name.cmp" 2>/dev/null
+  fi
+done
+
+# a missing model: the caller gets the error, no picture is changed
+gimp_batch "(begin $(run_proc plug-in-vae-diffusion-preview missing '"/no/such/model.safetensors"' 0.5 -1 0 0 0 0 16))" missing
+if grep -q "execution error" "$work/missing.log" && grep -q "/no/such/model.safetensors" "$work/missing.log"; then
+  echo "ok 4 - a missing model is an execution error naming the model"
+else
+  echo "not ok 4 - missing model"; sed 's/^/# /' "$work/missing.log"
+fi
+if [ ! -f "$work/missing.png" ]; then
+  echo "ok 5 - nothing saved after the error"
+else
+  echo "not ok 5 - a picture was saved after the error"
+fi
