@@ -67,7 +67,7 @@ assert a.shape == b.shape, (a.shape, b.shape)
 assert (a[..., 3] == b[..., 3]).all(), "alpha changed"
 PY
   then
-X
+    echo "ok $n - $name: same size and alpha; $(tail -1 "$work/$name.cmp")"
   else
     echo "not ok $n - $name"; sed 's/^/# /' "$work/$name.cmp" 2>/dev/null
   fi
