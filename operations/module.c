@@ -29,8 +29,9 @@ gegl_module_register (GTypeModule *module)
 {
   static const gint latent_channels[] = { 4, 16, 32, 128 };
 
-  /* before any class initialises (titles and enum labels are translated) */
-  bindtextdomain (GETTEXT_PACKAGE, VAE_LOCALEDIR);
+  /* before any class initialises (titles and enum labels are translated);
+   * GEGL_VAE_LOCALEDIR points at uninstalled catalogues (tests) */
+  bindtextdomain (GETTEXT_PACKAGE, g_getenv ("GEGL_VAE_LOCALEDIR") ? g_getenv ("GEGL_VAE_LOCALEDIR") : VAE_LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   for (guint i = 0; i < G_N_ELEMENTS (latent_channels); i++)
     gegl_vae_latent_format (latent_channels[i]);

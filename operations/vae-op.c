@@ -10,7 +10,7 @@ try_floats (gsize n, GError **error)
   gfloat *p = g_try_new (gfloat, n);
 
   if (!p)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("out of memory for %" G_GSIZE_FORMAT " pixels"), n);
+    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("out of memory for %.0f pixels"), (gdouble) n);
   return p;
 }
 
