@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's performance table: gegl-vae bench against PyTorch (Debian's
+# python3-torch + diffusers, tests/reference/bench_torch.py) on the same model
+# file, size and thread count, one after the other in one run.
+#   bash tools/bench-table.sh [BUILD_DIR]      (needs ../shared/models for TAEF2)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build=${1:-$root/build}
+models=${GEGL_VAE_MODEL_PATH:-$root/../shared/models}
+threads=$(nproc)
+sd15=$(mktemp --suffix=.safetensors)
+trap 'rm -f "$sd15"' EXIT
+"$build/ui/cli/gegl-vae" synth --family sd15 --seed 1 "$sd15"
+
+row () { # label model op size runs
+  local ours torch
+  ours=$(GEGL_VAE_MODEL_PATH=$models "$build/ui/cli/gegl-vae" bench --model "$2" --op "$3" --size "$4" --runs "$5" \
+           --threads "$threads" --json)
+  torch=$(/usr/bin/python3 "$root/tests/reference/bench_torch.py" --model "$2" --op "$3" --size "$4" --runs "$5" \
+            --threads "$threads")
+  /usr/bin/python3 - "$1" "$ours" "$torch" <<'PY'
+import json, sys
+label, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"| {label} | {a['op']} {a['width']}² | {a['seconds']:.2f} s | {b['seconds']:.2f} s | "
+      f"**{a['seconds'] / b['seconds']:.2f}×** | {a['gflops']:.0f} | {a['peak_rss_mb']:.0f} MB | {b['peak_rss_mb']:.0f} MB |")
+PY
+}
+echo "| model | op | gegl-vae | PyTorch | ratio | GFLOP/s (ours) | peak RSS ours | peak RSS PyTorch |"
+echo "|---|---|---|---|---|---|---|---|"
+row "SD1.5 architecture" "$sd15" decode 512x512 3
+row "SD1.5 architecture" "$sd15" encode 512x512 3
+row "TAEF2" "$models/taef2_encoder.pth" roundtrip 1024x1024 3
+row "SD1.5 architecture" "$sd15" decode 1024x1024 1
