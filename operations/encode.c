@@ -69,14 +69,6 @@ get_bounding_box (GeglOperation *operation)
   return latent_box (gegl_operation_source_get_bounding_box (operation, "input"), vae_model_factor (model));
 }
 
-/* The encoder sees the whole image at once. */
-static GeglRectangle
-get_required_for_output (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
-{
-  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
-  return in ? *in : (GeglRectangle) { 0 };
-}
-
 static GeglRectangle
 get_cached_region (GeglOperation *operation, const GeglRectangle *roi)
 {
@@ -119,7 +111,7 @@ gegl_op_class_init (GeglOpClass *klass)
 
   operation_class->prepare = prepare;
   operation_class->get_bounding_box = get_bounding_box;
-  operation_class->get_required_for_output = get_required_for_output;
+  operation_class->get_required_for_output = gegl_vae_whole_input;
   operation_class->get_cached_region = get_cached_region;
   operation_class->threaded = FALSE;
   filter_class->process = process;

@@ -276,6 +276,13 @@ gegl_vae_form (GeglVaeForm form, VaeSchedule schedule)
   return (VaeNoiseForm) (form - GEGL_VAE_FORM_DIFFUSERS);
 }
 
+GeglRectangle
+gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
+{
+  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
+  return in ? *in : (GeglRectangle) { 0 };
+}
+
 gint
 gegl_vae_floor_div (gint a, gint b)
 {

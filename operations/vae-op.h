@@ -92,6 +92,9 @@ void        gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, c
 VaeSchedule gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family);
 VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);
 
+/* Whole-image ops (encode, decode) need all of their input for any output. */
+GeglRectangle gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi);
+
 /* floor(a / b) for the latent grid of images not anchored at 0. */
 gint        gegl_vae_floor_div (gint a, gint b);
 

@@ -19,6 +19,9 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.dirname(__file__))
+from taesd_ref import patchify, unpatchify  # noqa: E402
+
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "data", "kl")
 WIDTHS = (32, 32, 32, 32)        # 4 levels: downscale 8 as the real families, 32 groups
 GROUPS = 32
@@ -77,16 +80,6 @@ def state_dict(m, naming, dtype, attn_4d):
             v = v[:, :, None, None].contiguous()
         out[naming(k)] = v
     return out
-
-
-def patchify(x):
-    n, c, h, w = x.shape
-    return x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(n, c * 4, h // 2, w // 2)
-
-
-def unpatchify(x):
-    n, c, h, w = x.shape
-    return x.reshape(n, c // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c // 4, h * 2, w * 2)
 
 
 def pad_replicate(img, f):
