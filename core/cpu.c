@@ -1,6 +1,6 @@
-/* CPU kernels: convolution as banded im2col + SGEMM (OpenBLAS), GroupNorm
- * with fused activation, and attention streamed over query blocks so that no
- * N×N score matrix is ever allocated.
+/* CPU kernels: convolution (Winograd, see winograd.c, or banded im2col +
+ * SGEMM through OpenBLAS), GroupNorm with fused activation, and attention
+ * streamed over query blocks so that no N×N score matrix is ever allocated.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "backend.h"
@@ -145,8 +145,10 @@ bias_activation (const VaeConv *conv, VaeTensor *y, VaeAct act)
     bias_activation_plane (y->data + c * plane, plane, conv->bias ? conv->bias[c] : 0.0f, act);
 }
 
+/* act(conv(up(x)) + bias + residual): Winograd for 3×3 "same" convs when
+ * FAST, one SGEMM for 1×1, banded im2col + SGEMM otherwise. */
 static VaeTensor *
-conv_im2col (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
           VaeAct act, gboolean fast, GError **error)
 {
   const gint  k = conv->kernel;
@@ -210,14 +212,14 @@ VaeTensor *
 vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
                         VaeAct act, GError **error)
 {
-  return conv_im2col (conv, x, up, residual, act, FALSE, error);
+  return convolve (conv, x, up, residual, act, FALSE, error);
 }
 
 static VaeTensor *
 cpu_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
           GError **error)
 {
-  return conv_im2col (conv, x, up, residual, act, TRUE, error);
+  return convolve (conv, x, up, residual, act, TRUE, error);
 }
 
 /* Mean and 1/std of N values, the sums in double (the reference is float64). */
