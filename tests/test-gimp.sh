@@ -6,9 +6,9 @@
 set -u
 plugin=$1 module_dir=$2 system_dir=$3 photo=$4
 models=${GEGL_VAE_TEST_MODELS:-$(dirname "$0")/../../shared/models}
-echo "1..5"
+echo "1..7"
 skip_all () {
-  for i in 1 2 3 4 5; do echo "ok $i # SKIP $1"; done
+  for i in 1 2 3 4 5 6 7; do echo "ok $i # SKIP $1"; done
   exit 0
 }
 command -v gimp-console-2.10 >/dev/null || skip_all "gimp-console-2.10 is not installed"
@@ -28,11 +28,12 @@ gegl "$photo" -o "$work/in.png" -- gegl:opacity value=0.5 2>/dev/null
 gimp_batch () {
   timeout 600 gimp-console-2.10 -i -d -f -b "$1" -b '(gimp-quit 0)' > "$work/$2.log" 2>&1
 }
-run_proc () { # procedure output-name arguments…
+run_proc () { # procedure output-name arguments…  (CONVERT may hold PDB calls on image)
   local proc=$1 out=$2
   shift 2
   echo "(let* ((image (car (gimp-file-load RUN-NONINTERACTIVE \"$work/in.png\" \"in.png\")))
                 (drawable (car (gimp-image-get-active-layer image))))
+          ${CONVERT:-}
           ($proc RUN-NONINTERACTIVE image drawable $*)
           (gimp-file-save RUN-NONINTERACTIVE image drawable \"$work/$out.png\" \"$out.png\")
           (gimp-image-delete image))"
@@ -85,3 +86,27 @@ if [ ! -f "$work/missing.png" ]; then
 else
   echo "not ok 5 - a picture was saved after the error"
 fi
+
+# other precisions and gray: 32-bit float grayscale, 16-bit half-float RGB (the input is u16)
+script="$(CONVERT='(gimp-image-convert-grayscale image) (gimp-image-convert-precision image PRECISION-FLOAT-GAMMA)' \
+            run_proc plug-in-vae-diffusion-preview gray-float '"taef2"' 0.3 -1 0 1 0 0 16)
+$(CONVERT='(gimp-image-convert-precision image PRECISION-HALF-GAMMA)' \
+    run_proc plug-in-vae-round-trip rgb-half '"taef2"' 0 0)"
+gimp_batch "(begin $script)" precisions
+n=5
+for name in gray-float rgb-half; do
+  n=$((n + 1))
+  if [ -f "$work/$name.png" ] && ! grep -q "execution error" "$work/precisions.log" \
+     && /usr/bin/python3 - "$work/in.png" "$work/$name.png" <<'PY'
+import sys, skimage.io
+a, b = skimage.io.imread(sys.argv[1]), skimage.io.imread(sys.argv[2])
+assert a.shape[:2] == b.shape[:2], (a.shape, b.shape)
+alpha = lambda im: im[..., -1] / float(2 ** (8 * im.dtype.itemsize) - 1)
+assert abs(alpha(a) - alpha(b)).max() <= 1 / 255, "alpha changed"
+PY
+  then
+    echo "ok $n - $name: runs, same size, alpha kept"
+  else
+    echo "not ok $n - $name"; sed 's/^/# /' "$work/precisions.log"
+  fi
+done
