@@ -16,15 +16,15 @@ check_size (gint width, gint height, const gchar *what, GError **error)
 
   if (width < 1 || height < 1 || width > VAE_MAX_IMAGE_SIDE || height > VAE_MAX_IMAGE_SIDE)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "%s of %d×%d: sides must be 1 to %d pixels",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("%s of %d×%d: sides must be 1 to %d pixels"),
                    what, width, height, VAE_MAX_IMAGE_SIDE);
       return FALSE;
     }
   if (pixels > vae_limit (VAE_LIMIT_IMAGE_PIXELS))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   "%s of %d×%d = %" G_GUINT64_FORMAT " pixels exceeds the limit of %" G_GUINT64_FORMAT
-                   " pixels (%s raises it)", what, width, height, pixels, vae_limit (VAE_LIMIT_IMAGE_PIXELS),
+                   _("%s of %d×%d = %" PRIu64 " pixels exceeds the limit of %" PRIu64
+                   " pixels (%s raises it)"), what, width, height, pixels, vae_limit (VAE_LIMIT_IMAGE_PIXELS),
                    vae_limit_env (VAE_LIMIT_IMAGE_PIXELS));
       return FALSE;
     }
@@ -75,12 +75,12 @@ vae_model_encode_raw (VaeModel *m, const VaeTensor *image, GError **error)
 
   if (!m->encoder)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s has no encoder", m->files);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s has no encoder"), m->files);
       return NULL;
     }
   if (image->channels != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "the encoder takes an RGB image, not %d channels",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("the encoder takes an RGB image, not %d channels"),
                    image->channels);
       return NULL;
     }
@@ -212,19 +212,19 @@ to_network (const VaeModel *m, const VaeTensor *latent, GError **error)
 
   if (!m->decoder)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s has no decoder", m->files);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s has no decoder"), m->files);
       return NULL;
     }
   if (latent->channels != vae_family_latent_channels (m->family))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   "the latent has %d channels but model %s (%s) takes %d", latent->channels,
+                   _("the latent has %d channels but model %s (%s) takes %d"), latent->channels,
                    m->family->name, m->files, vae_family_latent_channels (m->family));
       return NULL;
     }
   if (latent->width > VAE_MAX_IMAGE_SIDE / f || latent->height > VAE_MAX_IMAGE_SIDE / f)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "a latent of %d×%d decodes to more than %d pixels a side",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("a latent of %d×%d decodes to more than %d pixels a side"),
                    latent->width, latent->height, VAE_MAX_IMAGE_SIDE);
       return NULL;
     }

@@ -162,7 +162,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
   vae_conv_output_size (conv, x->height << up, x->width << up, &out_h, &out_w);
   if (out_h <= 0 || out_w <= 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "input of %d×%d is too small for a %d×%d convolution",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("input of %d×%d is too small for a %d×%d convolution"),
                    x->width, x->height, k, k);
       return NULL;
     }

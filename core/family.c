@@ -92,7 +92,7 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
   if (!g_key_file_load_from_data (kf, text, length, G_KEY_FILE_NONE, &local)
       || !g_key_file_has_group (kf, GROUP))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "family descriptor %s: %s", origin,
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("family descriptor %s: %s"), origin,
                    local ? local->message : "no [Family] group");
       return FALSE;
     }
@@ -126,9 +126,9 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
       || (f->rgb_factors && n_factors != (gsize) f->raw_channels * f->patchify * f->patchify * 3 + 3))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "family descriptor %s: needs Name, Title, Kind (kl|tiny), RawChannels ≥ 1 and a "
+                   _("family descriptor %s: needs Name, Title, Kind (kl|tiny), RawChannels ≥ 1 and a "
                    "non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; integers, booleans and numbers must be valid, RgbFactors must "
-                   "hold channels × 3 + 3 numbers",
+                   "hold channels × 3 + 3 numbers"),
                    origin);
       vae_family_free (f);
       return FALSE;

@@ -172,7 +172,7 @@ static gboolean
 bad_shape (const KlNames *names, const VaeWeightEntry *e, const gchar *prefix, const gchar *want,
            GError **error)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: tensor '%s' (for %s) should be %s",
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: tensor '%s' (for %s) should be %s"),
                vae_weights_get_path (names->weights), e ? e->name : prefix, prefix, want);
   return FALSE;
 }
@@ -194,7 +194,7 @@ load_conv (const KlNames *names, const gchar *prefix, gint in_channels, gint str
 
   if (!w)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: tensor '%s.weight' is missing",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: tensor '%s.weight' is missing"),
                    vae_weights_get_path (names->weights), prefix);
       return FALSE;
     }
@@ -240,7 +240,7 @@ load_norm (const KlNames *names, const gchar *prefix, gint channels, VaeNorm *no
     }
   if (channels % KL_GROUPS)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: %s has %d channels, not a multiple of %d groups",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s has %d channels, not a multiple of %d groups"),
                    vae_weights_get_path (names->weights), prefix, channels, KL_GROUPS);
       return FALSE;
     }
@@ -269,7 +269,7 @@ load_resnet (const KlNames *names, const gchar *prefix, gint in_channels, Resnet
     return load_conv (names, shortcut, in_channels, 1, 0, 0, &r->shortcut, error);
   if (in_channels != r->conv2.out_channels)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: %s changes %d to %d channels without a shortcut conv",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s changes %d to %d channels without a shortcut conv"),
                    vae_weights_get_path (names->weights), prefix, in_channels, r->conv2.out_channels);
       return FALSE;
     }
@@ -409,7 +409,7 @@ load_half (const KlNames *names, gboolean decoder, GError **error)
   kl->n_res = count_prefixed (names, blocks, 0);
   if (kl->n_levels == 0 || kl->n_levels > 16)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: the %s has no resnet levels",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: the %s has no resnet levels"),
                    vae_weights_get_path (names->weights), half);
       goto fail;
     }
@@ -559,7 +559,7 @@ vae_kl_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, VaeN
       if (enc && dec && (enc->net.out_channels != 2 * dec->net.in_channels || enc->net.factor != dec->net.factor))
         {
           g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                       "%s: encoder (%d moments, /%d) and decoder (%d channels, ×%d) do not match",
+                       _("%s: encoder (%d moments, /%d) and decoder (%d channels, ×%d) do not match"),
                        vae_weights_get_path (weights), enc->net.out_channels, enc->net.factor,
                        dec->net.in_channels, dec->net.factor);
           ok = FALSE;

@@ -22,13 +22,13 @@ vae_latent_file_read (const gchar *path, GError **error)
     return NULL;
   if (!vae_weights_shape (w, LATENT_NAME, &ndim, shape, NULL))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: no '%s' tensor; not a ComfyUI .latent file",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: no '%s' tensor; not a ComfyUI .latent file"),
                    path, LATENT_NAME);
       return NULL;
     }
   if (ndim != 4 || shape[0] < 1 || shape[1] > 4096 || shape[2] > G_MAXINT || shape[3] > G_MAXINT)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "%s: '%s' must be [B, C, H, W]", path, LATENT_NAME);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("%s: '%s' must be [B, C, H, W]"), path, LATENT_NAME);
       return NULL;
     }
   if (!(data = vae_weights_get_float (w, LATENT_NAME, NULL, error))

@@ -85,12 +85,12 @@ resolve (const gchar *model, const VaeFamily **preset, GError **error)
     g_autofree gchar *wanted = family ? g_strjoinv (", ", family->files) : NULL;
     if (family)
       g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
-                   "model '%s': none of its files (%s) is in the model path (%s); set "
-                   "GEGL_VAE_MODEL_PATH or give a file path",
+                   _("model '%s': none of its files (%s) is in the model path (%s); set "
+                   "GEGL_VAE_MODEL_PATH or give a file path"),
                    model, wanted, where);
     else
       g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
-                   "model '%s' is neither a file, nor a file in the model path (%s), nor a preset name",
+                   _("model '%s' is neither a file, nor a file in the model path (%s), nor a preset name"),
                    model, where);
   }
   g_ptr_array_unref (paths);
@@ -169,8 +169,8 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
   else
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   "%s holds %u tensors but no VAE: neither encoder.conv_in/decoder.conv_in "
-                   "(AutoencoderKL) nor TAESD layers",
+                   _("%s holds %u tensors but no VAE: neither encoder.conv_in/decoder.conv_in "
+                   "(AutoencoderKL) nor TAESD layers"),
                    path, vae_weights_count (w));
       return FALSE;
     }
@@ -181,7 +181,7 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
       if (s.kind != m->structure.kind || s.raw_channels != m->structure.raw_channels
           || s.raw_factor != m->structure.raw_factor)
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s does not match %s (latent channels %d vs %d)",
+          g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s does not match %s (latent channels %d vs %d)"),
                        path, m->files, s.raw_channels, m->structure.raw_channels);
           vae_net_free (enc);
           vae_net_free (dec);
@@ -228,7 +228,7 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
     {
       if (!(m->family = vae_family_lookup (opt->family)))
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, "unknown family '%s' (see presets/families)",
+          g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _("unknown family '%s' (see presets/families)"),
                        opt->family);
           return FALSE;
         }
@@ -238,8 +238,8 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
   if (!m->family)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   "%s: no family descriptor fits a %s with %d latent channels at 1/%d%s%s; add one "
-                   "or name a family",
+                   _("%s: no family descriptor fits a %s with %d latent channels at 1/%d%s%s; add one "
+                   "or name a family"),
                    m->files, shape.kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder",
                    shape.raw_channels, shape.raw_factor, shape.quant_convs ? ", quant convs" : "",
                    shape.batch_norm ? ", batch norm" : "");
@@ -249,7 +249,7 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
       || m->family->raw_factor != shape.raw_factor || m->family->batch_norm != shape.batch_norm)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   "%s has %d latent channels at 1/%d, but family '%s' expects %d at 1/%d",
+                   _("%s has %d latent channels at 1/%d, but family '%s' expects %d at 1/%d"),
                    m->files, shape.raw_channels, shape.raw_factor, m->family->name,
                    m->family->raw_channels, m->family->raw_factor);
       return FALSE;
@@ -258,7 +258,7 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
   m->shift = opt && opt->set_shift ? opt->shift : m->family->shift;
   if (m->scale == 0.0 || !isfinite (m->scale) || !isfinite (m->shift))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "latent scale must be finite and non-zero");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("latent scale must be finite and non-zero"));
       return FALSE;
     }
   return TRUE;
@@ -319,7 +319,7 @@ cache_key (GPtrArray *paths, const VaeModelOptions *opt)
     {
       g_autofree gchar *abs = g_canonicalize_filename (paths->pdata[i], NULL);
       if (g_stat (abs, &st) == 0)
-        g_string_append_printf (key, "%s:%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT "|", abs,
+        g_string_append_printf (key, "%s:%" PRId64 ":%" PRId64 "|", abs,
                                 (gint64) st.st_size, (gint64) st.st_mtime);
     }
   if (opt)
@@ -338,7 +338,7 @@ vae_model_load (const gchar *model, const VaeModelOptions *options, GError **err
 
   if (!model || !*model)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, "no model given");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _("no model given"));
       return NULL;
     }
   if (!(paths = resolve (model, &preset, error)))
@@ -440,7 +440,7 @@ vae_model_describe (const VaeModel *m)
   g_string_append_printf (s, "\nscale:      %.8g\nshift:      %.8g\n", m->scale, m->shift);
   g_string_append_printf (s, "halves:     %s%s%s\n", m->encoder ? "encoder" : "",
                           m->encoder && m->decoder ? " + " : "", m->decoder ? "decoder" : "");
-  g_string_append_printf (s, "tensors:    %u\nparameters: %" G_GUINT64_FORMAT "\ndtypes:     %s\n",
+  g_string_append_printf (s, "tensors:    %u\nparameters: %" PRIu64 "\ndtypes:     %s\n",
                           m->n_tensors, m->n_params, m->dtypes);
   return g_string_free (s, FALSE);
 }

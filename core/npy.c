@@ -20,7 +20,7 @@ typedef struct
 static gboolean
 npy_fail (const gchar *path, const gchar *what, GError **error)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: not a usable .npy file: %s", path, what);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: not a usable .npy file: %s"), path, what);
   return FALSE;
 }
 
@@ -57,7 +57,7 @@ parse_header (const gchar *path, const gchar *header, NpyArray *a, GError **erro
   else
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   "%s: .npy dtype %.8s is not supported (use little-endian float32)", path, descr);
+                   _("%s: .npy dtype %.8s is not supported (use little-endian float32)"), path, descr);
       return FALSE;
     }
   if (!g_str_has_prefix (order, "False"))
@@ -133,7 +133,7 @@ npy_read (const gchar *path, gboolean image, GError **error)
 
   if (!file)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, "cannot read %s: %s", path, local->message);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot read %s: %s"), path, local->message);
       return NULL;
     }
   if (!npy_parse (path, (const guint8 *) g_mapped_file_get_contents (file), g_mapped_file_get_length (file),
@@ -145,7 +145,7 @@ npy_read (const gchar *path, gboolean image, GError **error)
     c = (gint) a.shape[1], h = (gint) a.shape[2], w = (gint) a.shape[3];
   else
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "%s: expected %s, got a %d-D array", path,
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("%s: expected %s, got a %d-D array"), path,
                    image ? "an image of shape [H, W, 3]" : "a latent of shape [1, C, h, w]", a.ndim);
       return NULL;
     }
@@ -191,7 +191,7 @@ npy_write (const gchar *path, const gint64 *shape, gint ndim, const gfloat *data
 
   for (gint d = 0; d < ndim; d++)
     {
-      g_string_append_printf (header, "%" G_GINT64_FORMAT ", ", shape[d]);
+      g_string_append_printf (header, "%" PRId64 ", ", shape[d]);
       n *= (gsize) shape[d];
     }
   g_string_append (header, "), }");
@@ -206,7 +206,7 @@ npy_write (const gchar *path, const gint64 *shape, gint ndim, const gfloat *data
   if (f)
     ok = (fclose (f) == 0) && ok;
   if (!ok)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, "cannot write %s: %s", path, g_strerror (errno));
+    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot write %s: %s"), path, g_strerror (errno));
   g_string_free (header, TRUE);
   return ok;
 }

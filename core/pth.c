@@ -93,7 +93,7 @@ pv_new (Unpickler *u, PvType type)
 static gboolean
 bad (Unpickler *u, GError **error, const gchar *what)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: malformed pickle at byte %" G_GSIZE_FORMAT ": %s",
+  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: malformed pickle at byte %zu: %s"),
                u->path, u->pos, what);
   return FALSE;
 }
@@ -198,8 +198,8 @@ resolve_global (Unpickler *u, const gchar *module, const gchar *name, GError **e
       if (!known)
         {
           g_set_error (error, VAE_ERROR, VAE_ERROR_UNSAFE,
-                       "%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, "
-                       "_rebuild_tensor_v2 and torch storages are); refusing the file, nothing was run",
+                       _("%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, "
+                       "_rebuild_tensor_v2 and torch storages are); refusing the file, nothing was run"),
                        u->path, module, name);
           return FALSE;
         }
@@ -414,8 +414,8 @@ memo_put (Unpickler *u, guint64 index, GError **error)
     return FALSE;
   if (g_hash_table_size (u->memo) >= vae_limit (VAE_LIMIT_PICKLE_MEMO))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, "%s: the pickle memo exceeds the limit of %" G_GUINT64_FORMAT
-                   " entries (%s raises it)", u->path, vae_limit (VAE_LIMIT_PICKLE_MEMO),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, _("%s: the pickle memo exceeds the limit of %" PRIu64
+                   " entries (%s raises it)"), u->path, vae_limit (VAE_LIMIT_PICKLE_MEMO),
                    vae_limit_env (VAE_LIMIT_PICKLE_MEMO));
       return FALSE;
     }
@@ -557,8 +557,8 @@ step (Unpickler *u, guint8 op, gboolean *done, GError **error)
     default:
       {
         g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                     "%s: pickle opcode 0x%02x at byte %" G_GSIZE_FORMAT " is not supported "
-                     "(only what torch.save writes for a state dict)",
+                     _("%s: pickle opcode 0x%02x at byte %zu is not supported "
+                     "(only what torch.save writes for a state dict)"),
                      u->path, op, u->pos - 1);
         return FALSE;
       }
@@ -614,8 +614,7 @@ add_tensor (VaeWeights *weights, VaeZip *zip, const gchar *root, const gchar *na
   if (!vae_size_mul ((gsize) t->storage->i, esize, &storage_bytes) || storage_bytes > member->size)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "%s: tensor '%s' claims a storage of %" G_GINT64_FORMAT " elements but '%s' holds %"
-                   G_GSIZE_FORMAT " bytes",
+                   _("%s: tensor '%s' claims a storage of %" PRId64 " elements but '%s' holds %zu bytes"),
                    weights->path, name, t->storage->i, member_name, member->size);
       return FALSE;
     }
@@ -659,7 +658,7 @@ add_tensor (VaeWeights *weights, VaeZip *zip, const gchar *root, const gchar *na
   }
 
 outside:
-  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: tensor '%s' reaches outside its storage",
+  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: tensor '%s' reaches outside its storage"),
                weights->path, name);
   return FALSE;
 }
@@ -679,7 +678,7 @@ find_root (VaeZip *zip, const gchar *path, GError **error)
           if (root)
             {
               g_free (root);
-              g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: more than one data.pkl", path);
+              g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: more than one data.pkl"), path);
               return NULL;
             }
           root = g_strndup (name, (gsize) (slash - name));
@@ -687,7 +686,7 @@ find_root (VaeZip *zip, const gchar *path, GError **error)
     }
   if (!root)
     g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                 "%s is a zip file but not a PyTorch checkpoint (no data.pkl)", path);
+                 _("%s is a zip file but not a PyTorch checkpoint (no data.pkl)"), path);
   return root;
 }
 
@@ -704,7 +703,7 @@ check_byteorder (VaeZip *zip, const gchar *root, GPtrArray *owned, const gchar *
           return FALSE;
         if (m->size != 6 || memcmp (m->data, "little", 6) != 0)
           {
-            g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: big-endian checkpoints are not supported", path);
+            g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: big-endian checkpoints are not supported"), path);
             return FALSE;
           }
       }
@@ -718,7 +717,7 @@ add_state_dict (VaeWeights *weights, VaeZip *zip, const gchar *root, Pv *value, 
 
   if (value->type != PV_DICT)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: the checkpoint does not hold a state dict",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: the checkpoint does not hold a state dict"),
                    weights->path);
       return FALSE;
     }

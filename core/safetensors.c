@@ -66,7 +66,7 @@ parse_entry (VaeWeights *weights, const gchar *name, JsonNode *node, const guint
   dtype_name = json_object_get_string_member (object, "dtype");
   if (!vae_dtype_from_name (dtype_name, &dtype))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: tensor '%s' has unknown dtype '%s'",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: tensor '%s' has unknown dtype '%s'"),
                    path, name, dtype_name);
       return FALSE;
     }
@@ -78,7 +78,7 @@ parse_entry (VaeWeights *weights, const gchar *name, JsonNode *node, const guint
   ndim = json_array_get_length (shape);
   if (ndim > VAE_MAX_DIMS)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: tensor '%s' has %u dimensions (at most %d)",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: tensor '%s' has %u dimensions (at most %d)"),
                    path, name, ndim, VAE_MAX_DIMS);
       return FALSE;
     }
@@ -90,7 +90,7 @@ parse_entry (VaeWeights *weights, const gchar *name, JsonNode *node, const guint
         goto malformed;
       if (d > G_MAXINT64 || !vae_size_mul (n_bytes, (gsize) d, &n_bytes))
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: the shape of tensor '%s' overflows",
+          g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: the shape of tensor '%s' overflows"),
                        path, name);
           return FALSE;
         }
@@ -104,16 +104,16 @@ parse_entry (VaeWeights *weights, const gchar *name, JsonNode *node, const guint
   if (span->end > data_size)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "%s: tensor '%s' has offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
-                   ") past the end of the data (%" G_GUINT64_FORMAT " bytes); the file is truncated?",
+                   _("%s: tensor '%s' has offsets [%" PRIu64 ", %" PRIu64
+                   ") past the end of the data (%" PRIu64 " bytes); the file is truncated?"),
                    path, name, span->begin, span->end, data_size);
       return FALSE;
     }
   if (span->end - span->begin != n_bytes)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "%s: tensor '%s' is %s with %" G_GSIZE_FORMAT " bytes of shape but %" G_GUINT64_FORMAT
-                   " bytes of data",
+                   _("%s: tensor '%s' is %s with %zu bytes of shape but %" PRIu64
+                   " bytes of data"),
                    path, name, dtype_name, n_bytes, span->end - span->begin);
       return FALSE;
     }
@@ -121,8 +121,8 @@ parse_entry (VaeWeights *weights, const gchar *name, JsonNode *node, const guint
 
 malformed:
   g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-               "%s: tensor '%s' needs a string dtype, an array of non-negative integer shape and two "
-               "data_offsets",
+               _("%s: tensor '%s' needs a string dtype, an array of non-negative integer shape and two "
+               "data_offsets"),
                path, name);
   return FALSE;
 }
@@ -140,14 +140,14 @@ check_spans (const gchar *path, GArray *spans, guint64 data_size, GError **error
       const Span *s = &g_array_index (spans, Span, i);
       if (s->begin < expected)
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: tensor '%s' overlaps tensor '%s'",
+          g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: tensor '%s' overlaps tensor '%s'"),
                        path, s->name, g_array_index (spans, Span, i - 1).name);
           return FALSE;
         }
       if (s->begin > expected)
         {
           g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                       "%s: a hole of %" G_GUINT64_FORMAT " bytes before tensor '%s'", path,
+                       _("%s: a hole of %" PRIu64 " bytes before tensor '%s'"), path,
                        s->begin - expected, s->name);
           return FALSE;
         }
@@ -156,7 +156,7 @@ check_spans (const gchar *path, GArray *spans, guint64 data_size, GError **error
   if (expected != data_size)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "%s: %" G_GUINT64_FORMAT " bytes after the last tensor are not described", path,
+                   _("%s: %" PRIu64 " bytes after the last tensor are not described"), path,
                    data_size - expected);
       return FALSE;
     }
@@ -182,7 +182,7 @@ check_metadata (const gchar *path, JsonNode *node, GError **error)
     }
   if (!ok)
     g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                 "%s: __metadata__ must map names to strings", path);
+                 _("%s: __metadata__ must map names to strings"), path);
   return ok;
 }
 
@@ -202,7 +202,7 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
   if (size < 8)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "%s is not a model file: %" G_GSIZE_FORMAT " bytes, too short for a safetensors header",
+                   _("%s is not a model file: %zu bytes, too short for a safetensors header"),
                    path, size);
       return FALSE;
     }
@@ -210,22 +210,21 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
   if (header_len > vae_limit (VAE_LIMIT_HEADER_BYTES))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   "%s: safetensors header of %" G_GUINT64_FORMAT " bytes exceeds the limit of %" G_GUINT64_FORMAT
-                   " bytes (not a safetensors file? %s raises the limit)",
+                   _("%s: safetensors header of %" PRIu64 " bytes exceeds the limit of %" PRIu64
+                   " bytes (not a safetensors file? %s raises the limit)"),
                    path, header_len, vae_limit (VAE_LIMIT_HEADER_BYTES), vae_limit_env (VAE_LIMIT_HEADER_BYTES));
       return FALSE;
     }
   if (header_len > size - 8)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "%s: safetensors header length %" G_GUINT64_FORMAT " is larger than the file (%"
-                   G_GSIZE_FORMAT " bytes)",
+                   _("%s: safetensors header length %" PRIu64 " is larger than the file (%zu bytes)"),
                    path, header_len, size);
       return FALSE;
     }
   if (!g_utf8_validate ((const gchar *) bytes + 8, (gssize) header_len, NULL))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: safetensors header is not UTF-8", path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: safetensors header is not UTF-8"), path);
       return FALSE;
     }
 
@@ -234,19 +233,19 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
   g_signal_connect (parser, "object-member", G_CALLBACK (count_member), counts);
   if (!json_parser_load_from_data (parser, (const gchar *) bytes + 8, (gssize) header_len, &local))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: safetensors header is not valid JSON: %s",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: safetensors header is not valid JSON: %s"),
                    path, local->message);
       return FALSE;
     }
   if (!json_parser_get_root (parser) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: safetensors header is not a JSON object", path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: safetensors header is not a JSON object"), path);
       return FALSE;
     }
   root = json_node_get_object (json_parser_get_root (parser));
   if (GPOINTER_TO_UINT (g_hash_table_lookup (counts, root)) != json_object_get_size (root))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: a tensor name appears twice in the header", path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: a tensor name appears twice in the header"), path);
       return FALSE;
     }
 
@@ -374,7 +373,7 @@ vae_safetensors_write (const gchar *path, const VaeSafetensorsItem *items, guint
   f = fopen (path, "wb");
   if (!f)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, "cannot write %s: %s", path, g_strerror (errno));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot write %s: %s"), path, g_strerror (errno));
       return FALSE;
     }
   len_le = GUINT64_TO_LE ((guint64) header_len);
@@ -383,6 +382,6 @@ vae_safetensors_write (const gchar *path, const VaeSafetensorsItem *items, guint
     ok = write_item (f, &items[i]);
   ok = (fclose (f) == 0) && ok;
   if (!ok)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, "cannot write %s: %s", path, g_strerror (errno));
+    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot write %s: %s"), path, g_strerror (errno));
   return ok;
 }

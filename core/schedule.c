@@ -96,7 +96,7 @@ vae_add_noise (VaeTensor *latent, VaeSchedule schedule, gint timestep, VaeNoiseF
 
   if (timestep < 0 || timestep >= VAE_TIMESTEPS)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "timestep %d is outside 0–%d", timestep, VAE_TIMESTEPS - 1);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("timestep %d is outside 0–%d"), timestep, VAE_TIMESTEPS - 1);
       return FALSE;
     }
   if (!(eps = vae_try_alloc_floats (n, "noise", error)))

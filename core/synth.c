@@ -259,7 +259,7 @@ vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *cfg, GErro
   if (family->kind != VAE_KIND_KL)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   "synthetic weights are made for AutoencoderKL families only, not '%s'", family->name);
+                   _("synthetic weights are made for AutoencoderKL families only, not '%s'"), family->name);
       return FALSE;
     }
   /* all five KL families share the SD architecture (VAE-SPEC.md) */
@@ -281,7 +281,7 @@ vae_synth_family (const gchar *family, guint64 seed, const gchar *path, GError *
 
   if (!f)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, "unknown family '%s'", family);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _("unknown family '%s'"), family);
       return FALSE;
     }
   return vae_synth_config_for_family (f, &cfg, error) && vae_synth_kl (path, &cfg, seed, error);

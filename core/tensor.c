@@ -26,7 +26,7 @@ vae_try_alloc (gsize n_bytes, const gchar *what, GError **error)
 
   if (!p)
     g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
-                 "out of memory allocating %" G_GSIZE_FORMAT " bytes for %s", n_bytes, what);
+                 _("out of memory allocating %zu bytes for %s"), n_bytes, what);
   return p;
 }
 
@@ -37,7 +37,7 @@ vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error)
 
   if (!vae_size_mul (n_floats, sizeof (gfloat), &n_bytes))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, "%s: size overflows memory", what);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, _("%s: size overflows memory"), what);
       return NULL;
     }
   return vae_try_alloc (n_bytes, what, error);
@@ -51,7 +51,7 @@ vae_tensor_new (gint channels, gint height, gint width, GError **error)
 
   if (channels <= 0 || height <= 0 || width <= 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "empty tensor %d×%d×%d", channels,
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("empty tensor %d×%d×%d"), channels,
                    height, width);
       return NULL;
     }
@@ -59,7 +59,7 @@ vae_tensor_new (gint channels, gint height, gint width, GError **error)
       || n > VAE_MAX_TENSOR_ELEMENTS)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   "tensor %d×%d×%d exceeds the largest allowed (%" G_GSIZE_FORMAT " elements)",
+                   _("tensor %d×%d×%d exceeds the largest allowed (%zu elements)"),
                    channels, height, width, (gsize) VAE_MAX_TENSOR_ELEMENTS);
       return NULL;
     }
@@ -102,8 +102,8 @@ vae_tensor_check_finite (const VaeTensor *tensor, const gchar *what, GError **er
       {
         gsize in_plane = i % plane;
         g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                     "%s holds a non-finite value (%g) at channel %" G_GSIZE_FORMAT
-                     ", x %" G_GSIZE_FORMAT ", y %" G_GSIZE_FORMAT,
+                     _("%s holds a non-finite value (%g) at channel %zu"
+                     ", x %zu, y %zu"),
                      what, (double) tensor->data[i], i / plane, in_plane % tensor->width,
                      in_plane / tensor->width);
         return FALSE;

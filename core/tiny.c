@@ -134,7 +134,7 @@ load_conv (const TinyNames *names, const gchar *half, gint index, const gchar *p
       || (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   "%s: %s layer %d %s: expected a conv weight [out, %d, k, k] (odd k) and optional bias [out]",
+                   _("%s: %s layer %d %s: expected a conv weight [out, %d, k, k] (odd k) and optional bias [out]"),
                    path, half, index, part, in_channels);
       return FALSE;
     }
@@ -160,7 +160,7 @@ load_pool (const TinyNames *names, const gchar *half, gint index, gint channels,
   if (!g || !b || g->ndim != 1 || b->ndim != 1 || g->shape[0] != l->pool_in.out_channels
       || b->shape[0] != g->shape[0] || g->shape[0] % POOL_GROUPS || l->pool_out.out_channels != channels)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: %s layer %d: malformed pool branch",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s layer %d: malformed pool branch"),
                    vae_weights_get_path (names->weights), half, index);
       return FALSE;
     }
@@ -187,7 +187,7 @@ load_block (const TinyNames *names, const gchar *half, gint index, gint channels
     return load_conv (names, half, index, "skip", channels, 1, &l->skip, error);
   if (channels == l->conv3.out_channels)
     return TRUE;
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: %s layer %d changes channels without a skip conv",
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s layer %d changes channels without a skip conv"),
                vae_weights_get_path (names->weights), half, index);
   return FALSE;
 }
@@ -265,7 +265,7 @@ conv_stride (const TinyNames *names, const gchar *half, const Layer *layers, gin
 static gboolean
 structure_error (const TinyNames *names, const gchar *half, gint index, const gchar *what, GError **error)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: %s layer %d: %s", vae_weights_get_path (names->weights),
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s layer %d: %s"), vae_weights_get_path (names->weights),
                half, index, what);
   return FALSE;
 }
@@ -445,14 +445,14 @@ vae_tiny_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, Va
           || (enc && dec && (enc->net.out_channels != dec->net.in_channels || enc->net.factor != dec->net.factor)))
         {
           g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                       "%s: not an RGB tiny autoencoder, or its halves disagree on latent channels or scale",
+                       _("%s: not an RGB tiny autoencoder, or its halves disagree on latent channels or scale"),
                        vae_weights_get_path (weights));
           ok = FALSE;
         }
     }
   else if (ok)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, "%s: no TAESD encoder or decoder layers",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: no TAESD encoder or decoder layers"),
                    vae_weights_get_path (weights));
       ok = FALSE;
     }

@@ -4,7 +4,11 @@
 #ifndef VAE_PRIVATE_H
 #define VAE_PRIVATE_H
 
+#include "vae-config.h"
 #include "vae.h"
+
+#include <glib/gi18n-lib.h>
+#include <inttypes.h>
 
 G_BEGIN_DECLS
 

@@ -68,7 +68,7 @@ vae_codebook_load (const gchar *path, GError **error)
       || shape[0] > MAX_ENTRIES || shape[1] < 1 || shape[1] > 4096)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   "codebook %s must hold one [K, C] tensor (K ≤ %d) or a VQ model's quantize.embedding.weight",
+                   _("codebook %s must hold one [K, C] tensor (K ≤ %d) or a VQ model's quantize.embedding.weight"),
                    path, MAX_ENTRIES);
       return NULL;
     }
@@ -239,7 +239,7 @@ vae_codebook_learn (const gfloat *vectors, gsize n, gint dim, gint k, gint itera
   if (n == 0 || dim < 1 || k < 1 || k > MAX_ENTRIES || iterations < 0)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   "k-means needs vectors, 1 ≤ k ≤ %d and iterations ≥ 0 (got %" G_GSIZE_FORMAT " vectors, k = %d)",
+                   _("k-means needs vectors, 1 ≤ k ≤ %d and iterations ≥ 0 (got %zu vectors, k = %d)"),
                    MAX_ENTRIES, n, k);
       return NULL;
     }

@@ -83,7 +83,7 @@ vae_zip_free (VaeZip *zip)
 static gboolean
 fail (VaeZip *zip, GError **error, const gchar *what)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: corrupt zip archive: %s", zip->path, what);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: corrupt zip archive: %s"), zip->path, what);
   return FALSE;
 }
 
@@ -108,7 +108,7 @@ find_directory (VaeZip *zip, guint64 *count, guint64 *offset, guint64 *length, G
     return fail (zip, error, "no end-of-directory record (truncated?)");
   if (rd16 (b + end + 4) != 0 || rd16 (b + end + 6) != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: multi-volume zip archives are not supported",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: multi-volume zip archives are not supported"),
                    zip->path);
       return FALSE;
     }
@@ -191,7 +191,7 @@ read_entry (VaeZip *zip, guint64 *pos, guint64 dir_end, GError **error)
     return fail (zip, error, "bad zip64 extra field");
   if (g_hash_table_contains (zip->by_name, e->member.name))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: zip member '%s' appears twice", zip->path,
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: zip member '%s' appears twice"), zip->path,
                    e->member.name);
       return FALSE;
     }
@@ -201,14 +201,14 @@ read_entry (VaeZip *zip, guint64 *pos, guint64 dir_end, GError **error)
   if (!inside (e->local_offset, 30, zip->size) || rd32 (b + e->local_offset) != SIG_LOCAL)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "%s: zip member '%s' points outside the archive", zip->path, e->member.name);
+                   _("%s: zip member '%s' points outside the archive"), zip->path, e->member.name);
       return FALSE;
     }
   data = e->local_offset + 30 + rd16 (b + e->local_offset + 26) + rd16 (b + e->local_offset + 28);
   if (!inside (data, e->compressed, zip->size))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "%s: zip member '%s' points outside the archive (truncated?)", zip->path,
+                   _("%s: zip member '%s' points outside the archive (truncated?)"), zip->path,
                    e->member.name);
       return FALSE;
     }
@@ -270,8 +270,8 @@ inflate_member (VaeZip *zip, ZipEntry *e, GPtrArray *owned, GError **error)
   if (e->uncompressed > e->compressed * DEFLATE_MAX_RATIO + 64 || e->uncompressed > G_MAXSIZE)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   "%s: zip member '%s' claims %" G_GUINT64_FORMAT " bytes from %" G_GUINT64_FORMAT
-                   " compressed, more than deflate can produce",
+                   _("%s: zip member '%s' claims %" PRIu64 " bytes from %" PRIu64
+                   " compressed, more than deflate can produce"),
                    zip->path, e->member.name, e->uncompressed, e->compressed);
       return FALSE;
     }
@@ -306,7 +306,7 @@ inflate_member (VaeZip *zip, ZipEntry *e, GPtrArray *owned, GError **error)
     if (rc != Z_STREAM_END || out_done != e->uncompressed)
       {
         g_free (out);
-        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: zip member '%s' does not inflate to its size",
+        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: zip member '%s' does not inflate to its size"),
                      zip->path, e->member.name);
         return FALSE;
       }
@@ -324,14 +324,14 @@ vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned, GError **error)
 
   if (!e)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: zip member '%s' is missing", zip->path, name);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: zip member '%s' is missing"), zip->path, name);
       return NULL;
     }
   if (e->loaded)
     return &e->member;
   if (e->flags & 1)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: zip member '%s' is encrypted", zip->path, name);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: zip member '%s' is encrypted"), zip->path, name);
       return NULL;
     }
   if (e->method == 0)
@@ -350,7 +350,7 @@ vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned, GError **error)
   else
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   "%s: zip member '%s' uses compression method %u (only stored and deflate are supported)",
+                   _("%s: zip member '%s' uses compression method %u (only stored and deflate are supported)"),
                    zip->path, name, e->method);
       return NULL;
     }
@@ -364,7 +364,7 @@ vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned, GError **error)
       }
     if ((guint32) crc != e->crc)
       {
-        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s: zip member '%s' is corrupt (CRC mismatch)",
+        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: zip member '%s' is corrupt (CRC mismatch)"),
                      zip->path, name);
         return NULL;
       }

@@ -22,6 +22,12 @@ test_zh_cn (void)
   g_assert_cmpstr (g_dgettext ("gegl-vae", "_Forward diffusion preview…"), ==, "前向扩散预览(_F)…");
   g_assert_cmpstr (g_dgettext ("gegl-vae", "the latent has %d channels but model %s takes %d"), ==,
                    "潜变量有 %d 个通道，但模型 %s 需要 %d 个");
+  /* libvae's own errors too */
+  g_assert_cmpstr (g_dgettext ("gegl-vae", "%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, "
+                                            "_rebuild_tensor_v2 and torch storages are); refusing the file, nothing "
+                                            "was run"), !=,
+                   "%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, _rebuild_tensor_v2 and "
+                   "torch storages are); refusing the file, nothing was run");
 }
 
 int

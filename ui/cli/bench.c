@@ -3,6 +3,9 @@
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cli.h"
+#include "vae-config.h"
+
+#include <glib/gi18n-lib.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -49,28 +52,28 @@ check_options (gint *width, gint *height, GError **error)
 {
   if (opt_size && (sscanf (opt_size, "%dx%d", width, height) != 2 || *width < 1 || *height < 1))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--size must be WIDTHxHEIGHT, not '%s'", opt_size);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--size must be WIDTHxHEIGHT, not '%s'"), opt_size);
       return FALSE;
     }
   if (opt_op && strcmp (opt_op, "encode") && strcmp (opt_op, "decode") && strcmp (opt_op, "roundtrip"))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--op must be encode, decode or roundtrip");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--op must be encode, decode or roundtrip"));
       return FALSE;
     }
   if (opt_backend && strcmp (opt_backend, "cpu") != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "backend '%s' is not in this build (cpu only)", opt_backend);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("backend '%s' is not in this build (cpu only)"), opt_backend);
       return FALSE;
     }
   if (opt_precision && strcmp (opt_precision, "fp32") != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "precision '%s' is not implemented yet (fp32 only)",
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("precision '%s' is not implemented yet (fp32 only)"),
                    opt_precision);
       return FALSE;
     }
   if (opt_runs < 1 || opt_threads < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--runs must be ≥ 1 and --threads ≥ 0");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--runs must be ≥ 1 and --threads ≥ 0"));
       return FALSE;
     }
   return TRUE;
@@ -120,7 +123,7 @@ cmd_bench (gint argc, gchar **argv, GError **error)
 
   if (argc != 1)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae bench [OPTION…]");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae bench [OPTION…]"));
       return FALSE;
     }
   if (!check_options (&width, &height, error))
@@ -164,7 +167,7 @@ cmd_synth (gint argc, gchar **argv, GError **error)
 {
   if (argc != 2 || !opt_family)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae synth --family F [--seed N] OUT.safetensors");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae synth --family F [--seed N] OUT.safetensors"));
       return FALSE;
     }
   return vae_synth_family (opt_family, (guint64) opt_seed, argv[1], error);

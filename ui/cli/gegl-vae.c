@@ -10,8 +10,10 @@
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cli.h"
-#include "png-io.h"
 #include "vae-config.h"
+
+#include <glib/gi18n-lib.h>
+#include "png-io.h"
 
 #include <locale.h>
 #include <stdio.h>
@@ -65,7 +67,7 @@ parse_number (const gchar *text, const gchar *what, gdouble *out, GError **error
   *out = g_ascii_strtod (text, &end);
   if (end == text || *end)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "%s '%s' is not a number", what, text);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("%s '%s' is not a number"), what, text);
       return FALSE;
     }
   return TRUE;
@@ -90,7 +92,7 @@ read_image (const gchar *path, GError **error)
     return vae_npy_read_image (path, error);
   if (has_suffix (path, ".png"))
     return vae_png_read (path, error);
-  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: images must be .png or .npy", path);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: images must be .png or .npy"), path);
   return NULL;
 }
 
@@ -103,12 +105,12 @@ write_image (const gchar *path, const VaeTensor *image, GError **error)
     {
       if (opt_depth != 8 && opt_depth != 16)
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--depth must be 8 or 16, not %d", opt_depth);
+          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--depth must be 8 or 16, not %d"), opt_depth);
           return FALSE;
         }
       return vae_png_write (path, image, opt_depth, error);
     }
-  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: images must be written as .png or .npy", path);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: images must be written as .png or .npy"), path);
   return FALSE;
 }
 
@@ -122,7 +124,7 @@ read_latent (VaeModel *model, const gchar *path, GError **error)
     return vae_npy_read_latent (path, error);
   if (!has_suffix (path, ".latent"))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: latents must be .npy or .latent", path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: latents must be .npy or .latent"), path);
       return NULL;
     }
   if ((latent = vae_latent_file_read (path, error)))
@@ -140,7 +142,7 @@ write_latent (VaeModel *model, const gchar *path, VaeTensor *latent, GError **er
       vae_model_latent_to_raw (model, latent);
       return vae_latent_file_write (path, latent, error);
     }
-  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, "%s: latents must be written as .npy or .latent", path);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: latents must be written as .npy or .latent"), path);
   return FALSE;
 }
 
@@ -152,7 +154,7 @@ cmd_info (gint argc, gchar **argv, GError **error)
 
   if (argc != 2)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae info [OPTION…] MODEL");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae info [OPTION…] MODEL"));
       return FALSE;
     }
   if (!(model = cli_load_model (argv[1], error)))
@@ -172,19 +174,19 @@ cmd_encode (gint argc, gchar **argv, GError **error)
 
   if (argc != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae encode [OPTION…] IN OUT");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae encode [OPTION…] IN OUT"));
       return FALSE;
     }
   if (opt_mode && strcmp (opt_mode, "sample") == 0)
     mode = VAE_ENCODE_SAMPLE;
   else if (opt_mode && strcmp (opt_mode, "mean") != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--mode must be mean or sample, not '%s'", opt_mode);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--mode must be mean or sample, not '%s'"), opt_mode);
       return FALSE;
     }
   if (opt_seed < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "--seed must not be negative");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--seed must not be negative"));
       return FALSE;
     }
   return (model = cli_load_model (opt_model, error)) && (image = read_image (argv[1], error))
@@ -201,7 +203,7 @@ cmd_decode (gint argc, gchar **argv, GError **error)
 
   if (argc != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae decode [OPTION…] IN OUT");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae decode [OPTION…] IN OUT"));
       return FALSE;
     }
   return (model = cli_load_model (opt_model, error)) && (latent = read_latent (model, argv[1], error))
@@ -226,7 +228,7 @@ parse_noise_options (const VaeFamily *family, VaeSchedule *schedule, VaeNoiseFor
   *schedule = family->schedule;
   if (opt_schedule && !vae_schedule_from_name (opt_schedule, schedule))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "unknown --schedule '%s'", opt_schedule);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("unknown --schedule '%s'"), opt_schedule);
       return FALSE;
     }
   *form = *schedule == VAE_SCHEDULE_FLOW ? VAE_FORM_FLOW : VAE_FORM_DIFFUSERS;
@@ -240,20 +242,20 @@ parse_noise_options (const VaeFamily *family, VaeSchedule *schedule, VaeNoiseFor
         *form = VAE_FORM_FLOW;
       else
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "unknown --form '%s'", opt_form);
+          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("unknown --form '%s'"), opt_form);
           return FALSE;
         }
     }
   *rng = g_strcmp0 (opt_rng, "torch-cpu") == 0 ? VAE_RNG_TORCH_CPU : VAE_RNG_PHILOX;
   if (opt_rng && *rng == VAE_RNG_PHILOX && g_strcmp0 (opt_rng, "philox") != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "unknown --rng '%s'", opt_rng);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("unknown --rng '%s'"), opt_rng);
       return FALSE;
     }
   if (opt_strength < 0.0 || opt_strength > 1.0 || opt_timestep >= VAE_TIMESTEPS || opt_seed < 0)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   "--strength must lie in 0–1, --timestep in 0–999 and --seed must not be negative");
+                   _("--strength must lie in 0–1, --timestep in 0–999 and --seed must not be negative"));
       return FALSE;
     }
   *timestep = opt_timestep >= 0 ? opt_timestep : vae_schedule_timestep_for_strength (opt_strength);
@@ -285,7 +287,7 @@ cmd_preview (gint argc, gchar **argv, GError **error)
 
   if (argc != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "usage: gegl-vae preview [OPTION…] IN OUT");
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae preview [OPTION…] IN OUT"));
       return FALSE;
     }
   if (!(model = cli_load_model (opt_model, error))
@@ -335,6 +337,8 @@ main (int argc, char **argv)
   const Command *command = NULL;
 
   setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, VAE_LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)
     {
       usage (argc < 2 ? stderr : stdout);

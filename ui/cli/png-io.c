@@ -3,6 +3,9 @@
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "png-io.h"
+#include "vae-config.h"
+
+#include <glib/gi18n-lib.h>
 
 #include <errno.h>
 #include <png.h>
@@ -35,7 +38,7 @@ open_file (const gchar *path, const gchar *mode, GError **error)
   FILE *f = fopen (path, mode);
 
   if (!f)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, "cannot %s %s: %s", mode[0] == 'r' ? "read" : "write",
+    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, mode[0] == 'r' ? _("cannot read %s: %s") : _("cannot write %s: %s"),
                  path, g_strerror (errno));
   return f;
 }
@@ -55,7 +58,7 @@ vae_png_read (const gchar *path, GError **error)
     return NULL;
   if (fread (signature, 1, 8, f) != 8 || png_sig_cmp (signature, 0, 8))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, "%s is not a PNG file", path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s is not a PNG file"), path);
       fclose (f);
       return NULL;
     }
@@ -154,7 +157,7 @@ vae_png_write (const gchar *path, const VaeTensor *image, gint depth, GError **e
   g_free (row);
   if (fclose (f) != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, "cannot write %s: %s", path, g_strerror (errno));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot write %s: %s"), path, g_strerror (errno));
       return FALSE;
     }
   return TRUE;
