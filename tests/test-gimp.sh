@@ -6,9 +6,9 @@
 set -u
 plugin=$1 module_dir=$2 system_dir=$3 photo=$4
 models=${GEGL_VAE_TEST_MODELS:-$(dirname "$0")/../../shared/models}
-echo "1..7"
+echo "1..8"
 skip_all () {
-  for i in 1 2 3 4 5 6 7; do echo "ok $i # SKIP $1"; done
+  for i in 1 2 3 4 5 6 7 8; do echo "ok $i # SKIP $1"; done
   exit 0
 }
 command -v gimp-console-2.10 >/dev/null || skip_all "gimp-console-2.10 is not installed"
@@ -110,3 +110,21 @@ PY
     echo "not ok $n - $name"; sed 's/^/# /' "$work/precisions.log"
   fi
 done
+
+# a selection: only its inside changes
+script="$(CONVERT='(gimp-image-select-rectangle image CHANNEL-OP-REPLACE 100 60 160 120)' \
+            run_proc plug-in-vae-diffusion-preview selection '"taef2"' 0.6 -1 0 3 0 0 16)"
+gimp_batch "(begin $script)" selection
+if [ -f "$work/selection.png" ] && /usr/bin/python3 - "$work/in.png" "$work/selection.png" <<'PY'
+import sys, numpy as np, skimage.io
+a = skimage.io.imread(sys.argv[1]).astype(float); b = skimage.io.imread(sys.argv[2]).astype(float)
+b = b / (257 if b.max() > 255 else 1); a = a / (257 if a.max() > 255 else 1)
+inside = np.zeros(a.shape[:2], bool); inside[60:180, 100:260] = True
+assert np.abs(a - b)[~inside].max() <= 1, "changed outside the selection"
+assert np.abs(a - b)[inside].mean() > 2, "nothing changed inside the selection"
+PY
+then
+  echo "ok 8 - a selection: only its inside changes"
+else
+  echo "not ok 8 - selection"; sed 's/^/# /' "$work/selection.log"
+fi
