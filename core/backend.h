@@ -72,6 +72,9 @@ void     vae_winograd_release (VaeConv *conv);
 VaeTensor *vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean upsample,
                                    const VaeTensor *residual, VaeAct act, GError **error);
 
+/* Graphs report after each of TOTAL steps (to this thread's callback). */
+void vae_progress_step (gint done, gint total);
+
 /* Backends add the multiply-adds they do (see vae_macs_counted). */
 void vae_backend_count_macs (guint64 macs);
 

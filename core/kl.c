@@ -496,12 +496,14 @@ kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **erro
     ok = (h = be->conv (&kl->conv_in, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL;
   if (ok && kl->decoder)
     ok = mid_forward (be, kl, &h, error);
+  vae_progress_step (kl->decoder ? 1 : 0, kl->n_levels + 2);
   for (gint level = 0; ok && level < kl->n_levels; level++)
     {
       for (gint j = 0; ok && j < kl->n_res; j++)
         ok = advance (&h, resnet_forward (be, &kl->res[level * kl->n_res + j], h, error));
       if (ok && level < kl->n_levels - 1)
         ok = advance (&h, be->conv (&kl->resample[level], h, kl->decoder, NULL, VAE_ACT_NONE, error));
+      vae_progress_step (level + 1 + kl->decoder, kl->n_levels + 2);
     }
   if (ok && !kl->decoder)
     ok = mid_forward (be, kl, &h, error);
@@ -509,6 +511,8 @@ kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **erro
        && advance (&h, be->conv (&kl->conv_out, h, FALSE, NULL, VAE_ACT_NONE, error));
   if (ok && !kl->decoder && kl->has_quant)
     ok = advance (&h, be->conv (&kl->quant, h, FALSE, NULL, VAE_ACT_NONE, error));
+  if (ok)
+    vae_progress_step (kl->n_levels + 2, kl->n_levels + 2);
   if (!ok)
     {
       vae_tensor_free (h);

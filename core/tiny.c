@@ -405,6 +405,7 @@ tiny_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **er
         case LAYER_UPSAMPLE: /* folded into the conv after */
           break;
         }
+      vae_progress_step (k + 1, t->n_layers);
     }
   if (!ok)
     return NULL;

@@ -287,6 +287,14 @@ void     vae_macs_reset (void);
  * core/synth.c for the generator), written as float32 safetensors. */
 gboolean vae_synth_family (const gchar *family, guint64 seed, const gchar *path, GError **error);
 
+/* ---- progress ------------------------------------------------------------- */
+
+typedef void (*VaeProgressFunc) (gdouble fraction, gpointer data);
+
+/* Encodes and decodes run on this thread report their progress (0–1, per
+ * layer) to FUNC until it is unset with NULL. */
+void     vae_set_progress (VaeProgressFunc func, gpointer data);
+
 /* ---- threads ------------------------------------------------------------- */
 
 /* GEGL_THREADS when set, else the number of processors. */

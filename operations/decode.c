@@ -96,8 +96,10 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
 
   if (!model || !in || in->width <= 0 || in->height <= 0)
     return TRUE; /* prepare has said why */
+  gegl_vae_progress_begin (operation);
   if ((latent = gegl_vae_read_latent (input, in, vae_model_latent_channels (model), &error)))
     image = vae_model_decode (model, latent, &error);
+  gegl_vae_progress_end ();
   if (!image)
     {
       gegl_vae_report_error (operation, &o->error, error);

@@ -89,9 +89,11 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
 
   if (!in || in->width <= 0 || in->height <= 0)
     return TRUE;
+  gegl_vae_progress_begin (operation);
   if ((model = gegl_vae_load_model (o->model, o->backend, &error)) && (image = gegl_vae_read_rgb (input, in, &error)))
     latent = vae_model_encode (model, image, o->mode == GEGL_VAE_MODE_SAMPLE ? VAE_ENCODE_SAMPLE : VAE_ENCODE_MEAN,
                                o->seed, &error);
+  gegl_vae_progress_end ();
   if (!latent)
     {
       gegl_vae_report_error (operation, &o->error, error);

@@ -276,6 +276,24 @@ gegl_vae_form (GeglVaeForm form, VaeSchedule schedule)
   return (VaeNoiseForm) (form - GEGL_VAE_FORM_DIFFUSERS);
 }
 
+static void
+report_progress (gdouble fraction, gpointer operation)
+{
+  gegl_operation_progress (operation, fraction, (gchar *) "");
+}
+
+void
+gegl_vae_progress_begin (GeglOperation *operation)
+{
+  vae_set_progress (report_progress, operation);
+}
+
+void
+gegl_vae_progress_end (void)
+{
+  vae_set_progress (NULL, NULL);
+}
+
 GeglRectangle
 gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
 {

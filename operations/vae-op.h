@@ -92,6 +92,11 @@ void        gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, c
 VaeSchedule gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family);
 VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);
 
+/* The model's per-layer progress reaches the op's node ("progress" signal)
+ * between begin and end; hosts such as the GIMP plug-in listen there. */
+void        gegl_vae_progress_begin (GeglOperation *operation);
+void        gegl_vae_progress_end (void);
+
 /* Whole-image ops (encode, decode) need all of their input for any output. */
 GeglRectangle gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi);
 

@@ -64,6 +64,37 @@ test_vq_reports (void)
 }
 
 static void
+on_progress (GeglNode *node, gdouble fraction, gpointer data)
+{
+  g_array_append_val ((GArray *) data, fraction);
+}
+
+/* The model's layers report through the op: several rising steps up to 1. */
+static void
+test_progress (void)
+{
+  g_autofree gchar *model = kl_model ();
+  g_autoptr (GArray) steps = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  GeglBuffer *input = picture (), *output = NULL;
+  GeglNode   *graph = gegl_node_new ();
+  GeglNode   *src = gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
+  GeglNode   *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
+  GeglNode   *sink = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+
+  g_signal_connect (enc, "progress", G_CALLBACK (on_progress), steps);
+  gegl_node_link_many (src, enc, sink, NULL);
+  gegl_node_process (sink);
+  g_test_message ("%u progress reports", steps->len);
+  g_assert_cmpuint (steps->len, >=, 4);
+  for (guint i = 1; i < steps->len; i++)
+    g_assert_cmpfloat (g_array_index (steps, gdouble, i), >=, g_array_index (steps, gdouble, i - 1));
+  g_assert_cmpfloat (g_array_index (steps, gdouble, steps->len - 1), ==, 1.0);
+  g_object_unref (output);
+  g_object_unref (graph);
+  g_object_unref (input);
+}
+
+static void
 test_error_property (void)
 {
   GeglBuffer *input = picture (), *output = NULL;
@@ -96,6 +127,7 @@ main (int argc, char **argv)
   gegl_init (&argc, &argv);
   g_test_add_func ("/gegl-api/vq-snap-reports", test_vq_reports);
   g_test_add_func ("/gegl-api/error-property", test_error_property);
+  g_test_add_func ("/gegl-api/progress", test_progress);
   {
     int status = g_test_run ();
     gegl_exit ();

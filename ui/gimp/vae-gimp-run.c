@@ -77,6 +77,13 @@ vae_gimp_load_operations (void)
     gegl_load_module_directory (VAE_GEGL_PLUGIN_DIR);
 }
 
+/* Encode fills the first half of GIMP's progress bar, decode the second. */
+static void
+on_progress (GeglNode *node, gdouble fraction, gpointer base)
+{
+  gimp_progress_update (GPOINTER_TO_INT (base) / 2.0 + fraction / 2.0);
+}
+
 /* The first error a vae: node of the chain reported, or NULL. */
 static gchar *
 chain_error (GeglNode **nodes, gint n)
@@ -144,10 +151,12 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
   sink = gegl_node_new_child (gegl, "operation", "gegl:write-buffer", "buffer", shadow, NULL);
   gegl_node_link (nodes[n - 1], sink);
 
+  g_signal_connect (nodes[2], "progress", G_CALLBACK (on_progress), GINT_TO_POINTER (0));
+  g_signal_connect (nodes[n - 2], "progress", G_CALLBACK (on_progress), GINT_TO_POINTER (1));
   gimp_progress_init (_("Running the VAE…"));
   processor = gegl_node_new_processor (sink, NULL);
   while (gegl_processor_work (processor, &progress))
-    gimp_progress_update (progress);
+    ;
   g_object_unref (processor);
   gimp_progress_update (1.0);
 
