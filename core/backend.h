@@ -97,6 +97,16 @@ struct _VaeNet
 
 void vae_net_free (VaeNet *net);
 
+/* Replaces *t by NEXT, usually computed from it, freeing the old tensor;
+ * FALSE when NEXT failed (its error is set). */
+static inline gboolean
+vae_tensor_replace (VaeTensor **t, VaeTensor *next)
+{
+  vae_tensor_free (*t);
+  *t = next;
+  return next != NULL;
+}
+
 /* The structure of the AutoencoderKL or TAESD weights in a file. */
 typedef struct
 {

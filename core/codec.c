@@ -179,15 +179,6 @@ from_diffusion (const VaeModel *m, VaeTensor *z)
     }
 }
 
-/* Replaces *t by NEXT, computed from it; FALSE when NEXT failed. */
-static gboolean
-replace (VaeTensor **t, VaeTensor *next)
-{
-  vae_tensor_free (*t);
-  *t = next;
-  return next != NULL;
-}
-
 VaeTensor *
 vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint64 seed, GError **error)
 {
@@ -195,9 +186,9 @@ vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint
 
   if (!raw)
     return NULL;
-  if (m->structure.kind == VAE_KIND_KL && !replace (&raw, posterior (raw, mode, seed, error)))
+  if (m->structure.kind == VAE_KIND_KL && !vae_tensor_replace (&raw, posterior (raw, mode, seed, error)))
     return NULL;
-  if (m->family->patchify > 1 && !replace (&raw, patchify (raw, FALSE, error)))
+  if (m->family->patchify > 1 && !vae_tensor_replace (&raw, patchify (raw, FALSE, error)))
     return NULL;
   to_diffusion (m, raw);
   return g_steal_pointer (&raw);
@@ -236,7 +227,7 @@ to_network (const VaeModel *m, const VaeTensor *latent, GError **error)
   memcpy (z->data, latent->data, vae_tensor_n_elements (z) * sizeof (gfloat));
   from_diffusion (m, z);
   if (m->family->patchify > 1)
-    replace (&z, patchify (z, TRUE, error));
+    vae_tensor_replace (&z, patchify (z, TRUE, error));
   return z;
 }
 

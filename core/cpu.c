@@ -187,7 +187,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
       gsize   row_bytes = (gsize) n_k * out_w * sizeof (gfloat);
       gint    band = (gint) CLAMP (IM2COL_BAND_BYTES / MAX (row_bytes, 1), 1, (gsize) out_h);
       gsize   col_capacity;
-      gfloat *col = vae_scratch_alloc ((gsize) band * row_bytes, &col_capacity, "convolution workspace", error);
+      gfloat *col = vae_scratch_alloc ((gsize) band * row_bytes, FALSE, &col_capacity, "convolution workspace", error);
       if (!col)
         {
           vae_tensor_free (y);
@@ -316,7 +316,7 @@ cpu_attention (const VaeAttention *attn, const VaeTensor *x, GError **error)
   vae_tensor_free (h);
   h = NULL;
   if (!(o = vae_tensor_new (c, x->height, x->width, error))
-      || !(scores = vae_scratch_alloc ((gsize) block * n * sizeof (gfloat), &scores_capacity, "attention scores",
+      || !(scores = vae_scratch_alloc ((gsize) block * n * sizeof (gfloat), FALSE, &scores_capacity, "attention scores",
                                        error)))
     goto done;
   vae_backend_count_macs (2 * (guint64) n * n * c);

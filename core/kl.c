@@ -446,23 +446,14 @@ fail:
 
 /* ---- forward ------------------------------------------------------------- */
 
-/* Replaces *h by NEXT (freeing the old one); FALSE when NEXT failed. */
-static gboolean
-advance (VaeTensor **h, VaeTensor *next)
-{
-  vae_tensor_free (*h);
-  *h = next;
-  return next != NULL;
-}
-
 static VaeTensor *
 resnet_forward (const VaeBackend *be, const Resnet *r, const VaeTensor *x, GError **error)
 {
   VaeTensor *h = be->norm (&r->norm1, x, VAE_ACT_SILU, error);
   VaeTensor *shortcut = NULL, *out = NULL;
 
-  if (h && advance (&h, be->conv (&r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error))
-      && advance (&h, be->norm (&r->norm2, h, VAE_ACT_SILU, error)))
+  if (h && vae_tensor_replace (&h, be->conv (&r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error))
+      && vae_tensor_replace (&h, be->norm (&r->norm2, h, VAE_ACT_SILU, error)))
     {
       if (r->has_shortcut)
         shortcut = be->conv (&r->shortcut, x, FALSE, NULL, VAE_ACT_NONE, error);
@@ -477,9 +468,9 @@ resnet_forward (const VaeBackend *be, const Resnet *r, const VaeTensor *x, GErro
 static gboolean
 mid_forward (const VaeBackend *be, const KlNet *kl, VaeTensor **h, GError **error)
 {
-  return advance (h, resnet_forward (be, &kl->mid[0], *h, error))
-         && (!kl->has_attention || advance (h, be->attention (&kl->attention, *h, error)))
-         && advance (h, resnet_forward (be, &kl->mid[1], *h, error));
+  return vae_tensor_replace (h, resnet_forward (be, &kl->mid[0], *h, error))
+         && (!kl->has_attention || vae_tensor_replace (h, be->attention (&kl->attention, *h, error)))
+         && vae_tensor_replace (h, resnet_forward (be, &kl->mid[1], *h, error));
 }
 
 static VaeTensor *
@@ -491,7 +482,7 @@ kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **erro
 
   if (kl->decoder && kl->has_quant)
     ok = (h = be->conv (&kl->quant, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL
-         && advance (&h, be->conv (&kl->conv_in, h, FALSE, NULL, VAE_ACT_NONE, error));
+         && vae_tensor_replace (&h, be->conv (&kl->conv_in, h, FALSE, NULL, VAE_ACT_NONE, error));
   else
     ok = (h = be->conv (&kl->conv_in, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL;
   if (ok && kl->decoder)
@@ -500,17 +491,17 @@ kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **erro
   for (gint level = 0; ok && level < kl->n_levels; level++)
     {
       for (gint j = 0; ok && j < kl->n_res; j++)
-        ok = advance (&h, resnet_forward (be, &kl->res[level * kl->n_res + j], h, error));
+        ok = vae_tensor_replace (&h, resnet_forward (be, &kl->res[level * kl->n_res + j], h, error));
       if (ok && level < kl->n_levels - 1)
-        ok = advance (&h, be->conv (&kl->resample[level], h, kl->decoder, NULL, VAE_ACT_NONE, error));
+        ok = vae_tensor_replace (&h, be->conv (&kl->resample[level], h, kl->decoder, NULL, VAE_ACT_NONE, error));
       vae_progress_step (level + 1 + kl->decoder, kl->n_levels + 2);
     }
   if (ok && !kl->decoder)
     ok = mid_forward (be, kl, &h, error);
-  ok = ok && advance (&h, be->norm (&kl->norm_out, h, VAE_ACT_SILU, error))
-       && advance (&h, be->conv (&kl->conv_out, h, FALSE, NULL, VAE_ACT_NONE, error));
+  ok = ok && vae_tensor_replace (&h, be->norm (&kl->norm_out, h, VAE_ACT_SILU, error))
+       && vae_tensor_replace (&h, be->conv (&kl->conv_out, h, FALSE, NULL, VAE_ACT_NONE, error));
   if (ok && !kl->decoder && kl->has_quant)
-    ok = advance (&h, be->conv (&kl->quant, h, FALSE, NULL, VAE_ACT_NONE, error));
+    ok = vae_tensor_replace (&h, be->conv (&kl->quant, h, FALSE, NULL, VAE_ACT_NONE, error));
   if (ok)
     vae_progress_step (kl->n_levels + 2, kl->n_levels + 2);
   if (!ok)

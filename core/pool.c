@@ -98,7 +98,7 @@ take (gsize bytes, gsize *block_bytes)
 }
 
 gpointer
-vae_scratch_alloc (gsize bytes, gsize *capacity, const gchar *what, GError **error)
+vae_scratch_alloc (gsize bytes, gboolean zeroed, gsize *capacity, const gchar *what, GError **error)
 {
   gpointer data = NULL;
 
@@ -111,10 +111,11 @@ vae_scratch_alloc (gsize bytes, gsize *capacity, const gchar *what, GError **err
     }
   if (data)
     {
-      memset (data, 0, bytes);
+      if (zeroed)
+        memset (data, 0, bytes);
       return data;
     }
-  return vae_try_alloc (bytes, what, error);
+  return vae_try_alloc (bytes, what, error); /* fresh pages are zero anyway */
 }
 
 void

@@ -67,7 +67,7 @@ vae_tensor_new (gint channels, gint height, gint width, GError **error)
   t->channels = channels;
   t->height = height;
   t->width = width;
-  t->data = vae_scratch_alloc (n * sizeof (gfloat), &t->capacity, "a tensor", error);
+  t->data = vae_scratch_alloc (n * sizeof (gfloat), TRUE, &t->capacity, "a tensor", error);
   if (!t->data)
     {
       g_free (t);

@@ -329,14 +329,6 @@ load_half (const TinyNames *names, const gchar *half, GError **error)
 
 /* ---- forward ------------------------------------------------------------- */
 
-static gboolean
-advance (VaeTensor **h, VaeTensor *next)
-{
-  vae_tensor_free (*h);
-  *h = next;
-  return next != NULL;
-}
-
 static VaeTensor *
 block_forward (const VaeBackend *be, const Layer *l, const VaeTensor *input, GError **error)
 {
@@ -346,14 +338,14 @@ block_forward (const VaeBackend *be, const Layer *l, const VaeTensor *input, GEr
   if (l->has_pool)
     {
       if (!(h = be->conv (&l->pool_in, x, FALSE, NULL, VAE_ACT_NONE, error))
-          || !advance (&h, be->norm (&l->pool_norm, h, VAE_ACT_RELU, error))
+          || !vae_tensor_replace (&h, be->norm (&l->pool_norm, h, VAE_ACT_RELU, error))
           || !(pooled = be->conv (&l->pool_out, h, FALSE, x, VAE_ACT_NONE, error)))
         goto done;
       x = pooled;
       g_clear_pointer (&h, vae_tensor_free);
     }
   if (!(h = be->conv (&l->conv, x, FALSE, NULL, VAE_ACT_RELU, error))
-      || !advance (&h, be->conv (&l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)))
+      || !vae_tensor_replace (&h, be->conv (&l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)))
     goto done;
   if (l->has_skip && !(skip = be->conv (&l->skip, x, FALSE, NULL, VAE_ACT_NONE, error)))
     goto done;
@@ -393,13 +385,13 @@ tiny_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **er
       switch (l->kind)
         {
         case LAYER_CONV:
-          ok = advance (&h, be->conv (&l->conv, in, l->upsample_input, NULL, l->act, error));
+          ok = vae_tensor_replace (&h, be->conv (&l->conv, in, l->upsample_input, NULL, l->act, error));
           break;
         case LAYER_BLOCK:
-          ok = advance (&h, block_forward (be, l, in, error));
+          ok = vae_tensor_replace (&h, block_forward (be, l, in, error));
           break;
         case LAYER_CLAMP:
-          ok = advance (&h, clamp_forward (in, error));
+          ok = vae_tensor_replace (&h, clamp_forward (in, error));
           break;
         case LAYER_RELU:     /* folded into the conv before */
         case LAYER_UPSAMPLE: /* folded into the conv after */

@@ -124,9 +124,11 @@ gboolean        vae_size_add (gsize a, gsize b, gsize *out);
 gpointer        vae_try_alloc (gsize n_bytes, const gchar *what, GError **error);
 gpointer        vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error);
 
-/* Zeroed scratch memory recycled within a forward pass (pool.c); CAPACITY
- * receives the block's real size, to hand back to vae_scratch_free. */
-gpointer        vae_scratch_alloc (gsize bytes, gsize *capacity, const gchar *what, GError **error);
+/* Scratch memory recycled within a forward pass (pool.c), zeroed when
+ * ZEROED (buffers that are written whole need not be); CAPACITY receives the
+ * block's real size, to hand back to vae_scratch_free. */
+gpointer        vae_scratch_alloc (gsize bytes, gboolean zeroed, gsize *capacity, const gchar *what,
+                                   GError **error);
 void            vae_scratch_free (gpointer data, gsize capacity);
 void            vae_pool_begin (void);
 void            vae_pool_end (void);

@@ -319,10 +319,10 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeAct 
 
   if (!(u = weights_for (conv, &scratch, error)))
     return FALSE;
-  if (!(v = vae_scratch_alloc ((gsize) POSITIONS * ci * band * tiles_w * sizeof (gfloat), &v_capacity,
+  if (!(v = vae_scratch_alloc ((gsize) POSITIONS * ci * band * tiles_w * sizeof (gfloat), FALSE, &v_capacity,
                                "Winograd input", error)))
     return FALSE;
-  if (!(m = vae_scratch_alloc ((gsize) POSITIONS * co * band * tiles_w * sizeof (gfloat), &m_capacity,
+  if (!(m = vae_scratch_alloc ((gsize) POSITIONS * co * band * tiles_w * sizeof (gfloat), FALSE, &m_capacity,
                                "Winograd products", error)))
     {
       vae_scratch_free (v, v_capacity);
