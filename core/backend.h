@@ -17,6 +17,16 @@ typedef enum
   VAE_ACT_SILU
 } VaeAct;
 
+static inline gfloat
+vae_activate (gfloat v, VaeAct act)
+{
+  if (act == VAE_ACT_RELU)
+    return v > 0.0f ? v : 0.0f;
+  if (act == VAE_ACT_SILU)
+    return v / (1.0f + vae_expf (-v));
+  return v;
+}
+
 /* A k×k convolution with explicit padding on each side (AutoencoderKL's
  * downsampler pads only right and bottom). */
 typedef struct
@@ -48,18 +58,60 @@ typedef struct
   VaeConv q, k, v, proj;  /* 1×1 */
 } VaeAttention;
 
-typedef struct
+typedef struct _VaeBackend VaeBackend;
+struct _VaeBackend
 {
   const gchar *name;
   /* act(conv(up(x)) + bias + residual); up is nearest ×2 when upsample is
    * set; residual may be NULL. */
-  VaeTensor *(*conv) (const VaeConv *conv, const VaeTensor *x, gboolean upsample,
+  VaeTensor *(*conv) (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean upsample,
                       const VaeTensor *residual, VaeAct act, GError **error);
-  VaeTensor *(*norm) (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error);
-  VaeTensor *(*attention) (const VaeAttention *attention, const VaeTensor *x, GError **error);
-} VaeBackend;
+  VaeTensor *(*norm) (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act,
+                      GError **error);
+  VaeTensor *(*attention) (const VaeBackend *be, const VaeAttention *attention, const VaeTensor *x,
+                           GError **error);
+  /* 3·tanh(x/3), TAESD's soft clamp of latents. */
+  VaeTensor *(*clamp) (const VaeBackend *be, const VaeTensor *x, GError **error);
+};
 
 const VaeBackend *vae_backend_cpu (void);
+
+/* Pieces of the CPU backend the tiled executor reuses. */
+void  vae_scale_shift_act (const gfloat *src, gfloat *dst, gsize n, gfloat a, gfloat b, VaeAct act);
+/* o = v·softmax(qᵀk/√c)ᵀ for ROWS query positions (columns of q and o, whose
+ * rows are STRIDE floats apart); SCORES holds vae_cpu_attend_scratch_floats. */
+void  vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k, const VaeTensor *v, gfloat *o,
+                      gsize o_stride, gfloat *scores);
+gsize vae_cpu_attend_scratch_floats (gint n);
+/* Scratch bytes the CPU convolution takes for an OUT_H × OUT_W output. */
+gsize vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+
+/* ---- the tiled executor (tiled.c) ---------------------------------------- */
+
+/* Every layer runs in bands of full-width rows, each band reading its input
+ * rows plus the halo the kernel needs, so results equal the plain run's up to
+ * float rounding.  GroupNorm statistics are gathered over all bands before
+ * any band is normalised (the normalisation is then applied as the next
+ * layer reads its band).  Tensors above FILE_BYTES live in an unlinked
+ * temporary file ($TMPDIR), so memory is bounded by the band size. */
+typedef struct
+{
+  gint  image_height;  /* rows of the image the network reads or writes */
+  gint  band_pixels;   /* band height in image rows */
+  gsize file_bytes;    /* tensors larger than this go to a temporary file */
+  gint  bands_total;   /* bands in the whole pass, for progress; 0: unknown */
+} VaeTileSettings;
+
+VaeBackend *vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings);
+void        vae_backend_tiled_free (VaeBackend *backend);
+/* Rows per band for a layer of HEIGHT rows. */
+gint        vae_tiled_band_rows (const VaeTileSettings *settings, gint height);
+/* What the largest band of a convolution holds beyond its input and output
+ * tensors: input rows with halo, output (and residual) rows, scratch. */
+gsize       vae_tiled_conv_band_bytes (const VaeTileSettings *settings, const VaeConv *conv, gint in_h, gint in_w,
+                                       gboolean upsample, gboolean residual);
+/* Turns a tensor made by the tiled executor into a plain one. */
+gboolean    vae_tiled_materialize (VaeTensor **tensor, GError **error);
 
 /* Winograd F(4×4,3×3) for 3×3 stride-1 "same" convs of 8+ input channels:
  * y = act(y + conv(up(x)) + bias), y holding the residual or zeros. */
@@ -67,13 +119,26 @@ gboolean vae_winograd_applies (const VaeConv *conv);
 gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean upsample, VaeAct act, VaeTensor *y,
                             GError **error);
 void     vae_winograd_release (VaeConv *conv);
+/* Transformed weights kept across passes, in bytes (what is kept stays). */
+void     vae_winograd_set_cache_limit (gsize bytes);
+gsize    vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
 /* The plain im2col + SGEMM convolution, the reference the fast kernels are
  * tested against. */
 VaeTensor *vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean upsample,
                                    const VaeTensor *residual, VaeAct act, GError **error);
 
-/* Graphs report after each of TOTAL steps (to this thread's callback). */
+/* Graphs report after each of TOTAL steps (to this thread's callback);
+ * while bands are being counted (the tiled executor) or a pass is only
+ * planned, those steps are not passed on. */
 void vae_progress_step (gint done, gint total);
+void vae_progress_band (gint done, gint total);
+typedef enum
+{
+  VAE_PROGRESS_LAYERS,
+  VAE_PROGRESS_BANDS,
+  VAE_PROGRESS_QUIET
+} VaeProgressMode;
+void vae_progress_set_mode (VaeProgressMode mode);
 
 /* Backends add the multiply-adds they do (see vae_macs_counted). */
 void vae_backend_count_macs (guint64 macs);

@@ -56,15 +56,33 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
   return out;
 }
 
-/* One network pass, its scratch blocks recycled among its layers. */
+/* One network pass, its scratch blocks recycled among its layers; in
+ * bands when the memory plan says so. */
 static VaeTensor *
-forward (VaeNet *net, const VaeTensor *x, GError **error)
+forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
 {
-  VaeTensor *y;
+  VaeMemoryPlan   plan;
+  VaeTileSettings tiles;
+  VaeBackend     *tiled = NULL;
+  VaeTensor      *y;
 
+  if (!vae_model_plan_pass (m, net, x->channels, x->height, x->width, &plan, &tiles, error))
+    return NULL;
+  vae_pool_set_hold (vae_plan_pool_hold (&plan));
+  vae_winograd_set_cache_limit (vae_plan_winograd_cache (&plan));
+  if (plan.band_pixels > 0)
+    {
+      tiled = vae_backend_tiled_new (vae_backend_cpu (), &tiles);
+      vae_progress_set_mode (VAE_PROGRESS_BANDS);
+    }
   vae_pool_begin ();
-  y = net->forward (net, vae_backend_cpu (), x, error);
+  y = net->forward (net, tiled ? tiled : vae_backend_cpu (), x, error);
+  if (y && !vae_tiled_materialize (&y, error))
+    g_clear_pointer (&y, vae_tensor_free);
   vae_pool_end ();
+  vae_progress_set_mode (VAE_PROGRESS_LAYERS);
+  if (tiled)
+    vae_backend_tiled_free (tiled);
   return y;
 }
 
@@ -90,7 +108,7 @@ vae_model_encode_raw (VaeModel *m, const VaeTensor *image, GError **error)
   padded = pad_image (image, vae_family_factor (m->family), m->structure.kind == VAE_KIND_KL, error);
   if (!padded)
     return NULL;
-  return forward (m->encoder, padded, error);
+  return forward (m, m->encoder, padded, error);
 }
 
 /* mean, or mean + std·ε with ε from Philox (position-keyed); logvar is
@@ -238,7 +256,7 @@ vae_model_decode_raw (VaeModel *m, const VaeTensor *latent, GError **error)
 
   if (!z)
     return NULL;
-  return forward (m->decoder, z, error);
+  return forward (m, m->decoder, z, error);
 }
 
 VaeTensor *

@@ -54,21 +54,6 @@ vae_conv_output_size (const VaeConv *conv, gint height, gint width, gint *out_h,
   *out_w = (width + conv->pad_left + conv->pad_right - conv->kernel) / conv->stride + 1;
 }
 
-static inline gfloat
-activate (gfloat v, VaeAct act)
-{
-  switch (act)
-    {
-    case VAE_ACT_RELU:
-      return v > 0.0f ? v : 0.0f;
-    case VAE_ACT_SILU:
-      return v / (1.0f + vae_expf (-v));
-    case VAE_ACT_NONE:
-    default:
-      return v;
-    }
-}
-
 static inline gint
 floor_div (gint a, gint b)
 {
@@ -130,7 +115,7 @@ static VAE_HOT void
 bias_activation_plane (gfloat *restrict p, gsize n, gfloat b, VaeAct act)
 {
   for (gsize i = 0; i < n; i++)
-    p[i] = activate (p[i] + b, act);
+    p[i] = vae_activate (p[i] + b, act);
 }
 
 static void
@@ -143,6 +128,31 @@ bias_activation (const VaeConv *conv, VaeTensor *y, VaeAct act)
 #pragma omp parallel for schedule(static)
   for (gint c = 0; c < y->channels; c++)
     bias_activation_plane (y->data + c * plane, plane, conv->bias ? conv->bias[c] : 0.0f, act);
+}
+
+static gboolean
+is_plain_1x1 (const VaeConv *conv, gboolean up)
+{
+  return conv->kernel == 1 && conv->stride == 1 && !up && conv->pad_top == 0 && conv->pad_left == 0;
+}
+
+static gint
+im2col_band_rows (const VaeConv *conv, gint out_h, gint out_w)
+{
+  const gsize row_bytes = (gsize) conv->in_channels * conv->kernel * conv->kernel * out_w * sizeof (gfloat);
+
+  return (gint) CLAMP (IM2COL_BAND_BYTES / MAX (row_bytes, 1), 1, (gsize) out_h);
+}
+
+gsize
+vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
+{
+  if (vae_winograd_applies (conv))
+    return vae_winograd_scratch_bytes (conv, out_h, out_w);
+  if (conv->kernel == 1 && conv->stride == 1 && conv->pad_top == 0 && conv->pad_left == 0)
+    return 0;
+  return (gsize) im2col_band_rows (conv, out_h, out_w) * conv->in_channels * conv->kernel * conv->kernel * out_w
+         * sizeof (gfloat);
 }
 
 /* act(conv(up(x)) + bias + residual): Winograd for 3×3 "same" convs when
@@ -179,13 +189,13 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
         g_clear_pointer (&y, vae_tensor_free);
       return y; /* bias and activation applied */
     }
-  else if (k == 1 && conv->stride == 1 && !up && conv->pad_top == 0 && conv->pad_left == 0)
+  else if (is_plain_1x1 (conv, up))
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, conv->out_channels, out_h * out_w,
                  n_k, 1.0f, conv->weight, n_k, x->data, out_h * out_w, beta, y->data, out_h * out_w);
   else
     {
       gsize   row_bytes = (gsize) n_k * out_w * sizeof (gfloat);
-      gint    band = (gint) CLAMP (IM2COL_BAND_BYTES / MAX (row_bytes, 1), 1, (gsize) out_h);
+      gint    band = im2col_band_rows (conv, out_h, out_w);
       gsize   col_capacity;
       gfloat *col = vae_scratch_alloc ((gsize) band * row_bytes, FALSE, &col_capacity, "convolution workspace", error);
       if (!col)
@@ -216,7 +226,7 @@ vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean up, co
 }
 
 static VaeTensor *
-cpu_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
+cpu_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
           GError **error)
 {
   return convolve (conv, x, up, residual, act, TRUE, error);
@@ -237,17 +247,17 @@ group_stats (const gfloat *restrict p, gsize n, gfloat eps, gdouble *mean, gdoub
   *rstd = 1.0 / sqrt (sum_sq / (gdouble) n + eps);
 }
 
-static VAE_HOT void
-scale_shift_plane (const gfloat *restrict src, gfloat *restrict dst, gsize n, gfloat a, gfloat b, VaeAct act)
+VAE_HOT void
+vae_scale_shift_act (const gfloat *restrict src, gfloat *restrict dst, gsize n, gfloat a, gfloat b, VaeAct act)
 {
   for (gsize i = 0; i < n; i++)
-    dst[i] = activate (src[i] * a + b, act);
+    dst[i] = vae_activate (src[i] * a + b, act);
 }
 
 /* GroupNorm: statistics per group, then y = x·a + b per channel with
  * a = rstd·γ, b = β − mean·a, and the activation in the same pass. */
 static VaeTensor *
-cpu_norm (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+cpu_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
 {
   const gsize plane = (gsize) x->height * x->width;
   const gint  per_group = x->channels / norm->groups;
@@ -267,7 +277,7 @@ cpu_norm (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
   for (gint c = 0; c < x->channels; c++)
     {
       const gint g = c / per_group;
-      scale_shift_plane (x->data + (gsize) c * plane, y->data + (gsize) c * plane, plane,
+      vae_scale_shift_act (x->data + (gsize) c * plane, y->data + (gsize) c * plane, plane,
                          (gfloat) (rstd[g] * norm->gamma[c]),
                          (gfloat) (norm->beta[c] - mean[g] * rstd[g] * norm->gamma[c]), act);
     }
@@ -299,39 +309,52 @@ softmax_rows (gfloat *scores, gint rows, gint n)
     }
 }
 
-static VaeTensor *
-cpu_attention (const VaeAttention *attn, const VaeTensor *x, GError **error)
+void
+vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k, const VaeTensor *v, gfloat *o,
+                gsize o_stride, gfloat *scores)
 {
-  const gint  c = x->channels, n = x->height * x->width;
-  const gint  block = MIN (QUERY_BLOCK, n);
+  const gint c = k->channels, n = k->height * k->width;
+
+  for (gint r0 = 0; r0 < rows; r0 += QUERY_BLOCK)
+    {
+      gint block = MIN (QUERY_BLOCK, rows - r0);
+      /* scores[block, n] = q[:, r0:r0+block]ᵀ · k / √c */
+      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, block, n, c, (gfloat) (1.0 / sqrt (c)), q + r0,
+                   q_stride, k->data, n, 0.0f, scores, n);
+      softmax_rows (scores, block, n);
+      /* o[:, r0:r0+block] = v · scoresᵀ */
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, c, block, n, 1.0f, v->data, n, scores, n, 0.0f,
+                   o + r0, o_stride);
+    }
+  vae_backend_count_macs (2 * (guint64) rows * n * c);
+}
+
+gsize
+vae_cpu_attend_scratch_floats (gint n)
+{
+  return (gsize) MIN (QUERY_BLOCK, n) * n;
+}
+
+static VaeTensor *
+cpu_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor *x, GError **error)
+{
+  const gint  n = x->height * x->width;
   VaeTensor  *h = NULL, *q = NULL, *k = NULL, *v = NULL, *o = NULL, *out = NULL;
   gfloat     *scores = NULL;
   gsize       scores_capacity = 0;
 
-  if (!(h = cpu_norm (&attn->norm, x, VAE_ACT_NONE, error))
-      || !(q = cpu_conv (&attn->q, h, FALSE, NULL, VAE_ACT_NONE, error))
-      || !(k = cpu_conv (&attn->k, h, FALSE, NULL, VAE_ACT_NONE, error))
-      || !(v = cpu_conv (&attn->v, h, FALSE, NULL, VAE_ACT_NONE, error)))
+  if (!(h = cpu_norm (be, &attn->norm, x, VAE_ACT_NONE, error))
+      || !(q = cpu_conv (be, &attn->q, h, FALSE, NULL, VAE_ACT_NONE, error))
+      || !(k = cpu_conv (be, &attn->k, h, FALSE, NULL, VAE_ACT_NONE, error))
+      || !(v = cpu_conv (be, &attn->v, h, FALSE, NULL, VAE_ACT_NONE, error)))
     goto done;
-  vae_tensor_free (h);
-  h = NULL;
-  if (!(o = vae_tensor_new (c, x->height, x->width, error))
-      || !(scores = vae_scratch_alloc ((gsize) block * n * sizeof (gfloat), FALSE, &scores_capacity, "attention scores",
-                                       error)))
+  g_clear_pointer (&h, vae_tensor_free);
+  if (!(o = vae_tensor_new (x->channels, x->height, x->width, error))
+      || !(scores = vae_scratch_alloc (vae_cpu_attend_scratch_floats (n) * sizeof (gfloat), FALSE, &scores_capacity,
+                                       "attention scores", error)))
     goto done;
-  vae_backend_count_macs (2 * (guint64) n * n * c);
-  for (gint q0 = 0; q0 < n; q0 += block)
-    {
-      gint rows = MIN (block, n - q0);
-      /* scores[rows, n] = q[:, q0:q0+rows]ᵀ · k / √c */
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, rows, n, c, (gfloat) (1.0 / sqrt (c)),
-                   q->data + q0, n, k->data, n, 0.0f, scores, n);
-      softmax_rows (scores, rows, n);
-      /* o[:, q0:q0+rows] = v · scoresᵀ */
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, c, rows, n, 1.0f, v->data, n, scores,
-                   n, 0.0f, o->data + q0, n);
-    }
-  out = cpu_conv (&attn->proj, o, FALSE, x, VAE_ACT_NONE, error);
+  vae_cpu_attend (q->data, n, n, k, v, o->data, n, scores);
+  out = cpu_conv (be, &attn->proj, o, FALSE, x, VAE_ACT_NONE, error);
 done:
   vae_scratch_free (scores, scores_capacity);
   vae_tensor_free (h);
@@ -342,6 +365,20 @@ done:
   return out;
 }
 
+static VaeTensor *
+cpu_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  VaeTensor *y = vae_tensor_new (x->channels, x->height, x->width, error);
+  gsize      n = vae_tensor_n_elements (x);
+
+  if (!y)
+    return NULL;
+#pragma omp parallel for schedule(static)
+  for (gsize i = 0; i < n; i++)
+    y->data[i] = tanhf (x->data[i] / 3.0f) * 3.0f;
+  return y;
+}
+
 const VaeBackend *
 vae_backend_cpu (void)
 {
@@ -350,6 +387,7 @@ vae_backend_cpu (void)
     .conv = cpu_conv,
     .norm = cpu_norm,
     .attention = cpu_attention,
+    .clamp = cpu_clamp,
   };
   return &cpu;
 }

@@ -449,16 +449,16 @@ fail:
 static VaeTensor *
 resnet_forward (const VaeBackend *be, const Resnet *r, const VaeTensor *x, GError **error)
 {
-  VaeTensor *h = be->norm (&r->norm1, x, VAE_ACT_SILU, error);
+  VaeTensor *h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
   VaeTensor *shortcut = NULL, *out = NULL;
 
-  if (h && vae_tensor_replace (&h, be->conv (&r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error))
-      && vae_tensor_replace (&h, be->norm (&r->norm2, h, VAE_ACT_SILU, error)))
+  if (h && vae_tensor_replace (&h, be->conv (be, &r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error))
+      && vae_tensor_replace (&h, be->norm (be, &r->norm2, h, VAE_ACT_SILU, error)))
     {
       if (r->has_shortcut)
-        shortcut = be->conv (&r->shortcut, x, FALSE, NULL, VAE_ACT_NONE, error);
+        shortcut = be->conv (be, &r->shortcut, x, FALSE, NULL, VAE_ACT_NONE, error);
       if (!r->has_shortcut || shortcut)
-        out = be->conv (&r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
+        out = be->conv (be, &r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
     }
   vae_tensor_free (h);
   vae_tensor_free (shortcut);
@@ -469,7 +469,7 @@ static gboolean
 mid_forward (const VaeBackend *be, const KlNet *kl, VaeTensor **h, GError **error)
 {
   return vae_tensor_replace (h, resnet_forward (be, &kl->mid[0], *h, error))
-         && (!kl->has_attention || vae_tensor_replace (h, be->attention (&kl->attention, *h, error)))
+         && (!kl->has_attention || vae_tensor_replace (h, be->attention (be, &kl->attention, *h, error)))
          && vae_tensor_replace (h, resnet_forward (be, &kl->mid[1], *h, error));
 }
 
@@ -481,10 +481,10 @@ kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **erro
   gboolean   ok;
 
   if (kl->decoder && kl->has_quant)
-    ok = (h = be->conv (&kl->quant, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL
-         && vae_tensor_replace (&h, be->conv (&kl->conv_in, h, FALSE, NULL, VAE_ACT_NONE, error));
+    ok = (h = be->conv (be, &kl->quant, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL
+         && vae_tensor_replace (&h, be->conv (be, &kl->conv_in, h, FALSE, NULL, VAE_ACT_NONE, error));
   else
-    ok = (h = be->conv (&kl->conv_in, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL;
+    ok = (h = be->conv (be, &kl->conv_in, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL;
   if (ok && kl->decoder)
     ok = mid_forward (be, kl, &h, error);
   vae_progress_step (kl->decoder ? 1 : 0, kl->n_levels + 2);
@@ -493,15 +493,15 @@ kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **erro
       for (gint j = 0; ok && j < kl->n_res; j++)
         ok = vae_tensor_replace (&h, resnet_forward (be, &kl->res[level * kl->n_res + j], h, error));
       if (ok && level < kl->n_levels - 1)
-        ok = vae_tensor_replace (&h, be->conv (&kl->resample[level], h, kl->decoder, NULL, VAE_ACT_NONE, error));
+        ok = vae_tensor_replace (&h, be->conv (be, &kl->resample[level], h, kl->decoder, NULL, VAE_ACT_NONE, error));
       vae_progress_step (level + 1 + kl->decoder, kl->n_levels + 2);
     }
   if (ok && !kl->decoder)
     ok = mid_forward (be, kl, &h, error);
-  ok = ok && vae_tensor_replace (&h, be->norm (&kl->norm_out, h, VAE_ACT_SILU, error))
-       && vae_tensor_replace (&h, be->conv (&kl->conv_out, h, FALSE, NULL, VAE_ACT_NONE, error));
+  ok = ok && vae_tensor_replace (&h, be->norm (be, &kl->norm_out, h, VAE_ACT_SILU, error))
+       && vae_tensor_replace (&h, be->conv (be, &kl->conv_out, h, FALSE, NULL, VAE_ACT_NONE, error));
   if (ok && !kl->decoder && kl->has_quant)
-    ok = vae_tensor_replace (&h, be->conv (&kl->quant, h, FALSE, NULL, VAE_ACT_NONE, error));
+    ok = vae_tensor_replace (&h, be->conv (be, &kl->quant, h, FALSE, NULL, VAE_ACT_NONE, error));
   if (ok)
     vae_progress_step (kl->n_levels + 2, kl->n_levels + 2);
   if (!ok)

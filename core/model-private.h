@@ -31,6 +31,14 @@ struct _VaeModel
 VaeTensor *vae_model_encode_raw (VaeModel *model, const VaeTensor *image, GError **error);
 VaeTensor *vae_model_decode_raw (VaeModel *model, const VaeTensor *raw_latent, GError **error);
 
+/* The memory plan of one pass of NET (plan.c): fills PLAN and, when it
+ * tiles, TILES (band_pixels > 0). */
+gboolean vae_model_plan_pass (VaeModel *model, VaeNet *net, gint channels, gint height, gint width,
+                              VaeMemoryPlan *plan, VaeTileSettings *tiles, GError **error);
+/* Spare scratch the pool may hold and the Winograd cache size under PLAN. */
+gsize    vae_plan_pool_hold (const VaeMemoryPlan *plan);
+gsize    vae_plan_winograd_cache (const VaeMemoryPlan *plan);
+
 G_END_DECLS
 
 #endif

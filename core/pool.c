@@ -14,9 +14,10 @@
 #define POOLED_MIN_BYTES ((gsize) 1 << 20)
 /* Kept between passes, so the next image does not fault its pages in again. */
 #define RETAINED_BYTES   ((gsize) 512 << 20)
-/* Held during a pass: beyond this a freed block goes back at once, so the
- * pool never adds more than this to the pass's own peak. */
-#define HELD_BYTES       ((gsize) 768 << 20)
+/* Held during a pass (set by the memory plan): beyond this a freed block
+ * goes back at once, so the pool never adds more than this to the pass's
+ * own peak. */
+static gsize held_bytes = (gsize) 768 << 20;
 
 typedef struct
 {
@@ -34,6 +35,14 @@ compare_blocks (gconstpointer a, gconstpointer b)
 {
   gsize x = ((const Block *) a)->bytes, y = ((const Block *) b)->bytes;
   return x < y ? -1 : x > y;
+}
+
+void
+vae_pool_set_hold (gsize bytes)
+{
+  g_mutex_lock (&pool_lock);
+  held_bytes = bytes;
+  g_mutex_unlock (&pool_lock);
 }
 
 void
@@ -126,7 +135,7 @@ vae_scratch_free (gpointer data, gsize capacity)
   if (capacity >= POOLED_MIN_BYTES)
     {
       g_mutex_lock (&pool_lock);
-      if (open_passes > 0 && pooled_bytes + capacity <= HELD_BYTES)
+      if (open_passes > 0 && pooled_bytes + capacity <= held_bytes)
         {
           Block b = { data, capacity };
           g_array_append_val (pool, b);

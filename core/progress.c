@@ -6,6 +6,7 @@
 
 static _Thread_local VaeProgressFunc progress_func;
 static _Thread_local gpointer        progress_data;
+static _Thread_local VaeProgressMode progress_mode;
 
 void
 vae_set_progress (VaeProgressFunc func, gpointer data)
@@ -15,8 +16,28 @@ vae_set_progress (VaeProgressFunc func, gpointer data)
 }
 
 void
-vae_progress_step (gint done, gint total)
+vae_progress_set_mode (VaeProgressMode mode)
+{
+  progress_mode = mode;
+}
+
+static void
+report (gint done, gint total)
 {
   if (progress_func && total > 0)
     progress_func (CLAMP ((gdouble) done / total, 0.0, 1.0), progress_data);
+}
+
+void
+vae_progress_step (gint done, gint total)
+{
+  if (progress_mode == VAE_PROGRESS_LAYERS)
+    report (done, total);
+}
+
+void
+vae_progress_band (gint done, gint total)
+{
+  if (progress_mode == VAE_PROGRESS_BANDS)
+    report (done, total);
 }

@@ -81,6 +81,8 @@ vae_tensor_free (VaeTensor *tensor)
 {
   if (!tensor)
     return;
+  if (tensor->external)
+    ((VaeExternal *) tensor->external)->release (tensor->external);
   vae_scratch_free (tensor->data, tensor->capacity);
   g_free (tensor);
 }

@@ -337,38 +337,24 @@ block_forward (const VaeBackend *be, const Layer *l, const VaeTensor *input, GEr
 
   if (l->has_pool)
     {
-      if (!(h = be->conv (&l->pool_in, x, FALSE, NULL, VAE_ACT_NONE, error))
-          || !vae_tensor_replace (&h, be->norm (&l->pool_norm, h, VAE_ACT_RELU, error))
-          || !(pooled = be->conv (&l->pool_out, h, FALSE, x, VAE_ACT_NONE, error)))
+      if (!(h = be->conv (be, &l->pool_in, x, FALSE, NULL, VAE_ACT_NONE, error))
+          || !vae_tensor_replace (&h, be->norm (be, &l->pool_norm, h, VAE_ACT_RELU, error))
+          || !(pooled = be->conv (be, &l->pool_out, h, FALSE, x, VAE_ACT_NONE, error)))
         goto done;
       x = pooled;
       g_clear_pointer (&h, vae_tensor_free);
     }
-  if (!(h = be->conv (&l->conv, x, FALSE, NULL, VAE_ACT_RELU, error))
-      || !vae_tensor_replace (&h, be->conv (&l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)))
+  if (!(h = be->conv (be, &l->conv, x, FALSE, NULL, VAE_ACT_RELU, error))
+      || !vae_tensor_replace (&h, be->conv (be, &l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)))
     goto done;
-  if (l->has_skip && !(skip = be->conv (&l->skip, x, FALSE, NULL, VAE_ACT_NONE, error)))
+  if (l->has_skip && !(skip = be->conv (be, &l->skip, x, FALSE, NULL, VAE_ACT_NONE, error)))
     goto done;
-  out = be->conv (&l->conv3, h, FALSE, skip ? skip : x, VAE_ACT_RELU, error);
+  out = be->conv (be, &l->conv3, h, FALSE, skip ? skip : x, VAE_ACT_RELU, error);
 done:
   vae_tensor_free (pooled);
   vae_tensor_free (h);
   vae_tensor_free (skip);
   return out;
-}
-
-static VaeTensor *
-clamp_forward (const VaeTensor *x, GError **error)
-{
-  VaeTensor *y = vae_tensor_new (x->channels, x->height, x->width, error);
-  gsize      n = vae_tensor_n_elements (x);
-
-  if (!y)
-    return NULL;
-#pragma omp parallel for schedule(static)
-  for (gsize i = 0; i < n; i++)
-    y->data[i] = tanhf (x->data[i] / 3.0f) * 3.0f;
-  return y;
 }
 
 static VaeTensor *
@@ -385,13 +371,13 @@ tiny_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **er
       switch (l->kind)
         {
         case LAYER_CONV:
-          ok = vae_tensor_replace (&h, be->conv (&l->conv, in, l->upsample_input, NULL, l->act, error));
+          ok = vae_tensor_replace (&h, be->conv (be, &l->conv, in, l->upsample_input, NULL, l->act, error));
           break;
         case LAYER_BLOCK:
           ok = vae_tensor_replace (&h, block_forward (be, l, in, error));
           break;
         case LAYER_CLAMP:
-          ok = vae_tensor_replace (&h, clamp_forward (in, error));
+          ok = vae_tensor_replace (&h, be->clamp (be, in, error));
           break;
         case LAYER_RELU:     /* folded into the conv before */
         case LAYER_UPSAMPLE: /* folded into the conv after */

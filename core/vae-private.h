@@ -32,6 +32,14 @@ const gchar *vae_limit_env (VaeLimit which);
 
 /* ---- tensors ------------------------------------------------------------- */
 
+/* Storage a tensor refers to instead of owning data (tiled.c, plan.c);
+ * vae_tensor_free calls release. */
+typedef struct _VaeExternal VaeExternal;
+struct _VaeExternal
+{
+  void (*release) (VaeExternal *self);
+};
+
 /* A view of one tensor inside a weight file. */
 typedef struct
 {
@@ -131,6 +139,8 @@ gpointer        vae_scratch_alloc (gsize bytes, gboolean zeroed, gsize *capacity
                                    GError **error);
 void            vae_scratch_free (gpointer data, gsize capacity);
 void            vae_pool_begin (void);
+/* Spare blocks beyond this go back to the system at once. */
+void            vae_pool_set_hold (gsize bytes);
 void            vae_pool_end (void);
 
 /* exp for float that the compiler can vectorise (libm's expf is a call):

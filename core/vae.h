@@ -41,8 +41,9 @@ typedef struct
   gint    channels;
   gint    height;
   gint    width;
-  gfloat *data;
+  gfloat *data;       /* NULL while the values live elsewhere (internal) */
   gsize   capacity;   /* bytes behind data (internal) */
+  gpointer external;  /* the tiled executor's storage, or NULL (internal) */
 } VaeTensor;
 
 /* Allocates a zeroed tensor; fails with VAE_ERROR_LIMIT or _NO_MEMORY rather
@@ -294,6 +295,35 @@ typedef void (*VaeProgressFunc) (gdouble fraction, gpointer data);
 /* Encodes and decodes run on this thread report their progress (0–1, per
  * layer) to FUNC until it is unset with NULL. */
 void     vae_set_progress (VaeProgressFunc func, gpointer data);
+
+/* ---- memory ---------------------------------------------------------------- */
+
+typedef struct
+{
+  guint64 memory_limit;  /* bytes; 0: a share of the memory available now */
+  gint    tile_size;     /* band height in image pixels; 0: tile only when the
+                          * memory plan needs it */
+} VaeTiling;
+
+/* Encodes and decodes run on this thread plan their memory with TILING
+ * (NULL: the defaults) until it is set again. */
+void     vae_set_tiling (const VaeTiling *tiling);
+
+/* "1.5G", "800M", "65536K", "1000000" (bytes) → bytes; FALSE when malformed. */
+gboolean vae_parse_bytes (const gchar *text, guint64 *bytes);
+
+typedef struct
+{
+  guint64 budget;          /* the limit the plan had to meet */
+  guint64 untiled_bytes;   /* estimated peak of the plain run */
+  gint    band_pixels;     /* 0: untiled; else the band height chosen */
+  guint64 tiled_bytes;     /* estimated peak with those bands */
+} VaeMemoryPlan;
+
+/* The plan an encode of a W×H image (ENCODE) or a decode of a w×h latent
+ * would follow under this thread's tiling settings. */
+gboolean vae_model_plan (VaeModel *model, gboolean encode, gint width, gint height, VaeMemoryPlan *plan,
+                         GError **error);
 
 /* ---- threads ------------------------------------------------------------- */
 

@@ -20,11 +20,19 @@
 #define ALPHA       6          /* TILE + 3 − 1 */
 #define POSITIONS   (ALPHA * ALPHA)
 #define BATCH_BYTES ((gsize) 48 << 20)
-/* Transformed weights are kept with the model up to this many bytes in all. */
-#define CACHE_BYTES ((gsize) 384 << 20)
-
 static GMutex cache_lock;
 static gsize  cache_used;
+/* Transformed weights are kept with the model up to this many bytes in all
+ * (set by the memory plan). */
+static gsize  cache_limit = (gsize) 384 << 20;
+
+void
+vae_winograd_set_cache_limit (gsize bytes)
+{
+  g_mutex_lock (&cache_lock);
+  cache_limit = bytes;
+  g_mutex_unlock (&cache_lock);
+}
 
 /* U = G g Gᵀ for every (out, in) pair, as 36 matrices [out × in]; computed in
  * double and rounded once. */
@@ -73,7 +81,7 @@ weights_for (const VaeConv *conv, gfloat **scratch, GError **error)
   const gfloat *u;
 
   g_mutex_lock (&cache_lock);
-  if (!conv->winograd && cache_used + bytes <= CACHE_BYTES
+  if (!conv->winograd && cache_used + bytes <= cache_limit
       && (mutable_conv->winograd = g_try_malloc (bytes)))
     {
       transform_weights (conv, mutable_conv->winograd);
@@ -216,16 +224,6 @@ transform_input (const Geometry *g, gint ty0, gint n_rows, gfloat *v)
 
 /* ---- output transform ----------------------------------------------------- */
 
-static inline gfloat
-activate (gfloat v, VaeAct act)
-{
-  if (act == VAE_ACT_RELU)
-    return v > 0.0f ? v : 0.0f;
-  if (act == VAE_ACT_SILU)
-    return v / (1.0f + vae_expf (-v));
-  return v;
-}
-
 /* One output channel, one tile row: h_kj = Σ_l M_kl·A[l][j] then
  * out_ij = Σ_k A[k][i]·h_kj, vectorised over the tiles; written as
  * act(y + out + bias). */
@@ -270,7 +268,7 @@ output_tile_row (const gfloat *m, gsize stride_p, gint tw, gint ty, gfloat bias,
     {
       gfloat *row = plane + (gsize) (ty * TILE + i) * y->width;
       for (gint x = 0; x < y->width; x++)
-        row[x] = activate (row[x] + out[(gsize) (i * TILE + x % TILE) * tw + x / TILE] + bias, act);
+        row[x] = vae_activate (row[x] + out[(gsize) (i * TILE + x % TILE) * tw + x / TILE] + bias, act);
     }
 }
 
@@ -301,6 +299,16 @@ vae_winograd_applies (const VaeConv *conv)
 {
   return conv->kernel == 3 && conv->stride == 1 && conv->in_channels >= 8 && conv->pad_top == 1
          && conv->pad_left == 1;
+}
+
+gsize
+vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
+{
+  const gint  tiles_w = (out_w + TILE - 1) / TILE, tiles_h = (out_h + TILE - 1) / TILE;
+  const gsize row_bytes = (gsize) POSITIONS * (conv->in_channels + conv->out_channels) * tiles_w * sizeof (gfloat);
+  const gsize weights = conv->winograd ? 0 : (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
+
+  return row_bytes * CLAMP (BATCH_BYTES / row_bytes, 1, (gsize) tiles_h) + weights;
 }
 
 gboolean

@@ -55,7 +55,7 @@ test_conv_fast_vs_reference (void)
                 residual->data[i] = (gfloat) g_rand_double_range (rand, -1, 1);
             }
           g_assert_true (vae_winograd_applies (&conv));
-          fast = cpu->conv (&conv, x, up, residual, act, &error);
+          fast = cpu->conv (cpu, &conv, x, up, residual, act, &error);
           ref = vae_cpu_conv_reference (&conv, x, up, residual, act, &error);
           g_assert_no_error (error);
           err = test_max_rel_error (fast, ref);

@@ -141,6 +141,16 @@ test_taef2_latent (void)
   g_assert_no_error (error);
   want = test_load_npy_latent (want_path);
   test_assert_close (latent, want, HOUSE_BAR, "taef2 latent");
+  {
+    /* the same in 64-pixel bands, every large tensor in a temporary file */
+    VaeTiling tiling = { 16 << 20, 64 };
+    g_autoptr (VaeTensor) tiled = NULL;
+    vae_set_tiling (&tiling);
+    tiled = vae_model_encode (m, full, VAE_ENCODE_MEAN, 0, &error);
+    vae_set_tiling (NULL);
+    g_assert_no_error (error);
+    test_assert_close (tiled, want, HOUSE_BAR, "taef2 latent, tiled");
+  }
 }
 
 static void

@@ -97,6 +97,13 @@ make_input (VaeModel *model, gboolean decode, gint width, gint height, GError **
   return t;
 }
 
+/* The first pass's planned peak (for a round trip, the encoder's). */
+static gdouble
+planned_mb (const VaeMemoryPlan *plan)
+{
+  return (plan->band_pixels ? plan->tiled_bytes : plan->untiled_bytes) / 1048576.0;
+}
+
 static gboolean
 run_once (VaeModel *model, const VaeTensor *input, const gchar *op, GError **error)
 {
@@ -120,13 +127,14 @@ cmd_bench (gint argc, gchar **argv, GError **error)
   guint64      macs = 0;
   struct rusage usage;
   gdouble      median;
+  VaeMemoryPlan plan;
 
   if (argc != 1)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae bench [OPTION…]"));
       return FALSE;
     }
-  if (!check_options (&width, &height, error))
+  if (!check_options (&width, &height, error) || !cli_apply_tiling (error))
     return FALSE;
   if (opt_threads > 0)
     {
@@ -136,6 +144,7 @@ cmd_bench (gint argc, gchar **argv, GError **error)
     }
   if (!(model = cli_load_model (opt_model, error))
       || !(input = make_input (model, strcmp (op, "decode") == 0, width, height, error))
+      || !vae_model_plan (model, strcmp (op, "decode") != 0, input->width, input->height, &plan, error)
       || !run_once (model, input, op, error))
     return FALSE;
   seconds = g_new (gdouble, opt_runs);
@@ -154,11 +163,14 @@ cmd_bench (gint argc, gchar **argv, GError **error)
   getrusage (RUSAGE_SELF, &usage);
   if (opt_json)
     printf ("{\"op\": \"%s\", \"width\": %d, \"height\": %d, \"backend\": \"cpu\", \"precision\": \"fp32\", "
-            "\"threads\": %d, \"seconds\": %.4f, \"gflops\": %.1f, \"peak_rss_mb\": %.1f}\n",
-            op, width, height, vae_threads (), median, 2.0 * macs / median / 1e9, usage.ru_maxrss / 1024.0);
+            "\"threads\": %d, \"seconds\": %.4f, \"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"band_pixels\": %d, "
+            "\"planned_peak_mb\": %.1f}\n",
+            op, width, height, vae_threads (), median, 2.0 * macs / median / 1e9, usage.ru_maxrss / 1024.0,
+            plan.band_pixels, planned_mb (&plan));
   else
-    printf ("%s %dx%d on %d threads: %.3f s (median of %d), %.1f GFLOP/s, peak RSS %.0f MB\n", op, width, height,
-            vae_threads (), median, opt_runs, 2.0 * macs / median / 1e9, usage.ru_maxrss / 1024.0);
+    printf ("%s %dx%d on %d threads: %.3f s (median of %d), %.1f GFLOP/s, peak RSS %.0f MB "
+            "(%s, planned %.0f MB)\n", op, width, height, vae_threads (), median, opt_runs, 2.0 * macs / median / 1e9,
+            usage.ru_maxrss / 1024.0, plan.band_pixels ? "tiled" : "untiled", planned_mb (&plan));
   return TRUE;
 }
 

@@ -3,6 +3,7 @@
  *   gegl-vae info MODEL
  *   gegl-vae encode [--model M] [--mode mean|sample] [--seed N] IN OUT
  *   gegl-vae decode [--model M] IN OUT
+ *   (encode, decode, preview and bench also take --memory-limit BYTES and --tile-size N)
  *   gegl-vae preview [--model M] [--strength S | --timestep T] [--schedule S] [--seed N] IN OUT
  *   gegl-vae bench [--model M] [--op encode|decode|roundtrip] [--size WxH] [--runs N] [--threads N] [--json]
  *   gegl-vae synth --family F [--seed N] OUT.safetensors
@@ -32,6 +33,8 @@ static gint     opt_timestep = -1;
 static gchar   *opt_schedule = NULL;
 static gchar   *opt_form = NULL;
 static gchar   *opt_rng = NULL;
+static gchar   *opt_memory_limit = NULL;
+static gint     opt_tile_size = 0;
 
 static const GOptionEntry model_entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model, "Model file or preset name (default " DEFAULT_MODEL ")", "M" },
@@ -51,6 +54,33 @@ static const GOptionEntry decode_entries[] = {
   { "depth", 0, 0, G_OPTION_ARG_INT, &opt_depth, "Bits per channel of a PNG output: 8 (default) or 16", "BITS" },
   { NULL }
 };
+
+const GOptionEntry memory_entries[] = {
+  { "memory-limit", 0, 0, G_OPTION_ARG_STRING, &opt_memory_limit,
+    "Plan the run to fit this many bytes (K/M/G suffixes; default: ¾ of the available memory)", "BYTES" },
+  { "tile-size", 0, 0, G_OPTION_ARG_INT, &opt_tile_size, "Run in bands of this many image rows, needed or not", "N" },
+  { NULL }
+};
+
+gboolean
+cli_apply_tiling (GError **error)
+{
+  VaeTiling tiling = { 0, opt_tile_size };
+
+  if (opt_memory_limit && !vae_parse_bytes (opt_memory_limit, &tiling.memory_limit))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--memory-limit must be a size such as 800M or 2G, not '%s'"),
+                   opt_memory_limit);
+      return FALSE;
+    }
+  if (opt_tile_size < 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--tile-size must not be negative"));
+      return FALSE;
+    }
+  vae_set_tiling (&tiling);
+  return TRUE;
+}
 
 static gboolean
 has_suffix (const gchar *path, const gchar *suffix)
@@ -189,7 +219,7 @@ cmd_encode (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--seed must not be negative"));
       return FALSE;
     }
-  return (model = cli_load_model (opt_model, error)) && (image = read_image (argv[1], error))
+  return cli_apply_tiling (error) && (model = cli_load_model (opt_model, error)) && (image = read_image (argv[1], error))
          && (latent = vae_model_encode (model, image, mode, (guint64) opt_seed, error))
          && write_latent (model, argv[2], latent, error);
 }
@@ -206,7 +236,8 @@ cmd_decode (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae decode [OPTION…] IN OUT"));
       return FALSE;
     }
-  return (model = cli_load_model (opt_model, error)) && (latent = read_latent (model, argv[1], error))
+  return cli_apply_tiling (error) && (model = cli_load_model (opt_model, error))
+         && (latent = read_latent (model, argv[1], error))
          && (image = vae_model_decode (model, latent, error)) && write_image (argv[2], image, error);
 }
 
@@ -290,7 +321,7 @@ cmd_preview (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae preview [OPTION…] IN OUT"));
       return FALSE;
     }
-  if (!(model = cli_load_model (opt_model, error))
+  if (!cli_apply_tiling (error) || !(model = cli_load_model (opt_model, error))
       || !parse_noise_options (vae_model_get_family (model), &schedule, &form, &rng, &timestep, error)
       || !(image = read_image (argv[1], error))
       || !(latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, error)))
@@ -366,6 +397,8 @@ main (int argc, char **argv)
     g_option_context_add_main_entries (context, model_entries, NULL);
   if (command->entries)
     g_option_context_add_main_entries (context, command->entries, NULL);
+  if (command->run != cmd_info && command->run != cmd_synth)
+    g_option_context_add_main_entries (context, memory_entries, NULL);
   argv[1] = argv[0];
   argc--;
   argv++;

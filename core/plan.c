@@ -1,0 +1,319 @@
+/* The memory plan: before a pass runs, the network is walked once with a
+ * backend that computes nothing and only tallies the bytes the CPU backend
+ * (or the tiled executor) would hold — tensors alive at each step plus the
+ * step's scratch — to estimate the peak.  When the plain run's estimate
+ * exceeds the budget, the band height is halved until the tiled run's
+ * estimate fits.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "model-private.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Libraries, code and the allocator's slack, measured as the RSS of
+ * `gegl-vae bench` on a 1×1 image, rounded up. */
+#define BASELINE_BYTES     ((gsize) 48 << 20)
+#define MIN_BAND_PIXELS    8
+/* The share of the budget tensors may take in memory before going to a
+ * temporary file, and the share of scratch blocks the pool may keep. */
+#define FILE_SHARE         16
+#define POOL_SHARE         8
+#define DEFAULT_POOL_HOLD  ((gsize) 768 << 20)
+#define WINOGRAD_CACHE_CAP ((gsize) 384 << 20)
+
+static _Thread_local VaeTiling tiling;
+
+void
+vae_set_tiling (const VaeTiling *settings)
+{
+  tiling = settings ? *settings : (VaeTiling) { 0, 0 };
+}
+
+gboolean
+vae_parse_bytes (const gchar *text, guint64 *bytes)
+{
+  gchar  *end;
+  gdouble value, unit = 1.0;
+
+  if (!text || !g_ascii_isdigit (*text))
+    return FALSE;
+  value = g_ascii_strtod (text, &end);
+  switch (g_ascii_toupper (*end))
+    {
+    case 'K': unit = 1024.0; end++; break;
+    case 'M': unit = 1024.0 * 1024; end++; break;
+    case 'G': unit = 1024.0 * 1024 * 1024; end++; break;
+    case 'T': unit = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+  if (g_ascii_toupper (*end) == 'B' || (unit > 1.0 && g_ascii_toupper (*end) == 'I' && end[1] == 'B'))
+    end += *end == 'B' || *end == 'b' ? 1 : 2;
+  if (*end != '\0' || value * unit < 1.0 || value * unit > 1e18)
+    return FALSE;
+  *bytes = (guint64) (value * unit);
+  return TRUE;
+}
+
+/* Three quarters of what the kernel reports available now. */
+static guint64
+default_budget (void)
+{
+  FILE   *f = fopen ("/proc/meminfo", "r");
+  gchar   line[256];
+  guint64 kb = 0;
+
+  while (f && fgets (line, sizeof line, f))
+    if (sscanf (line, "MemAvailable: %" SCNu64 " kB", &kb) == 1)
+      break;
+  if (f)
+    fclose (f);
+  if (kb == 0)
+    kb = (guint64) sysconf (_SC_AVPHYS_PAGES) * (guint64) sysconf (_SC_PAGESIZE) / 1024;
+  return kb * 1024 / 4 * 3;
+}
+
+/* ---- the tallying backend ------------------------------------------------------ */
+
+typedef struct
+{
+  VaeBackend      base;
+  gboolean        tiled;
+  VaeTileSettings tiles;
+  gsize           live;   /* bytes of tensors alive */
+  gsize           peak;
+  gint            bands;
+} Planner;
+
+typedef struct
+{
+  VaeExternal base;
+  Planner    *planner;
+  gsize       bytes;
+} Tally;
+
+static void
+tally_release (VaeExternal *external)
+{
+  Tally *t = (Tally *) external;
+
+  t->planner->live -= t->bytes;
+  g_free (t);
+}
+
+static void
+note (Planner *p, gsize transient)
+{
+  p->peak = MAX (p->peak, p->live + transient);
+}
+
+/* A tensor without data that counts while alive: in memory unless the
+ * tiled executor would put it in a file. */
+static VaeTensor *
+tally_tensor (Planner *p, gint channels, gint height, gint width, gboolean counted)
+{
+  VaeTensor  *t = g_new0 (VaeTensor, 1);
+  Tally      *tally = g_new0 (Tally, 1);
+  const gsize bytes = (gsize) channels * height * width * sizeof (gfloat);
+
+  *t = (VaeTensor) { channels, height, width, NULL, 0, tally };
+  *tally = (Tally) { { tally_release }, p, !counted || (p->tiled && bytes > p->tiles.file_bytes) ? 0 : bytes };
+  p->live += tally->bytes;
+  note (p, 0);
+  return t;
+}
+
+static gsize
+band_bytes (const Planner *p, gint channels, gint height, gint width)
+{
+  return (gsize) channels * vae_tiled_band_rows (&p->tiles, height) * width * sizeof (gfloat);
+}
+
+static void
+count_bands (Planner *p, gint height)
+{
+  const gint rows = vae_tiled_band_rows (&p->tiles, height);
+
+  p->bands += (height + rows - 1) / rows;
+}
+
+static VaeTensor *
+plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+           VaeAct act, GError **error)
+{
+  Planner   *p = (Planner *) be;
+  gint       out_h, out_w;
+  VaeTensor *y;
+
+  vae_conv_output_size (conv, x->height << up, x->width << up, &out_h, &out_w);
+  if (out_h <= 0 || out_w <= 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("input of %d×%d is too small for a %d×%d convolution"),
+                   x->width, x->height, conv->kernel, conv->kernel);
+      return NULL;
+    }
+  y = tally_tensor (p, conv->out_channels, out_h, out_w, TRUE);
+  if (p->tiled)
+    {
+      note (p, vae_tiled_conv_band_bytes (&p->tiles, conv, x->height, x->width, up, residual != NULL));
+      count_bands (p, out_h);
+    }
+  else
+    note (p, vae_cpu_conv_scratch_bytes (conv, out_h, out_w));
+  return y;
+}
+
+static VaeTensor *
+plan_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+{
+  Planner *p = (Planner *) be;
+
+  if (!p->tiled)
+    return tally_tensor (p, x->channels, x->height, x->width, TRUE);
+  /* a view of x's store: nothing new but the band being summed */
+  note (p, band_bytes (p, x->channels, x->height, x->width));
+  count_bands (p, x->height);
+  return tally_tensor (p, x->channels, x->height, x->width, FALSE);
+}
+
+static VaeTensor *
+plan_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor *x, GError **error)
+{
+  Planner    *p = (Planner *) be;
+  const gint  n = x->height * x->width;
+  const gsize whole = (gsize) x->channels * n * sizeof (gfloat);
+  const gsize scores = vae_cpu_attend_scratch_floats (n) * sizeof (gfloat);
+
+  if (!p->tiled)
+    {
+      note (p, 4 * whole + scores); /* h, q, k, v; then q, k, v, o and the scores */
+      return tally_tensor (p, x->channels, x->height, x->width, TRUE);
+    }
+  /* keys and values whole; per band: h, q, o, x and the output rows */
+  note (p, 2 * whole + scores + 5 * band_bytes (p, x->channels, x->height, x->width));
+  for (gint pass = 0; pass < 4; pass++) /* norm, keys, values, attention */
+    count_bands (p, x->height);
+  return tally_tensor (p, x->channels, x->height, x->width, TRUE);
+}
+
+static VaeTensor *
+plan_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  Planner *p = (Planner *) be;
+
+  if (p->tiled)
+    {
+      note (p, 2 * band_bytes (p, x->channels, x->height, x->width));
+      count_bands (p, x->height);
+    }
+  return tally_tensor (p, x->channels, x->height, x->width, TRUE);
+}
+
+/* The peak bytes of NET's pass over an input of C × H × W, and its bands. */
+static gboolean
+walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings *tiles, gsize *peak, gint *bands,
+      GError **error)
+{
+  Planner    planner = { { "plan", plan_conv, plan_norm, plan_attention, plan_clamp }, tiles != NULL };
+  VaeTensor *input, *output;
+
+  if (tiles)
+    planner.tiles = *tiles;
+  input = tally_tensor (&planner, channels, height, width, TRUE);
+  vae_progress_set_mode (VAE_PROGRESS_QUIET);
+  output = net->forward (net, &planner.base, input, error);
+  vae_progress_set_mode (VAE_PROGRESS_LAYERS);
+  vae_tensor_free (input);
+  vae_tensor_free (output);
+  *peak = planner.peak;
+  *bands = planner.bands;
+  return output != NULL;
+}
+
+/* ---- the plan ---------------------------------------------------------------- */
+
+static gsize
+pool_hold (guint64 budget)
+{
+  return MIN (DEFAULT_POOL_HOLD, budget / POOL_SHARE);
+}
+
+/* What every run holds besides the pass: weights, transformed Winograd
+ * weights, the image in and out, the pool's spare blocks, the baseline. */
+static guint64
+fixed_bytes (const VaeModel *m, gint image_w, gint image_h, guint64 budget)
+{
+  const guint64 weights = m->n_params * sizeof (gfloat);
+  const guint64 image = (guint64) 3 * image_w * image_h * sizeof (gfloat);
+
+  return BASELINE_BYTES + weights + MIN (4 * weights, MIN (WINOGRAD_CACHE_CAP, budget / POOL_SHARE)) + 2 * image
+         + pool_hold (budget);
+}
+
+gboolean
+vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint width, VaeMemoryPlan *plan,
+                     VaeTileSettings *tiles, GError **error)
+{
+  const gint image_h = net == m->decoder ? height * net->factor : height;
+  const gint image_w = net == m->decoder ? width * net->factor : width;
+  guint64    fixed;
+  gsize      peak;
+  gint       bands;
+
+  memset (plan, 0, sizeof *plan);
+  plan->budget = tiling.memory_limit ? tiling.memory_limit : default_budget ();
+  fixed = fixed_bytes (m, image_w, image_h, plan->budget);
+  if (!walk (net, channels, height, width, NULL, &peak, &bands, error))
+    return FALSE;
+  plan->untiled_bytes = fixed + peak;
+  *tiles = (VaeTileSettings) { image_h, tiling.tile_size, plan->budget / FILE_SHARE, 0 };
+  if (tiling.tile_size <= 0 && plan->untiled_bytes <= plan->budget)
+    return TRUE;
+  for (tiles->band_pixels = tiling.tile_size > 0 ? tiling.tile_size : MAX (MIN_BAND_PIXELS, image_h / 2);;
+       tiles->band_pixels /= 2)
+    {
+      if (!walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, error))
+        return FALSE;
+      plan->band_pixels = tiles->band_pixels;
+      plan->tiled_bytes = fixed + peak;
+      if (tiling.tile_size > 0 || plan->tiled_bytes <= plan->budget)
+        return TRUE;
+      if (tiles->band_pixels / 2 < MIN_BAND_PIXELS)
+        break;
+    }
+  g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
+               _("a memory limit of %" PRIu64 " MiB is too small for this %d×%d image: even %d-pixel bands need about %"
+               PRIu64 " MiB"), plan->budget >> 20, image_w, image_h, plan->band_pixels, plan->tiled_bytes >> 20);
+  return FALSE;
+}
+
+gsize
+vae_plan_pool_hold (const VaeMemoryPlan *plan)
+{
+  return pool_hold (plan->budget);
+}
+
+gsize
+vae_plan_winograd_cache (const VaeMemoryPlan *plan)
+{
+  return MIN (WINOGRAD_CACHE_CAP, plan->budget / POOL_SHARE);
+}
+
+gboolean
+vae_model_plan (VaeModel *m, gboolean encode, gint width, gint height, VaeMemoryPlan *plan, GError **error)
+{
+  const gint      f = vae_family_factor (m->family), p = m->family->patchify > 1 ? m->family->patchify : 1;
+  VaeNet         *net = encode ? m->encoder : m->decoder;
+  VaeTileSettings tiles;
+
+  if (!net || width < 1 || height < 1 || width > VAE_MAX_IMAGE_SIDE || height > VAE_MAX_IMAGE_SIDE)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("no %s plan for %d×%d with %s"), encode ? "encode" : "decode",
+                   width, height, m->files);
+      return FALSE;
+    }
+  if (encode)
+    return vae_model_plan_pass (m, net, 3, (height + f - 1) / f * f, (width + f - 1) / f * f, plan, &tiles, error);
+  return vae_model_plan_pass (m, net, net->in_channels, height * p, width * p, plan, &tiles, error);
+}

@@ -1,0 +1,472 @@
+/* The tiled executor: a backend that runs each layer of the wrapped (CPU)
+ * backend in bands of full-width rows.  A band reads the rows of its input
+ * that its outputs depend on (the halo), so every output row is computed
+ * from exactly the values the plain run uses — no overlap blending is
+ * needed and there are no seams.  GroupNorm gathers its statistics over all
+ * bands first and leaves the normalisation pending, applied as the next
+ * layer reads each band, so the normalised tensor is never stored.
+ * Tensors larger than the settings' file_bytes live in an unlinked
+ * temporary file, read and written with pread/pwrite (page cache, not
+ * resident memory), so the peak is set by the band height.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "backend.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct
+{
+  gint    ref_count;
+  gint    channels, height, width;
+  gfloat *memory;     /* in memory, or */
+  gsize   capacity;
+  gint    fd;         /* in an unlinked temporary file, else −1 */
+} Store;
+
+/* What a tiled tensor's `external` points to: a store and an optional
+ * pending per-channel y = act(x·scale + shift). */
+typedef struct
+{
+  VaeExternal base;
+  Store      *store;
+  gfloat     *scale;  /* NULL: no pending normalisation */
+  gfloat     *shift;
+  VaeAct      act;
+} View;
+
+typedef struct
+{
+  VaeBackend        base;
+  const VaeBackend *inner;
+  VaeTileSettings   settings;
+  gint              bands_done;
+} Tiled;
+
+/* ---- stores ------------------------------------------------------------------- */
+
+static void
+store_unref (Store *s)
+{
+  if (--s->ref_count > 0)
+    return;
+  vae_scratch_free (s->memory, s->capacity);
+  if (s->fd >= 0)
+    close (s->fd);
+  g_free (s);
+}
+
+static Store *
+store_new (const Tiled *tb, gint channels, gint height, gint width, GError **error)
+{
+  const gsize bytes = (gsize) channels * height * width * sizeof (gfloat);
+  Store      *s = g_new0 (Store, 1);
+  GError     *tmp_error = NULL;
+  gchar      *path = NULL;
+  gboolean    ok;
+
+  *s = (Store) { 1, channels, height, width, NULL, 0, -1 };
+  if (bytes <= tb->settings.file_bytes)
+    ok = (s->memory = vae_scratch_alloc (bytes, FALSE, &s->capacity, "a band store", error)) != NULL;
+  else if (!(ok = (s->fd = g_file_open_tmp ("gegl-vae-XXXXXX", &path, &tmp_error)) >= 0))
+    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("cannot create a temporary file for tiling: %s"),
+                 tmp_error->message);
+  else if (!(ok = g_unlink (path) == 0 && ftruncate (s->fd, (off_t) bytes) == 0))
+    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("cannot size the temporary file %s to %zu bytes: %s"),
+                 path, bytes, g_strerror (errno));
+  g_clear_error (&tmp_error);
+  g_free (path);
+  if (!ok)
+    g_clear_pointer (&s, store_unref);
+  return s;
+}
+
+/* Moves N bytes between a store's file at OFFSET and BUF. */
+static gboolean
+file_io (const Store *s, gboolean write, gpointer buf, gsize n, goffset offset, GError **error)
+{
+  guint8 *p = buf;
+
+  while (n > 0)
+    {
+      gssize done = write ? pwrite (s->fd, p, n, offset) : pread (s->fd, p, n, offset);
+      if (done < 0 && errno == EINTR)
+        continue;
+      if (done <= 0)
+        {
+          g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("tiling's temporary file: %s failed: %s"),
+                       write ? "write" : "read", done < 0 ? g_strerror (errno) : "end of file");
+          return FALSE;
+        }
+      p += done;
+      n -= (gsize) done;
+      offset += done;
+    }
+  return TRUE;
+}
+
+/* Rows [y0, y0 + rows) of every channel between store S and DST, a plain
+ * tensor of the same channels and width whose rows start at DST_Y. */
+static gboolean
+store_rows (Store *s, gboolean write, gint y0, gint rows, VaeTensor *dst, gint dst_y, GError **error)
+{
+  const gsize row_floats = (gsize) s->width;
+
+  for (gint c = 0; c < s->channels; c++)
+    {
+      const gsize at = ((gsize) c * s->height + y0) * row_floats;
+      gfloat     *band = dst->data + ((gsize) c * dst->height + dst_y) * row_floats;
+      if (s->fd < 0)
+        memcpy (write ? s->memory + at : band, write ? band : s->memory + at, rows * row_floats * sizeof (gfloat));
+      else if (!file_io (s, write, band, rows * row_floats * sizeof (gfloat), (goffset) (at * sizeof (gfloat)), error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- tiled tensors ------------------------------------------------------------- */
+
+static void
+view_release (VaeExternal *external)
+{
+  View *v = (View *) external;
+
+  store_unref (v->store);
+  g_free (v->scale);
+  g_free (v->shift);
+  g_free (v);
+}
+
+static VaeTensor *
+view_tensor (Store *store, gfloat *scale, gfloat *shift, VaeAct act)
+{
+  VaeTensor *t = g_new0 (VaeTensor, 1);
+  View      *v = g_new0 (View, 1);
+
+  *v = (View) { { view_release }, store, scale, shift, act };
+  store->ref_count++;
+  t->channels = store->channels;
+  t->height = store->height;
+  t->width = store->width;
+  t->external = v;
+  return t;
+}
+
+static VaeTensor *
+new_output (const Tiled *tb, gint channels, gint height, gint width, GError **error)
+{
+  Store     *s = store_new (tb, channels, height, width, error);
+  VaeTensor *t;
+
+  if (!s)
+    return NULL;
+  t = view_tensor (s, NULL, NULL, VAE_ACT_NONE);
+  store_unref (s);
+  return t;
+}
+
+static Store *
+store_of (const VaeTensor *t)
+{
+  return ((View *) t->external)->store;
+}
+
+/* Rows [y0, y1) of T, plain or tiled (its pending normalisation applied),
+ * as a plain tensor; rows outside T are zeros. */
+static VaeTensor *
+read_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
+{
+  const gint       a = MAX (0, y0), b = MIN (t->height, y1);
+  const gsize      row_floats = (gsize) t->width;
+  const View      *v = t->external;
+  g_autoptr (VaeTensor) band = vae_tensor_new (t->channels, y1 - y0, t->width, error);
+
+  if (!band || a >= b)
+    return g_steal_pointer (&band);
+  if (!v)
+    {
+      for (gint c = 0; c < t->channels; c++)
+        memcpy (band->data + ((gsize) c * band->height + a - y0) * row_floats,
+                t->data + ((gsize) c * t->height + a) * row_floats, (b - a) * row_floats * sizeof (gfloat));
+      return g_steal_pointer (&band);
+    }
+  if (!store_rows (v->store, FALSE, a, b - a, band, a - y0, error))
+    return NULL;
+  if (v->scale)
+#pragma omp parallel for schedule(static)
+    for (gint c = 0; c < t->channels; c++)
+      {
+        gfloat *p = band->data + ((gsize) c * band->height + a - y0) * row_floats;
+        vae_scale_shift_act (p, p, (b - a) * row_floats, v->scale[c], v->shift[c], v->act);
+      }
+  return g_steal_pointer (&band);
+}
+
+/* A tiled tensor with no pending normalisation, sharing T's store when it
+ * has one; plain tensors are copied in. */
+static VaeTensor *
+stored (const Tiled *tb, const VaeTensor *t, GError **error)
+{
+  const View *v = t->external;
+  VaeTensor  *out;
+  g_autoptr (VaeTensor) all = NULL;
+
+  if (v && !v->scale)
+    return view_tensor (v->store, NULL, NULL, VAE_ACT_NONE);
+  if (!(out = new_output (tb, t->channels, t->height, t->width, error))
+      || !(all = read_rows (t, 0, t->height, error)) || !store_rows (store_of (out), TRUE, 0, t->height, all, 0, error))
+    g_clear_pointer (&out, vae_tensor_free);
+  return out;
+}
+
+gboolean
+vae_tiled_materialize (VaeTensor **t, GError **error)
+{
+  if (!(*t)->external)
+    return TRUE;
+  return vae_tensor_replace (t, read_rows (*t, 0, (*t)->height, error));
+}
+
+/* ---- bands ------------------------------------------------------------------- */
+
+gint
+vae_tiled_band_rows (const VaeTileSettings *s, gint height)
+{
+  gint64 rows = (gint64) s->band_pixels * height / MAX (1, s->image_height);
+
+  return (gint) CLAMP (rows, 1, height);
+}
+
+static void
+band_done (Tiled *tb)
+{
+  vae_progress_band (++tb->bands_done, tb->settings.bands_total);
+}
+
+/* ---- layers ------------------------------------------------------------------ */
+
+/* Band [o0, o1) of a convolution's output: the (virtual, upsampled) input
+ * rows [a, b) it reads, a rounded down to the stride (and to even rows when
+ * upsampling) so the band's own convolution — with the layer's padding —
+ * lines up with the whole one; its output row j is the layer's row a/s + j. */
+static void
+conv_band_input (const VaeConv *conv, gint in_h, gboolean up, gint o0, gint o1, gint *a, gint *b)
+{
+  const gint s = conv->stride, v0 = o0 * s - conv->pad_top, v1 = (o1 - 1) * s - conv->pad_top + conv->kernel;
+  const gint align = up ? 2 : s;
+
+  *a = MAX (0, v0) / align * align;
+  *b = MIN (in_h, v1);
+  if (up)
+    *b = MIN (in_h, (*b + 1) / 2 * 2);
+}
+
+gsize
+vae_tiled_conv_band_bytes (const VaeTileSettings *settings, const VaeConv *conv, gint in_h, gint in_w, gboolean up,
+                           gboolean residual)
+{
+  gint out_h, out_w, rows, o0, a, b, band_h, band_w;
+
+  vae_conv_output_size (conv, in_h << up, in_w << up, &out_h, &out_w);
+  rows = vae_tiled_band_rows (settings, out_h);
+  o0 = out_h > rows ? rows : 0; /* an inner band: halos on both sides */
+  conv_band_input (conv, in_h << up, up, o0, MIN (out_h, o0 + rows), &a, &b);
+  vae_conv_output_size (conv, b - a, in_w << up, &band_h, &band_w);
+  return sizeof (gfloat) * ((gsize) conv->in_channels * ((b - a) >> up) * in_w
+                            + (gsize) conv->out_channels * band_h * band_w * (residual ? 2 : 1))
+         + vae_cpu_conv_scratch_bytes (conv, band_h, band_w);
+}
+
+static gboolean
+conv_band (Tiled *tb, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
+           VaeTensor *y, gint o0, gint o1, GError **error)
+{
+  const gint  in_h = x->height << up;
+  gint        a, b, skip;
+  g_autoptr (VaeTensor) xb = NULL, rb = NULL, yb = NULL;
+  gint        out_h, out_w;
+
+  conv_band_input (conv, in_h, up, o0, o1, &a, &b);
+  skip = o0 - a / conv->stride;
+  vae_conv_output_size (conv, b - a, x->width << up, &out_h, &out_w);
+  if (!(xb = read_rows (x, a >> up, b >> up, error))
+      || (residual && !(rb = read_rows (residual, a / conv->stride, a / conv->stride + out_h, error)))
+      || !(yb = tb->inner->conv (tb->inner, conv, xb, up, rb, act, error)))
+    return FALSE;
+  g_assert (skip >= 0 && skip + (o1 - o0) <= yb->height);
+  return store_rows (store_of (y), TRUE, o0, o1 - o0, yb, skip, error);
+}
+
+static VaeTensor *
+tiled_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+            VaeAct act, GError **error)
+{
+  Tiled     *tb = (Tiled *) be;
+  gint       out_h, out_w, rows;
+  VaeTensor *y;
+
+  vae_conv_output_size (conv, x->height << up, x->width << up, &out_h, &out_w);
+  if (out_h <= 0 || out_w <= 0)
+    return tb->inner->conv (tb->inner, conv, x, up, residual, act, error); /* its error */
+  if (!(y = new_output (tb, conv->out_channels, out_h, out_w, error)))
+    return NULL;
+  rows = vae_tiled_band_rows (&tb->settings, out_h);
+  for (gint o0 = 0; o0 < out_h; o0 += rows)
+    {
+      if (!conv_band (tb, conv, x, up, residual, act, y, o0, MIN (out_h, o0 + rows), error))
+        {
+          vae_tensor_free (y);
+          return NULL;
+        }
+      band_done (tb);
+    }
+  return y;
+}
+
+/* Chan et al.'s merge of (count, mean, M2) for one group with a band's. */
+static void
+merge_stats (gdouble *n, gdouble *mean, gdouble *m2, gdouble bn, gdouble bmean, gdouble bm2)
+{
+  const gdouble total = *n + bn, delta = bmean - *mean;
+
+  *mean += delta * bn / total;
+  *m2 += bm2 + delta * delta * *n * bn / total;
+  *n = total;
+}
+
+static void
+band_group_stats (const VaeTensor *band, gint group, gint per_group, gdouble *mean, gdouble *m2)
+{
+  const gsize   n = (gsize) per_group * band->height * band->width;
+  const gfloat *p = band->data + (gsize) group * n;
+  gdouble       sum = 0.0, sq = 0.0, m;
+
+  for (gsize i = 0; i < n; i++)
+    sum += p[i];
+  m = sum / (gdouble) n;
+  for (gsize i = 0; i < n; i++)
+    sq += (p[i] - m) * (p[i] - m);
+  *mean = m;
+  *m2 = sq;
+}
+
+static VaeTensor *
+tiled_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+{
+  Tiled     *tb = (Tiled *) be;
+  const gint per_group = x->channels / norm->groups, rows = vae_tiled_band_rows (&tb->settings, x->height);
+  g_autofree gdouble *n = g_new0 (gdouble, norm->groups), *mean = g_new0 (gdouble, norm->groups),
+                     *m2 = g_new0 (gdouble, norm->groups);
+  g_autoptr (VaeTensor) source = stored (tb, x, error);
+  gfloat    *scale, *shift;
+
+  if (!source)
+    return NULL;
+  for (gint y0 = 0; y0 < x->height; y0 += rows)
+    {
+      g_autoptr (VaeTensor) band = read_rows (source, y0, MIN (x->height, y0 + rows), error);
+      if (!band)
+        return NULL;
+#pragma omp parallel for schedule(static)
+      for (gint g = 0; g < norm->groups; g++)
+        {
+          gdouble bmean, bm2;
+          band_group_stats (band, g, per_group, &bmean, &bm2);
+          merge_stats (&n[g], &mean[g], &m2[g], (gdouble) per_group * band->height * band->width, bmean, bm2);
+        }
+      band_done (tb);
+    }
+  scale = g_new (gfloat, x->channels);
+  shift = g_new (gfloat, x->channels);
+  for (gint c = 0; c < x->channels; c++)
+    {
+      const gint    g = c / per_group;
+      const gdouble rstd = 1.0 / sqrt (m2[g] / n[g] + norm->eps);
+      scale[c] = (gfloat) (rstd * norm->gamma[c]);
+      shift[c] = (gfloat) (norm->beta[c] - mean[g] * rstd * norm->gamma[c]);
+    }
+  return view_tensor (store_of (source), scale, shift, act);
+}
+
+/* Keys and values are held whole (2·C·N floats); queries, the output and
+ * the projection run in bands. */
+static VaeTensor *
+tiled_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor *x, GError **error)
+{
+  Tiled     *tb = (Tiled *) be;
+  const gint rows = vae_tiled_band_rows (&tb->settings, x->height), n = x->height * x->width;
+  g_autoptr (VaeTensor) h = NULL, k = NULL, v = NULL;
+  VaeTensor *y = NULL;
+  gfloat    *scores = NULL;
+  gsize      scores_capacity = 0;
+  gboolean   ok;
+
+  ok = (h = tiled_norm (be, &attn->norm, x, VAE_ACT_NONE, error))
+       && (k = tiled_conv (be, &attn->k, h, FALSE, NULL, VAE_ACT_NONE, error)) && vae_tiled_materialize (&k, error)
+       && (v = tiled_conv (be, &attn->v, h, FALSE, NULL, VAE_ACT_NONE, error)) && vae_tiled_materialize (&v, error)
+       && (y = new_output (tb, x->channels, x->height, x->width, error))
+       && (scores = vae_scratch_alloc (vae_cpu_attend_scratch_floats (n) * sizeof (gfloat), FALSE, &scores_capacity,
+                                       "attention scores", error));
+  for (gint y0 = 0; ok && y0 < x->height; y0 += rows)
+    {
+      const gint y1 = MIN (x->height, y0 + rows), m = (y1 - y0) * x->width;
+      g_autoptr (VaeTensor) hb = read_rows (h, y0, y1, error), xb = NULL, qb = NULL, ob = NULL, yb = NULL;
+      ok = hb && (qb = tb->inner->conv (tb->inner, &attn->q, hb, FALSE, NULL, VAE_ACT_NONE, error))
+           && (ob = vae_tensor_new (x->channels, y1 - y0, x->width, error));
+      if (ok)
+        vae_cpu_attend (qb->data, m, m, k, v, ob->data, m, scores);
+      ok = ok && (xb = read_rows (x, y0, y1, error))
+           && (yb = tb->inner->conv (tb->inner, &attn->proj, ob, FALSE, xb, VAE_ACT_NONE, error))
+           && store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error);
+      band_done (tb);
+    }
+  vae_scratch_free (scores, scores_capacity);
+  if (!ok)
+    g_clear_pointer (&y, vae_tensor_free);
+  return y;
+}
+
+static VaeTensor *
+tiled_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  Tiled     *tb = (Tiled *) be;
+  const gint rows = vae_tiled_band_rows (&tb->settings, x->height);
+  VaeTensor *y = new_output (tb, x->channels, x->height, x->width, error);
+
+  for (gint y0 = 0; y && y0 < x->height; y0 += rows)
+    {
+      const gint y1 = MIN (x->height, y0 + rows);
+      g_autoptr (VaeTensor) xb = read_rows (x, y0, y1, error), yb = NULL;
+      if (!xb || !(yb = tb->inner->clamp (tb->inner, xb, error))
+          || !store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error))
+        g_clear_pointer (&y, vae_tensor_free);
+      band_done (tb);
+    }
+  return y;
+}
+
+VaeBackend *
+vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings)
+{
+  Tiled *tb = g_new0 (Tiled, 1);
+
+  tb->base = (VaeBackend) {
+    .name = "tiled",
+    .conv = tiled_conv,
+    .norm = tiled_norm,
+    .attention = tiled_attention,
+    .clamp = tiled_clamp,
+  };
+  tb->inner = inner;
+  tb->settings = *settings;
+  return &tb->base;
+}
+
+void
+vae_backend_tiled_free (VaeBackend *backend)
+{
+  g_free (backend);
+}
