@@ -9,6 +9,10 @@
 property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
   description (_("A model file, or a preset name looked up on the model path"))
 property_enum (backend, _("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)
+property_int (memory_limit, _("Memory limit (MiB)"), 0)
+  description (_("Plan the run to fit this much memory, in bands of rows when needed; 0: three quarters of what is available"))
+  value_range (0, 1048576)
+  ui_range (0, 65536)
 property_string (error, _("Error"), "")
   description (_("Why the last run failed (read-only)"))
   ui_meta ("error", "true")
@@ -96,7 +100,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
 
   if (!model || !in || in->width <= 0 || in->height <= 0)
     return TRUE; /* prepare has said why */
-  gegl_vae_progress_begin (operation);
+  gegl_vae_progress_begin (operation, o->memory_limit);
   if ((latent = gegl_vae_read_latent (input, in, vae_model_latent_channels (model), &error)))
     image = vae_model_decode (model, latent, &error);
   gegl_vae_progress_end ();

@@ -33,6 +33,10 @@ property_int (k, _("Codebook size"), 16)
 property_double (vq_strength, _("Snap strength"), 1.0)
   value_range (0.0, 1.0)
 property_enum (backend, _("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)
+property_int (memory_limit, _("Memory limit (MiB)"), 0)
+  description (_("Plan the run to fit this much memory, in bands of rows when needed; 0: three quarters of what is available"))
+  value_range (0, 1048576)
+  ui_range (0, 65536)
 property_string (error, _("Error"), "")
   description (_("Why the model cannot be used (read-only)"))
   ui_meta ("error", "true")
@@ -72,6 +76,8 @@ attach (GeglOperation *operation)
   gegl_operation_meta_redirect (operation, "model", n->decode, "model");
   gegl_operation_meta_redirect (operation, "backend", n->encode, "backend");
   gegl_operation_meta_redirect (operation, "backend", n->decode, "backend");
+  gegl_operation_meta_redirect (operation, "memory-limit", n->encode, "memory-limit");
+  gegl_operation_meta_redirect (operation, "memory-limit", n->decode, "memory-limit");
   gegl_operation_meta_redirect (operation, "mode", n->encode, "mode");
   gegl_operation_meta_redirect (operation, "seed", n->encode, "seed");
   gegl_operation_meta_redirect (operation, "strength", n->noise, "strength");

@@ -12,6 +12,10 @@ property_enum (mode, _("Mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
   description (_("Mean of the posterior, or a sample of it drawn with the seed"))
 property_seed (seed, _("Seed"), rand)
 property_enum (backend, _("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)
+property_int (memory_limit, _("Memory limit (MiB)"), 0)
+  description (_("Plan the run to fit this much memory, in bands of rows when needed; 0: three quarters of what is available"))
+  value_range (0, 1048576)
+  ui_range (0, 65536)
 property_string (error, _("Error"), "")
   description (_("Why the last run failed (read-only)"))
   ui_meta ("error", "true")
@@ -89,7 +93,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
 
   if (!in || in->width <= 0 || in->height <= 0)
     return TRUE;
-  gegl_vae_progress_begin (operation);
+  gegl_vae_progress_begin (operation, o->memory_limit);
   if ((model = gegl_vae_load_model (o->model, o->backend, &error)) && (image = gegl_vae_read_rgb (input, in, &error)))
     latent = vae_model_encode (model, image, o->mode == GEGL_VAE_MODE_SAMPLE ? VAE_ENCODE_SAMPLE : VAE_ENCODE_MEAN,
                                o->seed, &error);

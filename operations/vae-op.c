@@ -283,15 +283,19 @@ report_progress (gdouble fraction, gpointer operation)
 }
 
 void
-gegl_vae_progress_begin (GeglOperation *operation)
+gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib)
 {
+  VaeTiling tiling = { (guint64) memory_limit_mib << 20, 0 };
+
   vae_set_progress (report_progress, operation);
+  vae_set_tiling (&tiling);
 }
 
 void
 gegl_vae_progress_end (void)
 {
   vae_set_progress (NULL, NULL);
+  vae_set_tiling (NULL);
 }
 
 GeglRectangle

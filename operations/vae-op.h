@@ -92,9 +92,11 @@ void        gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, c
 VaeSchedule gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family);
 VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);
 
-/* The model's per-layer progress reaches the op's node ("progress" signal)
- * between begin and end; hosts such as the GIMP plug-in listen there. */
-void        gegl_vae_progress_begin (GeglOperation *operation);
+/* The model's progress (per layer, or per band when tiled) reaches the op's
+ * node ("progress" signal) between begin and end, and runs are planned to
+ * fit MEMORY_LIMIT_MIB (0: the default); hosts such as the GIMP plug-in
+ * listen there. */
+void        gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib);
 void        gegl_vae_progress_end (void);
 
 /* Whole-image ops (encode, decode) need all of their input for any output. */
