@@ -16,9 +16,11 @@
  * `gegl-vae bench` on a 1×1 image, rounded up. */
 #define BASELINE_BYTES     ((gsize) 48 << 20)
 #define MIN_BAND_PIXELS    8
-/* The share of the budget tensors may take in memory before going to a
- * temporary file, and the share of scratch blocks the pool may keep. */
-#define FILE_SHARE         16
+#define MIN_BAND_PIXELS_IN_MEMORY 64
+/* The shares of the budget one tensor may take in memory before going to a
+ * temporary file, tried in turn, and the share the pool's spare blocks may
+ * take. */
+static const guint FILE_SHARES[] = { 2, 4, 8, 16 };
 #define POOL_SHARE         8
 #define DEFAULT_POOL_HOLD  ((gsize) 768 << 20)
 #define WINOGRAD_CACHE_CAP ((gsize) 384 << 20)
@@ -267,20 +269,30 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
   if (!walk (net, channels, height, width, NULL, &peak, &bands, error))
     return FALSE;
   plan->untiled_bytes = fixed + peak;
-  *tiles = (VaeTileSettings) { image_h, tiling.tile_size, plan->budget / FILE_SHARE, 0 };
-  if (tiling.tile_size <= 0 && plan->untiled_bytes <= plan->budget)
+  *tiles = (VaeTileSettings) { image_h, tiling.tile_size, plan->budget / FILE_SHARES[G_N_ELEMENTS (FILE_SHARES) - 1], 0 };
+  if (tiling.tile_size > 0)
+    return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, error)
+           && (plan->band_pixels = tiles->band_pixels, plan->tiled_bytes = fixed + peak, TRUE);
+  if (plan->untiled_bytes <= plan->budget)
     return TRUE;
-  for (tiles->band_pixels = tiling.tile_size > 0 ? tiling.tile_size : MAX (MIN_BAND_PIXELS, image_h / 2);;
-       tiles->band_pixels /= 2)
+  /* Temporary files cost far more time than thin bands: keep tensors in
+   * memory as long as bands of MIN_BAND_PIXELS_IN_MEMORY fit, then go on
+   * with files and ever thinner bands. */
+  for (guint i = 0; i < G_N_ELEMENTS (FILE_SHARES); i++)
     {
-      if (!walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, error))
-        return FALSE;
-      plan->band_pixels = tiles->band_pixels;
-      plan->tiled_bytes = fixed + peak;
-      if (tiling.tile_size > 0 || plan->tiled_bytes <= plan->budget)
-        return TRUE;
-      if (tiles->band_pixels / 2 < MIN_BAND_PIXELS)
-        break;
+      const gboolean last = i == G_N_ELEMENTS (FILE_SHARES) - 1;
+      tiles->file_bytes = plan->budget / FILE_SHARES[i];
+      for (tiles->band_pixels = MAX (MIN_BAND_PIXELS, image_h / 2);
+           tiles->band_pixels >= (last ? MIN_BAND_PIXELS : MIN (image_h / 2, MIN_BAND_PIXELS_IN_MEMORY));
+           tiles->band_pixels /= 2)
+        {
+          if (!walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, error))
+            return FALSE;
+          plan->band_pixels = tiles->band_pixels;
+          plan->tiled_bytes = fixed + peak;
+          if (plan->tiled_bytes <= plan->budget)
+            return TRUE;
+        }
     }
   g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
                _("a memory limit of %" PRIu64 " MiB is too small for this %d×%d image: even %d-pixel bands need about %"

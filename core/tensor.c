@@ -46,6 +46,12 @@ vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error)
 VaeTensor *
 vae_tensor_new (gint channels, gint height, gint width, GError **error)
 {
+  return vae_tensor_new_uninit (channels, height, width, TRUE, error);
+}
+
+VaeTensor *
+vae_tensor_new_uninit (gint channels, gint height, gint width, gboolean zeroed, GError **error)
+{
   VaeTensor *t;
   gsize      n;
 
@@ -67,7 +73,7 @@ vae_tensor_new (gint channels, gint height, gint width, GError **error)
   t->channels = channels;
   t->height = height;
   t->width = width;
-  t->data = vae_scratch_alloc (n * sizeof (gfloat), TRUE, &t->capacity, "a tensor", error);
+  t->data = vae_scratch_alloc (n * sizeof (gfloat), zeroed, &t->capacity, "a tensor", error);
   if (!t->data)
     {
       g_free (t);

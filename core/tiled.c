@@ -182,7 +182,7 @@ read_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
   const gint       a = MAX (0, y0), b = MIN (t->height, y1);
   const gsize      row_floats = (gsize) t->width;
   const View      *v = t->external;
-  g_autoptr (VaeTensor) band = vae_tensor_new (t->channels, y1 - y0, t->width, error);
+  g_autoptr (VaeTensor) band = vae_tensor_new_uninit (t->channels, y1 - y0, t->width, a != y0 || b != y1, error);
 
   if (!band || a >= b)
     return g_steal_pointer (&band);

@@ -32,6 +32,9 @@ const gchar *vae_limit_env (VaeLimit which);
 
 /* ---- tensors ------------------------------------------------------------- */
 
+/* vae_tensor_new, its values left as they come unless ZEROED. */
+VaeTensor *vae_tensor_new_uninit (gint channels, gint height, gint width, gboolean zeroed, GError **error);
+
 /* Storage a tensor refers to instead of owning data (tiled.c, plan.c);
  * vae_tensor_free calls release. */
 typedef struct _VaeExternal VaeExternal;

@@ -166,6 +166,47 @@ test_memory_limit (void)
   g_free (failed_error);
 }
 
+/* GIMP 2.10's GEGL Operation tool lists an operation unless one of its
+ * categories is on its list below (app/tools/gimpgegltool.c,
+ * gimp_gegl_tool_operation_blacklisted); the same rule over our ops: the
+ * image → image preview is listed with a title and a description, the
+ * latent ops are not. */
+static gboolean
+gimp_tool_lists (const gchar *categories)
+{
+  static const gchar *const hidden_in_gimp[] = { "compositors", "core", "debug", "display", "hidden",
+                                                 "input", "output", "programming", "transform", "video" };
+  g_auto (GStrv) parts = g_strsplit (categories ? categories : "", ":", 0);
+
+  for (guint i = 0; parts[i]; i++)
+    for (guint j = 0; j < G_N_ELEMENTS (hidden_in_gimp); j++)
+      if (strcmp (parts[i], hidden_in_gimp[j]) == 0)
+        return FALSE;
+  return TRUE;
+}
+
+static void
+test_gimp_tool_listing (void)
+{
+  static const gchar *const latent_ops[] = { "vae:encode", "vae:decode", "vae:latent-noise", "vae:vq-snap",
+                                             "vae:latent-save", "vae:latent-load", "vae:latent-preview",
+                                             "vae:apply-alpha" };
+  const gchar *title = gegl_operation_get_key ("vae:diffusion-preview", "title");
+  const gchar *description = gegl_operation_get_key ("vae:diffusion-preview", "description");
+
+  g_assert_true (gimp_tool_lists (gegl_operation_get_key ("vae:diffusion-preview", "categories")));
+  g_assert_nonnull (title);
+  g_assert_cmpuint (strlen (title), >, 5);
+  g_assert_nonnull (description);
+  g_assert_cmpuint (strlen (description), >, 20);
+  for (guint i = 0; i < G_N_ELEMENTS (latent_ops); i++)
+    {
+      g_assert_true (gegl_has_operation (latent_ops[i]));
+      if (gimp_tool_lists (gegl_operation_get_key (latent_ops[i], "categories")))
+        g_error ("%s would be listed in GIMP's GEGL tool", latent_ops[i]);
+    }
+}
+
 static void
 test_error_property (void)
 {
@@ -201,6 +242,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gegl-api/error-property", test_error_property);
   g_test_add_func ("/gegl-api/progress", test_progress);
   g_test_add_func ("/gegl-api/memory-limit", test_memory_limit);
+  g_test_add_func ("/gegl-api/gimp-tool-listing", test_gimp_tool_listing);
   {
     int status = g_test_run ();
     gegl_exit ();

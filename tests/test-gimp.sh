@@ -6,9 +6,9 @@
 set -u
 plugin=$1 module_dir=$2 system_dir=$3 photo=$4
 models=${GEGL_VAE_TEST_MODELS:-$(dirname "$0")/../../shared/models}
-echo "1..8"
+echo "1..9"
 skip_all () {
-  for i in 1 2 3 4 5 6 7 8; do echo "ok $i # SKIP $1"; done
+  for i in 1 2 3 4 5 6 7 8 9; do echo "ok $i # SKIP $1"; done
   exit 0
 }
 command -v gimp-console-2.10 >/dev/null || skip_all "gimp-console-2.10 is not installed"
@@ -74,7 +74,7 @@ PY
   fi
 done
 
-# a missing model: the caller gets the error, no picture is changed
+# a missing model: the caller gets the error, no picture is changed (test 4, 5)
 gimp_batch "(begin $(run_proc plug-in-vae-diffusion-preview missing '"/no/such/model.safetensors"' 0.5 -1 0 0 0 0 16))" missing
 if grep -q "execution error" "$work/missing.log" && grep -q "/no/such/model.safetensors" "$work/missing.log"; then
   echo "ok 4 - a missing model is an execution error naming the model"
@@ -127,4 +127,37 @@ then
   echo "ok 8 - a selection: only its inside changes"
 else
   echo "not ok 8 - selection"; sed 's/^/# /' "$work/selection.log"
+fi
+
+# Cancel: GIMP 2.10 answers the progress bar's Cancel by killing the plug-in
+# (gimp_plug_in_progress_cancel_callback → gimp_plug_in_close (plug_in, TRUE)),
+# so the test does the same mid-run and checks that the caller gets an error,
+# GIMP goes on, and the picture is as it was (only the final shadow merge
+# writes to the drawable).
+script="(let* ((image (car (gimp-file-load RUN-NONINTERACTIVE \"$work/in.png\" \"in.png\")))
+               (drawable (car (gimp-image-get-active-layer image))))
+          (gimp-image-scale image 1800 1200)
+          (gimp-file-save RUN-NONINTERACTIVE image drawable \"$work/before.png\" \"before.png\")
+          (if (catch #f (plug-in-vae-diffusion-preview RUN-NONINTERACTIVE image drawable \"taef2\" 0.5 -1 0 0 0 0 16) #t)
+              (gimp-message \"vae-test: the filter finished\")
+              (gimp-message \"vae-test: the filter was stopped\"))
+          (gimp-file-save RUN-NONINTERACTIVE image drawable \"$work/after.png\" \"after.png\"))"
+gimp_batch "$script" cancel &
+batch=$!
+killed=no
+for _ in $(seq 1 3000); do # wait for the plug-in to be at work (not queried at start-up), then stop it
+  if [ -f "$work/before.png" ] && pid=$(pgrep -f "$work/plug-ins/gegl-vae/gegl-vae" | head -1) && [ -n "$pid" ]; then
+    sleep 2
+    kill -KILL "$pid" 2>/dev/null && killed=yes
+    break
+  fi
+  sleep 0.1
+done
+wait "$batch"
+if [ "$killed" = yes ] && grep -q "the filter was stopped" "$work/cancel.log" && [ -f "$work/after.png" ] \
+   && gegl-imgcmp "$work/before.png" "$work/after.png" 2>/dev/null | grep -q "are identical"; then
+  echo "ok 9 - cancelled mid-run: the caller gets an error, GIMP goes on, the picture is unchanged"
+else
+  echo "not ok 9 - cancel (killed: $killed)"; sed 's/^/# /' "$work/cancel.log"
+  gegl-imgcmp "$work/before.png" "$work/after.png" 2>&1 | sed 's/^/# /'
 fi
