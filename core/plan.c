@@ -88,20 +88,32 @@ typedef struct
   gint            bands;
 } Planner;
 
+/* The bytes a tensor holds, shared by the tiled executor's views of it
+ * (a GroupNorm's output keeps its input's store alive). */
+typedef struct
+{
+  Planner *planner;
+  gsize    bytes;
+  gint     holders;
+} Tally;
+
 typedef struct
 {
   VaeExternal base;
-  Planner    *planner;
-  gsize       bytes;
-} Tally;
+  Tally      *tally;
+} TallyRef;
 
 static void
 tally_release (VaeExternal *external)
 {
-  Tally *t = (Tally *) external;
+  Tally *t = ((TallyRef *) external)->tally;
 
-  t->planner->live -= t->bytes;
-  g_free (t);
+  if (--t->holders == 0)
+    {
+      t->planner->live -= t->bytes;
+      g_free (t);
+    }
+  g_free (external);
 }
 
 static void
@@ -110,20 +122,30 @@ note (Planner *p, gsize transient)
   p->peak = MAX (p->peak, p->live + transient);
 }
 
+static VaeTensor *
+tally_ref (Tally *tally, gint channels, gint height, gint width)
+{
+  VaeTensor *t = g_new0 (VaeTensor, 1);
+  TallyRef  *ref = g_new0 (TallyRef, 1);
+
+  *ref = (TallyRef) { { tally_release }, tally };
+  *t = (VaeTensor) { channels, height, width, NULL, 0, ref };
+  tally->holders++;
+  return t;
+}
+
 /* A tensor without data that counts while alive: in memory unless the
  * tiled executor would put it in a file. */
 static VaeTensor *
-tally_tensor (Planner *p, gint channels, gint height, gint width, gboolean counted)
+tally_tensor (Planner *p, gint channels, gint height, gint width)
 {
-  VaeTensor  *t = g_new0 (VaeTensor, 1);
-  Tally      *tally = g_new0 (Tally, 1);
   const gsize bytes = (gsize) channels * height * width * sizeof (gfloat);
+  Tally      *tally = g_new0 (Tally, 1);
 
-  *t = (VaeTensor) { channels, height, width, NULL, 0, tally };
-  *tally = (Tally) { { tally_release }, p, !counted || (p->tiled && bytes > p->tiles.file_bytes) ? 0 : bytes };
+  *tally = (Tally) { p, p->tiled && bytes > p->tiles.file_bytes ? 0 : bytes, 0 };
   p->live += tally->bytes;
   note (p, 0);
-  return t;
+  return tally_ref (tally, channels, height, width);
 }
 
 static gsize
@@ -155,7 +177,7 @@ plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboole
                    x->width, x->height, conv->kernel, conv->kernel);
       return NULL;
     }
-  y = tally_tensor (p, conv->out_channels, out_h, out_w, TRUE);
+  y = tally_tensor (p, conv->out_channels, out_h, out_w);
   if (p->tiled)
     {
       note (p, vae_tiled_conv_band_bytes (&p->tiles, conv, x->height, x->width, up, residual != NULL));
@@ -172,11 +194,11 @@ plan_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct
   Planner *p = (Planner *) be;
 
   if (!p->tiled)
-    return tally_tensor (p, x->channels, x->height, x->width, TRUE);
+    return tally_tensor (p, x->channels, x->height, x->width);
   /* a view of x's store: nothing new but the band being summed */
   note (p, band_bytes (p, x->channels, x->height, x->width));
   count_bands (p, x->height);
-  return tally_tensor (p, x->channels, x->height, x->width, FALSE);
+  return tally_ref (((TallyRef *) x->external)->tally, x->channels, x->height, x->width);
 }
 
 static VaeTensor *
@@ -190,13 +212,13 @@ plan_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor 
   if (!p->tiled)
     {
       note (p, 4 * whole + scores); /* h, q, k, v; then q, k, v, o and the scores */
-      return tally_tensor (p, x->channels, x->height, x->width, TRUE);
+      return tally_tensor (p, x->channels, x->height, x->width);
     }
   /* keys and values whole; per band: h, q, o, x and the output rows */
   note (p, 2 * whole + scores + 5 * band_bytes (p, x->channels, x->height, x->width));
   for (gint pass = 0; pass < 4; pass++) /* norm, keys, values, attention */
     count_bands (p, x->height);
-  return tally_tensor (p, x->channels, x->height, x->width, TRUE);
+  return tally_tensor (p, x->channels, x->height, x->width);
 }
 
 static VaeTensor *
@@ -209,7 +231,7 @@ plan_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
       note (p, 2 * band_bytes (p, x->channels, x->height, x->width));
       count_bands (p, x->height);
     }
-  return tally_tensor (p, x->channels, x->height, x->width, TRUE);
+  return tally_tensor (p, x->channels, x->height, x->width);
 }
 
 /* The peak bytes of NET's pass over an input of C × H × W, and its bands. */
@@ -222,7 +244,7 @@ walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings
 
   if (tiles)
     planner.tiles = *tiles;
-  input = tally_tensor (&planner, channels, height, width, TRUE);
+  input = tally_tensor (&planner, channels, height, width);
   vae_progress_set_mode (VAE_PROGRESS_QUIET);
   output = net->forward (net, &planner.base, input, error);
   vae_progress_set_mode (VAE_PROGRESS_LAYERS);
@@ -272,7 +294,7 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
   *tiles = (VaeTileSettings) { image_h, tiling.tile_size, plan->budget / FILE_SHARES[G_N_ELEMENTS (FILE_SHARES) - 1], 0 };
   if (tiling.tile_size > 0)
     return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, error)
-           && (plan->band_pixels = tiles->band_pixels, plan->tiled_bytes = fixed + peak, TRUE);
+           && (plan->band_pixels = tiles->band_pixels, plan->tiled_bytes = fixed + peak);
   if (plan->untiled_bytes <= plan->budget)
     return TRUE;
   /* Temporary files cost far more time than thin bands: keep tensors in

@@ -45,13 +45,39 @@ vae_pool_set_hold (gsize bytes)
   g_mutex_unlock (&pool_lock);
 }
 
+/* Returns spare blocks to the system, the largest first, until at most
+ * KEEP bytes are left.  Called with the lock held. */
+static void
+trim (gsize keep)
+{
+  gsize kept = 0;
+
+  if (!pool)
+    return;
+  g_array_sort (pool, compare_blocks);
+  for (guint i = 0; i < pool->len;)
+    {
+      Block *b = &g_array_index (pool, Block, i);
+      if (kept + b->bytes <= keep)
+        {
+          kept += b->bytes;
+          i++;
+          continue;
+        }
+      pooled_bytes -= b->bytes;
+      g_free (b->data);
+      g_array_remove_index (pool, i);
+    }
+}
+
 void
 vae_pool_begin (void)
 {
   g_mutex_lock (&pool_lock);
   if (!pool)
     pool = g_array_new (FALSE, FALSE, sizeof (Block));
-  open_passes++;
+  if (open_passes++ == 0)
+    trim (held_bytes); /* what the last pass retained counts against this one's hold */
   g_mutex_unlock (&pool_lock);
 }
 
@@ -60,25 +86,7 @@ vae_pool_end (void)
 {
   g_mutex_lock (&pool_lock);
   if (--open_passes == 0)
-    {
-      gsize kept = 0;
-      g_array_sort (pool, compare_blocks);
-      for (guint i = 0; i < pool->len;)
-        {
-          Block *b = &g_array_index (pool, Block, i);
-          if (kept + b->bytes <= RETAINED_BYTES)
-            {
-              kept += b->bytes;
-              i++;
-            }
-          else
-            {
-              pooled_bytes -= b->bytes;
-              g_free (b->data);
-              g_array_remove_index (pool, i);
-            }
-        }
-    }
+    trim (RETAINED_BYTES);
   g_mutex_unlock (&pool_lock);
 }
 
