@@ -100,6 +100,7 @@ typedef struct
   gint  band_pixels;   /* band height in image rows */
   gsize file_bytes;    /* tensors larger than this go to a temporary file */
   gint  bands_total;   /* bands in the whole pass, for progress; 0: unknown */
+  gsize spare_bytes;   /* the pool's spare blocks and the Winograd cache, each */
 } VaeTileSettings;
 
 VaeBackend *vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings);

@@ -68,8 +68,8 @@ forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
 
   if (!vae_model_plan_pass (m, net, x->channels, x->height, x->width, &plan, &tiles, error))
     return NULL;
-  vae_pool_set_hold (vae_plan_pool_hold (&plan));
-  vae_winograd_set_cache_limit (vae_plan_winograd_cache (&plan));
+  vae_pool_set_hold (vae_plan_pool_hold (&tiles));
+  vae_winograd_set_cache_limit (vae_plan_winograd_cache (&tiles));
   if (plan.band_pixels > 0)
     {
       tiled = vae_backend_tiled_new (vae_backend_cpu (), &tiles);

@@ -35,9 +35,10 @@ VaeTensor *vae_model_decode_raw (VaeModel *model, const VaeTensor *raw_latent, G
  * tiles, TILES (band_pixels > 0). */
 gboolean vae_model_plan_pass (VaeModel *model, VaeNet *net, gint channels, gint height, gint width,
                               VaeMemoryPlan *plan, VaeTileSettings *tiles, GError **error);
-/* Spare scratch the pool may hold and the Winograd cache size under PLAN. */
-gsize    vae_plan_pool_hold (const VaeMemoryPlan *plan);
-gsize    vae_plan_winograd_cache (const VaeMemoryPlan *plan);
+/* Spare scratch the pool may hold and the Winograd cache size the plan
+ * chose. */
+gsize    vae_plan_pool_hold (const VaeTileSettings *tiles);
+gsize    vae_plan_winograd_cache (const VaeTileSettings *tiles);
 
 G_END_DECLS
 

@@ -18,10 +18,10 @@
 #define MIN_BAND_PIXELS    8
 #define MIN_BAND_PIXELS_IN_MEMORY 64
 /* The shares of the budget one tensor may take in memory before going to a
- * temporary file, tried in turn, and the share the pool's spare blocks may
- * take. */
+ * temporary file, tried in turn, and the shares the pool's spare blocks and
+ * the Winograd cache may each take, tried in turn. */
 static const guint FILE_SHARES[] = { 2, 4, 8, 16 };
-#define POOL_SHARE         8
+static const guint SPARE_SHARES[] = { 4, 16 };
 #define DEFAULT_POOL_HOLD  ((gsize) 768 << 20)
 #define WINOGRAD_CACHE_CAP ((gsize) 384 << 20)
 
@@ -257,49 +257,28 @@ walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings
 
 /* ---- the plan ---------------------------------------------------------------- */
 
-static gsize
-pool_hold (guint64 budget)
-{
-  return MIN (DEFAULT_POOL_HOLD, budget / POOL_SHARE);
-}
-
 /* What every run holds besides the pass: weights, transformed Winograd
  * weights, the image in and out, the pool's spare blocks, the baseline. */
 static guint64
-fixed_bytes (const VaeModel *m, gint image_w, gint image_h, guint64 budget)
+fixed_bytes (const VaeModel *m, gint image_w, gint image_h, gsize spare)
 {
   const guint64 weights = m->n_params * sizeof (gfloat);
   const guint64 image = (guint64) 3 * image_w * image_h * sizeof (gfloat);
 
-  return BASELINE_BYTES + weights + MIN (4 * weights, MIN (WINOGRAD_CACHE_CAP, budget / POOL_SHARE)) + 2 * image
-         + pool_hold (budget);
+  return BASELINE_BYTES + weights + MIN (4 * weights, MIN (WINOGRAD_CACHE_CAP, spare)) + 2 * image
+         + MIN (DEFAULT_POOL_HOLD, spare);
 }
 
-gboolean
-vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint width, VaeMemoryPlan *plan,
-                     VaeTileSettings *tiles, GError **error)
+/* Bands for a budget: tensors kept in memory as long as bands of
+ * MIN_BAND_PIXELS_IN_MEMORY fit (temporary files cost far more time than
+ * thin bands), then files and ever thinner bands. */
+static gboolean
+choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed, VaeMemoryPlan *plan,
+              VaeTileSettings *tiles, GError **error)
 {
-  const gint image_h = net == m->decoder ? height * net->factor : height;
-  const gint image_w = net == m->decoder ? width * net->factor : width;
-  guint64    fixed;
+  const gint image_h = tiles->image_height;
   gsize      peak;
-  gint       bands;
 
-  memset (plan, 0, sizeof *plan);
-  plan->budget = tiling.memory_limit ? tiling.memory_limit : default_budget ();
-  fixed = fixed_bytes (m, image_w, image_h, plan->budget);
-  if (!walk (net, channels, height, width, NULL, &peak, &bands, error))
-    return FALSE;
-  plan->untiled_bytes = fixed + peak;
-  *tiles = (VaeTileSettings) { image_h, tiling.tile_size, plan->budget / FILE_SHARES[G_N_ELEMENTS (FILE_SHARES) - 1], 0 };
-  if (tiling.tile_size > 0)
-    return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, error)
-           && (plan->band_pixels = tiles->band_pixels, plan->tiled_bytes = fixed + peak);
-  if (plan->untiled_bytes <= plan->budget)
-    return TRUE;
-  /* Temporary files cost far more time than thin bands: keep tensors in
-   * memory as long as bands of MIN_BAND_PIXELS_IN_MEMORY fit, then go on
-   * with files and ever thinner bands. */
   for (guint i = 0; i < G_N_ELEMENTS (FILE_SHARES); i++)
     {
       const gboolean last = i == G_N_ELEMENTS (FILE_SHARES) - 1;
@@ -316,6 +295,45 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
             return TRUE;
         }
     }
+  return FALSE;
+}
+
+gboolean
+vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint width, VaeMemoryPlan *plan,
+                     VaeTileSettings *tiles, GError **error)
+{
+  const gint image_h = net == m->decoder ? height * net->factor : height;
+  const gint image_w = net == m->decoder ? width * net->factor : width;
+  gsize      peak;
+  gint       bands;
+
+  memset (plan, 0, sizeof *plan);
+  plan->budget = tiling.memory_limit ? tiling.memory_limit : default_budget ();
+  *tiles = (VaeTileSettings) { image_h, tiling.tile_size, plan->budget / FILE_SHARES[G_N_ELEMENTS (FILE_SHARES) - 1], 0 };
+  if (!walk (net, channels, height, width, NULL, &peak, &bands, error))
+    return FALSE;
+  /* generous spare blocks and Winograd cache first (they save time), then lean */
+  for (guint i = 0; i < G_N_ELEMENTS (SPARE_SHARES); i++)
+    {
+      guint64 fixed;
+      tiles->spare_bytes = plan->budget / SPARE_SHARES[i];
+      fixed = fixed_bytes (m, image_w, image_h, tiles->spare_bytes);
+      plan->untiled_bytes = fixed + peak;
+      if (tiling.tile_size > 0)
+        return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, error)
+               && (plan->band_pixels = tiles->band_pixels, plan->tiled_bytes = fixed + peak);
+      if (plan->untiled_bytes <= plan->budget)
+        return TRUE;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (SPARE_SHARES); i++)
+    {
+      tiles->spare_bytes = plan->budget / SPARE_SHARES[i];
+      if (choose_bands (net, channels, height, width, fixed_bytes (m, image_w, image_h, tiles->spare_bytes), plan,
+                        tiles, error))
+        return TRUE;
+      if (error && *error)
+        return FALSE;
+    }
   g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
                _("a memory limit of %" PRIu64 " MiB is too small for this %d×%d image: even %d-pixel bands need about %"
                PRIu64 " MiB"), plan->budget >> 20, image_w, image_h, plan->band_pixels, plan->tiled_bytes >> 20);
@@ -323,15 +341,15 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
 }
 
 gsize
-vae_plan_pool_hold (const VaeMemoryPlan *plan)
+vae_plan_pool_hold (const VaeTileSettings *tiles)
 {
-  return pool_hold (plan->budget);
+  return MIN (DEFAULT_POOL_HOLD, tiles->spare_bytes);
 }
 
 gsize
-vae_plan_winograd_cache (const VaeMemoryPlan *plan)
+vae_plan_winograd_cache (const VaeTileSettings *tiles)
 {
-  return MIN (WINOGRAD_CACHE_CAP, plan->budget / POOL_SHARE);
+  return MIN (WINOGRAD_CACHE_CAP, tiles->spare_bytes);
 }
 
 gboolean

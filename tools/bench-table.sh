@@ -12,17 +12,18 @@ sd15=$(mktemp --suffix=.safetensors)
 trap 'rm -f "$sd15"' EXIT
 "$build/ui/cli/gegl-vae" synth --family sd15 --seed 1 "$sd15"
 
-row () { # label model op size runs
+row () { # label model op size runs [gegl-vae options…]
   local ours torch
   ours=$(GEGL_VAE_MODEL_PATH=$models "$build/ui/cli/gegl-vae" bench --model "$2" --op "$3" --size "$4" --runs "$5" \
-           --threads "$threads" --json)
+           --threads "$threads" --json "${@:6}")
   torch=$(/usr/bin/python3 "$root/tests/reference/bench_torch.py" --model "$2" --op "$3" --size "$4" --runs "$5" \
             --threads "$threads")
   /usr/bin/python3 - "$1" "$ours" "$torch" <<'PY'
 import json, sys
 label, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+plan = f" ({a['band_pixels']}-px bands, planned {a['planned_peak_mb']:.0f} MB)" if a['band_pixels'] else ""
 print(f"| {label} | {a['op']} {a['width']}² | {a['seconds']:.2f} s | {b['seconds']:.2f} s | "
-      f"**{a['seconds'] / b['seconds']:.2f}×** | {a['gflops']:.0f} | {a['peak_rss_mb']:.0f} MB | {b['peak_rss_mb']:.0f} MB |")
+      f"**{a['seconds'] / b['seconds']:.2f}×** | {a['gflops']:.0f} | {a['peak_rss_mb']:.0f} MB{plan} | {b['peak_rss_mb']:.0f} MB |")
 PY
 }
 echo "| model | op | gegl-vae | PyTorch | ratio | GFLOP/s (ours) | peak RSS ours | peak RSS PyTorch |"
@@ -31,3 +32,8 @@ row "SD1.5 architecture" "$sd15" decode 512x512 3
 row "SD1.5 architecture" "$sd15" encode 512x512 3
 row "TAEF2" "$models/taef2_encoder.pth" roundtrip 1024x1024 3
 row "SD1.5 architecture" "$sd15" decode 1024x1024 1
+row "SD1.5 architecture, --memory-limit 2.5G" "$sd15" decode 1024x1024 1 --memory-limit 2500M
+row "SD1.5 architecture, --memory-limit 1G" "$sd15" decode 1024x1024 1 --memory-limit 1G
+# no PyTorch row: diffusers' AutoencoderTiny would hold several 4 GB activations at 4096²
+GEGL_VAE_MODEL_PATH=$models "$build/ui/cli/gegl-vae" bench --model taef2 --op decode --size 4096x4096 --runs 1 \
+  --threads "$threads" --memory-limit 2G
