@@ -77,6 +77,9 @@ struct _VaeBackend
 const VaeBackend *vae_backend_cpu (void);
 
 /* Pieces of the CPU backend the tiled executor reuses. */
+/* Mean and sum of squared deviations of N values, in double (the reference
+ * is float64). */
+void  vae_moments (const gfloat *p, gsize n, gdouble *mean, gdouble *m2);
 void  vae_scale_shift_act (const gfloat *src, gfloat *dst, gsize n, gfloat a, gfloat b, VaeAct act);
 /* o = v·softmax(qᵀk/√c)ᵀ for ROWS query positions (columns of q and o, whose
  * rows are STRIDE floats apart); SCORES holds vae_cpu_attend_scratch_floats. */
@@ -149,6 +152,10 @@ void vae_norm_clear (VaeNorm *norm);
 void vae_attention_clear (VaeAttention *attention);
 /* Output size of CONV on an input of H × W (already upsampled). */
 void vae_conv_output_size (const VaeConv *conv, gint height, gint width, gint *out_h, gint *out_w);
+/* The output size of CONV on X (upsampled when UP), or an error when X is
+ * too small for it. */
+gboolean vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h, gint *out_w,
+                                  GError **error);
 
 /* A network half: encoder or decoder of some family. */
 typedef struct _VaeNet VaeNet;

@@ -54,6 +54,18 @@ vae_conv_output_size (const VaeConv *conv, gint height, gint width, gint *out_h,
   *out_w = (width + conv->pad_left + conv->pad_right - conv->kernel) / conv->stride + 1;
 }
 
+gboolean
+vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h, gint *out_w,
+                         GError **error)
+{
+  vae_conv_output_size (conv, x->height << up, x->width << up, out_h, out_w);
+  if (*out_h > 0 && *out_w > 0)
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("input of %d×%d is too small for a %d×%d convolution"),
+               x->width, x->height, conv->kernel, conv->kernel);
+  return FALSE;
+}
+
 static inline gint
 floor_div (gint a, gint b)
 {
@@ -149,7 +161,7 @@ vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   if (vae_winograd_applies (conv))
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
-  if (conv->kernel == 1 && conv->stride == 1 && conv->pad_top == 0 && conv->pad_left == 0)
+  if (is_plain_1x1 (conv, FALSE))
     return 0;
   return (gsize) im2col_band_rows (conv, out_h, out_w) * conv->in_channels * conv->kernel * conv->kernel * out_w
          * sizeof (gfloat);
@@ -169,13 +181,8 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
 
   set_blas_threads ();
   g_return_val_if_fail (x->channels == conv->in_channels, NULL);
-  vae_conv_output_size (conv, x->height << up, x->width << up, &out_h, &out_w);
-  if (out_h <= 0 || out_w <= 0)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("input of %d×%d is too small for a %d×%d convolution"),
-                   x->width, x->height, k, k);
-      return NULL;
-    }
+  if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
+    return NULL;
   y = vae_tensor_new (conv->out_channels, out_h, out_w, error);
   if (!y)
     return NULL;
@@ -232,9 +239,8 @@ cpu_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolea
   return convolve (conv, x, up, residual, act, TRUE, error);
 }
 
-/* Mean and 1/std of N values, the sums in double (the reference is float64). */
-static VAE_HOT void
-group_stats (const gfloat *restrict p, gsize n, gfloat eps, gdouble *mean, gdouble *rstd)
+VAE_HOT void
+vae_moments (const gfloat *restrict p, gsize n, gdouble *mean, gdouble *m2)
 {
   gdouble sum = 0.0, sum_sq = 0.0, m;
 
@@ -244,7 +250,17 @@ group_stats (const gfloat *restrict p, gsize n, gfloat eps, gdouble *mean, gdoub
   for (gsize i = 0; i < n; i++)
     sum_sq += (p[i] - m) * (p[i] - m);
   *mean = m;
-  *rstd = 1.0 / sqrt (sum_sq / (gdouble) n + eps);
+  *m2 = sum_sq;
+}
+
+/* Mean and 1/std of N values. */
+static void
+group_stats (const gfloat *p, gsize n, gfloat eps, gdouble *mean, gdouble *rstd)
+{
+  gdouble m2;
+
+  vae_moments (p, n, mean, &m2);
+  *rstd = 1.0 / sqrt (m2 / (gdouble) n + eps);
 }
 
 VAE_HOT void

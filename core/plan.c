@@ -170,13 +170,8 @@ plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboole
   gint       out_h, out_w;
   VaeTensor *y;
 
-  vae_conv_output_size (conv, x->height << up, x->width << up, &out_h, &out_w);
-  if (out_h <= 0 || out_w <= 0)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("input of %d×%d is too small for a %d×%d convolution"),
-                   x->width, x->height, conv->kernel, conv->kernel);
-      return NULL;
-    }
+  if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
+    return NULL;
   y = tally_tensor (p, conv->out_channels, out_h, out_w);
   if (p->tiled)
     {
@@ -216,7 +211,7 @@ plan_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor 
     }
   /* keys and values whole; per band: h, q, o, x and the output rows */
   note (p, 2 * whole + scores + 5 * band_bytes (p, x->channels, x->height, x->width));
-  for (gint pass = 0; pass < 4; pass++) /* norm, keys, values, attention */
+  for (gint pass = 0; pass < 3; pass++) /* norm, keys and values, attention */
     count_bands (p, x->height);
   return tally_tensor (p, x->channels, x->height, x->width);
 }

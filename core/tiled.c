@@ -308,9 +308,8 @@ tiled_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gbool
   gint       out_h, out_w, rows;
   VaeTensor *y;
 
-  vae_conv_output_size (conv, x->height << up, x->width << up, &out_h, &out_w);
-  if (out_h <= 0 || out_w <= 0)
-    return tb->inner->conv (tb->inner, conv, x, up, residual, act, error); /* its error */
+  if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
+    return NULL;
   if (!(y = new_output (tb, conv->out_channels, out_h, out_w, error)))
     return NULL;
   rows = vae_tiled_band_rows (&tb->settings, out_h);
@@ -337,22 +336,6 @@ merge_stats (gdouble *n, gdouble *mean, gdouble *m2, gdouble bn, gdouble bmean, 
   *n = total;
 }
 
-static void
-band_group_stats (const VaeTensor *band, gint group, gint per_group, gdouble *mean, gdouble *m2)
-{
-  const gsize   n = (gsize) per_group * band->height * band->width;
-  const gfloat *p = band->data + (gsize) group * n;
-  gdouble       sum = 0.0, sq = 0.0, m;
-
-  for (gsize i = 0; i < n; i++)
-    sum += p[i];
-  m = sum / (gdouble) n;
-  for (gsize i = 0; i < n; i++)
-    sq += (p[i] - m) * (p[i] - m);
-  *mean = m;
-  *m2 = sq;
-}
-
 static VaeTensor *
 tiled_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
 {
@@ -373,9 +356,10 @@ tiled_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAc
 #pragma omp parallel for schedule(static)
       for (gint g = 0; g < norm->groups; g++)
         {
-          gdouble bmean, bm2;
-          band_group_stats (band, g, per_group, &bmean, &bm2);
-          merge_stats (&n[g], &mean[g], &m2[g], (gdouble) per_group * band->height * band->width, bmean, bm2);
+          const gsize n_group = (gsize) per_group * band->height * band->width;
+          gdouble     bmean, bm2;
+          vae_moments (band->data + g * n_group, n_group, &bmean, &bm2);
+          merge_stats (&n[g], &mean[g], &m2[g], (gdouble) n_group, bmean, bm2);
         }
       band_done (tb);
     }
@@ -391,6 +375,38 @@ tiled_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAc
   return view_tensor (store_of (source), scale, shift, act);
 }
 
+/* Rows of BAND into plain tensor DST from row DST_Y on. */
+static void
+copy_rows (const VaeTensor *band, VaeTensor *dst, gint dst_y)
+{
+  const gsize rows = (gsize) band->height * band->width;
+
+  for (gint c = 0; c < band->channels; c++)
+    memcpy (dst->data + ((gsize) c * dst->height + dst_y) * dst->width, band->data + c * rows, rows * sizeof (gfloat));
+}
+
+/* Keys and values, whole, from one read of each band of the normalised H. */
+static gboolean
+keys_values (Tiled *tb, const VaeAttention *attn, const VaeTensor *h, VaeTensor **k, VaeTensor **v, GError **error)
+{
+  const gint rows = vae_tiled_band_rows (&tb->settings, h->height);
+
+  if (!(*k = vae_tensor_new_uninit (h->channels, h->height, h->width, FALSE, error))
+      || !(*v = vae_tensor_new_uninit (h->channels, h->height, h->width, FALSE, error)))
+    return FALSE;
+  for (gint y0 = 0; y0 < h->height; y0 += rows)
+    {
+      g_autoptr (VaeTensor) hb = read_rows (h, y0, MIN (h->height, y0 + rows), error), kb = NULL, vb = NULL;
+      if (!hb || !(kb = tb->inner->conv (tb->inner, &attn->k, hb, FALSE, NULL, VAE_ACT_NONE, error))
+          || !(vb = tb->inner->conv (tb->inner, &attn->v, hb, FALSE, NULL, VAE_ACT_NONE, error)))
+        return FALSE;
+      copy_rows (kb, *k, y0);
+      copy_rows (vb, *v, y0);
+      band_done (tb);
+    }
+  return TRUE;
+}
+
 /* Keys and values are held whole (2·C·N floats); queries, the output and
  * the projection run in bands. */
 static VaeTensor *
@@ -404,9 +420,7 @@ tiled_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor
   gsize      scores_capacity = 0;
   gboolean   ok;
 
-  ok = (h = tiled_norm (be, &attn->norm, x, VAE_ACT_NONE, error))
-       && (k = tiled_conv (be, &attn->k, h, FALSE, NULL, VAE_ACT_NONE, error)) && vae_tiled_materialize (&k, error)
-       && (v = tiled_conv (be, &attn->v, h, FALSE, NULL, VAE_ACT_NONE, error)) && vae_tiled_materialize (&v, error)
+  ok = (h = tiled_norm (be, &attn->norm, x, VAE_ACT_NONE, error)) && keys_values (tb, attn, h, &k, &v, error)
        && (y = new_output (tb, x->channels, x->height, x->width, error))
        && (scores = vae_scratch_alloc (vae_cpu_attend_scratch_floats (n) * sizeof (gfloat), FALSE, &scores_capacity,
                                        "attention scores", error));

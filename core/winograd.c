@@ -301,14 +301,27 @@ vae_winograd_applies (const VaeConv *conv)
          && conv->pad_left == 1;
 }
 
+/* Bytes of transformed input and products per row of tiles, and the rows
+ * of tiles transformed at once. */
+static gsize
+tile_row_bytes (const VaeConv *conv, gint tiles_w)
+{
+  return (gsize) POSITIONS * (conv->in_channels + conv->out_channels) * tiles_w * sizeof (gfloat);
+}
+
+static gint
+batch_rows (const VaeConv *conv, gint tiles_w, gint tiles_h)
+{
+  return (gint) CLAMP (BATCH_BYTES / tile_row_bytes (conv, tiles_w), 1, (gsize) tiles_h);
+}
+
 gsize
 vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   const gint  tiles_w = (out_w + TILE - 1) / TILE, tiles_h = (out_h + TILE - 1) / TILE;
-  const gsize row_bytes = (gsize) POSITIONS * (conv->in_channels + conv->out_channels) * tiles_w * sizeof (gfloat);
   const gsize weights = conv->winograd ? 0 : (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
 
-  return row_bytes * CLAMP (BATCH_BYTES / row_bytes, 1, (gsize) tiles_h) + weights;
+  return tile_row_bytes (conv, tiles_w) * batch_rows (conv, tiles_w, tiles_h) + weights;
 }
 
 gboolean
@@ -317,8 +330,7 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeAct 
 {
   const gint  co = conv->out_channels, ci = conv->in_channels;
   const gint  tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (y->height + TILE - 1) / TILE;
-  const gsize row_bytes = (gsize) POSITIONS * (ci + co) * tiles_w * sizeof (gfloat);
-  const gint  band = (gint) CLAMP (BATCH_BYTES / row_bytes, 1, (gsize) tiles_h);
+  const gint  band = batch_rows (conv, tiles_w, tiles_h);
   const Geometry g = { conv, x, up, tiles_w, TILE * tiles_w + 2 };
   g_autofree gfloat *scratch = NULL;
   const gfloat *u;

@@ -10,16 +10,6 @@
 
 #include <math.h>
 
-static gfloat *
-random_floats (GRand *rand, gsize n, gdouble amp)
-{
-  gfloat *p = g_new (gfloat, n);
-
-  for (gsize i = 0; i < n; i++)
-    p[i] = (gfloat) g_rand_double_range (rand, -amp, amp);
-  return p;
-}
-
 static void
 test_conv_fast_vs_reference (void)
 {
@@ -43,10 +33,10 @@ test_conv_fast_vs_reference (void)
           g_autoptr (GError) error = NULL;
           gdouble err;
 
-          conv.weight = random_floats (rand, (gsize) co * ci * 9, 1.0 / sqrt (ci * 9.0));
-          conv.bias = g_rand_boolean (rand) ? random_floats (rand, co, 0.5) : NULL;
+          conv.weight = test_random_floats (rand, (gsize) co * ci * 9, -1.0 / sqrt (ci * 9.0), 1.0 / sqrt (ci * 9.0));
+          conv.bias = g_rand_boolean (rand) ? test_random_floats (rand, co, -0.5, 0.5) : NULL;
           g_free (x->data);
-          x->data = random_floats (rand, vae_tensor_n_elements (x), 1.0);
+          x->data = test_random_floats (rand, vae_tensor_n_elements (x), -1.0, 1.0);
           x->capacity = 0;
           if (g_rand_boolean (rand))
             {

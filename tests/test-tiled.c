@@ -25,16 +25,6 @@ random_tensor (GRand *rand, gint c, gint h, gint w, gdouble amp)
   return t;
 }
 
-static gfloat *
-random_floats (GRand *rand, gsize n, gdouble lo, gdouble hi)
-{
-  gfloat *p = g_new (gfloat, n);
-
-  for (gsize i = 0; i < n; i++)
-    p[i] = (gfloat) g_rand_double_range (rand, lo, hi);
-  return p;
-}
-
 static VaeBackend *
 tiled_backend (gint image_height, gint band_pixels, gboolean in_files)
 {
@@ -95,8 +85,8 @@ test_conv (void)
               vae_backend_tiled_free (tiled);
               continue;
             }
-          conv.weight = random_floats (rand, (gsize) co * ci * sh->kernel * sh->kernel, -0.3, 0.3);
-          conv.bias = random_floats (rand, co, -0.5, 0.5);
+          conv.weight = test_random_floats (rand, (gsize) co * ci * sh->kernel * sh->kernel, -0.3, 0.3);
+          conv.bias = test_random_floats (rand, co, -0.5, 0.5);
           if (g_rand_boolean (rand))
             residual = random_tensor (rand, co, out_h, out_w, 1.0);
           want = vae_backend_cpu ()->conv (vae_backend_cpu (), &conv, x, sh->up, residual, act, &error);
@@ -121,7 +111,7 @@ test_norm_attention (void)
 {
   GRand *rand = g_rand_new_with_seed (11);
   const gint c = 32, h = 13, w = 11;
-  VaeNorm norm = { c, 8, 1e-6f, random_floats (rand, c, 0.5, 1.5), random_floats (rand, c, -0.5, 0.5) };
+  VaeNorm norm = { c, 8, 1e-6f, test_random_floats (rand, c, 0.5, 1.5), test_random_floats (rand, c, -0.5, 0.5) };
   VaeAttention attn = { norm };
   VaeConv *convs[] = { &attn.q, &attn.k, &attn.v, &attn.proj };
   g_autoptr (VaeTensor) x = random_tensor (rand, c, h, w, 2.0);
@@ -131,7 +121,7 @@ test_norm_attention (void)
   attn.norm.gamma = g_memdup2 (norm.gamma, c * sizeof (gfloat));
   attn.norm.beta = g_memdup2 (norm.beta, c * sizeof (gfloat));
   for (guint i = 0; i < G_N_ELEMENTS (convs); i++)
-    *convs[i] = (VaeConv) { c, c, 1, 1, 0, 0, 0, 0, random_floats (rand, c * c, -0.2, 0.2), random_floats (rand, c, -0.1, 0.1) };
+    *convs[i] = (VaeConv) { c, c, 1, 1, 0, 0, 0, 0, test_random_floats (rand, c * c, -0.2, 0.2), test_random_floats (rand, c, -0.1, 0.1) };
   x->data[0] = 40.0f; /* an outlier stresses the merged variance */
   for (gint band = 1; band <= 16; band *= 4)
       {

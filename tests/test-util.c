@@ -145,3 +145,13 @@ test_assert_error (GError *error, const gchar *needle)
   if (!strstr (error->message, needle))
     g_error ("message '%s' does not mention '%s'", error->message, needle);
 }
+
+gfloat *
+test_random_floats (GRand *rand, gsize n, gdouble lo, gdouble hi)
+{
+  gfloat *p = g_new (gfloat, n);
+
+  for (gsize i = 0; i < n; i++)
+    p[i] = (gfloat) g_rand_double_range (rand, lo, hi);
+  return p;
+}

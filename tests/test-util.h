@@ -18,6 +18,8 @@ gdouble    test_max_rel_error (const VaeTensor *a, const VaeTensor *b);
 gdouble    test_max_abs_error (const VaeTensor *a, const VaeTensor *b);
 /* Asserts equal shapes and max relative error ≤ TOL, printing the figure. */
 void       test_assert_close (const VaeTensor *got, const VaeTensor *want, gdouble tol, const gchar *what);
+/* N uniform draws from [LO, HI), owned by the caller. */
+gfloat    *test_random_floats (GRand *rand, gsize n, gdouble lo, gdouble hi);
 /* A temporary file path inside a fresh folder, removed at exit. */
 gchar     *test_tmp_path (const gchar *name);
 /* Writes BYTES to a new temporary file and returns its path. */
