@@ -39,6 +39,7 @@ typedef struct
   gfloat *weight;      /* out × in × k × k */
   gfloat *bias;        /* out, or NULL */
   gfloat *winograd;    /* cached transformed weights (winograd.c), or NULL */
+  gpointer device;     /* the weights uploaded to a device (cuda/), or NULL */
 } VaeConv;
 
 typedef struct
@@ -48,6 +49,7 @@ typedef struct
   gfloat  eps;
   gfloat *gamma;
   gfloat *beta;
+  gpointer device;
 } VaeNorm;
 
 /* Single-head self-attention over all positions, with its own GroupNorm and
@@ -169,6 +171,17 @@ struct _VaeNet
 };
 
 void vae_net_free (VaeNet *net);
+
+/* ---- backend choice (compute.c) --------------------------------------------- */
+
+/* This thread's backend and precision through vae_compute_resolve. */
+gboolean   vae_compute_choose (VaeCompute *chosen, GError **error);
+/* NET on X on the CUDA device, the result in host memory; a half-precision
+ * pass that gives non-finite values is redone in fp32.  Device memory
+ * running out is VAE_ERROR_NO_MEMORY. */
+VaeTensor *vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error);
+/* Frees what a device backend stored in a VaeConv's or VaeNorm's `device`. */
+void       vae_device_weights_free (gpointer weights);
 
 /* Replaces *t by NEXT, usually computed from it, freeing the old tensor;
  * FALSE when NEXT failed (its error is set). */

@@ -56,10 +56,10 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
   return out;
 }
 
-/* One network pass, its scratch blocks recycled among its layers; in
- * bands when the memory plan says so. */
+/* One network pass on the CPU, its scratch blocks recycled among its
+ * layers; in bands when the memory plan says so. */
 static VaeTensor *
-forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
+forward_cpu (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
 {
   VaeMemoryPlan   plan;
   VaeTileSettings tiles;
@@ -84,6 +84,36 @@ forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
   if (tiled)
     vae_backend_tiled_free (tiled);
   return y;
+}
+
+/* One network pass on this thread's backend; when the device runs out of
+ * memory, on the CPU (in bands if the memory plan needs them). */
+static VaeTensor *
+forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
+{
+  static gsize fallback_said;
+  VaeCompute   compute;
+  GError      *device_error = NULL;
+  VaeTensor   *y;
+
+  if (!vae_compute_choose (&compute, error))
+    return NULL;
+  if (compute.backend == VAE_BACKEND_CPU)
+    return forward_cpu (m, net, x, error);
+  if ((y = vae_device_forward (net, x, compute.precision, &device_error))
+      || !g_error_matches (device_error, VAE_ERROR, VAE_ERROR_NO_MEMORY))
+    {
+      if (device_error)
+        g_propagate_error (error, device_error);
+      return y;
+    }
+  if (g_once_init_enter (&fallback_said))
+    {
+      g_message (_("%s; running on the CPU instead"), device_error->message);
+      g_once_init_leave (&fallback_said, 1);
+    }
+  g_error_free (device_error);
+  return forward_cpu (m, net, x, error);
 }
 
 VaeTensor *

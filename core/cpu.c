@@ -412,6 +412,7 @@ void
 vae_conv_clear (VaeConv *conv)
 {
   vae_winograd_release (conv);
+  g_clear_pointer (&conv->device, vae_device_weights_free);
   g_clear_pointer (&conv->weight, g_free);
   g_clear_pointer (&conv->bias, g_free);
 }
@@ -419,6 +420,7 @@ vae_conv_clear (VaeConv *conv)
 void
 vae_norm_clear (VaeNorm *norm)
 {
+  g_clear_pointer (&norm->device, vae_device_weights_free);
   g_clear_pointer (&norm->gamma, g_free);
   g_clear_pointer (&norm->beta, g_free);
 }

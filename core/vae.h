@@ -43,7 +43,7 @@ typedef struct
   gint    width;
   gfloat *data;       /* NULL while the values live elsewhere (internal) */
   gsize   capacity;   /* bytes behind data (internal) */
-  gpointer external;  /* the tiled executor's storage, or NULL (internal) */
+  gpointer external;  /* tiled or device storage, or NULL (internal) */
 } VaeTensor;
 
 /* Allocates a zeroed tensor; fails with VAE_ERROR_LIMIT or _NO_MEMORY rather
@@ -324,6 +324,44 @@ typedef struct
  * would follow under this thread's tiling settings. */
 gboolean vae_model_plan (VaeModel *model, gboolean encode, gint width, gint height, VaeMemoryPlan *plan,
                          GError **error);
+
+/* ---- backends ------------------------------------------------------------- */
+
+typedef enum
+{
+  VAE_BACKEND_AUTO,  /* CUDA when a device answers, else the CPU */
+  VAE_BACKEND_CPU,
+  VAE_BACKEND_CUDA
+} VaeBackendKind;
+
+typedef enum
+{
+  VAE_PRECISION_FP32,
+  VAE_PRECISION_BF16,  /* bfloat16 storage of what convolutions read, fp32 accumulation */
+  VAE_PRECISION_FP16
+} VaePrecision;
+
+typedef struct
+{
+  VaeBackendKind backend;
+  VaePrecision   precision;  /* the CPU computes fp32 only */
+} VaeCompute;
+
+/* Encodes and decodes run on this thread use COMPUTE (NULL: auto, fp32)
+ * until it is set again. */
+void         vae_set_compute (const VaeCompute *compute);
+/* Resolves AUTO (CUDA when a device answers, else the CPU in fp32); FALSE
+ * with an error when CUDA is asked for and cannot be had, or the CPU for a
+ * half precision. */
+gboolean     vae_compute_resolve (VaeCompute *compute, GError **error);
+/* TRUE when this build has the CUDA backend and a device answers; else
+ * FALSE with an error saying which of the two is missing.  DEVICE_NAME, when
+ * not NULL, receives the device's name (free it). */
+gboolean     vae_cuda_probe (gchar **device_name, GError **error);
+/* "auto", "cpu", "cuda" / "fp32", "bf16", "fp16". */
+gboolean     vae_backend_from_name (const gchar *name, VaeBackendKind *backend);
+gboolean     vae_precision_from_name (const gchar *name, VaePrecision *precision);
+const gchar *vae_precision_name (VaePrecision precision);
 
 /* ---- threads ------------------------------------------------------------- */
 

@@ -9,6 +9,9 @@
 property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
   description (_("A model file, or a preset name looked up on the model path"))
 property_enum (backend, _("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)
+  description (_("Automatic: the CUDA device when one answers, else the CPU"))
+property_enum (precision, _("Precision"), GeglVaePrecision, gegl_vae_precision, GEGL_VAE_PRECISION_FP32)
+  description (_("bf16 and fp16 run on the CUDA device only; a pass that overflows is redone in fp32"))
 property_int (memory_limit, _("Memory limit (MiB)"), 0)
   description (_("Plan the run to fit this much memory, in bands of rows when needed; 0: three quarters of what is available"))
   value_range (0, 1048576)
@@ -30,7 +33,7 @@ prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, &error);
+  g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
   const gchar *what;
   gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
 
@@ -57,7 +60,7 @@ usable_model (GeglOperation *operation, GError **error)
   GeglProperties *o = GEGL_PROPERTIES (operation);
   const gchar *what;
   gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
-  VaeModel *model = gegl_vae_load_model (o->model, o->backend, error);
+  VaeModel *model = gegl_vae_load_model (o->model, o->backend, o->precision, error);
 
   if (model && (!vae_model_has_decoder (model) || channels != vae_model_latent_channels (model)))
     {
@@ -100,7 +103,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
 
   if (!model || !in || in->width <= 0 || in->height <= 0)
     return TRUE; /* prepare has said why */
-  gegl_vae_progress_begin (operation, o->memory_limit);
+  gegl_vae_progress_begin (operation, o->memory_limit, o->backend, o->precision);
   if ((latent = gegl_vae_read_latent (input, in, vae_model_latent_channels (model), &error)))
     image = vae_model_decode (model, latent, &error);
   gegl_vae_progress_end ();

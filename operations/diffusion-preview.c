@@ -33,6 +33,9 @@ property_int (k, _("Codebook size"), 16)
 property_double (vq_strength, _("Snap strength"), 1.0)
   value_range (0.0, 1.0)
 property_enum (backend, _("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)
+  description (_("Automatic: the CUDA device when one answers, else the CPU"))
+property_enum (precision, _("Precision"), GeglVaePrecision, gegl_vae_precision, GEGL_VAE_PRECISION_FP32)
+  description (_("bf16 and fp16 run on the CUDA device only; a pass that overflows is redone in fp32"))
 property_int (memory_limit, _("Memory limit (MiB)"), 0)
   description (_("Plan the run to fit this much memory, in bands of rows when needed; 0: three quarters of what is available"))
   value_range (0, 1048576)
@@ -76,6 +79,8 @@ attach (GeglOperation *operation)
   gegl_operation_meta_redirect (operation, "model", n->decode, "model");
   gegl_operation_meta_redirect (operation, "backend", n->encode, "backend");
   gegl_operation_meta_redirect (operation, "backend", n->decode, "backend");
+  gegl_operation_meta_redirect (operation, "precision", n->encode, "precision");
+  gegl_operation_meta_redirect (operation, "precision", n->decode, "precision");
   gegl_operation_meta_redirect (operation, "memory-limit", n->encode, "memory-limit");
   gegl_operation_meta_redirect (operation, "memory-limit", n->decode, "memory-limit");
   gegl_operation_meta_redirect (operation, "mode", n->encode, "mode");
@@ -116,7 +121,7 @@ update (GeglOperation *operation)
   gegl_node_link_many (n->noise, o->vq ? n->snap : n->decode, NULL);
   if (o->vq)
     gegl_node_link (n->snap, n->decode);
-  model = gegl_vae_load_model (o->model, o->backend, &error);
+  model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
   schedule = gegl_vae_schedule (o->schedule, model ? vae_model_get_family (model) : NULL);
   gegl_node_set (n->noise, "schedule", GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR + (gint) schedule, NULL);
   if (!model)

@@ -12,6 +12,9 @@ property_enum (mode, _("Mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
   description (_("Mean of the posterior, or a sample of it drawn with the seed"))
 property_seed (seed, _("Seed"), rand)
 property_enum (backend, _("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)
+  description (_("Automatic: the CUDA device when one answers, else the CPU"))
+property_enum (precision, _("Precision"), GeglVaePrecision, gegl_vae_precision, GEGL_VAE_PRECISION_FP32)
+  description (_("bf16 and fp16 run on the CUDA device only; a pass that overflows is redone in fp32"))
 property_int (memory_limit, _("Memory limit (MiB)"), 0)
   description (_("Plan the run to fit this much memory, in bands of rows when needed; 0: three quarters of what is available"))
   value_range (0, 1048576)
@@ -49,7 +52,7 @@ prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, &error);
+  g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
 
   gegl_operation_set_format (operation, "input", babl_format ("R'G'B'A float"));
   gegl_operation_set_format (operation, "output",
@@ -66,7 +69,7 @@ static GeglRectangle
 get_bounding_box (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, NULL);
+  g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, o->precision, NULL);
 
   if (!model || !vae_model_has_encoder (model))
     return (GeglRectangle) { 0 };
@@ -93,8 +96,8 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
 
   if (!in || in->width <= 0 || in->height <= 0)
     return TRUE;
-  gegl_vae_progress_begin (operation, o->memory_limit);
-  if ((model = gegl_vae_load_model (o->model, o->backend, &error)) && (image = gegl_vae_read_rgb (input, in, &error)))
+  gegl_vae_progress_begin (operation, o->memory_limit, o->backend, o->precision);
+  if ((model = gegl_vae_load_model (o->model, o->backend, o->precision, &error)) && (image = gegl_vae_read_rgb (input, in, &error)))
     latent = vae_model_encode (model, image, o->mode == GEGL_VAE_MODE_SAMPLE ? VAE_ENCODE_SAMPLE : VAE_ENCODE_MEAN,
                                o->seed, &error);
   gegl_vae_progress_end ();

@@ -33,6 +33,11 @@ DEFINE_ENUM (gegl_vae_backend_get_type, "GeglVaeBackend",
              { GEGL_VAE_BACKEND_CPU, N_("CPU"), "cpu" },
              { GEGL_VAE_BACKEND_CUDA, N_("CUDA"), "cuda" })
 
+DEFINE_ENUM (gegl_vae_precision_get_type, "GeglVaePrecision",
+             { GEGL_VAE_PRECISION_FP32, N_("fp32"), "fp32" },
+             { GEGL_VAE_PRECISION_BF16, N_("bf16 (CUDA)"), "bf16" },
+             { GEGL_VAE_PRECISION_FP16, N_("fp16 (CUDA)"), "fp16" })
+
 DEFINE_ENUM (gegl_vae_mode_get_type, "GeglVaeMode",
              { GEGL_VAE_MODE_MEAN, N_("Mean"), "mean" },
              { GEGL_VAE_MODE_SAMPLE, N_("Sample"), "sample" })
@@ -152,15 +157,19 @@ gegl_vae_clear_error (gchar **error_property)
     }
 }
 
-VaeModel *
-gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GError **error)
+static VaeCompute
+compute_of (GeglVaeBackend backend, GeglVaePrecision precision)
 {
-  if (backend == GEGL_VAE_BACKEND_CUDA)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _("backend 'cuda' was asked for, but this build has no CUDA backend"));
-      return NULL;
-    }
+  return (VaeCompute) { (VaeBackendKind) backend, (VaePrecision) precision };
+}
+
+VaeModel *
+gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GeglVaePrecision precision, GError **error)
+{
+  VaeCompute compute = compute_of (backend, precision);
+
+  if (!vae_compute_resolve (&compute, error))
+    return NULL;
   return vae_model_load (model && *model ? model : GEGL_VAE_DEFAULT_MODEL, NULL, error);
 }
 
@@ -283,12 +292,15 @@ report_progress (gdouble fraction, gpointer operation)
 }
 
 void
-gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib)
+gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib, GeglVaeBackend backend,
+                         GeglVaePrecision precision)
 {
-  VaeTiling tiling = { (guint64) memory_limit_mib << 20, 0 };
+  VaeTiling  tiling = { (guint64) memory_limit_mib << 20, 0 };
+  VaeCompute compute = compute_of (backend, precision);
 
   vae_set_progress (report_progress, operation);
   vae_set_tiling (&tiling);
+  vae_set_compute (&compute);
 }
 
 void
@@ -296,6 +308,7 @@ gegl_vae_progress_end (void)
 {
   vae_set_progress (NULL, NULL);
   vae_set_tiling (NULL);
+  vae_set_compute (NULL);
 }
 
 GeglRectangle

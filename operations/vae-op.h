@@ -49,7 +49,15 @@ typedef enum
   GEGL_VAE_RNG_TORCH_CPU
 } GeglVaeRng;
 
+typedef enum /* the order of VaePrecision */
+{
+  GEGL_VAE_PRECISION_FP32,
+  GEGL_VAE_PRECISION_BF16,
+  GEGL_VAE_PRECISION_FP16
+} GeglVaePrecision;
+
 GType gegl_vae_backend_get_type (void);
+GType gegl_vae_precision_get_type (void);
 GType gegl_vae_mode_get_type (void);
 GType gegl_vae_schedule_get_type (void);
 GType gegl_vae_form_get_type (void);
@@ -76,8 +84,10 @@ void        gegl_vae_report (GeglOperation *operation, gchar **error_property, c
 void        gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error);
 void        gegl_vae_clear_error (gchar **error_property);
 
-/* vae_model_load for a `model` and `backend` property pair. */
-VaeModel   *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GError **error);
+/* vae_model_load for the `model`, `backend` and `precision` properties;
+ * fails when the backend cannot be had. */
+VaeModel   *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GeglVaePrecision precision,
+                                 GError **error);
 /* Latent scale/shift of a family name or model file, for .latent files. */
 gboolean    gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
                                 GError **error);
@@ -94,9 +104,10 @@ VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);
 
 /* The model's progress (per layer, or per band when tiled) reaches the op's
  * node ("progress" signal) between begin and end, and runs are planned to
- * fit MEMORY_LIMIT_MIB (0: the default); hosts such as the GIMP plug-in
- * listen there. */
-void        gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib);
+ * fit MEMORY_LIMIT_MIB (0: the default) on BACKEND in PRECISION; hosts such
+ * as the GIMP plug-in listen there. */
+void        gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib, GeglVaeBackend backend,
+                                     GeglVaePrecision precision);
 void        gegl_vae_progress_end (void);
 
 /* Whole-image ops (encode, decode) need all of their input for any output. */

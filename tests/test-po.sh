@@ -8,7 +8,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 languages=$(grep -v '^#' "$root/po/LINGUAS")
 echo "1..$(echo $languages | wc -w)"
-(cd "$root" && xgettext --from-code=UTF-8 --keyword=_ --keyword=N_ -o "$work/gegl-vae.pot" -f po/POTFILES)
+(cd "$root" && xgettext --from-code=UTF-8 --language=C --keyword=_ --keyword=N_ -o "$work/gegl-vae.pot" -f po/POTFILES)
 n=0
 for l in $languages; do
   n=$((n + 1))

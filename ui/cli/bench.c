@@ -14,8 +14,6 @@
 static gchar   *opt_model = NULL;
 static gchar   *opt_op = NULL;
 static gchar   *opt_size = NULL;
-static gchar   *opt_backend = NULL;
-static gchar   *opt_precision = NULL;
 static gchar   *opt_family = NULL;
 static gint     opt_runs = 3;
 static gint     opt_threads = 0;
@@ -28,8 +26,6 @@ const GOptionEntry bench_entries[] = {
   { "size", 0, 0, G_OPTION_ARG_STRING, &opt_size, "Image size (default 512x512)", "WxH" },
   { "runs", 0, 0, G_OPTION_ARG_INT, &opt_runs, "Timed runs after one warm-up (default 3); the median is reported", "N" },
   { "threads", 0, 0, G_OPTION_ARG_INT, &opt_threads, "Threads (default: GEGL_THREADS or all processors)", "N" },
-  { "backend", 0, 0, G_OPTION_ARG_STRING, &opt_backend, "cpu (default) or cuda", "B" },
-  { "precision", 0, 0, G_OPTION_ARG_STRING, &opt_precision, "fp32 (default) or bf16", "P" },
   { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print one JSON object", NULL },
   { NULL }
 };
@@ -60,17 +56,6 @@ check_options (gint *width, gint *height, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--op must be encode, decode or roundtrip"));
       return FALSE;
     }
-  if (opt_backend && strcmp (opt_backend, "cpu") != 0)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("backend '%s' is not in this build (cpu only)"), opt_backend);
-      return FALSE;
-    }
-  if (opt_precision && strcmp (opt_precision, "fp32") != 0)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("precision '%s' is not implemented yet (fp32 only)"),
-                   opt_precision);
-      return FALSE;
-    }
   if (opt_runs < 1 || opt_threads < 0)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--runs must be ≥ 1 and --threads ≥ 0"));
@@ -95,6 +80,17 @@ make_input (VaeModel *model, gboolean decode, gint width, gint height, GError **
     for (gsize i = 0; i < vae_tensor_n_elements (t); i++)
       t->data[i] = 0.5f + 0.25f * g_random_double_range (-1, 1) + 0.2f * (gfloat) ((i / 97) % 2);
   return t;
+}
+
+/* The backend a run with COMPUTE uses (auto resolved), and its device. */
+static const gchar *
+resolve_backend (VaeCompute *compute, gchar **device)
+{
+  gboolean cuda = compute->backend != VAE_BACKEND_CPU && vae_cuda_probe (device, NULL);
+
+  if (!cuda)
+    compute->precision = VAE_PRECISION_FP32; /* what auto computes on the CPU */
+  return cuda ? "cuda" : "cpu";
 }
 
 /* The first pass's planned peak (for a round trip, the encoder's). */
@@ -128,14 +124,18 @@ cmd_bench (gint argc, gchar **argv, GError **error)
   struct rusage usage;
   gdouble      median;
   VaeMemoryPlan plan;
+  VaeCompute   compute;
+  const gchar *backend;
+  g_autofree gchar *device = NULL;
 
   if (argc != 1)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae bench [OPTION…]"));
       return FALSE;
     }
-  if (!check_options (&width, &height, error) || !cli_apply_tiling (error))
+  if (!check_options (&width, &height, error) || !cli_apply_run_options (&compute, error))
     return FALSE;
+  backend = resolve_backend (&compute, &device);
   if (opt_threads > 0)
     {
       g_autofree gchar *n = g_strdup_printf ("%d", opt_threads);
@@ -162,14 +162,16 @@ cmd_bench (gint argc, gchar **argv, GError **error)
   median = seconds[opt_runs / 2];
   getrusage (RUSAGE_SELF, &usage);
   if (opt_json)
-    printf ("{\"op\": \"%s\", \"width\": %d, \"height\": %d, \"backend\": \"cpu\", \"precision\": \"fp32\", "
-            "\"threads\": %d, \"seconds\": %.4f, \"gflops\": %.1f, \"peak_rss_mb\": %.1f, \"band_pixels\": %d, "
-            "\"planned_peak_mb\": %.1f}\n",
-            op, width, height, vae_threads (), median, 2.0 * macs / median / 1e9, usage.ru_maxrss / 1024.0,
-            plan.band_pixels, planned_mb (&plan));
+    printf ("{\"op\": \"%s\", \"width\": %d, \"height\": %d, \"backend\": \"%s\", \"precision\": \"%s\", "
+            "\"device\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"gflops\": %.1f, \"peak_rss_mb\": %.1f, "
+            "\"band_pixels\": %d, \"planned_peak_mb\": %.1f}\n",
+            op, width, height, backend, vae_precision_name (compute.precision), device ? device : "cpu",
+            vae_threads (), median, 2.0 * macs / median / 1e9, usage.ru_maxrss / 1024.0, plan.band_pixels,
+            planned_mb (&plan));
   else
-    printf ("%s %dx%d on %d threads: %.3f s (median of %d), %.1f GFLOP/s, peak RSS %.0f MB "
-            "(%s, planned %.0f MB)\n", op, width, height, vae_threads (), median, opt_runs, 2.0 * macs / median / 1e9,
+    printf ("%s %dx%d on %s (%s, %s%s%d threads): %.3f s (median of %d), %.1f GFLOP/s, peak RSS %.0f MB "
+            "(%s, planned %.0f MB)\n", op, width, height, backend, vae_precision_name (compute.precision),
+            device ? device : "", device ? ", " : "", vae_threads (), median, opt_runs, 2.0 * macs / median / 1e9,
             usage.ru_maxrss / 1024.0, plan.band_pixels ? "tiled" : "untiled", planned_mb (&plan));
   return TRUE;
 }

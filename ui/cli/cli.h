@@ -11,9 +11,10 @@
 /* The model named by NAME (NULL: the default) with --family/--scale/--shift. */
 VaeModel *cli_load_model (const gchar *name, GError **error);
 
-/* --memory-limit and --tile-size, applied to this thread's runs. */
-extern const GOptionEntry memory_entries[];
-gboolean  cli_apply_tiling (GError **error);
+/* --memory-limit, --tile-size, --backend and --precision, applied to this
+ * thread's runs; CHOSEN (may be NULL) receives the backend and precision. */
+extern const GOptionEntry run_entries[];
+gboolean  cli_apply_run_options (VaeCompute *chosen, GError **error);
 
 extern const GOptionEntry bench_entries[];
 extern const GOptionEntry synth_entries[];

@@ -3,7 +3,8 @@
  *   gegl-vae info MODEL
  *   gegl-vae encode [--model M] [--mode mean|sample] [--seed N] IN OUT
  *   gegl-vae decode [--model M] IN OUT
- *   (encode, decode, preview and bench also take --memory-limit BYTES and --tile-size N)
+ *   (encode, decode, preview and bench also take --memory-limit BYTES, --tile-size N,
+ *    --backend auto|cpu|cuda and --precision fp32|bf16|fp16)
  *   gegl-vae preview [--model M] [--strength S | --timestep T] [--schedule S] [--seed N] IN OUT
  *   gegl-vae bench [--model M] [--op encode|decode|roundtrip] [--size WxH] [--runs N] [--threads N] [--json]
  *   gegl-vae synth --family F [--seed N] OUT.safetensors
@@ -35,6 +36,8 @@ static gchar   *opt_form = NULL;
 static gchar   *opt_rng = NULL;
 static gchar   *opt_memory_limit = NULL;
 static gint     opt_tile_size = 0;
+static gchar   *opt_backend = NULL;
+static gchar   *opt_precision = NULL;
 
 static const GOptionEntry model_entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model, "Model file or preset name (default " DEFAULT_MODEL ")", "M" },
@@ -55,7 +58,11 @@ static const GOptionEntry decode_entries[] = {
   { NULL }
 };
 
-const GOptionEntry memory_entries[] = {
+const GOptionEntry run_entries[] = {
+  { "backend", 0, 0, G_OPTION_ARG_STRING, &opt_backend,
+    "auto (default: CUDA when a device answers), cpu or cuda", "B" },
+  { "precision", 0, 0, G_OPTION_ARG_STRING, &opt_precision,
+    "fp32 (default), bf16 or fp16 (CUDA only; a pass that overflows is redone in fp32)", "P" },
   { "memory-limit", 0, 0, G_OPTION_ARG_STRING, &opt_memory_limit,
     "Plan the run to fit this many bytes (K/M/G suffixes; default: ¾ of the available memory)", "BYTES" },
   { "tile-size", 0, 0, G_OPTION_ARG_INT, &opt_tile_size, "Run in bands of this many image rows, needed or not", "N" },
@@ -63,9 +70,22 @@ const GOptionEntry memory_entries[] = {
 };
 
 gboolean
-cli_apply_tiling (GError **error)
+cli_apply_run_options (VaeCompute *chosen, GError **error)
 {
-  VaeTiling tiling = { 0, opt_tile_size };
+  VaeTiling  tiling = { 0, opt_tile_size };
+  VaeCompute compute = { VAE_BACKEND_AUTO, VAE_PRECISION_FP32 };
+
+  if (opt_backend && !vae_backend_from_name (opt_backend, &compute.backend))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--backend must be auto, cpu or cuda, not '%s'"), opt_backend);
+      return FALSE;
+    }
+  if (opt_precision && !vae_precision_from_name (opt_precision, &compute.precision))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--precision must be fp32, bf16 or fp16, not '%s'"),
+                   opt_precision);
+      return FALSE;
+    }
 
   if (opt_memory_limit && !vae_parse_bytes (opt_memory_limit, &tiling.memory_limit))
     {
@@ -79,6 +99,9 @@ cli_apply_tiling (GError **error)
       return FALSE;
     }
   vae_set_tiling (&tiling);
+  vae_set_compute (&compute);
+  if (chosen)
+    *chosen = compute;
   return TRUE;
 }
 
@@ -219,7 +242,7 @@ cmd_encode (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--seed must not be negative"));
       return FALSE;
     }
-  return cli_apply_tiling (error) && (model = cli_load_model (opt_model, error)) && (image = read_image (argv[1], error))
+  return cli_apply_run_options (NULL, error) && (model = cli_load_model (opt_model, error)) && (image = read_image (argv[1], error))
          && (latent = vae_model_encode (model, image, mode, (guint64) opt_seed, error))
          && write_latent (model, argv[2], latent, error);
 }
@@ -236,7 +259,7 @@ cmd_decode (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae decode [OPTION…] IN OUT"));
       return FALSE;
     }
-  return cli_apply_tiling (error) && (model = cli_load_model (opt_model, error))
+  return cli_apply_run_options (NULL, error) && (model = cli_load_model (opt_model, error))
          && (latent = read_latent (model, argv[1], error))
          && (image = vae_model_decode (model, latent, error)) && write_image (argv[2], image, error);
 }
@@ -321,7 +344,7 @@ cmd_preview (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae preview [OPTION…] IN OUT"));
       return FALSE;
     }
-  if (!cli_apply_tiling (error) || !(model = cli_load_model (opt_model, error))
+  if (!cli_apply_run_options (NULL, error) || !(model = cli_load_model (opt_model, error))
       || !parse_noise_options (vae_model_get_family (model), &schedule, &form, &rng, &timestep, error)
       || !(image = read_image (argv[1], error))
       || !(latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, error)))
@@ -398,7 +421,7 @@ main (int argc, char **argv)
   if (command->entries)
     g_option_context_add_main_entries (context, command->entries, NULL);
   if (command->run != cmd_info && command->run != cmd_synth)
-    g_option_context_add_main_entries (context, memory_entries, NULL);
+    g_option_context_add_main_entries (context, run_entries, NULL);
   argv[1] = argv[0];
   argc--;
   argv++;

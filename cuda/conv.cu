@@ -1,0 +1,227 @@
+/* Convolutions on the device through cuDNN: the input is prepared (nearest
+ * ×2 upsample, one-sided padding, conversion to bf16/fp16) in one kernel
+ * when the layer needs any of those, cuDNN convolves with fp32 accumulation
+ * (TF32 kept off in fp32), and one epilogue kernel adds bias and residual,
+ * applies the activation and writes float32.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "cuda-private.h"
+
+/* Workspace cuDNN may take for one convolution. */
+#define MAX_WORKSPACE ((size_t) 2 << 30)
+
+template <typename T> struct CudnnType;
+template <> struct CudnnType<float> { static const cudnnDataType_t value = CUDNN_DATA_FLOAT; };
+template <> struct CudnnType<__nv_bfloat16> { static const cudnnDataType_t value = CUDNN_DATA_BFLOAT16; };
+template <> struct CudnnType<__half> { static const cudnnDataType_t value = CUDNN_DATA_HALF; };
+
+/* DST (channels × ph × pw) = SRC (channels × h × w) upsampled ×2 when UP,
+ * placed at (PT, PL), zero around it, in type T. */
+template <typename T>
+__global__ void
+prepare_input (const float *src, int channels, int h, int w, int up, int pt, int pl, int ph, int pw, T *dst)
+{
+  const size_t n = (size_t) channels * ph * pw;
+
+  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
+    {
+      const int    x = (int) (i % pw), y = (int) (i / pw % ph);
+      const size_t c = i / ((size_t) pw * ph);
+      const int    vy = y - pt, vx = x - pl;
+      float        v = 0.0f;
+      if (vy >= 0 && vy < (h << up) && vx >= 0 && vx < (w << up))
+        v = src[(c * h + (vy >> up)) * w + (vx >> up)];
+      dst[i] = (T) v;
+    }
+}
+
+/* OUT = act(CONV + bias + residual), per channel of PLANE values. */
+template <typename T>
+__global__ void
+epilogue (const T *conv, const float *bias, const float *residual, int act, int channels, size_t plane, float *out)
+{
+  const size_t n = (size_t) channels * plane;
+
+  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
+    {
+      float v = (float) conv[i];
+      if (bias)
+        v += bias[i / plane];
+      if (residual)
+        v += residual[i];
+      out[i] = cuda_activate (v, act);
+    }
+}
+
+/* The descriptors of one convolution call. */
+struct ConvCall
+{
+  cudnnTensorDescriptor_t      x, y;
+  cudnnFilterDescriptor_t      w;
+  cudnnConvolutionDescriptor_t conv;
+};
+
+static void
+call_clear (ConvCall *call)
+{
+  if (call->x)
+    cudnnDestroyTensorDescriptor (call->x);
+  if (call->y)
+    cudnnDestroyTensorDescriptor (call->y);
+  if (call->w)
+    cudnnDestroyFilterDescriptor (call->w);
+  if (call->conv)
+    cudnnDestroyConvolutionDescriptor (call->conv);
+}
+
+static gboolean
+call_init (ConvCall *call, const VaeConv *conv, cudnnDataType_t type, int in_h, int in_w, int pad_h, int pad_w,
+           int out_h, int out_w, GError **error)
+{
+  const int k = conv->kernel;
+
+  return cudnn_check (cudnnCreateTensorDescriptor (&call->x), "cudnnCreateTensorDescriptor", error)
+         && cudnn_check (cudnnCreateTensorDescriptor (&call->y), "cudnnCreateTensorDescriptor", error)
+         && cudnn_check (cudnnCreateFilterDescriptor (&call->w), "cudnnCreateFilterDescriptor", error)
+         && cudnn_check (cudnnCreateConvolutionDescriptor (&call->conv), "cudnnCreateConvolutionDescriptor", error)
+         && cudnn_check (cudnnSetTensor4dDescriptor (call->x, CUDNN_TENSOR_NCHW, type, 1, conv->in_channels, in_h, in_w),
+                         "describing a convolution's input", error)
+         && cudnn_check (cudnnSetTensor4dDescriptor (call->y, CUDNN_TENSOR_NCHW, type, 1, conv->out_channels, out_h,
+                                                     out_w),
+                         "describing a convolution's output", error)
+         && cudnn_check (cudnnSetFilter4dDescriptor (call->w, type, CUDNN_TENSOR_NCHW, conv->out_channels,
+                                                     conv->in_channels, k, k),
+                         "describing a convolution's weights", error)
+         && cudnn_check (cudnnSetConvolution2dDescriptor (call->conv, pad_h, pad_w, conv->stride, conv->stride, 1, 1,
+                                                          CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                         "describing a convolution", error);
+}
+
+/* The fastest algorithm for this shape, measured once (as PyTorch's
+ * cudnn.benchmark does); in fp32 only FMA kernels qualify (no TF32). */
+static gboolean
+choose_algorithm (CudaContext *c, ConvCall *call, gboolean fp32, const char *key,
+                  cudnnConvolutionFwdAlgoPerf_t *chosen, GError **error)
+{
+  cudnnConvolutionFwdAlgoPerf_t  results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  cudnnConvolutionFwdAlgoPerf_t *known = (cudnnConvolutionFwdAlgoPerf_t *) g_hash_table_lookup (c->algorithms, key);
+  int                            returned = 0;
+
+  if (known)
+    {
+      *chosen = *known;
+      return TRUE;
+    }
+  if (!cudnn_check (cudnnSetConvolutionMathType (call->conv, fp32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH),
+                    "cudnnSetConvolutionMathType", error)
+      || !cudnn_check (cudnnFindConvolutionForwardAlgorithm (c->cudnn, call->x, call->w, call->conv, call->y,
+                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, results),
+                       "choosing a convolution algorithm", error))
+    return FALSE;
+  for (int i = 0; i < returned; i++) /* sorted fastest first */
+    if (results[i].status == CUDNN_STATUS_SUCCESS && results[i].memory <= MAX_WORKSPACE
+        && (!fp32 || results[i].mathType == CUDNN_FMA_MATH || results[i].mathType == CUDNN_DEFAULT_MATH))
+      {
+        *chosen = results[i];
+        g_hash_table_insert (c->algorithms, g_strdup (key), g_memdup2 (chosen, sizeof *chosen));
+        return TRUE;
+      }
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("CUDA device: cuDNN has no algorithm for the convolution %s"),
+               key);
+  return FALSE;
+}
+
+static gboolean
+needs_preparing (const VaeConv *conv, gboolean up, gboolean fp32)
+{
+  return up || !fp32 || conv->pad_top != conv->pad_bottom || conv->pad_left != conv->pad_right;
+}
+
+template <typename T>
+static VaeTensor *
+conv_typed (CudaContext *c, const VaeConv *conv, VaePrecision precision, const VaeTensor *x, gboolean up,
+            const VaeTensor *residual, VaeAct act, GError **error)
+{
+  const gboolean fp32 = precision == VAE_PRECISION_FP32;
+  const gboolean prepare = needs_preparing (conv, up, fp32);
+  const int      in_h = x->height << up, in_w = x->width << up;
+  /* prepared inputs carry their padding; cuDNN then pads nothing */
+  const int      ph = prepare ? in_h + conv->pad_top + conv->pad_bottom : in_h;
+  const int      pw = prepare ? in_w + conv->pad_left + conv->pad_right : in_w;
+  ConvCall       call = {};
+  cudnnConvolutionFwdAlgoPerf_t algo;
+  VaeTensor     *upload = NULL, *residual_upload = NULL, *y = NULL;
+  const float   *src, *res = NULL;
+  CudaWeights   *w;
+  T             *prepared = NULL, *out = NULL;
+  const float    one = 1.0f, zero = 0.0f;
+  int            out_h, out_w;
+  gchar         *key = NULL;
+  gboolean       ok = FALSE;
+
+  if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error) || !(w = cuda_conv_weights (conv, precision, error))
+      || !(src = cuda_tensor_input (x, &upload, error))
+      || (residual && !(res = cuda_tensor_input (residual, &residual_upload, error)))
+      || !(y = cuda_tensor_new (conv->out_channels, out_h, out_w, error)))
+    goto out;
+  if (prepare)
+    {
+      if (!(prepared = (T *) cuda_scratch ((size_t) conv->in_channels * ph * pw * sizeof (T), error)))
+        goto out;
+      prepare_input<T><<<cuda_blocks ((size_t) conv->in_channels * ph * pw), CUDA_THREADS, 0, c->stream>>> (
+        src, conv->in_channels, x->height, x->width, up, conv->pad_top, conv->pad_left, ph, pw, prepared);
+      if (!cuda_launched ("prepare_input", error))
+        goto out;
+    }
+  out = fp32 ? (T *) cuda_tensor_data (y)
+             : (T *) cuda_scratch ((size_t) conv->out_channels * out_h * out_w * sizeof (T), error);
+  key = g_strdup_printf ("%d→%d k%d s%d %d×%d pad %d,%d %s", conv->in_channels, conv->out_channels, conv->kernel,
+                         conv->stride, pw, ph, prepare ? 0 : conv->pad_left, prepare ? 0 : conv->pad_top,
+                         vae_precision_name (precision));
+  if (!out
+      || !call_init (&call, conv, CudnnType<T>::value, ph, pw, prepare ? 0 : conv->pad_top,
+                     prepare ? 0 : conv->pad_left, out_h, out_w, error)
+      || !choose_algorithm (c, &call, fp32, key, &algo, error)
+      || !cudnn_check (cudnnSetConvolutionMathType (call.conv, algo.mathType), "cudnnSetConvolutionMathType", error)
+      || !cuda_workspace (algo.memory, error)
+      || !cudnn_check (cudnnConvolutionForward (c->cudnn, &one, call.x, prepare ? (const void *) prepared : src,
+                                                call.w, fp32 ? (const void *) w->first : w->low, call.conv,
+                                                algo.algo, c->workspace, algo.memory, &zero, call.y, out),
+                       "cudnnConvolutionForward", error))
+    goto out;
+  epilogue<T><<<cuda_blocks (vae_tensor_n_elements (y)), CUDA_THREADS, 0, c->stream>>> (
+    out, w->second, res, act, conv->out_channels, (size_t) out_h * out_w, cuda_tensor_data (y));
+  ok = cuda_launched ("convolution epilogue", error);
+  vae_backend_count_macs ((guint64) conv->out_channels * conv->in_channels * conv->kernel * conv->kernel * out_h * out_w);
+out:
+  call_clear (&call);
+  g_free (key);
+  cuda_scratch_free (prepared);
+  if (!fp32)
+    cuda_scratch_free (out);
+  vae_tensor_free (upload);
+  vae_tensor_free (residual_upload);
+  if (!ok)
+    g_clear_pointer (&y, vae_tensor_free);
+  return y;
+}
+
+VaeTensor *
+cuda_conv (const VaeConv *conv, VaePrecision precision, const VaeTensor *x, gboolean upsample,
+           const VaeTensor *residual, VaeAct act, GError **error)
+{
+  CudaContext *c = cuda_context (error);
+
+  if (!c)
+    return NULL;
+  g_return_val_if_fail (x->channels == conv->in_channels, NULL);
+  switch (precision)
+    {
+    case VAE_PRECISION_BF16:
+      return conv_typed<__nv_bfloat16> (c, conv, precision, x, upsample, residual, act, error);
+    case VAE_PRECISION_FP16:
+      return conv_typed<__half> (c, conv, precision, x, upsample, residual, act, error);
+    default:
+      return conv_typed<float> (c, conv, precision, x, upsample, residual, act, error);
+    }
+}

@@ -1,0 +1,295 @@
+/* The CUDA backend against PyTorch's goldens and against the CPU backend:
+ * the four small KL variants (SD1.5, SDXL, SD3, FLUX.2 with BatchNorm and
+ * patchify) and TAEF2, in fp32 (the house bar, max relative error ≤ 1e-4:
+ * TF32 is off, so only summation order differs) and in bf16/fp16 (PSNR
+ * ≥ 40 dB against fp32: an 8- or 11-bit mantissa in what convolutions read).
+ * Without a device (or without the CUDA build) these cases skip with the
+ * reason; what runs everywhere is the choice of backend: `cuda` without a
+ * device is an error, `auto` falls back to the CPU quietly, half precision
+ * on the CPU is an error.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "png-io.h"
+#include "test-util.h"
+
+#include <math.h>
+
+#define HOUSE_BAR    1e-4
+#define HALF_PSNR_DB 40.0
+
+typedef struct
+{
+  const gchar *dir, *file;
+} Variant;
+
+static const Variant variants[] = {
+  { "sd15-diffusers", "sd15_tiny.safetensors" },
+  { "sdxl-ldm-ckpt", "sdxl_tiny.ckpt" },
+  { "sd3-old-names", "sd3_tiny.safetensors" },
+  { "flux2-bfl", "flux2_tiny.safetensors" },
+};
+
+/* FALSE after marking the test skipped when no device answers. */
+static gboolean
+device_present (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *name = NULL;
+  g_autofree gchar *why = NULL;
+
+  if (vae_cuda_probe (&name, &error))
+    {
+      g_test_message ("CUDA device: %s", name);
+      return TRUE;
+    }
+  why = g_strdup_printf ("no CUDA device: %s", error->message);
+  g_test_skip (why);
+  return FALSE;
+}
+
+static void
+use (VaeBackendKind backend, VaePrecision precision)
+{
+  VaeCompute compute = { backend, precision };
+
+  vae_set_compute (&compute);
+}
+
+static VaeModel *
+load (const gchar *path)
+{
+  g_autoptr (GError) error = NULL;
+  VaeModel *m = vae_model_load (path, NULL, &error);
+
+  g_assert_no_error (error);
+  return m;
+}
+
+static VaeTensor *
+encode_on (VaeModel *m, const VaeTensor *image, VaeBackendKind backend, VaePrecision precision)
+{
+  g_autoptr (GError) error = NULL;
+  VaeTensor *latent;
+
+  use (backend, precision);
+  latent = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &error);
+  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
+  g_assert_no_error (error);
+  return latent;
+}
+
+static VaeTensor *
+decode_on (VaeModel *m, const VaeTensor *latent, VaeBackendKind backend, VaePrecision precision)
+{
+  g_autoptr (GError) error = NULL;
+  VaeTensor *image;
+
+  use (backend, precision);
+  image = vae_model_decode (m, latent, &error);
+  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
+  g_assert_no_error (error);
+  return image;
+}
+
+/* Of images in [0, 1]. */
+static gdouble
+psnr (const VaeTensor *a, const VaeTensor *b)
+{
+  gdouble sum = 0.0;
+  gsize   n = vae_tensor_n_elements (a);
+
+  g_assert_cmpuint (n, ==, vae_tensor_n_elements (b));
+  for (gsize i = 0; i < n; i++)
+    sum += ((gdouble) a->data[i] - b->data[i]) * ((gdouble) a->data[i] - b->data[i]);
+  return sum == 0.0 ? INFINITY : 10.0 * log10 (n / sum);
+}
+
+static void
+test_kl_fp32 (gconstpointer data)
+{
+  const Variant *v = data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *path = test_data_path ("kl", v->dir, v->file, NULL);
+  g_autofree gchar *image_path = test_data_path ("kl", v->dir, "image.npy", NULL);
+  g_autofree gchar *encoded_path = test_data_path ("kl", v->dir, "encoded.npy", NULL);
+  g_autofree gchar *latent_path = test_data_path ("kl", v->dir, "latent.npy", NULL);
+  g_autofree gchar *decoded_path = test_data_path ("kl", v->dir, "decoded.npy", NULL);
+  g_autoptr (VaeModel) m = NULL;
+  g_autoptr (VaeTensor) image = NULL, encoded = NULL, latent = NULL, decoded = NULL, got = NULL, cpu = NULL;
+
+  if (!device_present ())
+    return;
+  m = load (path);
+  image = test_load_npy_image (image_path);
+  encoded = test_load_npy_latent (encoded_path);
+  got = encode_on (m, image, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  test_assert_close (got, encoded, HOUSE_BAR, "CUDA encode vs PyTorch");
+  cpu = encode_on (m, image, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
+  test_assert_close (got, cpu, HOUSE_BAR, "CUDA encode vs CPU");
+  g_clear_pointer (&got, vae_tensor_free);
+
+  latent = test_load_npy_latent (latent_path);
+  decoded = test_load_npy_latent (decoded_path);
+  use (VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  got = vae_model_decode_raw (m, latent, &error);
+  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
+  g_assert_no_error (error);
+  test_assert_close (got, decoded, HOUSE_BAR, "CUDA decode vs PyTorch");
+}
+
+/* SD1.5's whole architecture (attention over 1024 positions, 83.6M
+ * parameters) decoding a 32×32 latent. */
+static void
+test_sd15_full (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *weights = test_tmp_path ("sd15-synth.safetensors");
+  g_autofree gchar *latent_path = test_data_path ("sd15-full", "latent.npy", NULL);
+  g_autofree gchar *want_path = test_data_path ("sd15-full", "decoded.npy", NULL);
+  g_autoptr (VaeTensor) latent = NULL, want = NULL, got = NULL, cpu = NULL, half = NULL;
+  g_autoptr (VaeModel) m = NULL;
+
+  if (!device_present ())
+    return;
+  g_assert_true (vae_synth_family ("sd15", 1, weights, &error));
+  g_assert_no_error (error);
+  m = load (weights);
+  latent = test_load_npy_latent (latent_path);
+  want = test_load_npy_latent (want_path);
+  use (VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  got = vae_model_decode_raw (m, latent, &error);
+  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
+  g_assert_no_error (error);
+  test_assert_close (got, want, HOUSE_BAR, "CUDA SD1.5 decode vs PyTorch");
+
+  cpu = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
+  for (VaePrecision p = VAE_PRECISION_BF16; p <= VAE_PRECISION_FP16; p++)
+    {
+      gdouble db;
+      half = decode_on (m, latent, VAE_BACKEND_CUDA, p);
+      db = psnr (half, cpu);
+      g_test_message ("SD1.5 decode in %s: PSNR %.2f dB against the CPU's fp32", vae_precision_name (p), db);
+      g_assert_cmpfloat (db, >=, HALF_PSNR_DB);
+      g_clear_pointer (&half, vae_tensor_free);
+    }
+}
+
+/* TAEF2 on a photograph: the latent against PyTorch's, the round trip
+ * against the CPU's, in every precision. */
+static void
+test_taef2 (void)
+{
+  g_autofree gchar *models = test_models_dir ("taef2_encoder.pth");
+  g_autofree gchar *photo_path = g_build_filename (SKIMAGE_DATA_DIR, "astronaut.png", NULL);
+  g_autofree gchar *want_path = test_data_path ("tiny", "taef2-astronaut-latent.npy", NULL);
+  g_autofree gchar *model_path = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VaeModel) m = NULL;
+  g_autoptr (VaeTensor) image = NULL, latent = NULL, want = NULL, cpu_latent = NULL, cpu_image = NULL;
+
+  if (!models || !device_present ())
+    return;
+  if (!g_file_test (photo_path, G_FILE_TEST_IS_REGULAR))
+    {
+      g_test_skip ("python3-skimage's photographs are not installed");
+      return;
+    }
+  model_path = g_build_filename (models, "taef2_encoder.pth", NULL);
+  m = load (model_path);
+  image = vae_png_read (photo_path, &error);
+  g_assert_no_error (error);
+  latent = encode_on (m, image, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  want = test_load_npy_latent (want_path);
+  test_assert_close (latent, want, HOUSE_BAR, "CUDA TAEF2 latent vs PyTorch");
+  cpu_latent = encode_on (m, image, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
+  cpu_image = decode_on (m, cpu_latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
+  for (VaePrecision p = VAE_PRECISION_FP32; p <= VAE_PRECISION_FP16; p++)
+    {
+      g_autoptr (VaeTensor) z = encode_on (m, image, VAE_BACKEND_CUDA, p);
+      g_autoptr (VaeTensor) out = decode_on (m, z, VAE_BACKEND_CUDA, p);
+      gdouble db = psnr (out, cpu_image);
+      g_test_message ("TAEF2 round trip in %s: PSNR %.2f dB against the CPU's fp32", vae_precision_name (p), db);
+      if (p == VAE_PRECISION_FP32)
+        test_assert_close (out, cpu_image, HOUSE_BAR, "CUDA TAEF2 round trip vs CPU");
+      else
+        g_assert_cmpfloat (db, >=, HALF_PSNR_DB);
+    }
+}
+
+/* A latent whose values overflow fp16 (above 65504): the fp16 pass gives
+ * infinities, is redone in fp32 and matches the fp32 pass. */
+static void
+test_fp16_overflow_redone (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *path = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
+  g_autofree gchar *latent_path = test_data_path ("kl", "sd15-diffusers", "latent.npy", NULL);
+  g_autoptr (VaeModel) m = NULL;
+  g_autoptr (VaeTensor) latent = NULL, fp32 = NULL, fp16 = NULL;
+
+  if (!device_present ())
+    return;
+  m = load (path);
+  latent = test_load_npy_latent (latent_path);
+  for (gsize i = 0; i < vae_tensor_n_elements (latent); i++)
+    latent->data[i] *= 1e6f;
+  fp32 = decode_on (m, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "*non-finite values*redone in fp32*");
+  fp16 = decode_on (m, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP16);
+  g_test_assert_expected_messages ();
+  test_assert_close (fp16, fp32, HOUSE_BAR, "fp16 pass redone in fp32");
+}
+
+/* What holds on every machine: the backend choice and its errors. */
+static void
+test_choice (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *path = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
+  g_autofree gchar *latent_path = test_data_path ("kl", "sd15-diffusers", "latent.npy", NULL);
+  g_autoptr (VaeModel) m = load (path);
+  g_autoptr (VaeTensor) latent = test_load_npy_latent (latent_path);
+  g_autoptr (VaeTensor) cpu = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
+  g_autoptr (VaeTensor) got = NULL;
+  gboolean device = vae_cuda_probe (NULL, NULL);
+  VaeCompute compute = { VAE_BACKEND_CPU, VAE_PRECISION_BF16 };
+
+  g_assert_false (vae_compute_resolve (&compute, &error));
+  test_assert_error (error, "precision bf16 is implemented on the CUDA backend only");
+  g_clear_error (&error);
+
+  use (VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  got = vae_model_decode (m, latent, &error);
+  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
+  if (device)
+    {
+      g_assert_no_error (error);
+      g_assert_nonnull (got);
+    }
+  else
+    {
+      /* cuda without a device: an error naming why, no output */
+      g_assert_null (got);
+      test_assert_error (error, "backend 'cuda' was asked for, but ");
+      g_clear_error (&error);
+      /* auto without a device: the CPU's result, in fp32 whatever was asked */
+      got = decode_on (m, latent, VAE_BACKEND_AUTO, VAE_PRECISION_BF16);
+      test_assert_close (got, cpu, 0.0, "auto without a device is the CPU");
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cuda/backend-choice", test_choice);
+  for (guint i = 0; i < G_N_ELEMENTS (variants); i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("/cuda/kl/%s/fp32", variants[i].dir);
+      g_test_add_data_func (name, &variants[i], test_kl_fp32);
+    }
+  g_test_add_func ("/cuda/sd15-full/every-precision", test_sd15_full);
+  g_test_add_func ("/cuda/taef2/every-precision", test_taef2);
+  g_test_add_func ("/cuda/fp16-overflow-redone-in-fp32", test_fp16_overflow_redone);
+  return g_test_run ();
+}
