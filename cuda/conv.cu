@@ -1,8 +1,9 @@
 /* Convolutions on the device through cuDNN: the input is prepared (nearest
- * ×2 upsample, one-sided padding, conversion to bf16/fp16) in one kernel
- * when the layer needs any of those, cuDNN convolves with fp32 accumulation
- * (TF32 kept off in fp32), and one epilogue kernel adds bias and residual,
- * applies the activation and writes float32.
+ * ×2 upsample, one-sided padding, conversion to bf16/fp16 in the NHWC
+ * layout tensor cores read) in one kernel when the layer needs any of
+ * those, cuDNN convolves with fp32 accumulation (TF32 kept off in fp32),
+ * and one epilogue kernel adds bias and residual, applies the activation
+ * and writes planar float32, the layout every other layer reads.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cuda-private.h"
@@ -15,8 +16,31 @@ template <> struct CudnnType<float> { static const cudnnDataType_t value = CUDNN
 template <> struct CudnnType<__nv_bfloat16> { static const cudnnDataType_t value = CUDNN_DATA_BFLOAT16; };
 template <> struct CudnnType<__half> { static const cudnnDataType_t value = CUDNN_DATA_HALF; };
 
-/* DST (channels × ph × pw) = SRC (channels × h × w) upsampled ×2 when UP,
- * placed at (PT, PL), zero around it, in type T. */
+/* Half types go in NHWC; float stays planar (NCHW). */
+template <typename T> __device__ static inline bool is_nhwc () { return true; }
+template <> __device__ inline bool is_nhwc<float> () { return false; }
+
+/* Position (c, y, x) of element I of a C × H × W tensor in T's layout. */
+template <typename T>
+__device__ static inline void
+unravel (size_t i, int channels, int h, int w, size_t *c, int *y, int *x)
+{
+  if (is_nhwc<T> ())
+    {
+      *c = i % channels;
+      *x = (int) (i / channels % w);
+      *y = (int) (i / ((size_t) channels * w));
+    }
+  else
+    {
+      *x = (int) (i % w);
+      *y = (int) (i / w % h);
+      *c = i / ((size_t) w * h);
+    }
+}
+
+/* DST (channels × ph × pw in T's layout) = SRC (planar channels × h × w)
+ * upsampled ×2 when UP, placed at (PT, PL), zero around it. */
 template <typename T>
 __global__ void
 prepare_input (const float *src, int channels, int h, int w, int up, int pt, int pl, int ph, int pw, T *dst)
@@ -25,9 +49,10 @@ prepare_input (const float *src, int channels, int h, int w, int up, int pt, int
 
   for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
     {
-      const int    x = (int) (i % pw), y = (int) (i / pw % ph);
-      const size_t c = i / ((size_t) pw * ph);
-      const int    vy = y - pt, vx = x - pl;
+      size_t c;
+      int    y, x;
+      unravel<T> (i, channels, ph, pw, &c, &y, &x);
+      const int vy = y - pt, vx = x - pl;
       float        v = 0.0f;
       if (vy >= 0 && vy < (h << up) && vx >= 0 && vx < (w << up))
         v = src[(c * h + (vy >> up)) * w + (vx >> up)];
@@ -35,7 +60,7 @@ prepare_input (const float *src, int channels, int h, int w, int up, int pt, int
     }
 }
 
-/* OUT = act(CONV + bias + residual), per channel of PLANE values. */
+/* OUT = act(CONV + bias + residual), planar, CONV in T's layout. */
 template <typename T>
 __global__ void
 epilogue (const T *conv, const float *bias, const float *residual, int act, int channels, size_t plane, float *out)
@@ -44,9 +69,10 @@ epilogue (const T *conv, const float *bias, const float *residual, int act, int 
 
   for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
     {
-      float v = (float) conv[i];
+      const size_t c = i / plane;
+      float        v = (float) conv[is_nhwc<T> () ? i % plane * channels + c : i];
       if (bias)
-        v += bias[i / plane];
+        v += bias[c];
       if (residual)
         v += residual[i];
       out[i] = cuda_activate (v, act);
@@ -78,18 +104,19 @@ static gboolean
 call_init (ConvCall *call, const VaeConv *conv, cudnnDataType_t type, int in_h, int in_w, int pad_h, int pad_w,
            int out_h, int out_w, GError **error)
 {
-  const int k = conv->kernel;
+  const int               k = conv->kernel;
+  const cudnnTensorFormat_t layout = type == CUDNN_DATA_FLOAT ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
 
   return cudnn_check (cudnnCreateTensorDescriptor (&call->x), "cudnnCreateTensorDescriptor", error)
          && cudnn_check (cudnnCreateTensorDescriptor (&call->y), "cudnnCreateTensorDescriptor", error)
          && cudnn_check (cudnnCreateFilterDescriptor (&call->w), "cudnnCreateFilterDescriptor", error)
          && cudnn_check (cudnnCreateConvolutionDescriptor (&call->conv), "cudnnCreateConvolutionDescriptor", error)
-         && cudnn_check (cudnnSetTensor4dDescriptor (call->x, CUDNN_TENSOR_NCHW, type, 1, conv->in_channels, in_h, in_w),
+         && cudnn_check (cudnnSetTensor4dDescriptor (call->x, layout, type, 1, conv->in_channels, in_h, in_w),
                          "describing a convolution's input", error)
-         && cudnn_check (cudnnSetTensor4dDescriptor (call->y, CUDNN_TENSOR_NCHW, type, 1, conv->out_channels, out_h,
+         && cudnn_check (cudnnSetTensor4dDescriptor (call->y, layout, type, 1, conv->out_channels, out_h,
                                                      out_w),
                          "describing a convolution's output", error)
-         && cudnn_check (cudnnSetFilter4dDescriptor (call->w, type, CUDNN_TENSOR_NCHW, conv->out_channels,
+         && cudnn_check (cudnnSetFilter4dDescriptor (call->w, type, layout, conv->out_channels,
                                                      conv->in_channels, k, k),
                          "describing a convolution's weights", error)
          && cudnn_check (cudnnSetConvolution2dDescriptor (call->conv, pad_h, pad_w, conv->stride, conv->stride, 1, 1,

@@ -51,8 +51,9 @@ gboolean     cuda_workspace (size_t bytes, GError **error);
 /* ---- weights --------------------------------------------------------------- */
 
 /* A convolution's or GroupNorm's parameters on the device: weight or gamma
- * in FIRST, bias or beta in SECOND (NULL when absent), FIRST again in the
- * half type of LOW (a bf16 or fp16 copy, made on first use). */
+ * in FIRST, bias or beta in SECOND (NULL when absent); a convolution's
+ * weight again in LOW, in the half type of LOW_PRECISION and cuDNN's NHWC
+ * filter order (made on first use). */
 struct CudaWeights
 {
   float       *first;

@@ -54,6 +54,20 @@ cuda_launched (const char *kernel, GError **error)
 static CudaContext *context;
 static GError      *context_error;
 
+/* Freed activations stay in the stream-ordered pool across
+ * synchronisations, as PyTorch's caching allocator keeps them;
+ * vae_cuda_pass_end returns them between passes. */
+static gboolean
+keep_pool_memory (GError **error)
+{
+  cudaMemPool_t pool;
+  guint64       threshold = G_MAXUINT64;
+
+  return cuda_check (cudaDeviceGetDefaultMemPool (&pool, 0), "cudaDeviceGetDefaultMemPool", error)
+         && cuda_check (cudaMemPoolSetAttribute (pool, cudaMemPoolAttrReleaseThreshold, &threshold),
+                        "cudaMemPoolSetAttribute", error);
+}
+
 static gboolean
 context_init (CudaContext *c, GError **error)
 {
@@ -76,7 +90,8 @@ context_init (CudaContext *c, GError **error)
          && cublas_check (cublasCreate (&c->cublas), "starting cuBLAS", error)
          && cublas_check (cublasSetStream (c->cublas, c->stream), "cublasSetStream", error)
          /* no TF32: fp32 results must match the CPU's */
-         && cublas_check (cublasSetMathMode (c->cublas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode", error);
+         && cublas_check (cublasSetMathMode (c->cublas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode", error)
+         && keep_pool_memory (error);
 }
 
 CudaContext *
@@ -308,18 +323,25 @@ weights_in (gpointer *slot, const float *first, size_t n1, const float *second, 
   return w;
 }
 
+/* DST = SRC (out × in × k × k, a plane of TAPS = k·k per pair) in the half
+ * type and cuDNN's NHWC filter order, out × k × k × in. */
 template <typename Half>
 __global__ void
-to_half (const float *src, Half *dst, size_t n)
+to_half_nhwc (const float *src, int in, int taps, size_t n, Half *dst)
 {
   for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
-    dst[i] = (Half) src[i];
+    {
+      const size_t c = i % in, tap = i / in % taps, o = i / ((size_t) in * taps);
+      dst[i] = (Half) src[(o * in + c) * taps + tap];
+    }
 }
 
-/* W's weight in PRECISION's half type, made once. */
+/* CONV's weights in PRECISION's half type, made once. */
 static gboolean
-ensure_low (CudaWeights *w, size_t n, VaePrecision precision, GError **error)
+ensure_low (CudaWeights *w, const VaeConv *conv, VaePrecision precision, GError **error)
 {
+  const int    taps = conv->kernel * conv->kernel;
+  const size_t n = (size_t) conv->out_channels * conv->in_channels * taps;
   gboolean ok = TRUE;
 
   G_LOCK (weights);
@@ -329,9 +351,10 @@ ensure_low (CudaWeights *w, size_t n, VaePrecision precision, GError **error)
       w->low = NULL;
       ok = cuda_check (cudaMalloc (&w->low, n * 2), "allocating half-precision weights", error);
       if (ok && precision == VAE_PRECISION_BF16)
-        to_half<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, (__nv_bfloat16 *) w->low, n);
+        to_half_nhwc<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, conv->in_channels, taps, n,
+                                                         (__nv_bfloat16 *) w->low);
       else if (ok)
-        to_half<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, (__half *) w->low, n);
+        to_half_nhwc<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, conv->in_channels, taps, n, (__half *) w->low);
       ok = ok && cuda_launched ("converting weights", error)
            && cuda_check (cudaDeviceSynchronize (), "converting weights", error);
       w->low_precision = precision;
@@ -352,7 +375,7 @@ cuda_conv_weights (const VaeConv *conv, VaePrecision precision, GError **error)
   CudaWeights *w = weights_in ((gpointer *) &conv->device, conv->weight, n, conv->bias,
                                (size_t) conv->out_channels, error);
 
-  if (w && precision != VAE_PRECISION_FP32 && !ensure_low (w, n, precision, error))
+  if (w && precision != VAE_PRECISION_FP32 && !ensure_low (w, conv, precision, error))
     return NULL;
   return w;
 }

@@ -14,7 +14,7 @@ trap 'rm -f "$sd15"' EXIT
 
 row () { # label model op size runs [gegl-vae options…]
   local ours torch
-  ours=$(GEGL_VAE_MODEL_PATH=$models "$build/ui/cli/gegl-vae" bench --model "$2" --op "$3" --size "$4" --runs "$5" \
+  ours=$(GEGL_VAE_MODEL_PATH=$models "$build/ui/cli/gegl-vae" bench --backend cpu --model "$2" --op "$3" --size "$4" --runs "$5" \
            --threads "$threads" --json "${@:6}")
   torch=$(/usr/bin/python3 "$root/tests/reference/bench_torch.py" --model "$2" --op "$3" --size "$4" --runs "$5" \
             --threads "$threads")

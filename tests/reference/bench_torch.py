@@ -3,7 +3,10 @@
 op, size and thread count, printing the same JSON.
 
   python3 tests/reference/bench_torch.py --model FILE [--model2 FILE] --op decode --size 512x512
-                                         [--runs 3] [--threads N]
+                                         [--runs 3] [--threads N] [--device cpu|cuda] [--precision fp32|bf16|fp16]
+
+On CUDA the comparison the issue asks for: eager mode, channels_last, cuDNN
+benchmark on; fp32 with TF32 off (as ours), bf16/fp16 weights and inputs.
 
 AutoencoderKL files (diffusers names, e.g. from `gegl-vae synth`) run through
 diffusers' AutoencoderKL; TAESD .pth pairs through taesd_ref.py."""
@@ -20,7 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 
-def kl_model(path):
+def kl_model(path, device, dtype):
     from diffusers import AutoencoderKL
     from safetensors.torch import load_file
     sd = load_file(path)
@@ -30,13 +33,19 @@ def kl_model(path):
                       block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=z,
                       use_quant_conv=quant, use_post_quant_conv=quant)
     m.load_state_dict({k: v for k, v in sd.items() if not k.startswith("bn.")})
-    m.eval()
+    m.eval().to(device=device, dtype=dtype)
+    if device == "cuda":
+        m.to(memory_format=torch.channels_last)
     return (lambda x: m.encode(x * 2 - 1).latent_dist.mean), (lambda z_: m.decode(z_).sample), z, 8
 
 
-def tiny_model(path):
+def tiny_model(path, device, dtype):
     from taesd_ref import load_taef2
     enc, dec = load_taef2(os.path.dirname(path), torch.float32)
+    for m in (enc, dec):
+        m.to(device=device, dtype=dtype)
+        if device == "cuda":
+            m.to(memory_format=torch.channels_last)
     return enc, dec, 32, 8
 
 
@@ -47,21 +56,34 @@ def main():
     ap.add_argument("--size", default="512x512")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[a.precision]
+    if a.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     w, h = map(int, a.size.split("x"))
-    enc, dec, z, f = tiny_model(a.model) if a.model.endswith(".pth") else kl_model(a.model)
-    image = torch.rand(1, 3, h, w)
-    latent = torch.randn(1, z, h // f, w // f)
+    load = tiny_model if a.model.endswith(".pth") else kl_model
+    enc, dec, z, f = load(a.model, a.device, dtype)
+    layout = torch.channels_last if a.device == "cuda" else torch.contiguous_format
+    image = torch.rand(1, 3, h, w).to(a.device, dtype).contiguous(memory_format=layout)
+    latent = torch.randn(1, z, h // f, w // f).to(a.device, dtype).contiguous(memory_format=layout)
     run = {"encode": lambda: enc(image), "decode": lambda: dec(latent), "roundtrip": lambda: dec(enc(image))}[a.op]
-    times = []
+
+    def timed():
+        t = time.perf_counter()
+        run()
+        if a.device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
     with torch.no_grad():
-        run()  # warm-up
-        for _ in range(a.runs):
-            t = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t)
-    print(json.dumps({"op": a.op, "width": w, "height": h, "backend": "torch-cpu", "precision": "fp32",
+        timed()  # warm-up (and cuDNN's algorithm search)
+        times = [timed() for _ in range(a.runs)]
+    print(json.dumps({"op": a.op, "width": w, "height": h, "backend": "torch-" + a.device, "precision": a.precision,
                       "threads": a.threads, "seconds": round(statistics.median(times), 4), "gflops": None,
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
