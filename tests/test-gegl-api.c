@@ -100,6 +100,22 @@ test_progress (void)
   g_object_unref (input);
 }
 
+/* Sets an enum property by its nick, as a graph file would. */
+static void
+set_enum (GeglNode *node, const gchar *property, const gchar *nick)
+{
+  GParamSpec *pspec = gegl_node_find_property (node, property);
+  GEnumClass *klass;
+  GEnumValue *value;
+
+  g_assert_nonnull (pspec);
+  klass = g_type_class_ref (pspec->value_type);
+  value = g_enum_get_value_by_nick (klass, nick);
+  g_assert_nonnull (value);
+  gegl_node_set (node, property, value->value, NULL);
+  g_type_class_unref (klass);
+}
+
 /* A round trip (vae:encode, vae:decode) under MEMORY_MIB; returns the
  * pixels, the decoder's progress reports and the first error property set. */
 static gfloat *
@@ -118,6 +134,9 @@ preview_under (gint memory_mib, guint *reports, gchar **error)
   gfloat     *pixels = g_new0 (gfloat, 256 * 256 * 4);
   GeglRectangle rect = { 0, 0, 256, 256 };
 
+  /* the CPU, where the memory plan applies (a device has its own memory) */
+  set_enum (enc, "backend", "cpu");
+  set_enum (dec, "backend", "cpu");
   gegl_node_link_many (src, enc, dec, sink, NULL);
   g_signal_connect (dec, "progress", G_CALLBACK (on_progress), steps);
   gegl_node_process (sink);
@@ -232,6 +251,35 @@ test_error_property (void)
   g_object_unref (input);
 }
 
+/* backend = cpu with precision = bf16 is refused in the error property,
+ * naming why; precision and backend are enum properties GEGL graphs can
+ * set by name. */
+static void
+test_backend_precision (void)
+{
+  GeglBuffer *input = picture (), *output = NULL;
+  GeglNode   *graph = gegl_node_new ();
+  GeglNode   *src = gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
+  g_autofree gchar *model = kl_model ();
+  GeglNode   *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
+  GeglNode   *sink = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+  gchar      *error = NULL;
+
+  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING, "vae:encode: precision bf16 is implemented on the CUDA*");
+  g_test_expect_message ("GEGL", G_LOG_LEVEL_WARNING, "*0px rectangle*");
+  set_enum (enc, "backend", "cpu");
+  set_enum (enc, "precision", "bf16");
+  gegl_node_link_many (src, enc, sink, NULL);
+  gegl_node_process (sink);
+  g_test_assert_expected_messages ();
+  gegl_node_get (enc, "error", &error, NULL);
+  g_assert_nonnull (strstr (error, "the CPU computes fp32"));
+  g_free (error);
+  g_clear_object (&output);
+  g_object_unref (graph);
+  g_object_unref (input);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -242,6 +290,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gegl-api/error-property", test_error_property);
   g_test_add_func ("/gegl-api/progress", test_progress);
   g_test_add_func ("/gegl-api/memory-limit", test_memory_limit);
+  g_test_add_func ("/gegl-api/backend-precision", test_backend_precision);
   g_test_add_func ("/gegl-api/gimp-tool-listing", test_gimp_tool_listing);
   {
     int status = g_test_run ();
