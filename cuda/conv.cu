@@ -7,6 +7,7 @@
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cuda-private.h"
+#include "layout.h"
 
 /* Workspace cuDNN may take for one convolution. */
 #define MAX_WORKSPACE ((size_t) 2 << 30)
@@ -17,30 +18,9 @@ template <> struct CudnnType<__nv_bfloat16> { static const cudnnDataType_t value
 template <> struct CudnnType<__half> { static const cudnnDataType_t value = CUDNN_DATA_HALF; };
 
 /* Half types go in NHWC; float stays planar (NCHW). */
-template <typename T> __device__ static inline bool is_nhwc () { return true; }
-template <> __device__ inline bool is_nhwc<float> () { return false; }
+template <typename T> struct Nhwc { static constexpr bool value = true; };
+template <> struct Nhwc<float> { static constexpr bool value = false; };
 
-/* Position (c, y, x) of element I of a C × H × W tensor in T's layout. */
-template <typename T>
-__device__ static inline void
-unravel (size_t i, int channels, int h, int w, size_t *c, int *y, int *x)
-{
-  if (is_nhwc<T> ())
-    {
-      *c = i % channels;
-      *x = (int) (i / channels % w);
-      *y = (int) (i / ((size_t) channels * w));
-    }
-  else
-    {
-      *x = (int) (i % w);
-      *y = (int) (i / w % h);
-      *c = i / ((size_t) w * h);
-    }
-}
-
-/* DST (channels × ph × pw in T's layout) = SRC (planar channels × h × w)
- * upsampled ×2 when UP, placed at (PT, PL), zero around it. */
 template <typename T>
 __global__ void
 prepare_input (const float *src, int channels, int h, int w, int up, int pt, int pl, int ph, int pw, T *dst)
@@ -48,16 +28,7 @@ prepare_input (const float *src, int channels, int h, int w, int up, int pt, int
   const size_t n = (size_t) channels * ph * pw;
 
   for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
-    {
-      size_t c;
-      int    y, x;
-      unravel<T> (i, channels, ph, pw, &c, &y, &x);
-      const int vy = y - pt, vx = x - pl;
-      float        v = 0.0f;
-      if (vy >= 0 && vy < (h << up) && vx >= 0 && vx < (w << up))
-        v = src[(c * h + (vy >> up)) * w + (vx >> up)];
-      dst[i] = (T) v;
-    }
+    dst[i] = (T) layout_prepared (src, Nhwc<T>::value, i, channels, h, w, up, pt, pl, ph, pw);
 }
 
 /* OUT = act(CONV + bias + residual), planar, CONV in T's layout. */
@@ -70,7 +41,7 @@ epilogue (const T *conv, const float *bias, const float *residual, int act, int 
   for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
     {
       const size_t c = i / plane;
-      float        v = (float) conv[is_nhwc<T> () ? i % plane * channels + c : i];
+      float        v = (float) conv[layout_output_index (Nhwc<T>::value, i, channels, plane)];
       if (bias)
         v += bias[c];
       if (residual)

@@ -4,6 +4,7 @@
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cuda-private.h"
+#include "layout.h"
 
 #include <string.h>
 
@@ -323,17 +324,13 @@ weights_in (gpointer *slot, const float *first, size_t n1, const float *second, 
   return w;
 }
 
-/* DST = SRC (out × in × k × k, a plane of TAPS = k·k per pair) in the half
- * type and cuDNN's NHWC filter order, out × k × k × in. */
+/* DST = SRC in the half type and cuDNN's NHWC filter order. */
 template <typename Half>
 __global__ void
 to_half_nhwc (const float *src, int in, int taps, size_t n, Half *dst)
 {
   for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
-    {
-      const size_t c = i % in, tap = i / in % taps, o = i / ((size_t) in * taps);
-      dst[i] = (Half) src[(o * in + c) * taps + tap];
-    }
+    dst[i] = (Half) src[layout_filter_source (i, in, taps)];
 }
 
 /* CONV's weights in PRECISION's half type, made once. */
