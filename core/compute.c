@@ -6,7 +6,6 @@
 #include "backend.h"
 
 #include <math.h>
-#include <string.h>
 
 #ifdef VAE_HAVE_CUDA
 #include "vae-cuda.h"
@@ -31,28 +30,34 @@ current_compute (void)
 static const gchar *const backend_names[] = { "auto", "cpu", "cuda" };
 static const gchar *const precision_names[] = { "fp32", "bf16", "fp16" };
 
+/* Index of NAME in NAMES (N entries), or −1. */
+static gint
+index_of (const gchar *const *names, guint n, const gchar *name)
+{
+  for (guint i = 0; i < n; i++)
+    if (g_strcmp0 (name, names[i]) == 0)
+      return (gint) i;
+  return -1;
+}
+
 gboolean
 vae_backend_from_name (const gchar *name, VaeBackendKind *backend)
 {
-  for (guint i = 0; i < G_N_ELEMENTS (backend_names); i++)
-    if (g_strcmp0 (name, backend_names[i]) == 0)
-      {
-        *backend = (VaeBackendKind) i;
-        return TRUE;
-      }
-  return FALSE;
+  gint i = index_of (backend_names, G_N_ELEMENTS (backend_names), name);
+
+  if (i >= 0)
+    *backend = (VaeBackendKind) i;
+  return i >= 0;
 }
 
 gboolean
 vae_precision_from_name (const gchar *name, VaePrecision *precision)
 {
-  for (guint i = 0; i < G_N_ELEMENTS (precision_names); i++)
-    if (g_strcmp0 (name, precision_names[i]) == 0)
-      {
-        *precision = (VaePrecision) i;
-        return TRUE;
-      }
-  return FALSE;
+  gint i = index_of (precision_names, G_N_ELEMENTS (precision_names), name);
+
+  if (i >= 0)
+    *precision = (VaePrecision) i;
+  return i >= 0;
 }
 
 const gchar *
