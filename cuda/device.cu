@@ -10,38 +10,36 @@
 
 /* ---- statuses ------------------------------------------------------------------ */
 
+/* WHAT failed with the library's STATUS text; out of memory when OOM. */
+static gboolean
+failed (gboolean oom, const char *what, const char *status, GError **error)
+{
+  g_set_error (error, VAE_ERROR, oom ? VAE_ERROR_NO_MEMORY : VAE_ERROR_UNSUPPORTED, _("CUDA device: %s failed: %s"),
+               what, status);
+  return FALSE;
+}
+
 gboolean
 cuda_check (cudaError_t status, const char *what, GError **error)
 {
   if (status == cudaSuccess)
     return TRUE;
   cudaGetLastError (); /* clear the sticky copy of a non-fatal error */
-  g_set_error (error, VAE_ERROR,
-               status == cudaErrorMemoryAllocation ? VAE_ERROR_NO_MEMORY : VAE_ERROR_UNSUPPORTED,
-               _("CUDA device: %s failed: %s"), what, cudaGetErrorString (status));
-  return FALSE;
+  return failed (status == cudaErrorMemoryAllocation, what, cudaGetErrorString (status), error);
 }
 
 gboolean
 cudnn_check (cudnnStatus_t status, const char *what, GError **error)
 {
-  if (status == CUDNN_STATUS_SUCCESS)
-    return TRUE;
-  g_set_error (error, VAE_ERROR,
-               status == CUDNN_STATUS_ALLOC_FAILED ? VAE_ERROR_NO_MEMORY : VAE_ERROR_UNSUPPORTED,
-               _("CUDA device: %s failed: %s"), what, cudnnGetErrorString (status));
-  return FALSE;
+  return status == CUDNN_STATUS_SUCCESS
+         || failed (status == CUDNN_STATUS_ALLOC_FAILED, what, cudnnGetErrorString (status), error);
 }
 
 gboolean
 cublas_check (cublasStatus_t status, const char *what, GError **error)
 {
-  if (status == CUBLAS_STATUS_SUCCESS)
-    return TRUE;
-  g_set_error (error, VAE_ERROR,
-               status == CUBLAS_STATUS_ALLOC_FAILED ? VAE_ERROR_NO_MEMORY : VAE_ERROR_UNSUPPORTED,
-               _("CUDA device: %s failed: %s"), what, cublasGetStatusString (status));
-  return FALSE;
+  return status == CUBLAS_STATUS_SUCCESS
+         || failed (status == CUBLAS_STATUS_ALLOC_FAILED, what, cublasGetStatusString (status), error);
 }
 
 gboolean

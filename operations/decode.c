@@ -8,14 +8,7 @@
 
 property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
   description (_("A model file, or a preset name looked up on the model path"))
-property_enum (backend, _("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)
-  description (_("Automatic: the CUDA device when one answers, else the CPU"))
-property_enum (precision, _("Precision"), GeglVaePrecision, gegl_vae_precision, GEGL_VAE_PRECISION_FP32)
-  description (_("bf16 and fp16 run on the CUDA device only; a pass that overflows is redone in fp32"))
-property_int (memory_limit, _("Memory limit (MiB)"), 0)
-  description (_("Plan the run to fit this much memory, in bands of rows when needed; 0: three quarters of what is available"))
-  value_range (0, 1048576)
-  ui_range (0, 65536)
+GEGL_VAE_RUN_PROPERTIES
 property_string (error, _("Error"), "")
   description (_("Why the last run failed (read-only)"))
   ui_meta ("error", "true")

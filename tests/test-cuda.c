@@ -12,7 +12,6 @@
 #include "png-io.h"
 #include "test-util.h"
 
-#include <math.h>
 
 #define HOUSE_BAR    1e-4
 #define HALF_PSNR_DB 40.0
@@ -65,50 +64,39 @@ load (const gchar *path)
   return m;
 }
 
+typedef enum
+{
+  ENCODE,
+  DECODE,
+  DECODE_RAW /* the decoder's output in [−1, 1], as PyTorch's goldens hold it */
+} Pass;
+
+/* PASS over INPUT on BACKEND in PRECISION. */
 static VaeTensor *
-encode_on (VaeModel *m, const VaeTensor *image, VaeBackendKind backend, VaePrecision precision)
+run_on (VaeModel *m, Pass pass, const VaeTensor *input, VaeBackendKind backend, VaePrecision precision)
 {
   g_autoptr (GError) error = NULL;
-  VaeTensor *latent;
+  VaeTensor *out;
 
   use (backend, precision);
-  latent = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &error);
+  if (pass == ENCODE)
+    out = vae_model_encode (m, input, VAE_ENCODE_MEAN, 0, &error);
+  else if (pass == DECODE)
+    out = vae_model_decode (m, input, &error);
+  else
+    out = vae_model_decode_raw (m, input, &error);
   use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
   g_assert_no_error (error);
-  return latent;
+  return out;
 }
 
-static VaeTensor *
-decode_on (VaeModel *m, const VaeTensor *latent, VaeBackendKind backend, VaePrecision precision)
-{
-  g_autoptr (GError) error = NULL;
-  VaeTensor *image;
-
-  use (backend, precision);
-  image = vae_model_decode (m, latent, &error);
-  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
-  g_assert_no_error (error);
-  return image;
-}
-
-/* Of images in [0, 1]. */
-static gdouble
-psnr (const VaeTensor *a, const VaeTensor *b)
-{
-  gdouble sum = 0.0;
-  gsize   n = vae_tensor_n_elements (a);
-
-  g_assert_cmpuint (n, ==, vae_tensor_n_elements (b));
-  for (gsize i = 0; i < n; i++)
-    sum += ((gdouble) a->data[i] - b->data[i]) * ((gdouble) a->data[i] - b->data[i]);
-  return sum == 0.0 ? INFINITY : 10.0 * log10 (n / sum);
-}
+#define encode_on(m, image, backend, precision)  run_on (m, ENCODE, image, backend, precision)
+#define decode_on(m, latent, backend, precision) run_on (m, DECODE, latent, backend, precision)
 
 static void
 test_kl_fp32 (gconstpointer data)
 {
   const Variant *v = data;
-  g_autoptr (GError) error = NULL;
   g_autofree gchar *path = test_data_path ("kl", v->dir, v->file, NULL);
   g_autofree gchar *image_path = test_data_path ("kl", v->dir, "image.npy", NULL);
   g_autofree gchar *encoded_path = test_data_path ("kl", v->dir, "encoded.npy", NULL);
@@ -130,10 +118,7 @@ test_kl_fp32 (gconstpointer data)
 
   latent = test_load_npy_latent (latent_path);
   decoded = test_load_npy_latent (decoded_path);
-  use (VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
-  got = vae_model_decode_raw (m, latent, &error);
-  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
-  g_assert_no_error (error);
+  got = run_on (m, DECODE_RAW, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
   test_assert_close (got, decoded, HOUSE_BAR, "CUDA decode vs PyTorch");
 }
 
@@ -156,10 +141,7 @@ test_sd15_full (void)
   m = load (weights);
   latent = test_load_npy_latent (latent_path);
   want = test_load_npy_latent (want_path);
-  use (VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
-  got = vae_model_decode_raw (m, latent, &error);
-  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
-  g_assert_no_error (error);
+  got = run_on (m, DECODE_RAW, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
   test_assert_close (got, want, HOUSE_BAR, "CUDA SD1.5 decode vs PyTorch");
 
   cpu = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
@@ -167,7 +149,7 @@ test_sd15_full (void)
     {
       gdouble db;
       half = decode_on (m, latent, VAE_BACKEND_CUDA, p);
-      db = psnr (half, cpu);
+      db = test_psnr (half, cpu);
       g_test_message ("SD1.5 decode in %s: PSNR %.2f dB against the CPU's fp32", vae_precision_name (p), db);
       g_assert_cmpfloat (db, >=, HALF_PSNR_DB);
       g_clear_pointer (&half, vae_tensor_free);
@@ -207,7 +189,7 @@ test_taef2 (void)
     {
       g_autoptr (VaeTensor) z = encode_on (m, image, VAE_BACKEND_CUDA, p);
       g_autoptr (VaeTensor) out = decode_on (m, z, VAE_BACKEND_CUDA, p);
-      gdouble db = psnr (out, cpu_image);
+      gdouble db = test_psnr (out, cpu_image);
       g_test_message ("TAEF2 round trip in %s: PSNR %.2f dB against the CPU's fp32", vae_precision_name (p), db);
       if (p == VAE_PRECISION_FP32)
         test_assert_close (out, cpu_image, HOUSE_BAR, "CUDA TAEF2 round trip vs CPU");

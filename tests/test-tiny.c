@@ -50,17 +50,6 @@ crop (const VaeTensor *t, gint rows, gint cols)
 }
 
 static gdouble
-psnr (const VaeTensor *a, const VaeTensor *b)
-{
-  gdouble sum = 0.0;
-  gsize   n = vae_tensor_n_elements (a);
-
-  for (gsize i = 0; i < n; i++)
-    sum += ((gdouble) a->data[i] - b->data[i]) * ((gdouble) a->data[i] - b->data[i]);
-  return 10.0 * log10 (1.0 / (sum / n));
-}
-
-static gdouble
 reference_psnr (const gchar *photo)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -111,7 +100,7 @@ test_taef2_photo (gconstpointer data)
   g_test_message ("max per-pixel difference from PyTorch: %.3g (bar %.0e)", test_max_abs_error (out, want),
                   PIXEL_BAR);
   g_assert_cmpfloat (test_max_abs_error (out, want), <=, PIXEL_BAR);
-  ours = psnr (out, image);
+  ours = test_psnr (out, image);
   theirs = reference_psnr (photo->name);
   g_test_message ("PSNR ours %.4f dB, PyTorch %.4f dB", ours, theirs);
   g_assert_cmpfloat (fabs (ours - theirs), <=, PSNR_BAR_DB);

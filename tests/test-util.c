@@ -155,3 +155,15 @@ test_random_floats (GRand *rand, gsize n, gdouble lo, gdouble hi)
     p[i] = (gfloat) g_rand_double_range (rand, lo, hi);
   return p;
 }
+
+gdouble
+test_psnr (const VaeTensor *a, const VaeTensor *b)
+{
+  gdouble sum = 0.0;
+  gsize   n = vae_tensor_n_elements (a);
+
+  g_assert_cmpuint (n, ==, vae_tensor_n_elements (b));
+  for (gsize i = 0; i < n; i++)
+    sum += ((gdouble) a->data[i] - b->data[i]) * ((gdouble) a->data[i] - b->data[i]);
+  return sum == 0.0 ? INFINITY : 10.0 * log10 (n / sum);
+}

@@ -16,6 +16,8 @@ VaeTensor *test_load_npy_image (const gchar *path);
 /* max |a − b| / max |b|, the house measure (b is the reference). */
 gdouble    test_max_rel_error (const VaeTensor *a, const VaeTensor *b);
 gdouble    test_max_abs_error (const VaeTensor *a, const VaeTensor *b);
+/* PSNR of A against B, images in [0, 1] (infinite when equal). */
+gdouble    test_psnr (const VaeTensor *a, const VaeTensor *b);
 /* Asserts equal shapes and max relative error ≤ TOL, printing the figure. */
 void       test_assert_close (const VaeTensor *got, const VaeTensor *want, gdouble tol, const gchar *what);
 /* N uniform draws from [LO, HI), owned by the caller. */

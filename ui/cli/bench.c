@@ -82,17 +82,6 @@ make_input (VaeModel *model, gboolean decode, gint width, gint height, GError **
   return t;
 }
 
-/* The backend a run with COMPUTE uses (auto resolved), and its device. */
-static const gchar *
-resolve_backend (VaeCompute *compute, gchar **device)
-{
-  gboolean cuda = compute->backend != VAE_BACKEND_CPU && vae_cuda_probe (device, NULL);
-
-  if (!cuda)
-    compute->precision = VAE_PRECISION_FP32; /* what auto computes on the CPU */
-  return cuda ? "cuda" : "cpu";
-}
-
 /* The first pass's planned peak (for a round trip, the encoder's). */
 static gdouble
 planned_mb (const VaeMemoryPlan *plan)
@@ -133,9 +122,12 @@ cmd_bench (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae bench [OPTION…]"));
       return FALSE;
     }
-  if (!check_options (&width, &height, error) || !cli_apply_run_options (&compute, error))
+  if (!check_options (&width, &height, error) || !cli_apply_run_options (&compute, error)
+      || !vae_compute_resolve (&compute, error))
     return FALSE;
-  backend = resolve_backend (&compute, &device);
+  if (compute.backend == VAE_BACKEND_CUDA)
+    vae_cuda_probe (&device, NULL);
+  backend = compute.backend == VAE_BACKEND_CUDA ? "cuda" : "cpu";
   if (opt_threads > 0)
     {
       g_autofree gchar *n = g_strdup_printf ("%d", opt_threads);
