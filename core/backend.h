@@ -120,10 +120,11 @@ gsize       vae_tiled_conv_band_bytes (const VaeTileSettings *settings, const Va
 gboolean    vae_tiled_materialize (VaeTensor **tensor, GError **error);
 
 /* Winograd F(4×4,3×3) for 3×3 stride-1 "same" convs of 8+ input channels:
- * y = act(y + conv(up(x)) + bias), y holding the residual or zeros. */
+ * y = act(conv(up(x)) + bias + residual), every value of Y written (the
+ * residual may be NULL). */
 gboolean vae_winograd_applies (const VaeConv *conv);
-gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean upsample, VaeAct act, VaeTensor *y,
-                            GError **error);
+gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean upsample, const VaeTensor *residual,
+                            VaeAct act, VaeTensor *y, GError **error);
 void     vae_winograd_release (VaeConv *conv);
 /* Transformed weights kept across passes, in bytes (what is kept stays). */
 void     vae_winograd_set_cache_limit (gsize bytes);

@@ -183,20 +183,21 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
   g_return_val_if_fail (x->channels == conv->in_channels, NULL);
   if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
     return NULL;
-  y = vae_tensor_new (conv->out_channels, out_h, out_w, error);
+  /* every path writes all of Y before reading it */
+  y = vae_tensor_new_uninit (conv->out_channels, out_h, out_w, FALSE, error);
   if (!y)
     return NULL;
-  if (residual)
-    memcpy (y->data, residual->data, sizeof (gfloat) * vae_tensor_n_elements (y));
   vae_backend_count_macs ((guint64) conv->out_channels * n_k * out_h * out_w);
 
   if (fast && vae_winograd_applies (conv))
     {
-      if (!vae_winograd_conv (conv, x, up, act, y, error))
+      if (!vae_winograd_conv (conv, x, up, residual, act, y, error))
         g_clear_pointer (&y, vae_tensor_free);
       return y; /* bias and activation applied */
     }
-  else if (is_plain_1x1 (conv, up))
+  if (residual)
+    memcpy (y->data, residual->data, sizeof (gfloat) * vae_tensor_n_elements (y));
+  if (is_plain_1x1 (conv, up))
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, conv->out_channels, out_h * out_w,
                  n_k, 1.0f, conv->weight, n_k, x->data, out_h * out_w, beta, y->data, out_h * out_w);
   else

@@ -154,7 +154,9 @@ static inline gfloat
 vae_expf (gfloat x)
 {
   const gfloat clamped = x < -88.0f ? -88.0f : (x > 88.0f ? 88.0f : x);
-  const gfloat n = __builtin_roundf (clamped * 1.44269504088896341f);
+  /* round to nearest by adding and removing 1.5·2²³ (roundf is a libm call
+   * that stops the loop from vectorising) */
+  const gfloat n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const gfloat r = clamped - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
   gfloat       p = 1.0f / 5040.0f;
   union { gfloat f; gint32 i; } scale;

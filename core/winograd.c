@@ -224,15 +224,28 @@ transform_input (const Geometry *g, gint ty0, gint n_rows, gfloat *v)
 
 /* ---- output transform ----------------------------------------------------- */
 
-/* One output channel, one tile row: h_kj = Σ_l M_kl·A[l][j] then
- * out_ij = Σ_k A[k][i]·h_kj, vectorised over the tiles; written as
- * act(y + out + bias). */
-static VAE_HOT void
-output_tile_row (const gfloat *m, gsize stride_p, gint tw, gint ty, gfloat bias, VaeAct act, VaeTensor *y,
-                 gint o, gfloat *restrict h)
+/* Output tiles are written as act(residual + out + bias); the residual, when
+ * there is one, is read from its own tensor so that a fresh output page is
+ * only ever written (reading it first would map the zero page and then
+ * fault again, with a TLB shootdown, on the write). */
+typedef struct
 {
-  gfloat *restrict out = h + (gsize) ALPHA * TILE * tw;
-  gfloat          *plane = y->data + (gsize) o * y->height * y->width;
+  const VaeConv   *conv;
+  const VaeTensor *residual;
+  VaeAct           act;
+  VaeTensor       *y;
+  gint             tiles_w;
+} Output;
+
+/* One output channel, one tile row: h_kj = Σ_l M_kl·A[l][j] down the tiles,
+ * then each output row i = Σ_k A[k][i]·h_k, written four pixels per tile. */
+static VAE_HOT void
+output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gint o, gfloat *restrict h)
+{
+  const gint    tw = out->tiles_w, width = out->y->width;
+  const gsize   plane = (gsize) out->y->height * width;
+  const gfloat  bias = out->conv->bias ? out->conv->bias[o] : 0.0f;
+  const gint    full = width / TILE; /* tiles whose four columns all exist */
 
   for (gint k = 0; k < ALPHA; k++)
     {
@@ -249,45 +262,51 @@ output_tile_row (const gfloat *m, gsize stride_p, gint tw, gint ty, gfloat bias,
           h3[t] = m1[t] - m2[t] + 8 * m3[t] - 8 * m4[t] + m5[t];
         }
     }
-  for (gint j = 0; j < TILE; j++)
+  for (gint i = 0; i < TILE && ty * TILE + i < out->y->height; i++)
     {
-      const gfloat *k0 = h + (gsize) (0 * TILE + j) * tw, *k1 = h + (gsize) (1 * TILE + j) * tw;
-      const gfloat *k2 = h + (gsize) (2 * TILE + j) * tw, *k3 = h + (gsize) (3 * TILE + j) * tw;
-      const gfloat *k4 = h + (gsize) (4 * TILE + j) * tw, *k5 = h + (gsize) (5 * TILE + j) * tw;
-      gfloat *restrict o0 = out + (gsize) (0 * TILE + j) * tw, *restrict o1 = out + (gsize) (1 * TILE + j) * tw;
-      gfloat *restrict o2 = out + (gsize) (2 * TILE + j) * tw, *restrict o3 = out + (gsize) (3 * TILE + j) * tw;
-      for (gint t = 0; t < tw; t++)
+      /* Aᵀ row i: (1 1 1 1 1 0), (0 1 −1 2 −2 0), (0 1 1 4 4 0), (0 1 −1 8 −8 1) */
+      static const gfloat a[TILE][ALPHA] = {
+        { 1, 1, 1, 1, 1, 0 }, { 0, 1, -1, 2, -2, 0 }, { 0, 1, 1, 4, 4, 0 }, { 0, 1, -1, 8, -8, 1 } };
+      const gsize   offset = (gsize) o * plane + (gsize) (ty * TILE + i) * width;
+      const gfloat *res = out->residual ? out->residual->data + offset : NULL;
+      gfloat *restrict dst = out->y->data + offset;
+      const gfloat  a1 = a[i][1], a2 = a[i][2], a3 = a[i][3], a4 = a[i][4], a5 = a[i][5];
+      gfloat       *row = h + (gsize) ALPHA * TILE * tw; /* this output row, tile-major */
+
+      for (gint j = 0; j < TILE; j++)
         {
-          o0[t] = k0[t] + k1[t] + k2[t] + k3[t] + k4[t];
-          o1[t] = k1[t] - k2[t] + 2 * k3[t] - 2 * k4[t];
-          o2[t] = k1[t] + k2[t] + 4 * k3[t] + 4 * k4[t];
-          o3[t] = k1[t] - k2[t] + 8 * k3[t] - 8 * k4[t] + k5[t];
+          const gfloat *k0 = h + (gsize) (0 * TILE + j) * tw, *k1 = h + (gsize) (1 * TILE + j) * tw;
+          const gfloat *k2 = h + (gsize) (2 * TILE + j) * tw, *k3 = h + (gsize) (3 * TILE + j) * tw;
+          const gfloat *k4 = h + (gsize) (4 * TILE + j) * tw, *k5 = h + (gsize) (5 * TILE + j) * tw;
+          gfloat *restrict r = row + (gsize) j * tw;
+          for (gint t = 0; t < tw; t++)
+            r[t] = a[i][0] * k0[t] + a1 * k1[t] + a2 * k2[t] + a3 * k3[t] + a4 * k4[t] + a5 * k5[t] + bias;
         }
-    }
-  for (gint i = 0; i < TILE && ty * TILE + i < y->height; i++)
-    {
-      gfloat *row = plane + (gsize) (ty * TILE + i) * y->width;
-      for (gint x = 0; x < y->width; x++)
-        row[x] = vae_activate (row[x] + out[(gsize) (i * TILE + x % TILE) * tw + x / TILE] + bias, act);
+      for (gint t = 0; t < full; t++)
+        for (gint j = 0; j < TILE; j++)
+          dst[TILE * t + j] = row[(gsize) j * tw + t] + (res ? res[TILE * t + j] : 0.0f);
+      for (gint x = full * TILE; x < width; x++)
+        dst[x] = row[(gsize) (x % TILE) * tw + x / TILE] + (res ? res[x] : 0.0f);
+      if (out->act != VAE_ACT_NONE)
+        for (gint x = 0; x < width; x++)
+          dst[x] = vae_activate (dst[x], out->act);
     }
 }
 
 static void
-transform_output (const VaeConv *conv, const gfloat *m, gint tiles_w, gint ty0, gint n_rows, VaeAct act,
-                  VaeTensor *y)
+transform_output (const Output *out, const gfloat *m, gint ty0, gint n_rows)
 {
-  const gint  co = conv->out_channels;
-  const gsize n = (gsize) n_rows * tiles_w;
+  const gint  co = out->conv->out_channels;
+  const gsize n = (gsize) n_rows * out->tiles_w;
   const gsize stride_p = (gsize) co * n;
 
 #pragma omp parallel
   {
-    gfloat *h = g_new (gfloat, (gsize) (ALPHA + TILE) * TILE * tiles_w);
+    gfloat *h = g_new (gfloat, (gsize) (ALPHA + TILE) * TILE * out->tiles_w);
 #pragma omp for schedule(static)
     for (gint o = 0; o < co; o++)
       for (gint r = 0; r < n_rows; r++)
-        output_tile_row (m + (gsize) o * n + (gsize) r * tiles_w, stride_p, tiles_w, ty0 + r,
-                         conv->bias ? conv->bias[o] : 0.0f, act, y, o, h);
+        output_tile_row (out, m + (gsize) o * n + (gsize) r * out->tiles_w, stride_p, ty0 + r, o, h);
     g_free (h);
   }
 }
@@ -325,13 +344,14 @@ vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 }
 
 gboolean
-vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeAct act, VaeTensor *y,
-                   GError **error)
+vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
+                   VaeTensor *y, GError **error)
 {
   const gint  co = conv->out_channels, ci = conv->in_channels;
   const gint  tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (y->height + TILE - 1) / TILE;
   const gint  band = batch_rows (conv, tiles_w, tiles_h);
   const Geometry g = { conv, x, up, tiles_w, TILE * tiles_w + 2 };
+  const Output   out = { conv, residual, act, y, tiles_w };
   g_autofree gfloat *scratch = NULL;
   const gfloat *u;
   gfloat     *v, *m;
@@ -356,7 +376,7 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeAct 
       for (gint p = 0; p < POSITIONS; p++)
         cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, ci, 1.0f, u + (gsize) p * co * ci, ci,
                      v + (gsize) p * ci * n, n, 0.0f, m + (gsize) p * co * n, n);
-      transform_output (conv, m, tiles_w, ty0, rows, act, y);
+      transform_output (&out, m, ty0, rows);
     }
   vae_scratch_free (v, v_capacity);
   vae_scratch_free (m, m_capacity);
