@@ -34,41 +34,65 @@ vae_winograd_set_cache_limit (gsize bytes)
   g_mutex_unlock (&cache_lock);
 }
 
-/* U = G g Gᵀ for every (out, in) pair, as 36 matrices [out × in]; computed in
- * double and rounded once. */
+/* Filters transformed side by side: the arithmetic runs across them, so it
+ * vectorises in double. */
+#define WEIGHT_LANES 16
+
+/* Rows of G applied to the three values A[0..2][lane]: OUT[0..5][lane]. */
+static inline void
+apply_g (gdouble a[3][WEIGHT_LANES], gdouble out[ALPHA][WEIGHT_LANES])
+{
+  for (gint l = 0; l < WEIGHT_LANES; l++)
+    {
+      const gdouble g0 = a[0][l], g1 = a[1][l], g2 = a[2][l];
+      out[0][l] = g0 / 4;
+      out[1][l] = -(g0 + g1 + g2) / 6;
+      out[2][l] = -(g0 - g1 + g2) / 6;
+      out[3][l] = g0 / 24 + g1 / 12 + g2 / 6;
+      out[4][l] = g0 / 24 - g1 / 12 + g2 / 6;
+      out[5][l] = g2;
+    }
+}
+
+/* U = G g Gᵀ for filters OI0 .. OI0 + COUNT, in double, rounded once. */
+static VAE_HOT void
+transform_filters (const VaeConv *conv, gsize oi0, gint count, gsize plane, gfloat *u)
+{
+  gdouble g[3][3][WEIGHT_LANES] = { { { 0 } } }; /* [row][column][filter] */
+  gdouble column[3][WEIGHT_LANES], gcol[ALPHA][WEIGHT_LANES];
+  gdouble half[ALPHA][3][WEIGHT_LANES];          /* G g: [i][column] */
+  gdouble out[ALPHA][WEIGHT_LANES];
+
+  for (gint l = 0; l < count; l++)
+    for (gint t = 0; t < 9; t++)
+      g[t / 3][t % 3][l] = conv->weight[(oi0 + l) * 9 + t];
+  for (gint j = 0; j < 3; j++)
+    {
+      for (gint r = 0; r < 3; r++)
+        memcpy (column[r], g[r][j], sizeof column[r]);
+      apply_g (column, gcol);
+      for (gint i = 0; i < ALPHA; i++)
+        memcpy (half[i][j], gcol[i], sizeof gcol[i]);
+    }
+  for (gint i = 0; i < ALPHA; i++)
+    {
+      apply_g (half[i], out);
+      for (gint k = 0; k < ALPHA; k++)
+        for (gint l = 0; l < count; l++)
+          u[(gsize) (i * ALPHA + k) * plane + oi0 + l] = (gfloat) out[k][l];
+    }
+}
+
+/* U = G g Gᵀ for every (out, in) pair, as 36 matrices [out × in]. */
 static void
 transform_weights (const VaeConv *conv, gfloat *u)
 {
   const gsize plane = (gsize) conv->out_channels * conv->in_channels;
+  const gsize blocks = (plane + WEIGHT_LANES - 1) / WEIGHT_LANES;
 
 #pragma omp parallel for schedule(static)
-  for (gsize oi = 0; oi < plane; oi++)
-    {
-      const gfloat *g = conv->weight + oi * 9;
-      gdouble       tmp[ALPHA][3], out[ALPHA][ALPHA];
-      for (gint j = 0; j < 3; j++)
-        {
-          gdouble g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-          tmp[0][j] = g0 / 4;
-          tmp[1][j] = -(g0 + g1 + g2) / 6;
-          tmp[2][j] = -(g0 - g1 + g2) / 6;
-          tmp[3][j] = g0 / 24 + g1 / 12 + g2 / 6;
-          tmp[4][j] = g0 / 24 - g1 / 12 + g2 / 6;
-          tmp[5][j] = g2;
-        }
-      for (gint i = 0; i < ALPHA; i++)
-        {
-          gdouble g0 = tmp[i][0], g1 = tmp[i][1], g2 = tmp[i][2];
-          out[i][0] = g0 / 4;
-          out[i][1] = -(g0 + g1 + g2) / 6;
-          out[i][2] = -(g0 - g1 + g2) / 6;
-          out[i][3] = g0 / 24 + g1 / 12 + g2 / 6;
-          out[i][4] = g0 / 24 - g1 / 12 + g2 / 6;
-          out[i][5] = g2;
-        }
-      for (gint p = 0; p < POSITIONS; p++)
-        u[(gsize) p * plane + oi] = (gfloat) out[p / ALPHA][p % ALPHA];
-    }
+  for (gsize b = 0; b < blocks; b++)
+    transform_filters (conv, b * WEIGHT_LANES, (gint) MIN (WEIGHT_LANES, plane - b * WEIGHT_LANES), plane, u);
 }
 
 /* The conv's transformed weights: cached on the conv while the budget
@@ -123,22 +147,24 @@ typedef struct
 static VAE_HOT void
 load_row (const Geometry *g, const gfloat *plane, gint iy, gfloat *restrict row)
 {
-  const gint in_h = g->x->height << g->up, in_w = g->x->width << g->up;
-  const gint pad = g->conv->pad_left;
+  const gint    in_h = g->x->height << g->up, in_w = g->x->width << g->up;
+  const gint    pad = g->conv->pad_left;
+  const gint    j0 = MIN (pad, g->row_w), j1 = MIN (pad + in_w, g->row_w); /* columns inside the input */
+  const gfloat *src;
 
   if (iy < 0 || iy >= in_h)
     {
       memset (row, 0, sizeof (gfloat) * g->row_w);
       return;
     }
-  {
-    const gfloat *src = plane + (gsize) (iy >> g->up) * g->x->width;
-    for (gint j = 0; j < g->row_w; j++)
-      {
-        const gint ix = j - pad;
-        row[j] = ix >= 0 && ix < in_w ? src[ix >> g->up] : 0.0f;
-      }
-  }
+  src = plane + (gsize) (iy >> g->up) * g->x->width;
+  memset (row, 0, sizeof (gfloat) * j0);
+  if (g->up)
+    for (gint j = j0; j < j1; j++)
+      row[j] = src[(j - pad) >> 1];
+  else
+    memcpy (row + j0, src, sizeof (gfloat) * (j1 - j0));
+  memset (row + j1, 0, sizeof (gfloat) * (g->row_w - j1));
 }
 
 /* Row k of Bᵀ applied down the six rows D, along the whole row. */
@@ -168,7 +194,7 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restric
   const gint     y0 = ty * TILE - g->conv->pad_top;
   gfloat *restrict d[ALPHA];
   gfloat *restrict r = rows + (gsize) ALPHA * w;
-  gfloat *restrict ph = r + w;
+  gfloat *restrict ph = r + w + 2;
 
   for (gint i = 0; i < ALPHA; i++)
     {
@@ -178,12 +204,18 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restric
   for (gint k = 0; k < ALPHA; k++)
     {
       column_transform (k, d, r, w);
-      /* r[4m + j] for j = 0..5 is ph[j % 4][m + j / 4]; one extra column each */
-      for (gint q = 0; q < TILE; q++)
-        for (gint m = 0; m <= tw; m++)
-          ph[(gsize) q * (tw + 1) + m] = 4 * m + q < w ? r[4 * m + q] : 0.0f;
       {
-        const gfloat *p0 = ph, *p1 = ph + (tw + 1), *p2 = ph + 2 * (tw + 1), *p3 = ph + 3 * (tw + 1);
+        /* r[4m + j] for j = 0..5 is ph_{j % 4}[m + j / 4]; r has two spare
+         * zeros after its w values, so the last group of four is whole */
+        gfloat *restrict p0 = ph, *restrict p1 = ph + (tw + 1), *restrict p2 = ph + 2 * (tw + 1);
+        gfloat *restrict p3 = ph + 3 * (tw + 1);
+        for (gint m = 0; m <= tw; m++)
+          {
+            p0[m] = r[4 * m];
+            p1[m] = r[4 * m + 1];
+            p2[m] = r[4 * m + 2];
+            p3[m] = r[4 * m + 3];
+          }
         gfloat *restrict o[ALPHA];
         for (gint l = 0; l < ALPHA; l++)
           o[l] = v + (gsize) (k * ALPHA + l) * stride_p;
@@ -210,7 +242,7 @@ transform_input (const Geometry *g, gint ty0, gint n_rows, gfloat *v)
 
 #pragma omp parallel
   {
-    gfloat *rows = g_new (gfloat, (gsize) (ALPHA + 1) * g->row_w + (gsize) TILE * (g->tiles_w + 1));
+    gfloat *rows = g_new0 (gfloat, (gsize) (ALPHA + 1) * g->row_w + 2 + (gsize) TILE * (g->tiles_w + 1));
 #pragma omp for schedule(static)
     for (gint c = 0; c < ci; c++)
       {
