@@ -74,7 +74,28 @@ struct _VaeBackend
                            GError **error);
   /* 3·tanh(x/3), TAESD's soft clamp of latents. */
   VaeTensor *(*clamp) (const VaeBackend *be, const VaeTensor *x, GError **error);
+  /* norm, written over X's own values; NULL where a backend cannot. */
+  gboolean   (*norm_in_place) (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act, GError **error);
 };
+
+/* norm(X) for a tensor nobody reads afterwards: in place where the backend
+ * can, so the pass holds one tensor instead of two.  X is consumed. */
+static inline VaeTensor *
+vae_norm_consume (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act, GError **error)
+{
+  VaeTensor *y;
+
+  if (be->norm_in_place)
+    {
+      if (be->norm_in_place (be, norm, x, act, error))
+        return x;
+      vae_tensor_free (x);
+      return NULL;
+    }
+  y = be->norm (be, norm, x, act, error);
+  vae_tensor_free (x);
+  return y;
+}
 
 const VaeBackend *vae_backend_cpu (void);
 
@@ -126,6 +147,10 @@ gboolean vae_winograd_applies (const VaeConv *conv);
 gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean upsample, const VaeTensor *residual,
                             VaeAct act, VaeTensor *y, GError **error);
 void     vae_winograd_release (VaeConv *conv);
+/* Whether CONV's transformed weights are kept (up to the cache limit) when
+ * it makes an OUT_H × OUT_W output. */
+gboolean vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w);
+gsize    vae_winograd_weight_bytes (const VaeConv *conv);
 /* Transformed weights kept across passes, in bytes (what is kept stays). */
 void     vae_winograd_set_cache_limit (gsize bytes);
 gsize    vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);

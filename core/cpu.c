@@ -281,28 +281,22 @@ group_stats (const gfloat *p, gsize n, gfloat eps, gdouble *mean, gdouble *rstd)
 }
 
 VAE_HOT void
-vae_scale_shift_act (const gfloat *restrict src, gfloat *restrict dst, gsize n, gfloat a, gfloat b, VaeAct act)
+vae_scale_shift_act (const gfloat *src, gfloat *dst, gsize n, gfloat a, gfloat b, VaeAct act)
 {
   for (gsize i = 0; i < n; i++)
     dst[i] = vae_activate (src[i] * a + b, act);
 }
 
 /* GroupNorm: statistics per group, then y = x·a + b per channel with
- * a = rstd·γ, b = β − mean·a, and the activation in the same pass. */
-static VaeTensor *
-cpu_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+ * a = rstd·γ, b = β − mean·a, and the activation in the same pass; Y may be
+ * X. */
+static void
+normalize (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
 {
   const gsize plane = (gsize) x->height * x->width;
   const gint  per_group = x->channels / norm->groups;
-  gdouble    *mean, *rstd;
-  VaeTensor  *y;
+  gdouble    *mean = g_new (gdouble, norm->groups), *rstd = g_new (gdouble, norm->groups);
 
-  g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, NULL);
-  y = vae_tensor_new (x->channels, x->height, x->width, error);
-  if (!y)
-    return NULL;
-  mean = g_new (gdouble, norm->groups);
-  rstd = g_new (gdouble, norm->groups);
 #pragma omp parallel for schedule(static)
   for (gint g = 0; g < norm->groups; g++)
     group_stats (x->data + (gsize) g * per_group * plane, (gsize) per_group * plane, norm->eps, &mean[g], &rstd[g]);
@@ -311,12 +305,30 @@ cpu_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct 
     {
       const gint g = c / per_group;
       vae_scale_shift_act (x->data + (gsize) c * plane, y->data + (gsize) c * plane, plane,
-                         (gfloat) (rstd[g] * norm->gamma[c]),
-                         (gfloat) (norm->beta[c] - mean[g] * rstd[g] * norm->gamma[c]), act);
+                           (gfloat) (rstd[g] * norm->gamma[c]),
+                           (gfloat) (norm->beta[c] - mean[g] * rstd[g] * norm->gamma[c]), act);
     }
   g_free (mean);
   g_free (rstd);
+}
+
+static VaeTensor *
+cpu_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+{
+  VaeTensor *y;
+
+  g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, NULL);
+  if ((y = vae_tensor_new_uninit (x->channels, x->height, x->width, FALSE, error)))
+    normalize (norm, x, act, y);
   return y;
+}
+
+static gboolean
+cpu_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act, GError **error)
+{
+  g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, FALSE);
+  normalize (norm, x, act, x);
+  return TRUE;
 }
 
 static void
@@ -421,6 +433,7 @@ vae_backend_cpu (void)
     .norm = cpu_norm,
     .attention = cpu_attention,
     .clamp = cpu_clamp,
+    .norm_in_place = cpu_norm_in_place,
   };
   return &cpu;
 }

@@ -446,20 +446,24 @@ fail:
 
 /* ---- forward ------------------------------------------------------------- */
 
+/* X is consumed.  With a shortcut conv, X is read by it first and then
+ * normalised in place, so at most X and two half-size tensors are alive. */
 static VaeTensor *
-resnet_forward (const VaeBackend *be, const Resnet *r, const VaeTensor *x, GError **error)
+resnet_forward (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **error)
 {
-  VaeTensor *h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
-  VaeTensor *shortcut = NULL, *out = NULL;
+  VaeTensor *shortcut = NULL, *h = NULL, *out = NULL;
 
-  if (h && vae_tensor_replace (&h, be->conv (be, &r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error))
-      && vae_tensor_replace (&h, be->norm (be, &r->norm2, h, VAE_ACT_SILU, error)))
+  if (r->has_shortcut)
     {
-      if (r->has_shortcut)
-        shortcut = be->conv (be, &r->shortcut, x, FALSE, NULL, VAE_ACT_NONE, error);
-      if (!r->has_shortcut || shortcut)
-        out = be->conv (be, &r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
+      if ((shortcut = be->conv (be, &r->shortcut, x, FALSE, NULL, VAE_ACT_NONE, error)))
+        h = vae_norm_consume (be, &r->norm1, g_steal_pointer (&x), VAE_ACT_SILU, error);
     }
+  else
+    h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
+  if (h && vae_tensor_replace (&h, be->conv (be, &r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error))
+      && (h = vae_norm_consume (be, &r->norm2, h, VAE_ACT_SILU, error)))
+    out = be->conv (be, &r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
+  vae_tensor_free (x);
   vae_tensor_free (h);
   vae_tensor_free (shortcut);
   return out;
@@ -468,9 +472,9 @@ resnet_forward (const VaeBackend *be, const Resnet *r, const VaeTensor *x, GErro
 static gboolean
 mid_forward (const VaeBackend *be, const KlNet *kl, VaeTensor **h, GError **error)
 {
-  return vae_tensor_replace (h, resnet_forward (be, &kl->mid[0], *h, error))
+  return (*h = resnet_forward (be, &kl->mid[0], *h, error))
          && (!kl->has_attention || vae_tensor_replace (h, be->attention (be, &kl->attention, *h, error)))
-         && vae_tensor_replace (h, resnet_forward (be, &kl->mid[1], *h, error));
+         && (*h = resnet_forward (be, &kl->mid[1], *h, error));
 }
 
 static VaeTensor *
@@ -491,14 +495,14 @@ kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **erro
   for (gint level = 0; ok && level < kl->n_levels; level++)
     {
       for (gint j = 0; ok && j < kl->n_res; j++)
-        ok = vae_tensor_replace (&h, resnet_forward (be, &kl->res[level * kl->n_res + j], h, error));
+        ok = (h = resnet_forward (be, &kl->res[level * kl->n_res + j], h, error)) != NULL;
       if (ok && level < kl->n_levels - 1)
         ok = vae_tensor_replace (&h, be->conv (be, &kl->resample[level], h, kl->decoder, NULL, VAE_ACT_NONE, error));
       vae_progress_step (level + 1 + kl->decoder, kl->n_levels + 2);
     }
   if (ok && !kl->decoder)
     ok = mid_forward (be, kl, &h, error);
-  ok = ok && vae_tensor_replace (&h, be->norm (be, &kl->norm_out, h, VAE_ACT_SILU, error))
+  ok = ok && (h = vae_norm_consume (be, &kl->norm_out, h, VAE_ACT_SILU, error))
        && vae_tensor_replace (&h, be->conv (be, &kl->conv_out, h, FALSE, NULL, VAE_ACT_NONE, error));
   if (ok && !kl->decoder && kl->has_quant)
     ok = vae_tensor_replace (&h, be->conv (be, &kl->quant, h, FALSE, NULL, VAE_ACT_NONE, error));

@@ -86,6 +86,8 @@ typedef struct
   gsize           live;   /* bytes of tensors alive */
   gsize           peak;
   gint            bands;
+  GHashTable     *cached; /* convs whose transformed weights would be kept */
+  gsize           cache_bytes;
 } Planner;
 
 /* The bytes a tensor holds, shared by the tiled executor's views of it
@@ -173,6 +175,9 @@ plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboole
   if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
     return NULL;
   y = tally_tensor (p, conv->out_channels, out_h, out_w);
+  if (vae_winograd_caches (conv, p->tiled ? vae_tiled_band_rows (&p->tiles, out_h) : out_h, out_w)
+      && g_hash_table_add (p->cached, (gpointer) conv))
+    p->cache_bytes += vae_winograd_weight_bytes (conv);
   if (p->tiled)
     {
       note (p, vae_tiled_conv_band_bytes (&p->tiles, conv, x->height, x->width, up, residual != NULL));
@@ -194,6 +199,14 @@ plan_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct
   note (p, band_bytes (p, x->channels, x->height, x->width));
   count_bands (p, x->height);
   return tally_ref (((TallyRef *) x->external)->tally, x->channels, x->height, x->width);
+}
+
+/* In place: nothing new (only the plain CPU run does this; the tiled
+ * executor's norm is a view already). */
+static gboolean
+plan_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act, GError **error)
+{
+  return TRUE;
 }
 
 static VaeTensor *
@@ -229,39 +242,51 @@ plan_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
   return tally_tensor (p, x->channels, x->height, x->width);
 }
 
-/* The peak bytes of NET's pass over an input of C × H × W, and its bands. */
+/* The peak bytes of NET's pass over an input of C × H × W, its bands, and
+ * the bytes of transformed weights it would cache. */
 static gboolean
 walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings *tiles, gsize *peak, gint *bands,
-      GError **error)
+      gsize *cache_bytes, GError **error)
 {
-  Planner    planner = { { "plan", plan_conv, plan_norm, plan_attention, plan_clamp }, tiles != NULL };
+  Planner    planner = { { "plan", plan_conv, plan_norm, plan_attention, plan_clamp, tiles ? NULL : plan_norm_in_place },
+                         tiles != NULL };
   VaeTensor *input, *output;
 
   if (tiles)
     planner.tiles = *tiles;
+  planner.cached = g_hash_table_new (NULL, NULL);
   input = tally_tensor (&planner, channels, height, width);
   vae_progress_set_mode (VAE_PROGRESS_QUIET);
   output = net->forward (net, &planner.base, input, error);
   vae_progress_set_mode (VAE_PROGRESS_LAYERS);
   vae_tensor_free (input);
   vae_tensor_free (output);
+  g_hash_table_unref (planner.cached);
   *peak = planner.peak;
   *bands = planner.bands;
+  *cache_bytes = planner.cache_bytes;
   return output != NULL;
 }
 
 /* ---- the plan ---------------------------------------------------------------- */
 
-/* What every run holds besides the pass: weights, transformed Winograd
- * weights, the image in and out, the pool's spare blocks, the baseline. */
+/* What every run holds besides the pass: weights, the image in and out, the
+ * baseline.  (The pool's spare blocks add nothing: they make room for what
+ * they cannot serve.) */
 static guint64
-fixed_bytes (const VaeModel *m, gint image_w, gint image_h, gsize spare)
+fixed_bytes (const VaeModel *m, gint image_w, gint image_h)
 {
   const guint64 weights = m->n_params * sizeof (gfloat);
   const guint64 image = (guint64) 3 * image_w * image_h * sizeof (gfloat);
 
-  return BASELINE_BYTES + weights + MIN (4 * weights, MIN (WINOGRAD_CACHE_CAP, spare)) + 2 * image
-         + MIN (DEFAULT_POOL_HOLD, spare);
+  return BASELINE_BYTES + weights + 2 * image;
+}
+
+/* Transformed weights kept of the CACHED bytes a pass would keep. */
+static gsize
+cache_kept (gsize cached, const VaeTileSettings *tiles)
+{
+  return MIN (cached, vae_plan_winograd_cache (tiles));
 }
 
 /* Bands for a budget: tensors kept in memory as long as bands of
@@ -272,7 +297,7 @@ choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed
               VaeTileSettings *tiles, GError **error)
 {
   const gint image_h = tiles->image_height;
-  gsize      peak;
+  gsize      peak, cached;
 
   for (guint i = 0; i < G_N_ELEMENTS (FILE_SHARES); i++)
     {
@@ -282,10 +307,10 @@ choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed
            tiles->band_pixels >= (last ? MIN_BAND_PIXELS : MIN (image_h / 2, MIN_BAND_PIXELS_IN_MEMORY));
            tiles->band_pixels /= 2)
         {
-          if (!walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, error))
+          if (!walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, &cached, error))
             return FALSE;
           plan->band_pixels = tiles->band_pixels;
-          plan->tiled_bytes = fixed + peak;
+          plan->tiled_bytes = fixed + peak + cache_kept (cached, tiles);
           if (plan->tiled_bytes <= plan->budget)
             return TRUE;
         }
@@ -297,34 +322,33 @@ gboolean
 vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint width, VaeMemoryPlan *plan,
                      VaeTileSettings *tiles, GError **error)
 {
-  const gint image_h = net == m->decoder ? height * net->factor : height;
-  const gint image_w = net == m->decoder ? width * net->factor : width;
-  gsize      peak;
-  gint       bands;
+  const gint    image_h = net == m->decoder ? height * net->factor : height;
+  const gint    image_w = net == m->decoder ? width * net->factor : width;
+  const guint64 fixed = fixed_bytes (m, image_w, image_h);
+  gsize         peak, cached;
+  gint          bands;
 
   memset (plan, 0, sizeof *plan);
   plan->budget = tiling.memory_limit ? tiling.memory_limit : default_budget ();
   *tiles = (VaeTileSettings) { image_h, tiling.tile_size, plan->budget / FILE_SHARES[G_N_ELEMENTS (FILE_SHARES) - 1], 0 };
-  if (!walk (net, channels, height, width, NULL, &peak, &bands, error))
+  if (!walk (net, channels, height, width, NULL, &peak, &bands, &cached, error))
     return FALSE;
   /* generous spare blocks and Winograd cache first (they save time), then lean */
   for (guint i = 0; i < G_N_ELEMENTS (SPARE_SHARES); i++)
     {
-      guint64 fixed;
       tiles->spare_bytes = plan->budget / SPARE_SHARES[i];
-      fixed = fixed_bytes (m, image_w, image_h, tiles->spare_bytes);
-      plan->untiled_bytes = fixed + peak;
+      plan->untiled_bytes = fixed + peak + cache_kept (cached, tiles);
       if (tiling.tile_size > 0)
-        return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, error)
-               && (plan->band_pixels = tiles->band_pixels, plan->tiled_bytes = fixed + peak);
+        return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, &cached, error)
+               && (plan->band_pixels = tiles->band_pixels,
+                   plan->tiled_bytes = fixed + peak + cache_kept (cached, tiles));
       if (plan->untiled_bytes <= plan->budget)
         return TRUE;
     }
   for (guint i = 0; i < G_N_ELEMENTS (SPARE_SHARES); i++)
     {
       tiles->spare_bytes = plan->budget / SPARE_SHARES[i];
-      if (choose_bands (net, channels, height, width, fixed_bytes (m, image_w, image_h, tiles->spare_bytes), plan,
-                        tiles, error))
+      if (choose_bands (net, channels, height, width, fixed, plan, tiles, error))
         return TRUE;
       if (error && *error)
         return FALSE;

@@ -3,7 +3,8 @@
  * costs a TLB shootdown on all cores (measured: a quarter of the run time
  * of a TAEF2 round trip); the next layer then faults the pages back in.
  * While a pass is open, freed blocks wait here for the next allocation of
- * a similar size; when the last pass closes, all but RETAINED_BYTES of them
+ * a similar size (and make room for one they cannot serve, so that they add
+ * nothing to the peak); when the last pass closes, all but RETAINED_BYTES of them
  * (the largest first) go back to the system.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
@@ -14,9 +15,8 @@
 #define POOLED_MIN_BYTES ((gsize) 1 << 20)
 /* Kept between passes, so the next image does not fault its pages in again. */
 #define RETAINED_BYTES   ((gsize) 512 << 20)
-/* Held during a pass (set by the memory plan): beyond this a freed block
- * goes back at once, so the pool never adds more than this to the pass's
- * own peak. */
+/* Held during a pass at most (set by the memory plan); beyond this a freed
+ * block goes back at once. */
 static gsize held_bytes = (gsize) 768 << 20;
 
 typedef struct
@@ -90,8 +90,9 @@ vae_pool_end (void)
   g_mutex_unlock (&pool_lock);
 }
 
-/* The smallest free block of at least BYTES, taken out of the pool (its
- * pages are already resident: reusing a larger one costs no memory). */
+/* The smallest free block of BYTES up to a quarter more, taken out of the
+ * pool (its pages are already resident; a much larger one would keep pages
+ * the caller never uses). */
 static gpointer
 take (gsize bytes, gsize *block_bytes)
 {
@@ -100,7 +101,7 @@ take (gsize bytes, gsize *block_bytes)
   for (guint i = 0; pool && i < pool->len; i++)
     {
       gsize b = g_array_index (pool, Block, i).bytes;
-      if (b >= bytes && (best < 0 || b < g_array_index (pool, Block, best).bytes))
+      if (b >= bytes && b - bytes <= bytes / 4 && (best < 0 || b < g_array_index (pool, Block, best).bytes))
         best = (gint) i;
     }
   if (best < 0)
@@ -114,6 +115,27 @@ take (gsize bytes, gsize *block_bytes)
   }
 }
 
+/* Before fresh memory is taken, spare blocks of as many bytes go back to the
+ * system, the largest first: so the pool never raises the peak of resident
+ * memory above what the pass itself holds at some moment. */
+static void
+make_room (gsize bytes)
+{
+  gsize released = 0;
+
+  if (!pool)
+    return;
+  g_array_sort (pool, compare_blocks);
+  while (pool->len > 0 && released < bytes)
+    {
+      Block *b = &g_array_index (pool, Block, pool->len - 1);
+      released += b->bytes;
+      pooled_bytes -= b->bytes;
+      g_free (b->data);
+      g_array_remove_index (pool, pool->len - 1);
+    }
+}
+
 gpointer
 vae_scratch_alloc (gsize bytes, gboolean zeroed, gsize *capacity, const gchar *what, GError **error)
 {
@@ -123,7 +145,8 @@ vae_scratch_alloc (gsize bytes, gboolean zeroed, gsize *capacity, const gchar *w
   if (bytes >= POOLED_MIN_BYTES)
     {
       g_mutex_lock (&pool_lock);
-      data = take (bytes, capacity);
+      if (!(data = take (bytes, capacity)))
+        make_room (bytes);
       g_mutex_unlock (&pool_lock);
     }
   if (data)

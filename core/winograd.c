@@ -20,6 +20,11 @@
 #define ALPHA       6          /* TILE + 3 − 1 */
 #define POSITIONS   (ALPHA * ALPHA)
 #define BATCH_BYTES ((gsize) 48 << 20)
+/* Transformed weights are kept only for convolutions on fewer output pixels
+ * than this: transforming them again costs some 10% of a convolution on
+ * 128² pixels and under 1% from 512² on, while big images are where memory
+ * is short. */
+#define CACHED_BELOW_PIXELS (128 * 128)
 static GMutex cache_lock;
 static gsize  cache_used;
 /* Transformed weights are kept with the model up to this many bytes in all
@@ -95,17 +100,23 @@ transform_weights (const VaeConv *conv, gfloat *u)
     transform_filters (conv, b * WEIGHT_LANES, (gint) MIN (WEIGHT_LANES, plane - b * WEIGHT_LANES), plane, u);
 }
 
+gboolean
+vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w)
+{
+  return vae_winograd_applies (conv) && (gint64) out_h * out_w < CACHED_BELOW_PIXELS;
+}
+
 /* The conv's transformed weights: cached on the conv while the budget
  * lasts, else computed into *scratch (freed by the caller). */
 static const gfloat *
-weights_for (const VaeConv *conv, gfloat **scratch, GError **error)
+weights_for (const VaeConv *conv, const VaeTensor *y, gfloat **scratch, GError **error)
 {
-  const gsize bytes = (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
+  const gsize bytes = vae_winograd_weight_bytes (conv);
   VaeConv    *mutable_conv = (VaeConv *) conv;
   const gfloat *u;
 
   g_mutex_lock (&cache_lock);
-  if (!conv->winograd && cache_used + bytes <= cache_limit
+  if (!conv->winograd && vae_winograd_caches (conv, y->height, y->width) && cache_used + bytes <= cache_limit
       && (mutable_conv->winograd = g_try_malloc (bytes)))
     {
       transform_weights (conv, mutable_conv->winograd);
@@ -127,7 +138,7 @@ vae_winograd_release (VaeConv *conv)
   if (!conv->winograd)
     return;
   g_mutex_lock (&cache_lock);
-  cache_used -= (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
+  cache_used -= vae_winograd_weight_bytes (conv);
   g_clear_pointer (&conv->winograd, g_free);
   g_mutex_unlock (&cache_lock);
 }
@@ -367,10 +378,16 @@ batch_rows (const VaeConv *conv, gint tiles_w, gint tiles_h)
 }
 
 gsize
+vae_winograd_weight_bytes (const VaeConv *conv)
+{
+  return (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
+}
+
+gsize
 vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   const gint  tiles_w = (out_w + TILE - 1) / TILE, tiles_h = (out_h + TILE - 1) / TILE;
-  const gsize weights = conv->winograd ? 0 : (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
+  const gsize weights = vae_winograd_caches (conv, out_h, out_w) ? 0 : vae_winograd_weight_bytes (conv);
 
   return tile_row_bytes (conv, tiles_w) * batch_rows (conv, tiles_w, tiles_h) + weights;
 }
@@ -389,7 +406,7 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const V
   gfloat     *v, *m;
   gsize       v_capacity, m_capacity;
 
-  if (!(u = weights_for (conv, &scratch, error)))
+  if (!(u = weights_for (conv, y, &scratch, error)))
     return FALSE;
   if (!(v = vae_scratch_alloc ((gsize) POSITIONS * ci * band * tiles_w * sizeof (gfloat), FALSE, &v_capacity,
                                "Winograd input", error)))

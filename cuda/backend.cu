@@ -41,7 +41,7 @@ backend_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
 }
 
 #define CUDA_BACKEND(precision) \
-  { { "cuda", backend_conv, backend_norm, backend_attention, backend_clamp }, precision }
+  { { "cuda", backend_conv, backend_norm, backend_attention, backend_clamp, NULL }, precision }
 
 static const CudaBackend backends[] = {
   CUDA_BACKEND (VAE_PRECISION_FP32),
