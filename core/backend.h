@@ -39,6 +39,7 @@ typedef struct
   gfloat *weight;      /* out × in × k × k */
   gfloat *bias;        /* out, or NULL */
   gfloat *winograd;    /* cached transformed weights (winograd.c), or NULL */
+  guint16 *winograd_bf16; /* the same in bfloat16, for vae_gemm_bf16_batch */
   gpointer device;     /* the weights uploaded to a device (cuda/), or NULL */
 } VaeConv;
 
@@ -98,6 +99,8 @@ vae_norm_consume (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAc
 }
 
 const VaeBackend *vae_backend_cpu (void);
+/* The CPU backend with Winograd's products in bfloat16 (vae_cpu_has_bf16). */
+const VaeBackend *vae_backend_cpu_bf16 (void);
 
 /* Pieces of the CPU backend the tiled executor reuses. */
 /* Mean and sum of squared deviations of N values, in double (the reference
@@ -142,10 +145,10 @@ gboolean    vae_tiled_materialize (VaeTensor **tensor, GError **error);
 
 /* Winograd F(4×4,3×3) for 3×3 stride-1 "same" convs of 8+ input channels:
  * y = act(conv(up(x)) + bias + residual), every value of Y written (the
- * residual may be NULL). */
+ * residual may be NULL); the products in bfloat16 when BF16. */
 gboolean vae_winograd_applies (const VaeConv *conv);
 gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean upsample, const VaeTensor *residual,
-                            VaeAct act, VaeTensor *y, GError **error);
+                            VaeAct act, gboolean bf16, VaeTensor *y, GError **error);
 void     vae_winograd_release (VaeConv *conv);
 /* Whether CONV's transformed weights are kept (up to the cache limit) when
  * it makes an OUT_H × OUT_W output. */
@@ -154,6 +157,21 @@ gsize    vae_winograd_weight_bytes (const VaeConv *conv);
 /* Transformed weights kept across passes, in bytes (what is kept stays). */
 void     vae_winograd_set_cache_limit (gsize bytes);
 gsize    vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+/* ---- bfloat16 on the CPU (bf16.c) -------------------------------------------- */
+
+/* Whether this CPU has AVX512-BF16 (and this build its kernels). */
+gboolean vae_cpu_has_bf16 (void);
+guint16  vae_bf16_round (gfloat value);   /* to nearest, ties to even */
+gfloat   vae_bf16_value (guint16 bf16);
+gint     vae_bf16_pairs (gint k);         /* k values as bf16 pairs: ⌈k/2⌉ */
+/* A (m × k fp32) as rows of 2·pairs(k) bf16, the odd k padded with zero. */
+void     vae_bf16_pack_rows (const gfloat *a, gint m, gint k, guint16 *packed);
+/* C_g = A_g·B_g for g < COUNT (A_g at a + g·a_stride, packed rows; B_g
+ * k × n fp32, rounded to bf16; C_g m × n fp32), products summed in fp32.
+ * Only where vae_cpu_has_bf16. */
+void     vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
+                              gsize b_stride, gfloat *c, gsize c_stride);
+
 /* The plain im2col + SGEMM convolution, the reference the fast kernels are
  * tested against. */
 VaeTensor *vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean upsample,

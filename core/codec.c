@@ -56,15 +56,16 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
   return out;
 }
 
-/* One network pass on the CPU, its scratch blocks recycled among its
- * layers; in bands when the memory plan says so. */
+/* One network pass on the CPU in PRECISION (fp32 or bf16), its scratch
+ * blocks recycled among its layers; in bands when the memory plan says so. */
 static VaeTensor *
-forward_cpu (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
+forward_cpu (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
 {
-  VaeMemoryPlan   plan;
-  VaeTileSettings tiles;
-  VaeBackend     *tiled = NULL;
-  VaeTensor      *y;
+  const VaeBackend *cpu = precision == VAE_PRECISION_BF16 ? vae_backend_cpu_bf16 () : vae_backend_cpu ();
+  VaeMemoryPlan     plan;
+  VaeTileSettings   tiles;
+  VaeBackend       *tiled = NULL;
+  VaeTensor        *y;
 
   if (!vae_model_plan_pass (m, net, x->channels, x->height, x->width, &plan, &tiles, error))
     return NULL;
@@ -72,11 +73,11 @@ forward_cpu (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
   vae_winograd_set_cache_limit (vae_plan_winograd_cache (&tiles));
   if (plan.band_pixels > 0)
     {
-      tiled = vae_backend_tiled_new (vae_backend_cpu (), &tiles);
+      tiled = vae_backend_tiled_new (cpu, &tiles);
       vae_progress_set_mode (VAE_PROGRESS_BANDS);
     }
   vae_pool_begin ();
-  y = net->forward (net, tiled ? tiled : vae_backend_cpu (), x, error);
+  y = net->forward (net, tiled ? tiled : cpu, x, error);
   if (y && !vae_tiled_materialize (&y, error))
     g_clear_pointer (&y, vae_tensor_free);
   vae_pool_end ();
@@ -99,7 +100,7 @@ forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
   if (!vae_compute_choose (&compute, error))
     return NULL;
   if (compute.backend == VAE_BACKEND_CPU)
-    return forward_cpu (m, net, x, error);
+    return forward_cpu (m, net, x, compute.precision, error);
   if ((y = vae_device_forward (net, x, compute.precision, &device_error))
       || !g_error_matches (device_error, VAE_ERROR, VAE_ERROR_NO_MEMORY))
     {
@@ -113,7 +114,9 @@ forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
       g_once_init_leave (&fallback_said, 1);
     }
   g_error_free (device_error);
-  return forward_cpu (m, net, x, error);
+  return forward_cpu (m, net, x, compute.precision == VAE_PRECISION_BF16 && vae_cpu_has_bf16 () ? VAE_PRECISION_BF16
+                                                                                             : VAE_PRECISION_FP32,
+                      error);
 }
 
 VaeTensor *

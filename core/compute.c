@@ -99,7 +99,8 @@ vae_compute_resolve (VaeCompute *compute, GError **error)
     {
       gboolean device = vae_cuda_probe (NULL, &probe_error);
       compute->backend = device ? VAE_BACKEND_CUDA : VAE_BACKEND_CPU;
-      if (!device) /* the CPU computes fp32 whatever was asked */
+      /* without a device: bf16 where this CPU has it, else fp32, quietly */
+      if (!device && !(compute->precision == VAE_PRECISION_BF16 && vae_cpu_has_bf16 ()))
         compute->precision = VAE_PRECISION_FP32;
       return TRUE;
     }
@@ -109,11 +110,17 @@ vae_compute_resolve (VaeCompute *compute, GError **error)
                    probe_error->message);
       return FALSE;
     }
-  if (compute->backend == VAE_BACKEND_CPU && compute->precision != VAE_PRECISION_FP32)
+  if (compute->backend == VAE_BACKEND_CPU && compute->precision == VAE_PRECISION_FP16)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _("precision %s is implemented on the CUDA backend only; the CPU computes fp32"),
-                   vae_precision_name (compute->precision));
+                   _("precision fp16 is implemented on the CUDA backend only; the CPU computes fp32 or bf16"));
+      return FALSE;
+    }
+  if (compute->backend == VAE_BACKEND_CPU && compute->precision == VAE_PRECISION_BF16 && !vae_cpu_has_bf16 ())
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _("precision bf16 on the CPU needs AVX512-BF16, which this processor (or this build) lacks; "
+                     "use fp32"));
       return FALSE;
     }
   return TRUE;

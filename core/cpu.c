@@ -167,11 +167,19 @@ vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
          * sizeof (gfloat);
 }
 
+/* The CPU backend in one precision: BF16 makes Winograd's products bf16. */
+typedef struct
+{
+  VaeBackend base;
+  gboolean   bf16;
+} CpuBackend;
+
 /* act(conv(up(x)) + bias + residual): Winograd for 3×3 "same" convs when
- * FAST, one SGEMM for 1×1, banded im2col + SGEMM otherwise. */
+ * FAST (its products in bf16 when BF16), one SGEMM for 1×1, banded im2col +
+ * SGEMM otherwise. */
 static VaeTensor *
 convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
-          VaeAct act, gboolean fast, GError **error)
+          VaeAct act, gboolean fast, gboolean bf16, GError **error)
 {
   const gint  k = conv->kernel;
   const gint  n_k = conv->in_channels * k * k;
@@ -191,7 +199,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
 
   if (fast && vae_winograd_applies (conv))
     {
-      if (!vae_winograd_conv (conv, x, up, residual, act, y, error))
+      if (!vae_winograd_conv (conv, x, up, residual, act, bf16, y, error))
         g_clear_pointer (&y, vae_tensor_free);
       return y; /* bias and activation applied */
     }
@@ -230,14 +238,14 @@ VaeTensor *
 vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
                         VaeAct act, GError **error)
 {
-  return convolve (conv, x, up, residual, act, FALSE, error);
+  return convolve (conv, x, up, residual, act, FALSE, FALSE, error);
 }
 
 static VaeTensor *
 cpu_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
           GError **error)
 {
-  return convolve (conv, x, up, residual, act, TRUE, error);
+  return convolve (conv, x, up, residual, act, TRUE, ((const CpuBackend *) be)->bf16, error);
 }
 
 /* Independent partial sums, so that the double additions vectorise (one
@@ -424,18 +432,22 @@ cpu_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
   return y;
 }
 
+#define CPU_BACKEND(is_bf16)                                                                              \
+  { { .name = "cpu", .conv = cpu_conv, .norm = cpu_norm, .attention = cpu_attention, .clamp = cpu_clamp,  \
+      .norm_in_place = cpu_norm_in_place }, is_bf16 }
+
+static const CpuBackend cpu_backends[] = { CPU_BACKEND (FALSE), CPU_BACKEND (TRUE) };
+
 const VaeBackend *
 vae_backend_cpu (void)
 {
-  static const VaeBackend cpu = {
-    .name = "cpu",
-    .conv = cpu_conv,
-    .norm = cpu_norm,
-    .attention = cpu_attention,
-    .clamp = cpu_clamp,
-    .norm_in_place = cpu_norm_in_place,
-  };
-  return &cpu;
+  return &cpu_backends[0].base;
+}
+
+const VaeBackend *
+vae_backend_cpu_bf16 (void)
+{
+  return &cpu_backends[1].base;
 }
 
 void

@@ -344,15 +344,15 @@ typedef enum
 typedef struct
 {
   VaeBackendKind backend;
-  VaePrecision   precision;  /* the CPU computes fp32 only */
+  VaePrecision   precision;  /* the CPU computes fp32, and bf16 where it has AVX512-BF16 */
 } VaeCompute;
 
 /* Encodes and decodes run on this thread use COMPUTE (NULL: auto, fp32)
  * until it is set again. */
 void         vae_set_compute (const VaeCompute *compute);
-/* Resolves AUTO (CUDA when a device answers, else the CPU in fp32); FALSE
- * with an error when CUDA is asked for and cannot be had, or the CPU for a
- * half precision. */
+/* Resolves AUTO (CUDA when a device answers, else the CPU in bf16 when asked
+ * and available, else fp32); FALSE with an error when CUDA is asked for and
+ * cannot be had, or the CPU for fp16 or for bf16 without AVX512-BF16. */
 gboolean     vae_compute_resolve (VaeCompute *compute, GError **error);
 /* TRUE when this build has the CUDA backend and a device answers; else
  * FALSE with an error saying which of the two is missing.  DEVICE_NAME, when

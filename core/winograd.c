@@ -106,40 +106,74 @@ vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w)
   return vae_winograd_applies (conv) && (gint64) out_h * out_w < CACHED_BELOW_PIXELS;
 }
 
-/* The conv's transformed weights: cached on the conv while the budget
- * lasts, else computed into *scratch (freed by the caller). */
-static const gfloat *
-weights_for (const VaeConv *conv, const VaeTensor *y, gfloat **scratch, GError **error)
+static gsize
+weight_bytes (const VaeConv *conv, gboolean bf16)
 {
-  const gsize bytes = vae_winograd_weight_bytes (conv);
+  return bf16 ? (gsize) POSITIONS * conv->out_channels * 2 * vae_bf16_pairs (conv->in_channels) * sizeof (guint16)
+              : vae_winograd_weight_bytes (conv);
+}
+
+/* U into DST: fp32 [36][out][in], or bf16 [36][out][in rounded up to even]
+ * for vae_gemm_bf16_batch. */
+static gboolean
+make_weights (const VaeConv *conv, gboolean bf16, gpointer dst, GError **error)
+{
+  const gsize plane = (gsize) conv->out_channels * conv->in_channels;
+  const gsize packed = (gsize) conv->out_channels * 2 * vae_bf16_pairs (conv->in_channels);
+  gfloat     *u;
+
+  if (!bf16)
+    {
+      transform_weights (conv, dst);
+      return TRUE;
+    }
+  if (!(u = vae_try_alloc (vae_winograd_weight_bytes (conv), "Winograd weights", error)))
+    return FALSE;
+  transform_weights (conv, u);
+  for (gint p = 0; p < POSITIONS; p++)
+    vae_bf16_pack_rows (u + p * plane, conv->out_channels, conv->in_channels, (guint16 *) dst + p * packed);
+  g_free (u);
+  return TRUE;
+}
+
+/* The conv's transformed weights: cached on the conv while the budget
+ * lasts, else made in *scratch (freed by the caller). */
+static gconstpointer
+weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *scratch, GError **error)
+{
+  const gsize bytes = weight_bytes (conv, bf16);
   VaeConv    *mutable_conv = (VaeConv *) conv;
-  const gfloat *u;
+  gpointer   *slot = bf16 ? (gpointer *) &mutable_conv->winograd_bf16 : (gpointer *) &mutable_conv->winograd;
+  gconstpointer u;
 
   g_mutex_lock (&cache_lock);
-  if (!conv->winograd && vae_winograd_caches (conv, y->height, y->width) && cache_used + bytes <= cache_limit
-      && (mutable_conv->winograd = g_try_malloc (bytes)))
+  if (!*slot && vae_winograd_caches (conv, y->height, y->width) && cache_used + bytes <= cache_limit
+      && (*slot = g_try_malloc (bytes)))
     {
-      transform_weights (conv, mutable_conv->winograd);
-      cache_used += bytes;
+      if (make_weights (conv, bf16, *slot, NULL))
+        cache_used += bytes;
+      else
+        g_clear_pointer (slot, g_free);
     }
-  u = conv->winograd;
+  u = *slot;
   g_mutex_unlock (&cache_lock);
   if (u)
     return u;
-  if (!(*scratch = vae_try_alloc (bytes, "Winograd weights", error)))
+  if (!(*scratch = vae_try_alloc (bytes, "Winograd weights", error)) || !make_weights (conv, bf16, *scratch, error))
     return NULL;
-  transform_weights (conv, *scratch);
   return *scratch;
 }
 
 void
 vae_winograd_release (VaeConv *conv)
 {
-  if (!conv->winograd)
-    return;
   g_mutex_lock (&cache_lock);
-  cache_used -= vae_winograd_weight_bytes (conv);
+  if (conv->winograd)
+    cache_used -= weight_bytes (conv, FALSE);
+  if (conv->winograd_bf16)
+    cache_used -= weight_bytes (conv, TRUE);
   g_clear_pointer (&conv->winograd, g_free);
+  g_clear_pointer (&conv->winograd_bf16, g_free);
   g_mutex_unlock (&cache_lock);
 }
 
@@ -392,21 +426,38 @@ vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
   return tile_row_bytes (conv, tiles_w) * batch_rows (conv, tiles_w, tiles_h) + weights;
 }
 
+/* The 36 products M_p = U_p·V_p of a band of N tiles. */
+static void
+multiply (const VaeConv *conv, gboolean bf16, gconstpointer u, const gfloat *v, gint n, gfloat *m)
+{
+  const gint co = conv->out_channels, ci = conv->in_channels;
+
+  if (bf16)
+    {
+      vae_gemm_bf16_batch (POSITIONS, co, n, ci, u, (gsize) co * 2 * vae_bf16_pairs (ci), v, (gsize) ci * n, m,
+                           (gsize) co * n);
+      return;
+    }
+  for (gint p = 0; p < POSITIONS; p++)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, ci, 1.0f, (const gfloat *) u + (gsize) p * co * ci,
+                 ci, v + (gsize) p * ci * n, n, 0.0f, m + (gsize) p * co * n, n);
+}
+
 gboolean
 vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
-                   VaeTensor *y, GError **error)
+                   gboolean bf16, VaeTensor *y, GError **error)
 {
   const gint  co = conv->out_channels, ci = conv->in_channels;
   const gint  tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (y->height + TILE - 1) / TILE;
   const gint  band = batch_rows (conv, tiles_w, tiles_h);
   const Geometry g = { conv, x, up, tiles_w, TILE * tiles_w + 2 };
   const Output   out = { conv, residual, act, y, tiles_w };
-  g_autofree gfloat *scratch = NULL;
-  const gfloat *u;
+  g_autofree gpointer scratch = NULL;
+  gconstpointer u;
   gfloat     *v, *m;
   gsize       v_capacity, m_capacity;
 
-  if (!(u = weights_for (conv, y, &scratch, error)))
+  if (!(u = weights_for (conv, y, bf16, &scratch, error)))
     return FALSE;
   if (!(v = vae_scratch_alloc ((gsize) POSITIONS * ci * band * tiles_w * sizeof (gfloat), FALSE, &v_capacity,
                                "Winograd input", error)))
@@ -422,9 +473,7 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const V
       const gint rows = MIN (band, tiles_h - ty0);
       const gint n = rows * tiles_w;
       transform_input (&g, ty0, rows, v);
-      for (gint p = 0; p < POSITIONS; p++)
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, ci, 1.0f, u + (gsize) p * co * ci, ci,
-                     v + (gsize) p * ci * n, n, 0.0f, m + (gsize) p * co * n, n);
+      multiply (conv, bf16, u, v, n, m);
       transform_output (&out, m, ty0, rows);
     }
   vae_scratch_free (v, v_capacity);

@@ -234,10 +234,16 @@ test_choice (void)
   g_autoptr (VaeTensor) cpu = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
   g_autoptr (VaeTensor) got = NULL;
   gboolean device = vae_cuda_probe (NULL, NULL);
-  VaeCompute compute = { VAE_BACKEND_CPU, VAE_PRECISION_BF16 };
+  VaeCompute compute = { VAE_BACKEND_CPU, VAE_PRECISION_FP16 };
 
   g_assert_false (vae_compute_resolve (&compute, &error));
-  test_assert_error (error, "precision bf16 is implemented on the CUDA backend only");
+  test_assert_error (error, "precision fp16 is implemented on the CUDA backend only");
+  g_clear_error (&error);
+  /* bf16 on the CPU where it has AVX512-BF16, else an error saying so */
+  compute = (VaeCompute) { VAE_BACKEND_CPU, VAE_PRECISION_BF16 };
+  g_assert_cmpint (vae_compute_resolve (&compute, &error), ==, vae_cpu_has_bf16 ());
+  if (!vae_cpu_has_bf16 ())
+    test_assert_error (error, "precision bf16 on the CPU needs AVX512-BF16");
   g_clear_error (&error);
 
   use (VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
@@ -254,9 +260,19 @@ test_choice (void)
       g_assert_null (got);
       test_assert_error (error, "backend 'cuda' was asked for, but ");
       g_clear_error (&error);
-      /* auto without a device: the CPU's result, in fp32 whatever was asked */
-      got = decode_on (m, latent, VAE_BACKEND_AUTO, VAE_PRECISION_BF16);
+      /* auto without a device: the CPU's result, in fp32 for fp16 ... */
+      got = decode_on (m, latent, VAE_BACKEND_AUTO, VAE_PRECISION_FP16);
       test_assert_close (got, cpu, 0.0, "auto without a device is the CPU");
+      g_clear_pointer (&got, vae_tensor_free);
+      /* ... and for bf16 unless this CPU has AVX512-BF16 */
+      got = decode_on (m, latent, VAE_BACKEND_AUTO, VAE_PRECISION_BF16);
+      if (vae_cpu_has_bf16 ())
+        {
+          g_autoptr (VaeTensor) cpu_bf16 = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_BF16);
+          test_assert_close (got, cpu_bf16, 0.0, "auto in bf16 without a device is the CPU in bf16");
+        }
+      else
+        test_assert_close (got, cpu, 0.0, "auto in bf16 without a device or AVX512-BF16 is the CPU in fp32");
     }
 }
 

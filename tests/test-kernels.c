@@ -60,6 +60,64 @@ test_conv_fast_vs_reference (void)
   g_rand_free (rand);
 }
 
+/* The bf16 product against float64 sums of the same bf16-rounded inputs:
+ * only fp32 accumulation may differ, at most (k + 2)·2⁻²⁴·Σ|a·b| (the
+ * standard bound for a sum of k products).  Shapes cover partial row
+ * blocks (m not a multiple of 8), partial panels (n not a multiple of 32)
+ * and odd k (a zero-padded pair). */
+static void
+test_gemm_bf16 (void)
+{
+  static const gint ms[] = { 1, 3, 8, 13 }, ns[] = { 1, 16, 17, 45, 64 }, ks[] = { 1, 2, 7, 64 };
+  GRand *rand = g_rand_new_with_seed (77);
+  gdouble worst = 0;
+
+  if (!vae_cpu_has_bf16 ())
+    {
+      g_test_skip ("this CPU (or build) has no AVX512-BF16");
+      g_rand_free (rand);
+      return;
+    }
+  for (guint a = 0; a < G_N_ELEMENTS (ms); a++)
+    for (guint b = 0; b < G_N_ELEMENTS (ns); b++)
+      for (guint c = 0; c < G_N_ELEMENTS (ks); c++)
+        {
+          const gint m = ms[a], n = ns[b], k = ks[c], count = 2, k_even = 2 * vae_bf16_pairs (k);
+          g_autofree gfloat *af = test_random_floats (rand, (gsize) count * m * k, -1, 1);
+          g_autofree gfloat *bf = test_random_floats (rand, (gsize) count * k * n, -1, 1);
+          g_autofree guint16 *ap = g_new (guint16, (gsize) count * m * k_even);
+          g_autofree gfloat *cf = g_new (gfloat, (gsize) count * m * n);
+
+          for (gint g = 0; g < count; g++)
+            vae_bf16_pack_rows (af + (gsize) g * m * k, m, k, ap + (gsize) g * m * k_even);
+          vae_gemm_bf16_batch (count, m, n, k, ap, (gsize) m * k_even, bf, (gsize) k * n, cf, (gsize) m * n);
+          for (gint g = 0; g < count; g++)
+            for (gint i = 0; i < m; i++)
+              for (gint j = 0; j < n; j++)
+                {
+                  gdouble want = 0, magnitude = 0, err;
+                  for (gint l = 0; l < k; l++)
+                    {
+                      gdouble p = (gdouble) vae_bf16_value (ap[((gsize) g * m + i) * k_even + l])
+                                  * vae_bf16_value (vae_bf16_round (bf[((gsize) g * k + l) * n + j]));
+                      want += p;
+                      magnitude += fabs (p);
+                    }
+                  err = fabs (cf[((gsize) g * m + i) * n + j] - want);
+                  worst = MAX (worst, err / magnitude);
+                  if (err > (k + 2) * ldexp (1.0, -24) * magnitude)
+                    g_error ("m %d n %d k %d: C[%d][%d][%d] = %g, want %g", m, n, k, g, i, j,
+                             cf[((gsize) g * m + i) * n + j], want);
+                }
+        }
+  g_test_message ("bf16 products: worst error %.3g of sum |a b|", worst);
+  /* bf16's step at 1 is 2⁻⁷: half a step is a tie, to even either way */
+  g_assert_cmpuint (vae_bf16_round (1.0f + 2.0f / 512), ==, 0x3f80);
+  g_assert_cmpuint (vae_bf16_round (1.0f + 6.0f / 512), ==, 0x3f82);
+  g_assert_cmpuint (vae_bf16_round (1.0f + 3.0f / 512), ==, 0x3f81);
+  g_rand_free (rand);
+}
+
 static void
 test_expf (void)
 {
@@ -82,5 +140,6 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/kernels/conv3x3-fast-vs-reference", test_conv_fast_vs_reference);
   g_test_add_func ("/kernels/expf", test_expf);
+  g_test_add_func ("/kernels/gemm-bf16", test_gemm_bf16);
   return g_test_run ();
 }

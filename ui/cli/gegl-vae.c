@@ -62,7 +62,8 @@ const GOptionEntry run_entries[] = {
   { "backend", 0, 0, G_OPTION_ARG_STRING, &opt_backend,
     "auto (default: CUDA when a device answers), cpu or cuda", "B" },
   { "precision", 0, 0, G_OPTION_ARG_STRING, &opt_precision,
-    "fp32 (default), bf16 or fp16 (CUDA only; a pass that overflows is redone in fp32)", "P" },
+    "fp32 (default), bf16 (CUDA, or a CPU with AVX512-BF16) or fp16 (CUDA only; a pass that overflows is redone "
+    "in fp32)", "P" },
   { "memory-limit", 0, 0, G_OPTION_ARG_STRING, &opt_memory_limit,
     "Plan the run to fit this many bytes (K/M/G suffixes; default: ¾ of the available memory)", "BYTES" },
   { "tile-size", 0, 0, G_OPTION_ARG_INT, &opt_tile_size, "Run in bands of this many image rows, needed or not", "N" },
