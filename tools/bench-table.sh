@@ -31,6 +31,10 @@ echo "|---|---|---|---|---|---|---|---|"
 row "SD1.5 architecture" "$sd15" decode 512x512 3
 row "SD1.5 architecture" "$sd15" encode 512x512 3
 row "TAEF2" "$models/taef2_encoder.pth" roundtrip 1024x1024 3
+# bf16 (AVX512-BF16) against PyTorch's fp32, as issue 4 measures it
+row "SD1.5 architecture, --precision bf16" "$sd15" decode 512x512 3 --precision bf16
+row "SD1.5 architecture, --precision bf16" "$sd15" encode 512x512 3 --precision bf16
+row "TAEF2, --precision bf16" "$models/taef2_encoder.pth" roundtrip 1024x1024 3 --precision bf16
 row "SD1.5 architecture" "$sd15" decode 1024x1024 1
 row "SD1.5 architecture, --memory-limit 2.5G" "$sd15" decode 1024x1024 1 --memory-limit 2500M
 row "SD1.5 architecture, --memory-limit 1G" "$sd15" decode 1024x1024 1 --memory-limit 1G
