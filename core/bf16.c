@@ -61,13 +61,19 @@ vae_cpu_has_bf16 (void)
   return __builtin_cpu_supports ("avx512bf16") && __builtin_cpu_supports ("avx512bw");
 }
 
+/* Which of 16 lanes hold one of COLS columns (all when COLS ≥ 16). */
+static inline __mmask16
+columns_mask (gint cols)
+{
+  return cols >= 16 ? 0xffff : cols <= 0 ? 0 : (__mmask16) ((1u << cols) - 1);
+}
+
 /* Columns [n0, n0 + cols) of B (k × ldb, fp32) as bf16 pairs into P
  * ([k/2][PANEL][2]), zero beyond cols and k. */
 static BF16_TARGET void
 pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p)
 {
-  const __mmask16 low = cols >= 16 ? 0xffff : (__mmask16) ((1u << cols) - 1);
-  const __mmask16 high = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16) ((1u << (cols - 16)) - 1);
+  const __mmask16 low = columns_mask (cols), high = columns_mask (cols - 16);
   /* (row 2kk, row 2kk + 1) interleaved: lane 2j from the first, 2j + 1 from the second */
   const __m512i interleave = _mm512_set_epi16 (31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                                23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -94,8 +100,7 @@ block (const guint16 *a, gint lda, gint i0, const guint16 *p, gint pairs, gfloat
        gint cols, const gint r_count)
 {
   __m512 acc[ROWS][2];
-  const __mmask16 low = cols >= 16 ? 0xffff : (__mmask16) ((1u << cols) - 1);
-  const __mmask16 high = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16) ((1u << (cols - 16)) - 1);
+  const __mmask16 low = columns_mask (cols), high = columns_mask (cols - 16);
 
   for (gint r = 0; r < r_count; r++)
     acc[r][0] = acc[r][1] = _mm512_setzero_ps ();
