@@ -115,27 +115,6 @@ take (gsize bytes, gsize *block_bytes)
   }
 }
 
-/* Before fresh memory is taken, spare blocks of as many bytes go back to the
- * system, the largest first: so the pool never raises the peak of resident
- * memory above what the pass itself holds at some moment. */
-static void
-make_room (gsize bytes)
-{
-  gsize released = 0;
-
-  if (!pool)
-    return;
-  g_array_sort (pool, compare_blocks);
-  while (pool->len > 0 && released < bytes)
-    {
-      Block *b = &g_array_index (pool, Block, pool->len - 1);
-      released += b->bytes;
-      pooled_bytes -= b->bytes;
-      g_free (b->data);
-      g_array_remove_index (pool, pool->len - 1);
-    }
-}
-
 gpointer
 vae_scratch_alloc (gsize bytes, gboolean zeroed, gsize *capacity, const gchar *what, GError **error)
 {
@@ -145,8 +124,10 @@ vae_scratch_alloc (gsize bytes, gboolean zeroed, gsize *capacity, const gchar *w
   if (bytes >= POOLED_MIN_BYTES)
     {
       g_mutex_lock (&pool_lock);
+      /* a request the pool cannot serve first sends as many spare bytes back
+       * (the largest blocks), so the pool never raises the pass's peak */
       if (!(data = take (bytes, capacity)))
-        make_room (bytes);
+        trim (pooled_bytes > bytes ? pooled_bytes - bytes : 0);
       g_mutex_unlock (&pool_lock);
     }
   if (data)
