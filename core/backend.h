@@ -157,6 +157,9 @@ gsize    vae_winograd_weight_bytes (const VaeConv *conv);
 /* Transformed weights kept across passes, in bytes (what is kept stays). */
 void     vae_winograd_set_cache_limit (gsize bytes);
 gsize    vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+/* Whether convs of few channels run in per-thread chunks (the default where
+ * the CPU has the kernels); tests turn it off to check the banded path. */
+void     vae_winograd_set_chunked (gboolean allowed);
 /* ---- bfloat16 on the CPU (bf16.c) -------------------------------------------- */
 
 /* Whether this CPU has AVX512-BF16 (and this build its kernels). */
@@ -171,6 +174,22 @@ void     vae_bf16_pack_rows (const gfloat *a, gint m, gint k, guint16 *packed);
  * Only where vae_cpu_has_bf16. */
 void     vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
                               gsize b_stride, gfloat *c, gsize c_stride);
+/* C = A·B (B k × n with row stride ldb, C with ldc) on the calling thread
+ * alone, for products that stay in its cache; PANEL holds
+ * vae_bf16_panel_elements (k) values. */
+gsize    vae_bf16_panel_elements (gint k);
+void     vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
+                        guint16 *panel);
+
+/* ---- a small fp32 product on one thread (sgemm.c) ----------------------------- */
+
+/* Whether this CPU has AVX-512F (and this build the kernel). */
+gboolean vae_cpu_has_avx512 (void);
+/* C = A·B (A m × k with row stride lda, B k × n with ldb, C with ldc) on the
+ * calling thread, for products that stay in its cache.  Only where
+ * vae_cpu_has_avx512. */
+void     vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat *c,
+                          gsize ldc);
 
 /* The plain im2col + SGEMM convolution, the reference the fast kernels are
  * tested against. */

@@ -95,7 +95,7 @@ pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p)
 }
 
 /* C rows [i0, i0 + R) × the panel's columns += A·P (C is overwritten). */
-static inline BF16_TARGET void
+static inline __attribute__ ((always_inline)) BF16_TARGET void
 block (const guint16 *a, gint lda, gint i0, const guint16 *p, gint pairs, gfloat *c, gsize ldc, gint n0,
        gint cols, const gint r_count)
 {
@@ -148,6 +148,23 @@ panel_product (const guint16 *a, gint m, gint k, const guint16 *p, gfloat *c, gs
     }
 }
 
+gsize
+vae_bf16_panel_elements (gint k)
+{
+  return (gsize) vae_bf16_pairs (k) * 2 * PANEL;
+}
+
+void
+vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
+               guint16 *panel)
+{
+  for (gint n0 = 0; n0 < n; n0 += PANEL)
+    {
+      pack_panel (b, ldb, k, n0, MIN (PANEL, n - n0), panel);
+      panel_product (a, m, k, panel, c, ldc, n0, MIN (PANEL, n - n0));
+    }
+}
+
 void
 vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
                      gsize b_stride, gfloat *c, gsize c_stride)
@@ -157,7 +174,7 @@ vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize
   g_return_if_fail (vae_cpu_has_bf16 ());
 #pragma omp parallel
   {
-    guint16 *p = g_new (guint16, (gsize) vae_bf16_pairs (k) * 2 * PANEL);
+    guint16 *p = g_new (guint16, vae_bf16_panel_elements (k));
 #pragma omp for schedule(static) collapse(2)
     for (gint g = 0; g < count; g++)
       for (gint q = 0; q < panels; q++)
@@ -176,6 +193,19 @@ gboolean
 vae_cpu_has_bf16 (void)
 {
   return FALSE;
+}
+
+gsize
+vae_bf16_panel_elements (gint k)
+{
+  return 0;
+}
+
+void
+vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
+               guint16 *panel)
+{
+  g_return_if_reached ();
 }
 
 void

@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #define TILE        4
@@ -179,13 +180,16 @@ vae_winograd_release (VaeConv *conv)
 
 /* ---- input transform ------------------------------------------------------ */
 
+/* The tiles one transform covers: SPAN tiles from tile column TX0 on in
+ * each tile row it is given. */
 typedef struct
 {
   const VaeConv   *conv;
   const VaeTensor *x;
   gboolean         up;
-  gint             tiles_w;
-  gint             row_w;   /* padded row: 4·tiles_w + 2 */
+  gint             tx0;
+  gint             span;
+  gint             row_w;   /* padded row: 4·span + 2 */
 } Geometry;
 
 /* Row IY of the (upsampled) input, zero-padded, into ROW[0 .. row_w). */
@@ -193,8 +197,8 @@ static VAE_HOT void
 load_row (const Geometry *g, const gfloat *plane, gint iy, gfloat *restrict row)
 {
   const gint    in_h = g->x->height << g->up, in_w = g->x->width << g->up;
-  const gint    pad = g->conv->pad_left;
-  const gint    j0 = MIN (pad, g->row_w), j1 = MIN (pad + in_w, g->row_w); /* columns inside the input */
+  const gint    x_first = g->tx0 * TILE - g->conv->pad_left; /* the input column of row[0] */
+  const gint    j0 = CLAMP (-x_first, 0, g->row_w), j1 = CLAMP (in_w - x_first, j0, g->row_w); /* inside */
   const gfloat *src;
 
   if (iy < 0 || iy >= in_h)
@@ -206,9 +210,9 @@ load_row (const Geometry *g, const gfloat *plane, gint iy, gfloat *restrict row)
   memset (row, 0, sizeof (gfloat) * j0);
   if (g->up)
     for (gint j = j0; j < j1; j++)
-      row[j] = src[(j - pad) >> 1];
+      row[j] = src[(j + x_first) >> 1];
   else
-    memcpy (row + j0, src, sizeof (gfloat) * (j1 - j0));
+    memcpy (row + j0, src + j0 + x_first, sizeof (gfloat) * (j1 - j0));
   memset (row + j1, 0, sizeof (gfloat) * (g->row_w - j1));
 }
 
@@ -229,13 +233,41 @@ column_transform (gint k, gfloat *restrict const *d, gfloat *restrict r, gint w)
     }
 }
 
+/* Bytes of the row buffers input_tile_row works in. */
+static gsize
+input_rows_bytes (const Geometry *g)
+{
+  return sizeof (gfloat) * ((gsize) (ALPHA + 1) * g->row_w + 2 + (gsize) TILE * (g->span + 1));
+}
+
+/* Bᵀ across each of TW tiles, from the phase copies P0 … P3, into the six
+ * rows O0 … O5.  A function with one restrict parameter per row: GCC 12
+ * keeps the loop scalar when the rows are an array, or offsets of one
+ * pointer, or restrict locals. */
+static inline void
+row_transform (const gfloat *restrict p0, const gfloat *restrict p1, const gfloat *restrict p2,
+               const gfloat *restrict p3, gfloat *restrict o0, gfloat *restrict o1, gfloat *restrict o2,
+               gfloat *restrict o3, gfloat *restrict o4, gfloat *restrict o5, gint tw)
+{
+  for (gint m = 0; m < tw; m++)
+    {
+      const gfloat a0 = p0[m], a1 = p1[m], a2 = p2[m], a3 = p3[m], a4 = p0[m + 1], a5 = p1[m + 1];
+      o0[m] = 4 * a0 - 5 * a2 + a4;
+      o1[m] = -4 * a1 - 4 * a2 + a3 + a4;
+      o2[m] = 4 * a1 - 4 * a2 - a3 + a4;
+      o3[m] = -2 * a1 - a2 + 2 * a3 + a4;
+      o4[m] = 2 * a1 - a2 - 2 * a3 + a4;
+      o5[m] = 4 * a1 - 5 * a3 + a5;
+    }
+}
+
 /* V for one channel and one tile row TY: rows r_k = Σ_i Bᵀ[k][i]·in_i, then
  * across each tile through the phase copies ph_q[m] = r_k[4m + q]. */
 static VAE_HOT void
 input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restrict rows, gfloat *restrict v,
                 gsize stride_p)
 {
-  const gint     tw = g->tiles_w, w = g->row_w;
+  const gint     tw = g->span, w = g->row_w;
   const gint     y0 = ty * TILE - g->conv->pad_top;
   gfloat *restrict d[ALPHA];
   gfloat *restrict r = rows + (gsize) ALPHA * w;
@@ -261,40 +293,33 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restric
             p2[m] = r[4 * m + 2];
             p3[m] = r[4 * m + 3];
           }
-        gfloat *restrict o[ALPHA];
-        for (gint l = 0; l < ALPHA; l++)
-          o[l] = v + (gsize) (k * ALPHA + l) * stride_p;
-        for (gint m = 0; m < tw; m++)
-          {
-            const gfloat a0 = p0[m], a1 = p1[m], a2 = p2[m], a3 = p3[m], a4 = p0[m + 1], a5 = p1[m + 1];
-            o[0][m] = 4 * a0 - 5 * a2 + a4;
-            o[1][m] = -4 * a1 - 4 * a2 + a3 + a4;
-            o[2][m] = 4 * a1 - 4 * a2 - a3 + a4;
-            o[3][m] = -2 * a1 - a2 + 2 * a3 + a4;
-            o[4][m] = 2 * a1 - a2 - 2 * a3 + a4;
-            o[5][m] = 4 * a1 - 5 * a3 + a5;
-          }
+        gfloat *o = v + (gsize) k * ALPHA * stride_p;
+        row_transform (p0, p1, p2, p3, o, o + stride_p, o + 2 * stride_p, o + 3 * stride_p, o + 4 * stride_p,
+                       o + 5 * stride_p, tw);
       }
     }
+}
+
+/* V ([36][ci][n_rows · span]) for channel C of tile rows TY0 … */
+static void
+input_channel (const Geometry *g, gint c, gint ty0, gint n_rows, gfloat *rows, gfloat *v)
+{
+  const gsize   n = (gsize) n_rows * g->span;
+  const gfloat *plane = g->x->data + (gsize) c * g->x->height * g->x->width;
+
+  for (gint r = 0; r < n_rows; r++)
+    input_tile_row (g, plane, ty0 + r, rows, v + (gsize) c * n + (gsize) r * g->span, g->conv->in_channels * n);
 }
 
 static void
 transform_input (const Geometry *g, gint ty0, gint n_rows, gfloat *v)
 {
-  const gint  ci = g->conv->in_channels;
-  const gsize n = (gsize) n_rows * g->tiles_w;
-  const gsize stride_p = (gsize) ci * n;
-
 #pragma omp parallel
   {
-    gfloat *rows = g_new0 (gfloat, (gsize) (ALPHA + 1) * g->row_w + 2 + (gsize) TILE * (g->tiles_w + 1));
+    gfloat *rows = g_malloc (input_rows_bytes (g));
 #pragma omp for schedule(static)
-    for (gint c = 0; c < ci; c++)
-      {
-        const gfloat *plane = g->x->data + (gsize) c * g->x->height * g->x->width;
-        for (gint r = 0; r < n_rows; r++)
-          input_tile_row (g, plane, ty0 + r, rows, v + (gsize) c * n + (gsize) r * g->tiles_w, stride_p);
-      }
+    for (gint c = 0; c < g->conv->in_channels; c++)
+      input_channel (g, c, ty0, n_rows, rows, v);
     g_free (rows);
   }
 }
@@ -311,18 +336,35 @@ typedef struct
   const VaeTensor *residual;
   VaeAct           act;
   VaeTensor       *y;
-  gint             tiles_w;
+  gint             tx0;     /* the tiles covered, as in Geometry */
+  gint             span;
 } Output;
+
+/* LINE[4t + j] = Rj[t] for t < N: tiles back in pixel order.  restrict
+ * parameters, for GCC to vectorise it (see row_transform). */
+static inline void
+interleave (const gfloat *restrict r0, const gfloat *restrict r1, const gfloat *restrict r2,
+            const gfloat *restrict r3, gfloat *restrict line, gint n)
+{
+  for (gint t = 0; t < n; t++)
+    {
+      line[TILE * t + 0] = r0[t];
+      line[TILE * t + 1] = r1[t];
+      line[TILE * t + 2] = r2[t];
+      line[TILE * t + 3] = r3[t];
+    }
+}
 
 /* One output channel, one tile row: h_kj = Σ_l M_kl·A[l][j] down the tiles,
  * then each output row i = Σ_k A[k][i]·h_k, written four pixels per tile. */
 static VAE_HOT void
 output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gint o, gfloat *restrict h)
 {
-  const gint    tw = out->tiles_w, width = out->y->width;
+  const gint    tw = out->span, x0 = out->tx0 * TILE, width = out->y->width;
+  const gint    columns = MIN (width - x0, TILE * tw); /* those of this span inside the image */
   const gsize   plane = (gsize) out->y->height * width;
   const gfloat  bias = out->conv->bias ? out->conv->bias[o] : 0.0f;
-  const gint    full = width / TILE; /* tiles whose four columns all exist */
+  const gint    full = columns / TILE; /* tiles whose four columns all exist */
 
   for (gint k = 0; k < ALPHA; k++)
     {
@@ -344,11 +386,12 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
       /* Aᵀ row i: (1 1 1 1 1 0), (0 1 −1 2 −2 0), (0 1 1 4 4 0), (0 1 −1 8 −8 1) */
       static const gfloat a[TILE][ALPHA] = {
         { 1, 1, 1, 1, 1, 0 }, { 0, 1, -1, 2, -2, 0 }, { 0, 1, 1, 4, 4, 0 }, { 0, 1, -1, 8, -8, 1 } };
-      const gsize   offset = (gsize) o * plane + (gsize) (ty * TILE + i) * width;
+      const gsize   offset = (gsize) o * plane + (gsize) (ty * TILE + i) * width + x0;
       const gfloat *res = out->residual ? out->residual->data + offset : NULL;
       gfloat *restrict dst = out->y->data + offset;
       const gfloat  a1 = a[i][1], a2 = a[i][2], a3 = a[i][3], a4 = a[i][4], a5 = a[i][5];
       gfloat       *row = h + (gsize) ALPHA * TILE * tw; /* this output row, tile-major */
+      gfloat       *line = row + (gsize) TILE * tw;      /* the same in pixel order */
 
       for (gint j = 0; j < TILE; j++)
         {
@@ -359,31 +402,44 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
           for (gint t = 0; t < tw; t++)
             r[t] = a[i][0] * k0[t] + a1 * k1[t] + a2 * k2[t] + a3 * k3[t] + a4 * k4[t] + a5 * k5[t] + bias;
         }
-      for (gint t = 0; t < full; t++)
-        for (gint j = 0; j < TILE; j++)
-          dst[TILE * t + j] = row[(gsize) j * tw + t] + (res ? res[TILE * t + j] : 0.0f);
-      for (gint x = full * TILE; x < width; x++)
-        dst[x] = row[(gsize) (x % TILE) * tw + x / TILE] + (res ? res[x] : 0.0f);
-      if (out->act != VAE_ACT_NONE)
-        for (gint x = 0; x < width; x++)
-          dst[x] = vae_activate (dst[x], out->act);
+      interleave (row, row + tw, row + 2 * tw, row + 3 * tw, line, full);
+      for (gint x = full * TILE; x < columns; x++)
+        line[x] = row[(gsize) (x % TILE) * tw + x / TILE];
+      if (res)
+        for (gint x = 0; x < columns; x++)
+          dst[x] = vae_activate (line[x] + res[x], out->act);
+      else
+        for (gint x = 0; x < columns; x++)
+          dst[x] = vae_activate (line[x], out->act);
     }
+}
+
+/* h (ALPHA·TILE rows), an output row tile-major and in pixel order. */
+static gsize
+output_rows_bytes (const Output *out)
+{
+  return sizeof (gfloat) * (ALPHA + 2) * TILE * out->span;
+}
+
+/* Output channel O of tile rows TY0 … from M ([36][co][n_rows · span]). */
+static void
+output_channel (const Output *out, const gfloat *m, gint o, gint ty0, gint n_rows, gfloat *h)
+{
+  const gsize n = (gsize) n_rows * out->span;
+
+  for (gint r = 0; r < n_rows; r++)
+    output_tile_row (out, m + (gsize) o * n + (gsize) r * out->span, out->conv->out_channels * n, ty0 + r, o, h);
 }
 
 static void
 transform_output (const Output *out, const gfloat *m, gint ty0, gint n_rows)
 {
-  const gint  co = out->conv->out_channels;
-  const gsize n = (gsize) n_rows * out->tiles_w;
-  const gsize stride_p = (gsize) co * n;
-
 #pragma omp parallel
   {
-    gfloat *h = g_new (gfloat, (gsize) (ALPHA + TILE) * TILE * out->tiles_w);
+    gfloat *h = g_malloc (output_rows_bytes (out));
 #pragma omp for schedule(static)
-    for (gint o = 0; o < co; o++)
-      for (gint r = 0; r < n_rows; r++)
-        output_tile_row (out, m + (gsize) o * n + (gsize) r * out->tiles_w, stride_p, ty0 + r, o, h);
+    for (gint o = 0; o < out->conv->out_channels; o++)
+      output_channel (out, m, o, ty0, n_rows, h);
     g_free (h);
   }
 }
@@ -417,12 +473,17 @@ vae_winograd_weight_bytes (const VaeConv *conv)
   return (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
 }
 
+static gboolean chunked (const VaeConv *conv);
+static gsize    chunk_scratch_bytes (const VaeConv *conv);
+
 gsize
 vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   const gint  tiles_w = (out_w + TILE - 1) / TILE, tiles_h = (out_h + TILE - 1) / TILE;
   const gsize weights = vae_winograd_caches (conv, out_h, out_w) ? 0 : vae_winograd_weight_bytes (conv);
 
+  if (chunked (conv))
+    return chunk_scratch_bytes (conv) * omp_get_max_threads () + weights;
   return tile_row_bytes (conv, tiles_w) * batch_rows (conv, tiles_w, tiles_h) + weights;
 }
 
@@ -443,6 +504,197 @@ multiply (const VaeConv *conv, gboolean bf16, gconstpointer u, const gfloat *v, 
                  ci, v + (gsize) p * ci * n, n, 0.0f, m + (gsize) p * co * n, n);
 }
 
+/* ---- chunks that stay in one core's cache ------------------------------------ */
+
+/* With few channels the transforms, not the products, take the time, and a
+ * band's transformed input and products (2¼× the activations each) go
+ * through memory twice.  So each thread takes chunks of about CHUNK_TILES
+ * tiles and does all three steps on them in its own cache: 36·(ci + co)·32
+ * floats, 576 KB at 64 channels in and out.  One chunk is one bf16 panel. */
+#define CHUNK_TILES  32
+#define CHUNK_MAX_CHANNELS 128
+
+static gboolean chunks_allowed = TRUE;
+
+void
+vae_winograd_set_chunked (gboolean allowed)
+{
+  chunks_allowed = allowed;
+}
+
+/* Where the chunks' own products have their kernels: AVX-512 (bf16 is
+ * only ever asked for where the CPU has AVX512-BF16 too). */
+static gboolean
+chunked (const VaeConv *conv)
+{
+  return chunks_allowed && conv->in_channels <= CHUNK_MAX_CHANNELS && conv->out_channels <= CHUNK_MAX_CHANNELS
+         && vae_cpu_has_avx512 ();
+}
+
+/* Chunks of ROWS tile rows by SPAN tiles, PER_ROW of them across: a wide
+ * image is cut across, a narrow one takes several tile rows at once. */
+typedef struct
+{
+  gint rows, span, per_row, count;
+} Chunks;
+
+static Chunks
+chunks_for (gint tiles_w, gint tiles_h)
+{
+  Chunks c;
+
+  c.per_row = (tiles_w + CHUNK_TILES - 1) / CHUNK_TILES;
+  c.span = (tiles_w + c.per_row - 1) / c.per_row;
+  c.rows = MAX (1, CHUNK_TILES / tiles_w);
+  c.count = c.per_row * ((tiles_h + c.rows - 1) / c.rows);
+  return c;
+}
+
+/* Per thread: V and M of one chunk, the transforms' rows and a bf16 panel. */
+typedef struct
+{
+  gfloat  *v, *m, *rows, *h;
+  guint16 *panel;
+} ChunkScratch;
+
+static gsize
+chunk_floats (const VaeConv *conv)
+{
+  return (gsize) POSITIONS * (conv->in_channels + conv->out_channels) * CHUNK_TILES;
+}
+
+/* One thread's ChunkScratch, in bytes. */
+static gsize
+chunk_scratch_bytes (const VaeConv *conv)
+{
+  const Geometry widest = { conv, NULL, FALSE, 0, CHUNK_TILES, TILE * CHUNK_TILES + 2 };
+  const Output   widest_out = { conv, NULL, VAE_ACT_NONE, NULL, 0, CHUNK_TILES };
+
+  return chunk_floats (conv) * sizeof (gfloat) + input_rows_bytes (&widest) + output_rows_bytes (&widest_out)
+         + vae_bf16_panel_elements (conv->in_channels) * sizeof (guint16);
+}
+
+/* A chunk reads and writes a few hundred short pieces of rows, one per
+ * channel and row, too short for the hardware to see a stream: so each
+ * channel's rows are asked for this many channels ahead. */
+#define PREFETCH_CHANNELS 4
+
+/* Rows [y0, y1) × columns [x0, x1) of a WIDTH × HEIGHT plane, clipped. */
+static inline void
+prefetch_rect (const gfloat *plane, gint width, gint height, gint y0, gint y1, gint x0, gint x1, gboolean write)
+{
+  x0 = MAX (x0, 0);
+  x1 = MIN (x1, width);
+  for (gint y = MAX (y0, 0); y < MIN (y1, height) && x0 < x1; y++)
+    {
+      const gfloat *row = plane + (gsize) y * width;
+      for (gint x = x0; x < x1; x += 16)
+        if (write)
+          __builtin_prefetch (row + x, 1, 3);
+        else
+          __builtin_prefetch (row + x, 0, 3);
+      __builtin_prefetch (row + x1 - 1, write != FALSE, 3);
+    }
+}
+
+/* Input channel C's rows under tile rows TY0 … TY0 + N_ROWS, if it exists. */
+static void
+prefetch_input (const Geometry *g, gint c, gint ty0, gint n_rows)
+{
+  const VaeTensor *x = g->x;
+  const gint       top = ty0 * TILE - g->conv->pad_top, left = g->tx0 * TILE - g->conv->pad_left;
+
+  if (c < x->channels)
+    prefetch_rect (x->data + (gsize) c * x->height * x->width, x->width, x->height, top >> g->up,
+                   ((top + n_rows * TILE + 1) >> g->up) + 1, left >> g->up, ((left + g->row_w - 1) >> g->up) + 1,
+                   FALSE);
+}
+
+/* Output channel O's pixels in tile rows TY0 …, and its residual. */
+static void
+prefetch_output (const Output *out, gint o, gint ty0, gint n_rows)
+{
+  const VaeTensor *y = out->y;
+  const gsize      offset = (gsize) o * y->height * y->width;
+  const gint       y0 = ty0 * TILE, x0 = out->tx0 * TILE;
+
+  if (o >= y->channels)
+    return;
+  prefetch_rect (y->data + offset, y->width, y->height, y0, y0 + n_rows * TILE, x0, x0 + out->span * TILE, TRUE);
+  if (out->residual)
+    prefetch_rect (out->residual->data + offset, y->width, y->height, y0, y0 + n_rows * TILE, x0,
+                   x0 + out->span * TILE, FALSE);
+}
+
+/* The 36 products of one chunk of N tiles, on this thread. */
+static void
+chunk_products (const VaeConv *conv, gboolean bf16, gconstpointer u, gint n, ChunkScratch *s)
+{
+  const gint co = conv->out_channels, ci = conv->in_channels;
+
+  for (gint p = 0; p < POSITIONS; p++)
+    if (bf16)
+      vae_gemm_bf16 (co, n, ci, (const guint16 *) u + (gsize) p * co * 2 * vae_bf16_pairs (ci),
+                     s->v + (gsize) p * ci * n, n, s->m + (gsize) p * co * n, n, s->panel);
+    else
+      vae_sgemm_small (co, n, ci, (const gfloat *) u + (gsize) p * co * ci, ci, s->v + (gsize) p * ci * n, n,
+                       s->m + (gsize) p * co * n, n);
+}
+
+static void
+chunk_run (const Geometry *g, const Output *out, gboolean bf16, gconstpointer u, gint ty0, gint n_rows,
+           ChunkScratch *s)
+{
+  const gint co = g->conv->out_channels, ci = g->conv->in_channels;
+
+  for (gint c = 0; c < PREFETCH_CHANNELS; c++)
+    prefetch_input (g, c, ty0, n_rows);
+  for (gint c = 0; c < ci; c++)
+    {
+      prefetch_input (g, c + PREFETCH_CHANNELS, ty0, n_rows);
+      input_channel (g, c, ty0, n_rows, s->rows, s->v);
+    }
+  for (gint o = 0; o < PREFETCH_CHANNELS; o++)
+    prefetch_output (out, o, ty0, n_rows);
+  chunk_products (g->conv, bf16, u, n_rows * g->span, s);
+  for (gint o = 0; o < co; o++)
+    {
+      prefetch_output (out, o + PREFETCH_CHANNELS, ty0, n_rows);
+      output_channel (out, s->m, o, ty0, n_rows, s->h);
+    }
+}
+
+static void
+chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gconstpointer u, gint tiles_h)
+{
+  const Chunks chunks = chunks_for (whole->span, tiles_h);
+  const Geometry widest = { whole->conv, whole->x, whole->up, 0, chunks.span, TILE * chunks.span + 2 };
+  const Output   widest_out = { whole_out->conv, whole_out->residual, whole_out->act, whole_out->y, 0, chunks.span };
+
+#pragma omp parallel
+  {
+    ChunkScratch s;
+    s.v = g_malloc (chunk_floats (whole->conv) * sizeof (gfloat));
+    s.m = s.v + (gsize) POSITIONS * whole->conv->in_channels * CHUNK_TILES;
+    s.rows = g_malloc (input_rows_bytes (&widest));
+    s.h = g_malloc (output_rows_bytes (&widest_out));
+    s.panel = g_new (guint16, vae_bf16_panel_elements (whole->conv->in_channels));
+#pragma omp for schedule(static)
+    for (gint i = 0; i < chunks.count; i++)
+      {
+        const gint ty0 = i / chunks.per_row * chunks.rows, tx0 = i % chunks.per_row * chunks.span;
+        const gint span = MIN (chunks.span, whole->span - tx0);
+        const Geometry g = { whole->conv, whole->x, whole->up, tx0, span, TILE * span + 2 };
+        const Output   out = { whole_out->conv, whole_out->residual, whole_out->act, whole_out->y, tx0, span };
+        chunk_run (&g, &out, bf16, u, ty0, MIN (chunks.rows, tiles_h - ty0), &s);
+      }
+    g_free (s.v);
+    g_free (s.rows);
+    g_free (s.h);
+    g_free (s.panel);
+  }
+}
+
 gboolean
 vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
                    gboolean bf16, VaeTensor *y, GError **error)
@@ -450,8 +702,8 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const V
   const gint  co = conv->out_channels, ci = conv->in_channels;
   const gint  tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (y->height + TILE - 1) / TILE;
   const gint  band = batch_rows (conv, tiles_w, tiles_h);
-  const Geometry g = { conv, x, up, tiles_w, TILE * tiles_w + 2 };
-  const Output   out = { conv, residual, act, y, tiles_w };
+  const Geometry g = { conv, x, up, 0, tiles_w, TILE * tiles_w + 2 };
+  const Output   out = { conv, residual, act, y, 0, tiles_w };
   g_autofree gpointer scratch = NULL;
   gconstpointer u;
   gfloat     *v, *m;
@@ -459,6 +711,11 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const V
 
   if (!(u = weights_for (conv, y, bf16, &scratch, error)))
     return FALSE;
+  if (chunked (conv))
+    {
+      chunked_conv (&g, &out, bf16, u, tiles_h);
+      return TRUE;
+    }
   if (!(v = vae_scratch_alloc ((gsize) POSITIONS * ci * band * tiles_w * sizeof (gfloat), FALSE, &v_capacity,
                                "Winograd input", error)))
     return FALSE;

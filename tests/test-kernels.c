@@ -10,53 +10,141 @@
 
 #include <math.h>
 
+static const gint case_in_channels[] = { 8, 13, 64 };
+static const gint case_out_channels[] = { 1, 7, 32 };
+/* 150 wide: more than 32 tiles a row, so chunks start inside rows */
+static const gint case_sizes[][2] = { { 1, 1 }, { 5, 3 }, { 17, 9 }, { 33, 31 }, { 4, 8 }, { 150, 6 } };
+
+/* One random convolution case: weights, maybe a bias, input, maybe a
+ * residual, upsampling and activation drawn from RAND. */
+typedef struct
+{
+  VaeConv    conv;
+  VaeTensor *x, *residual;
+  gboolean   up;
+  VaeAct     act;
+} ConvCase;
+
+static void
+conv_case_init (ConvCase *c, GRand *rand, gint ci, gint co, const gint size[2])
+{
+  const gdouble scale = 1.0 / sqrt (ci * 9.0);
+  VaeConv       conv = { co, ci, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL };
+
+  c->conv = conv;
+  c->up = g_rand_boolean (rand);
+  c->act = (VaeAct) g_rand_int_range (rand, 0, 3);
+  c->conv.weight = test_random_floats (rand, (gsize) co * ci * 9, -scale, scale);
+  c->conv.bias = g_rand_boolean (rand) ? test_random_floats (rand, co, -0.5, 0.5) : NULL;
+  c->x = vae_tensor_new (ci, size[1], size[0], NULL);
+  g_free (c->x->data);
+  c->x->data = test_random_floats (rand, vae_tensor_n_elements (c->x), -1.0, 1.0);
+  c->x->capacity = 0;
+  c->residual = NULL;
+  if (g_rand_boolean (rand))
+    {
+      c->residual = vae_tensor_new (co, size[1] << c->up, size[0] << c->up, NULL);
+      for (gsize i = 0; i < vae_tensor_n_elements (c->residual); i++)
+        c->residual->data[i] = (gfloat) g_rand_double_range (rand, -1, 1);
+    }
+  g_assert_true (vae_winograd_applies (&c->conv));
+}
+
+static void
+conv_case_clear (ConvCase *c)
+{
+  vae_conv_clear (&c->conv);
+  g_clear_pointer (&c->x, vae_tensor_free);
+  g_clear_pointer (&c->residual, vae_tensor_free);
+}
+
+static VaeTensor *
+conv_case_run (const ConvCase *c, const VaeBackend *be)
+{
+  g_autoptr (GError) error = NULL;
+  VaeTensor *y = be->conv (be, &c->conv, c->x, c->up, c->residual, c->act, &error);
+
+  g_assert_no_error (error);
+  return y;
+}
+
+/* Both Winograd paths, per-thread chunks (where this CPU has AVX-512) and
+ * bands, against the reference. */
 static void
 test_conv_fast_vs_reference (void)
 {
-  static const gint in_channels[] = { 8, 13, 64 };
-  static const gint out_channels[] = { 1, 7, 32 };
-  static const gint sizes[][2] = { { 1, 1 }, { 5, 3 }, { 17, 9 }, { 33, 31 }, { 4, 8 } };
   GRand *rand = g_rand_new_with_seed (2024);
   const VaeBackend *cpu = vae_backend_cpu ();
   gdouble worst = 0;
   gint cases = 0;
 
-  for (guint a = 0; a < G_N_ELEMENTS (in_channels); a++)
-    for (guint b = 0; b < G_N_ELEMENTS (out_channels); b++)
-      for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
-        {
-          const gint ci = in_channels[a], co = out_channels[b], up = g_rand_boolean (rand);
-          const VaeAct act = (VaeAct) g_rand_int_range (rand, 0, 3);
-          VaeConv conv = { co, ci, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL };
-          g_autoptr (VaeTensor) x = vae_tensor_new (ci, sizes[s][1], sizes[s][0], NULL);
-          g_autoptr (VaeTensor) residual = NULL, fast = NULL, ref = NULL;
-          g_autoptr (GError) error = NULL;
-          gdouble err;
+  for (gint chunked = 0; chunked < 2; chunked++)
+    for (guint a = 0; a < G_N_ELEMENTS (case_in_channels); a++)
+      for (guint b = 0; b < G_N_ELEMENTS (case_out_channels); b++)
+        for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
+          {
+            ConvCase c;
+            g_autoptr (VaeTensor) fast = NULL, ref = NULL;
+            g_autoptr (GError) error = NULL;
+            gdouble err;
 
-          conv.weight = test_random_floats (rand, (gsize) co * ci * 9, -1.0 / sqrt (ci * 9.0), 1.0 / sqrt (ci * 9.0));
-          conv.bias = g_rand_boolean (rand) ? test_random_floats (rand, co, -0.5, 0.5) : NULL;
-          g_free (x->data);
-          x->data = test_random_floats (rand, vae_tensor_n_elements (x), -1.0, 1.0);
-          x->capacity = 0;
-          if (g_rand_boolean (rand))
-            {
-              residual = vae_tensor_new (co, sizes[s][1] << up, sizes[s][0] << up, NULL);
-              for (gsize i = 0; i < vae_tensor_n_elements (residual); i++)
-                residual->data[i] = (gfloat) g_rand_double_range (rand, -1, 1);
-            }
-          g_assert_true (vae_winograd_applies (&conv));
-          fast = cpu->conv (cpu, &conv, x, up, residual, act, &error);
-          ref = vae_cpu_conv_reference (&conv, x, up, residual, act, &error);
-          g_assert_no_error (error);
-          err = test_max_rel_error (fast, ref);
-          worst = MAX (worst, err);
-          if (err > 3e-5)
-            g_error ("ci %d co %d %dx%d up %d act %d residual %d: relative error %g", ci, co, sizes[s][0],
-                     sizes[s][1], up, act, residual != NULL, err);
-          vae_conv_clear (&conv);
+            conv_case_init (&c, rand, case_in_channels[a], case_out_channels[b], case_sizes[s]);
+            vae_winograd_set_chunked (chunked);
+            fast = conv_case_run (&c, cpu);
+            vae_winograd_set_chunked (TRUE);
+            ref = vae_cpu_conv_reference (&c.conv, c.x, c.up, c.residual, c.act, &error);
+            g_assert_no_error (error);
+            err = test_max_rel_error (fast, ref);
+            worst = MAX (worst, err);
+            if (err > 3e-5)
+              g_error ("chunked %d ci %d co %d %dx%d up %d act %d residual %d: relative error %g", chunked,
+                       c.conv.in_channels, c.conv.out_channels, case_sizes[s][0], case_sizes[s][1], c.up, c.act,
+                       c.residual != NULL, err);
+            conv_case_clear (&c);
+            cases++;
+          }
+  g_test_message ("%d random convolutions: worst relative error %.3g (bar 3e-5)", cases, worst);
+  g_rand_free (rand);
+}
+
+/* bf16 Winograd in per-thread chunks against the banded path, which the
+ * bf16 PSNR tests check end to end: the same transforms and the same bf16
+ * products summed in the same order, so every value must be identical. */
+static void
+test_conv_bf16_chunks (void)
+{
+  GRand *rand = g_rand_new_with_seed (4048);
+  const VaeBackend *cpu = vae_backend_cpu_bf16 ();
+  gint cases = 0;
+
+  if (!vae_cpu_has_bf16 ())
+    {
+      g_test_skip ("this CPU (or build) has no AVX512-BF16");
+      g_rand_free (rand);
+      return;
+    }
+  for (guint a = 0; a < G_N_ELEMENTS (case_in_channels); a++)
+    for (guint b = 0; b < G_N_ELEMENTS (case_out_channels); b++)
+      for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
+        {
+          ConvCase c;
+          g_autoptr (VaeTensor) chunks = NULL, bands = NULL;
+
+          conv_case_init (&c, rand, case_in_channels[a], case_out_channels[b], case_sizes[s]);
+          chunks = conv_case_run (&c, cpu);
+          vae_winograd_set_chunked (FALSE);
+          bands = conv_case_run (&c, cpu);
+          vae_winograd_set_chunked (TRUE);
+          g_assert_cmpuint (vae_tensor_n_elements (chunks), ==, vae_tensor_n_elements (bands));
+          for (gsize i = 0; i < vae_tensor_n_elements (chunks); i++)
+            if (chunks->data[i] != bands->data[i])
+              g_error ("ci %d co %d %dx%d: value %" G_GSIZE_FORMAT " is %.9g in chunks, %.9g in bands",
+                       c.conv.in_channels, c.conv.out_channels, case_sizes[s][0], case_sizes[s][1], i,
+                       chunks->data[i], bands->data[i]);
+          conv_case_clear (&c);
           cases++;
         }
-  g_test_message ("%d random convolutions: worst relative error %.3g (bar 3e-5)", cases, worst);
+  g_test_message ("%d random bf16 convolutions: chunks and bands identical", cases);
   g_rand_free (rand);
 }
 
@@ -141,5 +229,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/conv3x3-fast-vs-reference", test_conv_fast_vs_reference);
   g_test_add_func ("/kernels/expf", test_expf);
   g_test_add_func ("/kernels/gemm-bf16", test_gemm_bf16);
+  g_test_add_func ("/kernels/conv3x3-bf16-chunks-vs-bands", test_conv_bf16_chunks);
   return g_test_run ();
 }

@@ -1,0 +1,106 @@
+/* A small fp32 matrix product on one thread (AVX-512F), for Winograd's
+ * chunks: A (m × k, row stride lda) times B (k × n, n ≤ a few panels, rows
+ * already contiguous and in cache), so B needs no packing.  An 8 × 32 block
+ * of C stays in 16 registers while k runs, as in bf16.c.  OpenBLAS is the
+ * better choice for the big band products; for a 64 × 64 × 32 product its
+ * packing and dispatch cost as much as the arithmetic.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "backend.h"
+
+#define PANEL 32 /* columns per block: two registers */
+#define ROWS  8  /* rows of A per block */
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+
+#define AVX512_TARGET __attribute__ ((target ("avx512f")))
+
+gboolean
+vae_cpu_has_avx512 (void)
+{
+  __builtin_cpu_init ();
+  return __builtin_cpu_supports ("avx512f");
+}
+
+static inline __mmask16
+columns_mask (gint cols)
+{
+  return cols >= 16 ? 0xffff : cols <= 0 ? 0 : (__mmask16) ((1u << cols) - 1);
+}
+
+/* C rows [i0, i0 + R) × columns [n0, n0 + cols) = A·B. */
+static inline __attribute__ ((always_inline)) AVX512_TARGET void
+block (const gfloat *a, gsize lda, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc, gint n0,
+       gint cols, const gint r_count)
+{
+  __m512 acc[ROWS][2];
+  const __mmask16 low = columns_mask (cols), high = columns_mask (cols - 16);
+
+  for (gint r = 0; r < r_count; r++)
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps ();
+  for (gint l = 0; l < k; l++)
+    {
+      const __m512 b0 = _mm512_maskz_loadu_ps (low, b + (gsize) l * ldb + n0);
+      const __m512 b1 = _mm512_maskz_loadu_ps (high, b + (gsize) l * ldb + n0 + 16);
+      for (gint r = 0; r < r_count; r++)
+        {
+          const __m512 u = _mm512_set1_ps (a[(gsize) (i0 + r) * lda + l]);
+          acc[r][0] = _mm512_fmadd_ps (u, b0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps (u, b1, acc[r][1]);
+        }
+    }
+  for (gint r = 0; r < r_count; r++)
+    {
+      gfloat *row = c + (gsize) (i0 + r) * ldc + n0;
+      _mm512_mask_storeu_ps (row, low, acc[r][0]);
+      _mm512_mask_storeu_ps (row + 16, high, acc[r][1]);
+    }
+}
+
+/* Every row block against columns [n0, n0 + cols); full blocks get a
+ * constant row count so that their accumulators stay in registers. */
+static AVX512_TARGET void
+panel_product (const gfloat *a, gsize lda, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc, gint n0,
+               gint cols)
+{
+  gint i0 = 0;
+
+  for (; i0 + ROWS <= m; i0 += ROWS)
+    block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, ROWS);
+  switch (m - i0)
+    {
+    case 7: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 7); break;
+    case 6: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 6); break;
+    case 5: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 5); break;
+    case 4: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 4); break;
+    case 3: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 3); break;
+    case 2: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 2); break;
+    case 1: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 1); break;
+    default: break;
+    }
+}
+
+void
+vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
+{
+  g_return_if_fail (vae_cpu_has_avx512 ());
+  for (gint n0 = 0; n0 < n; n0 += PANEL)
+    panel_product (a, lda, m, k, b, ldb, c, ldc, n0, MIN (PANEL, n - n0));
+}
+
+#else /* no AVX-512 code on this compiler or architecture */
+
+gboolean
+vae_cpu_has_avx512 (void)
+{
+  return FALSE;
+}
+
+void
+vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
+{
+  g_return_if_reached ();
+}
+
+#endif
