@@ -1,9 +1,9 @@
 /* A small fp32 matrix product on one thread (AVX-512F), for Winograd's
  * chunks: A (m × k, row stride lda) times B (k × n, n ≤ a few panels, rows
  * already contiguous and in cache), so B needs no packing.  An 8 × 32 block
- * of C stays in 16 registers while k runs, as in bf16.c.  OpenBLAS is the
- * better choice for the big band products; for a 64 × 64 × 32 product its
- * packing and dispatch cost as much as the arithmetic.
+ * of C stays in 16 registers while k runs, as in bf16.c.  The big band
+ * products stay with OpenBLAS; these are one call per product of a chunk
+ * (e.g. 64 × 64 × 32), too small to pack for.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "backend.h"

@@ -574,58 +574,6 @@ chunk_scratch_bytes (const VaeConv *conv)
          + vae_bf16_panel_elements (conv->in_channels) * sizeof (guint16);
 }
 
-/* A chunk reads and writes a few hundred short pieces of rows, one per
- * channel and row, too short for the hardware to see a stream: so each
- * channel's rows are asked for this many channels ahead. */
-#define PREFETCH_CHANNELS 4
-
-/* Rows [y0, y1) × columns [x0, x1) of a WIDTH × HEIGHT plane, clipped. */
-static inline void
-prefetch_rect (const gfloat *plane, gint width, gint height, gint y0, gint y1, gint x0, gint x1, gboolean write)
-{
-  x0 = MAX (x0, 0);
-  x1 = MIN (x1, width);
-  for (gint y = MAX (y0, 0); y < MIN (y1, height) && x0 < x1; y++)
-    {
-      const gfloat *row = plane + (gsize) y * width;
-      for (gint x = x0; x < x1; x += 16)
-        if (write)
-          __builtin_prefetch (row + x, 1, 3);
-        else
-          __builtin_prefetch (row + x, 0, 3);
-      __builtin_prefetch (row + x1 - 1, write != FALSE, 3);
-    }
-}
-
-/* Input channel C's rows under tile rows TY0 … TY0 + N_ROWS, if it exists. */
-static void
-prefetch_input (const Geometry *g, gint c, gint ty0, gint n_rows)
-{
-  const VaeTensor *x = g->x;
-  const gint       top = ty0 * TILE - g->conv->pad_top, left = g->tx0 * TILE - g->conv->pad_left;
-
-  if (c < x->channels)
-    prefetch_rect (x->data + (gsize) c * x->height * x->width, x->width, x->height, top >> g->up,
-                   ((top + n_rows * TILE + 1) >> g->up) + 1, left >> g->up, ((left + g->row_w - 1) >> g->up) + 1,
-                   FALSE);
-}
-
-/* Output channel O's pixels in tile rows TY0 …, and its residual. */
-static void
-prefetch_output (const Output *out, gint o, gint ty0, gint n_rows)
-{
-  const VaeTensor *y = out->y;
-  const gsize      offset = (gsize) o * y->height * y->width;
-  const gint       y0 = ty0 * TILE, x0 = out->tx0 * TILE;
-
-  if (o >= y->channels)
-    return;
-  prefetch_rect (y->data + offset, y->width, y->height, y0, y0 + n_rows * TILE, x0, x0 + out->span * TILE, TRUE);
-  if (out->residual)
-    prefetch_rect (out->residual->data + offset, y->width, y->height, y0, y0 + n_rows * TILE, x0,
-                   x0 + out->span * TILE, FALSE);
-}
-
 /* The 36 products of one chunk of N tiles, on this thread. */
 static void
 chunk_products (const VaeConv *conv, gboolean bf16, gconstpointer u, gint n, ChunkScratch *s)
@@ -647,21 +595,11 @@ chunk_run (const Geometry *g, const Output *out, gboolean bf16, gconstpointer u,
 {
   const gint co = g->conv->out_channels, ci = g->conv->in_channels;
 
-  for (gint c = 0; c < PREFETCH_CHANNELS; c++)
-    prefetch_input (g, c, ty0, n_rows);
   for (gint c = 0; c < ci; c++)
-    {
-      prefetch_input (g, c + PREFETCH_CHANNELS, ty0, n_rows);
-      input_channel (g, c, ty0, n_rows, s->rows, s->v);
-    }
-  for (gint o = 0; o < PREFETCH_CHANNELS; o++)
-    prefetch_output (out, o, ty0, n_rows);
+    input_channel (g, c, ty0, n_rows, s->rows, s->v);
   chunk_products (g->conv, bf16, u, n_rows * g->span, s);
   for (gint o = 0; o < co; o++)
-    {
-      prefetch_output (out, o + PREFETCH_CHANNELS, ty0, n_rows);
-      output_channel (out, s->m, o, ty0, n_rows, s->h);
-    }
+    output_channel (out, s->m, o, ty0, n_rows, s->h);
 }
 
 static void
