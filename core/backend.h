@@ -162,6 +162,15 @@ gsize    vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w
 void     vae_winograd_set_chunked (gboolean allowed);
 /* ---- bfloat16 on the CPU (bf16.c) -------------------------------------------- */
 
+/* Which of 16 AVX-512 lanes hold one of COLS columns (all when COLS ≥ 16):
+ * the mask the kernels of bf16.c and sgemm.c load and store partial
+ * panels with. */
+static inline guint16
+vae_columns_mask (gint cols)
+{
+  return cols >= 16 ? 0xffff : cols <= 0 ? 0 : (guint16) ((1u << cols) - 1);
+}
+
 /* Whether this CPU has AVX512-BF16 (and this build its kernels). */
 gboolean vae_cpu_has_bf16 (void);
 guint16  vae_bf16_round (gfloat value);   /* to nearest, ties to even */

@@ -61,19 +61,12 @@ vae_cpu_has_bf16 (void)
   return __builtin_cpu_supports ("avx512bf16") && __builtin_cpu_supports ("avx512bw");
 }
 
-/* Which of 16 lanes hold one of COLS columns (all when COLS ≥ 16). */
-static inline __mmask16
-columns_mask (gint cols)
-{
-  return cols >= 16 ? 0xffff : cols <= 0 ? 0 : (__mmask16) ((1u << cols) - 1);
-}
-
 /* Columns [n0, n0 + cols) of B (k × ldb, fp32) as bf16 pairs into P
  * ([k/2][PANEL][2]), zero beyond cols and k. */
 static BF16_TARGET void
 pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p)
 {
-  const __mmask16 low = columns_mask (cols), high = columns_mask (cols - 16);
+  const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
   /* (row 2kk, row 2kk + 1) interleaved: lane 2j from the first, 2j + 1 from the second */
   const __m512i interleave = _mm512_set_epi16 (31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
                                                23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -100,7 +93,7 @@ block (const guint16 *a, gint lda, gint i0, const guint16 *p, gint pairs, gfloat
        gint cols, const gint r_count)
 {
   __m512 acc[ROWS][2];
-  const __mmask16 low = columns_mask (cols), high = columns_mask (cols - 16);
+  const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
 
   for (gint r = 0; r < r_count; r++)
     acc[r][0] = acc[r][1] = _mm512_setzero_ps ();
@@ -178,11 +171,8 @@ vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize
 #pragma omp for schedule(static) collapse(2)
     for (gint g = 0; g < count; g++)
       for (gint q = 0; q < panels; q++)
-        {
-          const gint n0 = q * PANEL, cols = MIN (PANEL, n - n0);
-          pack_panel (b + g * b_stride, (gsize) n, k, n0, cols, p);
-          panel_product (a + g * a_stride, m, k, p, c + g * c_stride, (gsize) n, n0, cols);
-        }
+        vae_gemm_bf16 (m, MIN (PANEL, n - q * PANEL), k, a + g * a_stride, b + g * b_stride + q * PANEL, (gsize) n,
+                       c + g * c_stride + q * PANEL, (gsize) n, p);
     g_free (p);
   }
 }

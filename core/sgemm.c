@@ -23,19 +23,13 @@ vae_cpu_has_avx512 (void)
   return __builtin_cpu_supports ("avx512f");
 }
 
-static inline __mmask16
-columns_mask (gint cols)
-{
-  return cols >= 16 ? 0xffff : cols <= 0 ? 0 : (__mmask16) ((1u << cols) - 1);
-}
-
 /* C rows [i0, i0 + R) × columns [n0, n0 + cols) = A·B. */
 static inline __attribute__ ((always_inline)) AVX512_TARGET void
 block (const gfloat *a, gsize lda, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc, gint n0,
        gint cols, const gint r_count)
 {
   __m512 acc[ROWS][2];
-  const __mmask16 low = columns_mask (cols), high = columns_mask (cols - 16);
+  const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
 
   for (gint r = 0; r < r_count; r++)
     acc[r][0] = acc[r][1] = _mm512_setzero_ps ();

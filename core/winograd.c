@@ -563,15 +563,33 @@ chunk_floats (const VaeConv *conv)
   return (gsize) POSITIONS * (conv->in_channels + conv->out_channels) * CHUNK_TILES;
 }
 
-/* One thread's ChunkScratch, in bytes. */
+/* One thread's ChunkScratch in one block of chunk_scratch_bytes (S may
+ * be NULL: only the size is wanted); every chunk is at most CHUNK_TILES
+ * wide. */
 static gsize
-chunk_scratch_bytes (const VaeConv *conv)
+chunk_scratch_layout (const VaeConv *conv, gpointer block, ChunkScratch *s)
 {
   const Geometry widest = { conv, NULL, FALSE, 0, CHUNK_TILES, TILE * CHUNK_TILES + 2 };
   const Output   widest_out = { conv, NULL, VAE_ACT_NONE, NULL, 0, CHUNK_TILES };
+  const gsize    rows_at = chunk_floats (conv) * sizeof (gfloat);
+  const gsize    h_at = rows_at + input_rows_bytes (&widest);
+  const gsize    panel_at = h_at + output_rows_bytes (&widest_out);
 
-  return chunk_floats (conv) * sizeof (gfloat) + input_rows_bytes (&widest) + output_rows_bytes (&widest_out)
-         + vae_bf16_panel_elements (conv->in_channels) * sizeof (guint16);
+  if (s)
+    {
+      s->v = block;
+      s->m = s->v + (gsize) POSITIONS * conv->in_channels * CHUNK_TILES;
+      s->rows = (gfloat *) ((gchar *) block + rows_at);
+      s->h = (gfloat *) ((gchar *) block + h_at);
+      s->panel = (guint16 *) ((gchar *) block + panel_at);
+    }
+  return panel_at + vae_bf16_panel_elements (conv->in_channels) * sizeof (guint16);
+}
+
+static gsize
+chunk_scratch_bytes (const VaeConv *conv)
+{
+  return chunk_scratch_layout (conv, NULL, NULL);
 }
 
 /* The 36 products of one chunk of N tiles, on this thread. */
@@ -606,17 +624,12 @@ static void
 chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gconstpointer u, gint tiles_h)
 {
   const Chunks chunks = chunks_for (whole->span, tiles_h);
-  const Geometry widest = { whole->conv, whole->x, whole->up, 0, chunks.span, TILE * chunks.span + 2 };
-  const Output   widest_out = { whole_out->conv, whole_out->residual, whole_out->act, whole_out->y, 0, chunks.span };
 
 #pragma omp parallel
   {
     ChunkScratch s;
-    s.v = g_malloc (chunk_floats (whole->conv) * sizeof (gfloat));
-    s.m = s.v + (gsize) POSITIONS * whole->conv->in_channels * CHUNK_TILES;
-    s.rows = g_malloc (input_rows_bytes (&widest));
-    s.h = g_malloc (output_rows_bytes (&widest_out));
-    s.panel = g_new (guint16, vae_bf16_panel_elements (whole->conv->in_channels));
+    gpointer     block = g_malloc (chunk_scratch_bytes (whole->conv));
+    chunk_scratch_layout (whole->conv, block, &s);
 #pragma omp for schedule(static)
     for (gint i = 0; i < chunks.count; i++)
       {
@@ -626,10 +639,7 @@ chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gco
         const Output   out = { whole_out->conv, whole_out->residual, whole_out->act, whole_out->y, tx0, span };
         chunk_run (&g, &out, bf16, u, ty0, MIN (chunks.rows, tiles_h - ty0), &s);
       }
-    g_free (s.v);
-    g_free (s.rows);
-    g_free (s.h);
-    g_free (s.panel);
+    g_free (block);
   }
 }
 
