@@ -158,15 +158,37 @@ test_taef2_bf16 (void)
   g_assert_cmpfloat (psnr, <, 120.0); /* the products really were rounded */
 }
 
+/* GOT against the float64 latent WANT: each value within the house bar (of
+ * the largest) plus SPREAD, how far float32 rounding of every layer's output
+ * moves that value in float64 (tests/reference/make_tiny_goldens.py).  The
+ * encoder is badly conditioned in a few places of this photo — one latent
+ * value spreads by 8e-4 of the largest — where no float32 computation can
+ * keep to the bar alone; elsewhere the spread is some 5e-8. */
+static void
+assert_within_spread (const VaeTensor *got, const VaeTensor *want, const VaeTensor *spread, const gchar *what)
+{
+  gdouble largest = 0, worst_beyond = 0;
+
+  g_assert_cmpuint (vae_tensor_n_elements (spread), ==, vae_tensor_n_elements (want));
+  for (gsize i = 0; i < vae_tensor_n_elements (want); i++)
+    largest = MAX (largest, fabs (want->data[i]));
+  for (gsize i = 0; i < vae_tensor_n_elements (want); i++)
+    worst_beyond = MAX (worst_beyond, fabs ((gdouble) got->data[i] - want->data[i]) - spread->data[i]);
+  g_test_message ("%s: max relative error %.3g; beyond float32's spread %.3g (bar %g)", what,
+                  test_max_rel_error (got, want), worst_beyond / largest, HOUSE_BAR);
+  g_assert_cmpfloat (worst_beyond / largest, <=, HOUSE_BAR);
+}
+
 static void
 test_taef2_latent (void)
 {
   g_autofree gchar *models = test_models_dir ("taef2_encoder.pth");
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) m = NULL;
-  g_autoptr (VaeTensor) full = NULL, latent = NULL, want = NULL;
+  g_autoptr (VaeTensor) full = NULL, latent = NULL, want = NULL, spread = NULL;
   g_autofree gchar *photo_path = g_build_filename (SKIMAGE_DATA_DIR, "astronaut.png", NULL);
   g_autofree gchar *want_path = test_data_path ("tiny", "taef2-astronaut-latent.npy", NULL);
+  g_autofree gchar *spread_path = test_data_path ("tiny", "taef2-astronaut-spread.npy", NULL);
 
   if (!models)
     return;
@@ -181,7 +203,8 @@ test_taef2_latent (void)
   latent = vae_model_encode (m, full, VAE_ENCODE_MEAN, 0, &error);
   g_assert_no_error (error);
   want = test_load_npy_latent (want_path);
-  test_assert_close (latent, want, HOUSE_BAR, "taef2 latent");
+  spread = test_load_npy_latent (spread_path);
+  assert_within_spread (latent, want, spread, "taef2 latent");
   {
     /* the same in 64-pixel bands, every large tensor in a temporary file */
     VaeTiling tiling = { 16 << 20, 64 };
@@ -190,7 +213,7 @@ test_taef2_latent (void)
     tiled = vae_model_encode (m, full, VAE_ENCODE_MEAN, 0, &error);
     vae_set_tiling (NULL);
     g_assert_no_error (error);
-    test_assert_close (tiled, want, HOUSE_BAR, "taef2 latent, tiled");
+    assert_within_spread (tiled, want, spread, "taef2 latent, tiled");
   }
 }
 
