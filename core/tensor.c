@@ -4,6 +4,31 @@
 #include "vae-private.h"
 
 #include <math.h>
+#ifdef G_OS_UNIX
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+/* Blocks from this size on ask for transparent huge pages: a fresh 4 KiB
+ * page costs a fault each (an encode at 512² spent a tenth of its time in
+ * page faults), and the layers' strided reads across channel planes miss
+ * the TLB less on 2 MiB pages. */
+#define HUGE_PAGES_FROM_BYTES ((gsize) 8 << 20)
+
+static void
+advise_huge_pages (gpointer p, gsize n_bytes)
+{
+#if defined(G_OS_UNIX) && defined(MADV_HUGEPAGE)
+  const guintptr page = (guintptr) sysconf (_SC_PAGESIZE);
+  const guintptr start = ((guintptr) p + page - 1) & ~(page - 1), end = ((guintptr) p + n_bytes) & ~(page - 1);
+
+  if (n_bytes >= HUGE_PAGES_FROM_BYTES && end > start)
+    madvise ((gpointer) start, end - start, MADV_HUGEPAGE); /* advice only: failure changes nothing */
+#else
+  (void) p;
+  (void) n_bytes;
+#endif
+}
 
 G_DEFINE_QUARK (vae-error-quark, vae_error)
 
@@ -27,6 +52,8 @@ vae_try_alloc (gsize n_bytes, const gchar *what, GError **error)
   if (!p)
     g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
                  _("out of memory allocating %zu bytes for %s"), n_bytes, what);
+  else
+    advise_huge_pages (p, n_bytes);
   return p;
 }
 
