@@ -8,7 +8,10 @@
 #include <math.h>
 
 #ifdef VAE_HAVE_CUDA
+#include "vae-config.h"
 #include "vae-cuda.h"
+
+#include <gmodule.h>
 #endif
 
 static GPrivate compute_key = G_PRIVATE_INIT (g_free);
@@ -66,11 +69,87 @@ vae_precision_name (VaePrecision precision)
   return precision_names[CLAMP ((gint) precision, 0, (gint) G_N_ELEMENTS (precision_names) - 1)];
 }
 
+#ifdef VAE_HAVE_CUDA
+/* The CUDA module (see cuda/vae-cuda.h), opened the first time it is asked
+ * for: GEGL_VAE_CUDA_MODULE names it, else the installed one, else the one
+ * in the build tree (for the tests and the uninstalled CLI). */
+static const VaeCudaModule *
+cuda_module (GError **error)
+{
+  static const VaeCudaImports imports = {
+    vae_backend_count_macs, vae_conv_output_checked, vae_error_quark, vae_precision_name,
+    vae_tensor_new_uninit, vae_tensor_n_elements, vae_tensor_free,
+  };
+  static const VaeCudaModule *entry_points;
+  static gchar               *why_not;
+  static gsize                tried;
+
+  if (g_once_init_enter (&tried))
+    {
+      const gchar *env = g_getenv ("GEGL_VAE_CUDA_MODULE");
+      const gchar *path = env && *env ? env : g_file_test (VAE_CUDA_MODULE, G_FILE_TEST_EXISTS) ? VAE_CUDA_MODULE
+                                                                                               : VAE_CUDA_MODULE_BUILT;
+      GModule          *module = g_module_open (path, G_MODULE_BIND_LOCAL);
+      VaeCudaModuleOpen open = NULL;
+
+      if (module && g_module_symbol (module, VAE_CUDA_MODULE_SYMBOL, (gpointer *) &open) && open)
+        {
+          g_module_make_resident (module);
+          entry_points = open (&imports);
+        }
+      else
+        why_not = g_strdup (g_module_error ());
+      g_once_init_leave (&tried, 1);
+    }
+  if (!entry_points)
+    g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("the CUDA backend could not be loaded: %s"), why_not);
+  return entry_points;
+}
+#endif
+
+#ifdef VAE_HAVE_CUDA
+/* Whether the NVIDIA driver counts a device, asked of the driver library
+ * alone, so that a machine without one never loads the module and its
+ * cuBLAS and cuDNN (the default backend, auto, asks on every run). */
+static gboolean
+driver_sees_device (GError **error)
+{
+  GModule    *driver = g_module_open ("libcuda.so.1", G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+  gint        (*init) (guint flags) = NULL, (*count_devices) (gint *count) = NULL;
+  gint        count = 0, status = -1;
+  const gchar *why = NULL;
+
+  if (!driver)
+    why = "the NVIDIA driver's libcuda.so.1 is not installed";
+  else if (!g_module_symbol (driver, "cuInit", (gpointer *) &init)
+           || !g_module_symbol (driver, "cuDeviceGetCount", (gpointer *) &count_devices))
+    why = "libcuda.so.1 lacks cuInit or cuDeviceGetCount";
+  else if ((status = init (0)) != 0 || (status = count_devices (&count)) != 0)
+    why = "the NVIDIA driver does not start";
+  else if (count == 0)
+    why = "the NVIDIA driver counts no device";
+  if (driver)
+    g_module_close (driver);
+  if (why)
+    {
+      g_autofree gchar *detail = status > 0 ? g_strdup_printf ("%s, CUresult %d", why, status) : g_strdup (why);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("no CUDA device answers (%s)"), detail);
+    }
+  return !why;
+}
+#endif
+
 gboolean
 vae_cuda_probe (gchar **device_name, GError **error)
 {
 #ifdef VAE_HAVE_CUDA
-  return vae_cuda_probe_device (device_name, error);
+  const VaeCudaModule *cuda = NULL;
+
+  if (device_name)
+    *device_name = NULL;
+  if (driver_sees_device (error))
+    cuda = cuda_module (error);
+  return cuda && cuda->probe_device (device_name, error);
 #else
   if (device_name)
     *device_name = NULL;
@@ -84,7 +163,8 @@ void
 vae_device_weights_free (gpointer weights)
 {
 #ifdef VAE_HAVE_CUDA
-  vae_cuda_weights_free (weights);
+  if (weights) /* only the module makes them */
+    cuda_module (NULL)->weights_free (weights);
 #else
   g_return_if_fail (weights == NULL);
 #endif
@@ -153,11 +233,15 @@ device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **e
   static GMutex device_lock; /* one pass at a time: the handles are shared */
   VaeTensor    *y;
 
+  const VaeCudaModule *cuda = cuda_module (error);
+
+  if (!cuda)
+    return NULL;
   g_mutex_lock (&device_lock);
-  y = net->forward (net, vae_cuda_backend (precision), x, error);
-  if (y && !vae_cuda_to_host (&y, error))
+  y = net->forward (net, cuda->backend (precision), x, error);
+  if (y && !cuda->to_host (&y, error))
     g_clear_pointer (&y, vae_tensor_free);
-  vae_cuda_pass_end ();
+  cuda->pass_end ();
   g_mutex_unlock (&device_lock);
   return y;
 }

@@ -1,5 +1,9 @@
 /* The CUDA backend's entry points, called from core (C).  Built only when
- * meson finds the CUDA toolkit; see core/compute.c for the dispatch.
+ * meson finds the CUDA toolkit, as a module of its own that core opens the
+ * first time a device is asked for (core/compute.c): linking cuBLAS and
+ * cuDNN into every program would cost each of them some 200 MB of resident
+ * memory and 0.1 s at start, GIMP and every gegl process included, on the
+ * CPU too.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #ifndef VAE_CUDA_H
@@ -18,6 +22,34 @@ gboolean          vae_cuda_to_host (VaeTensor **tensor, GError **error);
 /* After a pass: waits for the device and returns pooled memory. */
 void              vae_cuda_pass_end (void);
 void              vae_cuda_weights_free (gpointer weights);
+
+/* What the module calls back in core (which it does not link). */
+typedef struct
+{
+  void       (*count_macs) (guint64 macs);
+  gboolean   (*conv_output_checked) (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h, gint *out_w,
+                                     GError **error);
+  GQuark     (*error_quark) (void);
+  const gchar *(*precision_name) (VaePrecision precision);
+  VaeTensor *(*tensor_new_uninit) (gint channels, gint height, gint width, gboolean zeroed, GError **error);
+  gsize      (*tensor_n_elements) (const VaeTensor *tensor);
+  void       (*tensor_free) (VaeTensor *tensor);
+} VaeCudaImports;
+
+/* The entry points above, as the module hands them to core. */
+typedef struct
+{
+  gboolean          (*probe_device) (gchar **device_name, GError **error);
+  const VaeBackend *(*backend) (VaePrecision precision);
+  gboolean          (*to_host) (VaeTensor **tensor, GError **error);
+  void              (*pass_end) (void);
+  void              (*weights_free) (gpointer weights);
+} VaeCudaModule;
+
+/* The one symbol core looks up in the module. */
+#define VAE_CUDA_MODULE_SYMBOL "vae_cuda_module_open"
+typedef const VaeCudaModule *(*VaeCudaModuleOpen) (const VaeCudaImports *imports);
+const VaeCudaModule *vae_cuda_module_open (const VaeCudaImports *imports);
 
 G_END_DECLS
 

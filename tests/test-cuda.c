@@ -12,6 +12,12 @@
 #include "png-io.h"
 #include "test-util.h"
 
+#ifdef VAE_HAVE_CUDA
+#include "vae-config.h"
+#include "vae-cuda.h"
+
+#include <gmodule.h>
+#endif
 
 #define HOUSE_BAR    1e-4
 #define HALF_PSNR_DB 40.0
@@ -44,6 +50,26 @@ device_present (void)
   why = g_strdup_printf ("no CUDA device: %s", error->message);
   g_test_skip (why);
   return FALSE;
+}
+
+/* The CUDA module core opens on demand loads with every symbol resolved
+ * (cuBLAS, cuDNN, and what it calls back in core only through its table)
+ * and exports its entry point; the programs themselves link none of it. */
+static void
+test_module_loads (void)
+{
+#ifdef VAE_HAVE_CUDA
+  GModule *module = g_module_open (VAE_CUDA_MODULE_BUILT, 0); /* RTLD_NOW: every symbol now */
+  gpointer entry = NULL;
+
+  if (!module)
+    g_error ("%s", g_module_error ());
+  g_assert_true (g_module_symbol (module, VAE_CUDA_MODULE_SYMBOL, &entry));
+  g_assert_nonnull (entry);
+  g_module_close (module);
+#else
+  g_test_skip ("this build has no CUDA backend");
+#endif
 }
 
 static void
@@ -280,6 +306,7 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cuda/module-loads", test_module_loads);
   g_test_add_func ("/cuda/backend-choice", test_choice);
   for (guint i = 0; i < G_N_ELEMENTS (variants); i++)
     {
