@@ -173,8 +173,24 @@ vae_columns_mask (gint cols)
 
 /* Whether this CPU has AVX512-BF16 (and this build its kernels). */
 gboolean vae_cpu_has_bf16 (void);
-guint16  vae_bf16_round (gfloat value);   /* to nearest, ties to even */
-gfloat   vae_bf16_value (guint16 bf16);
+/* To nearest, ties to even; NaN stays NaN. */
+static inline guint16
+vae_bf16_round (gfloat value)
+{
+  union { gfloat f; guint32 u; } bits = { value };
+
+  if ((bits.u & 0x7fffffffu) > 0x7f800000u)
+    return (guint16) ((bits.u >> 16) | 0x40);
+  return (guint16) ((bits.u + 0x7fffu + ((bits.u >> 16) & 1u)) >> 16);
+}
+
+static inline gfloat
+vae_bf16_value (guint16 bf16)
+{
+  union { guint32 u; gfloat f; } bits = { (guint32) bf16 << 16 };
+  return bits.f;
+}
+
 gint     vae_bf16_pairs (gint k);         /* k values as bf16 pairs: ⌈k/2⌉ */
 /* A (m × k fp32) as rows of 2·pairs(k) bf16, the odd k padded with zero. */
 void     vae_bf16_pack_rows (const gfloat *a, gint m, gint k, guint16 *packed);
@@ -183,6 +199,9 @@ void     vae_bf16_pack_rows (const gfloat *a, gint m, gint k, guint16 *packed);
  * Only where vae_cpu_has_bf16. */
 void     vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
                               gsize b_stride, gfloat *c, gsize c_stride);
+/* C = A·B as above, one product with B's rows LDB and C's rows LDC apart. */
+void     vae_gemm_bf16_parallel (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
+                                 gsize ldc);
 /* C = A·B (B k × n with row stride ldb, C with ldc) on the calling thread
  * alone, for products that stay in its cache; PANEL holds
  * vae_bf16_panel_elements (k) values. */

@@ -16,23 +16,6 @@
 #define PANEL 32  /* columns of B packed at once: two registers */
 #define ROWS  8   /* rows of A per block: 16 accumulators */
 
-guint16
-vae_bf16_round (gfloat value)
-{
-  union { gfloat f; guint32 u; } bits = { value };
-
-  if ((bits.u & 0x7fffffffu) > 0x7f800000u) /* NaN stays NaN */
-    return (guint16) ((bits.u >> 16) | 0x40);
-  return (guint16) ((bits.u + 0x7fffu + ((bits.u >> 16) & 1u)) >> 16); /* to nearest, ties to even */
-}
-
-gfloat
-vae_bf16_value (guint16 bf16)
-{
-  union { guint32 u; gfloat f; } bits = { (guint32) bf16 << 16 };
-  return bits.f;
-}
-
 gint
 vae_bf16_pairs (gint k)
 {
@@ -45,8 +28,14 @@ vae_bf16_pack_rows (const gfloat *a, gint m, gint k, guint16 *packed)
   const gint k_even = 2 * vae_bf16_pairs (k);
 
   for (gint i = 0; i < m; i++)
-    for (gint j = 0; j < k_even; j++)
-      packed[(gsize) i * k_even + j] = j < k ? vae_bf16_round (a[(gsize) i * k + j]) : 0;
+    {
+      guint16      *row = packed + (gsize) i * k_even;
+      const gfloat *src = a + (gsize) i * k;
+      for (gint j = 0; j < k; j++) /* vectorises: the rounding is inline */
+        row[j] = vae_bf16_round (src[j]);
+      if (k < k_even)
+        row[k] = 0;
+    }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -158,9 +147,11 @@ vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize 
     }
 }
 
-void
-vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
-                     gsize b_stride, gfloat *c, gsize c_stride)
+/* C_g = A_g·B_g for g < COUNT, the panels of all products shared out
+ * among the threads. */
+static void
+products (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b, gsize ldb,
+          gsize b_stride, gfloat *c, gsize ldc, gsize c_stride)
 {
   const gint panels = (n + PANEL - 1) / PANEL;
 
@@ -171,10 +162,23 @@ vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize
 #pragma omp for schedule(static) collapse(2)
     for (gint g = 0; g < count; g++)
       for (gint q = 0; q < panels; q++)
-        vae_gemm_bf16 (m, MIN (PANEL, n - q * PANEL), k, a + g * a_stride, b + g * b_stride + q * PANEL, (gsize) n,
-                       c + g * c_stride + q * PANEL, (gsize) n, p);
+        vae_gemm_bf16 (m, MIN (PANEL, n - q * PANEL), k, a + g * a_stride, b + g * b_stride + q * PANEL, ldb,
+                       c + g * c_stride + q * PANEL, ldc, p);
     g_free (p);
   }
+}
+
+void
+vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
+                     gsize b_stride, gfloat *c, gsize c_stride)
+{
+  products (count, m, n, k, a, a_stride, b, (gsize) n, b_stride, c, (gsize) n, c_stride);
+}
+
+void
+vae_gemm_bf16_parallel (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
+{
+  products (1, m, n, k, a, 0, b, ldb, 0, c, ldc, 0);
 }
 
 #else /* no AVX512-BF16 code on this compiler or architecture */
@@ -201,6 +205,12 @@ vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize 
 void
 vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
                      gsize b_stride, gfloat *c, gsize c_stride)
+{
+  g_return_if_reached ();
+}
+
+void
+vae_gemm_bf16_parallel (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
 {
   g_return_if_reached ();
 }

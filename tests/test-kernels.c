@@ -25,28 +25,41 @@ typedef struct
   VaeAct     act;
 } ConvCase;
 
+/* SHAPE (channels, kernel, stride, padding) with random weights, maybe a
+ * bias, input of SIZE, maybe a residual, upsampling and activation. */
 static void
-conv_case_init (ConvCase *c, GRand *rand, gint ci, gint co, const gint size[2])
+conv_case_init_shape (ConvCase *c, GRand *rand, const VaeConv *shape, const gint size[2])
 {
-  const gdouble scale = 1.0 / sqrt (ci * 9.0);
-  VaeConv       conv = { co, ci, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL };
+  const gint    k_terms = shape->in_channels * shape->kernel * shape->kernel;
+  const gdouble scale = 1.0 / sqrt (k_terms);
+  gint          out_h, out_w;
 
-  c->conv = conv;
+  c->conv = *shape;
   c->up = g_rand_boolean (rand);
   c->act = (VaeAct) g_rand_int_range (rand, 0, 3);
-  c->conv.weight = test_random_floats (rand, (gsize) co * ci * 9, -scale, scale);
-  c->conv.bias = g_rand_boolean (rand) ? test_random_floats (rand, co, -0.5, 0.5) : NULL;
-  c->x = vae_tensor_new (ci, size[1], size[0], NULL);
+  c->conv.weight = test_random_floats (rand, (gsize) shape->out_channels * k_terms, -scale, scale);
+  c->conv.bias = g_rand_boolean (rand) ? test_random_floats (rand, shape->out_channels, -0.5, 0.5) : NULL;
+  c->x = vae_tensor_new (shape->in_channels, size[1], size[0], NULL);
   g_free (c->x->data);
   c->x->data = test_random_floats (rand, vae_tensor_n_elements (c->x), -1.0, 1.0);
   c->x->capacity = 0;
   c->residual = NULL;
-  if (g_rand_boolean (rand))
+  vae_conv_output_size (&c->conv, size[1] << c->up, size[0] << c->up, &out_h, &out_w);
+  if (g_rand_boolean (rand) && out_h > 0 && out_w > 0)
     {
-      c->residual = vae_tensor_new (co, size[1] << c->up, size[0] << c->up, NULL);
+      c->residual = vae_tensor_new (shape->out_channels, out_h, out_w, NULL);
       for (gsize i = 0; i < vae_tensor_n_elements (c->residual); i++)
         c->residual->data[i] = (gfloat) g_rand_double_range (rand, -1, 1);
     }
+}
+
+/* A 3×3 "same" convolution, the shape Winograd takes. */
+static void
+conv_case_init (ConvCase *c, GRand *rand, gint ci, gint co, const gint size[2])
+{
+  const VaeConv shape = { co, ci, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL, NULL };
+
+  conv_case_init_shape (c, rand, &shape, size);
   g_assert_true (vae_winograd_applies (&c->conv));
 }
 
@@ -206,6 +219,97 @@ test_gemm_bf16 (void)
   g_rand_free (rand);
 }
 
+/* The value of output (o, oy, ox) of CONV in float64 from bf16-rounded
+ * weights and inputs, and Σ|w·x| + |bias| + |residual| in *MAGNITUDE. */
+static gdouble
+direct_bf16_value (const ConvCase *c, gint o, gint oy, gint ox, gdouble *magnitude)
+{
+  const VaeConv *conv = &c->conv;
+  const gint     k = conv->kernel, in_h = c->x->height << c->up, in_w = c->x->width << c->up;
+  gdouble        sum = conv->bias ? conv->bias[o] : 0.0;
+
+  *magnitude = fabs (sum);
+  for (gint i = 0; i < conv->in_channels; i++)
+    for (gint ky = 0; ky < k; ky++)
+      for (gint kx = 0; kx < k; kx++)
+        {
+          const gint iy = oy * conv->stride - conv->pad_top + ky, ix = ox * conv->stride - conv->pad_left + kx;
+          gdouble    w, p;
+          if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w)
+            continue;
+          w = vae_bf16_value (vae_bf16_round (conv->weight[((gsize) (o * conv->in_channels + i) * k + ky) * k + kx]));
+          p = w * vae_bf16_value (vae_bf16_round (
+                    c->x->data[((gsize) i * c->x->height + (iy >> c->up)) * c->x->width + (ix >> c->up)]));
+          sum += p;
+          *magnitude += fabs (p);
+        }
+  if (c->residual)
+    {
+      const gdouble r = c->residual->data[((gsize) o * c->residual->height + oy) * c->residual->width + ox];
+      sum += r;
+      *magnitude += fabs (r);
+    }
+  return sum;
+}
+
+/* The convolutions Winograd does not take — stride 2 with one-sided
+ * padding, 1×1, 3×3 of 3 input channels — with and without upsampling,
+ * bias and residual, through the bf16 backend, against float64 sums of the
+ * same bf16-rounded weights and inputs: only fp32 accumulation may differ,
+ * at most (k + 3)·2⁻²⁴·Σ|terms| (k products, bias and residual). */
+static void
+test_conv_bf16_direct (void)
+{
+  static const VaeConv shapes[] = {
+    { 7, 13, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL, NULL, NULL },
+    { 32, 64, 1, 1, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL },
+    { 9, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL, NULL },
+  };
+  GRand *rand = g_rand_new_with_seed (99);
+  const VaeBackend *cpu = vae_backend_cpu_bf16 ();
+  gdouble worst = 0;
+
+  if (!vae_cpu_has_bf16 ())
+    {
+      g_test_skip ("this CPU (or build) has no AVX512-BF16");
+      g_rand_free (rand);
+      return;
+    }
+  for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
+    for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
+      {
+        const gint k_terms = shapes[a].in_channels * shapes[a].kernel * shapes[a].kernel;
+        ConvCase   c;
+        gint       out_h, out_w;
+        g_autoptr (VaeTensor) y = NULL;
+
+        conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]);
+        c.act = VAE_ACT_NONE;
+        vae_conv_output_size (&c.conv, c.x->height << c.up, c.x->width << c.up, &out_h, &out_w);
+        if (out_h <= 0 || out_w <= 0) /* one pixel is too small for stride 2 */
+          {
+            conv_case_clear (&c);
+            continue;
+          }
+        g_assert_false (vae_winograd_applies (&c.conv));
+        y = conv_case_run (&c, cpu);
+        for (gint o = 0; o < y->channels; o++)
+          for (gint oy = 0; oy < y->height; oy++)
+            for (gint ox = 0; ox < y->width; ox++)
+              {
+                gdouble magnitude, want = direct_bf16_value (&c, o, oy, ox, &magnitude);
+                gdouble got = y->data[((gsize) o * y->height + oy) * y->width + ox];
+                worst = MAX (worst, fabs (got - want) / MAX (magnitude, 1e-30));
+                if (fabs (got - want) > (k_terms + 3) * ldexp (1.0, -24) * magnitude)
+                  g_error ("shape %u, %dx%d: y[%d][%d][%d] = %.9g, want %.9g", a, case_sizes[s][0],
+                           case_sizes[s][1], o, oy, ox, got, want);
+              }
+        conv_case_clear (&c);
+      }
+  g_test_message ("direct bf16 convolutions: worst error %.3g of sum |terms|", worst);
+  g_rand_free (rand);
+}
+
 static void
 test_expf (void)
 {
@@ -230,5 +334,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/expf", test_expf);
   g_test_add_func ("/kernels/gemm-bf16", test_gemm_bf16);
   g_test_add_func ("/kernels/conv3x3-bf16-chunks-vs-bands", test_conv_bf16_chunks);
+  g_test_add_func ("/kernels/conv-bf16-direct", test_conv_bf16_direct);
   return g_test_run ();
 }
