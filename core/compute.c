@@ -105,9 +105,7 @@ cuda_module (GError **error)
     g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("the CUDA backend could not be loaded: %s"), why_not);
   return entry_points;
 }
-#endif
 
-#ifdef VAE_HAVE_CUDA
 /* Whether the NVIDIA driver counts a device, asked of the driver library
  * alone, so that a machine without one never loads the module and its
  * cuBLAS and cuDNN (the default backend, auto, asks on every run). */
@@ -230,10 +228,9 @@ all_finite (const VaeTensor *t)
 static VaeTensor *
 device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
 {
-  static GMutex device_lock; /* one pass at a time: the handles are shared */
-  VaeTensor    *y;
-
+  static GMutex        device_lock; /* one pass at a time: the handles are shared */
   const VaeCudaModule *cuda = cuda_module (error);
+  VaeTensor           *y;
 
   if (!cuda)
     return NULL;
