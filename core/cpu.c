@@ -138,6 +138,8 @@ epilogue (const VaeConv *conv, VaeTensor *y, const VaeTensor *residual, VaeAct a
 {
   const gsize plane = (gsize) y->height * y->width;
 
+  if (!conv->bias && !residual && act == VAE_ACT_NONE)
+    return;
 #pragma omp parallel for schedule(static)
   for (gint c = 0; c < y->channels; c++)
     epilogue_plane (y->data + c * plane, residual ? residual->data + c * plane : NULL, plane,
