@@ -126,16 +126,13 @@ test_conv_fast_vs_reference (void)
 static void
 test_conv_bf16_chunks (void)
 {
-  GRand *rand = g_rand_new_with_seed (4048);
+  GRand *rand;
   const VaeBackend *cpu = vae_backend_cpu_bf16 ();
   gint cases = 0;
 
-  if (!vae_cpu_has_bf16 ())
-    {
-      g_test_skip ("this CPU (or build) has no AVX512-BF16");
-      g_rand_free (rand);
-      return;
-    }
+  if (!test_has_bf16 ())
+    return;
+  rand = g_rand_new_with_seed (4048);
   for (guint a = 0; a < G_N_ELEMENTS (case_in_channels); a++)
     for (guint b = 0; b < G_N_ELEMENTS (case_out_channels); b++)
       for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
@@ -170,15 +167,12 @@ static void
 test_gemm_bf16 (void)
 {
   static const gint ms[] = { 1, 3, 8, 13 }, ns[] = { 1, 16, 17, 45, 64 }, ks[] = { 1, 2, 7, 64 };
-  GRand *rand = g_rand_new_with_seed (77);
+  GRand *rand;
   gdouble worst = 0;
 
-  if (!vae_cpu_has_bf16 ())
-    {
-      g_test_skip ("this CPU (or build) has no AVX512-BF16");
-      g_rand_free (rand);
-      return;
-    }
+  if (!test_has_bf16 ())
+    return;
+  rand = g_rand_new_with_seed (77);
   for (guint a = 0; a < G_N_ELEMENTS (ms); a++)
     for (guint b = 0; b < G_N_ELEMENTS (ns); b++)
       for (guint c = 0; c < G_N_ELEMENTS (ks); c++)
@@ -265,16 +259,13 @@ test_conv_bf16_direct (void)
     { 32, 64, 1, 1, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL },
     { 9, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL, NULL },
   };
-  GRand *rand = g_rand_new_with_seed (99);
+  GRand *rand;
   const VaeBackend *cpu = vae_backend_cpu_bf16 ();
   gdouble worst = 0;
 
-  if (!vae_cpu_has_bf16 ())
-    {
-      g_test_skip ("this CPU (or build) has no AVX512-BF16");
-      g_rand_free (rand);
-      return;
-    }
+  if (!test_has_bf16 ())
+    return;
+  rand = g_rand_new_with_seed (99);
   for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
     for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
       {

@@ -52,11 +52,8 @@ test_bf16_decode (void)
   g_autoptr (VaeModel) m = NULL;
   gdouble psnr;
 
-  if (!vae_cpu_has_bf16 ())
-    {
-      g_test_skip ("this CPU (or build) has no AVX512-BF16");
-      return;
-    }
+  if (!test_has_bf16 ())
+    return;
   latent = test_load_npy_latent (latent_path);
   m = load_synth_sd15 ();
   fp32 = decode_in (m, latent, VAE_PRECISION_FP32);
@@ -98,11 +95,8 @@ test_bf16_encode (void)
   g_autoptr (VaeModel) m = NULL;
   gdouble signal = 0, noise = 0, snr;
 
-  if (!vae_cpu_has_bf16 ())
-    {
-      g_test_skip ("this CPU (or build) has no AVX512-BF16");
-      return;
-    }
+  if (!test_has_bf16 ())
+    return;
   latent = test_load_npy_latent (latent_path);
   m = load_synth_sd15 ();
   image = vae_model_decode (m, latent, &error); /* any 256² picture will do */

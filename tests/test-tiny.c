@@ -137,11 +137,8 @@ test_taef2_bf16 (void)
 
   if (!models)
     return;
-  if (!vae_cpu_has_bf16 ())
-    {
-      g_test_skip ("this CPU (or build) has no AVX512-BF16");
-      return;
-    }
+  if (!test_has_bf16 ())
+    return;
   if (!g_file_test (photo_path, G_FILE_TEST_IS_REGULAR))
     {
       g_test_skip ("python3-skimage's photographs are not installed");

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-3.0-or-later */
 #include "test-util.h"
+#include "backend.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -41,6 +42,15 @@ test_models_dir (const gchar *needed_file)
       return NULL;
     }
   return dir;
+}
+
+gboolean
+test_has_bf16 (void)
+{
+  if (vae_cpu_has_bf16 ())
+    return TRUE;
+  g_test_skip ("this CPU (or build) has no AVX512-BF16");
+  return FALSE;
 }
 
 VaeTensor *

@@ -11,6 +11,9 @@ gchar     *test_data_path (const gchar *first, ...) G_GNUC_NULL_TERMINATED;
 /* The folder with the real weights (GEGL_VAE_TEST_MODELS, else ../shared/models
  * beside the source tree), or NULL after marking the test skipped. */
 gchar     *test_models_dir (const gchar *needed_file);
+/* Whether this CPU (and build) has AVX512-BF16; FALSE after marking the
+ * test skipped. */
+gboolean   test_has_bf16 (void);
 VaeTensor *test_load_npy_latent (const gchar *path);
 VaeTensor *test_load_npy_image (const gchar *path);
 /* max |a − b| / max |b|, the house measure (b is the reference). */
