@@ -225,20 +225,23 @@ all_finite (const VaeTensor *t)
   return finite;
 }
 
+/* One pass on the device; *NONFINITE says whether one of its convolutions
+ * gave inf or NaN. */
 static VaeTensor *
-device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
+device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, gboolean *nonfinite, GError **error)
 {
   static GMutex        device_lock; /* one pass at a time: the handles are shared */
   const VaeCudaModule *cuda = cuda_module (error);
   VaeTensor           *y;
 
+  *nonfinite = FALSE;
   if (!cuda)
     return NULL;
   g_mutex_lock (&device_lock);
   y = net->forward (net, cuda->backend (precision), x, error);
   if (y && !cuda->to_host (&y, error))
     g_clear_pointer (&y, vae_tensor_free);
-  cuda->pass_end ();
+  cuda->pass_end (nonfinite);
   g_mutex_unlock (&device_lock);
   return y;
 }
@@ -247,9 +250,11 @@ VaeTensor *
 vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
 {
   static gsize warned;
-  VaeTensor   *y = device_pass (net, x, precision, error);
+  gboolean     nonfinite;
+  VaeTensor   *y = device_pass (net, x, precision, &nonfinite, error);
 
-  if (!y || precision == VAE_PRECISION_FP32 || all_finite (y))
+  /* the output is checked too: not every layer ends in a convolution */
+  if (!y || precision == VAE_PRECISION_FP32 || (!nonfinite && all_finite (y)))
     return y;
   /* SDXL's VAE overflows fp16: never hand back a black or NaN picture. */
   if (g_once_init_enter (&warned))
@@ -259,7 +264,7 @@ vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, GEr
       g_once_init_leave (&warned, 1);
     }
   vae_tensor_free (y);
-  return device_pass (net, x, VAE_PRECISION_FP32, error);
+  return device_pass (net, x, VAE_PRECISION_FP32, &nonfinite, error);
 }
 
 #else

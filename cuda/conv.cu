@@ -31,10 +31,13 @@ prepare_input (const float *src, int channels, int h, int w, int up, int pt, int
     dst[i] = (T) layout_prepared (src, Nhwc<T>::value, i, channels, h, w, up, pt, pl, ph, pw);
 }
 
-/* OUT = act(CONV + bias + residual), planar, CONV in T's layout. */
+/* OUT = act(CONV + bias + residual), planar, CONV in T's layout; sets
+ * *NONFINITE where a sum is inf or NaN, before an activation could hide it
+ * (ReLU turns −inf into 0). */
 template <typename T>
 __global__ void
-epilogue (const T *conv, const float *bias, const float *residual, int act, int channels, size_t plane, float *out)
+epilogue (const T *conv, const float *bias, const float *residual, int act, int channels, size_t plane, float *out,
+          int *nonfinite)
 {
   const size_t n = (size_t) channels * plane;
 
@@ -46,6 +49,8 @@ epilogue (const T *conv, const float *bias, const float *residual, int act, int 
         v += bias[c];
       if (residual)
         v += residual[i];
+      if (!isfinite (v))
+        *nonfinite = 1;
       out[i] = cuda_activate (v, act);
     }
 }
@@ -188,7 +193,7 @@ conv_typed (CudaContext *c, const VaeConv *conv, VaePrecision precision, const V
                        "cudnnConvolutionForward", error))
     goto out;
   epilogue<T><<<cuda_blocks (vae_tensor_n_elements (y)), CUDA_THREADS, 0, c->stream>>> (
-    out, w->second, res, act, conv->out_channels, (size_t) out_h * out_w, cuda_tensor_data (y));
+    out, w->second, res, act, conv->out_channels, (size_t) out_h * out_w, cuda_tensor_data (y), c->nonfinite);
   ok = cuda_launched ("convolution epilogue", error);
   vae_backend_count_macs ((guint64) conv->out_channels * conv->in_channels * conv->kernel * conv->kernel * out_h * out_w);
 out:

@@ -23,6 +23,7 @@ struct CudaContext
   void          *workspace;       /* cuDNN's, grown on demand */
   size_t         workspace_bytes;
   GHashTable    *algorithms;      /* convolution shape → chosen algorithm */
+  int           *nonfinite;       /* device flag: a convolution of this pass gave inf or NaN */
 };
 
 /* NULL with an error when no device answers. */

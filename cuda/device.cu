@@ -90,6 +90,8 @@ context_init (CudaContext *c, GError **error)
          && cublas_check (cublasSetStream (c->cublas, c->stream), "cublasSetStream", error)
          /* no TF32: fp32 results must match the CPU's */
          && cublas_check (cublasSetMathMode (c->cublas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode", error)
+         && cuda_check (cudaMalloc ((void **) &c->nonfinite, sizeof (int)), "allocating a flag", error)
+         && cuda_check (cudaMemset (c->nonfinite, 0, sizeof (int)), "clearing a flag", error)
          && keep_pool_memory (error);
 }
 
@@ -130,13 +132,19 @@ vae_cuda_probe_device (gchar **device_name, GError **error)
 }
 
 void
-vae_cuda_pass_end (void)
+vae_cuda_pass_end (gboolean *nonfinite)
 {
   cudaMemPool_t pool;
+  int           seen = 0;
 
+  *nonfinite = FALSE;
   if (!context)
     return;
+  /* in stream order: after the pass's kernels, cleared for the next pass */
+  cudaMemcpyAsync (&seen, context->nonfinite, sizeof seen, cudaMemcpyDeviceToHost, context->stream);
+  cudaMemsetAsync (context->nonfinite, 0, sizeof seen, context->stream);
   cudaStreamSynchronize (context->stream);
+  *nonfinite = seen != 0;
   /* give the pass's activations back to the device between passes */
   if (cudaDeviceGetDefaultMemPool (&pool, 0) == cudaSuccess)
     cudaMemPoolTrimTo (pool, context->workspace_bytes);

@@ -19,8 +19,10 @@ gboolean          vae_cuda_probe_device (gchar **device_name, GError **error);
 const VaeBackend *vae_cuda_backend (VaePrecision precision);
 /* Replaces a device tensor by a host copy (host tensors are left alone). */
 gboolean          vae_cuda_to_host (VaeTensor **tensor, GError **error);
-/* After a pass: waits for the device and returns pooled memory. */
-void              vae_cuda_pass_end (void);
+/* After a pass: waits for the device, returns pooled memory, and says
+ * whether a convolution of the pass gave a non-finite value (an fp16
+ * overflow a later ReLU or clamp could hide from the output). */
+void              vae_cuda_pass_end (gboolean *nonfinite);
 void              vae_cuda_weights_free (gpointer weights);
 
 /* What the module calls back in core (which it does not link). */
@@ -42,7 +44,7 @@ typedef struct
   gboolean          (*probe_device) (gchar **device_name, GError **error);
   const VaeBackend *(*backend) (VaePrecision precision);
   gboolean          (*to_host) (VaeTensor **tensor, GError **error);
-  void              (*pass_end) (void);
+  void              (*pass_end) (gboolean *nonfinite);
   void              (*weights_free) (gpointer weights);
 } VaeCudaModule;
 

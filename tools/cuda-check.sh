@@ -7,13 +7,21 @@
 #   4. the GPU benchmark table against PyTorch on the same device and model
 #      file (eager, channels_last, cuDNN benchmark on, TF32 off in fp32).
 #   bash tools/cuda-check.sh [MODELS_DIR]     (TAEF2 rows need the models)
+# The build needs what tools/deps.sh installs on Debian (GLib, json-glib,
+# libpng, OpenBLAS, pkg-config) and the toolkit's cuDNN headers; an image
+# with nvcc and PyTorch alone may lack them, and meson's error then says
+# which (the device README shows how to carry packages there).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 models=${1:-${GEGL_VAE_MODEL_PATH:-$root/../shared/models}}
 build=$root/build-cuda
 cd "$root"
-meson setup "$build" -Dcuda=enabled -Dgegl=disabled -Dgimp=disabled --buildtype=release >/dev/null \
-  && ninja -C "$build" >/dev/null || exit 1
+if ! log=$(meson setup "$build" -Dcuda=enabled -Dgegl=disabled -Dgimp=disabled --buildtype=release 2>&1 \
+           && ninja -C "$build" 2>&1); then
+  printf '%s\n' "$log" | tail -20
+  echo "cuda-check: the build failed (above)"
+  exit 1
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 echo "== tests"
