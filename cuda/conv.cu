@@ -3,11 +3,14 @@
  * layout tensor cores read) in one kernel when the layer needs any of
  * those, cuDNN convolves with fp32 accumulation (TF32 kept off in fp32),
  * and one epilogue kernel adds bias and residual, applies the activation
- * and writes planar float32, the layout every other layer reads.
+ * and writes planar float32, the layout every other layer reads.  The NHWC
+ * kernels transpose through shared memory (cuda/layout.h).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cuda-private.h"
 #include "layout.h"
+
+#include <type_traits>
 
 /* Workspace cuDNN may take for one convolution. */
 #define MAX_WORKSPACE ((size_t) 2 << 30)
@@ -17,42 +20,90 @@ template <> struct CudnnType<float> { static const cudnnDataType_t value = CUDNN
 template <> struct CudnnType<__nv_bfloat16> { static const cudnnDataType_t value = CUDNN_DATA_BFLOAT16; };
 template <> struct CudnnType<__half> { static const cudnnDataType_t value = CUDNN_DATA_HALF; };
 
-/* Half types go in NHWC; float stays planar (NCHW). */
-template <typename T> struct Nhwc { static constexpr bool value = true; };
-template <> struct Nhwc<float> { static constexpr bool value = false; };
+static_assert (VAE_ACT_RELU == 1 && VAE_ACT_SILU == 2, "layout_activate's numbering");
 
-template <typename T>
-__global__ void
-prepare_input (const float *src, int channels, int h, int w, int up, int pt, int pl, int ph, int pw, T *dst)
+/* The planar float32 prepared input, element-wise. */
+__global__ static void
+prepare_planar (const float *src, int channels, int h, int w, int up, int pt, int pl, int ph, int pw, float *dst)
 {
   const size_t n = (size_t) channels * ph * pw;
 
   for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
-    dst[i] = (T) layout_prepared (src, Nhwc<T>::value, i, channels, h, w, up, pt, pl, ph, pw);
+    dst[i] = layout_prepared (src, i, h, w, up, pt, pl, ph, pw);
 }
 
-/* OUT = act(CONV + bias + residual), planar, CONV in T's layout; sets
- * *NONFINITE where a sum is inf or NaN, before an activation could hide it
- * (ReLU turns −inf into 0). */
+/* The NHWC prepared input in the half type T, through shared memory. */
 template <typename T>
 __global__ void
-epilogue (const T *conv, const float *bias, const float *residual, int act, int channels, size_t plane, float *out,
-          int *nonfinite)
+prepare_nhwc (const float *src, int channels, int h, int w, int up, int pt, int pl, int pw, T *dst)
+{
+  __shared__ LayoutTile tile;
+
+  layout_prepare_nhwc<T> (0, blockIdx.x, blockIdx.y, threadIdx.x, threadIdx.y, tile, src, channels, h, w, up, pt, pl,
+                          pw, dst);
+  __syncthreads ();
+  layout_prepare_nhwc<T> (1, blockIdx.x, blockIdx.y, threadIdx.x, threadIdx.y, tile, src, channels, h, w, up, pt, pl,
+                          pw, dst);
+}
+
+/* OUT = act(CONV + bias + residual), all planar float32, in place allowed. */
+__global__ static void
+epilogue_planar (const float *conv, const float *bias, const float *residual, int act, int channels, size_t plane,
+                 float *out, int *nonfinite)
 {
   const size_t n = (size_t) channels * plane;
 
   for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
-    {
-      const size_t c = i / plane;
-      float        v = (float) conv[layout_output_index (Nhwc<T>::value, i, channels, plane)];
-      if (bias)
-        v += bias[c];
-      if (residual)
-        v += residual[i];
-      if (!isfinite (v))
-        *nonfinite = 1;
-      out[i] = cuda_activate (v, act);
-    }
+    layout_finish (conv[i], bias, residual, i / plane, i, act, out, nonfinite);
+}
+
+/* The same from CONV in NHWC and the half type T, through shared memory. */
+template <typename T>
+__global__ void
+epilogue_nhwc (const T *conv, const float *bias, const float *residual, int act, int channels, size_t plane,
+               float *out, int *nonfinite)
+{
+  __shared__ LayoutTile tile;
+
+  layout_epilogue_nhwc<T> (0, blockIdx.x, blockIdx.y, threadIdx.x, threadIdx.y, tile, conv, bias, residual, act,
+                           channels, plane, out, nonfinite);
+  __syncthreads ();
+  layout_epilogue_nhwc<T> (1, blockIdx.x, blockIdx.y, threadIdx.x, threadIdx.y, tile, conv, bias, residual, act,
+                           channels, plane, out, nonfinite);
+}
+
+static const dim3 tile_threads (LAYOUT_TILE, LAYOUT_TILE_ROWS);
+
+/* Queues the kernel that prepares X (upsampled when UP, padded) into DST. */
+template <typename T>
+static gboolean
+launch_prepare (CudaContext *c, const VaeConv *conv, const float *src, const VaeTensor *x, int up, int ph, int pw,
+                T *dst, GError **error)
+{
+  if constexpr (std::is_same<T, float>::value)
+    prepare_planar<<<cuda_blocks ((size_t) conv->in_channels * ph * pw), CUDA_THREADS, 0, c->stream>>> (
+      src, conv->in_channels, x->height, x->width, up, conv->pad_top, conv->pad_left, ph, pw, dst);
+  else
+    prepare_nhwc<T><<<dim3 (layout_tiles (pw) * ph, layout_tiles (conv->in_channels)), tile_threads, 0, c->stream>>> (
+      src, conv->in_channels, x->height, x->width, up, conv->pad_top, conv->pad_left, pw, dst);
+  return cuda_launched ("preparing a convolution's input", error);
+}
+
+/* Queues the kernel that finishes the convolution OUT into Y. */
+template <typename T>
+static gboolean
+launch_epilogue (CudaContext *c, const VaeConv *conv, const T *out, const float *bias, const float *residual,
+                 VaeAct act, VaeTensor *y, GError **error)
+{
+  const size_t plane = (size_t) y->height * y->width;
+
+  if constexpr (std::is_same<T, float>::value)
+    epilogue_planar<<<cuda_blocks (vae_tensor_n_elements (y)), CUDA_THREADS, 0, c->stream>>> (
+      out, bias, residual, act, conv->out_channels, plane, cuda_tensor_data (y), c->nonfinite);
+  else
+    epilogue_nhwc<T><<<dim3 (layout_tiles (plane), layout_tiles (conv->out_channels)), tile_threads, 0, c->stream>>> (
+      out, bias, residual, act, conv->out_channels, plane, cuda_tensor_data (y), c->nonfinite);
+  return cuda_launched ("convolution epilogue", error);
 }
 
 /* The descriptors of one convolution call. */
@@ -169,11 +220,8 @@ conv_typed (CudaContext *c, const VaeConv *conv, VaePrecision precision, const V
     goto out;
   if (prepare)
     {
-      if (!(prepared = (T *) cuda_scratch ((size_t) conv->in_channels * ph * pw * sizeof (T), error)))
-        goto out;
-      prepare_input<T><<<cuda_blocks ((size_t) conv->in_channels * ph * pw), CUDA_THREADS, 0, c->stream>>> (
-        src, conv->in_channels, x->height, x->width, up, conv->pad_top, conv->pad_left, ph, pw, prepared);
-      if (!cuda_launched ("prepare_input", error))
+      if (!(prepared = (T *) cuda_scratch ((size_t) conv->in_channels * ph * pw * sizeof (T), error))
+          || !launch_prepare<T> (c, conv, src, x, up, ph, pw, prepared, error))
         goto out;
     }
   out = fp32 ? (T *) cuda_tensor_data (y)
@@ -192,9 +240,7 @@ conv_typed (CudaContext *c, const VaeConv *conv, VaePrecision precision, const V
                                                 algo.algo, c->workspace, algo.memory, &zero, call.y, out),
                        "cudnnConvolutionForward", error))
     goto out;
-  epilogue<T><<<cuda_blocks (vae_tensor_n_elements (y)), CUDA_THREADS, 0, c->stream>>> (
-    out, w->second, res, act, conv->out_channels, (size_t) out_h * out_w, cuda_tensor_data (y), c->nonfinite);
-  ok = cuda_launched ("convolution epilogue", error);
+  ok = launch_epilogue<T> (c, conv, out, w->second, res, act, y, error);
   vae_backend_count_macs ((guint64) conv->out_channels * conv->in_channels * conv->kernel * conv->kernel * out_h * out_w);
 out:
   call_clear (&call);

@@ -75,19 +75,6 @@ VaeTensor *cuda_attention (const VaeAttention *attention, VaePrecision precision
                            GError **error);
 VaeTensor *cuda_clamp (const VaeTensor *x, GError **error);
 
-#ifdef __CUDACC__
-/* The same activation as the CPU's vae_activate. */
-__device__ static inline float
-cuda_activate (float v, int act)
-{
-  if (act == VAE_ACT_RELU)
-    return v > 0.0f ? v : 0.0f;
-  if (act == VAE_ACT_SILU)
-    return v / (1.0f + expf (-v));
-  return v;
-}
-#endif
-
 /* Threads per block of the element-wise kernels, and their grid for N. */
 #define CUDA_THREADS 256
 static inline unsigned

@@ -5,6 +5,7 @@
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cuda-private.h"
+#include "layout.h"
 
 /* Values each block of the statistics pass sums. */
 #define CHUNK ((size_t) 1 << 16)
@@ -67,7 +68,7 @@ normalise (const float *x, const float2 *stats, const float *gamma, const float 
     {
       const size_t c = i / plane;
       const float2 st = stats[c / channels_per_group];
-      y[i] = cuda_activate ((x[i] - st.x) * st.y * gamma[c] + beta[c], act);
+      y[i] = layout_activate ((x[i] - st.x) * st.y * gamma[c] + beta[c], act);
     }
 }
 
