@@ -40,6 +40,11 @@ for run in "encode --backend cuda --model $sd15 $work/img.npy $work/z.npy" \
 done
 
 echo "== benchmark"
+# the KL rows' PyTorch side needs diffusers, which the device image lacks
+# (2026-11): carry its wheel and importlib-metadata's as the device README
+# says, a diffusers recent enough for the image's huggingface_hub 1.x
+python3 -c "import diffusers" 2>/dev/null \
+  || echo "cuda-check: python3 has no diffusers; the SD1.5 rows' PyTorch column will fail"
 row () { # label model op size precision
   local ours torch
   ours=$(GEGL_VAE_MODEL_PATH=$models "$build/ui/cli/gegl-vae" bench --backend cuda --precision "$5" --model "$2" \
