@@ -77,6 +77,9 @@ struct _VaeBackend
   VaeTensor *(*clamp) (const VaeBackend *be, const VaeTensor *x, GError **error);
   /* norm, written over X's own values; NULL where a backend cannot. */
   gboolean   (*norm_in_place) (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act, GError **error);
+  /* Makes *TENSOR, which this backend returned, a plain host tensor; NULL
+   * where its tensors always are (the CPU's). */
+  gboolean   (*to_host) (const VaeBackend *be, VaeTensor **tensor, GError **error);
 };
 
 /* norm(X) for a tensor nobody reads afterwards: in place where the backend
@@ -133,6 +136,14 @@ typedef struct
 } VaeTileSettings;
 
 VaeBackend *vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings);
+/* One pass in bands of SETTINGS: the result plain, or NULL with an error. */
+typedef VaeTensor *(*VaeBandedPass) (const VaeTileSettings *settings, gpointer data, GError **error);
+/* PASS in bands of SETTINGS's height (in image rows), then of half that, and
+ * so on down to MIN_ROWS, for as long as it runs out of memory; a device's
+ * way to finish a pass too large for it.  SETTINGS ends with the height
+ * that was tried last. */
+VaeTensor  *vae_tiled_while_out_of_memory (VaeTileSettings *settings, gint min_rows, VaeBandedPass pass,
+                                           gpointer data, GError **error);
 void        vae_backend_tiled_free (VaeBackend *backend);
 /* Rows per band for a layer of HEIGHT rows. */
 gint        vae_tiled_band_rows (const VaeTileSettings *settings, gint height);
@@ -267,10 +278,12 @@ void vae_net_free (VaeNet *net);
 
 /* This thread's backend and precision through vae_compute_resolve. */
 gboolean   vae_compute_choose (VaeCompute *chosen, GError **error);
-/* NET on X on the CUDA device, the result in host memory; a half-precision
- * pass that gives non-finite values is redone in fp32.  Device memory
- * running out is VAE_ERROR_NO_MEMORY. */
-VaeTensor *vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error);
+/* NET on X on the CUDA device, in bands of TILES unless NULL (the band
+ * tensors cross to the host between layers), the result in host memory; a
+ * half-precision pass that gives non-finite values is redone in fp32.
+ * Device memory running out is VAE_ERROR_NO_MEMORY. */
+VaeTensor *vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision,
+                               const VaeTileSettings *tiles, GError **error);
 /* Frees what a device backend stored in a VaeConv's or VaeNorm's `device`. */
 void       vae_device_weights_free (gpointer weights);
 

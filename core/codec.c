@@ -87,12 +87,70 @@ forward_cpu (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecision precisio
   return y;
 }
 
+/* Bands thinner than this (in image rows) are mostly halo. */
+#define DEVICE_MIN_BAND_ROWS 16
+
+typedef struct
+{
+  VaeNet          *net;
+  const VaeTensor *x;
+  VaePrecision     precision;
+} DevicePass;
+
+static VaeTensor *
+device_in_bands (const VaeTileSettings *tiles, gpointer data, GError **error)
+{
+  const DevicePass *pass = data;
+
+  return vae_device_forward (pass->net, pass->x, pass->precision, tiles, error);
+}
+
+/* A pass too large for the device at once, in bands there: the host holds
+ * the whole tensors as the CPU's memory plan says (in files when large),
+ * the device one band of a layer at a time, bands halved while it runs out
+ * of memory. */
+static VaeTensor *
+forward_device_banded (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
+{
+  DevicePass      pass = { net, x, precision };
+  VaeMemoryPlan   plan;
+  VaeTileSettings tiles;
+  VaeTensor      *y;
+
+  if (!vae_model_plan_pass (m, net, x->channels, x->height, x->width, &plan, &tiles, error))
+    return NULL;
+  if (tiles.band_pixels <= 0)
+    tiles.band_pixels = MAX (DEVICE_MIN_BAND_ROWS, tiles.image_height / 2);
+  vae_progress_set_mode (VAE_PROGRESS_BANDS);
+  y = vae_tiled_while_out_of_memory (&tiles, DEVICE_MIN_BAND_ROWS, device_in_bands, &pass, error);
+  vae_progress_set_mode (VAE_PROGRESS_LAYERS);
+  return y;
+}
+
+/* TRUE when DEVICE_ERROR says the device ran out of memory: then it is
+ * cleared, and the first time MESSAGE (a format for the error's message)
+ * says what runs instead. */
+static gboolean
+out_of_device_memory (GError **device_error, gsize *said, const gchar *message)
+{
+  if (!g_error_matches (*device_error, VAE_ERROR, VAE_ERROR_NO_MEMORY))
+    return FALSE;
+  if (g_once_init_enter (said))
+    {
+      g_message (message, (*device_error)->message);
+      g_once_init_leave (said, 1);
+    }
+  g_clear_error (device_error);
+  return TRUE;
+}
+
 /* One network pass on this thread's backend; when the device runs out of
- * memory, on the CPU (in bands if the memory plan needs them). */
+ * memory, in bands there, and failing that on the CPU (in bands if the
+ * memory plan needs them). */
 static VaeTensor *
 forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
 {
-  static gsize fallback_said;
+  static gsize banded_said, cpu_said;
   VaeCompute   compute;
   GError      *device_error = NULL;
   VaeTensor   *y;
@@ -101,22 +159,16 @@ forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
     return NULL;
   if (compute.backend == VAE_BACKEND_CPU)
     return forward_cpu (m, net, x, compute.precision, error);
-  if ((y = vae_device_forward (net, x, compute.precision, &device_error))
-      || !g_error_matches (device_error, VAE_ERROR, VAE_ERROR_NO_MEMORY))
-    {
-      if (device_error)
-        g_propagate_error (error, device_error);
-      return y;
-    }
-  if (g_once_init_enter (&fallback_said))
-    {
-      g_message (_("%s; running on the CPU instead"), device_error->message);
-      g_once_init_leave (&fallback_said, 1);
-    }
-  g_error_free (device_error);
-  return forward_cpu (m, net, x, compute.precision == VAE_PRECISION_BF16 && vae_cpu_has_bf16 () ? VAE_PRECISION_BF16
-                                                                                             : VAE_PRECISION_FP32,
-                      error);
+  if (!(y = vae_device_forward (net, x, compute.precision, NULL, &device_error))
+      && out_of_device_memory (&device_error, &banded_said, _("%s; running in bands on the device instead")))
+    y = forward_device_banded (m, net, x, compute.precision, &device_error);
+  if (!y && out_of_device_memory (&device_error, &cpu_said, _("%s; running on the CPU instead")))
+    return forward_cpu (m, net, x, compute.precision == VAE_PRECISION_BF16 && vae_cpu_has_bf16 () ? VAE_PRECISION_BF16
+                                                                                               : VAE_PRECISION_FP32,
+                        error);
+  if (device_error)
+    g_propagate_error (error, device_error);
+  return y;
 }
 
 VaeTensor *

@@ -225,33 +225,42 @@ all_finite (const VaeTensor *t)
   return finite;
 }
 
-/* One pass on the device; *NONFINITE says whether one of its convolutions
- * gave inf or NaN. */
+/* One pass on the device, in bands of TILES unless NULL; *NONFINITE says
+ * whether one of its convolutions gave inf or NaN. */
 static VaeTensor *
-device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, gboolean *nonfinite, GError **error)
+device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, const VaeTileSettings *tiles,
+             gboolean *nonfinite, GError **error)
 {
   static GMutex        device_lock; /* one pass at a time: the handles are shared */
   const VaeCudaModule *cuda = cuda_module (error);
+  const VaeBackend    *device;
+  VaeBackend          *tiled = NULL;
   VaeTensor           *y;
 
   *nonfinite = FALSE;
   if (!cuda)
     return NULL;
+  device = cuda->backend (precision);
+  if (tiles)
+    tiled = vae_backend_tiled_new (device, tiles);
   g_mutex_lock (&device_lock);
-  y = net->forward (net, cuda->backend (precision), x, error);
-  if (y && !cuda->to_host (&y, error))
+  y = net->forward (net, tiled ? tiled : device, x, error);
+  if (y && !(tiled ? vae_tiled_materialize (&y, error) : device->to_host (device, &y, error)))
     g_clear_pointer (&y, vae_tensor_free);
   cuda->pass_end (nonfinite);
   g_mutex_unlock (&device_lock);
+  if (tiled)
+    vae_backend_tiled_free (tiled);
   return y;
 }
 
 VaeTensor *
-vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
+vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, const VaeTileSettings *tiles,
+                    GError **error)
 {
   static gsize warned;
   gboolean     nonfinite;
-  VaeTensor   *y = device_pass (net, x, precision, &nonfinite, error);
+  VaeTensor   *y = device_pass (net, x, precision, tiles, &nonfinite, error);
 
   /* the output is checked too: not every layer ends in a convolution */
   if (!y || precision == VAE_PRECISION_FP32 || (!nonfinite && all_finite (y)))
@@ -264,13 +273,14 @@ vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, GEr
       g_once_init_leave (&warned, 1);
     }
   vae_tensor_free (y);
-  return device_pass (net, x, VAE_PRECISION_FP32, &nonfinite, error);
+  return device_pass (net, x, VAE_PRECISION_FP32, tiles, &nonfinite, error);
 }
 
 #else
 
 VaeTensor *
-vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
+vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, const VaeTileSettings *tiles,
+                    GError **error)
 {
   vae_cuda_probe (NULL, error);
   return NULL;

@@ -1,5 +1,5 @@
-/* The tiled executor: a backend that runs each layer of the wrapped (CPU)
- * backend in bands of full-width rows.  A band reads the rows of its input
+/* The tiled executor: a backend that runs each layer of the wrapped (CPU,
+ * or a device's) backend in bands of full-width rows.  A band reads the rows of its input
  * that its outputs depend on (the halo), so every output row is computed
  * from exactly the values the plain run uses — no overlap blending is
  * needed and there are no seams.  GroupNorm gathers its statistics over all
@@ -246,6 +246,23 @@ band_done (Tiled *tb)
   vae_progress_band (++tb->bands_done, tb->settings.bands_total);
 }
 
+/* Y, which the inner backend returned (maybe a device's tensor), in host
+ * memory. */
+static VaeTensor *
+on_host (const Tiled *tb, VaeTensor *y, GError **error)
+{
+  if (y && tb->inner->to_host && !tb->inner->to_host (tb->inner, &y, error))
+    g_clear_pointer (&y, vae_tensor_free);
+  return y;
+}
+
+static VaeTensor *
+inner_conv (const Tiled *tb, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+            VaeAct act, GError **error)
+{
+  return on_host (tb, tb->inner->conv (tb->inner, conv, x, up, residual, act, error), error);
+}
+
 /* ---- layers ------------------------------------------------------------------ */
 
 /* Band [o0, o1) of a convolution's output: the (virtual, upsampled) input
@@ -294,7 +311,7 @@ conv_band (Tiled *tb, const VaeConv *conv, const VaeTensor *x, gboolean up, cons
   vae_conv_output_size (conv, b - a, x->width << up, &out_h, &out_w);
   if (!(xb = read_rows (x, a >> up, b >> up, error))
       || (residual && !(rb = read_rows (residual, a / conv->stride, a / conv->stride + out_h, error)))
-      || !(yb = tb->inner->conv (tb->inner, conv, xb, up, rb, act, error)))
+      || !(yb = inner_conv (tb, conv, xb, up, rb, act, error)))
     return FALSE;
   g_assert (skip >= 0 && skip + (o1 - o0) <= yb->height);
   return store_rows (store_of (y), TRUE, o0, o1 - o0, yb, skip, error);
@@ -397,8 +414,8 @@ keys_values (Tiled *tb, const VaeAttention *attn, const VaeTensor *h, VaeTensor 
   for (gint y0 = 0; y0 < h->height; y0 += rows)
     {
       g_autoptr (VaeTensor) hb = read_rows (h, y0, MIN (h->height, y0 + rows), error), kb = NULL, vb = NULL;
-      if (!hb || !(kb = tb->inner->conv (tb->inner, &attn->k, hb, FALSE, NULL, VAE_ACT_NONE, error))
-          || !(vb = tb->inner->conv (tb->inner, &attn->v, hb, FALSE, NULL, VAE_ACT_NONE, error)))
+      if (!hb || !(kb = inner_conv (tb, &attn->k, hb, FALSE, NULL, VAE_ACT_NONE, error))
+          || !(vb = inner_conv (tb, &attn->v, hb, FALSE, NULL, VAE_ACT_NONE, error)))
         return FALSE;
       copy_rows (kb, *k, y0);
       copy_rows (vb, *v, y0);
@@ -428,12 +445,12 @@ tiled_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor
     {
       const gint y1 = MIN (x->height, y0 + rows), m = (y1 - y0) * x->width;
       g_autoptr (VaeTensor) hb = read_rows (h, y0, y1, error), xb = NULL, qb = NULL, ob = NULL, yb = NULL;
-      ok = hb && (qb = tb->inner->conv (tb->inner, &attn->q, hb, FALSE, NULL, VAE_ACT_NONE, error))
+      ok = hb && (qb = inner_conv (tb, &attn->q, hb, FALSE, NULL, VAE_ACT_NONE, error))
            && (ob = vae_tensor_new (x->channels, y1 - y0, x->width, error));
       if (ok)
         vae_cpu_attend (qb->data, m, m, k, v, ob->data, m, scores);
       ok = ok && (xb = read_rows (x, y0, y1, error))
-           && (yb = tb->inner->conv (tb->inner, &attn->proj, ob, FALSE, xb, VAE_ACT_NONE, error))
+           && (yb = inner_conv (tb, &attn->proj, ob, FALSE, xb, VAE_ACT_NONE, error))
            && store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error);
       band_done (tb);
     }
@@ -454,7 +471,7 @@ tiled_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
     {
       const gint y1 = MIN (x->height, y0 + rows);
       g_autoptr (VaeTensor) xb = read_rows (x, y0, y1, error), yb = NULL;
-      if (!xb || !(yb = tb->inner->clamp (tb->inner, xb, error))
+      if (!xb || !(yb = on_host (tb, tb->inner->clamp (tb->inner, xb, error), error))
           || !store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error))
         g_clear_pointer (&y, vae_tensor_free);
       band_done (tb);
@@ -483,4 +500,25 @@ void
 vae_backend_tiled_free (VaeBackend *backend)
 {
   g_free (backend);
+}
+
+VaeTensor *
+vae_tiled_while_out_of_memory (VaeTileSettings *settings, gint min_rows, VaeBandedPass pass, gpointer data,
+                               GError **error)
+{
+  for (;;)
+    {
+      GError    *pass_error = NULL;
+      VaeTensor *y = pass (settings, data, &pass_error);
+
+      if (y || !g_error_matches (pass_error, VAE_ERROR, VAE_ERROR_NO_MEMORY) || settings->band_pixels / 2 < min_rows)
+        {
+          if (pass_error)
+            g_propagate_error (error, pass_error);
+          return y;
+        }
+      g_error_free (pass_error);
+      settings->band_pixels /= 2;
+      settings->bands_total = 0; /* unknown for the new height */
+    }
 }

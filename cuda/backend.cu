@@ -40,8 +40,14 @@ backend_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
   return cuda_clamp (x, error);
 }
 
+static gboolean
+backend_to_host (const VaeBackend *be, VaeTensor **tensor, GError **error)
+{
+  return cuda_to_host (tensor, error);
+}
+
 #define CUDA_BACKEND(precision) \
-  { { "cuda", backend_conv, backend_norm, backend_attention, backend_clamp, NULL }, precision }
+  { { "cuda", backend_conv, backend_norm, backend_attention, backend_clamp, NULL, backend_to_host }, precision }
 
 static const CudaBackend backends[] = {
   CUDA_BACKEND (VAE_PRECISION_FP32),

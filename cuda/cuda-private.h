@@ -44,6 +44,8 @@ float       *cuda_tensor_data (const VaeTensor *t);
 /* T's values on the device: its own when it is a device tensor, else an
  * upload kept in *UPLOAD (free it after use). */
 const float *cuda_tensor_input (const VaeTensor *t, VaeTensor **upload, GError **error);
+/* Replaces a device tensor by a host copy (host tensors are left alone). */
+gboolean     cuda_to_host (VaeTensor **tensor, GError **error);
 /* Stream-ordered scratch. */
 void        *cuda_scratch (size_t bytes, GError **error);
 void         cuda_scratch_free (void *p);

@@ -6,6 +6,7 @@
 #include "cuda-private.h"
 #include "layout.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 /* ---- statuses ------------------------------------------------------------------ */
@@ -199,6 +200,22 @@ device_store_release (VaeExternal *external)
   g_free (external);
 }
 
+/* GEGL_VAE_CUDA_MAX_TENSOR (bytes): larger activations count as out of
+ * memory, so that the banded fallback can be tried on any device. */
+static gboolean
+over_test_cap (size_t bytes, GError **error)
+{
+  const gchar  *env = g_getenv ("GEGL_VAE_CUDA_MAX_TENSOR");
+  const guint64 cap = env ? g_ascii_strtoull (env, NULL, 10) : 0;
+
+  if (cap == 0 || bytes <= cap)
+    return FALSE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
+               _("CUDA device: a tensor of %zu bytes is over GEGL_VAE_CUDA_MAX_TENSOR (%" PRIu64 ")"), bytes,
+               cap);
+  return TRUE;
+}
+
 VaeTensor *
 cuda_tensor_new (int channels, int height, int width, GError **error)
 {
@@ -207,7 +224,7 @@ cuda_tensor_new (int channels, int height, int width, GError **error)
   VaeTensor   *t;
   void        *data;
 
-  if (!(data = cuda_scratch (bytes, error)))
+  if (over_test_cap (bytes, error) || !(data = cuda_scratch (bytes, error)))
     return NULL;
   store = g_new0 (DeviceStore, 1);
   store->base.release = device_store_release;
@@ -256,7 +273,7 @@ cuda_tensor_input (const VaeTensor *t, VaeTensor **upload, GError **error)
 }
 
 gboolean
-vae_cuda_to_host (VaeTensor **tensor, GError **error)
+cuda_to_host (VaeTensor **tensor, GError **error)
 {
   VaeTensor *host;
 

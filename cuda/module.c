@@ -10,7 +10,7 @@
 static const VaeCudaImports *core;
 
 static const VaeCudaModule entry_points = {
-  vae_cuda_probe_device, vae_cuda_backend, vae_cuda_to_host, vae_cuda_pass_end, vae_cuda_weights_free,
+  vae_cuda_probe_device, vae_cuda_backend, vae_cuda_pass_end, vae_cuda_weights_free,
 };
 
 G_MODULE_EXPORT const VaeCudaModule *

@@ -15,10 +15,9 @@ G_BEGIN_DECLS
 
 /* TRUE when a CUDA device answers (the first one is used). */
 gboolean          vae_cuda_probe_device (gchar **device_name, GError **error);
-/* The backend table for PRECISION; tensors it returns live on the device. */
+/* The backend table for PRECISION; tensors it returns live on the device
+ * (its to_host copies them out). */
 const VaeBackend *vae_cuda_backend (VaePrecision precision);
-/* Replaces a device tensor by a host copy (host tensors are left alone). */
-gboolean          vae_cuda_to_host (VaeTensor **tensor, GError **error);
 /* After a pass: waits for the device, returns pooled memory, and says
  * whether a convolution of the pass gave a non-finite value (an fp16
  * overflow a later ReLU or clamp could hide from the output). */
@@ -43,7 +42,6 @@ typedef struct
 {
   gboolean          (*probe_device) (gchar **device_name, GError **error);
   const VaeBackend *(*backend) (VaePrecision precision);
-  gboolean          (*to_host) (VaeTensor **tensor, GError **error);
   void              (*pass_end) (gboolean *nonfinite);
   void              (*weights_free) (gpointer weights);
 } VaeCudaModule;

@@ -248,6 +248,36 @@ test_fp16_overflow_redone (void)
   test_assert_close (fp16, fp32, HOUSE_BAR, "fp16 pass redone in fp32");
 }
 
+/* Device memory running out (here: an activation over
+ * GEGL_VAE_CUDA_MAX_TENSOR, 4 MB, where a 512² decode's largest is 8× that):
+ * the pass is redone in bands on the device, a message says so, and the
+ * picture equals the CPU's within the house bar (float32 both; band edges
+ * only change summation order). */
+static void
+test_out_of_memory_in_bands (void)
+{
+  g_autofree gchar *path = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
+  g_autoptr (VaeModel) m = NULL;
+  g_autoptr (VaeTensor) latent = NULL, cpu = NULL, banded = NULL;
+  g_autoptr (GRand) rand = NULL;
+
+  if (!device_present ())
+    return;
+  m = load (path);
+  rand = g_rand_new_with_seed (5);
+  latent = vae_tensor_new (4, 64, 64, NULL);
+  for (gsize i = 0; i < vae_tensor_n_elements (latent); i++)
+    latent->data[i] = (gfloat) g_rand_double_range (rand, -1.0, 1.0);
+  cpu = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
+  g_setenv ("GEGL_VAE_CUDA_MAX_TENSOR", "4000000", TRUE);
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
+                         "*GEGL_VAE_CUDA_MAX_TENSOR*running in bands on the device instead*");
+  banded = decode_on (m, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  g_test_assert_expected_messages ();
+  g_unsetenv ("GEGL_VAE_CUDA_MAX_TENSOR");
+  test_assert_close (banded, cpu, HOUSE_BAR, "CUDA decode in bands vs the CPU");
+}
+
 /* What holds on every machine: the backend choice and its errors. */
 static void
 test_choice (void)
@@ -316,5 +346,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda/sd15-full/every-precision", test_sd15_full);
   g_test_add_func ("/cuda/taef2/every-precision", test_taef2);
   g_test_add_func ("/cuda/fp16-overflow-redone-in-fp32", test_fp16_overflow_redone);
+  g_test_add_func ("/cuda/out-of-memory-in-bands", test_out_of_memory_in_bands);
   return g_test_run ();
 }

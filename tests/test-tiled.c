@@ -14,6 +14,7 @@
 #include "test-util.h"
 
 #include <math.h>
+#include <string.h>
 
 static VaeTensor *
 random_tensor (GRand *rand, gint c, gint h, gint w, gdouble amp)
@@ -277,6 +278,191 @@ test_tiny_1024 (void)
   check_round_trip (model, "TAEF2", 1e-3);
 }
 
+/* ---- a pass too large for a device ------------------------------------------
+ * A stand-in for a device backend: the CPU's convolutions, handed out as
+ * tensors whose values are not in `data` (as a device's are not; to_host
+ * brings them over), and out of memory for inputs of more than MAX_ROWS
+ * rows.  Its norm and attention always run out of memory: in bands the
+ * executor computes those on the host and must not call them. */
+typedef struct
+{
+  VaeBackend base;
+  gint       max_rows;
+  gint       refused;  /* inputs too tall */
+  gint       tallest;  /* tallest input served */
+} FakeDevice;
+
+typedef struct
+{
+  VaeExternal base;
+  VaeTensor  *values;
+} Hidden;
+
+static void
+hidden_release (VaeExternal *external)
+{
+  vae_tensor_free (((Hidden *) external)->values);
+  g_free (external);
+}
+
+static gboolean
+is_hidden (const VaeTensor *t)
+{
+  return t && t->external && ((VaeExternal *) t->external)->release == hidden_release;
+}
+
+static const VaeTensor *
+values_of (const VaeTensor *t)
+{
+  return is_hidden (t) ? ((Hidden *) t->external)->values : t;
+}
+
+static VaeTensor *
+hide (VaeTensor *values)
+{
+  VaeTensor *t = g_new0 (VaeTensor, 1);
+  Hidden    *h = g_new0 (Hidden, 1);
+
+  h->base.release = hidden_release;
+  h->values = values;
+  *t = (VaeTensor) { .channels = values->channels, .height = values->height, .width = values->width, .external = h };
+  return t;
+}
+
+static gboolean
+fake_out_of_memory (GError **error)
+{
+  g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, "fake device: out of memory");
+  return FALSE;
+}
+
+static VaeTensor *
+fake_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+           VaeAct act, GError **error)
+{
+  FakeDevice *device = (FakeDevice *) be;
+  VaeTensor  *y;
+
+  if (x->height > device->max_rows)
+    {
+      device->refused++;
+      fake_out_of_memory (error);
+      return NULL;
+    }
+  device->tallest = MAX (device->tallest, x->height);
+  y = vae_backend_cpu ()->conv (vae_backend_cpu (), conv, values_of (x), up, values_of (residual), act, error);
+  return y ? hide (y) : NULL;
+}
+
+static VaeTensor *
+fake_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+{
+  fake_out_of_memory (error);
+  return NULL;
+}
+
+static VaeTensor *
+fake_attention (const VaeBackend *be, const VaeAttention *attention, const VaeTensor *x, GError **error)
+{
+  fake_out_of_memory (error);
+  return NULL;
+}
+
+static VaeTensor *
+fake_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  VaeTensor *y = vae_backend_cpu ()->clamp (vae_backend_cpu (), values_of (x), error);
+
+  return y ? hide (y) : NULL;
+}
+
+static gboolean
+fake_to_host (const VaeBackend *be, VaeTensor **t, GError **error)
+{
+  VaeTensor *copy;
+
+  if (!is_hidden (*t))
+    return TRUE;
+  copy = vae_tensor_new ((*t)->channels, (*t)->height, (*t)->width, error);
+  memcpy (copy->data, values_of (*t)->data, vae_tensor_n_elements (copy) * sizeof (gfloat));
+  return vae_tensor_replace (t, copy);
+}
+
+typedef struct
+{
+  VaeNet          *net;
+  const VaeBackend *device;
+  const VaeTensor *x;
+} FakePass;
+
+static VaeTensor *
+fake_pass_in_bands (const VaeTileSettings *tiles, gpointer data, GError **error)
+{
+  const FakePass *pass = data;
+  VaeBackend     *tiled = vae_backend_tiled_new (pass->device, tiles);
+  VaeTensor      *y = pass->net->forward (pass->net, tiled, pass->x, error);
+
+  if (y && !vae_tiled_materialize (&y, error))
+    g_clear_pointer (&y, vae_tensor_free);
+  vae_backend_tiled_free (tiled);
+  return y;
+}
+
+/* A decode too large for the device (inputs of half the image's rows, a
+ * 128×96 image): whole, it runs out of memory; in bands (halved from the
+ * image's height until they fit, halos included) it equals the CPU's
+ * within the tiled executor's bar (3e-5 of the largest value per layer,
+ * 1e-4 over the network); bands it cannot fit at all end in its error. */
+static void
+check_device_bands (const gchar *what, const gchar *model_dir, const gchar *model_file)
+{
+  g_autofree gchar *path = test_data_path (model_dir, model_file, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VaeModel) model = vae_model_load (path, NULL, &error);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (11);
+  VaeNet         *net = model->decoder;
+  g_autoptr (VaeTensor) latent = random_tensor (rand, net->in_channels, 16, 12, 1.0), want = NULL, got = NULL,
+                        none = NULL;
+  const gint      image_h = latent->height * net->factor;
+  FakeDevice      device = { { .name = "fake device", .conv = fake_conv, .norm = fake_norm,
+                               .attention = fake_attention, .clamp = fake_clamp, .to_host = fake_to_host },
+                             image_h / 2, 0, 0 };
+  FakePass        pass = { net, &device.base, latent };
+  VaeTileSettings tiles = { image_h, image_h, G_MAXSIZE, 0, 0 };
+
+  g_assert_no_error (error);
+  want = net->forward (net, vae_backend_cpu (), latent, &error);
+  g_assert_no_error (error);
+  none = net->forward (net, &device.base, latent, &error);
+  g_assert_null (none);
+  g_assert_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY);
+  g_clear_error (&error);
+
+  got = vae_tiled_while_out_of_memory (&tiles, 8, fake_pass_in_bands, &pass, &error);
+  g_assert_no_error (error);
+  g_test_message ("%s: decode of %d image rows in %d-row bands after %d refusals; tallest input %d rows (limit %d); "
+                  "max relative error %.3g", what, image_h, tiles.band_pixels, device.refused, device.tallest,
+                  device.max_rows, test_max_rel_error (got, want));
+  g_assert_cmpint (tiles.band_pixels, <, image_h / 2);
+  g_assert_cmpint (device.refused, >, 0);
+  g_assert_cmpint (device.tallest, <=, device.max_rows);
+  test_assert_close (got, want, 1e-4, "decode in bands on a fake device vs the CPU");
+
+  device.max_rows = 0; /* nothing fits */
+  tiles.band_pixels = image_h;
+  g_assert_null (vae_tiled_while_out_of_memory (&tiles, 8, fake_pass_in_bands, &pass, &error));
+  g_assert_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY);
+  g_assert_cmpint (tiles.band_pixels, >=, 8);
+  g_assert_cmpint (tiles.band_pixels / 2, <, 8);
+}
+
+static void
+test_device_bands (void)
+{
+  check_device_bands ("KL (sd15 architecture, small widths)", "kl/sd15-diffusers", "sd15_tiny.safetensors");
+  check_device_bands ("TAESD (small widths)", "tiny", "taesd_diffusers_tiny.safetensors");
+}
+
 /* The plan: untiled under a generous budget, bands under a tight one, and
  * a clear error when even the thinnest bands cannot fit. */
 static void
@@ -332,6 +518,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/tiled/conv", test_conv);
   g_test_add_func ("/tiled/norm-attention", test_norm_attention);
+  g_test_add_func ("/tiled/device-bands", test_device_bands);
   g_test_add_func ("/tiled/plan", test_plan);
   g_test_add_func ("/tiled/parse-bytes", test_parse_bytes);
   g_test_add_func ("/tiled/kl-1024", test_kl_1024);
