@@ -1,8 +1,9 @@
-/* The tiled executor: a backend that runs each layer of the wrapped (CPU,
- * or a device's) backend in bands of full-width rows.  A band reads the rows of its input
- * that its outputs depend on (the halo), so every output row is computed
- * from exactly the values the plain run uses — no overlap blending is
- * needed and there are no seams.  GroupNorm gathers its statistics over all
+/* The tiled executor: a backend that runs each layer of the wrapped backend
+ * (the CPU's, or a device's for a pass too large for it) in bands of
+ * full-width rows.  A band reads the rows of its input that its outputs
+ * depend on (the halo), so every output row is computed from exactly the
+ * values the plain run uses — no overlap blending is needed and there are
+ * no seams.  GroupNorm gathers its statistics over all
  * bands first and leaves the normalisation pending, applied as the next
  * layer reads each band, so the normalised tensor is never stored.
  * Tensors larger than the settings' file_bytes live in an unlinked
