@@ -90,34 +90,8 @@ load (const gchar *path)
   return m;
 }
 
-typedef enum
-{
-  ENCODE,
-  DECODE,
-  DECODE_RAW /* the decoder's output in [−1, 1], as PyTorch's goldens hold it */
-} Pass;
-
-/* PASS over INPUT on BACKEND in PRECISION. */
-static VaeTensor *
-run_on (VaeModel *m, Pass pass, const VaeTensor *input, VaeBackendKind backend, VaePrecision precision)
-{
-  g_autoptr (GError) error = NULL;
-  VaeTensor *out;
-
-  use (backend, precision);
-  if (pass == ENCODE)
-    out = vae_model_encode (m, input, VAE_ENCODE_MEAN, 0, &error);
-  else if (pass == DECODE)
-    out = vae_model_decode (m, input, &error);
-  else
-    out = vae_model_decode_raw (m, input, &error);
-  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
-  g_assert_no_error (error);
-  return out;
-}
-
-#define encode_on(m, image, backend, precision)  run_on (m, ENCODE, image, backend, precision)
-#define decode_on(m, latent, backend, precision) run_on (m, DECODE, latent, backend, precision)
+#define encode_on(m, image, backend, precision)  test_run_on (m, TEST_ENCODE, image, backend, precision)
+#define decode_on(m, latent, backend, precision) test_run_on (m, TEST_DECODE, latent, backend, precision)
 
 static void
 test_kl_fp32 (gconstpointer data)
@@ -144,7 +118,7 @@ test_kl_fp32 (gconstpointer data)
 
   latent = test_load_npy_latent (latent_path);
   decoded = test_load_npy_latent (decoded_path);
-  got = run_on (m, DECODE_RAW, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  got = test_run_on (m, TEST_DECODE_RAW, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
   test_assert_close (got, decoded, HOUSE_BAR, "CUDA decode vs PyTorch");
 }
 
@@ -167,7 +141,7 @@ test_sd15_full (void)
   m = load (weights);
   latent = test_load_npy_latent (latent_path);
   want = test_load_npy_latent (want_path);
-  got = run_on (m, DECODE_RAW, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  got = test_run_on (m, TEST_DECODE_RAW, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
   test_assert_close (got, want, HOUSE_BAR, "CUDA SD1.5 decode vs PyTorch");
 
   cpu = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);

@@ -28,21 +28,6 @@ load_synth_sd15 (void)
   return m;
 }
 
-/* The raw decode (unclamped, so saturation hides no error) in PRECISION. */
-static VaeTensor *
-decode_in (VaeModel *m, const VaeTensor *latent, VaePrecision precision)
-{
-  g_autoptr (GError) error = NULL;
-  const VaeCompute compute = { VAE_BACKEND_CPU, precision };
-  VaeTensor *image;
-
-  vae_set_compute (&compute);
-  image = vae_model_decode_raw (m, latent, &error);
-  vae_set_compute (NULL);
-  g_assert_no_error (error);
-  return image;
-}
-
 static void
 test_bf16_decode (void)
 {
@@ -56,27 +41,12 @@ test_bf16_decode (void)
     return;
   latent = test_load_npy_latent (latent_path);
   m = load_synth_sd15 ();
-  fp32 = decode_in (m, latent, VAE_PRECISION_FP32);
-  bf16 = decode_in (m, latent, VAE_PRECISION_BF16);
+  fp32 = test_run_on (m, TEST_DECODE_RAW, latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
+  bf16 = test_run_on (m, TEST_DECODE_RAW, latent, VAE_BACKEND_CPU, VAE_PRECISION_BF16);
   psnr = test_psnr (fp32, bf16) + 20.0 * log10 (2.0); /* raw output spans [−1, 1]: peak 2, not 1 */
   g_test_message ("bf16 vs fp32 decode: PSNR %.1f dB", psnr);
   g_assert_cmpfloat (psnr, >=, 45.0);
   g_assert_cmpfloat (psnr, <, 120.0); /* the products really were rounded */
-}
-
-/* The latent of IMAGE (mean, no sampling) in PRECISION. */
-static VaeTensor *
-encode_in (VaeModel *m, const VaeTensor *image, VaePrecision precision)
-{
-  g_autoptr (GError) error = NULL;
-  const VaeCompute compute = { VAE_BACKEND_CPU, precision };
-  VaeTensor *latent;
-
-  vae_set_compute (&compute);
-  latent = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &error);
-  vae_set_compute (NULL);
-  g_assert_no_error (error);
-  return latent;
 }
 
 /* The bf16 encode (Winograd for the 3×3 convs, direct bf16 products for the
@@ -101,8 +71,8 @@ test_bf16_encode (void)
   m = load_synth_sd15 ();
   image = vae_model_decode (m, latent, &error); /* any 256² picture will do */
   g_assert_no_error (error);
-  fp32 = encode_in (m, image, VAE_PRECISION_FP32);
-  bf16 = encode_in (m, image, VAE_PRECISION_BF16);
+  fp32 = test_run_on (m, TEST_ENCODE, image, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
+  bf16 = test_run_on (m, TEST_ENCODE, image, VAE_BACKEND_CPU, VAE_PRECISION_BF16);
   for (gsize i = 0; i < vae_tensor_n_elements (fp32); i++)
     {
       signal += (gdouble) fp32->data[i] * fp32->data[i];

@@ -106,21 +106,13 @@ test_taef2_photo (gconstpointer data)
   g_assert_cmpfloat (fabs (ours - theirs), <=, PSNR_BAR_DB);
 }
 
+/* Encode then decode on the CPU in PRECISION. */
 static VaeTensor *
 round_trip_in (VaeModel *m, const VaeTensor *image, VaePrecision precision)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (VaeTensor) latent = NULL;
-  const VaeCompute compute = { VAE_BACKEND_CPU, precision };
-  VaeTensor *out;
+  g_autoptr (VaeTensor) latent = test_run_on (m, TEST_ENCODE, image, VAE_BACKEND_CPU, precision);
 
-  vae_set_compute (&compute);
-  latent = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &error);
-  g_assert_no_error (error);
-  out = vae_model_decode (m, latent, &error);
-  g_assert_no_error (error);
-  vae_set_compute (NULL);
-  return out;
+  return test_run_on (m, TEST_DECODE, latent, VAE_BACKEND_CPU, precision);
 }
 
 /* The CPU's bf16 round trip against our fp32 one on a photograph: PSNR

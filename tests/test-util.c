@@ -146,6 +146,25 @@ test_write_tmp (const gchar *name, const void *bytes, gsize size)
   return path;
 }
 
+VaeTensor *
+test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeBackendKind backend, VaePrecision precision)
+{
+  g_autoptr (GError) error = NULL;
+  const VaeCompute compute = { backend, precision };
+  VaeTensor *out;
+
+  vae_set_compute (&compute);
+  if (pass == TEST_ENCODE)
+    out = vae_model_encode (m, input, VAE_ENCODE_MEAN, 0, &error);
+  else if (pass == TEST_DECODE)
+    out = vae_model_decode (m, input, &error);
+  else
+    out = vae_model_decode_raw (m, input, &error);
+  vae_set_compute (NULL);
+  g_assert_no_error (error);
+  return out;
+}
+
 void
 test_assert_error (GError *error, const gchar *needle)
 {

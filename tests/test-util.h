@@ -29,6 +29,17 @@ gfloat    *test_random_floats (GRand *rand, gsize n, gdouble lo, gdouble hi);
 gchar     *test_tmp_path (const gchar *name);
 /* Writes BYTES to a new temporary file and returns its path. */
 gchar     *test_write_tmp (const gchar *name, const void *bytes, gsize size);
+typedef enum
+{
+  TEST_ENCODE,    /* the latent's mean */
+  TEST_DECODE,
+  TEST_DECODE_RAW /* the decoder's output in [−1, 1], unclamped, as PyTorch's goldens hold it */
+} TestPass;
+
+/* PASS of M over INPUT on BACKEND in PRECISION, asserting no error; the
+ * thread's compute choice is back to its default afterwards. */
+VaeTensor *test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeBackendKind backend,
+                        VaePrecision precision);
 /* Asserts that ERROR is set, in VAE_ERROR, and its message holds NEEDLE. */
 void       test_assert_error (GError *error, const gchar *needle);
 
