@@ -66,6 +66,14 @@ vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, g
   return FALSE;
 }
 
+/* Products each output value sums: input channels × kernel taps (the rows
+ * of the im2col matrix, the columns of the weight matrix). */
+static inline gint
+conv_terms (const VaeConv *conv)
+{
+  return conv->in_channels * conv->kernel * conv->kernel;
+}
+
 static inline gint
 floor_div (gint a, gint b)
 {
@@ -113,7 +121,7 @@ static void
 im2col_band (const VaeConv *conv, const VaeTensor *x, gboolean up, gint out_w, gint y0, gint rows,
              gfloat *col)
 {
-  const gint  n_rows = conv->in_channels * conv->kernel * conv->kernel;
+  const gint  n_rows = conv_terms (conv);
   const gsize band = (gsize) rows * out_w;
 
 #pragma omp parallel for schedule(static)
@@ -155,7 +163,7 @@ is_plain_1x1 (const VaeConv *conv, gboolean up)
 static gint
 im2col_band_rows (const VaeConv *conv, gint out_h, gint out_w)
 {
-  const gsize row_bytes = (gsize) conv->in_channels * conv->kernel * conv->kernel * out_w * sizeof (gfloat);
+  const gsize row_bytes = (gsize) conv_terms (conv) * out_w * sizeof (gfloat);
 
   return (gint) CLAMP (IM2COL_BAND_BYTES / MAX (row_bytes, 1), 1, (gsize) out_h);
 }
@@ -167,8 +175,7 @@ vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
   if (is_plain_1x1 (conv, FALSE))
     return 0;
-  return (gsize) im2col_band_rows (conv, out_h, out_w) * conv->in_channels * conv->kernel * conv->kernel * out_w
-         * sizeof (gfloat);
+  return (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w * sizeof (gfloat);
 }
 
 /* The CPU backend in one precision: BF16 makes the convolutions' products
@@ -184,7 +191,7 @@ typedef struct
 static void
 product (const VaeConv *conv, const guint16 *weight_bf16, gint n, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
 {
-  const gint k = conv->in_channels * conv->kernel * conv->kernel;
+  const gint k = conv_terms (conv);
 
   if (weight_bf16)
     vae_gemm_bf16_parallel (conv->out_channels, n, k, weight_bf16, b, ldb, c, ldc);
@@ -199,7 +206,7 @@ product (const VaeConv *conv, const guint16 *weight_bf16, gint n, const gfloat *
 static guint16 *
 pack_weights_bf16 (const VaeConv *conv, GError **error)
 {
-  const gint n_k = conv->in_channels * conv->kernel * conv->kernel;
+  const gint n_k = conv_terms (conv);
   guint16   *packed = vae_try_alloc ((gsize) conv->out_channels * 2 * vae_bf16_pairs (n_k) * sizeof (guint16),
                                      "bf16 weights", error);
 
@@ -214,7 +221,7 @@ im2col_product (const VaeConv *conv, const guint16 *weight_bf16, const VaeTensor
                 GError **error)
 {
   const gint  out_w = y->width, out_h = y->height;
-  const gsize row_bytes = (gsize) conv->in_channels * conv->kernel * conv->kernel * out_w * sizeof (gfloat);
+  const gsize row_bytes = (gsize) conv_terms (conv) * out_w * sizeof (gfloat);
   const gint  band = im2col_band_rows (conv, out_h, out_w);
   gsize       col_capacity;
   gfloat     *col = vae_scratch_alloc ((gsize) band * row_bytes, FALSE, &col_capacity, "convolution workspace", error);
@@ -240,7 +247,6 @@ static VaeTensor *
 convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
           VaeAct act, gboolean fast, gboolean bf16, GError **error)
 {
-  const gint  n_k = conv->in_channels * conv->kernel * conv->kernel;
   gint        out_h, out_w;
   VaeTensor  *y;
   guint16    *weight_bf16 = NULL;
@@ -254,7 +260,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
   y = vae_tensor_new_uninit (conv->out_channels, out_h, out_w, FALSE, error);
   if (!y)
     return NULL;
-  vae_backend_count_macs ((guint64) conv->out_channels * n_k * out_h * out_w);
+  vae_backend_count_macs ((guint64) conv->out_channels * conv_terms (conv) * out_h * out_w);
 
   if (fast && vae_winograd_applies (conv))
     {
