@@ -262,7 +262,7 @@ vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, con
   gboolean     nonfinite;
   VaeTensor   *y = device_pass (net, x, precision, tiles, &nonfinite, error);
 
-  /* the output is checked too: not every layer ends in a convolution */
+  /* the output is checked on the host too: the device flag covers convolutions only */
   if (!y || precision == VAE_PRECISION_FP32 || (!nonfinite && all_finite (y)))
     return y;
   /* SDXL's VAE overflows fp16: never hand back a black or NaN picture. */
