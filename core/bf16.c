@@ -13,8 +13,8 @@
 
 #include <string.h>
 
-#define PANEL 32  /* columns of B packed at once: two registers */
-#define ROWS  8   /* rows of A per block: 16 accumulators */
+#define PANEL 32 /* columns of B packed at once: two registers */
+#define ROWS  8  /* rows of A per block: 16 accumulators */
 
 gint
 vae_bf16_pairs (gint k)
@@ -57,31 +57,33 @@ pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p)
 {
   const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
   /* (row 2kk, row 2kk + 1) interleaved: lane 2j from the first, 2j + 1 from the second */
-  const __m512i interleave = _mm512_set_epi16 (31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                               23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i interleave =
+      _mm512_set_epi16 (31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                        21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
 
   for (gint kk = 0; kk < vae_bf16_pairs (k); kk++)
     {
-      const gfloat *r0 = b + (gsize) 2 * kk * ldb + n0;
-      const gfloat *r1 = r0 + ldb;
+      const gfloat  *r0 = b + (gsize) 2 * kk * ldb + n0;
+      const gfloat  *r1 = r0 + ldb;
       const gboolean second = 2 * kk + 1 < k;
       for (gint half = 0; half < 2; half++)
         {
           const __mmask16 mask = half ? high : low;
-          __m512 x0 = _mm512_maskz_loadu_ps (mask, r0 + 16 * half);
+          __m512          x0 = _mm512_maskz_loadu_ps (mask, r0 + 16 * half);
           __m512 x1 = second ? _mm512_maskz_loadu_ps (mask, r1 + 16 * half) : _mm512_setzero_ps ();
           __m512i both = (__m512i) _mm512_cvtne2ps_pbh (x1, x0); /* x0 in lanes 0–15, x1 in 16–31 */
-          _mm512_storeu_si512 (p + (gsize) kk * 2 * PANEL + 32 * half, _mm512_permutexvar_epi16 (interleave, both));
+          _mm512_storeu_si512 (p + (gsize) kk * 2 * PANEL + 32 * half,
+                               _mm512_permutexvar_epi16 (interleave, both));
         }
     }
 }
 
 /* C rows [i0, i0 + R) × the panel's columns += A·P (C is overwritten). */
 static inline __attribute__ ((always_inline)) BF16_TARGET void
-block (const guint16 *a, gint lda, gint i0, const guint16 *p, gint pairs, gfloat *c, gsize ldc, gint n0,
-       gint cols, const gint r_count)
+block (const guint16 *a, gint lda, gint i0, const guint16 *p, gint pairs, gfloat *c, gsize ldc,
+       gint n0, gint cols, const gint r_count)
 {
-  __m512 acc[ROWS][2];
+  __m512          acc[ROWS][2];
   const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
 
   for (gint r = 0; r < r_count; r++)
@@ -110,7 +112,8 @@ block (const guint16 *a, gint lda, gint i0, const guint16 *p, gint pairs, gfloat
 /* Every row block against one packed panel; full blocks get a constant row
  * count so that their accumulators stay in registers. */
 static BF16_TARGET void
-panel_product (const guint16 *a, gint m, gint k, const guint16 *p, gfloat *c, gsize ldc, gint n0, gint cols)
+panel_product (const guint16 *a, gint m, gint k, const guint16 *p, gfloat *c, gsize ldc, gint n0,
+               gint cols)
 {
   const gint pairs = vae_bf16_pairs (k), lda = 2 * pairs;
   gint       i0 = 0;
@@ -119,14 +122,29 @@ panel_product (const guint16 *a, gint m, gint k, const guint16 *p, gfloat *c, gs
     block (a, lda, i0, p, pairs, c, ldc, n0, cols, ROWS);
   switch (m - i0)
     {
-    case 7: block (a, lda, i0, p, pairs, c, ldc, n0, cols, 7); break;
-    case 6: block (a, lda, i0, p, pairs, c, ldc, n0, cols, 6); break;
-    case 5: block (a, lda, i0, p, pairs, c, ldc, n0, cols, 5); break;
-    case 4: block (a, lda, i0, p, pairs, c, ldc, n0, cols, 4); break;
-    case 3: block (a, lda, i0, p, pairs, c, ldc, n0, cols, 3); break;
-    case 2: block (a, lda, i0, p, pairs, c, ldc, n0, cols, 2); break;
-    case 1: block (a, lda, i0, p, pairs, c, ldc, n0, cols, 1); break;
-    default: break;
+    case 7:
+      block (a, lda, i0, p, pairs, c, ldc, n0, cols, 7);
+      break;
+    case 6:
+      block (a, lda, i0, p, pairs, c, ldc, n0, cols, 6);
+      break;
+    case 5:
+      block (a, lda, i0, p, pairs, c, ldc, n0, cols, 5);
+      break;
+    case 4:
+      block (a, lda, i0, p, pairs, c, ldc, n0, cols, 4);
+      break;
+    case 3:
+      block (a, lda, i0, p, pairs, c, ldc, n0, cols, 3);
+      break;
+    case 2:
+      block (a, lda, i0, p, pairs, c, ldc, n0, cols, 2);
+      break;
+    case 1:
+      block (a, lda, i0, p, pairs, c, ldc, n0, cols, 1);
+      break;
+    default:
+      break;
     }
 }
 
@@ -137,8 +155,8 @@ vae_bf16_panel_elements (gint k)
 }
 
 void
-vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
-               guint16 *panel)
+vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
+               gsize ldc, guint16 *panel)
 {
   for (gint n0 = 0; n0 < n; n0 += PANEL)
     {
@@ -150,8 +168,8 @@ vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize 
 /* C_g = A_g·B_g for g < COUNT, the panels of all products shared out
  * among the threads. */
 static void
-products (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b, gsize ldb,
-          gsize b_stride, gfloat *c, gsize ldc, gsize c_stride)
+products (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
+          gsize ldb, gsize b_stride, gfloat *c, gsize ldc, gsize c_stride)
 {
   const gint panels = (n + PANEL - 1) / PANEL;
 
@@ -162,21 +180,22 @@ products (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, 
 #pragma omp for schedule(static) collapse(2)
     for (gint g = 0; g < count; g++)
       for (gint q = 0; q < panels; q++)
-        vae_gemm_bf16 (m, MIN (PANEL, n - q * PANEL), k, a + g * a_stride, b + g * b_stride + q * PANEL, ldb,
-                       c + g * c_stride + q * PANEL, ldc, p);
+        vae_gemm_bf16 (m, MIN (PANEL, n - q * PANEL), k, a + g * a_stride,
+                       b + g * b_stride + q * PANEL, ldb, c + g * c_stride + q * PANEL, ldc, p);
     g_free (p);
   }
 }
 
 void
-vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
-                     gsize b_stride, gfloat *c, gsize c_stride)
+vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride,
+                     const gfloat *b, gsize b_stride, gfloat *c, gsize c_stride)
 {
   products (count, m, n, k, a, a_stride, b, (gsize) n, b_stride, c, (gsize) n, c_stride);
 }
 
 void
-vae_gemm_bf16_parallel (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
+vae_gemm_bf16_parallel (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb,
+                        gfloat *c, gsize ldc)
 {
   products (1, m, n, k, a, 0, b, ldb, 0, c, ldc, 0);
 }
@@ -196,21 +215,22 @@ vae_bf16_panel_elements (gint k)
 }
 
 void
-vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
-               guint16 *panel)
+vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
+               gsize ldc, guint16 *panel)
 {
   g_return_if_reached ();
 }
 
 void
-vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, const gfloat *b,
-                     gsize b_stride, gfloat *c, gsize c_stride)
+vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride,
+                     const gfloat *b, gsize b_stride, gfloat *c, gsize c_stride)
 {
   g_return_if_reached ();
 }
 
 void
-vae_gemm_bf16_parallel (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
+vae_gemm_bf16_parallel (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb,
+                        gfloat *c, gsize ldc)
 {
   g_return_if_reached ();
 }

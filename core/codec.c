@@ -16,15 +16,17 @@ check_size (gint width, gint height, const gchar *what, GError **error)
 
   if (width < 1 || height < 1 || width > VAE_MAX_IMAGE_SIDE || height > VAE_MAX_IMAGE_SIDE)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("%s of %d×%d: sides must be 1 to %d pixels"),
-                   what, width, height, VAE_MAX_IMAGE_SIDE);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("%s of %d×%d: sides must be 1 to %d pixels"), what, width, height,
+                   VAE_MAX_IMAGE_SIDE);
       return FALSE;
     }
   if (pixels > vae_limit (VAE_LIMIT_IMAGE_PIXELS))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   _("%s of %d×%d = %" PRIu64 " pixels exceeds the limit of %" PRIu64
-                   " pixels (%s raises it)"), what, width, height, pixels, vae_limit (VAE_LIMIT_IMAGE_PIXELS),
+                   _ ("%s of %d×%d = %" PRIu64 " pixels exceeds the limit of %" PRIu64
+                      " pixels (%s raises it)"),
+                   what, width, height, pixels, vae_limit (VAE_LIMIT_IMAGE_PIXELS),
                    vae_limit_env (VAE_LIMIT_IMAGE_PIXELS));
       return FALSE;
     }
@@ -45,8 +47,9 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
   for (gint row = 0; row < image->channels * h; row++)
     {
       const gint    c = row / h, y = row % h;
-      const gfloat *src = image->data + ((gsize) c * image->height + MIN (y, image->height - 1)) * image->width;
-      gfloat       *dst = out->data + (gsize) row * w;
+      const gfloat *src =
+          image->data + ((gsize) c * image->height + MIN (y, image->height - 1)) * image->width;
+      gfloat *dst = out->data + (gsize) row * w;
       for (gint x = 0; x < w; x++)
         {
           gfloat v = src[MIN (x, image->width - 1)];
@@ -61,11 +64,12 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
 static VaeTensor *
 forward_cpu (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
 {
-  const VaeBackend *cpu = precision == VAE_PRECISION_BF16 ? vae_backend_cpu_bf16 () : vae_backend_cpu ();
-  VaeMemoryPlan     plan;
-  VaeTileSettings   tiles;
-  VaeBackend       *tiled = NULL;
-  VaeTensor        *y;
+  const VaeBackend *cpu =
+      precision == VAE_PRECISION_BF16 ? vae_backend_cpu_bf16 () : vae_backend_cpu ();
+  VaeMemoryPlan   plan;
+  VaeTileSettings tiles;
+  VaeBackend     *tiled = NULL;
+  VaeTensor      *y;
 
   if (!vae_model_plan_pass (m, net, x->channels, x->height, x->width, &plan, &tiles, error))
     return NULL;
@@ -110,7 +114,8 @@ device_in_bands (const VaeTileSettings *tiles, gpointer data, GError **error)
  * the device one band of a layer at a time, bands halved while it runs out
  * of memory. */
 static VaeTensor *
-forward_device_banded (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
+forward_device_banded (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecision precision,
+                       GError **error)
 {
   DevicePass      pass = { net, x, precision };
   VaeMemoryPlan   plan;
@@ -159,12 +164,15 @@ forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
     return NULL;
   if (compute.backend == VAE_BACKEND_CPU)
     return forward_cpu (m, net, x, compute.precision, error);
-  if (!(y = vae_device_forward (net, x, compute.precision, NULL, &device_error))
-      && out_of_device_memory (&device_error, &banded_said, _("%s; running in bands on the device instead")))
+  if (!(y = vae_device_forward (net, x, compute.precision, NULL, &device_error)) &&
+      out_of_device_memory (&device_error, &banded_said,
+                            _ ("%s; running in bands on the device instead")))
     y = forward_device_banded (m, net, x, compute.precision, &device_error);
-  if (!y && out_of_device_memory (&device_error, &cpu_said, _("%s; running on the CPU instead")))
-    return forward_cpu (m, net, x, compute.precision == VAE_PRECISION_BF16 && vae_cpu_has_bf16 () ? VAE_PRECISION_BF16
-                                                                                               : VAE_PRECISION_FP32,
+  if (!y && out_of_device_memory (&device_error, &cpu_said, _ ("%s; running on the CPU instead")))
+    return forward_cpu (m, net, x,
+                        compute.precision == VAE_PRECISION_BF16 && vae_cpu_has_bf16 ()
+                            ? VAE_PRECISION_BF16
+                            : VAE_PRECISION_FP32,
                         error);
   if (device_error)
     g_propagate_error (error, device_error);
@@ -178,19 +186,20 @@ vae_model_encode_raw (VaeModel *m, const VaeTensor *image, GError **error)
 
   if (!m->encoder)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s has no encoder"), m->files);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s has no encoder"), m->files);
       return NULL;
     }
   if (image->channels != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("the encoder takes an RGB image, not %d channels"),
-                   image->channels);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("the encoder takes an RGB image, not %d channels"), image->channels);
       return NULL;
     }
-  if (!check_size (image->width, image->height, "image", error)
-      || !vae_tensor_check_finite (image, "the input image", error))
+  if (!check_size (image->width, image->height, "image", error) ||
+      !vae_tensor_check_finite (image, "the input image", error))
     return NULL;
-  padded = pad_image (image, vae_family_factor (m->family), m->structure.kind == VAE_KIND_KL, error);
+  padded =
+      pad_image (image, vae_family_factor (m->family), m->structure.kind == VAE_KIND_KL, error);
   if (!padded)
     return NULL;
   return forward (m, m->encoder, padded, error);
@@ -283,13 +292,15 @@ from_diffusion (const VaeModel *m, VaeTensor *z)
 }
 
 VaeTensor *
-vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint64 seed, GError **error)
+vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint64 seed,
+                  GError **error)
 {
   g_autoptr (VaeTensor) raw = vae_model_encode_raw (m, image, error);
 
   if (!raw)
     return NULL;
-  if (m->structure.kind == VAE_KIND_KL && !vae_tensor_replace (&raw, posterior (raw, mode, seed, error)))
+  if (m->structure.kind == VAE_KIND_KL &&
+      !vae_tensor_replace (&raw, posterior (raw, mode, seed, error)))
     return NULL;
   if (m->family->patchify > 1 && !vae_tensor_replace (&raw, patchify (raw, FALSE, error)))
     return NULL;
@@ -306,26 +317,27 @@ to_network (const VaeModel *m, const VaeTensor *latent, GError **error)
 
   if (!m->decoder)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s has no decoder"), m->files);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s has no decoder"), m->files);
       return NULL;
     }
   if (latent->channels != vae_family_latent_channels (m->family))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   _("the latent has %d channels but model %s (%s) takes %d"), latent->channels,
+                   _ ("the latent has %d channels but model %s (%s) takes %d"), latent->channels,
                    m->family->name, m->files, vae_family_latent_channels (m->family));
       return NULL;
     }
   if (latent->width > VAE_MAX_IMAGE_SIDE / f || latent->height > VAE_MAX_IMAGE_SIDE / f)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("a latent of %d×%d decodes to more than %d pixels a side"),
-                   latent->width, latent->height, VAE_MAX_IMAGE_SIDE);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("a latent of %d×%d decodes to more than %d pixels a side"), latent->width,
+                   latent->height, VAE_MAX_IMAGE_SIDE);
       return NULL;
     }
   if (!check_size (latent->width * f, latent->height * f, "the decoded image", error))
     return NULL;
-  if (!vae_tensor_check_finite (latent, "the latent", error)
-      || !(z = vae_tensor_new (latent->channels, latent->height, latent->width, error)))
+  if (!vae_tensor_check_finite (latent, "the latent", error) ||
+      !(z = vae_tensor_new (latent->channels, latent->height, latent->width, error)))
     return NULL;
   memcpy (z->data, latent->data, vae_tensor_n_elements (z) * sizeof (gfloat));
   from_diffusion (m, z);

@@ -27,7 +27,7 @@ current_compute (void)
 {
   const VaeCompute *c = g_private_get (&compute_key);
 
-  return c ? *c : (VaeCompute) { VAE_BACKEND_AUTO, VAE_PRECISION_FP32 };
+  return c ? *c : (VaeCompute){ VAE_BACKEND_AUTO, VAE_PRECISION_FP32 };
 }
 
 static const gchar *const backend_names[] = { "auto", "cpu", "cuda" };
@@ -78,7 +78,7 @@ cuda_module (GError **error)
 {
   static const VaeCudaImports imports = {
     vae_backend_count_macs, vae_conv_output_checked, vae_error_quark, vae_precision_name,
-    vae_tensor_new_uninit, vae_tensor_n_elements, vae_tensor_free,
+    vae_tensor_new_uninit,  vae_tensor_n_elements,   vae_tensor_free,
   };
   static const VaeCudaModule *entry_points;
   static gchar               *why_not;
@@ -86,9 +86,11 @@ cuda_module (GError **error)
 
   if (g_once_init_enter (&tried))
     {
-      const gchar *env = g_getenv ("GEGL_VAE_CUDA_MODULE");
-      const gchar *path = env && *env ? env : g_file_test (VAE_CUDA_MODULE, G_FILE_TEST_EXISTS) ? VAE_CUDA_MODULE
-                                                                                               : VAE_CUDA_MODULE_BUILT;
+      const gchar      *env = g_getenv ("GEGL_VAE_CUDA_MODULE");
+      const gchar      *path = env && *env ? env
+                               : g_file_test (VAE_CUDA_MODULE, G_FILE_TEST_EXISTS)
+                                   ? VAE_CUDA_MODULE
+                                   : VAE_CUDA_MODULE_BUILT;
       GModule          *module = g_module_open (path, G_MODULE_BIND_LOCAL);
       VaeCudaModuleOpen open = NULL;
 
@@ -102,7 +104,8 @@ cuda_module (GError **error)
       g_once_init_leave (&tried, 1);
     }
   if (!entry_points)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("the CUDA backend could not be loaded: %s"), why_not);
+    g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                 _ ("the CUDA backend could not be loaded: %s"), why_not);
   return entry_points;
 }
 
@@ -112,15 +115,15 @@ cuda_module (GError **error)
 static gboolean
 driver_sees_device (GError **error)
 {
-  GModule    *driver = g_module_open ("libcuda.so.1", G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
-  gint        (*init) (guint flags) = NULL, (*count_devices) (gint *count) = NULL;
-  gint        count = 0, status = -1;
+  GModule *driver = g_module_open ("libcuda.so.1", G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+  gint (*init) (guint flags) = NULL, (*count_devices) (gint * count) = NULL;
+  gint         count = 0, status = -1;
   const gchar *why = NULL;
 
   if (!driver)
     why = "the NVIDIA driver's libcuda.so.1 is not installed";
-  else if (!g_module_symbol (driver, "cuInit", (gpointer *) &init)
-           || !g_module_symbol (driver, "cuDeviceGetCount", (gpointer *) &count_devices))
+  else if (!g_module_symbol (driver, "cuInit", (gpointer *) &init) ||
+           !g_module_symbol (driver, "cuDeviceGetCount", (gpointer *) &count_devices))
     why = "libcuda.so.1 lacks cuInit or cuDeviceGetCount";
   else if ((status = init (0)) != 0 || (status = count_devices (&count)) != 0)
     why = "the NVIDIA driver does not start";
@@ -130,8 +133,10 @@ driver_sees_device (GError **error)
     g_module_close (driver);
   if (why)
     {
-      g_autofree gchar *detail = status > 0 ? g_strdup_printf ("%s, CUresult %d", why, status) : g_strdup (why);
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("no CUDA device answers (%s)"), detail);
+      g_autofree gchar *detail =
+          status > 0 ? g_strdup_printf ("%s, CUresult %d", why, status) : g_strdup (why);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _ ("no CUDA device answers (%s)"),
+                   detail);
     }
   return !why;
 }
@@ -152,7 +157,8 @@ vae_cuda_probe (gchar **device_name, GError **error)
   if (device_name)
     *device_name = NULL;
   g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-               _("this build of gegl-vae has no CUDA backend (it was configured without the CUDA toolkit)"));
+               _ ("this build of gegl-vae has no CUDA backend (it was configured without the CUDA "
+                  "toolkit)"));
   return FALSE;
 #endif
 }
@@ -184,21 +190,24 @@ vae_compute_resolve (VaeCompute *compute, GError **error)
     }
   if (compute->backend == VAE_BACKEND_CUDA && !vae_cuda_probe (NULL, &probe_error))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("backend 'cuda' was asked for, but %s"),
-                   probe_error->message);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("backend 'cuda' was asked for, but %s"), probe_error->message);
       return FALSE;
     }
   if (compute->backend == VAE_BACKEND_CPU && compute->precision == VAE_PRECISION_FP16)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _("precision fp16 is implemented on the CUDA backend only; the CPU computes fp32 or bf16"));
+                   _ ("precision fp16 is implemented on the CUDA backend only; the CPU computes "
+                      "fp32 or bf16"));
       return FALSE;
     }
-  if (compute->backend == VAE_BACKEND_CPU && compute->precision == VAE_PRECISION_BF16 && !vae_cpu_has_bf16 ())
+  if (compute->backend == VAE_BACKEND_CPU && compute->precision == VAE_PRECISION_BF16 &&
+      !vae_cpu_has_bf16 ())
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _("precision bf16 on the CPU needs AVX512-BF16, which this processor (or this build) lacks; "
-                     "use fp32"));
+                   _ ("precision bf16 on the CPU needs AVX512-BF16, which this processor (or this "
+                      "build) lacks; "
+                      "use fp32"));
       return FALSE;
     }
   return TRUE;
@@ -255,8 +264,8 @@ device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, const VaeT
 }
 
 VaeTensor *
-vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, const VaeTileSettings *tiles,
-                    GError **error)
+vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision,
+                    const VaeTileSettings *tiles, GError **error)
 {
   static gsize warned;
   gboolean     nonfinite;
@@ -268,7 +277,7 @@ vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, con
   /* SDXL's VAE overflows fp16: never hand back a black or NaN picture. */
   if (g_once_init_enter (&warned))
     {
-      g_message (_("the %s pass on the CUDA device gave non-finite values; it was redone in fp32"),
+      g_message (_ ("the %s pass on the CUDA device gave non-finite values; it was redone in fp32"),
                  vae_precision_name (precision));
       g_once_init_leave (&warned, 1);
     }
@@ -279,8 +288,8 @@ vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, con
 #else
 
 VaeTensor *
-vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision, const VaeTileSettings *tiles,
-                    GError **error)
+vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision,
+                    const VaeTileSettings *tiles, GError **error)
 {
   vae_cuda_probe (NULL, error);
   return NULL;

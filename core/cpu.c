@@ -55,14 +55,15 @@ vae_conv_output_size (const VaeConv *conv, gint height, gint width, gint *out_h,
 }
 
 gboolean
-vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h, gint *out_w,
-                         GError **error)
+vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h,
+                         gint *out_w, GError **error)
 {
   vae_conv_output_size (conv, x->height << up, x->width << up, out_h, out_w);
   if (*out_h > 0 && *out_w > 0)
     return TRUE;
-  g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("input of %d×%d is too small for a %d×%d convolution"),
-               x->width, x->height, conv->kernel, conv->kernel);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+               _ ("input of %d×%d is too small for a %d×%d convolution"), x->width, x->height,
+               conv->kernel, conv->kernel);
   return FALSE;
 }
 
@@ -83,8 +84,8 @@ floor_div (gint a, gint b)
 /* Row R of the band's im2col matrix: input channel ci, kernel tap (ky, kx),
  * one column per output pixel; zero outside the (upsampled) input. */
 static VAE_HOT void
-im2col_row (const VaeConv *conv, const VaeTensor *x, gboolean up, gint out_w, gint y0, gint rows, gint r,
-            gfloat *restrict dst)
+im2col_row (const VaeConv *conv, const VaeTensor *x, gboolean up, gint out_w, gint y0, gint rows,
+            gint r, gfloat *restrict dst)
 {
   const gint    k = conv->kernel, s = conv->stride;
   const gint    in_h = x->height << up, in_w = x->width << up;
@@ -175,7 +176,8 @@ vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
   if (is_plain_1x1 (conv, FALSE))
     return 0;
-  return (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w * sizeof (gfloat);
+  return (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w *
+         sizeof (gfloat);
 }
 
 /* The CPU backend in one precision: BF16 makes the convolutions' products
@@ -189,15 +191,16 @@ typedef struct
 /* C = W·B (B k × n, rows LDB apart; C rows LDC apart), in bf16 when the
  * weights come packed as WEIGHT_BF16. */
 static void
-product (const VaeConv *conv, const guint16 *weight_bf16, gint n, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
+product (const VaeConv *conv, const guint16 *weight_bf16, gint n, const gfloat *b, gsize ldb,
+         gfloat *c, gsize ldc)
 {
   const gint k = conv_terms (conv);
 
   if (weight_bf16)
     vae_gemm_bf16_parallel (conv->out_channels, n, k, weight_bf16, b, ldb, c, ldc);
   else
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, conv->out_channels, n, k, 1.0f, conv->weight, k, b,
-                 ldb, 0.0f, c, ldc);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, conv->out_channels, n, k, 1.0f,
+                 conv->weight, k, b, ldb, 0.0f, c, ldc);
 }
 
 /* CONV's weights as rows of bf16 pairs for vae_gemm_bf16_parallel; packed
@@ -207,8 +210,9 @@ static guint16 *
 pack_weights_bf16 (const VaeConv *conv, GError **error)
 {
   const gint n_k = conv_terms (conv);
-  guint16   *packed = vae_try_alloc ((gsize) conv->out_channels * 2 * vae_bf16_pairs (n_k) * sizeof (guint16),
-                                     "bf16 weights", error);
+  guint16   *packed =
+      vae_try_alloc ((gsize) conv->out_channels * 2 * vae_bf16_pairs (n_k) * sizeof (guint16),
+                     "bf16 weights", error);
 
   if (packed)
     vae_bf16_pack_rows (conv->weight, conv->out_channels, n_k, packed);
@@ -217,14 +221,15 @@ pack_weights_bf16 (const VaeConv *conv, GError **error)
 
 /* Y = W·im2col(X), one band of output rows at a time. */
 static gboolean
-im2col_product (const VaeConv *conv, const guint16 *weight_bf16, const VaeTensor *x, gboolean up, VaeTensor *y,
-                GError **error)
+im2col_product (const VaeConv *conv, const guint16 *weight_bf16, const VaeTensor *x, gboolean up,
+                VaeTensor *y, GError **error)
 {
   const gint  out_w = y->width, out_h = y->height;
   const gsize row_bytes = (gsize) conv_terms (conv) * out_w * sizeof (gfloat);
   const gint  band = im2col_band_rows (conv, out_h, out_w);
   gsize       col_capacity;
-  gfloat     *col = vae_scratch_alloc ((gsize) band * row_bytes, FALSE, &col_capacity, "convolution workspace", error);
+  gfloat     *col = vae_scratch_alloc ((gsize) band * row_bytes, FALSE, &col_capacity,
+                                       "convolution workspace", error);
 
   if (!col)
     return FALSE;
@@ -232,8 +237,8 @@ im2col_product (const VaeConv *conv, const guint16 *weight_bf16, const VaeTensor
     {
       gint rows = MIN (band, out_h - y0);
       im2col_band (conv, x, up, out_w, y0, rows, col);
-      product (conv, weight_bf16, rows * out_w, col, (gsize) rows * out_w, y->data + (gsize) y0 * out_w,
-               (gsize) out_h * out_w);
+      product (conv, weight_bf16, rows * out_w, col, (gsize) rows * out_w,
+               y->data + (gsize) y0 * out_w, (gsize) out_h * out_w);
     }
   vae_scratch_free (col, col_capacity);
   return TRUE;
@@ -247,10 +252,10 @@ static VaeTensor *
 convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
           VaeAct act, gboolean fast, gboolean bf16, GError **error)
 {
-  gint        out_h, out_w;
-  VaeTensor  *y;
-  guint16    *weight_bf16 = NULL;
-  gboolean    done;
+  gint       out_h, out_w;
+  VaeTensor *y;
+  guint16   *weight_bf16 = NULL;
+  gboolean   done;
 
   set_blas_threads ();
   g_return_val_if_fail (x->channels == conv->in_channels, NULL);
@@ -275,7 +280,8 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
     }
   done = TRUE;
   if (is_plain_1x1 (conv, up))
-    product (conv, weight_bf16, out_h * out_w, x->data, (gsize) out_h * out_w, y->data, (gsize) out_h * out_w);
+    product (conv, weight_bf16, out_h * out_w, x->data, (gsize) out_h * out_w, y->data,
+             (gsize) out_h * out_w);
   else
     done = im2col_product (conv, weight_bf16, x, up, y, error);
   g_free (weight_bf16);
@@ -289,15 +295,15 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
 }
 
 VaeTensor *
-vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
-                        VaeAct act, GError **error)
+vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean up,
+                        const VaeTensor *residual, VaeAct act, GError **error)
 {
   return convolve (conv, x, up, residual, act, FALSE, FALSE, error);
 }
 
 static VaeTensor *
-cpu_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
-          GError **error)
+cpu_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up,
+          const VaeTensor *residual, VaeAct act, GError **error)
 {
   return convolve (conv, x, up, residual, act, TRUE, ((const CpuBackend *) be)->bf16, error);
 }
@@ -361,7 +367,8 @@ normalize (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
 
 #pragma omp parallel for schedule(static)
   for (gint g = 0; g < norm->groups; g++)
-    group_stats (x->data + (gsize) g * per_group * plane, (gsize) per_group * plane, norm->eps, &mean[g], &rstd[g]);
+    group_stats (x->data + (gsize) g * per_group * plane, (gsize) per_group * plane, norm->eps,
+                 &mean[g], &rstd[g]);
 #pragma omp parallel for schedule(static)
   for (gint c = 0; c < x->channels; c++)
     {
@@ -386,7 +393,8 @@ cpu_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct 
 }
 
 static gboolean
-cpu_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act, GError **error)
+cpu_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act,
+                   GError **error)
 {
   g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, FALSE);
   normalize (norm, x, act, x);
@@ -417,8 +425,8 @@ softmax_rows (gfloat *scores, gint rows, gint n)
 }
 
 void
-vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k, const VaeTensor *v, gfloat *o,
-                gsize o_stride, gfloat *scores)
+vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k, const VaeTensor *v,
+                gfloat *o, gsize o_stride, gfloat *scores)
 {
   const gint c = k->channels, n = k->height * k->width;
 
@@ -426,12 +434,12 @@ vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k, 
     {
       gint block = MIN (QUERY_BLOCK, rows - r0);
       /* scores[block, n] = q[:, r0:r0+block]ᵀ · k / √c */
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, block, n, c, (gfloat) (1.0 / sqrt (c)), q + r0,
-                   q_stride, k->data, n, 0.0f, scores, n);
+      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, block, n, c, (gfloat) (1.0 / sqrt (c)),
+                   q + r0, q_stride, k->data, n, 0.0f, scores, n);
       softmax_rows (scores, block, n);
       /* o[:, r0:r0+block] = v · scoresᵀ */
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, c, block, n, 1.0f, v->data, n, scores, n, 0.0f,
-                   o + r0, o_stride);
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, c, block, n, 1.0f, v->data, n, scores,
+                   n, 0.0f, o + r0, o_stride);
     }
   vae_backend_count_macs (2 * (guint64) rows * n * c);
 }
@@ -445,20 +453,20 @@ vae_cpu_attend_scratch_floats (gint n)
 static VaeTensor *
 cpu_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor *x, GError **error)
 {
-  const gint  n = x->height * x->width;
-  VaeTensor  *h = NULL, *q = NULL, *k = NULL, *v = NULL, *o = NULL, *out = NULL;
-  gfloat     *scores = NULL;
-  gsize       scores_capacity = 0;
+  const gint n = x->height * x->width;
+  VaeTensor *h = NULL, *q = NULL, *k = NULL, *v = NULL, *o = NULL, *out = NULL;
+  gfloat    *scores = NULL;
+  gsize      scores_capacity = 0;
 
-  if (!(h = cpu_norm (be, &attn->norm, x, VAE_ACT_NONE, error))
-      || !(q = cpu_conv (be, &attn->q, h, FALSE, NULL, VAE_ACT_NONE, error))
-      || !(k = cpu_conv (be, &attn->k, h, FALSE, NULL, VAE_ACT_NONE, error))
-      || !(v = cpu_conv (be, &attn->v, h, FALSE, NULL, VAE_ACT_NONE, error)))
+  if (!(h = cpu_norm (be, &attn->norm, x, VAE_ACT_NONE, error)) ||
+      !(q = cpu_conv (be, &attn->q, h, FALSE, NULL, VAE_ACT_NONE, error)) ||
+      !(k = cpu_conv (be, &attn->k, h, FALSE, NULL, VAE_ACT_NONE, error)) ||
+      !(v = cpu_conv (be, &attn->v, h, FALSE, NULL, VAE_ACT_NONE, error)))
     goto done;
   g_clear_pointer (&h, vae_tensor_free);
-  if (!(o = vae_tensor_new (x->channels, x->height, x->width, error))
-      || !(scores = vae_scratch_alloc (vae_cpu_attend_scratch_floats (n) * sizeof (gfloat), FALSE, &scores_capacity,
-                                       "attention scores", error)))
+  if (!(o = vae_tensor_new (x->channels, x->height, x->width, error)) ||
+      !(scores = vae_scratch_alloc (vae_cpu_attend_scratch_floats (n) * sizeof (gfloat), FALSE,
+                                    &scores_capacity, "attention scores", error)))
     goto done;
   vae_cpu_attend (q->data, n, n, k, v, o->data, n, scores);
   out = cpu_conv (be, &attn->proj, o, FALSE, x, VAE_ACT_NONE, error);
@@ -486,9 +494,16 @@ cpu_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
   return y;
 }
 
-#define CPU_BACKEND(is_bf16)                                                                              \
-  { { .name = "cpu", .conv = cpu_conv, .norm = cpu_norm, .attention = cpu_attention, .clamp = cpu_clamp,  \
-      .norm_in_place = cpu_norm_in_place }, is_bf16 }
+#define CPU_BACKEND(is_bf16)                                                                       \
+  {                                                                                                \
+    { .name = "cpu",                                                                               \
+      .conv = cpu_conv,                                                                            \
+      .norm = cpu_norm,                                                                            \
+      .attention = cpu_attention,                                                                  \
+      .clamp = cpu_clamp,                                                                          \
+      .norm_in_place = cpu_norm_in_place },                                                        \
+        is_bf16                                                                                    \
+  }
 
 static const CpuBackend cpu_backends[] = { CPU_BACKEND (FALSE), CPU_BACKEND (TRUE) };
 

@@ -85,14 +85,14 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
   g_autoptr (GError) local = NULL;
   g_autofree gchar *kind = NULL;
   g_autofree gchar *schedule = NULL;
-  VaeFamily *f;
-  gboolean   ok = TRUE;
-  gsize      n_factors = 0;
+  VaeFamily        *f;
+  gboolean          ok = TRUE;
+  gsize             n_factors = 0;
 
-  if (!g_key_file_load_from_data (kf, text, length, G_KEY_FILE_NONE, &local)
-      || !g_key_file_has_group (kf, GROUP))
+  if (!g_key_file_load_from_data (kf, text, length, G_KEY_FILE_NONE, &local) ||
+      !g_key_file_has_group (kf, GROUP))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("family descriptor %s: %s"), origin,
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("family descriptor %s: %s"), origin,
                    local ? local->message : "no [Family] group");
       return FALSE;
     }
@@ -120,16 +120,18 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
       f->rgb_factors = g_key_file_get_double_list (kf, GROUP, "RgbFactors", &n_factors, NULL);
       f->n_rgb_factors = (gint) n_factors;
     }
-  if (!ok || !f->name || !*f->name || !f->title || !kind
-      || (f->kind == VAE_KIND_KL && g_strcmp0 (kind, "kl") != 0) || f->raw_channels == 0
-      || f->scale == 0.0
-      || (f->rgb_factors && n_factors != (gsize) f->raw_channels * f->patchify * f->patchify * 3 + 3))
+  if (!ok || !f->name || !*f->name || !f->title || !kind ||
+      (f->kind == VAE_KIND_KL && g_strcmp0 (kind, "kl") != 0) || f->raw_channels == 0 ||
+      f->scale == 0.0 ||
+      (f->rgb_factors && n_factors != (gsize) f->raw_channels * f->patchify * f->patchify * 3 + 3))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("family descriptor %s: needs Name, Title, Kind (kl|tiny), RawChannels ≥ 1 and a "
-                   "non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; integers, booleans and numbers must be valid, RgbFactors must "
-                   "hold channels × 3 + 3 numbers"),
-                   origin);
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_FORMAT,
+          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny), RawChannels ≥ 1 and a "
+             "non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; integers, "
+             "booleans and numbers must be valid, RgbFactors must "
+             "hold channels × 3 + 3 numbers"),
+          origin);
       vae_family_free (f);
       return FALSE;
     }
@@ -167,7 +169,8 @@ load_builtin (GPtrArray *list)
       g_autofree gchar *path = g_build_path ("/", dir, names[i], NULL);
       g_autoptr (GBytes) bytes = g_resources_lookup_data (path, 0, NULL);
       VaeFamily *f;
-      if (bytes && vae_family_parse (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), path, &f, NULL))
+      if (bytes && vae_family_parse (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), path,
+                                     &f, NULL))
         add_family (list, f);
     }
 }
@@ -190,13 +193,14 @@ load_user (GPtrArray *list)
         {
           g_autofree gchar *path = NULL;
           g_autofree gchar *text = NULL;
-          gsize len;
-          VaeFamily *f;
+          gsize             len;
+          VaeFamily        *f;
           g_autoptr (GError) e = NULL;
           if (!g_str_has_suffix (entry, ".ini"))
             continue;
           path = g_build_filename (dirs->pdata[d], entry, NULL);
-          if (g_file_get_contents (path, &text, &len, NULL) && vae_family_parse (text, len, path, &f, &e))
+          if (g_file_get_contents (path, &text, &len, NULL) &&
+              vae_family_parse (text, len, path, &f, &e))
             add_family (list, f);
           else if (e)
             g_warning ("%s", e->message);
@@ -237,7 +241,7 @@ alias_match (const VaeFamily *family, const gchar *file_name)
 {
   g_autofree gchar *base = g_path_get_basename (file_name);
   g_autofree gchar *lower = g_ascii_strdown (base, -1);
-  gsize best = 0;
+  gsize             best = 0;
 
   for (gchar **a = family->aliases; *a; a++)
     if (strstr (lower, *a))
@@ -256,11 +260,11 @@ vae_family_match (const VaeFamily *shape, const gchar *file_name)
     {
       const VaeFamily *f = list->pdata[i];
       gsize            alias;
-      if (f->kind != shape->kind || f->raw_channels != shape->raw_channels
-          || f->raw_factor != shape->raw_factor
-          || (f->kind == VAE_KIND_KL
-              && (f->quant_convs != shape->quant_convs || f->batch_norm != shape->batch_norm))
-          || (f->kind == VAE_KIND_TINY && f->pool_branch != shape->pool_branch))
+      if (f->kind != shape->kind || f->raw_channels != shape->raw_channels ||
+          f->raw_factor != shape->raw_factor ||
+          (f->kind == VAE_KIND_KL &&
+           (f->quant_convs != shape->quant_convs || f->batch_norm != shape->batch_norm)) ||
+          (f->kind == VAE_KIND_TINY && f->pool_branch != shape->pool_branch))
         continue;
       alias = alias_match (f, file_name);
       if (!best || alias > best_alias || (alias == best_alias && f->priority > best->priority))

@@ -22,12 +22,12 @@ typedef struct
   VaeNet       net;
   gboolean     decoder;
   gint         n_levels;
-  gint         n_res;           /* resnets per level */
-  gboolean     has_quant;       /* encoder: quant_conv after; decoder: post_quant_conv before */
+  gint         n_res;     /* resnets per level */
+  gboolean     has_quant; /* encoder: quant_conv after; decoder: post_quant_conv before */
   VaeConv      quant;
   VaeConv      conv_in;
-  Resnet      *res;             /* n_levels × n_res, diffusers order */
-  VaeConv     *resample;        /* n_levels − 1 down- or upsamplers */
+  Resnet      *res;      /* n_levels × n_res, diffusers order */
+  VaeConv     *resample; /* n_levels − 1 down- or upsamplers */
   Resnet       mid[2];
   gboolean     has_attention;
   VaeAttention attention;
@@ -83,8 +83,8 @@ count_ldm_up_levels (const VaeWeights *weights)
   for (guint i = 0; i < vae_weights_count (weights); i++)
     {
       gint level;
-      if (sscanf (vae_weights_name (weights, i), "decoder.up.%d.", &level) == 1 && level >= 0
-          && level < 1024)
+      if (sscanf (vae_weights_name (weights, i), "decoder.up.%d.", &level) == 1 && level >= 0 &&
+          level < 1024)
         n = MAX (n, level + 1);
     }
   return n;
@@ -120,7 +120,8 @@ canonical_name (const gchar *name, gint n_up)
     }
   else if (sscanf (out, "decoder.up.%d.upsample.conv.%n", &a, &len) == 1 && len > 0 && a < n_up)
     {
-      gchar *n = g_strdup_printf ("decoder.up_blocks.%d.upsamplers.0.conv.%s", n_up - 1 - a, out + len);
+      gchar *n =
+          g_strdup_printf ("decoder.up_blocks.%d.upsamplers.0.conv.%s", n_up - 1 - a, out + len);
       g_free (out);
       out = n;
     }
@@ -144,14 +145,14 @@ names_init (KlNames *names, const VaeWeights *weights)
     }
 }
 
-static const VaeWeightEntry *
-find (const KlNames *names, const gchar *format, ...) G_GNUC_PRINTF (2, 3);
+static const VaeWeightEntry *find (const KlNames *names, const gchar *format, ...)
+    G_GNUC_PRINTF (2, 3);
 
 static const VaeWeightEntry *
 find (const KlNames *names, const gchar *format, ...)
 {
   g_autofree gchar *name = NULL;
-  va_list args;
+  va_list           args;
 
   va_start (args, format);
   name = g_strdup_vprintf (format, args);
@@ -162,8 +163,8 @@ find (const KlNames *names, const gchar *format, ...)
 gboolean
 vae_kl_detect (const VaeWeights *weights)
 {
-  return vae_weights_lookup (weights, "encoder.conv_in.weight")
-         || vae_weights_lookup (weights, "decoder.conv_in.weight");
+  return vae_weights_lookup (weights, "encoder.conv_in.weight") ||
+         vae_weights_lookup (weights, "decoder.conv_in.weight");
 }
 
 /* ---- loading ------------------------------------------------------------- */
@@ -172,7 +173,7 @@ static gboolean
 bad_shape (const KlNames *names, const VaeWeightEntry *e, const gchar *prefix, const gchar *want,
            GError **error)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: tensor '%s' (for %s) should be %s"),
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s' (for %s) should be %s"),
                vae_weights_get_path (names->weights), e ? e->name : prefix, prefix, want);
   return FALSE;
 }
@@ -194,13 +195,13 @@ load_conv (const KlNames *names, const gchar *prefix, gint in_channels, gint str
 
   if (!w)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: tensor '%s.weight' is missing"),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s.weight' is missing"),
                    vae_weights_get_path (names->weights), prefix);
       return FALSE;
     }
-  if (!((w->ndim == 4 && w->shape[2] == w->shape[3] && w->shape[2] % 2 == 1)
-        || w->ndim == 2 || (w->ndim == 4 && w->shape[2] == 1 && w->shape[3] == 1))
-      || w->shape[0] < 1 || w->shape[0] > 65536 || (in_channels > 0 && w->shape[1] != in_channels))
+  if (!((w->ndim == 4 && w->shape[2] == w->shape[3] && w->shape[2] % 2 == 1) || w->ndim == 2 ||
+        (w->ndim == 4 && w->shape[2] == 1 && w->shape[3] == 1)) ||
+      w->shape[0] < 1 || w->shape[0] > 65536 || (in_channels > 0 && w->shape[1] != in_channels))
     {
       g_autofree gchar *want = g_strdup_printf ("[out, %d, k, k] with odd k", in_channels);
       return bad_shape (names, w, prefix, want, error);
@@ -233,14 +234,16 @@ load_norm (const KlNames *names, const gchar *prefix, gint channels, VaeNorm *no
   const VaeWeightEntry *w = find (names, "%s.weight", prefix);
   const VaeWeightEntry *b = find (names, "%s.bias", prefix);
 
-  if (!w || !b || w->ndim != 1 || b->ndim != 1 || w->shape[0] != channels || b->shape[0] != channels)
+  if (!w || !b || w->ndim != 1 || b->ndim != 1 || w->shape[0] != channels ||
+      b->shape[0] != channels)
     {
       g_autofree gchar *want = g_strdup_printf ("weight and bias of [%d]", channels);
       return bad_shape (names, w, prefix, want, error);
     }
   if (channels % KL_GROUPS)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s has %d channels, not a multiple of %d groups"),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                   _ ("%s: %s has %d channels, not a multiple of %d groups"),
                    vae_weights_get_path (names->weights), prefix, channels, KL_GROUPS);
       return FALSE;
     }
@@ -259,18 +262,20 @@ load_resnet (const KlNames *names, const gchar *prefix, gint in_channels, Resnet
   g_autofree gchar *conv2 = g_strdup_printf ("%s.conv2", prefix);
   g_autofree gchar *shortcut = g_strdup_printf ("%s.conv_shortcut", prefix);
 
-  if (!load_norm (names, norm1, in_channels, &r->norm1, error)
-      || !load_same_conv (names, conv1, in_channels, &r->conv1, error)
-      || !load_norm (names, norm2, r->conv1.out_channels, &r->norm2, error)
-      || !load_same_conv (names, conv2, r->conv1.out_channels, &r->conv2, error))
+  if (!load_norm (names, norm1, in_channels, &r->norm1, error) ||
+      !load_same_conv (names, conv1, in_channels, &r->conv1, error) ||
+      !load_norm (names, norm2, r->conv1.out_channels, &r->norm2, error) ||
+      !load_same_conv (names, conv2, r->conv1.out_channels, &r->conv2, error))
     return FALSE;
   r->has_shortcut = find (names, "%s.weight", shortcut) != NULL;
   if (r->has_shortcut)
     return load_conv (names, shortcut, in_channels, 1, 0, 0, &r->shortcut, error);
   if (in_channels != r->conv2.out_channels)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s changes %d to %d channels without a shortcut conv"),
-                   vae_weights_get_path (names->weights), prefix, in_channels, r->conv2.out_channels);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                   _ ("%s: %s changes %d to %d channels without a shortcut conv"),
+                   vae_weights_get_path (names->weights), prefix, in_channels,
+                   r->conv2.out_channels);
       return FALSE;
     }
   return TRUE;
@@ -287,11 +292,12 @@ resnet_clear (Resnet *r)
 }
 
 static gboolean
-load_attention (const KlNames *names, const gchar *half, gint channels, VaeAttention *a, GError **error)
+load_attention (const KlNames *names, const gchar *half, gint channels, VaeAttention *a,
+                GError **error)
 {
   static const gchar *parts[] = { "to_q", "to_k", "to_v", "to_out.0" };
-  VaeConv *convs[] = { &a->q, &a->k, &a->v, &a->proj };
-  g_autofree gchar *norm = g_strdup_printf ("%s.mid_block.attentions.0.group_norm", half);
+  VaeConv            *convs[] = { &a->q, &a->k, &a->v, &a->proj };
+  g_autofree gchar   *norm = g_strdup_printf ("%s.mid_block.attentions.0.group_norm", half);
 
   if (!load_norm (names, norm, channels, &a->norm, error))
     return FALSE;
@@ -313,7 +319,8 @@ count_prefixed (const KlNames *names, const gchar *format, gint fixed)
 
   while (n < 64)
     {
-      g_autofree gchar *name = fixed >= 0 ? g_strdup_printf (format, fixed, n) : g_strdup_printf (format, n);
+      g_autofree gchar *name =
+          fixed >= 0 ? g_strdup_printf (format, fixed, n) : g_strdup_printf (format, n);
       if (!g_hash_table_contains (names->names, name))
         break;
       n++;
@@ -342,7 +349,8 @@ kl_net_free (VaeNet *net)
   g_free (kl);
 }
 
-static VaeTensor *kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **error);
+static VaeTensor *kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x,
+                              GError **error);
 
 static gboolean
 load_mid (const KlNames *names, const gchar *half, gint channels, KlNet *kl, GError **error)
@@ -370,7 +378,7 @@ load_levels (const KlNames *names, KlNet *kl, gint *channels, GError **error)
       for (gint j = 0; j < kl->n_res; j++)
         {
           g_autofree gchar *prefix = g_strdup_printf ("%s.%d.resnets.%d", blocks, level, j);
-          Resnet *r = &kl->res[level * kl->n_res + j];
+          Resnet           *r = &kl->res[level * kl->n_res + j];
           if (!load_resnet (names, prefix, *channels, r, error))
             return FALSE;
           *channels = r->conv2.out_channels;
@@ -379,8 +387,10 @@ load_levels (const KlNames *names, KlNet *kl, gint *channels, GError **error)
         {
           g_autofree gchar *prefix = g_strdup_printf ("%s.%d.%s.0.conv", blocks, level, sampler);
           /* the downsampler pads one zero column right and one row below */
-          gboolean ok = kl->decoder ? load_same_conv (names, prefix, *channels, &kl->resample[level], error)
-                                    : load_conv (names, prefix, *channels, 2, 0, 1, &kl->resample[level], error);
+          gboolean ok =
+              kl->decoder
+                  ? load_same_conv (names, prefix, *channels, &kl->resample[level], error)
+                  : load_conv (names, prefix, *channels, 2, 0, 1, &kl->resample[level], error);
           if (!ok)
             return FALSE;
           *channels = kl->resample[level].out_channels;
@@ -392,14 +402,14 @@ load_levels (const KlNames *names, KlNet *kl, gint *channels, GError **error)
 static KlNet *
 load_half (const KlNames *names, gboolean decoder, GError **error)
 {
-  const gchar *half = decoder ? "decoder" : "encoder";
-  const gchar *blocks = decoder ? "decoder.up_blocks.%d.resnets.%d.conv1.weight"
-                                : "encoder.down_blocks.%d.resnets.%d.conv1.weight";
+  const gchar      *half = decoder ? "decoder" : "encoder";
+  const gchar      *blocks = decoder ? "decoder.up_blocks.%d.resnets.%d.conv1.weight"
+                                     : "encoder.down_blocks.%d.resnets.%d.conv1.weight";
   g_autofree gchar *conv_in = g_strdup_printf ("%s.conv_in", half);
   g_autofree gchar *norm_out = g_strdup_printf ("%s.conv_norm_out", half);
   g_autofree gchar *conv_out = g_strdup_printf ("%s.conv_out", half);
-  KlNet *kl = g_new0 (KlNet, 1);
-  gint   channels;
+  KlNet            *kl = g_new0 (KlNet, 1);
+  gint              channels;
 
   kl->net.free = kl_net_free;
   kl->net.forward = kl_forward;
@@ -409,14 +419,15 @@ load_half (const KlNames *names, gboolean decoder, GError **error)
   kl->n_res = count_prefixed (names, blocks, 0);
   if (kl->n_levels == 0 || kl->n_levels > 16)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: the %s has no resnet levels"),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: the %s has no resnet levels"),
                    vae_weights_get_path (names->weights), half);
       goto fail;
     }
   kl->res = g_new0 (Resnet, kl->n_levels * kl->n_res);
   kl->resample = g_new0 (VaeConv, kl->n_levels);
   kl->has_quant = find (names, decoder ? "post_quant_conv.weight" : "quant_conv.weight") != NULL;
-  if (decoder && kl->has_quant && !load_conv (names, "post_quant_conv", -1, 1, 0, 0, &kl->quant, error))
+  if (decoder && kl->has_quant &&
+      !load_conv (names, "post_quant_conv", -1, 1, 0, 0, &kl->quant, error))
     goto fail;
   if (!load_same_conv (names, conv_in, decoder && kl->has_quant ? kl->quant.out_channels : -1,
                        &kl->conv_in, error))
@@ -428,14 +439,15 @@ load_half (const KlNames *names, gboolean decoder, GError **error)
     goto fail;
   if (!decoder && !load_mid (names, half, channels, kl, error))
     goto fail;
-  if (!load_norm (names, norm_out, channels, &kl->norm_out, error)
-      || !load_same_conv (names, conv_out, channels, &kl->conv_out, error))
+  if (!load_norm (names, norm_out, channels, &kl->norm_out, error) ||
+      !load_same_conv (names, conv_out, channels, &kl->conv_out, error))
     goto fail;
-  if (!decoder && kl->has_quant
-      && !load_conv (names, "quant_conv", kl->conv_out.out_channels, 1, 0, 0, &kl->quant, error))
+  if (!decoder && kl->has_quant &&
+      !load_conv (names, "quant_conv", kl->conv_out.out_channels, 1, 0, 0, &kl->quant, error))
     goto fail;
   kl->net.in_channels = decoder && kl->has_quant ? kl->quant.in_channels : kl->conv_in.in_channels;
-  kl->net.out_channels = !decoder && kl->has_quant ? kl->quant.out_channels : kl->conv_out.out_channels;
+  kl->net.out_channels =
+      !decoder && kl->has_quant ? kl->quant.out_channels : kl->conv_out.out_channels;
   kl->net.factor = 1 << (kl->n_levels - 1);
   return kl;
 
@@ -460,8 +472,8 @@ resnet_forward (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **er
     }
   else
     h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
-  if (h && vae_tensor_replace (&h, be->conv (be, &r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error))
-      && (h = vae_norm_consume (be, &r->norm2, h, VAE_ACT_SILU, error)))
+  if (h && vae_tensor_replace (&h, be->conv (be, &r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error)) &&
+      (h = vae_norm_consume (be, &r->norm2, h, VAE_ACT_SILU, error)))
     out = be->conv (be, &r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
   vae_tensor_free (x);
   vae_tensor_free (h);
@@ -472,9 +484,10 @@ resnet_forward (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **er
 static gboolean
 mid_forward (const VaeBackend *be, const KlNet *kl, VaeTensor **h, GError **error)
 {
-  return (*h = resnet_forward (be, &kl->mid[0], *h, error))
-         && (!kl->has_attention || vae_tensor_replace (h, be->attention (be, &kl->attention, *h, error)))
-         && (*h = resnet_forward (be, &kl->mid[1], *h, error));
+  return (*h = resnet_forward (be, &kl->mid[0], *h, error)) &&
+         (!kl->has_attention ||
+          vae_tensor_replace (h, be->attention (be, &kl->attention, *h, error))) &&
+         (*h = resnet_forward (be, &kl->mid[1], *h, error));
 }
 
 static VaeTensor *
@@ -485,8 +498,8 @@ kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **erro
   gboolean   ok;
 
   if (kl->decoder && kl->has_quant)
-    ok = (h = be->conv (be, &kl->quant, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL
-         && vae_tensor_replace (&h, be->conv (be, &kl->conv_in, h, FALSE, NULL, VAE_ACT_NONE, error));
+    ok = (h = be->conv (be, &kl->quant, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL &&
+         vae_tensor_replace (&h, be->conv (be, &kl->conv_in, h, FALSE, NULL, VAE_ACT_NONE, error));
   else
     ok = (h = be->conv (be, &kl->conv_in, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL;
   if (ok && kl->decoder)
@@ -497,13 +510,14 @@ kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **erro
       for (gint j = 0; ok && j < kl->n_res; j++)
         ok = (h = resnet_forward (be, &kl->res[level * kl->n_res + j], h, error)) != NULL;
       if (ok && level < kl->n_levels - 1)
-        ok = vae_tensor_replace (&h, be->conv (be, &kl->resample[level], h, kl->decoder, NULL, VAE_ACT_NONE, error));
+        ok = vae_tensor_replace (
+            &h, be->conv (be, &kl->resample[level], h, kl->decoder, NULL, VAE_ACT_NONE, error));
       vae_progress_step (level + 1 + kl->decoder, kl->n_levels + 2);
     }
   if (ok && !kl->decoder)
     ok = mid_forward (be, kl, &h, error);
-  ok = ok && (h = vae_norm_consume (be, &kl->norm_out, h, VAE_ACT_SILU, error))
-       && vae_tensor_replace (&h, be->conv (be, &kl->conv_out, h, FALSE, NULL, VAE_ACT_NONE, error));
+  ok = ok && (h = vae_norm_consume (be, &kl->norm_out, h, VAE_ACT_SILU, error)) &&
+       vae_tensor_replace (&h, be->conv (be, &kl->conv_out, h, FALSE, NULL, VAE_ACT_NONE, error));
   if (ok && !kl->decoder && kl->has_quant)
     ok = vae_tensor_replace (&h, be->conv (be, &kl->quant, h, FALSE, NULL, VAE_ACT_NONE, error));
   if (ok)
@@ -524,7 +538,8 @@ load_batch_norm (const KlNames *names, gint channels, gfloat **mean, gfloat **va
   const VaeWeightEntry *m = find (names, "bn.running_mean");
   const VaeWeightEntry *v = find (names, "bn.running_var");
 
-  if (!m || !v || m->ndim != 1 || v->ndim != 1 || m->shape[0] != channels || v->shape[0] != channels)
+  if (!m || !v || m->ndim != 1 || v->ndim != 1 || m->shape[0] != channels ||
+      v->shape[0] != channels)
     {
       g_autofree gchar *want = g_strdup_printf ("running_mean and running_var of [%d]", channels);
       return bad_shape (names, m, "bn", want, error);
@@ -536,8 +551,8 @@ gboolean
 vae_kl_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, VaeNet **decoder,
               gfloat **bn_mean, gfloat **bn_var, GError **error)
 {
-  KlNames names;
-  KlNet  *enc = NULL, *dec = NULL;
+  KlNames  names;
+  KlNet   *enc = NULL, *dec = NULL;
   gboolean ok = TRUE;
 
   names_init (&names, weights);
@@ -555,12 +570,14 @@ vae_kl_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, VaeN
       s->raw_factor = dec ? dec->net.factor : enc->net.factor;
       s->quant_convs = dec ? dec->has_quant : enc->has_quant;
       s->batch_norm = find (&names, "bn.running_mean") != NULL;
-      if (enc && dec && (enc->net.out_channels != 2 * dec->net.in_channels || enc->net.factor != dec->net.factor))
+      if (enc && dec &&
+          (enc->net.out_channels != 2 * dec->net.in_channels || enc->net.factor != dec->net.factor))
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                       _("%s: encoder (%d moments, /%d) and decoder (%d channels, ×%d) do not match"),
-                       vae_weights_get_path (weights), enc->net.out_channels, enc->net.factor,
-                       dec->net.in_channels, dec->net.factor);
+          g_set_error (
+              error, VAE_ERROR, VAE_ERROR_MODEL,
+              _ ("%s: encoder (%d moments, /%d) and decoder (%d channels, ×%d) do not match"),
+              vae_weights_get_path (weights), enc->net.out_channels, enc->net.factor,
+              dec->net.in_channels, dec->net.factor);
           ok = FALSE;
         }
       if (ok && s->batch_norm)

@@ -14,25 +14,26 @@ vae_latent_file_read (const gchar *path, GError **error)
 {
   g_autoptr (VaeWeights) w = vae_weights_load (path, error);
   g_autofree gfloat *data = NULL;
-  gint       ndim;
-  gint64     shape[VAE_MAX_DIMS];
-  VaeTensor *t;
+  gint               ndim;
+  gint64             shape[VAE_MAX_DIMS];
+  VaeTensor         *t;
 
   if (!w)
     return NULL;
   if (!vae_weights_shape (w, LATENT_NAME, &ndim, shape, NULL))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: no '%s' tensor; not a ComfyUI .latent file"),
-                   path, LATENT_NAME);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                   _ ("%s: no '%s' tensor; not a ComfyUI .latent file"), path, LATENT_NAME);
       return NULL;
     }
   if (ndim != 4 || shape[0] < 1 || shape[1] > 4096 || shape[2] > G_MAXINT || shape[3] > G_MAXINT)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("%s: '%s' must be [B, C, H, W]"), path, LATENT_NAME);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("%s: '%s' must be [B, C, H, W]"), path,
+                   LATENT_NAME);
       return NULL;
     }
-  if (!(data = vae_weights_get_float (w, LATENT_NAME, NULL, error))
-      || !(t = vae_tensor_new ((gint) shape[1], (gint) shape[2], (gint) shape[3], error)))
+  if (!(data = vae_weights_get_float (w, LATENT_NAME, NULL, error)) ||
+      !(t = vae_tensor_new ((gint) shape[1], (gint) shape[2], (gint) shape[3], error)))
     return NULL;
   /* the first latent of a batch */
   memcpy (t->data, data, vae_tensor_n_elements (t) * sizeof (gfloat));
@@ -47,8 +48,8 @@ vae_latent_file_write (const gchar *path, const VaeTensor *raw, GError **error)
 {
   static const gfloat nothing[1];
   VaeSafetensorsItem  items[2] = {
-    { LATENT_NAME, 4, { 1, raw->channels, raw->height, raw->width }, VAE_DTYPE_F32, raw->data },
-    { MARKER_NAME, 1, { 0 }, VAE_DTYPE_F32, nothing },
+     { LATENT_NAME, 4, { 1, raw->channels, raw->height, raw->width }, VAE_DTYPE_F32, raw->data },
+     { MARKER_NAME, 1, { 0 }, VAE_DTYPE_F32, nothing },
   };
 
   return vae_safetensors_write (path, items, 2, NULL, error);

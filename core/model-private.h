@@ -20,7 +20,7 @@ struct _VaeModel
   VaeNet          *decoder;
   gfloat          *bn_mean;
   gfloat          *bn_var;
-  gchar           *files;      /* for messages: "a.pth + b.pth" */
+  gchar           *files; /* for messages: "a.pth + b.pth" */
   guint            n_tensors;
   guint64          n_params;
   gchar           *dtypes;
@@ -37,8 +37,8 @@ gboolean vae_model_plan_pass (VaeModel *model, VaeNet *net, gint channels, gint 
                               VaeMemoryPlan *plan, VaeTileSettings *tiles, GError **error);
 /* Spare scratch the pool may hold and the Winograd cache size the plan
  * chose. */
-gsize    vae_plan_pool_hold (const VaeTileSettings *tiles);
-gsize    vae_plan_winograd_cache (const VaeTileSettings *tiles);
+gsize vae_plan_pool_hold (const VaeTileSettings *tiles);
+gsize vae_plan_winograd_cache (const VaeTileSettings *tiles);
 
 G_END_DECLS
 

@@ -9,7 +9,6 @@
 #include <math.h>
 #include <string.h>
 
-
 static GMutex      cache_lock;
 static GHashTable *cache; /* key → VaeModel* (one reference) */
 
@@ -85,13 +84,14 @@ resolve (const gchar *model, const VaeFamily **preset, GError **error)
     g_autofree gchar *wanted = family ? g_strjoinv (", ", family->files) : NULL;
     if (family)
       g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
-                   _("model '%s': none of its files (%s) is in the model path (%s); set "
-                   "GEGL_VAE_MODEL_PATH or give a file path"),
+                   _ ("model '%s': none of its files (%s) is in the model path (%s); set "
+                      "GEGL_VAE_MODEL_PATH or give a file path"),
                    model, wanted, where);
     else
-      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
-                   _("model '%s' is neither a file, nor a file in the model path (%s), nor a preset name"),
-                   model, where);
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
+          _ ("model '%s' is neither a file, nor a file in the model path (%s), nor a preset name"),
+          model, where);
   }
   g_ptr_array_unref (paths);
   return NULL;
@@ -169,8 +169,8 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
   else
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _("%s holds %u tensors but no VAE: neither encoder.conv_in/decoder.conv_in "
-                   "(AutoencoderKL) nor TAESD layers"),
+                   _ ("%s holds %u tensors but no VAE: neither encoder.conv_in/decoder.conv_in "
+                      "(AutoencoderKL) nor TAESD layers"),
                    path, vae_weights_count (w));
       return FALSE;
     }
@@ -178,11 +178,12 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
     return FALSE;
   if (m->encoder || m->decoder)
     {
-      if (s.kind != m->structure.kind || s.raw_channels != m->structure.raw_channels
-          || s.raw_factor != m->structure.raw_factor)
+      if (s.kind != m->structure.kind || s.raw_channels != m->structure.raw_channels ||
+          s.raw_factor != m->structure.raw_factor)
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s does not match %s (latent channels %d vs %d)"),
-                       path, m->files, s.raw_channels, m->structure.raw_channels);
+          g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                       _ ("%s does not match %s (latent channels %d vs %d)"), path, m->files,
+                       s.raw_channels, m->structure.raw_channels);
           vae_net_free (enc);
           vae_net_free (dec);
           g_free (bn_mean);
@@ -228,8 +229,8 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
     {
       if (!(m->family = vae_family_lookup (opt->family)))
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _("unknown family '%s' (see presets/families)"),
-                       opt->family);
+          g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
+                       _ ("unknown family '%s' (see presets/families)"), opt->family);
           return FALSE;
         }
     }
@@ -237,19 +238,20 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
     m->family = preset ? preset : vae_family_match (&shape, path);
   if (!m->family)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _("%s: no family descriptor fits a %s with %d latent channels at 1/%d%s%s; add one "
-                   "or name a family"),
-                   m->files, shape.kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder",
-                   shape.raw_channels, shape.raw_factor, shape.quant_convs ? ", quant convs" : "",
-                   shape.batch_norm ? ", batch norm" : "");
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_MODEL,
+          _ ("%s: no family descriptor fits a %s with %d latent channels at 1/%d%s%s; add one "
+             "or name a family"),
+          m->files, shape.kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder",
+          shape.raw_channels, shape.raw_factor, shape.quant_convs ? ", quant convs" : "",
+          shape.batch_norm ? ", batch norm" : "");
       return FALSE;
     }
-  if (m->family->kind != shape.kind || m->family->raw_channels != shape.raw_channels
-      || m->family->raw_factor != shape.raw_factor || m->family->batch_norm != shape.batch_norm)
+  if (m->family->kind != shape.kind || m->family->raw_channels != shape.raw_channels ||
+      m->family->raw_factor != shape.raw_factor || m->family->batch_norm != shape.batch_norm)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _("%s has %d latent channels at 1/%d, but family '%s' expects %d at 1/%d"),
+                   _ ("%s has %d latent channels at 1/%d, but family '%s' expects %d at 1/%d"),
                    m->files, shape.raw_channels, shape.raw_factor, m->family->name,
                    m->family->raw_channels, m->family->raw_factor);
       return FALSE;
@@ -258,7 +260,8 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
   m->shift = opt && opt->set_shift ? opt->shift : m->family->shift;
   if (m->scale == 0.0 || !isfinite (m->scale) || !isfinite (m->shift))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("latent scale must be finite and non-zero"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("latent scale must be finite and non-zero"));
       return FALSE;
     }
   return TRUE;
@@ -272,7 +275,8 @@ join_keys (GHashTable *set)
 }
 
 static VaeModel *
-load_uncached (GPtrArray *paths, const VaeModelOptions *opt, const VaeFamily *preset, GError **error)
+load_uncached (GPtrArray *paths, const VaeModelOptions *opt, const VaeFamily *preset,
+               GError **error)
 {
   g_autoptr (GHashTable) dtypes = g_hash_table_new (g_str_hash, g_str_equal);
   VaeModel *m = g_new0 (VaeModel, 1);
@@ -319,8 +323,8 @@ cache_key (GPtrArray *paths, const VaeModelOptions *opt)
     {
       g_autofree gchar *abs = g_canonicalize_filename (paths->pdata[i], NULL);
       if (g_stat (abs, &st) == 0)
-        g_string_append_printf (key, "%s:%" PRId64 ":%" PRId64 "|", abs,
-                                (gint64) st.st_size, (gint64) st.st_mtime);
+        g_string_append_printf (key, "%s:%" PRId64 ":%" PRId64 "|", abs, (gint64) st.st_size,
+                                (gint64) st.st_mtime);
     }
   if (opt)
     g_string_append_printf (key, "%s|%d:%.17g|%d:%.17g", opt->family ? opt->family : "",
@@ -332,13 +336,13 @@ VaeModel *
 vae_model_load (const gchar *model, const VaeModelOptions *options, GError **error)
 {
   g_autoptr (GPtrArray) paths = NULL;
-  const VaeFamily *preset;
+  const VaeFamily  *preset;
   g_autofree gchar *key = NULL;
-  VaeModel *m;
+  VaeModel         *m;
 
   if (!model || !*model)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _("no model given"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _ ("no model given"));
       return NULL;
     }
   if (!(paths = resolve (model, &preset, error)))
@@ -431,12 +435,15 @@ vae_model_describe (const VaeModel *m)
   GString         *s = g_string_new (NULL);
 
   g_string_append_printf (s, "family:     %s (%s)\n", f->name, f->title);
-  g_string_append_printf (s, "kind:       %s\n", f->kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder (TAESD)");
+  g_string_append_printf (s, "kind:       %s\n",
+                          f->kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder (TAESD)");
   g_string_append_printf (s, "files:      %s\n", m->files);
-  g_string_append_printf (s, "latent:     %d channels at 1/%d", vae_family_latent_channels (f), vae_family_factor (f));
+  g_string_append_printf (s, "latent:     %d channels at 1/%d", vae_family_latent_channels (f),
+                          vae_family_factor (f));
   if (f->patchify > 1)
-    g_string_append_printf (s, " (network: %d at 1/%d, %d×%d patchify%s)", f->raw_channels, f->raw_factor,
-                            f->patchify, f->patchify, m->structure.batch_norm ? ", batch norm" : "");
+    g_string_append_printf (s, " (network: %d at 1/%d, %d×%d patchify%s)", f->raw_channels,
+                            f->raw_factor, f->patchify, f->patchify,
+                            m->structure.batch_norm ? ", batch norm" : "");
   g_string_append_printf (s, "\nscale:      %.8g\nshift:      %.8g\n", m->scale, m->shift);
   g_string_append_printf (s, "halves:     %s%s%s\n", m->encoder ? "encoder" : "",
                           m->encoder && m->decoder ? " + " : "", m->decoder ? "decoder" : "");

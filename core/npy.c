@@ -10,17 +10,18 @@
 
 typedef struct
 {
-  VaeDtype dtype;
-  gint     ndim;
-  gint64   shape[VAE_MAX_DIMS];
+  VaeDtype      dtype;
+  gint          ndim;
+  gint64        shape[VAE_MAX_DIMS];
   const guint8 *data;
-  gsize    n_elements;
+  gsize         n_elements;
 } NpyArray;
 
 static gboolean
 npy_fail (const gchar *path, const gchar *what, GError **error)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: not a usable .npy file: %s"), path, what);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: not a usable .npy file: %s"), path,
+               what);
   return FALSE;
 }
 
@@ -57,7 +58,8 @@ parse_header (const gchar *path, const gchar *header, NpyArray *a, GError **erro
   else
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _("%s: .npy dtype %.8s is not supported (use little-endian float32)"), path, descr);
+                   _ ("%s: .npy dtype %.8s is not supported (use little-endian float32)"), path,
+                   descr);
       return FALSE;
     }
   if (!g_str_has_prefix (order, "False"))
@@ -68,15 +70,15 @@ parse_header (const gchar *path, const gchar *header, NpyArray *a, GError **erro
   a->n_elements = 1;
   while (*shape != ')')
     {
-      gchar *end;
+      gchar  *end;
       guint64 d;
       while (*shape == ' ')
         shape++;
       if (*shape == ')')
         break;
       d = g_ascii_strtoull (shape, &end, 10);
-      if (end == shape || a->ndim == VAE_MAX_DIMS || d > G_MAXINT32
-          || !vae_size_mul (a->n_elements, (gsize) d, &a->n_elements))
+      if (end == shape || a->ndim == VAE_MAX_DIMS || d > G_MAXINT32 ||
+          !vae_size_mul (a->n_elements, (gsize) d, &a->n_elements))
         return npy_fail (path, "malformed shape", error);
       a->shape[a->ndim++] = (gint64) d;
       shape = end;
@@ -93,7 +95,7 @@ parse_header (const gchar *path, const gchar *header, NpyArray *a, GError **erro
 static gboolean
 npy_parse (const gchar *path, const guint8 *bytes, gsize size, NpyArray *a, GError **error)
 {
-  gsize header_len, offset, n_bytes;
+  gsize             header_len, offset, n_bytes;
   g_autofree gchar *header = NULL;
 
   if (size < 10 || memcmp (bytes, "\x93NUMPY", 6) != 0)
@@ -105,7 +107,8 @@ npy_parse (const gchar *path, const guint8 *bytes, gsize size, NpyArray *a, GErr
     }
   else if ((bytes[6] == 2 || bytes[6] == 3) && size >= 12)
     {
-      header_len = bytes[8] | (bytes[9] << 8) | ((gsize) bytes[10] << 16) | ((gsize) bytes[11] << 24);
+      header_len =
+          bytes[8] | (bytes[9] << 8) | ((gsize) bytes[10] << 16) | ((gsize) bytes[11] << 24);
       offset = 12;
     }
   else
@@ -116,7 +119,8 @@ npy_parse (const gchar *path, const guint8 *bytes, gsize size, NpyArray *a, GErr
   if (!parse_header (path, header, a, error))
     return FALSE;
   offset += header_len;
-  if (!vae_size_mul (a->n_elements, vae_dtype_size (a->dtype), &n_bytes) || n_bytes != size - offset)
+  if (!vae_size_mul (a->n_elements, vae_dtype_size (a->dtype), &n_bytes) ||
+      n_bytes != size - offset)
     return npy_fail (path, "data size does not match the shape (truncated?)", error);
   a->data = bytes + offset;
   return TRUE;
@@ -133,11 +137,11 @@ npy_read (const gchar *path, gboolean image, GError **error)
 
   if (!file)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot read %s: %s"), path, local->message);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _ ("cannot read %s: %s"), path, local->message);
       return NULL;
     }
-  if (!npy_parse (path, (const guint8 *) g_mapped_file_get_contents (file), g_mapped_file_get_length (file),
-                  &a, error))
+  if (!npy_parse (path, (const guint8 *) g_mapped_file_get_contents (file),
+                  g_mapped_file_get_length (file), &a, error))
     return NULL;
   if (image && a.ndim == 3 && a.shape[2] == 3)
     c = 3, h = (gint) a.shape[0], w = (gint) a.shape[1];
@@ -145,8 +149,9 @@ npy_read (const gchar *path, gboolean image, GError **error)
     c = (gint) a.shape[1], h = (gint) a.shape[2], w = (gint) a.shape[3];
   else
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("%s: expected %s, got a %d-D array"), path,
-                   image ? "an image of shape [H, W, 3]" : "a latent of shape [1, C, h, w]", a.ndim);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("%s: expected %s, got a %d-D array"), path,
+                   image ? "an image of shape [H, W, 3]" : "a latent of shape [1, C, h, w]",
+                   a.ndim);
       return NULL;
     }
   if (!(t = vae_tensor_new (c, h, w, error)))
@@ -201,12 +206,14 @@ npy_write (const gchar *path, const gint64 *shape, gint ndim, const gfloat *data
   preamble[8] = header->len & 0xff;
   preamble[9] = (header->len >> 8) & 0xff;
   f = fopen (path, "wb");
-  ok = f && fwrite (preamble, 1, 10, f) == 10 && fwrite (header->str, 1, header->len, f) == header->len
-       && fwrite (data, sizeof (gfloat), n, f) == n;
+  ok = f && fwrite (preamble, 1, 10, f) == 10 &&
+       fwrite (header->str, 1, header->len, f) == header->len &&
+       fwrite (data, sizeof (gfloat), n, f) == n;
   if (f)
     ok = (fclose (f) == 0) && ok;
   if (!ok)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot write %s: %s"), path, g_strerror (errno));
+    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _ ("cannot write %s: %s"), path,
+                 g_strerror (errno));
   g_string_free (header, TRUE);
   return ok;
 }

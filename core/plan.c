@@ -14,8 +14,8 @@
 
 /* Libraries, code and the allocator's slack, measured as the RSS of
  * `gegl-vae bench` on a 1×1 image, rounded up. */
-#define BASELINE_BYTES     ((gsize) 48 << 20)
-#define MIN_BAND_PIXELS    8
+#define BASELINE_BYTES            ((gsize) 48 << 20)
+#define MIN_BAND_PIXELS           8
 #define MIN_BAND_PIXELS_IN_MEMORY 64
 /* The shares of the budget one tensor may take in memory before going to a
  * temporary file, tried in turn, and the shares the pool's spare blocks and
@@ -30,7 +30,7 @@ static _Thread_local VaeTiling tiling;
 void
 vae_set_tiling (const VaeTiling *settings)
 {
-  tiling = settings ? *settings : (VaeTiling) { 0, 0 };
+  tiling = settings ? *settings : (VaeTiling){ 0, 0 };
 }
 
 gboolean
@@ -44,13 +44,27 @@ vae_parse_bytes (const gchar *text, guint64 *bytes)
   value = g_ascii_strtod (text, &end);
   switch (g_ascii_toupper (*end))
     {
-    case 'K': unit = 1024.0; end++; break;
-    case 'M': unit = 1024.0 * 1024; end++; break;
-    case 'G': unit = 1024.0 * 1024 * 1024; end++; break;
-    case 'T': unit = 1024.0 * 1024 * 1024 * 1024; end++; break;
-    default: break;
+    case 'K':
+      unit = 1024.0;
+      end++;
+      break;
+    case 'M':
+      unit = 1024.0 * 1024;
+      end++;
+      break;
+    case 'G':
+      unit = 1024.0 * 1024 * 1024;
+      end++;
+      break;
+    case 'T':
+      unit = 1024.0 * 1024 * 1024 * 1024;
+      end++;
+      break;
+    default:
+      break;
     }
-  if (g_ascii_toupper (*end) == 'B' || (unit > 1.0 && g_ascii_toupper (*end) == 'I' && end[1] == 'B'))
+  if (g_ascii_toupper (*end) == 'B' ||
+      (unit > 1.0 && g_ascii_toupper (*end) == 'I' && end[1] == 'B'))
     end += *end == 'B' || *end == 'b' ? 1 : 2;
   if (*end != '\0' || value * unit < 1.0 || value * unit > 1e18)
     return FALSE;
@@ -83,7 +97,7 @@ typedef struct
   VaeBackend      base;
   gboolean        tiled;
   VaeTileSettings tiles;
-  gsize           live;   /* bytes of tensors alive */
+  gsize           live; /* bytes of tensors alive */
   gsize           peak;
   gint            bands;
   GHashTable     *cached; /* convs whose transformed weights would be kept */
@@ -130,8 +144,8 @@ tally_ref (Tally *tally, gint channels, gint height, gint width)
   VaeTensor *t = g_new0 (VaeTensor, 1);
   TallyRef  *ref = g_new0 (TallyRef, 1);
 
-  *ref = (TallyRef) { { tally_release }, tally };
-  *t = (VaeTensor) { channels, height, width, NULL, 0, ref };
+  *ref = (TallyRef){ { tally_release }, tally };
+  *t = (VaeTensor){ channels, height, width, NULL, 0, ref };
   tally->holders++;
   return t;
 }
@@ -144,7 +158,7 @@ tally_tensor (Planner *p, gint channels, gint height, gint width)
   const gsize bytes = (gsize) channels * height * width * sizeof (gfloat);
   Tally      *tally = g_new0 (Tally, 1);
 
-  *tally = (Tally) { p, p->tiled && bytes > p->tiles.file_bytes ? 0 : bytes, 0 };
+  *tally = (Tally){ p, p->tiled && bytes > p->tiles.file_bytes ? 0 : bytes, 0 };
   p->live += tally->bytes;
   note (p, 0);
   return tally_ref (tally, channels, height, width);
@@ -165,8 +179,8 @@ count_bands (Planner *p, gint height)
 }
 
 static VaeTensor *
-plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
-           VaeAct act, GError **error)
+plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up,
+           const VaeTensor *residual, VaeAct act, GError **error)
 {
   Planner   *p = (Planner *) be;
   gint       out_h, out_w;
@@ -175,12 +189,14 @@ plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboole
   if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
     return NULL;
   y = tally_tensor (p, conv->out_channels, out_h, out_w);
-  if (vae_winograd_caches (conv, p->tiled ? vae_tiled_band_rows (&p->tiles, out_h) : out_h, out_w)
-      && g_hash_table_add (p->cached, (gpointer) conv))
+  if (vae_winograd_caches (conv, p->tiled ? vae_tiled_band_rows (&p->tiles, out_h) : out_h,
+                           out_w) &&
+      g_hash_table_add (p->cached, (gpointer) conv))
     p->cache_bytes += vae_winograd_weight_bytes (conv);
   if (p->tiled)
     {
-      note (p, vae_tiled_conv_band_bytes (&p->tiles, conv, x->height, x->width, up, residual != NULL));
+      note (p,
+            vae_tiled_conv_band_bytes (&p->tiles, conv, x->height, x->width, up, residual != NULL));
       count_bands (p, out_h);
     }
   else
@@ -189,7 +205,8 @@ plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboole
 }
 
 static VaeTensor *
-plan_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+plan_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act,
+           GError **error)
 {
   Planner *p = (Planner *) be;
 
@@ -204,7 +221,8 @@ plan_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct
 /* In place: nothing new (only the plain CPU run does this; the tiled
  * executor's norm is a view already). */
 static gboolean
-plan_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act, GError **error)
+plan_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act,
+                    GError **error)
 {
   return TRUE;
 }
@@ -245,10 +263,11 @@ plan_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
 /* The peak bytes of NET's pass over an input of C × H × W, its bands, and
  * the bytes of transformed weights it would cache. */
 static gboolean
-walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings *tiles, gsize *peak, gint *bands,
-      gsize *cache_bytes, GError **error)
+walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings *tiles,
+      gsize *peak, gint *bands, gsize *cache_bytes, GError **error)
 {
-  Planner    planner = { { "plan", plan_conv, plan_norm, plan_attention, plan_clamp, tiles ? NULL : plan_norm_in_place },
+  Planner    planner = { { "plan", plan_conv, plan_norm, plan_attention, plan_clamp,
+                        tiles ? NULL : plan_norm_in_place },
                          tiles != NULL };
   VaeTensor *input, *output;
 
@@ -293,8 +312,8 @@ cache_kept (gsize cached, const VaeTileSettings *tiles)
  * MIN_BAND_PIXELS_IN_MEMORY fit (temporary files cost far more time than
  * thin bands), then files and ever thinner bands. */
 static gboolean
-choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed, VaeMemoryPlan *plan,
-              VaeTileSettings *tiles, GError **error)
+choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed,
+              VaeMemoryPlan *plan, VaeTileSettings *tiles, GError **error)
 {
   const gint image_h = tiles->image_height;
   gsize      peak, cached;
@@ -304,10 +323,12 @@ choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed
       const gboolean last = i == G_N_ELEMENTS (FILE_SHARES) - 1;
       tiles->file_bytes = plan->budget / FILE_SHARES[i];
       for (tiles->band_pixels = MAX (MIN_BAND_PIXELS, image_h / 2);
-           tiles->band_pixels >= (last ? MIN_BAND_PIXELS : MIN (image_h / 2, MIN_BAND_PIXELS_IN_MEMORY));
+           tiles->band_pixels >=
+           (last ? MIN_BAND_PIXELS : MIN (image_h / 2, MIN_BAND_PIXELS_IN_MEMORY));
            tiles->band_pixels /= 2)
         {
-          if (!walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, &cached, error))
+          if (!walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, &cached,
+                     error))
             return FALSE;
           plan->band_pixels = tiles->band_pixels;
           plan->tiled_bytes = fixed + peak + cache_kept (cached, tiles);
@@ -319,8 +340,8 @@ choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed
 }
 
 gboolean
-vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint width, VaeMemoryPlan *plan,
-                     VaeTileSettings *tiles, GError **error)
+vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint width,
+                     VaeMemoryPlan *plan, VaeTileSettings *tiles, GError **error)
 {
   const gint    image_h = net == m->decoder ? height * net->factor : height;
   const gint    image_w = net == m->decoder ? width * net->factor : width;
@@ -330,7 +351,8 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
 
   memset (plan, 0, sizeof *plan);
   plan->budget = tiling.memory_limit ? tiling.memory_limit : default_budget ();
-  *tiles = (VaeTileSettings) { image_h, tiling.tile_size, plan->budget / FILE_SHARES[G_N_ELEMENTS (FILE_SHARES) - 1], 0 };
+  *tiles = (VaeTileSettings){ image_h, tiling.tile_size,
+                              plan->budget / FILE_SHARES[G_N_ELEMENTS (FILE_SHARES) - 1], 0 };
   if (!walk (net, channels, height, width, NULL, &peak, &bands, &cached, error))
     return FALSE;
   /* generous spare blocks and Winograd cache first (they save time), then lean */
@@ -339,9 +361,10 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
       tiles->spare_bytes = plan->budget / SPARE_SHARES[i];
       plan->untiled_bytes = fixed + peak + cache_kept (cached, tiles);
       if (tiling.tile_size > 0)
-        return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, &cached, error)
-               && (plan->band_pixels = tiles->band_pixels,
-                   plan->tiled_bytes = fixed + peak + cache_kept (cached, tiles));
+        return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, &cached,
+                     error) &&
+               (plan->band_pixels = tiles->band_pixels,
+                plan->tiled_bytes = fixed + peak + cache_kept (cached, tiles));
       if (plan->untiled_bytes <= plan->budget)
         return TRUE;
     }
@@ -354,8 +377,10 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
         return FALSE;
     }
   g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-               _("a memory limit of %" PRIu64 " MiB is too small for this %d×%d image: even %d-pixel bands need about %"
-               PRIu64 " MiB"), plan->budget >> 20, image_w, image_h, plan->band_pixels, plan->tiled_bytes >> 20);
+               _ ("a memory limit of %" PRIu64
+                  " MiB is too small for this %d×%d image: even %d-pixel bands need about %" PRIu64
+                  " MiB"),
+               plan->budget >> 20, image_w, image_h, plan->band_pixels, plan->tiled_bytes >> 20);
   return FALSE;
 }
 
@@ -372,19 +397,22 @@ vae_plan_winograd_cache (const VaeTileSettings *tiles)
 }
 
 gboolean
-vae_model_plan (VaeModel *m, gboolean encode, gint width, gint height, VaeMemoryPlan *plan, GError **error)
+vae_model_plan (VaeModel *m, gboolean encode, gint width, gint height, VaeMemoryPlan *plan,
+                GError **error)
 {
-  const gint      f = vae_family_factor (m->family), p = m->family->patchify > 1 ? m->family->patchify : 1;
+  const gint f = vae_family_factor (m->family),
+             p = m->family->patchify > 1 ? m->family->patchify : 1;
   VaeNet         *net = encode ? m->encoder : m->decoder;
   VaeTileSettings tiles;
 
   if (!net || width < 1 || height < 1 || width > VAE_MAX_IMAGE_SIDE || height > VAE_MAX_IMAGE_SIDE)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("no %s plan for %d×%d with %s"), encode ? "encode" : "decode",
-                   width, height, m->files);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("no %s plan for %d×%d with %s"),
+                   encode ? "encode" : "decode", width, height, m->files);
       return FALSE;
     }
   if (encode)
-    return vae_model_plan_pass (m, net, 3, (height + f - 1) / f * f, (width + f - 1) / f * f, plan, &tiles, error);
+    return vae_model_plan_pass (m, net, 3, (height + f - 1) / f * f, (width + f - 1) / f * f, plan,
+                                &tiles, error);
   return vae_model_plan_pass (m, net, net->in_channels, height * p, width * p, plan, &tiles, error);
 }

@@ -14,7 +14,7 @@
 
 #define POOLED_MIN_BYTES ((gsize) 1 << 20)
 /* Kept between passes, so the next image does not fault its pages in again. */
-#define RETAINED_BYTES   ((gsize) 512 << 20)
+#define RETAINED_BYTES ((gsize) 512 << 20)
 /* Held during a pass at most (set by the memory plan); beyond this a freed
  * block goes back at once. */
 static gsize held_bytes = (gsize) 768 << 20;
@@ -26,7 +26,7 @@ typedef struct
 } Block;
 
 static GMutex  pool_lock;
-static GArray *pool;          /* Block, free for reuse */
+static GArray *pool; /* Block, free for reuse */
 static gsize   pooled_bytes;
 static gint    open_passes;
 
@@ -101,7 +101,8 @@ take (gsize bytes, gsize *block_bytes)
   for (guint i = 0; pool && i < pool->len; i++)
     {
       gsize b = g_array_index (pool, Block, i).bytes;
-      if (b >= bytes && b - bytes <= bytes / 4 && (best < 0 || b < g_array_index (pool, Block, best).bytes))
+      if (b >= bytes && b - bytes <= bytes / 4 &&
+          (best < 0 || b < g_array_index (pool, Block, best).bytes))
         best = (gint) i;
     }
   if (best < 0)

@@ -11,8 +11,18 @@
 
 typedef enum
 {
-  PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_BYTES, PV_TUPLE, PV_LIST, PV_DICT,
-  PV_GLOBAL, PV_STORAGE, PV_TENSOR
+  PV_NONE,
+  PV_BOOL,
+  PV_INT,
+  PV_FLOAT,
+  PV_STR,
+  PV_BYTES,
+  PV_TUPLE,
+  PV_LIST,
+  PV_DICT,
+  PV_GLOBAL,
+  PV_STORAGE,
+  PV_TENSOR
 } PvType;
 
 typedef enum
@@ -29,14 +39,14 @@ typedef struct _Pv Pv;
 struct _Pv
 {
   PvType     type;
-  gint64     i;          /* INT, BOOL; STORAGE: element count */
+  gint64     i; /* INT, BOOL; STORAGE: element count */
   gdouble    f;
-  gchar     *s;          /* STR, BYTES; STORAGE: key */
+  gchar     *s; /* STR, BYTES; STORAGE: key */
   gsize      len;
-  GPtrArray *items;      /* TUPLE, LIST; DICT: key, value, key, value… */
+  GPtrArray *items; /* TUPLE, LIST; DICT: key, value, key, value… */
   GlobalKind global;
-  VaeDtype   dtype;      /* GLOBAL storage type, STORAGE */
-  Pv        *storage;    /* TENSOR */
+  VaeDtype   dtype;   /* GLOBAL storage type, STORAGE */
+  Pv        *storage; /* TENSOR */
   gint64     offset;
   gint       ndim;
   gint64     shape[VAE_MAX_DIMS];
@@ -60,11 +70,11 @@ static const struct
   const gchar *name;
   VaeDtype     dtype;
 } storage_types[] = {
-  { "FloatStorage", VAE_DTYPE_F32 }, { "HalfStorage", VAE_DTYPE_F16 },
+  { "FloatStorage", VAE_DTYPE_F32 },     { "HalfStorage", VAE_DTYPE_F16 },
   { "BFloat16Storage", VAE_DTYPE_BF16 }, { "DoubleStorage", VAE_DTYPE_F64 },
-  { "LongStorage", VAE_DTYPE_I64 }, { "IntStorage", VAE_DTYPE_I32 },
-  { "ShortStorage", VAE_DTYPE_I16 }, { "CharStorage", VAE_DTYPE_I8 },
-  { "ByteStorage", VAE_DTYPE_U8 }, { "BoolStorage", VAE_DTYPE_BOOL },
+  { "LongStorage", VAE_DTYPE_I64 },      { "IntStorage", VAE_DTYPE_I32 },
+  { "ShortStorage", VAE_DTYPE_I16 },     { "CharStorage", VAE_DTYPE_I8 },
+  { "ByteStorage", VAE_DTYPE_U8 },       { "BoolStorage", VAE_DTYPE_BOOL },
 };
 
 static void
@@ -93,7 +103,7 @@ pv_new (Unpickler *u, PvType type)
 static gboolean
 bad (Unpickler *u, GError **error, const gchar *what)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: malformed pickle at byte %zu: %s"),
+  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: malformed pickle at byte %zu: %s"),
                u->path, u->pos, what);
   return FALSE;
 }
@@ -197,10 +207,11 @@ resolve_global (Unpickler *u, const gchar *module, const gchar *name, GError **e
           }
       if (!known)
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_UNSAFE,
-                       _("%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, "
-                       "_rebuild_tensor_v2 and torch storages are); refusing the file, nothing was run"),
-                       u->path, module, name);
+          g_set_error (
+              error, VAE_ERROR, VAE_ERROR_UNSAFE,
+              _ ("%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, "
+                 "_rebuild_tensor_v2 and torch storages are); refusing the file, nothing was run"),
+              u->path, module, name);
           return FALSE;
         }
     }
@@ -288,8 +299,8 @@ op_persistent_id (Unpickler *u, GError **error)
   type = pid->items->pdata[1];
   key = pid->items->pdata[2];
   numel = pid->items->pdata[4];
-  if (kind->type != PV_STR || strcmp (kind->s, "storage") != 0 || type->type != PV_GLOBAL
-      || type->global != GLOBAL_STORAGE || key->type != PV_STR || !is_int (numel) || numel->i < 0)
+  if (kind->type != PV_STR || strcmp (kind->s, "storage") != 0 || type->type != PV_GLOBAL ||
+      type->global != GLOBAL_STORAGE || key->type != PV_STR || !is_int (numel) || numel->i < 0)
     return bad (u, error, "persistent id is not a torch storage");
   for (const gchar *c = key->s; *c; c++)
     if (!g_ascii_isalnum (*c) && *c != '_')
@@ -321,9 +332,9 @@ int_tuple (const Pv *v, gint64 *out, gint *n)
 static gboolean
 op_reduce (Unpickler *u, GError **error)
 {
-  Pv *args = pop (u, error);
-  Pv *callable = args ? pop (u, error) : NULL;
-  Pv *v;
+  Pv  *args = pop (u, error);
+  Pv  *callable = args ? pop (u, error) : NULL;
+  Pv  *v;
   gint n_stride;
 
   if (!callable)
@@ -338,14 +349,14 @@ op_reduce (Unpickler *u, GError **error)
       push (u, pv_new (u, PV_DICT));
       return TRUE;
     case GLOBAL_REBUILD_TENSOR:
-      if (args->items->len < 4 || ((Pv *) args->items->pdata[0])->type != PV_STORAGE
-          || !is_int (args->items->pdata[1]) || ((Pv *) args->items->pdata[1])->i < 0)
+      if (args->items->len < 4 || ((Pv *) args->items->pdata[0])->type != PV_STORAGE ||
+          !is_int (args->items->pdata[1]) || ((Pv *) args->items->pdata[1])->i < 0)
         return bad (u, error, "_rebuild_tensor_v2 needs (storage, offset, size, stride, …)");
       v = pv_new (u, PV_TENSOR);
       v->storage = args->items->pdata[0];
       v->offset = ((Pv *) args->items->pdata[1])->i;
-      if (!int_tuple (args->items->pdata[2], v->shape, &v->ndim)
-          || !int_tuple (args->items->pdata[3], v->stride, &n_stride) || n_stride != v->ndim)
+      if (!int_tuple (args->items->pdata[2], v->shape, &v->ndim) ||
+          !int_tuple (args->items->pdata[3], v->stride, &n_stride) || n_stride != v->ndim)
         return bad (u, error, "tensor size and stride must be tuples of equal length (at most 8)");
       push (u, v);
       return TRUE;
@@ -414,9 +425,10 @@ memo_put (Unpickler *u, guint64 index, GError **error)
     return FALSE;
   if (g_hash_table_size (u->memo) >= vae_limit (VAE_LIMIT_PICKLE_MEMO))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, _("%s: the pickle memo exceeds the limit of %" PRIu64
-                   " entries (%s raises it)"), u->path, vae_limit (VAE_LIMIT_PICKLE_MEMO),
-                   vae_limit_env (VAE_LIMIT_PICKLE_MEMO));
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_LIMIT,
+          _ ("%s: the pickle memo exceeds the limit of %" PRIu64 " entries (%s raises it)"),
+          u->path, vae_limit (VAE_LIMIT_PICKLE_MEMO), vae_limit_env (VAE_LIMIT_PICKLE_MEMO));
       return FALSE;
     }
   g_hash_table_insert (u->memo, GSIZE_TO_POINTER ((gsize) index + 1), v);
@@ -487,10 +499,18 @@ step (Unpickler *u, guint8 op, gboolean *done, GError **error)
         g_array_append_val (u->marks, mark);
         return TRUE;
       }
-    case '}': push (u, pv_new (u, PV_DICT)); return TRUE;
-    case ']': push (u, pv_new (u, PV_LIST)); return TRUE;
-    case ')': push (u, pv_new (u, PV_TUPLE)); return TRUE;
-    case 'N': push (u, pv_new (u, PV_NONE)); return TRUE;
+    case '}':
+      push (u, pv_new (u, PV_DICT));
+      return TRUE;
+    case ']':
+      push (u, pv_new (u, PV_LIST));
+      return TRUE;
+    case ')':
+      push (u, pv_new (u, PV_TUPLE));
+      return TRUE;
+    case 'N':
+      push (u, pv_new (u, PV_NONE));
+      return TRUE;
     case 0x88: /* NEWTRUE */
     case 0x89: /* NEWFALSE */
       v = pv_new (u, PV_BOOL);
@@ -507,17 +527,28 @@ step (Unpickler *u, guint8 op, gboolean *done, GError **error)
         return bad (u, error, "DICT with an odd number of items");
       push (u, v);
       return TRUE;
-    case 0x85: return op_tuple_n (u, 1, error);
-    case 0x86: return op_tuple_n (u, 2, error);
-    case 0x87: return op_tuple_n (u, 3, error);
-    case 's': return op_setitems (u, TRUE, error);
-    case 'u': return op_setitems (u, FALSE, error);
-    case 'a': return op_appends (u, TRUE, error);
-    case 'e': return op_appends (u, FALSE, error);
-    case 'K': return (p = take (u, 1, error)) && push_int (u, p[0]);
-    case 'M': return (p = take (u, 2, error)) && push_int (u, p[0] | (p[1] << 8));
-    case 'J': return (p = take (u, 4, error)) && push_int (u, (gint32) le32 (p));
-    case 0x8a: return op_long1 (u, error);
+    case 0x85:
+      return op_tuple_n (u, 1, error);
+    case 0x86:
+      return op_tuple_n (u, 2, error);
+    case 0x87:
+      return op_tuple_n (u, 3, error);
+    case 's':
+      return op_setitems (u, TRUE, error);
+    case 'u':
+      return op_setitems (u, FALSE, error);
+    case 'a':
+      return op_appends (u, TRUE, error);
+    case 'e':
+      return op_appends (u, FALSE, error);
+    case 'K':
+      return (p = take (u, 1, error)) && push_int (u, p[0]);
+    case 'M':
+      return (p = take (u, 2, error)) && push_int (u, p[0] | (p[1] << 8));
+    case 'J':
+      return (p = take (u, 4, error)) && push_int (u, (gint32) le32 (p));
+    case 0x8a:
+      return op_long1 (u, error);
     case 'G': /* BINFLOAT, big-endian double */
       if (!(p = take (u, 8, error)))
         return FALSE;
@@ -530,25 +561,41 @@ step (Unpickler *u, guint8 op, gboolean *done, GError **error)
       }
       push (u, v);
       return TRUE;
-    case 'X': return (p = take (u, 4, error)) && push_string (u, PV_STR, le32 (p), error);
-    case 0x8c: return (p = take (u, 1, error)) && push_string (u, PV_STR, p[0], error);
-    case 'T': return (p = take (u, 4, error)) && push_string (u, PV_BYTES, le32 (p), error);
+    case 'X':
+      return (p = take (u, 4, error)) && push_string (u, PV_STR, le32 (p), error);
+    case 0x8c:
+      return (p = take (u, 1, error)) && push_string (u, PV_STR, p[0], error);
+    case 'T':
+      return (p = take (u, 4, error)) && push_string (u, PV_BYTES, le32 (p), error);
     case 'U':
-    case 'C': return (p = take (u, 1, error)) && push_string (u, PV_BYTES, p[0], error);
-    case 'B': return (p = take (u, 4, error)) && push_string (u, PV_BYTES, le32 (p), error);
-    case 'c': return op_global (u, error);
-    case 0x93: return op_stack_global (u, error);
-    case 'q': return (p = take (u, 1, error)) && memo_put (u, p[0], error);
-    case 'r': return (p = take (u, 4, error)) && memo_put (u, le32 (p), error);
-    case 0x94: return memo_put (u, g_hash_table_size (u->memo), error); /* MEMOIZE */
-    case 'h': return (p = take (u, 1, error)) && memo_get (u, p[0], error);
-    case 'j': return (p = take (u, 4, error)) && memo_get (u, le32 (p), error);
-    case 'Q': return op_persistent_id (u, error);
-    case 'R': return op_reduce (u, error);
+    case 'C':
+      return (p = take (u, 1, error)) && push_string (u, PV_BYTES, p[0], error);
+    case 'B':
+      return (p = take (u, 4, error)) && push_string (u, PV_BYTES, le32 (p), error);
+    case 'c':
+      return op_global (u, error);
+    case 0x93:
+      return op_stack_global (u, error);
+    case 'q':
+      return (p = take (u, 1, error)) && memo_put (u, p[0], error);
+    case 'r':
+      return (p = take (u, 4, error)) && memo_put (u, le32 (p), error);
+    case 0x94:
+      return memo_put (u, g_hash_table_size (u->memo), error); /* MEMOIZE */
+    case 'h':
+      return (p = take (u, 1, error)) && memo_get (u, p[0], error);
+    case 'j':
+      return (p = take (u, 4, error)) && memo_get (u, le32 (p), error);
+    case 'Q':
+      return op_persistent_id (u, error);
+    case 'R':
+      return op_reduce (u, error);
     case 'b': /* BUILD: the state (e.g. _metadata) is ignored */
       return pop (u, error) && top (u, error);
-    case '0': return pop (u, error) != NULL;
-    case '1': return pop_to_mark (u, PV_TUPLE, error) != NULL;
+    case '0':
+      return pop (u, error) != NULL;
+    case '1':
+      return pop_to_mark (u, PV_TUPLE, error) != NULL;
     case '2':
       if (!(v = top (u, error)))
         return FALSE;
@@ -557,8 +604,8 @@ step (Unpickler *u, guint8 op, gboolean *done, GError **error)
     default:
       {
         g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                     _("%s: pickle opcode 0x%02x at byte %zu is not supported "
-                     "(only what torch.save writes for a state dict)"),
+                     _ ("%s: pickle opcode 0x%02x at byte %zu is not supported "
+                        "(only what torch.save writes for a state dict)"),
                      u->path, op, u->pos - 1);
         return FALSE;
       }
@@ -601,21 +648,22 @@ static gboolean
 add_tensor (VaeWeights *weights, VaeZip *zip, const gchar *root, const gchar *name, const Pv *t,
             GError **error)
 {
-  g_autofree gchar *member_name = g_strdup_printf ("%s/data/%s", root, t->storage->s);
+  g_autofree gchar   *member_name = g_strdup_printf ("%s/data/%s", root, t->storage->s);
   const VaeZipMember *member;
-  gsize  esize = vae_dtype_size (t->storage->dtype);
-  gsize  storage_bytes, last = (gsize) t->offset, n = 1;
-  gboolean contiguous = TRUE;
-  gint64 expect = 1;
+  gsize               esize = vae_dtype_size (t->storage->dtype);
+  gsize               storage_bytes, last = (gsize) t->offset, n = 1;
+  gboolean            contiguous = TRUE;
+  gint64              expect = 1;
 
   member = vae_zip_get (zip, member_name, weights->buffers, error);
   if (!member)
     return FALSE;
   if (!vae_size_mul ((gsize) t->storage->i, esize, &storage_bytes) || storage_bytes > member->size)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("%s: tensor '%s' claims a storage of %" PRId64 " elements but '%s' holds %zu bytes"),
-                   weights->path, name, t->storage->i, member_name, member->size);
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_FORMAT,
+          _ ("%s: tensor '%s' claims a storage of %" PRId64 " elements but '%s' holds %zu bytes"),
+          weights->path, name, t->storage->i, member_name, member->size);
       return FALSE;
     }
   for (gint d = t->ndim; d-- > 0;)
@@ -623,9 +671,9 @@ add_tensor (VaeWeights *weights, VaeZip *zip, const gchar *root, const gchar *na
       gsize span;
       if (t->shape[d] == 0)
         n = 0;
-      if (t->shape[d] > 0
-          && (!vae_size_mul ((gsize) t->shape[d] - 1, (gsize) t->stride[d], &span)
-              || !vae_size_add (last, span, &last) || !vae_size_mul (n, (gsize) t->shape[d], &n)))
+      if (t->shape[d] > 0 &&
+          (!vae_size_mul ((gsize) t->shape[d] - 1, (gsize) t->stride[d], &span) ||
+           !vae_size_add (last, span, &last) || !vae_size_mul (n, (gsize) t->shape[d], &n)))
         goto outside;
       if (t->shape[d] != 1 && t->stride[d] != expect)
         contiguous = FALSE;
@@ -658,8 +706,8 @@ add_tensor (VaeWeights *weights, VaeZip *zip, const gchar *root, const gchar *na
   }
 
 outside:
-  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: tensor '%s' reaches outside its storage"),
-               weights->path, name);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+               _ ("%s: tensor '%s' reaches outside its storage"), weights->path, name);
   return FALSE;
 }
 
@@ -678,7 +726,8 @@ find_root (VaeZip *zip, const gchar *path, GError **error)
           if (root)
             {
               g_free (root);
-              g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: more than one data.pkl"), path);
+              g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: more than one data.pkl"),
+                           path);
               return NULL;
             }
           root = g_strndup (name, (gsize) (slash - name));
@@ -686,14 +735,15 @@ find_root (VaeZip *zip, const gchar *path, GError **error)
     }
   if (!root)
     g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                 _("%s is a zip file but not a PyTorch checkpoint (no data.pkl)"), path);
+                 _ ("%s is a zip file but not a PyTorch checkpoint (no data.pkl)"), path);
   return root;
 }
 
 static gboolean
-check_byteorder (VaeZip *zip, const gchar *root, GPtrArray *owned, const gchar *path, GError **error)
+check_byteorder (VaeZip *zip, const gchar *root, GPtrArray *owned, const gchar *path,
+                 GError **error)
 {
-  g_autofree gchar *name = g_strdup_printf ("%s/byteorder", root);
+  g_autofree gchar   *name = g_strdup_printf ("%s/byteorder", root);
   const VaeZipMember *m;
 
   for (guint i = 0; i < vae_zip_count (zip); i++)
@@ -703,7 +753,8 @@ check_byteorder (VaeZip *zip, const gchar *root, GPtrArray *owned, const gchar *
           return FALSE;
         if (m->size != 6 || memcmp (m->data, "little", 6) != 0)
           {
-            g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: big-endian checkpoints are not supported"), path);
+            g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                         _ ("%s: big-endian checkpoints are not supported"), path);
             return FALSE;
           }
       }
@@ -717,8 +768,8 @@ add_state_dict (VaeWeights *weights, VaeZip *zip, const gchar *root, Pv *value, 
 
   if (value->type != PV_DICT)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: the checkpoint does not hold a state dict"),
-                   weights->path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                   _ ("%s: the checkpoint does not hold a state dict"), weights->path);
       return FALSE;
     }
   nested = dict_get (value, "state_dict");
@@ -739,19 +790,19 @@ add_state_dict (VaeWeights *weights, VaeZip *zip, const gchar *root, Pv *value, 
 gboolean
 vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **error)
 {
-  g_autofree gchar *root = NULL;
-  g_autofree gchar *pkl_name = NULL;
+  g_autofree gchar   *root = NULL;
+  g_autofree gchar   *pkl_name = NULL;
   const VaeZipMember *pkl;
-  VaeZip   *zip;
-  Unpickler u = { 0 };
-  Pv       *result;
-  gboolean  ok = FALSE;
+  VaeZip             *zip;
+  Unpickler           u = { 0 };
+  Pv                 *result;
+  gboolean            ok = FALSE;
 
   zip = vae_zip_open (bytes, size, weights->path, error);
   if (!zip)
     return FALSE;
-  if (!(root = find_root (zip, weights->path, error))
-      || !check_byteorder (zip, root, weights->buffers, weights->path, error))
+  if (!(root = find_root (zip, weights->path, error)) ||
+      !check_byteorder (zip, root, weights->buffers, weights->path, error))
     goto out;
   pkl_name = g_strdup_printf ("%s/data.pkl", root);
   if (!(pkl = vae_zip_get (zip, pkl_name, weights->buffers, error)))

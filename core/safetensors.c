@@ -38,7 +38,9 @@ static gint
 compare_spans (gconstpointer a, gconstpointer b)
 {
   const Span *x = a, *y = b;
-  return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end < y->end ? -1 : x->end > y->end);
+  return x->begin < y->begin   ? -1
+         : x->begin > y->begin ? 1
+                               : (x->end < y->end ? -1 : x->end > y->end);
 }
 
 /* Parses one tensor's description and adds it; records its byte span. */
@@ -58,28 +60,29 @@ parse_entry (VaeWeights *weights, const gchar *name, JsonNode *node, const guint
   if (!JSON_NODE_HOLDS_OBJECT (node))
     goto malformed;
   object = json_node_get_object (node);
-  if (!json_object_has_member (object, "dtype") || !json_object_has_member (object, "shape")
-      || !json_object_has_member (object, "data_offsets"))
+  if (!json_object_has_member (object, "dtype") || !json_object_has_member (object, "shape") ||
+      !json_object_has_member (object, "data_offsets"))
     goto malformed;
   if (json_node_get_value_type (json_object_get_member (object, "dtype")) != G_TYPE_STRING)
     goto malformed;
   dtype_name = json_object_get_string_member (object, "dtype");
   if (!vae_dtype_from_name (dtype_name, &dtype))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: tensor '%s' has unknown dtype '%s'"),
-                   path, name, dtype_name);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("%s: tensor '%s' has unknown dtype '%s'"), path, name, dtype_name);
       return FALSE;
     }
-  if (!JSON_NODE_HOLDS_ARRAY (json_object_get_member (object, "shape"))
-      || !JSON_NODE_HOLDS_ARRAY (json_object_get_member (object, "data_offsets")))
+  if (!JSON_NODE_HOLDS_ARRAY (json_object_get_member (object, "shape")) ||
+      !JSON_NODE_HOLDS_ARRAY (json_object_get_member (object, "data_offsets")))
     goto malformed;
   shape = json_object_get_array_member (object, "shape");
   offsets = json_object_get_array_member (object, "data_offsets");
   ndim = json_array_get_length (shape);
   if (ndim > VAE_MAX_DIMS)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: tensor '%s' has %u dimensions (at most %d)"),
-                   path, name, ndim, VAE_MAX_DIMS);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("%s: tensor '%s' has %u dimensions (at most %d)"), path, name, ndim,
+                   VAE_MAX_DIMS);
       return FALSE;
     }
   n_bytes = vae_dtype_size (dtype);
@@ -90,40 +93,41 @@ parse_entry (VaeWeights *weights, const gchar *name, JsonNode *node, const guint
         goto malformed;
       if (d > G_MAXINT64 || !vae_size_mul (n_bytes, (gsize) d, &n_bytes))
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: the shape of tensor '%s' overflows"),
-                       path, name);
+          g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                       _ ("%s: the shape of tensor '%s' overflows"), path, name);
           return FALSE;
         }
       dims[i] = (gint64) d;
     }
-  if (json_array_get_length (offsets) != 2
-      || !json_uint (json_array_get_element (offsets, 0), &span->begin)
-      || !json_uint (json_array_get_element (offsets, 1), &span->end) || span->end < span->begin)
+  if (json_array_get_length (offsets) != 2 ||
+      !json_uint (json_array_get_element (offsets, 0), &span->begin) ||
+      !json_uint (json_array_get_element (offsets, 1), &span->end) || span->end < span->begin)
     goto malformed;
   span->name = name;
   if (span->end > data_size)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("%s: tensor '%s' has offsets [%" PRIu64 ", %" PRIu64
-                   ") past the end of the data (%" PRIu64 " bytes); the file is truncated?"),
+                   _ ("%s: tensor '%s' has offsets [%" PRIu64 ", %" PRIu64
+                      ") past the end of the data (%" PRIu64 " bytes); the file is truncated?"),
                    path, name, span->begin, span->end, data_size);
       return FALSE;
     }
   if (span->end - span->begin != n_bytes)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("%s: tensor '%s' is %s with %zu bytes of shape but %" PRIu64
-                   " bytes of data"),
-                   path, name, dtype_name, n_bytes, span->end - span->begin);
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_FORMAT,
+          _ ("%s: tensor '%s' is %s with %zu bytes of shape but %" PRIu64 " bytes of data"), path,
+          name, dtype_name, n_bytes, span->end - span->begin);
       return FALSE;
     }
   return vae_weights_add (weights, name, dtype, (gint) ndim, dims, data + span->begin, error);
 
 malformed:
-  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-               _("%s: tensor '%s' needs a string dtype, an array of non-negative integer shape and two "
-               "data_offsets"),
-               path, name);
+  g_set_error (
+      error, VAE_ERROR, VAE_ERROR_FORMAT,
+      _ ("%s: tensor '%s' needs a string dtype, an array of non-negative integer shape and two "
+         "data_offsets"),
+      path, name);
   return FALSE;
 }
 
@@ -140,14 +144,15 @@ check_spans (const gchar *path, GArray *spans, guint64 data_size, GError **error
       const Span *s = &g_array_index (spans, Span, i);
       if (s->begin < expected)
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: tensor '%s' overlaps tensor '%s'"),
-                       path, s->name, g_array_index (spans, Span, i - 1).name);
+          g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                       _ ("%s: tensor '%s' overlaps tensor '%s'"), path, s->name,
+                       g_array_index (spans, Span, i - 1).name);
           return FALSE;
         }
       if (s->begin > expected)
         {
           g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                       _("%s: a hole of %" PRIu64 " bytes before tensor '%s'"), path,
+                       _ ("%s: a hole of %" PRIu64 " bytes before tensor '%s'"), path,
                        s->begin - expected, s->name);
           return FALSE;
         }
@@ -156,7 +161,7 @@ check_spans (const gchar *path, GArray *spans, guint64 data_size, GError **error
   if (expected != data_size)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("%s: %" PRIu64 " bytes after the last tensor are not described"), path,
+                   _ ("%s: %" PRIu64 " bytes after the last tensor are not described"), path,
                    data_size - expected);
       return FALSE;
     }
@@ -182,7 +187,7 @@ check_metadata (const gchar *path, JsonNode *node, GError **error)
     }
   if (!ok)
     g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                 _("%s: __metadata__ must map names to strings"), path);
+                 _ ("%s: __metadata__ must map names to strings"), path);
   return ok;
 }
 
@@ -202,7 +207,7 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
   if (size < 8)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("%s is not a model file: %zu bytes, too short for a safetensors header"),
+                   _ ("%s is not a model file: %zu bytes, too short for a safetensors header"),
                    path, size);
       return FALSE;
     }
@@ -210,21 +215,24 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
   if (header_len > vae_limit (VAE_LIMIT_HEADER_BYTES))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   _("%s: safetensors header of %" PRIu64 " bytes exceeds the limit of %" PRIu64
-                   " bytes (not a safetensors file? %s raises the limit)"),
-                   path, header_len, vae_limit (VAE_LIMIT_HEADER_BYTES), vae_limit_env (VAE_LIMIT_HEADER_BYTES));
+                   _ ("%s: safetensors header of %" PRIu64 " bytes exceeds the limit of %" PRIu64
+                      " bytes (not a safetensors file? %s raises the limit)"),
+                   path, header_len, vae_limit (VAE_LIMIT_HEADER_BYTES),
+                   vae_limit_env (VAE_LIMIT_HEADER_BYTES));
       return FALSE;
     }
   if (header_len > size - 8)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("%s: safetensors header length %" PRIu64 " is larger than the file (%zu bytes)"),
-                   path, header_len, size);
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_FORMAT,
+          _ ("%s: safetensors header length %" PRIu64 " is larger than the file (%zu bytes)"), path,
+          header_len, size);
       return FALSE;
     }
   if (!g_utf8_validate ((const gchar *) bytes + 8, (gssize) header_len, NULL))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: safetensors header is not UTF-8"), path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: safetensors header is not UTF-8"),
+                   path);
       return FALSE;
     }
 
@@ -233,19 +241,21 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
   g_signal_connect (parser, "object-member", G_CALLBACK (count_member), counts);
   if (!json_parser_load_from_data (parser, (const gchar *) bytes + 8, (gssize) header_len, &local))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: safetensors header is not valid JSON: %s"),
-                   path, local->message);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                   _ ("%s: safetensors header is not valid JSON: %s"), path, local->message);
       return FALSE;
     }
   if (!json_parser_get_root (parser) || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: safetensors header is not a JSON object"), path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                   _ ("%s: safetensors header is not a JSON object"), path);
       return FALSE;
     }
   root = json_node_get_object (json_parser_get_root (parser));
   if (GPOINTER_TO_UINT (g_hash_table_lookup (counts, root)) != json_object_get_size (root))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: a tensor name appears twice in the header"), path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                   _ ("%s: a tensor name appears twice in the header"), path);
       return FALSE;
     }
 
@@ -260,7 +270,8 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
 
       if (strcmp (name, "__metadata__") == 0)
         ok = check_metadata (path, node, error);
-      else if ((ok = parse_entry (weights, name, node, bytes + 8 + header_len, data_size, &span, error)))
+      else if ((ok = parse_entry (weights, name, node, bytes + 8 + header_len, data_size, &span,
+                                  error)))
         g_array_append_val (spans, span);
     }
   g_list_free (members);
@@ -332,7 +343,7 @@ build_header (const VaeSafetensorsItem *items, guint n_items, GHashTable *metada
 static gboolean
 write_item (FILE *f, const VaeSafetensorsItem *item)
 {
-  gsize n = 1;
+  gsize   n = 1;
   guint16 buf[4096];
 
   for (gint d = 0; d < item->ndim; d++)
@@ -360,20 +371,21 @@ vae_safetensors_write (const gchar *path, const VaeSafetensorsItem *items, guint
                        GHashTable *metadata, GError **error)
 {
   g_autofree gchar *header = NULL;
-  gsize    header_len;
-  guint64  len_le;
-  FILE    *f;
-  gboolean ok;
+  gsize             header_len;
+  guint64           len_le;
+  FILE             *f;
+  gboolean          ok;
 
   for (guint i = 0; i < n_items; i++)
-    g_return_val_if_fail (items[i].dtype == VAE_DTYPE_F32 || items[i].dtype == VAE_DTYPE_F16
-                              || items[i].dtype == VAE_DTYPE_BF16,
+    g_return_val_if_fail (items[i].dtype == VAE_DTYPE_F32 || items[i].dtype == VAE_DTYPE_F16 ||
+                              items[i].dtype == VAE_DTYPE_BF16,
                           FALSE);
   header = build_header (items, n_items, metadata, &header_len);
   f = fopen (path, "wb");
   if (!f)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot write %s: %s"), path, g_strerror (errno));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _ ("cannot write %s: %s"), path,
+                   g_strerror (errno));
       return FALSE;
     }
   len_le = GUINT64_TO_LE ((guint64) header_len);
@@ -382,6 +394,7 @@ vae_safetensors_write (const gchar *path, const VaeSafetensorsItem *items, guint
     ok = write_item (f, &items[i]);
   ok = (fclose (f) == 0) && ok;
   if (!ok)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot write %s: %s"), path, g_strerror (errno));
+    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _ ("cannot write %s: %s"), path,
+                 g_strerror (errno));
   return ok;
 }

@@ -31,7 +31,9 @@ alpha_bars (VaeSchedule schedule)
               else if (s == VAE_SCHEDULE_LINEAR)
                 beta = 1e-4 + f * (0.02 - 1e-4);
               else
-                beta = MIN (1.0 - cosine_f ((i + 1.0) / VAE_TIMESTEPS) / cosine_f ((gdouble) i / VAE_TIMESTEPS), 0.999);
+                beta = MIN (1.0 - cosine_f ((i + 1.0) / VAE_TIMESTEPS) /
+                                      cosine_f ((gdouble) i / VAE_TIMESTEPS),
+                            0.999);
               prod *= 1.0 - beta;
               table[s][i] = prod;
             }
@@ -58,7 +60,8 @@ vae_schedule_alpha_bar (VaeSchedule schedule, gint t)
 gint
 vae_schedule_timestep_for_strength (gdouble strength)
 {
-  return CLAMP ((gint) lround (CLAMP (strength, 0.0, 1.0) * VAE_TIMESTEPS) - 1, 0, VAE_TIMESTEPS - 1);
+  return CLAMP ((gint) lround (CLAMP (strength, 0.0, 1.0) * VAE_TIMESTEPS) - 1, 0,
+                VAE_TIMESTEPS - 1);
 }
 
 void
@@ -87,8 +90,8 @@ vae_noise_coefficients (VaeSchedule schedule, gint timestep, VaeNoiseForm form, 
 }
 
 gboolean
-vae_add_noise (VaeTensor *latent, VaeSchedule schedule, gint timestep, VaeNoiseForm form, VaeRng rng,
-               guint64 seed, GError **error)
+vae_add_noise (VaeTensor *latent, VaeSchedule schedule, gint timestep, VaeNoiseForm form,
+               VaeRng rng, guint64 seed, GError **error)
 {
   const gsize n = vae_tensor_n_elements (latent);
   gdouble     a, b;
@@ -96,7 +99,8 @@ vae_add_noise (VaeTensor *latent, VaeSchedule schedule, gint timestep, VaeNoiseF
 
   if (timestep < 0 || timestep >= VAE_TIMESTEPS)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("timestep %d is outside 0–%d"), timestep, VAE_TIMESTEPS - 1);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("timestep %d is outside 0–%d"), timestep,
+                   VAE_TIMESTEPS - 1);
       return FALSE;
     }
   if (!(eps = vae_try_alloc_floats (n, "noise", error)))

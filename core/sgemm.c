@@ -25,10 +25,10 @@ vae_cpu_has_avx512 (void)
 
 /* C rows [i0, i0 + R) × columns [n0, n0 + cols) = A·B. */
 static inline __attribute__ ((always_inline)) AVX512_TARGET void
-block (const gfloat *a, gsize lda, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc, gint n0,
-       gint cols, const gint r_count)
+block (const gfloat *a, gsize lda, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c,
+       gsize ldc, gint n0, gint cols, const gint r_count)
 {
-  __m512 acc[ROWS][2];
+  __m512          acc[ROWS][2];
   const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
 
   for (gint r = 0; r < r_count; r++)
@@ -55,8 +55,8 @@ block (const gfloat *a, gsize lda, gint i0, gint k, const gfloat *b, gsize ldb, 
 /* Every row block against columns [n0, n0 + cols); full blocks get a
  * constant row count so that their accumulators stay in registers. */
 static AVX512_TARGET void
-panel_product (const gfloat *a, gsize lda, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc, gint n0,
-               gint cols)
+panel_product (const gfloat *a, gsize lda, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c,
+               gsize ldc, gint n0, gint cols)
 {
   gint i0 = 0;
 
@@ -64,19 +64,35 @@ panel_product (const gfloat *a, gsize lda, gint m, gint k, const gfloat *b, gsiz
     block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, ROWS);
   switch (m - i0)
     {
-    case 7: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 7); break;
-    case 6: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 6); break;
-    case 5: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 5); break;
-    case 4: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 4); break;
-    case 3: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 3); break;
-    case 2: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 2); break;
-    case 1: block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 1); break;
-    default: break;
+    case 7:
+      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 7);
+      break;
+    case 6:
+      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 6);
+      break;
+    case 5:
+      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 5);
+      break;
+    case 4:
+      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 4);
+      break;
+    case 3:
+      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 3);
+      break;
+    case 2:
+      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 2);
+      break;
+    case 1:
+      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 1);
+      break;
+    default:
+      break;
     }
 }
 
 void
-vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
+vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b, gsize ldb,
+                 gfloat *c, gsize ldc)
 {
   g_return_if_fail (vae_cpu_has_avx512 ());
   for (gint n0 = 0; n0 < n; n0 += PANEL)
@@ -92,7 +108,8 @@ vae_cpu_has_avx512 (void)
 }
 
 void
-vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat *c, gsize ldc)
+vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b, gsize ldb,
+                 gfloat *c, gsize ldc)
 {
   g_return_if_reached ();
 }

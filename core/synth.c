@@ -67,7 +67,7 @@ fill (const gchar *name, gint ndim, const gint64 *shape, guint64 seed, gfloat *o
 
 typedef struct
 {
-  GPtrArray *items;  /* VaeSafetensorsItem* */
+  GPtrArray *items; /* VaeSafetensorsItem* */
   guint64    seed;
   gboolean   failed;
   GError   **error;
@@ -127,8 +127,10 @@ add_norm (Builder *b, const gchar *prefix, gint channels)
 static void
 add_resnet (Builder *b, const gchar *prefix, gint in, gint out)
 {
-  g_autofree gchar *n1 = g_strdup_printf ("%s.norm1", prefix), *c1 = g_strdup_printf ("%s.conv1", prefix);
-  g_autofree gchar *n2 = g_strdup_printf ("%s.norm2", prefix), *c2 = g_strdup_printf ("%s.conv2", prefix);
+  g_autofree gchar *n1 = g_strdup_printf ("%s.norm1", prefix),
+                   *c1 = g_strdup_printf ("%s.conv1", prefix);
+  g_autofree gchar *n2 = g_strdup_printf ("%s.norm2", prefix),
+                   *c2 = g_strdup_printf ("%s.conv2", prefix);
   g_autofree gchar *sc = g_strdup_printf ("%s.conv_shortcut", prefix);
 
   add_norm (b, n1, in);
@@ -143,9 +145,9 @@ static void
 add_mid (Builder *b, const gchar *half, gint c)
 {
   static const gchar *parts[] = { "to_q", "to_k", "to_v", "to_out.0" };
-  g_autofree gchar *r0 = g_strdup_printf ("%s.mid_block.resnets.0", half);
-  g_autofree gchar *r1 = g_strdup_printf ("%s.mid_block.resnets.1", half);
-  g_autofree gchar *gn = g_strdup_printf ("%s.mid_block.attentions.0.group_norm", half);
+  g_autofree gchar   *r0 = g_strdup_printf ("%s.mid_block.resnets.0", half);
+  g_autofree gchar   *r1 = g_strdup_printf ("%s.mid_block.resnets.1", half);
+  g_autofree gchar   *gn = g_strdup_printf ("%s.mid_block.attentions.0.group_norm", half);
 
   add_resnet (b, r0, c, c);
   add_norm (b, gn, c);
@@ -225,7 +227,7 @@ item_free (gpointer p)
 gboolean
 vae_synth_kl (const gchar *path, const VaeSynthConfig *cfg, guint64 seed, GError **error)
 {
-  Builder            b = { g_ptr_array_new_with_free_func (item_free), seed, FALSE, error };
+  Builder             b = { g_ptr_array_new_with_free_func (item_free), seed, FALSE, error };
   VaeSafetensorsItem *flat;
   gboolean            ok;
 
@@ -259,7 +261,8 @@ vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *cfg, GErro
   if (family->kind != VAE_KIND_KL)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _("synthetic weights are made for AutoencoderKL families only, not '%s'"), family->name);
+                   _ ("synthetic weights are made for AutoencoderKL families only, not '%s'"),
+                   family->name);
       return FALSE;
     }
   /* all five KL families share the SD architecture (VAE-SPEC.md) */
@@ -281,7 +284,7 @@ vae_synth_family (const gchar *family, guint64 seed, const gchar *path, GError *
 
   if (!f)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _("unknown family '%s'"), family);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _ ("unknown family '%s'"), family);
       return FALSE;
     }
   return vae_synth_config_for_family (f, &cfg, error) && vae_synth_kl (path, &cfg, seed, error);

@@ -20,17 +20,21 @@ advise_huge_pages (gpointer p, gsize n_bytes)
 {
 #if defined(G_OS_UNIX) && defined(MADV_HUGEPAGE)
   const guintptr page = (guintptr) sysconf (_SC_PAGESIZE);
-  const guintptr start = ((guintptr) p + page - 1) & ~(page - 1), end = ((guintptr) p + n_bytes) & ~(page - 1);
+  const guintptr start = ((guintptr) p + page - 1) & ~(page - 1),
+                 end = ((guintptr) p + n_bytes) & ~(page - 1);
 
   if (n_bytes >= HUGE_PAGES_FROM_BYTES && end > start)
-    madvise ((gpointer) start, end - start, MADV_HUGEPAGE); /* advice only: failure changes nothing */
+    madvise ((gpointer) start, end - start,
+             MADV_HUGEPAGE); /* advice only: failure changes nothing */
 #else
   (void) p;
   (void) n_bytes;
 #endif
 }
 
+/* clang-format off */
 G_DEFINE_QUARK (vae-error-quark, vae_error)
+/* clang-format on */
 
 gboolean
 vae_size_mul (gsize a, gsize b, gsize *out)
@@ -51,7 +55,7 @@ vae_try_alloc (gsize n_bytes, const gchar *what, GError **error)
 
   if (!p)
     g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
-                 _("out of memory allocating %zu bytes for %s"), n_bytes, what);
+                 _ ("out of memory allocating %zu bytes for %s"), n_bytes, what);
   else
     advise_huge_pages (p, n_bytes);
   return p;
@@ -64,7 +68,7 @@ vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error)
 
   if (!vae_size_mul (n_floats, sizeof (gfloat), &n_bytes))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, _("%s: size overflows memory"), what);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT, _ ("%s: size overflows memory"), what);
       return NULL;
     }
   return vae_try_alloc (n_bytes, what, error);
@@ -84,16 +88,16 @@ vae_tensor_new_uninit (gint channels, gint height, gint width, gboolean zeroed, 
 
   if (channels <= 0 || height <= 0 || width <= 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("empty tensor %d×%d×%d"), channels,
-                   height, width);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("empty tensor %d×%d×%d"), channels, height,
+                   width);
       return NULL;
     }
-  if (!vae_size_mul ((gsize) channels, (gsize) height, &n) || !vae_size_mul (n, width, &n)
-      || n > VAE_MAX_TENSOR_ELEMENTS)
+  if (!vae_size_mul ((gsize) channels, (gsize) height, &n) || !vae_size_mul (n, width, &n) ||
+      n > VAE_MAX_TENSOR_ELEMENTS)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   _("tensor %d×%d×%d exceeds the largest allowed (%zu elements)"),
-                   channels, height, width, (gsize) VAE_MAX_TENSOR_ELEMENTS);
+                   _ ("tensor %d×%d×%d exceeds the largest allowed (%zu elements)"), channels,
+                   height, width, (gsize) VAE_MAX_TENSOR_ELEMENTS);
       return NULL;
     }
   t = g_new0 (VaeTensor, 1);
@@ -137,8 +141,8 @@ vae_tensor_check_finite (const VaeTensor *tensor, const gchar *what, GError **er
       {
         gsize in_plane = i % plane;
         g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                     _("%s holds a non-finite value (%g) at channel %zu"
-                     ", x %zu, y %zu"),
+                     _ ("%s holds a non-finite value (%g) at channel %zu"
+                        ", x %zu, y %zu"),
                      what, (double) tensor->data[i], i / plane, in_plane % tensor->width,
                      in_plane / tensor->width);
         return FALSE;

@@ -23,9 +23,9 @@ typedef struct
 {
   gint    ref_count;
   gint    channels, height, width;
-  gfloat *memory;     /* in memory, or */
+  gfloat *memory; /* in memory, or */
   gsize   capacity;
-  gint    fd;         /* in an unlinked temporary file, else −1 */
+  gint    fd; /* in an unlinked temporary file, else −1 */
 } Store;
 
 /* What a tiled tensor's `external` points to: a store and an optional
@@ -34,7 +34,7 @@ typedef struct
 {
   VaeExternal base;
   Store      *store;
-  gfloat     *scale;  /* NULL: no pending normalisation */
+  gfloat     *scale; /* NULL: no pending normalisation */
   gfloat     *shift;
   VaeAct      act;
 } View;
@@ -69,15 +69,17 @@ store_new (const Tiled *tb, gint channels, gint height, gint width, GError **err
   gchar      *path = NULL;
   gboolean    ok;
 
-  *s = (Store) { 1, channels, height, width, NULL, 0, -1 };
+  *s = (Store){ 1, channels, height, width, NULL, 0, -1 };
   if (bytes <= tb->settings.file_bytes)
-    ok = (s->memory = vae_scratch_alloc (bytes, FALSE, &s->capacity, "a band store", error)) != NULL;
+    ok =
+        (s->memory = vae_scratch_alloc (bytes, FALSE, &s->capacity, "a band store", error)) != NULL;
   else if (!(ok = (s->fd = g_file_open_tmp ("gegl-vae-XXXXXX", &path, &tmp_error)) >= 0))
-    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("cannot create a temporary file for tiling: %s"),
-                 tmp_error->message);
+    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
+                 _ ("cannot create a temporary file for tiling: %s"), tmp_error->message);
   else if (!(ok = g_unlink (path) == 0 && ftruncate (s->fd, (off_t) bytes) == 0))
-    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("cannot size the temporary file %s to %zu bytes: %s"),
-                 path, bytes, g_strerror (errno));
+    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
+                 _ ("cannot size the temporary file %s to %zu bytes: %s"), path, bytes,
+                 g_strerror (errno));
   g_clear_error (&tmp_error);
   g_free (path);
   if (!ok)
@@ -98,8 +100,9 @@ file_io (const Store *s, gboolean write, gpointer buf, gsize n, goffset offset, 
         continue;
       if (done <= 0)
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("tiling's temporary file: %s failed: %s"),
-                       write ? "write" : "read", done < 0 ? g_strerror (errno) : "end of file");
+          g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
+                       _ ("tiling's temporary file: %s failed: %s"), write ? "write" : "read",
+                       done < 0 ? g_strerror (errno) : "end of file");
           return FALSE;
         }
       p += done;
@@ -112,7 +115,8 @@ file_io (const Store *s, gboolean write, gpointer buf, gsize n, goffset offset, 
 /* Rows [y0, y0 + rows) of every channel between store S and DST, a plain
  * tensor of the same channels and width whose rows start at DST_Y. */
 static gboolean
-store_rows (Store *s, gboolean write, gint y0, gint rows, VaeTensor *dst, gint dst_y, GError **error)
+store_rows (Store *s, gboolean write, gint y0, gint rows, VaeTensor *dst, gint dst_y,
+            GError **error)
 {
   const gsize row_floats = (gsize) s->width;
 
@@ -121,8 +125,10 @@ store_rows (Store *s, gboolean write, gint y0, gint rows, VaeTensor *dst, gint d
       const gsize at = ((gsize) c * s->height + y0) * row_floats;
       gfloat     *band = dst->data + ((gsize) c * dst->height + dst_y) * row_floats;
       if (s->fd < 0)
-        memcpy (write ? s->memory + at : band, write ? band : s->memory + at, rows * row_floats * sizeof (gfloat));
-      else if (!file_io (s, write, band, rows * row_floats * sizeof (gfloat), (goffset) (at * sizeof (gfloat)), error))
+        memcpy (write ? s->memory + at : band, write ? band : s->memory + at,
+                rows * row_floats * sizeof (gfloat));
+      else if (!file_io (s, write, band, rows * row_floats * sizeof (gfloat),
+                         (goffset) (at * sizeof (gfloat)), error))
         return FALSE;
     }
   return TRUE;
@@ -147,7 +153,7 @@ view_tensor (Store *store, gfloat *scale, gfloat *shift, VaeAct act)
   VaeTensor *t = g_new0 (VaeTensor, 1);
   View      *v = g_new0 (View, 1);
 
-  *v = (View) { { view_release }, store, scale, shift, act };
+  *v = (View){ { view_release }, store, scale, shift, act };
   store->ref_count++;
   t->channels = store->channels;
   t->height = store->height;
@@ -180,10 +186,11 @@ store_of (const VaeTensor *t)
 static VaeTensor *
 read_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
 {
-  const gint       a = MAX (0, y0), b = MIN (t->height, y1);
-  const gsize      row_floats = (gsize) t->width;
-  const View      *v = t->external;
-  g_autoptr (VaeTensor) band = vae_tensor_new_uninit (t->channels, y1 - y0, t->width, a != y0 || b != y1, error);
+  const gint  a = MAX (0, y0), b = MIN (t->height, y1);
+  const gsize row_floats = (gsize) t->width;
+  const View *v = t->external;
+  g_autoptr (VaeTensor) band =
+      vae_tensor_new_uninit (t->channels, y1 - y0, t->width, a != y0 || b != y1, error);
 
   if (!band || a >= b)
     return g_steal_pointer (&band);
@@ -191,7 +198,8 @@ read_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
     {
       for (gint c = 0; c < t->channels; c++)
         memcpy (band->data + ((gsize) c * band->height + a - y0) * row_floats,
-                t->data + ((gsize) c * t->height + a) * row_floats, (b - a) * row_floats * sizeof (gfloat));
+                t->data + ((gsize) c * t->height + a) * row_floats,
+                (b - a) * row_floats * sizeof (gfloat));
       return g_steal_pointer (&band);
     }
   if (!store_rows (v->store, FALSE, a, b - a, band, a - y0, error))
@@ -217,8 +225,9 @@ stored (const Tiled *tb, const VaeTensor *t, GError **error)
 
   if (v && !v->scale)
     return view_tensor (v->store, NULL, NULL, VAE_ACT_NONE);
-  if (!(out = new_output (tb, t->channels, t->height, t->width, error))
-      || !(all = read_rows (t, 0, t->height, error)) || !store_rows (store_of (out), TRUE, 0, t->height, all, 0, error))
+  if (!(out = new_output (tb, t->channels, t->height, t->width, error)) ||
+      !(all = read_rows (t, 0, t->height, error)) ||
+      !store_rows (store_of (out), TRUE, 0, t->height, all, 0, error))
     g_clear_pointer (&out, vae_tensor_free);
   return out;
 }
@@ -258,8 +267,8 @@ on_host (const Tiled *tb, VaeTensor *y, GError **error)
 }
 
 static VaeTensor *
-inner_conv (const Tiled *tb, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
-            VaeAct act, GError **error)
+inner_conv (const Tiled *tb, const VaeConv *conv, const VaeTensor *x, gboolean up,
+            const VaeTensor *residual, VaeAct act, GError **error)
 {
   return on_host (tb, tb->inner->conv (tb->inner, conv, x, up, residual, act, error), error);
 }
@@ -273,7 +282,8 @@ inner_conv (const Tiled *tb, const VaeConv *conv, const VaeTensor *x, gboolean u
 static void
 conv_band_input (const VaeConv *conv, gint in_h, gboolean up, gint o0, gint o1, gint *a, gint *b)
 {
-  const gint s = conv->stride, v0 = o0 * s - conv->pad_top, v1 = (o1 - 1) * s - conv->pad_top + conv->kernel;
+  const gint s = conv->stride, v0 = o0 * s - conv->pad_top,
+             v1 = (o1 - 1) * s - conv->pad_top + conv->kernel;
   const gint align = up ? 2 : s;
 
   *a = MAX (0, v0) / align * align;
@@ -283,8 +293,8 @@ conv_band_input (const VaeConv *conv, gint in_h, gboolean up, gint o0, gint o1, 
 }
 
 gsize
-vae_tiled_conv_band_bytes (const VaeTileSettings *settings, const VaeConv *conv, gint in_h, gint in_w, gboolean up,
-                           gboolean residual)
+vae_tiled_conv_band_bytes (const VaeTileSettings *settings, const VaeConv *conv, gint in_h,
+                           gint in_w, gboolean up, gboolean residual)
 {
   gint out_h, out_w, rows, o0, a, b, band_h, band_w;
 
@@ -293,34 +303,35 @@ vae_tiled_conv_band_bytes (const VaeTileSettings *settings, const VaeConv *conv,
   o0 = out_h > rows ? rows : 0; /* an inner band: halos on both sides */
   conv_band_input (conv, in_h << up, up, o0, MIN (out_h, o0 + rows), &a, &b);
   vae_conv_output_size (conv, b - a, in_w << up, &band_h, &band_w);
-  return sizeof (gfloat) * ((gsize) conv->in_channels * ((b - a) >> up) * in_w
-                            + (gsize) conv->out_channels * band_h * band_w * (residual ? 2 : 1))
-         + vae_cpu_conv_scratch_bytes (conv, band_h, band_w);
+  return sizeof (gfloat) * ((gsize) conv->in_channels * ((b - a) >> up) * in_w +
+                            (gsize) conv->out_channels * band_h * band_w * (residual ? 2 : 1)) +
+         vae_cpu_conv_scratch_bytes (conv, band_h, band_w);
 }
 
 static gboolean
-conv_band (Tiled *tb, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
-           VaeTensor *y, gint o0, gint o1, GError **error)
+conv_band (Tiled *tb, const VaeConv *conv, const VaeTensor *x, gboolean up,
+           const VaeTensor *residual, VaeAct act, VaeTensor *y, gint o0, gint o1, GError **error)
 {
-  const gint  in_h = x->height << up;
-  gint        a, b, skip;
+  const gint in_h = x->height << up;
+  gint       a, b, skip;
   g_autoptr (VaeTensor) xb = NULL, rb = NULL, yb = NULL;
-  gint        out_h, out_w;
+  gint out_h, out_w;
 
   conv_band_input (conv, in_h, up, o0, o1, &a, &b);
   skip = o0 - a / conv->stride;
   vae_conv_output_size (conv, b - a, x->width << up, &out_h, &out_w);
-  if (!(xb = read_rows (x, a >> up, b >> up, error))
-      || (residual && !(rb = read_rows (residual, a / conv->stride, a / conv->stride + out_h, error)))
-      || !(yb = inner_conv (tb, conv, xb, up, rb, act, error)))
+  if (!(xb = read_rows (x, a >> up, b >> up, error)) ||
+      (residual &&
+       !(rb = read_rows (residual, a / conv->stride, a / conv->stride + out_h, error))) ||
+      !(yb = inner_conv (tb, conv, xb, up, rb, act, error)))
     return FALSE;
   g_assert (skip >= 0 && skip + (o1 - o0) <= yb->height);
   return store_rows (store_of (y), TRUE, o0, o1 - o0, yb, skip, error);
 }
 
 static VaeTensor *
-tiled_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
-            VaeAct act, GError **error)
+tiled_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up,
+            const VaeTensor *residual, VaeAct act, GError **error)
 {
   Tiled     *tb = (Tiled *) be;
   gint       out_h, out_w, rows;
@@ -355,14 +366,16 @@ merge_stats (gdouble *n, gdouble *mean, gdouble *m2, gdouble bn, gdouble bmean, 
 }
 
 static VaeTensor *
-tiled_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+tiled_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act,
+            GError **error)
 {
   Tiled     *tb = (Tiled *) be;
-  const gint per_group = x->channels / norm->groups, rows = vae_tiled_band_rows (&tb->settings, x->height);
+  const gint per_group = x->channels / norm->groups,
+             rows = vae_tiled_band_rows (&tb->settings, x->height);
   g_autofree gdouble *n = g_new0 (gdouble, norm->groups), *mean = g_new0 (gdouble, norm->groups),
                      *m2 = g_new0 (gdouble, norm->groups);
   g_autoptr (VaeTensor) source = stored (tb, x, error);
-  gfloat    *scale, *shift;
+  gfloat *scale, *shift;
 
   if (!source)
     return NULL;
@@ -400,23 +413,26 @@ copy_rows (const VaeTensor *band, VaeTensor *dst, gint dst_y)
   const gsize rows = (gsize) band->height * band->width;
 
   for (gint c = 0; c < band->channels; c++)
-    memcpy (dst->data + ((gsize) c * dst->height + dst_y) * dst->width, band->data + c * rows, rows * sizeof (gfloat));
+    memcpy (dst->data + ((gsize) c * dst->height + dst_y) * dst->width, band->data + c * rows,
+            rows * sizeof (gfloat));
 }
 
 /* Keys and values, whole, from one read of each band of the normalised H. */
 static gboolean
-keys_values (Tiled *tb, const VaeAttention *attn, const VaeTensor *h, VaeTensor **k, VaeTensor **v, GError **error)
+keys_values (Tiled *tb, const VaeAttention *attn, const VaeTensor *h, VaeTensor **k, VaeTensor **v,
+             GError **error)
 {
   const gint rows = vae_tiled_band_rows (&tb->settings, h->height);
 
-  if (!(*k = vae_tensor_new_uninit (h->channels, h->height, h->width, FALSE, error))
-      || !(*v = vae_tensor_new_uninit (h->channels, h->height, h->width, FALSE, error)))
+  if (!(*k = vae_tensor_new_uninit (h->channels, h->height, h->width, FALSE, error)) ||
+      !(*v = vae_tensor_new_uninit (h->channels, h->height, h->width, FALSE, error)))
     return FALSE;
   for (gint y0 = 0; y0 < h->height; y0 += rows)
     {
-      g_autoptr (VaeTensor) hb = read_rows (h, y0, MIN (h->height, y0 + rows), error), kb = NULL, vb = NULL;
-      if (!hb || !(kb = inner_conv (tb, &attn->k, hb, FALSE, NULL, VAE_ACT_NONE, error))
-          || !(vb = inner_conv (tb, &attn->v, hb, FALSE, NULL, VAE_ACT_NONE, error)))
+      g_autoptr (VaeTensor) hb = read_rows (h, y0, MIN (h->height, y0 + rows), error), kb = NULL,
+                            vb = NULL;
+      if (!hb || !(kb = inner_conv (tb, &attn->k, hb, FALSE, NULL, VAE_ACT_NONE, error)) ||
+          !(vb = inner_conv (tb, &attn->v, hb, FALSE, NULL, VAE_ACT_NONE, error)))
         return FALSE;
       copy_rows (kb, *k, y0);
       copy_rows (vb, *v, y0);
@@ -438,21 +454,23 @@ tiled_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor
   gsize      scores_capacity = 0;
   gboolean   ok;
 
-  ok = (h = tiled_norm (be, &attn->norm, x, VAE_ACT_NONE, error)) && keys_values (tb, attn, h, &k, &v, error)
-       && (y = new_output (tb, x->channels, x->height, x->width, error))
-       && (scores = vae_scratch_alloc (vae_cpu_attend_scratch_floats (n) * sizeof (gfloat), FALSE, &scores_capacity,
-                                       "attention scores", error));
+  ok = (h = tiled_norm (be, &attn->norm, x, VAE_ACT_NONE, error)) &&
+       keys_values (tb, attn, h, &k, &v, error) &&
+       (y = new_output (tb, x->channels, x->height, x->width, error)) &&
+       (scores = vae_scratch_alloc (vae_cpu_attend_scratch_floats (n) * sizeof (gfloat), FALSE,
+                                    &scores_capacity, "attention scores", error));
   for (gint y0 = 0; ok && y0 < x->height; y0 += rows)
     {
       const gint y1 = MIN (x->height, y0 + rows), m = (y1 - y0) * x->width;
-      g_autoptr (VaeTensor) hb = read_rows (h, y0, y1, error), xb = NULL, qb = NULL, ob = NULL, yb = NULL;
-      ok = hb && (qb = inner_conv (tb, &attn->q, hb, FALSE, NULL, VAE_ACT_NONE, error))
-           && (ob = vae_tensor_new (x->channels, y1 - y0, x->width, error));
+      g_autoptr (VaeTensor) hb = read_rows (h, y0, y1, error), xb = NULL, qb = NULL, ob = NULL,
+                            yb = NULL;
+      ok = hb && (qb = inner_conv (tb, &attn->q, hb, FALSE, NULL, VAE_ACT_NONE, error)) &&
+           (ob = vae_tensor_new (x->channels, y1 - y0, x->width, error));
       if (ok)
         vae_cpu_attend (qb->data, m, m, k, v, ob->data, m, scores);
-      ok = ok && (xb = read_rows (x, y0, y1, error))
-           && (yb = inner_conv (tb, &attn->proj, ob, FALSE, xb, VAE_ACT_NONE, error))
-           && store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error);
+      ok = ok && (xb = read_rows (x, y0, y1, error)) &&
+           (yb = inner_conv (tb, &attn->proj, ob, FALSE, xb, VAE_ACT_NONE, error)) &&
+           store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error);
       band_done (tb);
     }
   vae_scratch_free (scores, scores_capacity);
@@ -472,8 +490,8 @@ tiled_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
     {
       const gint y1 = MIN (x->height, y0 + rows);
       g_autoptr (VaeTensor) xb = read_rows (x, y0, y1, error), yb = NULL;
-      if (!xb || !(yb = on_host (tb, tb->inner->clamp (tb->inner, xb, error), error))
-          || !store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error))
+      if (!xb || !(yb = on_host (tb, tb->inner->clamp (tb->inner, xb, error), error)) ||
+          !store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error))
         g_clear_pointer (&y, vae_tensor_free);
       band_done (tb);
     }
@@ -485,7 +503,7 @@ vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings)
 {
   Tiled *tb = g_new0 (Tiled, 1);
 
-  tb->base = (VaeBackend) {
+  tb->base = (VaeBackend){
     .name = "tiled",
     .conv = tiled_conv,
     .norm = tiled_norm,
@@ -504,15 +522,16 @@ vae_backend_tiled_free (VaeBackend *backend)
 }
 
 VaeTensor *
-vae_tiled_while_out_of_memory (VaeTileSettings *settings, gint min_rows, VaeBandedPass pass, gpointer data,
-                               GError **error)
+vae_tiled_while_out_of_memory (VaeTileSettings *settings, gint min_rows, VaeBandedPass pass,
+                               gpointer data, GError **error)
 {
   for (;;)
     {
       GError    *pass_error = NULL;
       VaeTensor *y = pass (settings, data, &pass_error);
 
-      if (y || !g_error_matches (pass_error, VAE_ERROR, VAE_ERROR_NO_MEMORY) || settings->band_pixels / 2 < min_rows)
+      if (y || !g_error_matches (pass_error, VAE_ERROR, VAE_ERROR_NO_MEMORY) ||
+          settings->band_pixels / 2 < min_rows)
         {
           if (pass_error)
             g_propagate_error (error, pass_error);

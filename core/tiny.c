@@ -17,29 +17,29 @@ typedef enum
 {
   LAYER_CONV,
   LAYER_BLOCK,
-  LAYER_RELU,      /* folded into the conv before it */
-  LAYER_CLAMP,     /* tanh(x / 3) · 3 */
-  LAYER_UPSAMPLE   /* nearest ×2, folded into the conv after it */
+  LAYER_RELU,    /* folded into the conv before it */
+  LAYER_CLAMP,   /* tanh(x / 3) · 3 */
+  LAYER_UPSAMPLE /* nearest ×2, folded into the conv after it */
 } LayerKind;
 
 typedef struct
 {
   LayerKind kind;
-  VaeConv   conv;             /* CONV; BLOCK: first of three */
-  gboolean  upsample_input;   /* CONV after an UPSAMPLE */
-  VaeAct    act;              /* CONV followed by RELU */
+  VaeConv   conv;           /* CONV; BLOCK: first of three */
+  gboolean  upsample_input; /* CONV after an UPSAMPLE */
+  VaeAct    act;            /* CONV followed by RELU */
   VaeConv   conv2, conv3, skip;
   gboolean  has_skip;
-  gboolean  has_pool;         /* taef2: x += pool3(relu(GN(pool0(x)))) first */
+  gboolean  has_pool; /* taef2: x += pool3(relu(GN(pool0(x)))) first */
   VaeConv   pool_in, pool_out;
   VaeNorm   pool_norm;
 } Layer;
 
 typedef struct
 {
-  VaeNet  net;
-  Layer  *layers;
-  gint    n_layers;
+  VaeNet net;
+  Layer *layers;
+  gint   n_layers;
 } TinyNet;
 
 typedef struct
@@ -85,8 +85,8 @@ vae_tiny_detect (const VaeWeights *weights)
   if (bare_half (weights))
     return TRUE;
   for (guint i = 0; i < vae_weights_count (weights); i++)
-    if (g_str_has_prefix (vae_weights_name (weights, i), "encoder.layers.")
-        || g_str_has_prefix (vae_weights_name (weights, i), "decoder.layers."))
+    if (g_str_has_prefix (vae_weights_name (weights, i), "encoder.layers.") ||
+        g_str_has_prefix (vae_weights_name (weights, i), "decoder.layers."))
       return TRUE;
   return FALSE;
 }
@@ -110,8 +110,8 @@ max_index (const TinyNames *names, const gchar *half)
   while (g_hash_table_iter_next (&iter, &key, NULL))
     {
       gint k;
-      if (strncmp (key, half, len) == 0 && ((gchar *) key)[len] == '.'
-          && sscanf ((gchar *) key + len + 1, "%d.", &k) == 1 && k >= 0 && k < MAX_LAYERS)
+      if (strncmp (key, half, len) == 0 && ((gchar *) key)[len] == '.' &&
+          sscanf ((gchar *) key + len + 1, "%d.", &k) == 1 && k >= 0 && k < MAX_LAYERS)
         max = MAX (max, k);
     }
   return max;
@@ -120,21 +120,22 @@ max_index (const TinyNames *names, const gchar *half)
 /* ---- loading ------------------------------------------------------------- */
 
 static gboolean
-load_conv (const TinyNames *names, const gchar *half, gint index, const gchar *part, gint in_channels,
-           gint stride, VaeConv *conv, GError **error)
+load_conv (const TinyNames *names, const gchar *half, gint index, const gchar *part,
+           gint in_channels, gint stride, VaeConv *conv, GError **error)
 {
-  g_autofree gchar *wname = g_strdup_printf ("%s.weight", part);
-  g_autofree gchar *bname = g_strdup_printf ("%s.bias", part);
+  g_autofree gchar     *wname = g_strdup_printf ("%s.weight", part);
+  g_autofree gchar     *bname = g_strdup_printf ("%s.bias", part);
   const VaeWeightEntry *w = find (names, half, index, part[0] ? wname : "weight");
   const VaeWeightEntry *b = find (names, half, index, part[0] ? bname : "bias");
-  const gchar *path = vae_weights_get_path (names->weights);
+  const gchar          *path = vae_weights_get_path (names->weights);
 
-  if (!w || w->ndim != 4 || w->shape[2] != w->shape[3] || w->shape[2] % 2 == 0 || w->shape[0] < 1
-      || w->shape[0] > 65536 || (in_channels > 0 && w->shape[1] != in_channels)
-      || (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
+  if (!w || w->ndim != 4 || w->shape[2] != w->shape[3] || w->shape[2] % 2 == 0 || w->shape[0] < 1 ||
+      w->shape[0] > 65536 || (in_channels > 0 && w->shape[1] != in_channels) ||
+      (b && (b->ndim != 1 || b->shape[0] != w->shape[0])))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _("%s: %s layer %d %s: expected a conv weight [out, %d, k, k] (odd k) and optional bias [out]"),
+                   _ ("%s: %s layer %d %s: expected a conv weight [out, %d, k, k] (odd k) and "
+                      "optional bias [out]"),
                    path, half, index, part, in_channels);
       return FALSE;
     }
@@ -149,45 +150,49 @@ load_conv (const TinyNames *names, const gchar *half, gint index, const gchar *p
 }
 
 static gboolean
-load_pool (const TinyNames *names, const gchar *half, gint index, gint channels, Layer *l, GError **error)
+load_pool (const TinyNames *names, const gchar *half, gint index, gint channels, Layer *l,
+           GError **error)
 {
   const VaeWeightEntry *g = find (names, half, index, "pool.1.weight");
   const VaeWeightEntry *b = find (names, half, index, "pool.1.bias");
 
-  if (!load_conv (names, half, index, "pool.0", channels, 1, &l->pool_in, error)
-      || !load_conv (names, half, index, "pool.3", l->pool_in.out_channels, 1, &l->pool_out, error))
+  if (!load_conv (names, half, index, "pool.0", channels, 1, &l->pool_in, error) ||
+      !load_conv (names, half, index, "pool.3", l->pool_in.out_channels, 1, &l->pool_out, error))
     return FALSE;
-  if (!g || !b || g->ndim != 1 || b->ndim != 1 || g->shape[0] != l->pool_in.out_channels
-      || b->shape[0] != g->shape[0] || g->shape[0] % POOL_GROUPS || l->pool_out.out_channels != channels)
+  if (!g || !b || g->ndim != 1 || b->ndim != 1 || g->shape[0] != l->pool_in.out_channels ||
+      b->shape[0] != g->shape[0] || g->shape[0] % POOL_GROUPS ||
+      l->pool_out.out_channels != channels)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s layer %d: malformed pool branch"),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: %s layer %d: malformed pool branch"),
                    vae_weights_get_path (names->weights), half, index);
       return FALSE;
     }
   l->pool_norm.channels = (gint) g->shape[0];
   l->pool_norm.groups = POOL_GROUPS;
   l->pool_norm.eps = POOL_EPS;
-  return (l->pool_norm.gamma = vae_weights_get_float (names->weights, g->name, NULL, error))
-         && (l->pool_norm.beta = vae_weights_get_float (names->weights, b->name, NULL, error));
+  return (l->pool_norm.gamma = vae_weights_get_float (names->weights, g->name, NULL, error)) &&
+         (l->pool_norm.beta = vae_weights_get_float (names->weights, b->name, NULL, error));
 }
 
 static gboolean
-load_block (const TinyNames *names, const gchar *half, gint index, gint channels, Layer *l, GError **error)
+load_block (const TinyNames *names, const gchar *half, gint index, gint channels, Layer *l,
+            GError **error)
 {
   l->kind = LAYER_BLOCK;
   l->has_pool = find (names, half, index, "pool.0.weight") != NULL;
   if (l->has_pool && !load_pool (names, half, index, channels, l, error))
     return FALSE;
-  if (!load_conv (names, half, index, "conv.0", channels, 1, &l->conv, error)
-      || !load_conv (names, half, index, "conv.2", l->conv.out_channels, 1, &l->conv2, error)
-      || !load_conv (names, half, index, "conv.4", l->conv2.out_channels, 1, &l->conv3, error))
+  if (!load_conv (names, half, index, "conv.0", channels, 1, &l->conv, error) ||
+      !load_conv (names, half, index, "conv.2", l->conv.out_channels, 1, &l->conv2, error) ||
+      !load_conv (names, half, index, "conv.4", l->conv2.out_channels, 1, &l->conv3, error))
     return FALSE;
   l->has_skip = find (names, half, index, "skip.weight") != NULL;
   if (l->has_skip)
     return load_conv (names, half, index, "skip", channels, 1, &l->skip, error);
   if (channels == l->conv3.out_channels)
     return TRUE;
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s layer %d changes channels without a skip conv"),
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+               _ ("%s: %s layer %d changes channels without a skip conv"),
                vae_weights_get_path (names->weights), half, index);
   return FALSE;
 }
@@ -263,10 +268,11 @@ conv_stride (const TinyNames *names, const gchar *half, const Layer *layers, gin
 }
 
 static gboolean
-structure_error (const TinyNames *names, const gchar *half, gint index, const gchar *what, GError **error)
+structure_error (const TinyNames *names, const gchar *half, gint index, const gchar *what,
+                 GError **error)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: %s layer %d: %s"), vae_weights_get_path (names->weights),
-               half, index, what);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: %s layer %d: %s"),
+               vae_weights_get_path (names->weights), half, index, what);
   return FALSE;
 }
 
@@ -284,7 +290,7 @@ load_half (const TinyNames *names, const gchar *half, GError **error)
   classify (names, half, n, t->layers);
   for (gint k = 0; k < n; k++)
     {
-      Layer *l = &t->layers[k];
+      Layer   *l = &t->layers[k];
       gboolean ok = TRUE;
       switch (l->kind)
         {
@@ -337,15 +343,15 @@ block_forward (const VaeBackend *be, const Layer *l, const VaeTensor *input, GEr
 
   if (l->has_pool)
     {
-      if (!(h = be->conv (be, &l->pool_in, x, FALSE, NULL, VAE_ACT_NONE, error))
-          || !vae_tensor_replace (&h, be->norm (be, &l->pool_norm, h, VAE_ACT_RELU, error))
-          || !(pooled = be->conv (be, &l->pool_out, h, FALSE, x, VAE_ACT_NONE, error)))
+      if (!(h = be->conv (be, &l->pool_in, x, FALSE, NULL, VAE_ACT_NONE, error)) ||
+          !vae_tensor_replace (&h, be->norm (be, &l->pool_norm, h, VAE_ACT_RELU, error)) ||
+          !(pooled = be->conv (be, &l->pool_out, h, FALSE, x, VAE_ACT_NONE, error)))
         goto done;
       x = pooled;
       g_clear_pointer (&h, vae_tensor_free);
     }
-  if (!(h = be->conv (be, &l->conv, x, FALSE, NULL, VAE_ACT_RELU, error))
-      || !vae_tensor_replace (&h, be->conv (be, &l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)))
+  if (!(h = be->conv (be, &l->conv, x, FALSE, NULL, VAE_ACT_RELU, error)) ||
+      !vae_tensor_replace (&h, be->conv (be, &l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)))
     goto done;
   if (l->has_skip && !(skip = be->conv (be, &l->skip, x, FALSE, NULL, VAE_ACT_NONE, error)))
     goto done;
@@ -360,9 +366,9 @@ done:
 static VaeTensor *
 tiny_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **error)
 {
-  TinyNet         *t = (TinyNet *) net;
-  VaeTensor       *h = NULL;
-  gboolean         ok = TRUE;
+  TinyNet   *t = (TinyNet *) net;
+  VaeTensor *h = NULL;
+  gboolean   ok = TRUE;
 
   for (gint k = 0; ok && k < t->n_layers; k++)
     {
@@ -371,7 +377,8 @@ tiny_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **er
       switch (l->kind)
         {
         case LAYER_CONV:
-          ok = vae_tensor_replace (&h, be->conv (be, &l->conv, in, l->upsample_input, NULL, l->act, error));
+          ok = vae_tensor_replace (
+              &h, be->conv (be, &l->conv, in, l->upsample_input, NULL, l->act, error));
           break;
         case LAYER_BLOCK:
           ok = vae_tensor_replace (&h, block_forward (be, l, in, error));
@@ -402,7 +409,8 @@ vae_tiny_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, Va
   for (guint i = 0; i < vae_weights_count (weights); i++)
     {
       const gchar *name = vae_weights_name (weights, i);
-      g_hash_table_insert (names.names, canonical_name (name, bare), (gpointer) vae_weights_lookup (weights, name));
+      g_hash_table_insert (names.names, canonical_name (name, bare),
+                           (gpointer) vae_weights_lookup (weights, name));
     }
   memset (s, 0, sizeof *s);
   s->kind = VAE_KIND_TINY;
@@ -420,18 +428,20 @@ vae_tiny_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, Va
         s->pool_branch |= enc->layers[i].has_pool;
       for (gint i = 0; dec && i < dec->n_layers; i++)
         s->pool_branch |= dec->layers[i].has_pool;
-      if ((enc && enc->net.in_channels != 3) || (dec && dec->net.out_channels != 3)
-          || (enc && dec && (enc->net.out_channels != dec->net.in_channels || enc->net.factor != dec->net.factor)))
+      if ((enc && enc->net.in_channels != 3) || (dec && dec->net.out_channels != 3) ||
+          (enc && dec &&
+           (enc->net.out_channels != dec->net.in_channels || enc->net.factor != dec->net.factor)))
         {
           g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                       _("%s: not an RGB tiny autoencoder, or its halves disagree on latent channels or scale"),
+                       _ ("%s: not an RGB tiny autoencoder, or its halves disagree on latent "
+                          "channels or scale"),
                        vae_weights_get_path (weights));
           ok = FALSE;
         }
     }
   else if (ok)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: no TAESD encoder or decoder layers"),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: no TAESD encoder or decoder layers"),
                    vae_weights_get_path (weights));
       ok = FALSE;
     }

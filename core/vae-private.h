@@ -16,14 +16,14 @@ G_BEGIN_DECLS
 
 /* Fixed sanity bounds; the limits users may want to move are below. */
 #define VAE_MAX_IMAGE_SIDE      65536
-#define VAE_MAX_TENSOR_ELEMENTS ((gsize) 1 << 34)      /* 64 GiB of float32 */
+#define VAE_MAX_TENSOR_ELEMENTS ((gsize) 1 << 34) /* 64 GiB of float32 */
 
 typedef enum
 {
-  VAE_LIMIT_IMAGE_PIXELS,  /* largest image, in or out (pixels) */
-  VAE_LIMIT_MODEL_BYTES,   /* largest model file */
-  VAE_LIMIT_HEADER_BYTES,  /* largest safetensors header */
-  VAE_LIMIT_PICKLE_MEMO    /* largest pickle memo (entries) */
+  VAE_LIMIT_IMAGE_PIXELS, /* largest image, in or out (pixels) */
+  VAE_LIMIT_MODEL_BYTES,  /* largest model file */
+  VAE_LIMIT_HEADER_BYTES, /* largest safetensors header */
+  VAE_LIMIT_PICKLE_MEMO   /* largest pickle memo (entries) */
 } VaeLimit;
 
 /* The limit's value: its environment variable, else the default. */
@@ -33,7 +33,8 @@ const gchar *vae_limit_env (VaeLimit which);
 /* ---- tensors ------------------------------------------------------------- */
 
 /* vae_tensor_new, its values left as they come unless ZEROED. */
-VaeTensor *vae_tensor_new_uninit (gint channels, gint height, gint width, gboolean zeroed, GError **error);
+VaeTensor *vae_tensor_new_uninit (gint channels, gint height, gint width, gboolean zeroed,
+                                  GError **error);
 
 /* Storage a tensor refers to instead of owning data (tiled.c, plan.c);
  * vae_tensor_free calls release. */
@@ -51,36 +52,36 @@ typedef struct
   gint          ndim;
   gint64        shape[VAE_MAX_DIMS];
   gsize         n_elements;
-  const guint8 *data;       /* contiguous, little-endian, n_elements × size */
+  const guint8 *data; /* contiguous, little-endian, n_elements × size */
 } VaeWeightEntry;
 
 struct _VaeWeights
 {
-  gchar        *path;
-  GMappedFile  *mapping;    /* safetensors, stored zip members */
-  GPtrArray    *entries;    /* VaeWeightEntry*, file order */
-  GHashTable   *by_name;    /* name → VaeWeightEntry* */
-  GPtrArray    *buffers;    /* owned byte buffers (inflated members, gathers) */
+  gchar       *path;
+  GMappedFile *mapping; /* safetensors, stored zip members */
+  GPtrArray   *entries; /* VaeWeightEntry*, file order */
+  GHashTable  *by_name; /* name → VaeWeightEntry* */
+  GPtrArray   *buffers; /* owned byte buffers (inflated members, gathers) */
 };
 
-gsize           vae_dtype_size (VaeDtype dtype);
-gboolean        vae_dtype_from_name (const gchar *name, VaeDtype *dtype);
-gboolean        vae_dtype_is_float (VaeDtype dtype);
-void            vae_convert_to_float (VaeDtype dtype, const guint8 *src, gfloat *dst, gsize n);
-gfloat          vae_half_to_float (guint16 h);
-gfloat          vae_bfloat16_to_float (guint16 b);
+gsize    vae_dtype_size (VaeDtype dtype);
+gboolean vae_dtype_from_name (const gchar *name, VaeDtype *dtype);
+gboolean vae_dtype_is_float (VaeDtype dtype);
+void     vae_convert_to_float (VaeDtype dtype, const guint8 *src, gfloat *dst, gsize n);
+gfloat   vae_half_to_float (guint16 h);
+gfloat   vae_bfloat16_to_float (guint16 b);
 
-VaeWeights     *vae_weights_new (const gchar *path);
+VaeWeights *vae_weights_new (const gchar *path);
 /* Adds an entry; fails on duplicate names. Takes ownership of nothing. */
-gboolean        vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint ndim,
-                                 const gint64 *shape, const guint8 *data, GError **error);
+gboolean vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint ndim,
+                          const gint64 *shape, const guint8 *data, GError **error);
 const VaeWeightEntry *vae_weights_lookup (const VaeWeights *weights, const gchar *name);
 /* Strips `first_stage_model.`/`vae.` and unwraps nested names. */
-void            vae_weights_strip_prefixes (VaeWeights *weights);
+void vae_weights_strip_prefixes (VaeWeights *weights);
 
-gboolean        vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size,
-                                       GError **error);
-gboolean        vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **error);
+gboolean vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size,
+                                GError **error);
+gboolean vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **error);
 
 /* Writes a safetensors file of float32 tensors (names, shapes, data). */
 typedef struct
@@ -88,63 +89,61 @@ typedef struct
   const gchar  *name;
   gint          ndim;
   gint64        shape[VAE_MAX_DIMS];
-  VaeDtype      dtype;      /* F32, F16 or BF16 (converted on write) */
+  VaeDtype      dtype; /* F32, F16 or BF16 (converted on write) */
   const gfloat *data;
 } VaeSafetensorsItem;
 
-gboolean        vae_safetensors_write (const gchar *path, const VaeSafetensorsItem *items,
-                                       guint n_items, GHashTable *metadata, GError **error);
-guint16         vae_float_to_half (gfloat f);
-guint16         vae_float_to_bfloat16 (gfloat f);
+gboolean vae_safetensors_write (const gchar *path, const VaeSafetensorsItem *items, guint n_items,
+                                GHashTable *metadata, GError **error);
+guint16  vae_float_to_half (gfloat f);
+guint16  vae_float_to_bfloat16 (gfloat f);
 
 /* ---- zip ----------------------------------------------------------------- */
 
 typedef struct
 {
   gchar        *name;
-  const guint8 *data;       /* points into the archive (stored) or an owned buffer */
+  const guint8 *data; /* points into the archive (stored) or an owned buffer */
   gsize         size;
 } VaeZipMember;
 
 typedef struct _VaeZip VaeZip;
 
-VaeZip             *vae_zip_open (const guint8 *bytes, gsize size, const gchar *path,
-                                  GError **error);
-void                vae_zip_free (VaeZip *zip);
-guint               vae_zip_count (const VaeZip *zip);
-const gchar        *vae_zip_name (const VaeZip *zip, guint index);
+VaeZip      *vae_zip_open (const guint8 *bytes, gsize size, const gchar *path, GError **error);
+void         vae_zip_free (VaeZip *zip);
+guint        vae_zip_count (const VaeZip *zip);
+const gchar *vae_zip_name (const VaeZip *zip, guint index);
 /* Data of a member, inflated when deflated (the buffer moves to *owned). */
-const VaeZipMember *vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned,
-                                 GError **error);
+const VaeZipMember *vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned, GError **error);
 
 /* ---- families ------------------------------------------------------------ */
 
-gboolean          vae_family_parse (const gchar *text, gsize length, const gchar *origin,
-                                    VaeFamily **family, GError **error);
-void              vae_family_free (VaeFamily *family);
+gboolean vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamily **family,
+                           GError **error);
+void     vae_family_free (VaeFamily *family);
 /* The best descriptor for the structure in SHAPE (kind, raw channels and
  * factor, quant convs, batch norm, pool branch): an alias in the file name
  * decides between equal structures, then priority.  NULL when none fits. */
-const VaeFamily  *vae_family_match (const VaeFamily *shape, const gchar *file_name);
+const VaeFamily *vae_family_match (const VaeFamily *shape, const gchar *file_name);
 
 /* ---- small helpers ------------------------------------------------------- */
 
 /* Products and sums of sizes that fail instead of wrapping. */
-gboolean        vae_size_mul (gsize a, gsize b, gsize *out);
-gboolean        vae_size_add (gsize a, gsize b, gsize *out);
-gpointer        vae_try_alloc (gsize n_bytes, const gchar *what, GError **error);
-gpointer        vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error);
+gboolean vae_size_mul (gsize a, gsize b, gsize *out);
+gboolean vae_size_add (gsize a, gsize b, gsize *out);
+gpointer vae_try_alloc (gsize n_bytes, const gchar *what, GError **error);
+gpointer vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error);
 
 /* Scratch memory recycled within a forward pass (pool.c), zeroed when
  * ZEROED (buffers that are written whole need not be); CAPACITY receives the
  * block's real size, to hand back to vae_scratch_free. */
-gpointer        vae_scratch_alloc (gsize bytes, gboolean zeroed, gsize *capacity, const gchar *what,
-                                   GError **error);
-void            vae_scratch_free (gpointer data, gsize capacity);
-void            vae_pool_begin (void);
+gpointer vae_scratch_alloc (gsize bytes, gboolean zeroed, gsize *capacity, const gchar *what,
+                            GError **error);
+void     vae_scratch_free (gpointer data, gsize capacity);
+void     vae_pool_begin (void);
 /* Spare blocks beyond this go back to the system at once. */
-void            vae_pool_set_hold (gsize bytes);
-void            vae_pool_end (void);
+void vae_pool_set_hold (gsize bytes);
+void vae_pool_end (void);
 
 /* exp for float that the compiler can vectorise (libm's expf is a call):
  * 2^n · p(r) with r in [−ln2/2, ln2/2] and the degree-7 Taylor polynomial
@@ -159,7 +158,11 @@ vae_expf (gfloat x)
   const gfloat n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const gfloat r = clamped - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
   gfloat       p = 1.0f / 5040.0f;
-  union { gfloat f; gint32 i; } scale;
+  union
+  {
+    gfloat f;
+    gint32 i;
+  } scale;
 
   p = p * r + 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;

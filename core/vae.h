@@ -38,12 +38,12 @@ typedef enum
  * channels in the diffusion scale of their family. */
 typedef struct
 {
-  gint    channels;
-  gint    height;
-  gint    width;
-  gfloat *data;       /* NULL while the values live elsewhere (internal) */
-  gsize   capacity;   /* bytes behind data (internal) */
-  gpointer external;  /* tiled or device storage, or NULL (internal) */
+  gint     channels;
+  gint     height;
+  gint     width;
+  gfloat  *data;     /* NULL while the values live elsewhere (internal) */
+  gsize    capacity; /* bytes behind data (internal) */
+  gpointer external; /* tiled or device storage, or NULL (internal) */
 } VaeTensor;
 
 /* Allocates a zeroed tensor; fails with VAE_ERROR_LIMIT or _NO_MEMORY rather
@@ -52,7 +52,7 @@ VaeTensor *vae_tensor_new (gint channels, gint height, gint width, GError **erro
 void       vae_tensor_free (VaeTensor *tensor);
 gsize      vae_tensor_n_elements (const VaeTensor *tensor);
 /* Fails with VAE_ERROR_INPUT naming the first non-finite element. */
-gboolean   vae_tensor_check_finite (const VaeTensor *tensor, const gchar *what, GError **error);
+gboolean vae_tensor_check_finite (const VaeTensor *tensor, const gchar *what, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeTensor, vae_tensor_free)
 
@@ -86,13 +86,13 @@ const gchar *vae_weights_get_path (const VaeWeights *weights);
 guint        vae_weights_count (const VaeWeights *weights);
 /* Names in file order. */
 const gchar *vae_weights_name (const VaeWeights *weights, guint index);
-gboolean     vae_weights_shape (const VaeWeights *weights, const gchar *name,
-                                gint *ndim, gint64 shape[VAE_MAX_DIMS], VaeDtype *dtype);
+gboolean     vae_weights_shape (const VaeWeights *weights, const gchar *name, gint *ndim,
+                                gint64 shape[VAE_MAX_DIMS], VaeDtype *dtype);
 /* A float32 copy of a floating-point tensor (F64/F32/F16/BF16, converted
  * exactly where exactness is possible); NULL with an error naming file and
  * tensor otherwise.  Free with g_free. */
-gfloat      *vae_weights_get_float (const VaeWeights *weights, const gchar *name,
-                                    gsize *n_elements, GError **error);
+gfloat      *vae_weights_get_float (const VaeWeights *weights, const gchar *name, gsize *n_elements,
+                                    GError **error);
 const gchar *vae_dtype_name (VaeDtype dtype);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeWeights, vae_weights_free)
@@ -101,8 +101,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeWeights, vae_weights_free)
 
 typedef enum
 {
-  VAE_KIND_KL,   /* AutoencoderKL: SD1/2, SDXL, SD3, FLUX.1, FLUX.2 */
-  VAE_KIND_TINY  /* TAESD family */
+  VAE_KIND_KL,  /* AutoencoderKL: SD1/2, SDXL, SD3, FLUX.1, FLUX.2 */
+  VAE_KIND_TINY /* TAESD family */
 } VaeKind;
 
 typedef enum
@@ -116,31 +116,31 @@ typedef enum
 /* A family descriptor from presets/families/NAME.ini. */
 typedef struct
 {
-  gchar   *name;             /* "sd15", "taef2", … */
-  gchar   *title;
-  VaeKind  kind;
-  gint     raw_channels;     /* Z: channels of the network's own latent */
-  gint     raw_factor;       /* downscale of the network's own latent */
-  gint     patchify;         /* 1, or 2 for FLUX.2-style 2×2 patchify */
-  gboolean quant_convs;      /* KL: quant_conv / post_quant_conv present */
-  gboolean batch_norm;       /* KL: FLUX.2 bn.running_mean/var normalisation */
-  gboolean pool_branch;      /* tiny: taef2's pool branch */
-  gdouble  scale;            /* diffusion latent = (z − shift) · scale */
-  gdouble  shift;
-  VaeSchedule schedule;      /* the noise schedule the family's models train with */
-  gint     priority;         /* higher wins among equal structural matches */
-  gchar  **aliases;          /* words that pick this family from a file name */
-  gchar  **files;            /* default weight file names, tiny: encoder first */
-  gdouble *rgb_factors;      /* latent→RGB preview: channels × 3 (+3 bias), or NULL */
-  gint     n_rgb_factors;
+  gchar      *name; /* "sd15", "taef2", … */
+  gchar      *title;
+  VaeKind     kind;
+  gint        raw_channels; /* Z: channels of the network's own latent */
+  gint        raw_factor;   /* downscale of the network's own latent */
+  gint        patchify;     /* 1, or 2 for FLUX.2-style 2×2 patchify */
+  gboolean    quant_convs;  /* KL: quant_conv / post_quant_conv present */
+  gboolean    batch_norm;   /* KL: FLUX.2 bn.running_mean/var normalisation */
+  gboolean    pool_branch;  /* tiny: taef2's pool branch */
+  gdouble     scale;        /* diffusion latent = (z − shift) · scale */
+  gdouble     shift;
+  VaeSchedule schedule;    /* the noise schedule the family's models train with */
+  gint        priority;    /* higher wins among equal structural matches */
+  gchar     **aliases;     /* words that pick this family from a file name */
+  gchar     **files;       /* default weight file names, tiny: encoder first */
+  gdouble    *rgb_factors; /* latent→RGB preview: channels × 3 (+3 bias), or NULL */
+  gint        n_rgb_factors;
 } VaeFamily;
 
 /* Latent channels and downscale in the diffusion latent space. */
-gint              vae_family_latent_channels (const VaeFamily *family);
-gint              vae_family_factor (const VaeFamily *family);
-const VaeFamily  *vae_family_lookup (const gchar *name);
+gint             vae_family_latent_channels (const VaeFamily *family);
+gint             vae_family_factor (const VaeFamily *family);
+const VaeFamily *vae_family_lookup (const gchar *name);
 /* All known families, built-in descriptors overridden by user ones. */
-GPtrArray        *vae_family_list (void);
+GPtrArray *vae_family_list (void);
 
 /* ---- models -------------------------------------------------------------- */
 
@@ -154,19 +154,18 @@ typedef enum
 
 typedef struct
 {
-  const gchar *family;   /* force a family descriptor; NULL: detect */
+  const gchar *family; /* force a family descriptor; NULL: detect */
   gboolean     set_scale;
-  gdouble      scale;    /* override the family's scale */
+  gdouble      scale; /* override the family's scale */
   gboolean     set_shift;
-  gdouble      shift;    /* override the family's shift */
+  gdouble      shift; /* override the family's shift */
 } VaeModelOptions;
 
 /* MODEL is a file path, a file name found on the model search path, or a
  * preset name (see DESIGN.md).  Loaded models are cached process-wide. */
-VaeModel        *vae_model_load (const gchar *model, const VaeModelOptions *options,
-                                 GError **error);
-VaeModel        *vae_model_ref (VaeModel *model);
-void             vae_model_unref (VaeModel *model);
+VaeModel *vae_model_load (const gchar *model, const VaeModelOptions *options, GError **error);
+VaeModel *vae_model_ref (VaeModel *model);
+void      vae_model_unref (VaeModel *model);
 const VaeFamily *vae_model_get_family (const VaeModel *model);
 gint             vae_model_latent_channels (const VaeModel *model);
 gint             vae_model_factor (const VaeModel *model);
@@ -175,22 +174,22 @@ gdouble          vae_model_shift (const VaeModel *model);
 gboolean         vae_model_has_encoder (const VaeModel *model);
 gboolean         vae_model_has_decoder (const VaeModel *model);
 /* A multi-line human description (for `gegl-vae info`). */
-gchar           *vae_model_describe (const VaeModel *model);
+gchar *vae_model_describe (const VaeModel *model);
 /* The search path used to resolve model names, for messages and docs. */
-gchar          **vae_model_search_path (void);
-void             vae_model_cache_clear (void);
+gchar **vae_model_search_path (void);
+void    vae_model_cache_clear (void);
 
 /* image: 3 × H × W in [0, 1].  Returns the diffusion latent, C × ceil(H/f) ×
  * ceil(W/f); sizes that are not multiples of f are padded by replication. */
-VaeTensor       *vae_model_encode (VaeModel *model, const VaeTensor *image, VaeEncodeMode mode,
-                                   guint64 seed, GError **error);
+VaeTensor *vae_model_encode (VaeModel *model, const VaeTensor *image, VaeEncodeMode mode,
+                             guint64 seed, GError **error);
 /* latent: C × h × w in the diffusion scale.  Returns 3 × fh × fw in [0, 1]. */
-VaeTensor       *vae_model_decode (VaeModel *model, const VaeTensor *latent, GError **error);
+VaeTensor *vae_model_decode (VaeModel *model, const VaeTensor *latent, GError **error);
 
 /* Raw latent (what the network itself produces or consumes, ComfyUI's .latent
  * convention) from/to the diffusion scale, in place. */
-void             vae_model_latent_to_raw (const VaeModel *model, VaeTensor *latent);
-void             vae_model_latent_from_raw (const VaeModel *model, VaeTensor *latent);
+void vae_model_latent_to_raw (const VaeModel *model, VaeTensor *latent);
+void vae_model_latent_from_raw (const VaeModel *model, VaeTensor *latent);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeModel, vae_model_unref)
 
@@ -212,13 +211,12 @@ gboolean   vae_latent_file_write (const gchar *path, const VaeTensor *raw_latent
 
 /* Philox4x32-10 normal draws as A1111/sd.cpp "GPU" seeds: element i of a
  * tensor is a function of (seed, offset, i) alone. */
-gfloat   vae_philox_normal (guint64 seed, guint32 offset, guint64 index);
-void     vae_philox_fill (guint64 seed, guint32 offset, guint64 first_index, gfloat *out, gsize n);
+gfloat vae_philox_normal (guint64 seed, guint32 offset, guint64 index);
+void   vae_philox_fill (guint64 seed, guint32 offset, guint64 first_index, gfloat *out, gsize n);
 /* torch.manual_seed(seed); torch.randn(n) on the CPU (MT19937). */
-void     vae_torch_randn (guint64 seed, gfloat *out, gsize n);
+void vae_torch_randn (guint64 seed, gfloat *out, gsize n);
 
 /* ---- forward diffusion ----------------------------------------------------- */
-
 
 typedef enum
 {
@@ -229,19 +227,19 @@ typedef enum
 
 typedef enum
 {
-  VAE_RNG_PHILOX,    /* A1111/sd.cpp "GPU" seeds, position-keyed */
-  VAE_RNG_TORCH_CPU  /* ComfyUI: torch.manual_seed(s); torch.randn([1, C, h, w]) */
+  VAE_RNG_PHILOX,   /* A1111/sd.cpp "GPU" seeds, position-keyed */
+  VAE_RNG_TORCH_CPU /* ComfyUI: torch.manual_seed(s); torch.randn([1, C, h, w]) */
 } VaeRng;
 
 #define VAE_TIMESTEPS 1000
 
 /* ᾱ_t of a schedule, t in [0, 999]. */
-gdouble  vae_schedule_alpha_bar (VaeSchedule schedule, gint timestep);
+gdouble vae_schedule_alpha_bar (VaeSchedule schedule, gint timestep);
 /* The timestep img2img uses for a denoising strength in [0, 1]. */
-gint     vae_schedule_timestep_for_strength (gdouble strength);
+gint vae_schedule_timestep_for_strength (gdouble strength);
 /* Multipliers of x0 and ε for (schedule, timestep, form). */
-void     vae_noise_coefficients (VaeSchedule schedule, gint timestep, VaeNoiseForm form, gdouble *x0_mul,
-                                 gdouble *eps_mul);
+void vae_noise_coefficients (VaeSchedule schedule, gint timestep, VaeNoiseForm form,
+                             gdouble *x0_mul, gdouble *eps_mul);
 /* x_t in place over a whole latent. */
 gboolean vae_add_noise (VaeTensor *latent, VaeSchedule schedule, gint timestep, VaeNoiseForm form,
                         VaeRng rng, guint64 seed, GError **error);
@@ -268,22 +266,22 @@ VaeCodebook *vae_codebook_learn (const gfloat *vectors, gsize n, gint dim, gint 
 void         vae_codebook_free (VaeCodebook *codebook);
 /* Index of the entry nearest to V (squared L2 as ‖v‖² + ‖e‖² − 2 v·e; ties
  * go to the lowest index, as argmin does). */
-gint         vae_codebook_nearest (const VaeCodebook *codebook, const gfloat *v);
+gint vae_codebook_nearest (const VaeCodebook *codebook, const gfloat *v);
 /* out = (1 − strength)·in + strength·nearest(in) for N interleaved vectors
  * (in and out may alias); COUNTS (size entries) and SQ_ERROR accumulate the
  * usage and the squared distances. */
-void         vae_codebook_snap (const VaeCodebook *codebook, const gfloat *in, gfloat *out, gsize n,
-                                gfloat strength, guint64 *counts, gdouble *sq_error);
+void vae_codebook_snap (const VaeCodebook *codebook, const gfloat *in, gfloat *out, gsize n,
+                        gfloat strength, guint64 *counts, gdouble *sq_error);
 /* exp(entropy) of the usage: 1 when one entry is used, K when all equally. */
-gdouble      vae_codebook_perplexity (const guint64 *counts, gint size);
+gdouble vae_codebook_perplexity (const guint64 *counts, gint size);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeCodebook, vae_codebook_free)
 
 /* ---- benchmarking --------------------------------------------------------- */
 
 /* Multiply-adds of convolutions and attention since the last reset. */
-guint64  vae_macs_counted (void);
-void     vae_macs_reset (void);
+guint64 vae_macs_counted (void);
+void    vae_macs_reset (void);
 /* A random-weight checkpoint of a KL family's real architecture (see
  * core/synth.c for the generator), written as float32 safetensors. */
 gboolean vae_synth_family (const gchar *family, guint64 seed, const gchar *path, GError **error);
@@ -294,42 +292,42 @@ typedef void (*VaeProgressFunc) (gdouble fraction, gpointer data);
 
 /* Encodes and decodes run on this thread report their progress (0–1, per
  * layer) to FUNC until it is unset with NULL. */
-void     vae_set_progress (VaeProgressFunc func, gpointer data);
+void vae_set_progress (VaeProgressFunc func, gpointer data);
 
 /* ---- memory ---------------------------------------------------------------- */
 
 typedef struct
 {
-  guint64 memory_limit;  /* bytes; 0: a share of the memory available now */
-  gint    tile_size;     /* band height in image pixels; 0: tile only when the
-                          * memory plan needs it */
+  guint64 memory_limit; /* bytes; 0: a share of the memory available now */
+  gint    tile_size;    /* band height in image pixels; 0: tile only when the
+                         * memory plan needs it */
 } VaeTiling;
 
 /* Encodes and decodes run on this thread plan their memory with TILING
  * (NULL: the defaults) until it is set again. */
-void     vae_set_tiling (const VaeTiling *tiling);
+void vae_set_tiling (const VaeTiling *tiling);
 
 /* "1.5G", "800M", "65536K", "1000000" (bytes) → bytes; FALSE when malformed. */
 gboolean vae_parse_bytes (const gchar *text, guint64 *bytes);
 
 typedef struct
 {
-  guint64 budget;          /* the limit the plan had to meet */
-  guint64 untiled_bytes;   /* estimated peak of the plain run */
-  gint    band_pixels;     /* 0: untiled; else the band height chosen */
-  guint64 tiled_bytes;     /* estimated peak with those bands */
+  guint64 budget;        /* the limit the plan had to meet */
+  guint64 untiled_bytes; /* estimated peak of the plain run */
+  gint    band_pixels;   /* 0: untiled; else the band height chosen */
+  guint64 tiled_bytes;   /* estimated peak with those bands */
 } VaeMemoryPlan;
 
 /* The plan an encode of a W×H image (ENCODE) or a decode of a w×h latent
  * would follow under this thread's tiling settings. */
-gboolean vae_model_plan (VaeModel *model, gboolean encode, gint width, gint height, VaeMemoryPlan *plan,
-                         GError **error);
+gboolean vae_model_plan (VaeModel *model, gboolean encode, gint width, gint height,
+                         VaeMemoryPlan *plan, GError **error);
 
 /* ---- backends ------------------------------------------------------------- */
 
 typedef enum
 {
-  VAE_BACKEND_AUTO,  /* CUDA when a device answers, else the CPU */
+  VAE_BACKEND_AUTO, /* CUDA when a device answers, else the CPU */
   VAE_BACKEND_CPU,
   VAE_BACKEND_CUDA
 } VaeBackendKind;
@@ -337,27 +335,27 @@ typedef enum
 typedef enum
 {
   VAE_PRECISION_FP32,
-  VAE_PRECISION_BF16,  /* bfloat16 storage of what convolutions read, fp32 accumulation */
+  VAE_PRECISION_BF16, /* bfloat16 storage of what convolutions read, fp32 accumulation */
   VAE_PRECISION_FP16
 } VaePrecision;
 
 typedef struct
 {
   VaeBackendKind backend;
-  VaePrecision   precision;  /* the CPU computes fp32, and bf16 where it has AVX512-BF16 */
+  VaePrecision   precision; /* the CPU computes fp32, and bf16 where it has AVX512-BF16 */
 } VaeCompute;
 
 /* Encodes and decodes run on this thread use COMPUTE (NULL: auto, fp32)
  * until it is set again. */
-void         vae_set_compute (const VaeCompute *compute);
+void vae_set_compute (const VaeCompute *compute);
 /* Resolves AUTO (CUDA when a device answers, else the CPU in bf16 when asked
  * and available, else fp32); FALSE with an error when CUDA is asked for and
  * cannot be had, or the CPU for fp16 or for bf16 without AVX512-BF16. */
-gboolean     vae_compute_resolve (VaeCompute *compute, GError **error);
+gboolean vae_compute_resolve (VaeCompute *compute, GError **error);
 /* TRUE when this build has the CUDA backend and a device answers; else
  * FALSE with an error saying which of the two is missing.  DEVICE_NAME, when
  * not NULL, receives the device's name (free it). */
-gboolean     vae_cuda_probe (gchar **device_name, GError **error);
+gboolean vae_cuda_probe (gchar **device_name, GError **error);
 /* "auto", "cpu", "cuda" / "fp32", "bf16", "fp16". */
 gboolean     vae_backend_from_name (const gchar *name, VaeBackendKind *backend);
 gboolean     vae_precision_from_name (const gchar *name, VaePrecision *precision);
@@ -366,7 +364,7 @@ const gchar *vae_precision_name (VaePrecision precision);
 /* ---- threads ------------------------------------------------------------- */
 
 /* GEGL_THREADS when set, else the number of processors. */
-gint     vae_threads (void);
+gint vae_threads (void);
 
 G_END_DECLS
 

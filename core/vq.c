@@ -64,11 +64,12 @@ vae_codebook_load (const gchar *path, GError **error)
     name = "quantize.embedding.weight";
   else if (vae_weights_count (w) == 1)
     name = vae_weights_name (w, 0);
-  if (!name || !vae_weights_shape (w, name, &ndim, shape, NULL) || ndim != 2 || shape[0] < 1
-      || shape[0] > MAX_ENTRIES || shape[1] < 1 || shape[1] > 4096)
+  if (!name || !vae_weights_shape (w, name, &ndim, shape, NULL) || ndim != 2 || shape[0] < 1 ||
+      shape[0] > MAX_ENTRIES || shape[1] < 1 || shape[1] > 4096)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   _("codebook %s must hold one [K, C] tensor (K ≤ %d) or a VQ model's quantize.embedding.weight"),
+                   _ ("codebook %s must hold one [K, C] tensor (K ≤ %d) or a VQ model's "
+                      "quantize.embedding.weight"),
                    path, MAX_ENTRIES);
       return NULL;
     }
@@ -199,7 +200,8 @@ seed_centres (VaeCodebook *cb, const gfloat *v, gsize n, guint64 *rng)
       memcpy (cb->entries + (gsize) k * cb->dim, v + pick * cb->dim, sizeof (gfloat) * cb->dim);
 #pragma omp parallel for schedule(static)
       for (gsize i = 0; i < n; i++)
-        d2[i] = MIN (d2[i], sq_distance (v + i * cb->dim, cb->entries + (gsize) k * cb->dim, cb->dim));
+        d2[i] =
+            MIN (d2[i], sq_distance (v + i * cb->dim, cb->entries + (gsize) k * cb->dim, cb->dim));
     }
   g_free (d2);
 }
@@ -238,9 +240,10 @@ vae_codebook_learn (const gfloat *vectors, gsize n, gint dim, gint k, gint itera
 
   if (n == 0 || dim < 1 || k < 1 || k > MAX_ENTRIES || iterations < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   _("k-means needs vectors, 1 ≤ k ≤ %d and iterations ≥ 0 (got %zu vectors, k = %d)"),
-                   MAX_ENTRIES, n, k);
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_INPUT,
+          _ ("k-means needs vectors, 1 ≤ k ≤ %d and iterations ≥ 0 (got %zu vectors, k = %d)"),
+          MAX_ENTRIES, n, k);
       return NULL;
     }
   if (!(cb = codebook_new (k, dim, error)))

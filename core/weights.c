@@ -209,20 +209,21 @@ vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint nd
 
   if (g_hash_table_contains (weights->by_name, name))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: tensor '%s' appears twice"),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: tensor '%s' appears twice"),
                    weights->path, name);
       return FALSE;
     }
   if (ndim < 0 || ndim > VAE_MAX_DIMS)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: tensor '%s' has %d dimensions (at most %d)"),
-                   weights->path, name, ndim, VAE_MAX_DIMS);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                   _ ("%s: tensor '%s' has %d dimensions (at most %d)"), weights->path, name, ndim,
+                   VAE_MAX_DIMS);
       return FALSE;
     }
   for (gint i = 0; i < ndim; i++)
     if (shape[i] < 0 || !vae_size_mul (n, (gsize) shape[i], &n))
       {
-        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: tensor '%s' has an invalid shape"),
+        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: tensor '%s' has an invalid shape"),
                      weights->path, name);
         return FALSE;
       }
@@ -289,15 +290,16 @@ vae_weights_get_float (const VaeWeights *weights, const gchar *name, gsize *n_el
 
   if (!e)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _("%s: tensor '%s' is missing"),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s' is missing"),
                    weights->path, name);
       return NULL;
     }
   if (!vae_dtype_is_float (e->dtype))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _("%s: tensor '%s' has dtype %s; only F64, F32, F16 and BF16 weights are supported"),
-                   weights->path, name, vae_dtype_name (e->dtype));
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+          _ ("%s: tensor '%s' has dtype %s; only F64, F32, F16 and BF16 weights are supported"),
+          weights->path, name, vae_dtype_name (e->dtype));
       return NULL;
     }
   out = vae_try_alloc_floats (e->n_elements, name, error);
@@ -338,8 +340,8 @@ vae_weights_strip_prefixes (VaeWeights *weights)
         continue;
       if (prefix)
         name += strlen (prefix);
-      if (g_str_has_prefix (name, "loss.") || g_str_has_prefix (name, "model_ema.")
-          || g_hash_table_contains (weights->by_name, name))
+      if (g_str_has_prefix (name, "loss.") || g_str_has_prefix (name, "model_ema.") ||
+          g_hash_table_contains (weights->by_name, name))
         continue;
       weights->entries->pdata[i] = NULL;
       if (name != e->name)
@@ -372,7 +374,7 @@ vae_weights_load (const gchar *path, GError **error)
   weights->mapping = g_mapped_file_new (path, FALSE, &local);
   if (!weights->mapping)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot read model file %s: %s"), path,
+      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _ ("cannot read model file %s: %s"), path,
                    local->message);
       vae_weights_free (weights);
       return NULL;
@@ -382,8 +384,8 @@ vae_weights_load (const gchar *path, GError **error)
   if (size > vae_limit (VAE_LIMIT_MODEL_BYTES))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   _("model file %s has %zu bytes, over the limit of %" PRIu64
-                   " (%s raises it)"), path, size, vae_limit (VAE_LIMIT_MODEL_BYTES),
+                   _ ("model file %s has %zu bytes, over the limit of %" PRIu64 " (%s raises it)"),
+                   path, size, vae_limit (VAE_LIMIT_MODEL_BYTES),
                    vae_limit_env (VAE_LIMIT_MODEL_BYTES));
       vae_weights_free (weights);
       return NULL;
@@ -394,8 +396,8 @@ vae_weights_load (const gchar *path, GError **error)
   else if (size >= 2 && bytes[0] == 0x80 && bytes[1] <= 5)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _("%s is a legacy (pre-1.6) PyTorch file; re-save it with torch.save or "
-                   "convert it to safetensors"),
+                   _ ("%s is a legacy (pre-1.6) PyTorch file; re-save it with torch.save or "
+                      "convert it to safetensors"),
                    path);
       ok = FALSE;
     }

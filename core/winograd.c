@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define TILE        4
-#define ALPHA       6          /* TILE + 3 − 1 */
+#define ALPHA       6 /* TILE + 3 − 1 */
 #define POSITIONS   (ALPHA * ALPHA)
 #define BATCH_BYTES ((gsize) 48 << 20)
 /* Transformed weights are kept only for convolutions on fewer output pixels
@@ -30,7 +30,7 @@ static GMutex cache_lock;
 static gsize  cache_used;
 /* Transformed weights are kept with the model up to this many bytes in all
  * (set by the memory plan). */
-static gsize  cache_limit = (gsize) 384 << 20;
+static gsize cache_limit = (gsize) 384 << 20;
 
 void
 vae_winograd_set_cache_limit (gsize bytes)
@@ -83,7 +83,7 @@ transform_filters (const VaeConv *conv, gsize oi0, gint count, gsize plane, gflo
 {
   gdouble g[3][3][WEIGHT_LANES] = { { { 0 } } }; /* [row][column][filter] */
   gdouble column[3][WEIGHT_LANES], gcol[ALPHA][WEIGHT_LANES];
-  gdouble half[ALPHA][3][WEIGHT_LANES];          /* G g: [i][column] */
+  gdouble half[ALPHA][3][WEIGHT_LANES]; /* G g: [i][column] */
   gdouble out[ALPHA][WEIGHT_LANES];
 
   for (gint l = 0; l < count; l++)
@@ -115,7 +115,8 @@ transform_weights (const VaeConv *conv, gfloat *u)
 
 #pragma omp parallel for schedule(static)
   for (gsize b = 0; b < blocks; b++)
-    transform_filters (conv, b * WEIGHT_LANES, (gint) MIN (WEIGHT_LANES, plane - b * WEIGHT_LANES), plane, u);
+    transform_filters (conv, b * WEIGHT_LANES, (gint) MIN (WEIGHT_LANES, plane - b * WEIGHT_LANES),
+                       plane, u);
 }
 
 gboolean
@@ -127,7 +128,8 @@ vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w)
 static gsize
 weight_bytes (const VaeConv *conv, gboolean bf16)
 {
-  return bf16 ? (gsize) POSITIONS * conv->out_channels * 2 * vae_bf16_pairs (conv->in_channels) * sizeof (guint16)
+  return bf16 ? (gsize) POSITIONS * conv->out_channels * 2 * vae_bf16_pairs (conv->in_channels) *
+                    sizeof (guint16)
               : vae_winograd_weight_bytes (conv);
 }
 
@@ -149,7 +151,8 @@ make_weights (const VaeConv *conv, gboolean bf16, gpointer dst, GError **error)
     return FALSE;
   transform_weights (conv, u);
   for (gint p = 0; p < POSITIONS; p++)
-    vae_bf16_pack_rows (u + p * plane, conv->out_channels, conv->in_channels, (guint16 *) dst + p * packed);
+    vae_bf16_pack_rows (u + p * plane, conv->out_channels, conv->in_channels,
+                        (guint16 *) dst + p * packed);
   g_free (u);
   return TRUE;
 }
@@ -157,16 +160,18 @@ make_weights (const VaeConv *conv, gboolean bf16, gpointer dst, GError **error)
 /* The conv's transformed weights: cached on the conv while the budget
  * lasts, else made in *scratch (freed by the caller). */
 static gconstpointer
-weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *scratch, GError **error)
+weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *scratch,
+             GError **error)
 {
   const gsize bytes = weight_bytes (conv, bf16);
   VaeConv    *mutable_conv = (VaeConv *) conv;
-  gpointer   *slot = bf16 ? (gpointer *) &mutable_conv->winograd_bf16 : (gpointer *) &mutable_conv->winograd;
+  gpointer   *slot =
+      bf16 ? (gpointer *) &mutable_conv->winograd_bf16 : (gpointer *) &mutable_conv->winograd;
   gconstpointer u;
 
   g_mutex_lock (&cache_lock);
-  if (!*slot && vae_winograd_caches (conv, y->height, y->width) && cache_used + bytes <= cache_limit
-      && (*slot = g_try_malloc (bytes)))
+  if (!*slot && vae_winograd_caches (conv, y->height, y->width) &&
+      cache_used + bytes <= cache_limit && (*slot = g_try_malloc (bytes)))
     {
       if (make_weights (conv, bf16, *slot, NULL))
         cache_used += bytes;
@@ -177,7 +182,8 @@ weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *s
   g_mutex_unlock (&cache_lock);
   if (u)
     return u;
-  if (!(*scratch = vae_try_alloc (bytes, "Winograd weights", error)) || !make_weights (conv, bf16, *scratch, error))
+  if (!(*scratch = vae_try_alloc (bytes, "Winograd weights", error)) ||
+      !make_weights (conv, bf16, *scratch, error))
     return NULL;
   return *scratch;
 }
@@ -206,16 +212,17 @@ typedef struct
   gboolean         up;
   gint             tx0;
   gint             span;
-  gint             row_w;   /* padded row: 4·span + 2 */
+  gint             row_w; /* padded row: 4·span + 2 */
 } Geometry;
 
 /* Row IY of the (upsampled) input, zero-padded, into ROW[0 .. row_w). */
 static VAE_HOT void
 load_row (const Geometry *g, const gfloat *plane, gint iy, gfloat *restrict row)
 {
-  const gint    in_h = g->x->height << g->up, in_w = g->x->width << g->up;
-  const gint    x_first = g->tx0 * TILE - g->conv->pad_left; /* the input column of row[0] */
-  const gint    j0 = CLAMP (-x_first, 0, g->row_w), j1 = CLAMP (in_w - x_first, j0, g->row_w); /* inside */
+  const gint in_h = g->x->height << g->up, in_w = g->x->width << g->up;
+  const gint x_first = g->tx0 * TILE - g->conv->pad_left; /* the input column of row[0] */
+  const gint j0 = CLAMP (-x_first, 0, g->row_w),
+             j1 = CLAMP (in_w - x_first, j0, g->row_w); /* inside */
   const gfloat *src;
 
   if (iy < 0 || iy >= in_h)
@@ -241,12 +248,30 @@ column_transform (gint k, gfloat *restrict const *d, gfloat *restrict r, gint w)
 
   switch (k)
     {
-    case 0: for (gint x = 0; x < w; x++) r[x] = 36 * d0[x] - 97 * d2[x] + 36 * d4[x]; break;
-    case 1: for (gint x = 0; x < w; x++) r[x] = -12 * d1[x] - 8 * d2[x] + 27 * d3[x] + 18 * d4[x]; break;
-    case 2: for (gint x = 0; x < w; x++) r[x] = 12 * d1[x] - 8 * d2[x] - 27 * d3[x] + 18 * d4[x]; break;
-    case 3: for (gint x = 0; x < w; x++) r[x] = -18 * d1[x] - 27 * d2[x] + 8 * d3[x] + 12 * d4[x]; break;
-    case 4: for (gint x = 0; x < w; x++) r[x] = 18 * d1[x] - 27 * d2[x] - 8 * d3[x] + 12 * d4[x]; break;
-    default: for (gint x = 0; x < w; x++) r[x] = 36 * d1[x] - 97 * d3[x] + 36 * d5[x]; break;
+    case 0:
+      for (gint x = 0; x < w; x++)
+        r[x] = 36 * d0[x] - 97 * d2[x] + 36 * d4[x];
+      break;
+    case 1:
+      for (gint x = 0; x < w; x++)
+        r[x] = -12 * d1[x] - 8 * d2[x] + 27 * d3[x] + 18 * d4[x];
+      break;
+    case 2:
+      for (gint x = 0; x < w; x++)
+        r[x] = 12 * d1[x] - 8 * d2[x] - 27 * d3[x] + 18 * d4[x];
+      break;
+    case 3:
+      for (gint x = 0; x < w; x++)
+        r[x] = -18 * d1[x] - 27 * d2[x] + 8 * d3[x] + 12 * d4[x];
+      break;
+    case 4:
+      for (gint x = 0; x < w; x++)
+        r[x] = 18 * d1[x] - 27 * d2[x] - 8 * d3[x] + 12 * d4[x];
+      break;
+    default:
+      for (gint x = 0; x < w; x++)
+        r[x] = 36 * d1[x] - 97 * d3[x] + 36 * d5[x];
+      break;
     }
 }
 
@@ -263,8 +288,9 @@ input_rows_bytes (const Geometry *g)
  * pointer, or restrict locals. */
 static inline void
 row_transform (const gfloat *restrict p0, const gfloat *restrict p1, const gfloat *restrict p2,
-               const gfloat *restrict p3, gfloat *restrict o0, gfloat *restrict o1, gfloat *restrict o2,
-               gfloat *restrict o3, gfloat *restrict o4, gfloat *restrict o5, gint tw)
+               const gfloat *restrict p3, gfloat *restrict o0, gfloat *restrict o1,
+               gfloat *restrict o2, gfloat *restrict o3, gfloat *restrict o4, gfloat *restrict o5,
+               gint tw)
 {
   for (gint m = 0; m < tw; m++)
     {
@@ -283,11 +309,11 @@ row_transform (const gfloat *restrict p0, const gfloat *restrict p1, const gfloa
 /* V for one channel and one tile row TY: rows r_k = Σ_i Bᵀ[k][i]·in_i, then
  * across each tile through the phase copies ph_q[m] = r_k[4m + q]. */
 static VAE_HOT void
-input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restrict rows, gfloat *restrict v,
-                gsize stride_p)
+input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restrict rows,
+                gfloat *restrict v, gsize stride_p)
 {
-  const gint     tw = g->span, w = g->row_w;
-  const gint     y0 = ty * TILE - g->conv->pad_top;
+  const gint tw = g->span, w = g->row_w;
+  const gint y0 = ty * TILE - g->conv->pad_top;
   gfloat *restrict d[ALPHA];
   gfloat *restrict r = rows + (gsize) ALPHA * w;
   gfloat *restrict ph = r + w + 2;
@@ -313,8 +339,8 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restric
             p3[m] = r[4 * m + 3];
           }
         gfloat *o = v + (gsize) k * ALPHA * stride_p;
-        row_transform (p0, p1, p2, p3, o, o + stride_p, o + 2 * stride_p, o + 3 * stride_p, o + 4 * stride_p,
-                       o + 5 * stride_p, tw);
+        row_transform (p0, p1, p2, p3, o, o + stride_p, o + 2 * stride_p, o + 3 * stride_p,
+                       o + 4 * stride_p, o + 5 * stride_p, tw);
       }
     }
 }
@@ -327,7 +353,8 @@ input_channel (const Geometry *g, gint c, gint ty0, gint n_rows, gfloat *rows, g
   const gfloat *plane = g->x->data + (gsize) c * g->x->height * g->x->width;
 
   for (gint r = 0; r < n_rows; r++)
-    input_tile_row (g, plane, ty0 + r, rows, v + (gsize) c * n + (gsize) r * g->span, g->conv->in_channels * n);
+    input_tile_row (g, plane, ty0 + r, rows, v + (gsize) c * n + (gsize) r * g->span,
+                    g->conv->in_channels * n);
 }
 
 static void
@@ -355,7 +382,7 @@ typedef struct
   const VaeTensor *residual;
   VaeAct           act;
   VaeTensor       *y;
-  gint             tx0;     /* the tiles covered, as in Geometry */
+  gint             tx0; /* the tiles covered, as in Geometry */
   gint             span;
 } Output;
 
@@ -377,21 +404,27 @@ interleave (const gfloat *restrict r0, const gfloat *restrict r1, const gfloat *
 /* One output channel, one tile row: h_kj = Σ_l M_kl·A[l][j] down the tiles,
  * then each output row i = Σ_k A[k][i]·h_k, written four pixels per tile. */
 static VAE_HOT void
-output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gint o, gfloat *restrict h)
+output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gint o,
+                 gfloat *restrict h)
 {
-  const gint    tw = out->span, x0 = out->tx0 * TILE, width = out->y->width;
-  const gint    columns = MIN (width - x0, TILE * tw); /* those of this span inside the image */
-  const gsize   plane = (gsize) out->y->height * width;
-  const gfloat  bias = out->conv->bias ? out->conv->bias[o] : 0.0f;
-  const gint    full = columns / TILE; /* tiles whose four columns all exist */
+  const gint   tw = out->span, x0 = out->tx0 * TILE, width = out->y->width;
+  const gint   columns = MIN (width - x0, TILE * tw); /* those of this span inside the image */
+  const gsize  plane = (gsize) out->y->height * width;
+  const gfloat bias = out->conv->bias ? out->conv->bias[o] : 0.0f;
+  const gint   full = columns / TILE; /* tiles whose four columns all exist */
 
   for (gint k = 0; k < ALPHA; k++)
     {
-      const gfloat *m0 = m + (gsize) (k * ALPHA + 0) * stride_p, *m1 = m + (gsize) (k * ALPHA + 1) * stride_p;
-      const gfloat *m2 = m + (gsize) (k * ALPHA + 2) * stride_p, *m3 = m + (gsize) (k * ALPHA + 3) * stride_p;
-      const gfloat *m4 = m + (gsize) (k * ALPHA + 4) * stride_p, *m5 = m + (gsize) (k * ALPHA + 5) * stride_p;
-      gfloat *restrict h0 = h + (gsize) (k * TILE + 0) * tw, *restrict h1 = h + (gsize) (k * TILE + 1) * tw;
-      gfloat *restrict h2 = h + (gsize) (k * TILE + 2) * tw, *restrict h3 = h + (gsize) (k * TILE + 3) * tw;
+      const gfloat *m0 = m + (gsize) (k * ALPHA + 0) * stride_p,
+                   *m1 = m + (gsize) (k * ALPHA + 1) * stride_p;
+      const gfloat *m2 = m + (gsize) (k * ALPHA + 2) * stride_p,
+                   *m3 = m + (gsize) (k * ALPHA + 3) * stride_p;
+      const gfloat *m4 = m + (gsize) (k * ALPHA + 4) * stride_p,
+                   *m5 = m + (gsize) (k * ALPHA + 5) * stride_p;
+      gfloat *restrict h0 = h + (gsize) (k * TILE + 0) * tw, *restrict h1 =
+                                                                 h + (gsize) (k * TILE + 1) * tw;
+      gfloat *restrict h2 = h + (gsize) (k * TILE + 2) * tw, *restrict h3 =
+                                                                 h + (gsize) (k * TILE + 3) * tw;
       for (gint t = 0; t < tw; t++)
         {
           const gfloat sum_p = m1[t] + m2[t], diff_p = m1[t] - m2[t]; /* the points ±3/2 */
@@ -405,13 +438,17 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
   for (gint i = 0; i < TILE && ty * TILE + i < out->y->height; i++)
     {
       static const gfloat a[TILE][ALPHA] = { /* Aᵀ, scaled as above */
-        { 1, 8, 8, 27, 27, 0 }, { 0, 12, -12, 18, -18, 0 }, { 0, 18, 18, 12, 12, 0 }, { 0, 27, -27, 8, -8, 1 } };
+                                             { 1, 8, 8, 27, 27, 0 },
+                                             { 0, 12, -12, 18, -18, 0 },
+                                             { 0, 18, 18, 12, 12, 0 },
+                                             { 0, 27, -27, 8, -8, 1 }
+      };
       const gsize   offset = (gsize) o * plane + (gsize) (ty * TILE + i) * width + x0;
       const gfloat *res = out->residual ? out->residual->data + offset : NULL;
       gfloat *restrict dst = out->y->data + offset;
-      const gfloat  a1 = a[i][1], a2 = a[i][2], a3 = a[i][3], a4 = a[i][4], a5 = a[i][5];
-      gfloat       *row = h + (gsize) ALPHA * TILE * tw; /* this output row, tile-major */
-      gfloat       *line = row + (gsize) TILE * tw;      /* the same in pixel order */
+      const gfloat a1 = a[i][1], a2 = a[i][2], a3 = a[i][3], a4 = a[i][4], a5 = a[i][5];
+      gfloat      *row = h + (gsize) ALPHA * TILE * tw; /* this output row, tile-major */
+      gfloat      *line = row + (gsize) TILE * tw;      /* the same in pixel order */
 
       for (gint j = 0; j < TILE; j++)
         {
@@ -420,7 +457,8 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
           const gfloat *k4 = h + (gsize) (4 * TILE + j) * tw, *k5 = h + (gsize) (5 * TILE + j) * tw;
           gfloat *restrict r = row + (gsize) j * tw;
           for (gint t = 0; t < tw; t++)
-            r[t] = a[i][0] * k0[t] + a1 * k1[t] + a2 * k2[t] + a3 * k3[t] + a4 * k4[t] + a5 * k5[t] + bias;
+            r[t] = a[i][0] * k0[t] + a1 * k1[t] + a2 * k2[t] + a3 * k3[t] + a4 * k4[t] +
+                   a5 * k5[t] + bias;
         }
       interleave (row, row + tw, row + 2 * tw, row + 3 * tw, line, full);
       for (gint x = full * TILE; x < columns; x++)
@@ -448,7 +486,8 @@ output_channel (const Output *out, const gfloat *m, gint o, gint ty0, gint n_row
   const gsize n = (gsize) n_rows * out->span;
 
   for (gint r = 0; r < n_rows; r++)
-    output_tile_row (out, m + (gsize) o * n + (gsize) r * out->span, out->conv->out_channels * n, ty0 + r, o, h);
+    output_tile_row (out, m + (gsize) o * n + (gsize) r * out->span, out->conv->out_channels * n,
+                     ty0 + r, o, h);
 }
 
 static void
@@ -469,8 +508,8 @@ transform_output (const Output *out, const gfloat *m, gint ty0, gint n_rows)
 gboolean
 vae_winograd_applies (const VaeConv *conv)
 {
-  return conv->kernel == 3 && conv->stride == 1 && conv->in_channels >= 8 && conv->pad_top == 1
-         && conv->pad_left == 1;
+  return conv->kernel == 3 && conv->stride == 1 && conv->in_channels >= 8 && conv->pad_top == 1 &&
+         conv->pad_left == 1;
 }
 
 /* Bytes of transformed input and products per row of tiles, and the rows
@@ -500,7 +539,8 @@ gsize
 vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   const gint  tiles_w = (out_w + TILE - 1) / TILE, tiles_h = (out_h + TILE - 1) / TILE;
-  const gsize weights = vae_winograd_caches (conv, out_h, out_w) ? 0 : vae_winograd_weight_bytes (conv);
+  const gsize weights =
+      vae_winograd_caches (conv, out_h, out_w) ? 0 : vae_winograd_weight_bytes (conv);
 
   if (chunked (conv))
     return chunk_scratch_bytes (conv) * omp_get_max_threads () + weights;
@@ -515,13 +555,14 @@ multiply (const VaeConv *conv, gboolean bf16, gconstpointer u, const gfloat *v, 
 
   if (bf16)
     {
-      vae_gemm_bf16_batch (POSITIONS, co, n, ci, u, (gsize) co * 2 * vae_bf16_pairs (ci), v, (gsize) ci * n, m,
-                           (gsize) co * n);
+      vae_gemm_bf16_batch (POSITIONS, co, n, ci, u, (gsize) co * 2 * vae_bf16_pairs (ci), v,
+                           (gsize) ci * n, m, (gsize) co * n);
       return;
     }
   for (gint p = 0; p < POSITIONS; p++)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, ci, 1.0f, (const gfloat *) u + (gsize) p * co * ci,
-                 ci, v + (gsize) p * ci * n, n, 0.0f, m + (gsize) p * co * n, n);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, ci, 1.0f,
+                 (const gfloat *) u + (gsize) p * co * ci, ci, v + (gsize) p * ci * n, n, 0.0f,
+                 m + (gsize) p * co * n, n);
 }
 
 /* ---- chunks that stay in one core's cache ------------------------------------ */
@@ -531,7 +572,7 @@ multiply (const VaeConv *conv, gboolean bf16, gconstpointer u, const gfloat *v, 
  * through memory twice.  So each thread takes chunks of about CHUNK_TILES
  * tiles and does all three steps on them in its own cache: 36·(ci + co)·32
  * floats, 576 KB at 64 channels in and out.  One chunk is one bf16 panel. */
-#define CHUNK_TILES  32
+#define CHUNK_TILES        32
 #define CHUNK_MAX_CHANNELS 128
 
 static gboolean chunks_allowed = TRUE;
@@ -547,8 +588,8 @@ vae_winograd_set_chunked (gboolean allowed)
 static gboolean
 chunked (const VaeConv *conv)
 {
-  return chunks_allowed && conv->in_channels <= CHUNK_MAX_CHANNELS && conv->out_channels <= CHUNK_MAX_CHANNELS
-         && vae_cpu_has_avx512 ();
+  return chunks_allowed && conv->in_channels <= CHUNK_MAX_CHANNELS &&
+         conv->out_channels <= CHUNK_MAX_CHANNELS && vae_cpu_has_avx512 ();
 }
 
 /* Chunks of ROWS tile rows by SPAN tiles, PER_ROW of them across: a wide
@@ -623,13 +664,13 @@ chunk_products (const VaeConv *conv, gboolean bf16, gconstpointer u, gint n, Chu
       vae_gemm_bf16 (co, n, ci, (const guint16 *) u + (gsize) p * co * 2 * vae_bf16_pairs (ci),
                      s->v + (gsize) p * ci * n, n, s->m + (gsize) p * co * n, n, s->panel);
     else
-      vae_sgemm_small (co, n, ci, (const gfloat *) u + (gsize) p * co * ci, ci, s->v + (gsize) p * ci * n, n,
-                       s->m + (gsize) p * co * n, n);
+      vae_sgemm_small (co, n, ci, (const gfloat *) u + (gsize) p * co * ci, ci,
+                       s->v + (gsize) p * ci * n, n, s->m + (gsize) p * co * n, n);
 }
 
 static void
-chunk_run (const Geometry *g, const Output *out, gboolean bf16, gconstpointer u, gint ty0, gint n_rows,
-           ChunkScratch *s)
+chunk_run (const Geometry *g, const Output *out, gboolean bf16, gconstpointer u, gint ty0,
+           gint n_rows, ChunkScratch *s)
 {
   const gint co = g->conv->out_channels, ci = g->conv->in_channels;
 
@@ -641,7 +682,8 @@ chunk_run (const Geometry *g, const Output *out, gboolean bf16, gconstpointer u,
 }
 
 static void
-chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gconstpointer u, gint tiles_h)
+chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gconstpointer u,
+              gint tiles_h)
 {
   const Chunks chunks = chunks_for (whole->span, tiles_h);
 
@@ -656,7 +698,9 @@ chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gco
         const gint ty0 = i / chunks.per_row * chunks.rows, tx0 = i % chunks.per_row * chunks.span;
         const gint span = MIN (chunks.span, whole->span - tx0);
         const Geometry g = { whole->conv, whole->x, whole->up, tx0, span, TILE * span + 2 };
-        const Output   out = { whole_out->conv, whole_out->residual, whole_out->act, whole_out->y, tx0, span };
+        const Output   out = {
+            whole_out->conv, whole_out->residual, whole_out->act, whole_out->y, tx0, span
+        };
         chunk_run (&g, &out, bf16, u, ty0, MIN (chunks.rows, tiles_h - ty0), &s);
       }
     g_free (block);
@@ -664,18 +708,18 @@ chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gco
 }
 
 gboolean
-vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual, VaeAct act,
-                   gboolean bf16, VaeTensor *y, GError **error)
+vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+                   VaeAct act, gboolean bf16, VaeTensor *y, GError **error)
 {
-  const gint  co = conv->out_channels, ci = conv->in_channels;
-  const gint  tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (y->height + TILE - 1) / TILE;
-  const gint  band = batch_rows (conv, tiles_w, tiles_h);
+  const gint     co = conv->out_channels, ci = conv->in_channels;
+  const gint     tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (y->height + TILE - 1) / TILE;
+  const gint     band = batch_rows (conv, tiles_w, tiles_h);
   const Geometry g = { conv, x, up, 0, tiles_w, TILE * tiles_w + 2 };
   const Output   out = { conv, residual, act, y, 0, tiles_w };
   g_autofree gpointer scratch = NULL;
-  gconstpointer u;
-  gfloat     *v, *m;
-  gsize       v_capacity, m_capacity;
+  gconstpointer       u;
+  gfloat             *v, *m;
+  gsize               v_capacity, m_capacity;
 
   if (!(u = weights_for (conv, y, bf16, &scratch, error)))
     return FALSE;
@@ -684,11 +728,11 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const V
       chunked_conv (&g, &out, bf16, u, tiles_h);
       return TRUE;
     }
-  if (!(v = vae_scratch_alloc ((gsize) POSITIONS * ci * band * tiles_w * sizeof (gfloat), FALSE, &v_capacity,
-                               "Winograd input", error)))
+  if (!(v = vae_scratch_alloc ((gsize) POSITIONS * ci * band * tiles_w * sizeof (gfloat), FALSE,
+                               &v_capacity, "Winograd input", error)))
     return FALSE;
-  if (!(m = vae_scratch_alloc ((gsize) POSITIONS * co * band * tiles_w * sizeof (gfloat), FALSE, &m_capacity,
-                               "Winograd products", error)))
+  if (!(m = vae_scratch_alloc ((gsize) POSITIONS * co * band * tiles_w * sizeof (gfloat), FALSE,
+                               &m_capacity, "Winograd products", error)))
     {
       vae_scratch_free (v, v_capacity);
       return FALSE;

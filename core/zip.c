@@ -7,11 +7,11 @@
 #include <string.h>
 #include <zlib.h>
 
-#define SIG_LOCAL        0x04034b50u
-#define SIG_CENTRAL      0x02014b50u
-#define SIG_END          0x06054b50u
-#define SIG_END64        0x06064b50u
-#define SIG_END64_LOCATE 0x07064b50u
+#define SIG_LOCAL         0x04034b50u
+#define SIG_CENTRAL       0x02014b50u
+#define SIG_END           0x06054b50u
+#define SIG_END64         0x06064b50u
+#define SIG_END64_LOCATE  0x07064b50u
 #define DEFLATE_MAX_RATIO 1032
 
 typedef struct
@@ -83,7 +83,8 @@ vae_zip_free (VaeZip *zip)
 static gboolean
 fail (VaeZip *zip, GError **error, const gchar *what)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: corrupt zip archive: %s"), zip->path, what);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: corrupt zip archive: %s"), zip->path,
+               what);
   return FALSE;
 }
 
@@ -108,8 +109,8 @@ find_directory (VaeZip *zip, guint64 *count, guint64 *offset, guint64 *length, G
     return fail (zip, error, "no end-of-directory record (truncated?)");
   if (rd16 (b + end + 4) != 0 || rd16 (b + end + 6) != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: multi-volume zip archives are not supported"),
-                   zip->path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("%s: multi-volume zip archives are not supported"), zip->path);
       return FALSE;
     }
   *count = rd16 (b + end + 10);
@@ -191,8 +192,8 @@ read_entry (VaeZip *zip, guint64 *pos, guint64 dir_end, GError **error)
     return fail (zip, error, "bad zip64 extra field");
   if (g_hash_table_contains (zip->by_name, e->member.name))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: zip member '%s' appears twice"), zip->path,
-                   e->member.name);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: zip member '%s' appears twice"),
+                   zip->path, e->member.name);
       return FALSE;
     }
   g_hash_table_insert (zip->by_name, e->member.name, e);
@@ -201,14 +202,14 @@ read_entry (VaeZip *zip, guint64 *pos, guint64 dir_end, GError **error)
   if (!inside (e->local_offset, 30, zip->size) || rd32 (b + e->local_offset) != SIG_LOCAL)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("%s: zip member '%s' points outside the archive"), zip->path, e->member.name);
+                   _ ("%s: zip member '%s' points outside the archive"), zip->path, e->member.name);
       return FALSE;
     }
   data = e->local_offset + 30 + rd16 (b + e->local_offset + 26) + rd16 (b + e->local_offset + 28);
   if (!inside (data, e->compressed, zip->size))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("%s: zip member '%s' points outside the archive (truncated?)"), zip->path,
+                   _ ("%s: zip member '%s' points outside the archive (truncated?)"), zip->path,
                    e->member.name);
       return FALSE;
     }
@@ -261,17 +262,17 @@ vae_zip_name (const VaeZip *zip, guint index)
 static gboolean
 inflate_member (VaeZip *zip, ZipEntry *e, GPtrArray *owned, GError **error)
 {
-  z_stream  zs = { 0 };
-  guint8   *out;
-  int       rc;
+  z_stream zs = { 0 };
+  guint8  *out;
+  int      rc;
 
   /* deflate cannot expand beyond 1032:1, so a larger claim is a lie (found
    * by fuzzing: a 600-byte file asking for a 4 GB buffer) */
   if (e->uncompressed > e->compressed * DEFLATE_MAX_RATIO + 64 || e->uncompressed > G_MAXSIZE)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-                   _("%s: zip member '%s' claims %" PRIu64 " bytes from %" PRIu64
-                   " compressed, more than deflate can produce"),
+                   _ ("%s: zip member '%s' claims %" PRIu64 " bytes from %" PRIu64
+                      " compressed, more than deflate can produce"),
                    zip->path, e->member.name, e->uncompressed, e->compressed);
       return FALSE;
     }
@@ -306,8 +307,9 @@ inflate_member (VaeZip *zip, ZipEntry *e, GPtrArray *owned, GError **error)
     if (rc != Z_STREAM_END || out_done != e->uncompressed)
       {
         g_free (out);
-        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: zip member '%s' does not inflate to its size"),
-                     zip->path, e->member.name);
+        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                     _ ("%s: zip member '%s' does not inflate to its size"), zip->path,
+                     e->member.name);
         return FALSE;
       }
   }
@@ -324,14 +326,16 @@ vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned, GError **error)
 
   if (!e)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: zip member '%s' is missing"), zip->path, name);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: zip member '%s' is missing"),
+                   zip->path, name);
       return NULL;
     }
   if (e->loaded)
     return &e->member;
   if (e->flags & 1)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: zip member '%s' is encrypted"), zip->path, name);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _ ("%s: zip member '%s' is encrypted"),
+                   zip->path, name);
       return NULL;
     }
   if (e->method == 0)
@@ -350,7 +354,8 @@ vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned, GError **error)
   else
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _("%s: zip member '%s' uses compression method %u (only stored and deflate are supported)"),
+                   _ ("%s: zip member '%s' uses compression method %u (only stored and deflate are "
+                      "supported)"),
                    zip->path, name, e->method);
       return NULL;
     }
@@ -364,8 +369,8 @@ vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned, GError **error)
       }
     if ((guint32) crc != e->crc)
       {
-        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s: zip member '%s' is corrupt (CRC mismatch)"),
-                     zip->path, name);
+        g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                     _ ("%s: zip member '%s' is corrupt (CRC mismatch)"), zip->path, name);
         return NULL;
       }
   }

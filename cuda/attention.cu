@@ -71,39 +71,42 @@ compute_type (VaePrecision precision)
 
 /* C = ALPHA·op(A)·op(B), column-major float32 (cublasSgemm's arguments). */
 static gboolean
-gemm (CudaContext *c, VaePrecision precision, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k,
-      float alpha, const float *a, int lda, const float *b, int ldb, float *out, int ldc, const char *what,
-      GError **error)
+gemm (CudaContext *c, VaePrecision precision, cublasOperation_t op_a, cublasOperation_t op_b, int m,
+      int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float *out,
+      int ldc, const char *what, GError **error)
 {
   const float zero = 0.0f;
 
-  return cublas_check (cublasGemmEx (c->cublas, op_a, op_b, m, n, k, &alpha, a, CUDA_R_32F, lda, b, CUDA_R_32F, ldb,
-                                     &zero, out, CUDA_R_32F, ldc, compute_type (precision), CUBLAS_GEMM_DEFAULT),
+  return cublas_check (cublasGemmEx (c->cublas, op_a, op_b, m, n, k, &alpha, a, CUDA_R_32F, lda, b,
+                                     CUDA_R_32F, ldb, &zero, out, CUDA_R_32F, ldc,
+                                     compute_type (precision), CUBLAS_GEMM_DEFAULT),
                        what, error);
 }
 
 /* O[:, q0 : q0 + rows] for planar Q, K, V, O of C × N.  In cuBLAS's
  * column-major terms a planar C × N tensor is an N × C matrix (ld N). */
 static gboolean
-attend_block (CudaContext *c, VaePrecision precision, const float *q, const float *k, const float *v, float *o,
-              int channels, int n, int q0, int rows, float *scores, GError **error)
+attend_block (CudaContext *c, VaePrecision precision, const float *q, const float *k,
+              const float *v, float *o, int channels, int n, int q0, int rows, float *scores,
+              GError **error)
 {
   const float scale = 1.0f / sqrtf ((float) channels);
 
   /* scores (N × rows, column-major): S[j, i] = Σ_c k[c, j] q[c, q0 + i] */
-  if (!gemm (c, precision, CUBLAS_OP_N, CUBLAS_OP_T, n, rows, channels, scale, k, n, q + q0, n, scores, n,
-             "attention scores", error))
+  if (!gemm (c, precision, CUBLAS_OP_N, CUBLAS_OP_T, n, rows, channels, scale, k, n, q + q0, n,
+             scores, n, "attention scores", error))
     return FALSE;
   softmax_rows<<<rows, CUDA_THREADS, 0, c->stream>>> (scores, n);
   if (!cuda_launched ("softmax_rows", error))
     return FALSE;
   /* O[q0 + i, c] = Σ_j S[j, i] v[j, c] */
-  return gemm (c, precision, CUBLAS_OP_T, CUBLAS_OP_N, rows, channels, n, 1.0f, scores, n, v, n, o + q0, n,
-               "attention output", error);
+  return gemm (c, precision, CUBLAS_OP_T, CUBLAS_OP_N, rows, channels, n, 1.0f, scores, n, v, n,
+               o + q0, n, "attention output", error);
 }
 
 VaeTensor *
-cuda_attention (const VaeAttention *attn, VaePrecision precision, const VaeTensor *x, GError **error)
+cuda_attention (const VaeAttention *attn, VaePrecision precision, const VaeTensor *x,
+                GError **error)
 {
   CudaContext *c = cuda_context (error);
   const int    n = x->height * x->width;
@@ -114,17 +117,18 @@ cuda_attention (const VaeAttention *attn, VaePrecision precision, const VaeTenso
 
   if (!c)
     return NULL;
-  if (!(h = cuda_norm (&attn->norm, x, VAE_ACT_NONE, error))
-      || !(q = cuda_conv (&attn->q, precision, h, FALSE, NULL, VAE_ACT_NONE, error))
-      || !(k = cuda_conv (&attn->k, precision, h, FALSE, NULL, VAE_ACT_NONE, error))
-      || !(v = cuda_conv (&attn->v, precision, h, FALSE, NULL, VAE_ACT_NONE, error))
-      || !(o = cuda_tensor_new (x->channels, x->height, x->width, error))
-      || !(scores = (float *) cuda_scratch ((size_t) block * n * sizeof (float), error)))
+  if (!(h = cuda_norm (&attn->norm, x, VAE_ACT_NONE, error)) ||
+      !(q = cuda_conv (&attn->q, precision, h, FALSE, NULL, VAE_ACT_NONE, error)) ||
+      !(k = cuda_conv (&attn->k, precision, h, FALSE, NULL, VAE_ACT_NONE, error)) ||
+      !(v = cuda_conv (&attn->v, precision, h, FALSE, NULL, VAE_ACT_NONE, error)) ||
+      !(o = cuda_tensor_new (x->channels, x->height, x->width, error)) ||
+      !(scores = (float *) cuda_scratch ((size_t) block * n * sizeof (float), error)))
     goto out;
   g_clear_pointer (&h, vae_tensor_free);
   for (int q0 = 0; ok && q0 < n; q0 += block)
-    ok = attend_block (c, precision, cuda_tensor_data (q), cuda_tensor_data (k), cuda_tensor_data (v), cuda_tensor_data (o),
-                       x->channels, n, q0, MIN (block, n - q0), scores, error);
+    ok = attend_block (c, precision, cuda_tensor_data (q), cuda_tensor_data (k),
+                       cuda_tensor_data (v), cuda_tensor_data (o), x->channels, n, q0,
+                       MIN (block, n - q0), scores, error);
   vae_backend_count_macs ((guint64) 2 * n * n * x->channels);
   if (ok)
     out = cuda_conv (&attn->proj, precision, o, FALSE, x, VAE_ACT_NONE, error);

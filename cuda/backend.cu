@@ -23,13 +23,15 @@ backend_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gbo
 }
 
 static VaeTensor *
-backend_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+backend_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act,
+              GError **error)
 {
   return cuda_norm (norm, x, act, error);
 }
 
 static VaeTensor *
-backend_attention (const VaeBackend *be, const VaeAttention *attention, const VaeTensor *x, GError **error)
+backend_attention (const VaeBackend *be, const VaeAttention *attention, const VaeTensor *x,
+                   GError **error)
 {
   return cuda_attention (attention, precision_of (be), x, error);
 }
@@ -46,8 +48,13 @@ backend_to_host (const VaeBackend *be, VaeTensor **tensor, GError **error)
   return cuda_to_host (tensor, error);
 }
 
-#define CUDA_BACKEND(precision) \
-  { { "cuda", backend_conv, backend_norm, backend_attention, backend_clamp, NULL, backend_to_host }, precision }
+#define CUDA_BACKEND(precision)                                                                    \
+  {                                                                                                \
+    {                                                                                              \
+      "cuda", backend_conv, backend_norm, backend_attention, backend_clamp, NULL, backend_to_host  \
+    },                                                                                             \
+        precision                                                                                  \
+  }
 
 static const CudaBackend backends[] = {
   CUDA_BACKEND (VAE_PRECISION_FP32),

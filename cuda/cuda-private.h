@@ -20,10 +20,10 @@ struct CudaContext
   cudaStream_t   stream;
   cudnnHandle_t  cudnn;
   cublasHandle_t cublas;
-  void          *workspace;       /* cuDNN's, grown on demand */
+  void          *workspace; /* cuDNN's, grown on demand */
   size_t         workspace_bytes;
-  GHashTable    *algorithms;      /* convolution shape → chosen algorithm */
-  int           *nonfinite;       /* device flag: a convolution of this pass gave inf or NaN */
+  GHashTable    *algorithms; /* convolution shape → chosen algorithm */
+  int           *nonfinite;  /* device flag: a convolution of this pass gave inf or NaN */
 };
 
 /* NULL with an error when no device answers. */
@@ -38,18 +38,18 @@ gboolean cuda_launched (const char *kernel, GError **error);
 /* ---- device tensors ------------------------------------------------------ */
 
 /* A float32 tensor in device memory (stream-ordered allocation). */
-VaeTensor   *cuda_tensor_new (int channels, int height, int width, GError **error);
-gboolean     cuda_tensor_is_device (const VaeTensor *t);
-float       *cuda_tensor_data (const VaeTensor *t);
+VaeTensor *cuda_tensor_new (int channels, int height, int width, GError **error);
+gboolean   cuda_tensor_is_device (const VaeTensor *t);
+float     *cuda_tensor_data (const VaeTensor *t);
 /* T's values on the device: its own when it is a device tensor, else an
  * upload kept in *UPLOAD (free it after use). */
 const float *cuda_tensor_input (const VaeTensor *t, VaeTensor **upload, GError **error);
 /* Replaces a device tensor by a host copy (host tensors are left alone). */
-gboolean     cuda_to_host (VaeTensor **tensor, GError **error);
+gboolean cuda_to_host (VaeTensor **tensor, GError **error);
 /* Stream-ordered scratch. */
-void        *cuda_scratch (size_t bytes, GError **error);
-void         cuda_scratch_free (void *p);
-gboolean     cuda_workspace (size_t bytes, GError **error);
+void    *cuda_scratch (size_t bytes, GError **error);
+void     cuda_scratch_free (void *p);
+gboolean cuda_workspace (size_t bytes, GError **error);
 
 /* ---- weights --------------------------------------------------------------- */
 
@@ -70,11 +70,11 @@ CudaWeights *cuda_norm_weights (const VaeNorm *norm, GError **error);
 
 /* ---- layers ------------------------------------------------------------------ */
 
-VaeTensor *cuda_conv (const VaeConv *conv, VaePrecision precision, const VaeTensor *x, gboolean upsample,
-                      const VaeTensor *residual, VaeAct act, GError **error);
+VaeTensor *cuda_conv (const VaeConv *conv, VaePrecision precision, const VaeTensor *x,
+                      gboolean upsample, const VaeTensor *residual, VaeAct act, GError **error);
 VaeTensor *cuda_norm (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error);
-VaeTensor *cuda_attention (const VaeAttention *attention, VaePrecision precision, const VaeTensor *x,
-                           GError **error);
+VaeTensor *cuda_attention (const VaeAttention *attention, VaePrecision precision,
+                           const VaeTensor *x, GError **error);
 VaeTensor *cuda_clamp (const VaeTensor *x, GError **error);
 
 /* Threads per block of the element-wise kernels, and their grid for N. */

@@ -15,8 +15,8 @@
 static gboolean
 failed (gboolean oom, const char *what, const char *status, GError **error)
 {
-  g_set_error (error, VAE_ERROR, oom ? VAE_ERROR_NO_MEMORY : VAE_ERROR_UNSUPPORTED, _("CUDA device: %s failed: %s"),
-               what, status);
+  g_set_error (error, VAE_ERROR, oom ? VAE_ERROR_NO_MEMORY : VAE_ERROR_UNSUPPORTED,
+               _ ("CUDA device: %s failed: %s"), what, status);
   return FALSE;
 }
 
@@ -32,15 +32,15 @@ cuda_check (cudaError_t status, const char *what, GError **error)
 gboolean
 cudnn_check (cudnnStatus_t status, const char *what, GError **error)
 {
-  return status == CUDNN_STATUS_SUCCESS
-         || failed (status == CUDNN_STATUS_ALLOC_FAILED, what, cudnnGetErrorString (status), error);
+  return status == CUDNN_STATUS_SUCCESS ||
+         failed (status == CUDNN_STATUS_ALLOC_FAILED, what, cudnnGetErrorString (status), error);
 }
 
 gboolean
 cublas_check (cublasStatus_t status, const char *what, GError **error)
 {
-  return status == CUBLAS_STATUS_SUCCESS
-         || failed (status == CUBLAS_STATUS_ALLOC_FAILED, what, cublasGetStatusString (status), error);
+  return status == CUBLAS_STATUS_SUCCESS ||
+         failed (status == CUBLAS_STATUS_ALLOC_FAILED, what, cublasGetStatusString (status), error);
 }
 
 gboolean
@@ -63,9 +63,10 @@ keep_pool_memory (GError **error)
   cudaMemPool_t pool;
   guint64       threshold = G_MAXUINT64;
 
-  return cuda_check (cudaDeviceGetDefaultMemPool (&pool, 0), "cudaDeviceGetDefaultMemPool", error)
-         && cuda_check (cudaMemPoolSetAttribute (pool, cudaMemPoolAttrReleaseThreshold, &threshold),
-                        "cudaMemPoolSetAttribute", error);
+  return cuda_check (cudaDeviceGetDefaultMemPool (&pool, 0), "cudaDeviceGetDefaultMemPool",
+                     error) &&
+         cuda_check (cudaMemPoolSetAttribute (pool, cudaMemPoolAttrReleaseThreshold, &threshold),
+                     "cudaMemPoolSetAttribute", error);
 }
 
 static gboolean
@@ -75,25 +76,29 @@ context_init (CudaContext *c, GError **error)
 
   cudaError_t found = cudaGetDeviceCount (&devices);
 
-  if (found == cudaErrorNoDevice || found == cudaErrorInsufficientDriver || (found == cudaSuccess && devices < 1))
+  if (found == cudaErrorNoDevice || found == cudaErrorInsufficientDriver ||
+      (found == cudaSuccess && devices < 1))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("no CUDA device answers (%s)"),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _ ("no CUDA device answers (%s)"),
                    found == cudaSuccess ? "0 devices" : cudaGetErrorString (found));
       return FALSE;
     }
   if (!cuda_check (found, "looking for a device", error))
     return FALSE;
-  return cuda_check (cudaSetDevice (0), "selecting device 0", error)
-         && cuda_check (cudaStreamCreateWithFlags (&c->stream, cudaStreamNonBlocking), "creating a stream", error)
-         && cudnn_check (cudnnCreate (&c->cudnn), "starting cuDNN", error)
-         && cudnn_check (cudnnSetStream (c->cudnn, c->stream), "cudnnSetStream", error)
-         && cublas_check (cublasCreate (&c->cublas), "starting cuBLAS", error)
-         && cublas_check (cublasSetStream (c->cublas, c->stream), "cublasSetStream", error)
+  return cuda_check (cudaSetDevice (0), "selecting device 0", error) &&
+         cuda_check (cudaStreamCreateWithFlags (&c->stream, cudaStreamNonBlocking),
+                     "creating a stream", error) &&
+         cudnn_check (cudnnCreate (&c->cudnn), "starting cuDNN", error) &&
+         cudnn_check (cudnnSetStream (c->cudnn, c->stream), "cudnnSetStream", error) &&
+         cublas_check (cublasCreate (&c->cublas), "starting cuBLAS", error) &&
+         cublas_check (cublasSetStream (c->cublas, c->stream), "cublasSetStream", error)
          /* no TF32: fp32 results must match the CPU's */
-         && cublas_check (cublasSetMathMode (c->cublas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode", error)
-         && cuda_check (cudaMalloc ((void **) &c->nonfinite, sizeof (int)), "allocating a flag", error)
-         && cuda_check (cudaMemset (c->nonfinite, 0, sizeof (int)), "clearing a flag", error)
-         && keep_pool_memory (error);
+         && cublas_check (cublasSetMathMode (c->cublas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode",
+                          error) &&
+         cuda_check (cudaMalloc ((void **) &c->nonfinite, sizeof (int)), "allocating a flag",
+                     error) &&
+         cuda_check (cudaMemset (c->nonfinite, 0, sizeof (int)), "clearing a flag", error) &&
+         keep_pool_memory (error);
 }
 
 CudaContext *
@@ -158,8 +163,8 @@ cuda_scratch (size_t bytes, GError **error)
 {
   void *p = NULL;
 
-  if (!cuda_check (cudaMallocAsync (&p, MAX (bytes, (size_t) 1), context->stream), "allocating device memory",
-                   error))
+  if (!cuda_check (cudaMallocAsync (&p, MAX (bytes, (size_t) 1), context->stream),
+                   "allocating device memory", error))
     return NULL;
   return p;
 }
@@ -210,9 +215,10 @@ over_test_cap (size_t bytes, GError **error)
 
   if (cap == 0 || bytes <= cap)
     return FALSE;
-  g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
-               _("CUDA device: a tensor of %zu bytes is over GEGL_VAE_CUDA_MAX_TENSOR (%" PRIu64 ")"), bytes,
-               cap);
+  g_set_error (
+      error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
+      _ ("CUDA device: a tensor of %zu bytes is over GEGL_VAE_CUDA_MAX_TENSOR (%" PRIu64 ")"),
+      bytes, cap);
   return TRUE;
 }
 
@@ -257,12 +263,14 @@ cuda_tensor_input (const VaeTensor *t, VaeTensor **upload, GError **error)
     return cuda_tensor_data (t);
   if (!t->data)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("CUDA device: a tensor's values are not in memory"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("CUDA device: a tensor's values are not in memory"));
       return NULL;
     }
   if (!(*upload = cuda_tensor_new (t->channels, t->height, t->width, error)))
     return NULL;
-  if (!cuda_check (cudaMemcpyAsync (cuda_tensor_data (*upload), t->data, vae_tensor_n_elements (t) * sizeof (float),
+  if (!cuda_check (cudaMemcpyAsync (cuda_tensor_data (*upload), t->data,
+                                    vae_tensor_n_elements (t) * sizeof (float),
                                     cudaMemcpyHostToDevice, context->stream),
                    "copying a tensor to the device", error))
     {
@@ -279,13 +287,15 @@ cuda_to_host (VaeTensor **tensor, GError **error)
 
   if (!cuda_tensor_is_device (*tensor))
     return TRUE;
-  host = vae_tensor_new_uninit ((*tensor)->channels, (*tensor)->height, (*tensor)->width, FALSE, error);
+  host = vae_tensor_new_uninit ((*tensor)->channels, (*tensor)->height, (*tensor)->width, FALSE,
+                                error);
   if (!host)
     return FALSE;
-  if (!cuda_check (cudaMemcpyAsync (host->data, cuda_tensor_data (*tensor), vae_tensor_n_elements (host) * sizeof (float),
+  if (!cuda_check (cudaMemcpyAsync (host->data, cuda_tensor_data (*tensor),
+                                    vae_tensor_n_elements (host) * sizeof (float),
                                     cudaMemcpyDeviceToHost, context->stream),
-                   "copying a tensor from the device", error)
-      || !cuda_check (cudaStreamSynchronize (context->stream), "finishing the pass", error))
+                   "copying a tensor from the device", error) ||
+      !cuda_check (cudaStreamSynchronize (context->stream), "finishing the pass", error))
     {
       vae_tensor_free (host);
       return FALSE;
@@ -306,7 +316,8 @@ upload_floats (const float *src, size_t n, GError **error)
     return NULL;
   if (!cuda_check (cudaMalloc (&p, n * sizeof (float)), "allocating weights", error))
     return NULL;
-  if (!cuda_check (cudaMemcpy (p, src, n * sizeof (float), cudaMemcpyHostToDevice), "uploading weights", error))
+  if (!cuda_check (cudaMemcpy (p, src, n * sizeof (float), cudaMemcpyHostToDevice),
+                   "uploading weights", error))
     {
       cudaFree (p);
       return NULL;
@@ -330,7 +341,8 @@ vae_cuda_weights_free (gpointer weights)
 /* Uploads FIRST (N1 floats) and SECOND (N2, may be NULL) into *SLOT once;
  * the slot lives in the model's layer (a const layer is written once). */
 static CudaWeights *
-weights_in (gpointer *slot, const float *first, size_t n1, const float *second, size_t n2, GError **error)
+weights_in (gpointer *slot, const float *first, size_t n1, const float *second, size_t n2,
+            GError **error)
 {
   CudaWeights *w;
 
@@ -338,7 +350,8 @@ weights_in (gpointer *slot, const float *first, size_t n1, const float *second, 
   if (!(w = (CudaWeights *) *slot))
     {
       w = g_new0 (CudaWeights, 1);
-      if ((w->first = upload_floats (first, n1, error)) && (!second || (w->second = upload_floats (second, n2, error))))
+      if ((w->first = upload_floats (first, n1, error)) &&
+          (!second || (w->second = upload_floats (second, n2, error))))
         *slot = w;
       else
         g_clear_pointer (&w, vae_cuda_weights_free);
@@ -352,7 +365,8 @@ template <typename Half>
 __global__ void
 to_half_nhwc (const float *src, int in, int taps, size_t n, Half *dst)
 {
-  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
+  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
+       i += (size_t) gridDim.x * blockDim.x)
     dst[i] = (Half) src[layout_filter_source (i, in, taps)];
 }
 
@@ -362,7 +376,7 @@ ensure_low (CudaWeights *w, const VaeConv *conv, VaePrecision precision, GError 
 {
   const int    taps = conv->kernel * conv->kernel;
   const size_t n = (size_t) conv->out_channels * conv->in_channels * taps;
-  gboolean ok = TRUE;
+  gboolean     ok = TRUE;
 
   G_LOCK (weights);
   if (!w->low || w->low_precision != precision)
@@ -374,9 +388,10 @@ ensure_low (CudaWeights *w, const VaeConv *conv, VaePrecision precision, GError 
         to_half_nhwc<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, conv->in_channels, taps, n,
                                                          (__nv_bfloat16 *) w->low);
       else if (ok)
-        to_half_nhwc<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, conv->in_channels, taps, n, (__half *) w->low);
-      ok = ok && cuda_launched ("converting weights", error)
-           && cuda_check (cudaDeviceSynchronize (), "converting weights", error);
+        to_half_nhwc<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, conv->in_channels, taps, n,
+                                                         (__half *) w->low);
+      ok = ok && cuda_launched ("converting weights", error) &&
+           cuda_check (cudaDeviceSynchronize (), "converting weights", error);
       w->low_precision = precision;
       if (!ok)
         {

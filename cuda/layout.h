@@ -39,15 +39,16 @@ layout_prepared_at (const float *src, size_t c, int y, int x, int h, int w, int 
 __host__ __device__ static inline float
 layout_prepared (const float *src, size_t i, int h, int w, int up, int pt, int pl, int ph, int pw)
 {
-  return layout_prepared_at (src, i / ((size_t) pw * ph), (int) (i / pw % ph), (int) (i % pw), h, w, up, pt, pl);
+  return layout_prepared_at (src, i / ((size_t) pw * ph), (int) (i / pw % ph), (int) (i % pw), h, w,
+                             up, pt, pl);
 }
 
 /* OUT[I] = act(V + bias[C] + residual[I]), the end of every convolution
  * (BIAS and RESIDUAL may be NULL); sets *NONFINITE where the sum is inf or
  * NaN, before the activation could hide it (ReLU turns −inf into 0). */
 __host__ __device__ static inline void
-layout_finish (float v, const float *bias, const float *residual, size_t c, size_t i, int act, float *out,
-               int *nonfinite)
+layout_finish (float v, const float *bias, const float *residual, size_t c, size_t i, int act,
+               float *out, int *nonfinite)
 {
   if (bias)
     v += bias[c];
@@ -91,18 +92,21 @@ layout_tiles (size_t n)
  * channels of 32 columns of one row. */
 template <typename T>
 __host__ __device__ static inline void
-layout_prepare_nhwc (int phase, unsigned bx, unsigned by, int tx, int ty, LayoutTile tile, const float *src,
-                     int channels, int h, int w, int up, int pt, int pl, int pw, T *dst)
+layout_prepare_nhwc (int phase, unsigned bx, unsigned by, int tx, int ty, LayoutTile tile,
+                     const float *src, int channels, int h, int w, int up, int pt, int pl, int pw,
+                     T *dst)
 {
   const unsigned tiles_x = layout_tiles (pw);
-  const int      y = (int) (bx / tiles_x), x0 = (int) (bx % tiles_x) * LAYOUT_TILE, c0 = (int) by * LAYOUT_TILE;
+  const int      y = (int) (bx / tiles_x), x0 = (int) (bx % tiles_x) * LAYOUT_TILE,
+            c0 = (int) by * LAYOUT_TILE;
 
   for (int r = ty; r < LAYOUT_TILE; r += LAYOUT_TILE_ROWS)
     if (phase == 0) /* channel c0 + r, column x0 + tx: along a source row */
       tile[r][tx] = c0 + r < channels && x0 + tx < pw
-                      ? layout_prepared_at (src, (size_t) (c0 + r), y, x0 + tx, h, w, up, pt, pl)
-                      : 0.0f;
-    else if (x0 + r < pw && c0 + tx < channels) /* column x0 + r, channel c0 + tx: along a pixel's channels */
+                        ? layout_prepared_at (src, (size_t) (c0 + r), y, x0 + tx, h, w, up, pt, pl)
+                        : 0.0f;
+    else if (x0 + r < pw &&
+             c0 + tx < channels) /* column x0 + r, channel c0 + tx: along a pixel's channels */
       dst[((size_t) y * pw + x0 + r) * channels + c0 + tx] = (T) tile[tx][r];
 }
 
@@ -110,19 +114,21 @@ layout_prepare_nhwc (int phase, unsigned bx, unsigned by, int tx, int ty, Layout
  * blocks (layout_tiles (plane), layout_tiles (channels)). */
 template <typename T>
 __host__ __device__ static inline void
-layout_epilogue_nhwc (int phase, unsigned bx, unsigned by, int tx, int ty, LayoutTile tile, const T *conv,
-                      const float *bias, const float *residual, int act, int channels, size_t plane, float *out,
-                      int *nonfinite)
+layout_epilogue_nhwc (int phase, unsigned bx, unsigned by, int tx, int ty, LayoutTile tile,
+                      const T *conv, const float *bias, const float *residual, int act,
+                      int channels, size_t plane, float *out, int *nonfinite)
 {
   const size_t p0 = (size_t) bx * LAYOUT_TILE;
   const int    c0 = (int) by * LAYOUT_TILE;
 
   for (int r = ty; r < LAYOUT_TILE; r += LAYOUT_TILE_ROWS)
     if (phase == 0) /* position p0 + r, channel c0 + tx: along a pixel's channels */
-      tile[r][tx] = p0 + r < plane && c0 + tx < channels ? (float) conv[(p0 + r) * channels + c0 + tx] : 0.0f;
-    else if (c0 + r < channels && p0 + tx < plane) /* channel c0 + r, position p0 + tx: along a plane */
-      layout_finish (tile[tx][r], bias, residual, (size_t) (c0 + r), (size_t) (c0 + r) * plane + p0 + tx, act, out,
-                     nonfinite);
+      tile[r][tx] =
+          p0 + r < plane && c0 + tx < channels ? (float) conv[(p0 + r) * channels + c0 + tx] : 0.0f;
+    else if (c0 + r < channels &&
+             p0 + tx < plane) /* channel c0 + r, position p0 + tx: along a plane */
+      layout_finish (tile[tx][r], bias, residual, (size_t) (c0 + r),
+                     (size_t) (c0 + r) * plane + p0 + tx, act, out, nonfinite);
 }
 
 #endif

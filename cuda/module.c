@@ -10,7 +10,10 @@
 static const VaeCudaImports *core;
 
 static const VaeCudaModule entry_points = {
-  vae_cuda_probe_device, vae_cuda_backend, vae_cuda_pass_end, vae_cuda_weights_free,
+  vae_cuda_probe_device,
+  vae_cuda_backend,
+  vae_cuda_pass_end,
+  vae_cuda_weights_free,
 };
 
 G_MODULE_EXPORT const VaeCudaModule *
@@ -27,8 +30,8 @@ vae_backend_count_macs (guint64 macs)
 }
 
 gboolean
-vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h, gint *out_w,
-                         GError **error)
+vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h,
+                         gint *out_w, GError **error)
 {
   return core->conv_output_checked (conv, x, up, out_h, out_w, error);
 }

@@ -43,7 +43,8 @@ group_sums (const float *x, size_t group_size, int chunks, double2 *partial)
 
 /* STATS[group] = (mean, 1/√(var + eps)), one thread per group. */
 __global__ static void
-group_stats (const double2 *partial, int groups, int chunks, size_t group_size, float eps, float2 *stats)
+group_stats (const double2 *partial, int groups, int chunks, size_t group_size, float eps,
+             float2 *stats)
 {
   const int g = blockIdx.x * blockDim.x + threadIdx.x;
   double    s = 0.0, q = 0.0, mean, var;
@@ -61,10 +62,11 @@ group_stats (const double2 *partial, int groups, int chunks, size_t group_size, 
 }
 
 __global__ static void
-normalise (const float *x, const float2 *stats, const float *gamma, const float *beta, int channels_per_group,
-           size_t plane, size_t n, int act, float *y)
+normalise (const float *x, const float2 *stats, const float *gamma, const float *beta,
+           int channels_per_group, size_t plane, size_t n, int act, float *y)
 {
-  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
+  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
+       i += (size_t) gridDim.x * blockDim.x)
     {
       const size_t c = i / plane;
       const float2 st = stats[c / channels_per_group];
@@ -89,17 +91,19 @@ cuda_norm (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
   if (!c)
     return NULL;
   g_return_val_if_fail (x->channels == norm->channels, NULL);
-  if (!(w = cuda_norm_weights (norm, error)) || !(src = cuda_tensor_input (x, &upload, error))
-      || !(partial = (double2 *) cuda_scratch ((size_t) norm->groups * chunks * sizeof (double2), error))
-      || !(stats = (float2 *) cuda_scratch ((size_t) norm->groups * sizeof (float2), error))
-      || !(y = cuda_tensor_new (x->channels, x->height, x->width, error)))
+  if (!(w = cuda_norm_weights (norm, error)) || !(src = cuda_tensor_input (x, &upload, error)) ||
+      !(partial =
+            (double2 *) cuda_scratch ((size_t) norm->groups * chunks * sizeof (double2), error)) ||
+      !(stats = (float2 *) cuda_scratch ((size_t) norm->groups * sizeof (float2), error)) ||
+      !(y = cuda_tensor_new (x->channels, x->height, x->width, error)))
     goto out;
-  group_sums<<<dim3 (chunks, norm->groups), CUDA_THREADS, 0, c->stream>>> (src, group_size, chunks, partial);
-  group_stats<<<cuda_blocks (norm->groups), CUDA_THREADS, 0, c->stream>>> (partial, norm->groups, chunks, group_size,
-                                                                             norm->eps, stats);
+  group_sums<<<dim3 (chunks, norm->groups), CUDA_THREADS, 0, c->stream>>> (src, group_size, chunks,
+                                                                           partial);
+  group_stats<<<cuda_blocks (norm->groups), CUDA_THREADS, 0, c->stream>>> (
+      partial, norm->groups, chunks, group_size, norm->eps, stats);
   normalise<<<cuda_blocks (vae_tensor_n_elements (x)), CUDA_THREADS, 0, c->stream>>> (
-    src, stats, w->first, w->second, norm->channels / norm->groups, plane, vae_tensor_n_elements (x), act,
-    cuda_tensor_data (y));
+      src, stats, w->first, w->second, norm->channels / norm->groups, plane,
+      vae_tensor_n_elements (x), act, cuda_tensor_data (y));
   ok = cuda_launched ("GroupNorm", error);
 out:
   cuda_scratch_free (partial);
@@ -113,7 +117,8 @@ out:
 __global__ static void
 soft_clamp (const float *x, size_t n, float *y)
 {
-  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x)
+  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
+       i += (size_t) gridDim.x * blockDim.x)
     y[i] = 3.0f * tanhf (x[i] / 3.0f);
 }
 
@@ -124,13 +129,14 @@ cuda_clamp (const VaeTensor *x, GError **error)
   VaeTensor   *upload = NULL, *y = NULL;
   const float *src;
 
-  if (!c || !(src = cuda_tensor_input (x, &upload, error)) || !(y = cuda_tensor_new (x->channels, x->height, x->width, error)))
+  if (!c || !(src = cuda_tensor_input (x, &upload, error)) ||
+      !(y = cuda_tensor_new (x->channels, x->height, x->width, error)))
     {
       vae_tensor_free (upload);
       return NULL;
     }
-  soft_clamp<<<cuda_blocks (vae_tensor_n_elements (x)), CUDA_THREADS, 0, c->stream>>> (src, vae_tensor_n_elements (x),
-                                                                                         cuda_tensor_data (y));
+  soft_clamp<<<cuda_blocks (vae_tensor_n_elements (x)), CUDA_THREADS, 0, c->stream>>> (
+      src, vae_tensor_n_elements (x), cuda_tensor_data (y));
   vae_tensor_free (upload);
   if (!cuda_launched ("soft clamp", error))
     g_clear_pointer (&y, vae_tensor_free);

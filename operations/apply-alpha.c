@@ -11,8 +11,10 @@
 #else
 
 #define GEGL_OP_POINT_COMPOSER
-#define GEGL_OP_NAME     vae_apply_alpha
+#define GEGL_OP_NAME vae_apply_alpha
+/* clang-format off */
 #define GEGL_OP_C_SOURCE apply-alpha.c
+/* clang-format on */
 
 #include "gegl-op.h"
 
@@ -67,12 +69,9 @@ gegl_op_class_init (GeglOpClass *klass)
   operation_class->get_bounding_box = get_bounding_box;
   composer_class->process = process;
 
-  gegl_operation_class_set_keys (operation_class,
-    "name",        "vae:apply-alpha",
-    "title",       _("Apply Alpha"),
-    "categories",  "hidden",
-    "description", _("Colour from the input, alpha and extent from aux"),
-    NULL);
+  gegl_operation_class_set_keys (operation_class, "name", "vae:apply-alpha", "title",
+                                 _ ("Apply Alpha"), "categories", "hidden", "description",
+                                 _ ("Colour from the input, alpha and extent from aux"), NULL);
 }
 
 #endif

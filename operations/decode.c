@@ -6,12 +6,10 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
-  description (_("A model file, or a preset name looked up on the model path"))
-GEGL_VAE_RUN_PROPERTIES
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL)
+    description (_ ("A model file, or a preset name looked up on the model path"))
+        GEGL_VAE_RUN_PROPERTIES property_string (error, _ ("Error"), "")
+            description (_ ("Why the last run failed (read-only)")) ui_meta ("error", "true")
 
 #else
 
@@ -28,22 +26,23 @@ prepare (GeglOperation *operation)
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
   const gchar *what;
-  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  gint         channels = gegl_vae_source_latent_channels (operation, "input", &what);
 
   gegl_operation_set_format (operation, "input", gegl_vae_latent_format (channels));
   gegl_operation_set_format (operation, "output", babl_format ("R'G'B'A float"));
   if (!model)
     gegl_vae_report_error (operation, &o->error, error);
   else if (!vae_model_has_decoder (model))
-    gegl_vae_report (operation, &o->error, _("model %s has no decoder"), o->model);
+    gegl_vae_report (operation, &o->error, _ ("model %s has no decoder"), o->model);
   else if (channels == 0)
-    gegl_vae_report (operation, &o->error, _("the input is %s, not a latent (connect vae:encode or vae:latent-load)"),
+    gegl_vae_report (operation, &o->error,
+                     _ ("the input is %s, not a latent (connect vae:encode or vae:latent-load)"),
                      what);
   else if (channels > 0 && channels != vae_model_latent_channels (model))
-    gegl_vae_report (operation, &o->error, _("the latent has %d channels but model %s takes %d"), channels,
-                     o->model, vae_model_latent_channels (model));
+    gegl_vae_report (operation, &o->error, _ ("the latent has %d channels but model %s takes %d"),
+                     channels, o->model, vae_model_latent_channels (model));
   else if (gegl_vae_report_empty_input (operation, "input"))
-    gegl_vae_report (operation, &o->error, _("the input latent is empty (0×0)"));
+    gegl_vae_report (operation, &o->error, _ ("the input latent is empty (0×0)"));
 }
 
 /* The model, when it can decode what the input pad carries. */
@@ -51,9 +50,9 @@ static VaeModel *
 usable_model (GeglOperation *operation, GError **error)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  const gchar *what;
-  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
-  VaeModel *model = gegl_vae_load_model (o->model, o->backend, o->precision, error);
+  const gchar    *what;
+  gint            channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  VaeModel       *model = gegl_vae_load_model (o->model, o->backend, o->precision, error);
 
   if (model && (!vae_model_has_decoder (model) || channels != vae_model_latent_channels (model)))
     {
@@ -71,9 +70,9 @@ get_bounding_box (GeglOperation *operation)
   gint f;
 
   if (!model || !in)
-    return (GeglRectangle) { 0 };
+    return (GeglRectangle){ 0 };
   f = vae_model_factor (model);
-  return (GeglRectangle) { in->x * f, in->y * f, in->width * f, in->height * f };
+  return (GeglRectangle){ in->x * f, in->y * f, in->width * f, in->height * f };
 }
 
 static GeglRectangle
@@ -83,10 +82,10 @@ get_cached_region (GeglOperation *operation, const GeglRectangle *roi)
 }
 
 static gboolean
-process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *result,
-         gint level)
+process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
+         const GeglRectangle *result, gint level)
 {
-  GeglProperties *o = GEGL_PROPERTIES (operation);
+  GeglProperties      *o = GEGL_PROPERTIES (operation);
   const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) model = usable_model (operation, NULL);
@@ -124,12 +123,10 @@ gegl_op_class_init (GeglOpClass *klass)
   operation_class->threaded = FALSE;
   filter_class->process = process;
 
-  gegl_operation_class_set_keys (operation_class,
-    "name",        "vae:decode",
-    "title",       _("VAE Decode"),
-    "categories",  "hidden",
-    "description", _("Decodes a latent buffer of a Stable Diffusion family VAE into an image"),
-    NULL);
+  gegl_operation_class_set_keys (
+      operation_class, "name", "vae:decode", "title", _ ("VAE Decode"), "categories", "hidden",
+      "description", _ ("Decodes a latent buffer of a Stable Diffusion family VAE into an image"),
+      NULL);
 }
 
 #endif

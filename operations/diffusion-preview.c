@@ -9,39 +9,41 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
-  description (_("A model file, or a preset name looked up on the model path"))
-property_double (strength, _("Strength"), 0.5)
-  description (_("Denoising strength: 0 is a plain round trip through the VAE"))
-  value_range (0.0, 1.0)
-property_int (timestep, _("Timestep"), -1)
-  description (_("Timestep 0–999; −1 takes it from the strength"))
-  value_range (-1, 999)
-property_enum (schedule, _("Schedule"), GeglVaeSchedule, gegl_vae_schedule, GEGL_VAE_SCHEDULE_AUTO)
-  description (_("Noise schedule; automatic is the one the model's family trains with"))
-property_enum (form, _("Form"), GeglVaeForm, gegl_vae_form, GEGL_VAE_FORM_AUTO)
-property_seed (seed, _("Seed"), rand)
-property_enum (rng, _("Random numbers"), GeglVaeRng, gegl_vae_rng, GEGL_VAE_RNG_PHILOX)
-property_enum (mode, _("Encode mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
-property_boolean (vq, _("Snap to a codebook"), FALSE)
-  description (_("Posterize the latent: snap it to a codebook before decoding"))
-property_file_path (codebook, _("Codebook"), "")
-  description (_("Codebook file; empty: learn k entries from the picture"))
-property_int (k, _("Codebook size"), 16)
-  value_range (1, 4096)
-  ui_range (2, 256)
-property_double (vq_strength, _("Snap strength"), 1.0)
-  value_range (0.0, 1.0)
-GEGL_VAE_RUN_PROPERTIES
-property_string (error, _("Error"), "")
-  description (_("Why the model cannot be used (read-only)"))
-  ui_meta ("error", "true")
+property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL) description (_ (
+    "A model file, or a preset name looked up on the model path")) property_double (strength,
+                                                                                    _ ("Strength"),
+                                                                                    0.5)
+    description (_ ("Denoising strength: 0 is a plain round trip through the VAE")) value_range (
+        0.0,
+        1.0) property_int (timestep, _ ("Timestep"),
+                           -1) description (_ ("Timestep 0–999; −1 takes it from the strength"))
+        value_range (-1, 999) property_enum (schedule, _ ("Schedule"), GeglVaeSchedule,
+                                             gegl_vae_schedule, GEGL_VAE_SCHEDULE_AUTO)
+            description (_ ("Noise schedule; automatic is the one the model's family trains with"))
+                property_enum (form, _ ("Form"), GeglVaeForm, gegl_vae_form, GEGL_VAE_FORM_AUTO)
+                    property_seed (seed, _ ("Seed"), rand) property_enum (rng, _ ("Random numbers"),
+                                                                          GeglVaeRng, gegl_vae_rng,
+                                                                          GEGL_VAE_RNG_PHILOX)
+                        property_enum (mode, _ ("Encode mode"), GeglVaeMode, gegl_vae_mode,
+                                       GEGL_VAE_MODE_MEAN)
+                            property_boolean (vq, _ ("Snap to a codebook"), FALSE) description (
+                                _ ("Posterize the latent: snap it to a codebook before decoding"))
+                                property_file_path (codebook, _ ("Codebook"), "") description (
+                                    _ ("Codebook file; empty: learn k entries from the picture"))
+                                    property_int (k, _ ("Codebook size"), 16) value_range (1, 4096)
+                                        ui_range (2, 256)
+                                            property_double (vq_strength, _ ("Snap strength"), 1.0)
+                                                value_range (0.0, 1.0) GEGL_VAE_RUN_PROPERTIES
+    property_string (error, _ ("Error"), "")
+        description (_ ("Why the model cannot be used (read-only)")) ui_meta ("error", "true")
 
 #else
 
 #define GEGL_OP_META
-#define GEGL_OP_NAME     vae_diffusion_preview
+#define GEGL_OP_NAME vae_diffusion_preview
+/* clang-format off */
 #define GEGL_OP_C_SOURCE diffusion-preview.c
+/* clang-format on */
 
 #include "gegl-op.h"
 
@@ -54,8 +56,8 @@ static void
 attach (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  GeglNode *gegl = operation->node;
-  Nodes    *n = g_new0 (Nodes, 1);
+  GeglNode       *gegl = operation->node;
+  Nodes          *n = g_new0 (Nodes, 1);
 
   o->user_data = n;
   n->input = gegl_node_get_input_proxy (gegl, "input");
@@ -104,7 +106,7 @@ static void
 update (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  Nodes *n = o->user_data;
+  Nodes          *n = o->user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) model = NULL;
   VaeSchedule schedule;
@@ -120,7 +122,7 @@ update (GeglOperation *operation)
   if (!model)
     gegl_vae_report_error (operation, &o->error, error);
   else if (!vae_model_has_encoder (model) || !vae_model_has_decoder (model))
-    gegl_vae_report (operation, &o->error, _("model %s lacks an encoder or a decoder"), o->model);
+    gegl_vae_report (operation, &o->error, _ ("model %s lacks an encoder or a decoder"), o->model);
   else
     gegl_vae_clear_error (&o->error);
 }
@@ -144,14 +146,13 @@ gegl_op_class_init (GeglOpClass *klass)
   operation_class->attach = attach_and_update;
   meta_class->update = update;
 
-  gegl_operation_class_set_keys (operation_class,
-    "name",        "vae:diffusion-preview",
-    "title",       _("Forward Diffusion Preview"),
-    "categories",  "generic:ai",
-    "description", _("Shows what diffusion does to a picture: encodes it with a Stable Diffusion "
-                     "family VAE, adds the noise of a diffusion timestep, optionally snaps the "
-                     "latent to a codebook, and decodes it again. Strength 0 is a plain VAE round trip."),
-    NULL);
+  gegl_operation_class_set_keys (
+      operation_class, "name", "vae:diffusion-preview", "title", _ ("Forward Diffusion Preview"),
+      "categories", "generic:ai", "description",
+      _ ("Shows what diffusion does to a picture: encodes it with a Stable Diffusion "
+         "family VAE, adds the noise of a diffusion timestep, optionally snaps the "
+         "latent to a codebook, and decodes it again. Strength 0 is a plain VAE round trip."),
+      NULL);
 }
 
 #endif

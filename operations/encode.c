@@ -6,15 +6,13 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
-  description (_("A model file, or a preset name looked up on the model path"))
-property_enum (mode, _("Mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
-  description (_("Mean of the posterior, or a sample of it drawn with the seed"))
-property_seed (seed, _("Seed"), rand)
-GEGL_VAE_RUN_PROPERTIES
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL)
+    description (_ ("A model file, or a preset name looked up on the model path"))
+        property_enum (mode, _ ("Mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
+            description (_ ("Mean of the posterior, or a sample of it drawn with the seed"))
+                property_seed (seed, _ ("Seed"), rand) GEGL_VAE_RUN_PROPERTIES
+    property_string (error, _ ("Error"), "") description (_ ("Why the last run failed (read-only)"))
+        ui_meta ("error", "true")
 
 #else
 
@@ -48,14 +46,14 @@ prepare (GeglOperation *operation)
   g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
 
   gegl_operation_set_format (operation, "input", babl_format ("R'G'B'A float"));
-  gegl_operation_set_format (operation, "output",
-                             gegl_vae_latent_format (model ? vae_model_latent_channels (model) : 4));
+  gegl_operation_set_format (
+      operation, "output", gegl_vae_latent_format (model ? vae_model_latent_channels (model) : 4));
   if (!model)
     gegl_vae_report_error (operation, &o->error, error);
   else if (!vae_model_has_encoder (model))
-    gegl_vae_report (operation, &o->error, _("model %s has no encoder"), o->model);
+    gegl_vae_report (operation, &o->error, _ ("model %s has no encoder"), o->model);
   else if (gegl_vae_report_empty_input (operation, "input"))
-    gegl_vae_report (operation, &o->error, _("the input image is empty (0×0)"));
+    gegl_vae_report (operation, &o->error, _ ("the input image is empty (0×0)"));
 }
 
 static GeglRectangle
@@ -65,8 +63,9 @@ get_bounding_box (GeglOperation *operation)
   g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, o->precision, NULL);
 
   if (!model || !vae_model_has_encoder (model))
-    return (GeglRectangle) { 0 };
-  return latent_box (gegl_operation_source_get_bounding_box (operation, "input"), vae_model_factor (model));
+    return (GeglRectangle){ 0 };
+  return latent_box (gegl_operation_source_get_bounding_box (operation, "input"),
+                     vae_model_factor (model));
 }
 
 static GeglRectangle
@@ -76,10 +75,10 @@ get_cached_region (GeglOperation *operation, const GeglRectangle *roi)
 }
 
 static gboolean
-process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *result,
-         gint level)
+process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
+         const GeglRectangle *result, gint level)
 {
-  GeglProperties *o = GEGL_PROPERTIES (operation);
+  GeglProperties      *o = GEGL_PROPERTIES (operation);
   const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) model = NULL;
@@ -90,9 +89,11 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   if (!in || in->width <= 0 || in->height <= 0)
     return TRUE;
   gegl_vae_progress_begin (operation, o->memory_limit, o->backend, o->precision);
-  if ((model = gegl_vae_load_model (o->model, o->backend, o->precision, &error)) && (image = gegl_vae_read_rgb (input, in, &error)))
-    latent = vae_model_encode (model, image, o->mode == GEGL_VAE_MODE_SAMPLE ? VAE_ENCODE_SAMPLE : VAE_ENCODE_MEAN,
-                               o->seed, &error);
+  if ((model = gegl_vae_load_model (o->model, o->backend, o->precision, &error)) &&
+      (image = gegl_vae_read_rgb (input, in, &error)))
+    latent = vae_model_encode (
+        model, image, o->mode == GEGL_VAE_MODE_SAMPLE ? VAE_ENCODE_SAMPLE : VAE_ENCODE_MEAN,
+        o->seed, &error);
   gegl_vae_progress_end ();
   if (!latent)
     {
@@ -118,14 +119,13 @@ gegl_op_class_init (GeglOpClass *klass)
   operation_class->threaded = FALSE;
   filter_class->process = process;
 
-  gegl_operation_class_set_keys (operation_class,
-    "name",        "vae:encode",
-    "title",       _("VAE Encode"),
-    "categories",  "hidden",
-    "description", _("Encodes an image into the latent space of a Stable Diffusion family VAE: "
-                     "a buffer of C float channels at 1/8 or 1/16 of the image size, in the "
-                     "diffusion scale"),
-    NULL);
+  gegl_operation_class_set_keys (
+      operation_class, "name", "vae:encode", "title", _ ("VAE Encode"), "categories", "hidden",
+      "description",
+      _ ("Encodes an image into the latent space of a Stable Diffusion family VAE: "
+         "a buffer of C float channels at 1/8 or 1/16 of the image size, in the "
+         "diffusion scale"),
+      NULL);
 }
 
 #endif

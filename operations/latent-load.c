@@ -7,19 +7,19 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_file_path (path, _("File"), "")
-  description (_("A .npy or .latent file"))
-property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
-  description (_("Family or model whose scale brings a .latent file's raw latent to the diffusion scale"))
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+property_file_path (path, _ ("File"), "") description (_ ("A .npy or .latent file"))
+    property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL) description (
+        _ ("Family or model whose scale brings a .latent file's raw latent to the diffusion scale"))
+        property_string (error, _ ("Error"), "")
+            description (_ ("Why the last run failed (read-only)")) ui_meta ("error", "true")
 
 #else
 
 #define GEGL_OP_SOURCE
-#define GEGL_OP_NAME     vae_latent_load
+#define GEGL_OP_NAME vae_latent_load
+/* clang-format off */
 #define GEGL_OP_C_SOURCE latent-load.c
+/* clang-format on */
 
 #include "gegl-op.h"
 
@@ -34,10 +34,12 @@ load (GeglProperties *o, GError **error)
     return vae_npy_read_latent (o->path, error);
   if (!g_str_has_suffix (o->path, ".latent"))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: latents are read from .npy or .latent"), o->path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("%s: latents are read from .npy or .latent"), o->path);
       return NULL;
     }
-  if (!gegl_vae_raw_scale (o->model, &scale, &shift, &identity, error) || !(latent = vae_latent_file_read (o->path, error)))
+  if (!gegl_vae_raw_scale (o->model, &scale, &shift, &identity, error) ||
+      !(latent = vae_latent_file_read (o->path, error)))
     return NULL;
   for (gsize i = 0; !identity && i < vae_tensor_n_elements (latent); i++)
     latent->data[i] = (gfloat) ((latent->data[i] - shift) * scale);
@@ -62,7 +64,8 @@ prepare (GeglOperation *operation)
 {
   g_autoptr (VaeTensor) latent = load_reporting (operation);
 
-  gegl_operation_set_format (operation, "output", gegl_vae_latent_format (latent ? latent->channels : 4));
+  gegl_operation_set_format (operation, "output",
+                             gegl_vae_latent_format (latent ? latent->channels : 4));
 }
 
 static GeglRectangle
@@ -70,7 +73,7 @@ get_bounding_box (GeglOperation *operation)
 {
   g_autoptr (VaeTensor) latent = load_reporting (operation);
 
-  return latent ? (GeglRectangle) { 0, 0, latent->width, latent->height } : (GeglRectangle) { 0 };
+  return latent ? (GeglRectangle){ 0, 0, latent->width, latent->height } : (GeglRectangle){ 0 };
 }
 
 static gboolean
@@ -82,7 +85,7 @@ process (GeglOperation *operation, GeglBuffer *output, const GeglRectangle *resu
 
   if (!latent)
     return TRUE;
-  box = (GeglRectangle) { 0, 0, latent->width, latent->height };
+  box = (GeglRectangle){ 0, 0, latent->width, latent->height };
   gegl_vae_write_latent (output, &box, latent);
   gegl_vae_clear_error (&o->error);
   return TRUE;
@@ -98,12 +101,10 @@ gegl_op_class_init (GeglOpClass *klass)
   operation_class->get_bounding_box = get_bounding_box;
   source_class->process = process;
 
-  gegl_operation_class_set_keys (operation_class,
-    "name",        "vae:latent-load",
-    "title",       _("Latent File Loader"),
-    "categories",  "hidden",
-    "description", _("Loads a latent from .npy (diffusion scale) or a ComfyUI .latent file"),
-    NULL);
+  gegl_operation_class_set_keys (
+      operation_class, "name", "vae:latent-load", "title", _ ("Latent File Loader"), "categories",
+      "hidden", "description",
+      _ ("Loads a latent from .npy (diffusion scale) or a ComfyUI .latent file"), NULL);
 }
 
 #endif

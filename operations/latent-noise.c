@@ -8,36 +8,38 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_enum (schedule, _("Schedule"), GeglVaeSchedule, gegl_vae_schedule, GEGL_VAE_SCHEDULE_AUTO)
-  description (_("Noise schedule; automatic is SD's scaled-linear"))
-property_double (strength, _("Strength"), 0.5)
-  description (_("Denoising strength: how far along the schedule the noise goes"))
-  value_range (0.0, 1.0)
-property_int (timestep, _("Timestep"), -1)
-  description (_("Timestep 0–999; −1 takes it from the strength"))
-  value_range (-1, 999)
-property_seed (seed, _("Seed"), rand)
-property_enum (rng, _("Random numbers"), GeglVaeRng, gegl_vae_rng, GEGL_VAE_RNG_PHILOX)
-property_enum (form, _("Form"), GeglVaeForm, gegl_vae_form, GEGL_VAE_FORM_AUTO)
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+property_enum (schedule, _ ("Schedule"), GeglVaeSchedule, gegl_vae_schedule, GEGL_VAE_SCHEDULE_AUTO)
+    description (_ ("Noise schedule; automatic is SD's scaled-linear"))
+        property_double (strength, _ ("Strength"), 0.5)
+            description (_ ("Denoising strength: how far along the schedule the noise goes"))
+                value_range (0.0, 1.0) property_int (timestep, _ ("Timestep"), -1)
+                    description (_ ("Timestep 0–999; −1 takes it from the strength"))
+                        value_range (-1, 999) property_seed (seed, _ ("Seed"), rand)
+                            property_enum (rng, _ ("Random numbers"), GeglVaeRng, gegl_vae_rng,
+                                           GEGL_VAE_RNG_PHILOX)
+                                property_enum (form, _ ("Form"), GeglVaeForm, gegl_vae_form,
+                                               GEGL_VAE_FORM_AUTO)
+                                    property_string (error, _ ("Error"), "")
+                                        description (_ ("Why the last run failed (read-only)"))
+                                            ui_meta ("error", "true")
 
 #else
 
 #define GEGL_OP_FILTER
-#define GEGL_OP_NAME     vae_latent_noise
+#define GEGL_OP_NAME vae_latent_noise
+/* clang-format off */
 #define GEGL_OP_C_SOURCE latent-noise.c
+/* clang-format on */
 
 #include "gegl-op.h"
 
 /* torch-cpu noise is one MT19937 stream over the whole latent: drawn once. */
 typedef struct
 {
-  GMutex   lock;
-  guint64  seed;
-  gint     channels, width, height;
-  gfloat  *noise;
+  GMutex  lock;
+  guint64 seed;
+  gint    channels, width, height;
+  gfloat *noise;
 } NoiseCache;
 
 static NoiseCache *
@@ -56,8 +58,8 @@ static const gfloat *
 torch_noise (NoiseCache *c, guint64 seed, gint channels, const GeglRectangle *box)
 {
   g_mutex_lock (&c->lock);
-  if (!c->noise || c->seed != seed || c->channels != channels || c->width != box->width
-      || c->height != box->height)
+  if (!c->noise || c->seed != seed || c->channels != channels || c->width != box->width ||
+      c->height != box->height)
     {
       gsize n = (gsize) channels * box->width * box->height;
       g_free (c->noise);
@@ -74,14 +76,15 @@ static void
 prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  const gchar *what;
-  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
-  const Babl *format = gegl_vae_latent_format (channels);
+  const gchar    *what;
+  gint            channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  const Babl     *format = gegl_vae_latent_format (channels);
 
   gegl_operation_set_format (operation, "input", format);
   gegl_operation_set_format (operation, "output", format);
   if (channels == 0)
-    gegl_vae_report (operation, &o->error, _("the input is %s, not a latent (connect vae:encode)"), what);
+    gegl_vae_report (operation, &o->error, _ ("the input is %s, not a latent (connect vae:encode)"),
+                     what);
   else
     gegl_vae_clear_error (&o->error);
 }
@@ -93,26 +96,27 @@ timestep_of (GeglProperties *o)
 }
 
 static gboolean
-process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *roi, gint level)
+process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *roi,
+         gint level)
 {
-  GeglProperties *o = GEGL_PROPERTIES (operation);
+  GeglProperties      *o = GEGL_PROPERTIES (operation);
   const GeglRectangle *box = gegl_operation_source_get_bounding_box (operation, "input");
-  const gchar *what;
-  const gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
-  const VaeSchedule schedule = gegl_vae_schedule (o->schedule, NULL);
-  const gfloat *torch = NULL;
-  gdouble a = 1.0, b = 0.0;
-  gfloat *pixels;
+  const gchar         *what;
+  const gint           channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  const VaeSchedule    schedule = gegl_vae_schedule (o->schedule, NULL);
+  const gfloat        *torch = NULL;
+  gdouble              a = 1.0, b = 0.0;
+  gfloat              *pixels;
 
   if (channels <= 0 || !box)
     return TRUE;
   if (o->timestep >= 0 || o->strength > 0.0)
     vae_noise_coefficients (schedule, timestep_of (o), gegl_vae_form (o->form, schedule), &a, &b);
-  if (o->rng == GEGL_VAE_RNG_TORCH_CPU && b != 0.0
-      && !(torch = torch_noise (cache_of (o), o->seed, channels, box)))
+  if (o->rng == GEGL_VAE_RNG_TORCH_CPU && b != 0.0 &&
+      !(torch = torch_noise (cache_of (o), o->seed, channels, box)))
     {
-      gegl_vae_report (operation, &o->error, _("out of memory for the noise of a %d×%d latent"), box->width,
-                       box->height);
+      gegl_vae_report (operation, &o->error, _ ("out of memory for the noise of a %d×%d latent"),
+                       box->width, box->height);
       return TRUE;
     }
   pixels = g_new (gfloat, (gsize) roi->width * roi->height * channels);
@@ -121,11 +125,12 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   for (gint y = 0; y < roi->height; y++)
     for (gint x = 0; x < roi->width; x++)
       {
-        const gsize plane_index = (gsize) (roi->y + y - box->y) * box->width + (roi->x + x - box->x);
-        gfloat     *p = pixels + ((gsize) y * roi->width + x) * channels;
+        const gsize plane_index =
+            (gsize) (roi->y + y - box->y) * box->width + (roi->x + x - box->x);
+        gfloat *p = pixels + ((gsize) y * roi->width + x) * channels;
         for (gint c = 0; c < channels && b != 0.0; c++)
           {
-            const gsize index = (gsize) c * box->width * box->height + plane_index;
+            const gsize  index = (gsize) c * box->width * box->height + plane_index;
             const gfloat eps = torch ? torch[index] : vae_philox_normal (o->seed, 0, index);
             p[c] = (gfloat) (a * p[c] + b * eps);
           }
@@ -139,7 +144,7 @@ static void
 finalize (GObject *object)
 {
   GeglProperties *o = GEGL_PROPERTIES (object);
-  NoiseCache *c = o->user_data;
+  NoiseCache     *c = o->user_data;
 
   if (c)
     {
@@ -162,13 +167,12 @@ gegl_op_class_init (GeglOpClass *klass)
   operation_class->threaded = TRUE;
   filter_class->process = process;
 
-  gegl_operation_class_set_keys (operation_class,
-    "name",        "vae:latent-noise",
-    "title",       _("Latent Noise"),
-    "categories",  "hidden",
-    "description", _("Adds forward-diffusion noise to a latent at a timestep of a noise schedule, "
-                     "with A1111/sd.cpp (Philox) or ComfyUI (torch CPU) seeds"),
-    NULL);
+  gegl_operation_class_set_keys (
+      operation_class, "name", "vae:latent-noise", "title", _ ("Latent Noise"), "categories",
+      "hidden", "description",
+      _ ("Adds forward-diffusion noise to a latent at a timestep of a noise schedule, "
+         "with A1111/sd.cpp (Philox) or ComfyUI (torch CPU) seeds"),
+      NULL);
 }
 
 #endif

@@ -9,24 +9,25 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
-  description (_("Family (or model file) whose preview factors to use"))
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL)
+    description (_ ("Family (or model file) whose preview factors to use"))
+        property_string (error, _ ("Error"), "")
+            description (_ ("Why the last run failed (read-only)")) ui_meta ("error", "true")
 
 #else
 
 #define GEGL_OP_FILTER
-#define GEGL_OP_NAME     vae_latent_preview
+#define GEGL_OP_NAME vae_latent_preview
+/* clang-format off */
 #define GEGL_OP_C_SOURCE latent-preview.c
+/* clang-format on */
 
 #include "gegl-op.h"
 
 static const VaeFamily *
 family_of (GeglProperties *o, GError **error)
 {
-  const gchar *name = o->model && *o->model ? o->model : GEGL_VAE_DEFAULT_MODEL;
+  const gchar     *name = o->model && *o->model ? o->model : GEGL_VAE_DEFAULT_MODEL;
   const VaeFamily *family = vae_family_lookup (name);
   g_autoptr (VaeModel) model = NULL;
 
@@ -40,26 +41,27 @@ static void
 prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  const gchar *what;
-  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  const gchar    *what;
+  gint            channels = gegl_vae_source_latent_channels (operation, "input", &what);
 
   gegl_operation_set_format (operation, "input", gegl_vae_latent_format (channels));
   gegl_operation_set_format (operation, "output", babl_format ("R'G'B'A float"));
   if (channels == 0)
-    gegl_vae_report (operation, &o->error, _("the input is %s, not a latent"), what);
+    gegl_vae_report (operation, &o->error, _ ("the input is %s, not a latent"), what);
 }
 
 static gboolean
-process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *roi, gint level)
+process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *roi,
+         gint level)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  const gchar *what;
-  const gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
-  const gsize n = (gsize) roi->width * roi->height;
+  const gchar    *what;
+  const gint      channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  const gsize     n = (gsize) roi->width * roi->height;
   g_autoptr (GError) error = NULL;
   const VaeFamily *family;
-  const gdouble *factors;
-  gfloat *in, *out;
+  const gdouble   *factors;
+  gfloat          *in, *out;
 
   if (channels <= 0)
     return TRUE;
@@ -71,7 +73,8 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   factors = family->n_rgb_factors == channels * 3 + 3 ? family->rgb_factors : NULL;
   in = g_new (gfloat, n * channels);
   out = g_new (gfloat, n * 4);
-  gegl_buffer_get (input, roi, 1.0, gegl_vae_latent_format (channels), in, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+  gegl_buffer_get (input, roi, 1.0, gegl_vae_latent_format (channels), in, GEGL_AUTO_ROWSTRIDE,
+                   GEGL_ABYSS_NONE);
   for (gsize i = 0; i < n; i++)
     {
       for (gint rgb = 0; rgb < 3; rgb++)
@@ -102,12 +105,10 @@ gegl_op_class_init (GeglOpClass *klass)
   operation_class->prepare = prepare;
   filter_class->process = process;
 
-  gegl_operation_class_set_keys (operation_class,
-    "name",        "vae:latent-preview",
-    "title",       _("Latent Preview"),
-    "categories",  "hidden",
-    "description", _("Shows a latent as a small RGB image through the family's latent→RGB factors"),
-    NULL);
+  gegl_operation_class_set_keys (
+      operation_class, "name", "vae:latent-preview", "title", _ ("Latent Preview"), "categories",
+      "hidden", "description",
+      _ ("Shows a latent as a small RGB image through the family's latent→RGB factors"), NULL);
 }
 
 #endif

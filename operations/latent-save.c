@@ -8,19 +8,19 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_file_path (path, _("File"), "")
-  description (_("Target .npy or .latent file"))
-property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
-  description (_("Family or model whose scale turns the latent raw for a .latent file"))
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+property_file_path (path, _ ("File"), "") description (_ ("Target .npy or .latent file"))
+    property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL)
+        description (_ ("Family or model whose scale turns the latent raw for a .latent file"))
+            property_string (error, _ ("Error"), "")
+                description (_ ("Why the last run failed (read-only)")) ui_meta ("error", "true")
 
 #else
 
 #define GEGL_OP_SINK
-#define GEGL_OP_NAME     vae_latent_save
+#define GEGL_OP_NAME vae_latent_save
+/* clang-format off */
 #define GEGL_OP_C_SOURCE latent-save.c
+/* clang-format on */
 
 #include "gegl-op.h"
 
@@ -28,12 +28,13 @@ static void
 prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  const gchar *what;
-  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  const gchar    *what;
+  gint            channels = gegl_vae_source_latent_channels (operation, "input", &what);
 
   gegl_operation_set_format (operation, "input", gegl_vae_latent_format (channels));
   if (channels == 0)
-    gegl_vae_report (operation, &o->error, _("the input is %s, not a latent (connect vae:encode)"), what);
+    gegl_vae_report (operation, &o->error, _ ("the input is %s, not a latent (connect vae:encode)"),
+                     what);
 }
 
 static gboolean
@@ -46,7 +47,8 @@ save (GeglProperties *o, VaeTensor *latent, GError **error)
     return vae_npy_write_latent (o->path, latent, error);
   if (!g_str_has_suffix (o->path, ".latent"))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: latents are saved as .npy or .latent"), o->path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("%s: latents are saved as .npy or .latent"), o->path);
       return FALSE;
     }
   if (!gegl_vae_raw_scale (o->model, &scale, &shift, &identity, error))
@@ -59,10 +61,10 @@ save (GeglProperties *o, VaeTensor *latent, GError **error)
 static gboolean
 process (GeglOperation *operation, GeglBuffer *input, const GeglRectangle *result, gint level)
 {
-  GeglProperties *o = GEGL_PROPERTIES (operation);
+  GeglProperties      *o = GEGL_PROPERTIES (operation);
   const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
-  const gchar *what;
-  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  const gchar         *what;
+  gint                 channels = gegl_vae_source_latent_channels (operation, "input", &what);
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeTensor) latent = NULL;
 
@@ -70,7 +72,8 @@ process (GeglOperation *operation, GeglBuffer *input, const GeglRectangle *resul
     return TRUE;
   if (!in || in->width <= 0 || in->height <= 0)
     {
-      gegl_vae_report (operation, &o->error, _("the input latent is empty (0×0); %s not written"), o->path);
+      gegl_vae_report (operation, &o->error, _ ("the input latent is empty (0×0); %s not written"),
+                       o->path);
       return TRUE;
     }
   if (!(latent = gegl_vae_read_latent (input, in, channels, &error)) || !save (o, latent, &error))
@@ -90,12 +93,10 @@ gegl_op_class_init (GeglOpClass *klass)
   sink_class->process = process;
   sink_class->needs_full = TRUE;
 
-  gegl_operation_class_set_keys (operation_class,
-    "name",        "vae:latent-save",
-    "title",       _("Latent File Saver"),
-    "categories",  "hidden",
-    "description", _("Saves a latent as .npy (diffusion scale) or as a ComfyUI .latent file"),
-    NULL);
+  gegl_operation_class_set_keys (
+      operation_class, "name", "vae:latent-save", "title", _ ("Latent File Saver"), "categories",
+      "hidden", "description",
+      _ ("Saves a latent as .npy (diffusion scale) or as a ComfyUI .latent file"), NULL);
 }
 
 #endif

@@ -10,11 +10,13 @@
 static const GeglModuleInfo modinfo = { GEGL_MODULE_ABI_VERSION };
 
 G_MODULE_EXPORT const GeglModuleInfo *gegl_module_query (GTypeModule *module);
-G_MODULE_EXPORT gboolean gegl_module_register (GTypeModule *module);
+G_MODULE_EXPORT gboolean              gegl_module_register (GTypeModule *module);
 
-#define OPS(X) X (vae_encode) X (vae_decode) X (vae_latent_noise) X (vae_vq_snap) \
-  X (vae_diffusion_preview) X (vae_apply_alpha) X (vae_latent_save) X (vae_latent_load) \
-  X (vae_latent_preview)
+/* clang-format off */
+#define OPS(X) \
+  X (vae_encode) X (vae_decode) X (vae_latent_noise) X (vae_vq_snap) X (vae_diffusion_preview) \
+  X (vae_apply_alpha) X (vae_latent_save) X (vae_latent_load) X (vae_latent_preview)
+/* clang-format on */
 #define DECLARE(name) void gegl_op_##name##_register_type (GTypeModule *module);
 OPS (DECLARE)
 
@@ -31,7 +33,8 @@ gegl_module_register (GTypeModule *module)
 
   /* before any class initialises (titles and enum labels are translated);
    * GEGL_VAE_LOCALEDIR points at uninstalled catalogues (tests) */
-  bindtextdomain (GETTEXT_PACKAGE, g_getenv ("GEGL_VAE_LOCALEDIR") ? g_getenv ("GEGL_VAE_LOCALEDIR") : VAE_LOCALEDIR);
+  bindtextdomain (GETTEXT_PACKAGE, g_getenv ("GEGL_VAE_LOCALEDIR") ? g_getenv ("GEGL_VAE_LOCALEDIR")
+                                                                   : VAE_LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   for (guint i = 0; i < G_N_ELEMENTS (latent_channels); i++)
     gegl_vae_latent_format (latent_channels[i]);

@@ -10,54 +10,54 @@ try_floats (gsize n, GError **error)
   gfloat *p = g_try_new (gfloat, n);
 
   if (!p)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _("out of memory for %.0f pixels"), (gdouble) n);
+    g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY, _ ("out of memory for %.0f pixels"),
+                 (gdouble) n);
   return p;
 }
 
-#define DEFINE_ENUM(func, TypeName, ...)                                   \
-  GType func (void)                                                        \
-  {                                                                        \
-    static gsize type;                                                     \
-    if (g_once_init_enter (&type))                                         \
-      {                                                                    \
-        static GEnumValue values[] = { __VA_ARGS__, { 0, NULL, NULL } };   \
-        for (guint i = 0; values[i].value_name; i++)                       \
-          values[i].value_name = g_dgettext (GETTEXT_PACKAGE, values[i].value_name); \
-        g_once_init_leave (&type, g_enum_register_static (TypeName, values)); \
-      }                                                                    \
-    return type;                                                           \
+#define DEFINE_ENUM(func, TypeName, ...)                                                           \
+  GType func (void)                                                                                \
+  {                                                                                                \
+    static gsize type;                                                                             \
+    if (g_once_init_enter (&type))                                                                 \
+      {                                                                                            \
+        static GEnumValue values[] = { __VA_ARGS__, { 0, NULL, NULL } };                           \
+        for (guint i = 0; values[i].value_name; i++)                                               \
+          values[i].value_name = g_dgettext (GETTEXT_PACKAGE, values[i].value_name);               \
+        g_once_init_leave (&type, g_enum_register_static (TypeName, values));                      \
+      }                                                                                            \
+    return type;                                                                                   \
   }
 
 DEFINE_ENUM (gegl_vae_backend_get_type, "GeglVaeBackend",
-             { GEGL_VAE_BACKEND_AUTO, N_("Automatic"), "auto" },
-             { GEGL_VAE_BACKEND_CPU, N_("CPU"), "cpu" },
-             { GEGL_VAE_BACKEND_CUDA, N_("CUDA"), "cuda" })
+             { GEGL_VAE_BACKEND_AUTO, N_ ("Automatic"), "auto" },
+             { GEGL_VAE_BACKEND_CPU, N_ ("CPU"), "cpu" },
+             { GEGL_VAE_BACKEND_CUDA, N_ ("CUDA"), "cuda" })
 
 DEFINE_ENUM (gegl_vae_precision_get_type, "GeglVaePrecision",
-             { GEGL_VAE_PRECISION_FP32, N_("fp32"), "fp32" },
-             { GEGL_VAE_PRECISION_BF16, N_("bf16 (CUDA)"), "bf16" },
-             { GEGL_VAE_PRECISION_FP16, N_("fp16 (CUDA)"), "fp16" })
+             { GEGL_VAE_PRECISION_FP32, N_ ("fp32"), "fp32" },
+             { GEGL_VAE_PRECISION_BF16, N_ ("bf16 (CUDA)"), "bf16" },
+             { GEGL_VAE_PRECISION_FP16, N_ ("fp16 (CUDA)"), "fp16" })
 
-DEFINE_ENUM (gegl_vae_mode_get_type, "GeglVaeMode",
-             { GEGL_VAE_MODE_MEAN, N_("Mean"), "mean" },
-             { GEGL_VAE_MODE_SAMPLE, N_("Sample"), "sample" })
+DEFINE_ENUM (gegl_vae_mode_get_type, "GeglVaeMode", { GEGL_VAE_MODE_MEAN, N_ ("Mean"), "mean" },
+             { GEGL_VAE_MODE_SAMPLE, N_ ("Sample"), "sample" })
 
 DEFINE_ENUM (gegl_vae_schedule_get_type, "GeglVaeSchedule",
-             { GEGL_VAE_SCHEDULE_AUTO, N_("Automatic"), "auto" },
-             { GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR, N_("SD scaled linear"), "sd-scaled-linear" },
-             { GEGL_VAE_SCHEDULE_LINEAR, N_("Linear"), "linear" },
-             { GEGL_VAE_SCHEDULE_COSINE, N_("Cosine"), "cosine" },
-             { GEGL_VAE_SCHEDULE_FLOW, N_("Flow"), "flow" })
+             { GEGL_VAE_SCHEDULE_AUTO, N_ ("Automatic"), "auto" },
+             { GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR, N_ ("SD scaled linear"), "sd-scaled-linear" },
+             { GEGL_VAE_SCHEDULE_LINEAR, N_ ("Linear"), "linear" },
+             { GEGL_VAE_SCHEDULE_COSINE, N_ ("Cosine"), "cosine" },
+             { GEGL_VAE_SCHEDULE_FLOW, N_ ("Flow"), "flow" })
 
 DEFINE_ENUM (gegl_vae_form_get_type, "GeglVaeForm",
-             { GEGL_VAE_FORM_AUTO, N_("Automatic"), "auto" },
-             { GEGL_VAE_FORM_DIFFUSERS, N_("Diffusers (√ᾱ·x + √(1−ᾱ)·ε)"), "diffusers" },
-             { GEGL_VAE_FORM_EPS, N_("EPS (x + σ·ε)"), "eps" },
-             { GEGL_VAE_FORM_FLOW, N_("Flow ((1−σ)·x + σ·ε)"), "flow" })
+             { GEGL_VAE_FORM_AUTO, N_ ("Automatic"), "auto" },
+             { GEGL_VAE_FORM_DIFFUSERS, N_ ("Diffusers (√ᾱ·x + √(1−ᾱ)·ε)"), "diffusers" },
+             { GEGL_VAE_FORM_EPS, N_ ("EPS (x + σ·ε)"), "eps" },
+             { GEGL_VAE_FORM_FLOW, N_ ("Flow ((1−σ)·x + σ·ε)"), "flow" })
 
 DEFINE_ENUM (gegl_vae_rng_get_type, "GeglVaeRng",
-             { GEGL_VAE_RNG_PHILOX, N_("Philox (A1111/sd.cpp GPU seeds)"), "philox" },
-             { GEGL_VAE_RNG_TORCH_CPU, N_("Torch CPU (ComfyUI seeds)"), "torch-cpu" })
+             { GEGL_VAE_RNG_PHILOX, N_ ("Philox (A1111/sd.cpp GPU seeds)"), "philox" },
+             { GEGL_VAE_RNG_TORCH_CPU, N_ ("Torch CPU (ComfyUI seeds)"), "torch-cpu" })
 
 const Babl *
 gegl_vae_latent_format (gint channels)
@@ -109,7 +109,7 @@ real_producer (GeglOperation *operation, const gchar *pad)
 gboolean
 gegl_vae_report_empty_input (GeglOperation *operation, const gchar *pad)
 {
-  GeglNode *producer = real_producer (operation, pad);
+  GeglNode            *producer = real_producer (operation, pad);
   const GeglRectangle *box = gegl_operation_source_get_bounding_box (operation, pad);
 
   if (!producer || g_str_has_prefix (gegl_node_get_operation (producer), "vae:"))
@@ -128,7 +128,7 @@ void
 gegl_vae_report (GeglOperation *operation, gchar **error_property, const gchar *format, ...)
 {
   g_autofree gchar *message = NULL;
-  va_list args;
+  va_list           args;
 
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
@@ -160,11 +160,12 @@ gegl_vae_clear_error (gchar **error_property)
 static VaeCompute
 compute_of (GeglVaeBackend backend, GeglVaePrecision precision)
 {
-  return (VaeCompute) { (VaeBackendKind) backend, (VaePrecision) precision };
+  return (VaeCompute){ (VaeBackendKind) backend, (VaePrecision) precision };
 }
 
 VaeModel *
-gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GeglVaePrecision precision, GError **error)
+gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GeglVaePrecision precision,
+                     GError **error)
 {
   VaeCompute compute = compute_of (backend, precision);
 
@@ -174,7 +175,8 @@ gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GeglVaePrecisio
 }
 
 gboolean
-gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity, GError **error)
+gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
+                    GError **error)
 {
   const VaeFamily *family = vae_family_lookup (model && *model ? model : GEGL_VAE_DEFAULT_MODEL);
   g_autoptr (VaeModel) loaded = NULL;
@@ -205,8 +207,8 @@ gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channe
       vae_tensor_free (t);
       return NULL;
     }
-  gegl_buffer_get (buffer, rect, 1.0, gegl_vae_latent_format (channels), pixels, GEGL_AUTO_ROWSTRIDE,
-                   GEGL_ABYSS_NONE);
+  gegl_buffer_get (buffer, rect, 1.0, gegl_vae_latent_format (channels), pixels,
+                   GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
   for (gsize i = 0; i < plane; i++)
     for (gint c = 0; c < channels; c++)
       t->data[c * plane + i] = pixels[i * channels + c];
@@ -246,7 +248,8 @@ gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeT
   for (gsize i = 0; i < plane; i++)
     for (gint c = 0; c < latent->channels; c++)
       pixels[i * latent->channels + c] = latent->data[c * plane + i];
-  gegl_buffer_set (buffer, rect, 0, gegl_vae_latent_format (latent->channels), pixels, GEGL_AUTO_ROWSTRIDE);
+  gegl_buffer_set (buffer, rect, 0, gegl_vae_latent_format (latent->channels), pixels,
+                   GEGL_AUTO_ROWSTRIDE);
   g_free (pixels);
 }
 
@@ -315,7 +318,7 @@ GeglRectangle
 gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
 {
   const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
-  return in ? *in : (GeglRectangle) { 0 };
+  return in ? *in : (GeglRectangle){ 0 };
 }
 
 gint

@@ -28,7 +28,7 @@ typedef enum
 
 typedef enum
 {
-  GEGL_VAE_SCHEDULE_AUTO,  /* the model family's (diffusion-preview); SD's otherwise */
+  GEGL_VAE_SCHEDULE_AUTO, /* the model family's (diffusion-preview); SD's otherwise */
   GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR,
   GEGL_VAE_SCHEDULE_LINEAR,
   GEGL_VAE_SCHEDULE_COSINE,
@@ -37,7 +37,7 @@ typedef enum
 
 typedef enum
 {
-  GEGL_VAE_FORM_AUTO,      /* flow for the flow schedule, diffusers otherwise */
+  GEGL_VAE_FORM_AUTO, /* flow for the flow schedule, diffusers otherwise */
   GEGL_VAE_FORM_DIFFUSERS,
   GEGL_VAE_FORM_EPS,
   GEGL_VAE_FORM_FLOW
@@ -67,67 +67,71 @@ GType gegl_vae_rng_get_type (void);
 
 /* The properties of every op that runs a model: where, in what precision
  * and within how much memory (read by gegl_vae_progress_begin). */
-#define GEGL_VAE_RUN_PROPERTIES                                                                          \
-  property_enum (backend, _("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)          \
-    description (_("Automatic: the CUDA device when one answers, else the CPU"))                          \
-  property_enum (precision, _("Precision"), GeglVaePrecision, gegl_vae_precision, GEGL_VAE_PRECISION_FP32) \
-    description (_("bf16 and fp16 run on the CUDA device only; a pass that overflows is redone in fp32"))  \
-  property_int (memory_limit, _("Memory limit (MiB)"), 0)                                                 \
-    description (_("Plan the run to fit this much memory, in bands of rows when needed; "                 \
-                   "0: three quarters of what is available"))                                             \
-    value_range (0, 1048576)                                                                              \
-    ui_range (0, 65536)
+#define GEGL_VAE_RUN_PROPERTIES                                                                    \
+  property_enum (backend, _ ("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)  \
+      description (_ ("Automatic: the CUDA device when one answers, else the CPU"))                \
+          property_enum (precision, _ ("Precision"), GeglVaePrecision, gegl_vae_precision,         \
+                         GEGL_VAE_PRECISION_FP32)                                                  \
+              description (_ ("bf16 and fp16 run on the CUDA device only; a pass that overflows "  \
+                              "is redone in fp32"))                                                \
+                  property_int (memory_limit, _ ("Memory limit (MiB)"), 0) description (           \
+                      _ ("Plan the run to fit this much memory, in bands of rows when needed; "    \
+                         "0: three quarters of what is available")) value_range (0, 1048576)       \
+                      ui_range (0, 65536)
 
 /* The format latents travel in: C float components. */
 const Babl *gegl_vae_latent_format (gint channels);
 /* Components of the latent on PAD; 0 when it carries an image (*what then
  * names its format), −1 while nothing is connected. */
-gint        gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad, const gchar **what);
+gint gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad,
+                                      const gchar **what);
 
 /* TRUE when PAD is fed an empty box by something that is not a vae: op.
  * Only the first vae: op of a chain reports an empty input (the others get
  * theirs from an op that says why), and an op prepared before its graph is
  * wired does not complain. */
-gboolean    gegl_vae_report_empty_input (GeglOperation *operation, const gchar *pad);
+gboolean gegl_vae_report_empty_input (GeglOperation *operation, const gchar *pad);
 
 /* Error reporting: one g_warning naming the op (when the message is new for
  * this op), and the `error` property set; gegl_vae_clear_error on success. */
-void        gegl_vae_report (GeglOperation *operation, gchar **error_property, const gchar *format, ...)
+void gegl_vae_report (GeglOperation *operation, gchar **error_property, const gchar *format, ...)
     G_GNUC_PRINTF (3, 4);
-void        gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error);
-void        gegl_vae_clear_error (gchar **error_property);
+void gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error);
+void gegl_vae_clear_error (gchar **error_property);
 
 /* vae_model_load for the `model`, `backend` and `precision` properties;
  * fails when the backend cannot be had. */
-VaeModel   *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GeglVaePrecision precision,
-                                 GError **error);
+VaeModel *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend,
+                               GeglVaePrecision precision, GError **error);
 /* Latent scale/shift of a family name or model file, for .latent files. */
-gboolean    gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
-                                GError **error);
+gboolean gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
+                             GError **error);
 
 /* Whole rectangles between buffers and planar tensors. */
-VaeTensor  *gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);
-VaeTensor  *gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels, GError **error);
-void        gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent);
+VaeTensor *gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);
+VaeTensor *gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels,
+                                 GError **error);
+void gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent);
 /* Writes R'G'B'A float with alpha 1, the tensor's top-left at rect's origin. */
-void        gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image);
+void gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image);
 
-VaeSchedule gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family);
+VaeSchedule  gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family);
 VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);
 
 /* The model's progress (per layer, or per band when tiled) reaches the op's
  * node ("progress" signal) between begin and end, and runs are planned to
  * fit MEMORY_LIMIT_MIB (0: the default) on BACKEND in PRECISION; hosts such
  * as the GIMP plug-in listen there. */
-void        gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib, GeglVaeBackend backend,
-                                     GeglVaePrecision precision);
-void        gegl_vae_progress_end (void);
+void gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib,
+                              GeglVaeBackend backend, GeglVaePrecision precision);
+void gegl_vae_progress_end (void);
 
 /* Whole-image ops (encode, decode) need all of their input for any output. */
-GeglRectangle gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi);
+GeglRectangle gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad,
+                                    const GeglRectangle *roi);
 
 /* floor(a / b) for the latent grid of images not anchored at 0. */
-gint        gegl_vae_floor_div (gint a, gint b);
+gint gegl_vae_floor_div (gint a, gint b);
 
 G_END_DECLS
 

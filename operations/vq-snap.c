@@ -10,36 +10,35 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_file_path (codebook, _("Codebook"), "")
-  description (_("A safetensors/.pth file with one [K, C] tensor or a VQ model's "
-                 "quantize.embedding.weight; empty: learn one from the input"))
-property_int (k, _("Codebook size"), 16)
-  description (_("Entries to learn when no codebook file is given"))
-  value_range (1, 4096)
-  ui_range (2, 256)
-property_int (iterations, _("Iterations"), 10)
-  description (_("k-means iterations after k-means++ seeding"))
-  value_range (0, 1000)
-  ui_range (0, 50)
-property_seed (seed, _("Seed"), rand)
-property_double (strength, _("Strength"), 1.0)
-  description (_("Blend between the original (0) and the snapped latent (1)"))
-  value_range (0.0, 1.0)
-property_double (perplexity, _("Codebook perplexity"), 0.0)
-  description (_("exp(entropy) of entry usage in the last run (read-only)"))
-  value_range (0.0, G_MAXDOUBLE)
-property_double (mean_error, _("Mean quantisation error"), 0.0)
-  description (_("Mean squared distance from a vector to its entry in the last run (read-only)"))
-  value_range (0.0, G_MAXDOUBLE)
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+property_file_path (codebook, _ ("Codebook"), "") description (
+    _ ("A safetensors/.pth file with one [K, C] tensor or a VQ model's "
+       "quantize.embedding.weight; empty: learn one from the input"))
+    property_int (k, _ ("Codebook size"), 16) description (
+        _ ("Entries to learn when no codebook file is given")) value_range (1, 4096)
+        ui_range (2, 256) property_int (iterations, _ ("Iterations"), 10) description (
+            _ ("k-means iterations after k-means++ seeding")) value_range (0, 1000) ui_range (0, 50)
+            property_seed (seed, _ ("Seed"), rand) property_double (strength, _ ("Strength"), 1.0)
+                description (_ ("Blend between the original (0) and the snapped latent (1)"))
+                    value_range (0.0, 1.0) property_double (perplexity, _ ("Codebook perplexity"),
+                                                            0.0)
+                        description (_ ("exp(entropy) of entry usage in the last run (read-only)"))
+                            value_range (0.0, G_MAXDOUBLE)
+                                property_double (mean_error, _ ("Mean quantisation error"), 0.0)
+                                    description (_ ("Mean squared distance from a vector to its "
+                                                    "entry in the last run (read-only)"))
+                                        value_range (0.0, G_MAXDOUBLE) property_string (error,
+                                                                                        _ ("Error"),
+                                                                                        "")
+                                            description (_ ("Why the last run failed (read-only)"))
+                                                ui_meta ("error", "true")
 
 #else
 
 #define GEGL_OP_FILTER
-#define GEGL_OP_NAME     vae_vq_snap
+#define GEGL_OP_NAME vae_vq_snap
+/* clang-format off */
 #define GEGL_OP_C_SOURCE vq-snap.c
+/* clang-format on */
 
 #include "gegl-op.h"
 
@@ -75,9 +74,9 @@ static void
 prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  Stats *s = stats_of (o);
-  const gchar *what;
-  gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  Stats          *s = stats_of (o);
+  const gchar    *what;
+  gint            channels = gegl_vae_source_latent_channels (operation, "input", &what);
 
   gegl_operation_set_format (operation, "input", gegl_vae_latent_format (channels));
   gegl_operation_set_format (operation, "output", gegl_vae_latent_format (channels));
@@ -87,7 +86,8 @@ prepare (GeglOperation *operation)
   s->vectors = 0;
   g_mutex_unlock (&s->lock);
   if (channels == 0)
-    gegl_vae_report (operation, &o->error, _("the input is %s, not a latent (connect vae:encode)"), what);
+    gegl_vae_report (operation, &o->error, _ ("the input is %s, not a latent (connect vae:encode)"),
+                     what);
 }
 
 static GeglRectangle
@@ -96,7 +96,7 @@ get_required_for_output (GeglOperation *operation, const gchar *input_pad, const
   const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
 
   if (learning (GEGL_PROPERTIES (operation)))
-    return in ? *in : (GeglRectangle) { 0 };
+    return in ? *in : (GeglRectangle){ 0 };
   return *roi;
 }
 
@@ -106,7 +106,7 @@ get_cached_region (GeglOperation *operation, const GeglRectangle *roi)
   const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
 
   if (learning (GEGL_PROPERTIES (operation)))
-    return in ? *in : (GeglRectangle) { 0 };
+    return in ? *in : (GeglRectangle){ 0 };
   return *roi;
 }
 
@@ -121,8 +121,9 @@ get_codebook (GeglProperties *o, const gfloat *vectors, gsize n, gint dim, GErro
     return NULL;
   if (cb->dim != dim)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("the codebook's entries have %d channels but the latent has %d"),
-                   cb->dim, dim);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("the codebook's entries have %d channels but the latent has %d"), cb->dim,
+                   dim);
       g_clear_pointer (&cb, vae_codebook_free);
     }
   return cb;
@@ -150,29 +151,32 @@ add_stats (GeglProperties *o, const guint64 *counts, gint size, gdouble sq_error
 }
 
 static gboolean
-process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *roi, gint level)
+process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *roi,
+         gint level)
 {
-  GeglProperties *o = GEGL_PROPERTIES (operation);
+  GeglProperties      *o = GEGL_PROPERTIES (operation);
   const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
   const GeglRectangle *rect = learning (o) ? in : roi;
-  const gchar *what;
-  const gint channels = gegl_vae_source_latent_channels (operation, "input", &what);
-  const gsize n = rect ? (gsize) rect->width * rect->height : 0;
+  const gchar         *what;
+  const gint           channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  const gsize          n = rect ? (gsize) rect->width * rect->height : 0;
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeCodebook) cb = NULL;
-  g_autofree gfloat *pixels = NULL;
+  g_autofree gfloat  *pixels = NULL;
   g_autofree guint64 *counts = NULL;
-  gdouble sq_error = 0.0;
+  gdouble             sq_error = 0.0;
 
   if (channels <= 0 || n == 0)
     return TRUE;
   pixels = g_try_new (gfloat, n * channels);
   if (!pixels)
     {
-      gegl_vae_report (operation, &o->error, _("out of memory for a %d×%d latent"), rect->width, rect->height);
+      gegl_vae_report (operation, &o->error, _ ("out of memory for a %d×%d latent"), rect->width,
+                       rect->height);
       return TRUE;
     }
-  gegl_buffer_get (input, rect, 1.0, gegl_vae_latent_format (channels), pixels, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+  gegl_buffer_get (input, rect, 1.0, gegl_vae_latent_format (channels), pixels, GEGL_AUTO_ROWSTRIDE,
+                   GEGL_ABYSS_NONE);
   if (!(cb = get_codebook (o, pixels, n, channels, &error)))
     {
       gegl_vae_report_error (operation, &o->error, error);
@@ -190,7 +194,7 @@ static void
 finalize (GObject *object)
 {
   GeglProperties *o = GEGL_PROPERTIES (object);
-  Stats *s = o->user_data;
+  Stats          *s = o->user_data;
 
   if (s)
     {
@@ -215,13 +219,12 @@ gegl_op_class_init (GeglOpClass *klass)
   operation_class->threaded = FALSE; /* core snaps with all threads itself */
   filter_class->process = process;
 
-  gegl_operation_class_set_keys (operation_class,
-    "name",        "vae:vq-snap",
-    "title",       _("Latent VQ Snap"),
-    "categories",  "hidden",
-    "description", _("Replaces every latent vector by its nearest codebook entry, from a file or "
-                     "learned from the latent itself by k-means++ (latent posterize)"),
-    NULL);
+  gegl_operation_class_set_keys (
+      operation_class, "name", "vae:vq-snap", "title", _ ("Latent VQ Snap"), "categories", "hidden",
+      "description",
+      _ ("Replaces every latent vector by its nearest codebook entry, from a file or "
+         "learned from the latent itself by k-means++ (latent posterize)"),
+      NULL);
 }
 
 #endif

@@ -30,8 +30,8 @@ run (const gchar *models, ...)
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_auto (GStrv) env = g_get_environ ();
   g_autoptr (GError) error = NULL;
-  Run r = { 0 };
-  va_list args;
+  Run          r = { 0 };
+  va_list      args;
   const gchar *a;
 
   g_ptr_array_add (argv, (gchar *) GEGL_VAE_BIN);
@@ -41,7 +41,8 @@ run (const gchar *models, ...)
   va_end (args);
   g_ptr_array_add (argv, NULL);
   env = g_environ_setenv (env, "GEGL_VAE_MODEL_PATH", models ? models : "", TRUE);
-  g_spawn_sync (NULL, (gchar **) argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, &r.out, &r.err, &r.status, &error);
+  g_spawn_sync (NULL, (gchar **) argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, &r.out, &r.err,
+                &r.status, &error);
   g_assert_no_error (error);
   g_test_message ("stderr: %s", r.err);
   return r;
@@ -124,7 +125,8 @@ test_round_trip_formats (void)
   raw = vae_latent_file_read (lat, &error);
   g_assert_no_error (error);
   for (gsize i = 0; i < vae_tensor_n_elements (z); i++)
-    g_assert_cmpfloat_with_epsilon (raw->data[i], z->data[i] / 0.18215, 1e-5 * (1 + fabsf (raw->data[i])));
+    g_assert_cmpfloat_with_epsilon (raw->data[i], z->data[i] / 0.18215,
+                                    1e-5 * (1 + fabsf (raw->data[i])));
   r3 = run (NULL, "decode", "--model", kl, npy, png, NULL);
   r4 = run (NULL, "decode", "--model", kl, lat, png2, NULL);
   g_assert_true (exited_ok (&r3) && exited_ok (&r4));
@@ -142,7 +144,8 @@ test_sample_seed (void)
 {
   g_autofree gchar *kl = kl_model ();
   g_autofree gchar *image = test_data_path ("kl", "sd15-diffusers", "image.npy", NULL);
-  g_autofree gchar *a = test_tmp_path ("s1.npy"), *b = test_tmp_path ("s2.npy"), *c = test_tmp_path ("s3.npy");
+  g_autofree gchar *a = test_tmp_path ("s1.npy"), *b = test_tmp_path ("s2.npy"),
+                   *c = test_tmp_path ("s3.npy");
   g_autoptr (VaeTensor) ta = NULL, tb = NULL, tc = NULL;
   g_auto (Run) r1 = { 0 };
   g_auto (Run) r2 = { 0 };

@@ -20,11 +20,11 @@ typedef struct
 } Shape;
 
 static const Shape shapes[] = {
-  { 3, 5, 7, 0, 1, 1, 1, 1 },  /* 3×3 "same" */
-  { 4, 6, 6, 0, 0, 0, 1, 1 },  /* AutoencoderKL's downsampler: right and bottom only */
-  { 2, 3, 4, 1, 1, 1, 1, 1 },  /* nearest ×2, then 3×3 */
-  { 5, 1, 1, 1, 1, 1, 1, 1 },  /* a 1-pixel image */
-  { 1, 4, 9, 0, 0, 0, 0, 0 },  /* 1×1 */
+  { 3, 5, 7, 0, 1, 1, 1, 1 },   /* 3×3 "same" */
+  { 4, 6, 6, 0, 0, 0, 1, 1 },   /* AutoencoderKL's downsampler: right and bottom only */
+  { 2, 3, 4, 1, 1, 1, 1, 1 },   /* nearest ×2, then 3×3 */
+  { 5, 1, 1, 1, 1, 1, 1, 1 },   /* a 1-pixel image */
+  { 1, 4, 9, 0, 0, 0, 0, 0 },   /* 1×1 */
   { 37, 3, 35, 0, 1, 1, 1, 1 }, /* more than one tile of channels and of columns */
   { 33, 2, 17, 1, 1, 1, 1, 1 }, /* the same after nearest ×2 */
 };
@@ -72,14 +72,15 @@ test_prepared (void)
   for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
     {
       const Shape *sh = &shapes[s];
-      const int    ph = (sh->h << sh->up) + sh->pt + sh->pb, pw = (sh->w << sh->up) + sh->pl + sh->pr;
-      float       *src = ramp ((size_t) sh->channels * sh->h * sh->w);
+      const int ph = (sh->h << sh->up) + sh->pt + sh->pb, pw = (sh->w << sh->up) + sh->pl + sh->pr;
+      float    *src = ramp ((size_t) sh->channels * sh->h * sh->w);
 
       for (int c = 0; c < sh->channels; c++)
         for (int y = 0; y < ph; y++)
           for (int x = 0; x < pw; x++)
-            g_assert_cmpfloat (layout_prepared (src, ((size_t) c * ph + y) * pw + x, sh->h, sh->w, sh->up, sh->pt,
-                                                sh->pl, ph, pw), ==, prepared_want (sh, src, c, y, x));
+            g_assert_cmpfloat (layout_prepared (src, ((size_t) c * ph + y) * pw + x, sh->h, sh->w,
+                                                sh->up, sh->pt, sh->pl, ph, pw),
+                               ==, prepared_want (sh, src, c, y, x));
       g_free (src);
     }
 }
@@ -92,7 +93,7 @@ test_prepared_nhwc (void)
   for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
     {
       const Shape *sh = &shapes[s];
-      const int    ph = (sh->h << sh->up) + sh->pt + sh->pb, pw = (sh->w << sh->up) + sh->pl + sh->pr;
+      const int ph = (sh->h << sh->up) + sh->pt + sh->pb, pw = (sh->w << sh->up) + sh->pl + sh->pr;
       const size_t n = (size_t) sh->channels * ph * pw;
       float       *src = ramp ((size_t) sh->channels * sh->h * sh->w);
       float       *dst = g_new (float, n + 1);
@@ -101,13 +102,14 @@ test_prepared_nhwc (void)
         dst[i] = NAN;
       run_tiled (layout_tiles (pw) * ph, layout_tiles (sh->channels),
                  [&] (int phase, unsigned bx, unsigned by, int tx, int ty, LayoutTile tile) {
-                   layout_prepare_nhwc<float> (phase, bx, by, tx, ty, tile, src, sh->channels, sh->h, sh->w, sh->up,
-                                               sh->pt, sh->pl, pw, dst);
+                   layout_prepare_nhwc<float> (phase, bx, by, tx, ty, tile, src, sh->channels,
+                                               sh->h, sh->w, sh->up, sh->pt, sh->pl, pw, dst);
                  });
       for (int c = 0; c < sh->channels; c++)
         for (int y = 0; y < ph; y++)
           for (int x = 0; x < pw; x++)
-            g_assert_cmpfloat (dst[((size_t) y * pw + x) * sh->channels + c], ==, prepared_want (sh, src, c, y, x));
+            g_assert_cmpfloat (dst[((size_t) y * pw + x) * sh->channels + c], ==,
+                               prepared_want (sh, src, c, y, x));
       g_assert_true (isnan (dst[n]));
       g_free (src);
       g_free (dst);
@@ -123,16 +125,16 @@ test_epilogue_nhwc (void)
   const int    channels = 37;
   const size_t plane = 45; /* 5 × 9 */
   const size_t n = channels * plane;
-  float       *conv = g_new (float, n), *bias = g_new (float, channels), *residual = g_new (float, n);
-  float       *out = g_new (float, n + 1);
-  int          nonfinite = 0;
-  auto         epilogue = [&] (const float *b, const float *r, int act) {
+  float *conv = g_new (float, n), *bias = g_new (float, channels), *residual = g_new (float, n);
+  float *out = g_new (float, n + 1);
+  int    nonfinite = 0;
+  auto   epilogue = [&] (const float *b, const float *r, int act) {
     for (size_t i = 0; i <= n; i++)
       out[i] = NAN;
     run_tiled (layout_tiles (plane), layout_tiles (channels),
-               [&] (int phase, unsigned bx, unsigned by, int tx, int ty, LayoutTile tile) {
-                 layout_epilogue_nhwc<float> (phase, bx, by, tx, ty, tile, conv, b, r, act, channels, plane, out,
-                                              &nonfinite);
+                 [&] (int phase, unsigned bx, unsigned by, int tx, int ty, LayoutTile tile) {
+                 layout_epilogue_nhwc<float> (phase, bx, by, tx, ty, tile, conv, b, r, act,
+                                              channels, plane, out, &nonfinite);
                });
     g_assert_true (isnan (out[n]));
   };
@@ -178,7 +180,8 @@ test_filter_order (void)
     for (int t = 0; t < taps; t++)
       for (int c = 0; c < in; c++)
         {
-          const size_t nhwc = ((size_t) o * taps + t) * in + c, planar = ((size_t) o * in + c) * taps + t;
+          const size_t nhwc = ((size_t) o * taps + t) * in + c,
+                       planar = ((size_t) o * in + c) * taps + t;
           g_assert_cmpuint (layout_filter_source (nhwc, in, taps), ==, planar);
         }
 }

@@ -90,20 +90,23 @@ load (const gchar *path)
   return m;
 }
 
-#define encode_on(m, image, backend, precision)  test_run_on (m, TEST_ENCODE, image, backend, precision)
-#define decode_on(m, latent, backend, precision) test_run_on (m, TEST_DECODE, latent, backend, precision)
+#define encode_on(m, image, backend, precision)                                                    \
+  test_run_on (m, TEST_ENCODE, image, backend, precision)
+#define decode_on(m, latent, backend, precision)                                                   \
+  test_run_on (m, TEST_DECODE, latent, backend, precision)
 
 static void
 test_kl_fp32 (gconstpointer data)
 {
-  const Variant *v = data;
+  const Variant    *v = data;
   g_autofree gchar *path = test_data_path ("kl", v->dir, v->file, NULL);
   g_autofree gchar *image_path = test_data_path ("kl", v->dir, "image.npy", NULL);
   g_autofree gchar *encoded_path = test_data_path ("kl", v->dir, "encoded.npy", NULL);
   g_autofree gchar *latent_path = test_data_path ("kl", v->dir, "latent.npy", NULL);
   g_autofree gchar *decoded_path = test_data_path ("kl", v->dir, "decoded.npy", NULL);
   g_autoptr (VaeModel) m = NULL;
-  g_autoptr (VaeTensor) image = NULL, encoded = NULL, latent = NULL, decoded = NULL, got = NULL, cpu = NULL;
+  g_autoptr (VaeTensor) image = NULL, encoded = NULL, latent = NULL, decoded = NULL, got = NULL,
+                        cpu = NULL;
 
   if (!device_present ())
     return;
@@ -150,7 +153,8 @@ test_sd15_full (void)
       gdouble db;
       half = decode_on (m, latent, VAE_BACKEND_CUDA, p);
       db = test_psnr (half, cpu);
-      g_test_message ("SD1.5 decode in %s: PSNR %.2f dB against the CPU's fp32", vae_precision_name (p), db);
+      g_test_message ("SD1.5 decode in %s: PSNR %.2f dB against the CPU's fp32",
+                      vae_precision_name (p), db);
       g_assert_cmpfloat (db, >=, HALF_PSNR_DB);
       g_clear_pointer (&half, vae_tensor_free);
     }
@@ -167,7 +171,8 @@ test_taef2 (void)
   g_autofree gchar *model_path = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) m = NULL;
-  g_autoptr (VaeTensor) image = NULL, latent = NULL, want = NULL, cpu_latent = NULL, cpu_image = NULL;
+  g_autoptr (VaeTensor) image = NULL, latent = NULL, want = NULL, cpu_latent = NULL,
+                        cpu_image = NULL;
 
   if (!models || !device_present ())
     return;
@@ -190,7 +195,8 @@ test_taef2 (void)
       g_autoptr (VaeTensor) z = encode_on (m, image, VAE_BACKEND_CUDA, p);
       g_autoptr (VaeTensor) out = decode_on (m, z, VAE_BACKEND_CUDA, p);
       gdouble db = test_psnr (out, cpu_image);
-      g_test_message ("TAEF2 round trip in %s: PSNR %.2f dB against the CPU's fp32", vae_precision_name (p), db);
+      g_test_message ("TAEF2 round trip in %s: PSNR %.2f dB against the CPU's fp32",
+                      vae_precision_name (p), db);
       if (p == VAE_PRECISION_FP32)
         test_assert_close (out, cpu_image, HOUSE_BAR, "CUDA TAEF2 round trip vs CPU");
       else
@@ -263,14 +269,14 @@ test_choice (void)
   g_autoptr (VaeTensor) latent = test_load_npy_latent (latent_path);
   g_autoptr (VaeTensor) cpu = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
   g_autoptr (VaeTensor) got = NULL;
-  gboolean device = vae_cuda_probe (NULL, NULL);
+  gboolean   device = vae_cuda_probe (NULL, NULL);
   VaeCompute compute = { VAE_BACKEND_CPU, VAE_PRECISION_FP16 };
 
   g_assert_false (vae_compute_resolve (&compute, &error));
   test_assert_error (error, "precision fp16 is implemented on the CUDA backend only");
   g_clear_error (&error);
   /* bf16 on the CPU where it has AVX512-BF16, else an error saying so */
-  compute = (VaeCompute) { VAE_BACKEND_CPU, VAE_PRECISION_BF16 };
+  compute = (VaeCompute){ VAE_BACKEND_CPU, VAE_PRECISION_BF16 };
   g_assert_cmpint (vae_compute_resolve (&compute, &error), ==, vae_cpu_has_bf16 ());
   if (!vae_cpu_has_bf16 ())
     test_assert_error (error, "precision bf16 on the CPU needs AVX512-BF16");
@@ -298,11 +304,14 @@ test_choice (void)
       got = decode_on (m, latent, VAE_BACKEND_AUTO, VAE_PRECISION_BF16);
       if (vae_cpu_has_bf16 ())
         {
-          g_autoptr (VaeTensor) cpu_bf16 = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_BF16);
-          test_assert_close (got, cpu_bf16, 0.0, "auto in bf16 without a device is the CPU in bf16");
+          g_autoptr (VaeTensor) cpu_bf16 =
+              decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_BF16);
+          test_assert_close (got, cpu_bf16, 0.0,
+                             "auto in bf16 without a device is the CPU in bf16");
         }
       else
-        test_assert_close (got, cpu, 0.0, "auto in bf16 without a device or AVX512-BF16 is the CPU in fp32");
+        test_assert_close (got, cpu, 0.0,
+                           "auto in bf16 without a device or AVX512-BF16 is the CPU in fp32");
     }
 }
 

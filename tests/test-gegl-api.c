@@ -10,7 +10,8 @@
 static gchar *
 kl_model (void)
 {
-  return g_build_filename (TEST_SOURCE_DIR, "data", "kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
+  return g_build_filename (TEST_SOURCE_DIR, "data", "kl", "sd15-diffusers", "sd15_tiny.safetensors",
+                           NULL);
 }
 
 /* A W×H picture with some structure, as a GEGL buffer. */
@@ -45,22 +46,25 @@ static void
 test_vq_reports (void)
 {
   g_autofree gchar *model = kl_model ();
-  GeglBuffer *input = picture (), *output = NULL;
-  GeglNode   *graph = gegl_node_new ();
-  GeglNode   *src = gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
-  GeglNode   *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
-  GeglNode   *snap = gegl_node_new_child (graph, "operation", "vae:vq-snap", "k", 4, "iterations", 5, NULL);
-  GeglNode   *sink = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
-  gdouble     perplexity = 0, mean_error = -1;
-  gchar      *error = NULL;
+  GeglBuffer       *input = picture (), *output = NULL;
+  GeglNode         *graph = gegl_node_new ();
+  GeglNode         *src =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
+  GeglNode *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
+  GeglNode *snap =
+      gegl_node_new_child (graph, "operation", "vae:vq-snap", "k", 4, "iterations", 5, NULL);
+  GeglNode *sink =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+  gdouble perplexity = 0, mean_error = -1;
+  gchar  *error = NULL;
 
   gegl_node_link_many (src, enc, snap, sink, NULL);
   gegl_node_process (sink);
   gegl_node_get (snap, "perplexity", &perplexity, "mean-error", &mean_error, "error", &error, NULL);
   g_test_message ("perplexity %.3f, mean error %.4g", perplexity, mean_error);
   g_assert_cmpstr (error, ==, "");
-  g_assert_cmpfloat (perplexity, >, 1.0);   /* more than one entry in use */
-  g_assert_cmpfloat (perplexity, <=, 4.0);  /* at most k */
+  g_assert_cmpfloat (perplexity, >, 1.0);  /* more than one entry in use */
+  g_assert_cmpfloat (perplexity, <=, 4.0); /* at most k */
   g_assert_cmpfloat (mean_error, >, 0.0);
   g_assert_cmpint (gegl_buffer_get_extent (output)->width, ==, 8);
   g_free (error);
@@ -83,9 +87,11 @@ test_progress (void)
   g_autoptr (GArray) steps = g_array_new (FALSE, FALSE, sizeof (gdouble));
   GeglBuffer *input = picture (), *output = NULL;
   GeglNode   *graph = gegl_node_new ();
-  GeglNode   *src = gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
-  GeglNode   *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
-  GeglNode   *sink = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+  GeglNode   *src =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
+  GeglNode *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
+  GeglNode *sink =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
 
   g_signal_connect (enc, "progress", G_CALLBACK (on_progress), steps);
   gegl_node_link_many (src, enc, sink, NULL);
@@ -93,7 +99,8 @@ test_progress (void)
   g_test_message ("%u progress reports", steps->len);
   g_assert_cmpuint (steps->len, >=, 4);
   for (guint i = 1; i < steps->len; i++)
-    g_assert_cmpfloat (g_array_index (steps, gdouble, i), >=, g_array_index (steps, gdouble, i - 1));
+    g_assert_cmpfloat (g_array_index (steps, gdouble, i), >=,
+                       g_array_index (steps, gdouble, i - 1));
   g_assert_cmpfloat (g_array_index (steps, gdouble, steps->len - 1), ==, 1.0);
   g_object_unref (output);
   g_object_unref (graph);
@@ -125,13 +132,15 @@ preview_under (gint memory_mib, guint *reports, gchar **error)
   g_autoptr (GArray) steps = g_array_new (FALSE, FALSE, sizeof (gdouble));
   GeglBuffer *input = picture_sized (256, 256), *output = NULL;
   GeglNode   *graph = gegl_node_new ();
-  GeglNode   *src = gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
-  GeglNode   *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, "memory-limit", memory_mib,
-                                         NULL);
-  GeglNode   *dec = gegl_node_new_child (graph, "operation", "vae:decode", "model", model, "memory-limit", memory_mib,
-                                         NULL);
-  GeglNode   *sink = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
-  gfloat     *pixels = g_new0 (gfloat, 256 * 256 * 4);
+  GeglNode   *src =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
+  GeglNode *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model,
+                                       "memory-limit", memory_mib, NULL);
+  GeglNode *dec = gegl_node_new_child (graph, "operation", "vae:decode", "model", model,
+                                       "memory-limit", memory_mib, NULL);
+  GeglNode *sink =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+  gfloat       *pixels = g_new0 (gfloat, 256 * 256 * 4);
   GeglRectangle rect = { 0, 0, 256, 256 };
 
   /* the CPU, where the memory plan applies (a device has its own memory) */
@@ -142,7 +151,8 @@ preview_under (gint memory_mib, guint *reports, gchar **error)
   gegl_node_process (sink);
   gegl_node_get (enc, "error", error, NULL);
   if (output)
-    gegl_buffer_get (output, &rect, 1.0, babl_format ("R'G'B'A float"), pixels, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+    gegl_buffer_get (output, &rect, 1.0, babl_format ("R'G'B'A float"), pixels, GEGL_AUTO_ROWSTRIDE,
+                     GEGL_ABYSS_NONE);
   *reports = steps->len;
   g_clear_object (&output);
   g_object_unref (graph);
@@ -167,13 +177,16 @@ test_memory_limit (void)
   for (gsize i = 0; i < 256 * 256 * 4; i++)
     sq += ((gdouble) plain[i] - tiled[i]) * ((gdouble) plain[i] - tiled[i]);
   psnr = 10 * log10 (256 * 256 * 4 / MAX (sq, 1e-30));
-  g_test_message ("untiled: %u progress reports; 70 MiB: %u, %.1f dB PSNR", plain_reports, tiled_reports, psnr);
+  g_test_message ("untiled: %u progress reports; 70 MiB: %u, %.1f dB PSNR", plain_reports,
+                  tiled_reports, psnr);
   g_assert_cmpstr (plain_error, ==, "");
   g_assert_cmpstr (tiled_error, ==, "");
   g_assert_cmpuint (tiled_reports, >, 2 * plain_reports);
   g_assert_cmpfloat (psnr, >=, 50.0);
-  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING, "vae:encode: *memory limit of 1 MiB is too small*");
-  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING, "vae:decode: *memory limit of 1 MiB is too small*");
+  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING,
+                         "vae:encode: *memory limit of 1 MiB is too small*");
+  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING,
+                         "vae:decode: *memory limit of 1 MiB is too small*");
   failed = preview_under (1, &failed_reports, &failed_error);
   g_test_assert_expected_messages ();
   g_assert_nonnull (strstr (failed_error, "memory limit of 1 MiB is too small"));
@@ -193,8 +206,9 @@ test_memory_limit (void)
 static gboolean
 gimp_tool_lists (const gchar *categories)
 {
-  static const gchar *const hidden_in_gimp[] = { "compositors", "core", "debug", "display", "hidden",
-                                                 "input", "output", "programming", "transform", "video" };
+  static const gchar *const hidden_in_gimp[] = { "compositors", "core",  "debug",  "display",
+                                                 "hidden",      "input", "output", "programming",
+                                                 "transform",   "video" };
   g_auto (GStrv) parts = g_strsplit (categories ? categories : "", ":", 0);
 
   for (guint i = 0; parts[i]; i++)
@@ -207,10 +221,11 @@ gimp_tool_lists (const gchar *categories)
 static void
 test_gimp_tool_listing (void)
 {
-  static const gchar *const latent_ops[] = { "vae:encode", "vae:decode", "vae:latent-noise", "vae:vq-snap",
-                                             "vae:latent-save", "vae:latent-load", "vae:latent-preview",
-                                             "vae:apply-alpha" };
-  const gchar *title = gegl_operation_get_key ("vae:diffusion-preview", "title");
+  static const gchar *const latent_ops[] = { "vae:encode",         "vae:decode",
+                                             "vae:latent-noise",   "vae:vq-snap",
+                                             "vae:latent-save",    "vae:latent-load",
+                                             "vae:latent-preview", "vae:apply-alpha" };
+  const gchar              *title = gegl_operation_get_key ("vae:diffusion-preview", "title");
   const gchar *description = gegl_operation_get_key ("vae:diffusion-preview", "description");
 
   g_assert_true (gimp_tool_lists (gegl_operation_get_key ("vae:diffusion-preview", "categories")));
@@ -231,13 +246,17 @@ test_error_property (void)
 {
   GeglBuffer *input = picture (), *output = NULL;
   GeglNode   *graph = gegl_node_new ();
-  GeglNode   *src = gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
-  GeglNode   *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", "/no/such/model.safetensors", NULL);
-  GeglNode   *sink = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
-  gchar      *error = NULL;
+  GeglNode   *src =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
+  GeglNode *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model",
+                                       "/no/such/model.safetensors", NULL);
+  GeglNode *sink =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+  gchar *error = NULL;
 
   gegl_node_link_many (src, enc, sink, NULL);
-  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING, "vae:encode: model '/no/such/model.safetensors'*");
+  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING,
+                         "vae:encode: model '/no/such/model.safetensors'*");
   /* GEGL's own note that the (empty) output had nothing to process */
   g_test_expect_message ("GEGL", G_LOG_LEVEL_WARNING, "*0px rectangle*");
   gegl_node_process (sink);
@@ -259,13 +278,16 @@ test_backend_precision (void)
 {
   GeglBuffer *input = picture (), *output = NULL;
   GeglNode   *graph = gegl_node_new ();
-  GeglNode   *src = gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
+  GeglNode   *src =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
   g_autofree gchar *model = kl_model ();
-  GeglNode   *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
-  GeglNode   *sink = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
-  gchar      *error = NULL;
+  GeglNode *enc = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
+  GeglNode *sink =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+  gchar *error = NULL;
 
-  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING, "vae:encode: precision fp16 is implemented on the CUDA*");
+  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING,
+                         "vae:encode: precision fp16 is implemented on the CUDA*");
   g_test_expect_message ("GEGL", G_LOG_LEVEL_WARNING, "*0px rectangle*");
   set_enum (enc, "backend", "cpu");
   set_enum (enc, "precision", "fp16");

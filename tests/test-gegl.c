@@ -39,10 +39,10 @@ run_gegl (const gchar *dir, const gchar *const *extra_env, ...)
   g_autofree gchar *models = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree gchar *out = NULL;
-  Gegl g = { 0 };
-  gint status;
-  va_list args;
-  const gchar *a;
+  Gegl              g = { 0 };
+  gint              status;
+  va_list           args;
+  const gchar      *a;
 
   g_ptr_array_add (argv, (gchar *) "gegl");
   va_start (args, extra_env);
@@ -52,11 +52,13 @@ run_gegl (const gchar *dir, const gchar *const *extra_env, ...)
   g_ptr_array_add (argv, NULL);
   env = g_environ_setenv (env, "GEGL_PATH", GEGL_MODULE_DIR ":" GEGL_SYSTEM_PLUGINS, TRUE);
   models = g_build_filename (TEST_SOURCE_DIR, "..", "..", "shared", "models", NULL);
-  env = g_environ_setenv (env, "GEGL_VAE_MODEL_PATH",
-                          g_getenv ("GEGL_VAE_TEST_MODELS") ? g_getenv ("GEGL_VAE_TEST_MODELS") : models, TRUE);
+  env = g_environ_setenv (
+      env, "GEGL_VAE_MODEL_PATH",
+      g_getenv ("GEGL_VAE_TEST_MODELS") ? g_getenv ("GEGL_VAE_TEST_MODELS") : models, TRUE);
   for (gint i = 0; extra_env && extra_env[i]; i += 2)
     env = g_environ_setenv (env, extra_env[i], extra_env[i + 1], TRUE);
-  g_spawn_sync (dir, (gchar **) argv->pdata, env, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &g.err, &status, &error);
+  g_spawn_sync (dir, (gchar **) argv->pdata, env, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &g.err,
+                &status, &error);
   g_assert_no_error (error);
   g_test_message ("gegl stderr: %s", g.err);
   return g;
@@ -89,14 +91,21 @@ need_taef2_and_photo (void)
 static void
 test_registered (void)
 {
-  static const gchar *ops[] = { "vae:encode", "vae:decode", "vae:latent-noise", "vae:vq-snap",
-                                "vae:diffusion-preview", "vae:latent-save", "vae:latent-load",
-                                "vae:latent-preview", "vae:apply-alpha" };
+  static const gchar *ops[] = { "vae:encode",
+                                "vae:decode",
+                                "vae:latent-noise",
+                                "vae:vq-snap",
+                                "vae:diffusion-preview",
+                                "vae:latent-save",
+                                "vae:latent-load",
+                                "vae:latent-preview",
+                                "vae:apply-alpha" };
   g_auto (Gegl) g = { 0 };
   g_autoptr (GError) error = NULL;
-  g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "GEGL_PATH", GEGL_MODULE_DIR ":" GEGL_SYSTEM_PLUGINS, TRUE);
+  g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "GEGL_PATH",
+                                         GEGL_MODULE_DIR ":" GEGL_SYSTEM_PLUGINS, TRUE);
   g_autofree gchar *out = NULL;
-  gchar *argv[] = { (gchar *) "gegl", (gchar *) "--list-all", NULL };
+  gchar            *argv[] = { (gchar *) "gegl", (gchar *) "--list-all", NULL };
 
   g_spawn_sync (NULL, argv, env, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &g.err, NULL, &error);
   g_assert_no_error (error);
@@ -109,16 +118,18 @@ test_registered (void)
 static void
 test_same_latents_as_cli (gconstpointer kl)
 {
-  g_autofree gchar *image = kl ? test_data_path ("kl", "sdxl-ldm-ckpt", "image.npy", NULL) : photo ();
+  g_autofree gchar *image =
+      kl ? test_data_path ("kl", "sdxl-ldm-ckpt", "image.npy", NULL) : photo ();
   g_autofree gchar *model = kl ? kl_model () : g_strdup ("taef2");
   g_autofree gchar *png = test_tmp_path ("same-input.png");
-  g_autofree gchar *via_gegl = test_tmp_path ("same-gegl.npy"), *via_cli = test_tmp_path ("same-cli.npy");
+  g_autofree gchar *via_gegl = test_tmp_path ("same-gegl.npy"),
+                   *via_cli = test_tmp_path ("same-cli.npy");
   g_autofree gchar *model_arg = NULL, *path_arg = NULL;
   g_autoptr (VaeTensor) a = NULL, b = NULL;
   g_autoptr (GError) error = NULL;
   g_auto (Gegl) g = { 0 };
   gchar *argv[7];
-  gint status;
+  gint   status;
 
   if (!kl && !need_taef2_and_photo ())
     return;
@@ -140,8 +151,10 @@ test_same_latents_as_cli (gconstpointer kl)
   argv[3] = model, argv[4] = png, argv[5] = via_cli, argv[6] = NULL;
   {
     g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "GEGL_VAE_MODEL_PATH",
-                                           g_getenv ("GEGL_VAE_TEST_MODELS") ? g_getenv ("GEGL_VAE_TEST_MODELS")
-                                               : TEST_SOURCE_DIR "/../../shared/models", TRUE);
+                                           g_getenv ("GEGL_VAE_TEST_MODELS")
+                                               ? g_getenv ("GEGL_VAE_TEST_MODELS")
+                                               : TEST_SOURCE_DIR "/../../shared/models",
+                                           TRUE);
     g_spawn_sync (NULL, argv, env, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status, &error);
   }
   g_assert_no_error (error);
@@ -155,13 +168,16 @@ test_same_latents_as_cli (gconstpointer kl)
 /* Runs CHAIN (encode … latent-save) and a diffusion-preview with one thread
  * and with two threads and 64-pixel chunks: everything must be identical. */
 static void
-run_threaded (const gchar *threads, const gchar *chunk, const gchar *tag, VaeTensor **latent, VaeTensor **image)
+run_threaded (const gchar *threads, const gchar *chunk, const gchar *tag, VaeTensor **latent,
+              VaeTensor **image)
 {
   g_autofree gchar *model = kl_model ();
   g_autofree gchar *input = test_data_path ("kl", "sd15-diffusers", "image.npy", NULL);
   g_autofree gchar *png = test_tmp_path ("chunk-in.png");
-  g_autofree gchar *npy = g_strdup_printf ("%s-%s.npy", png, tag), *out = g_strdup_printf ("%s-%s.png", png, tag);
-  g_autofree gchar *model_arg = g_strdup_printf ("model=%s", model), *path_arg = g_strdup_printf ("path=%s", npy);
+  g_autofree gchar *npy = g_strdup_printf ("%s-%s.npy", png, tag),
+                   *out = g_strdup_printf ("%s-%s.png", png, tag);
+  g_autofree gchar *model_arg = g_strdup_printf ("model=%s", model),
+                   *path_arg = g_strdup_printf ("path=%s", npy);
   const gchar *env[] = { "GEGL_THREADS", threads, "GEGL_CHUNK_SIZE", chunk, NULL };
   g_autoptr (VaeTensor) t = test_load_npy_image (input);
   g_autoptr (GError) error = NULL;
@@ -170,12 +186,11 @@ run_threaded (const gchar *threads, const gchar *chunk, const gchar *tag, VaeTen
 
   g_assert_true (vae_png_write (png, t, 8, &error));
   g1 = run_gegl (NULL, env, png, "--", "vae:encode", model_arg, "mode=sample", "seed=3",
-                 "vae:latent-noise", "strength=0.4", "seed=9",
-                 "vae:latent-noise", "strength=0.3", "rng=torch-cpu", "seed=4",
-                 "vae:vq-snap", "k=5", "seed=2", "strength=0.7",
+                 "vae:latent-noise", "strength=0.4", "seed=9", "vae:latent-noise", "strength=0.3",
+                 "rng=torch-cpu", "seed=4", "vae:vq-snap", "k=5", "seed=2", "strength=0.7",
                  "vae:latent-save", path_arg, NULL);
-  g2 = run_gegl (NULL, env, png, "-o", out, "--", "vae:diffusion-preview", model_arg, "strength=0.5", "vq=true",
-                 "k=4", NULL);
+  g2 = run_gegl (NULL, env, png, "-o", out, "--", "vae:diffusion-preview", model_arg,
+                 "strength=0.5", "vq=true", "k=4", NULL);
   *latent = test_load_npy_latent (npy);
   *image = vae_png_read (out, &error);
   g_assert_no_error (error);
@@ -200,17 +215,18 @@ test_noise_matches_core (gconstpointer rng_name)
   g_autofree gchar *model = kl_model ();
   g_autofree gchar *latent_in = test_data_path ("kl", "sd3-old-names", "latent.npy", NULL);
   g_autofree gchar *out = test_tmp_path ("noised.npy");
-  g_autofree gchar *load = g_strdup_printf ("path=%s", latent_in), *save = g_strdup_printf ("path=%s", out);
+  g_autofree gchar *load = g_strdup_printf ("path=%s", latent_in),
+                   *save = g_strdup_printf ("path=%s", out);
   g_autofree gchar *rng = g_strdup_printf ("rng=%s", (const gchar *) rng_name);
-  const gchar *env[] = { "GEGL_THREADS", "2", "GEGL_CHUNK_SIZE", "7", NULL };
+  const gchar      *env[] = { "GEGL_THREADS", "2", "GEGL_CHUNK_SIZE", "7", NULL };
   g_autoptr (VaeTensor) want = test_load_npy_latent (latent_in);
   g_autoptr (VaeTensor) got = NULL;
   g_autoptr (GError) error = NULL;
   g_auto (Gegl) g = { 0 };
   VaeRng r = g_strcmp0 (rng_name, "philox") == 0 ? VAE_RNG_PHILOX : VAE_RNG_TORCH_CPU;
 
-  g = run_gegl (NULL, env, "--", "vae:latent-load", load, "vae:latent-noise", "schedule=cosine", "timestep=321",
-                "form=eps", "seed=77", rng, "vae:latent-save", save, NULL);
+  g = run_gegl (NULL, env, "--", "vae:latent-load", load, "vae:latent-noise", "schedule=cosine",
+                "timestep=321", "form=eps", "seed=77", rng, "vae:latent-save", save, NULL);
   got = test_load_npy_latent (out);
   g_assert_true (vae_add_noise (want, VAE_SCHEDULE_COSINE, 321, VAE_FORM_EPS, r, 77, &error));
   g_assert_cmpfloat (test_max_abs_error (got, want), <=, 1e-6);
@@ -222,20 +238,24 @@ test_latent_file_round_trip (void)
 {
   g_autofree gchar *latent_in = test_data_path ("kl", "sd3-old-names", "latent.npy", NULL);
   g_autofree gchar *comfy = test_tmp_path ("sd3.latent"), *back = test_tmp_path ("back.npy");
-  g_autofree gchar *load = g_strdup_printf ("path=%s", latent_in), *save = g_strdup_printf ("path=%s", comfy);
-  g_autofree gchar *load2 = g_strdup_printf ("path=%s", comfy), *save2 = g_strdup_printf ("path=%s", back);
+  g_autofree gchar *load = g_strdup_printf ("path=%s", latent_in),
+                   *save = g_strdup_printf ("path=%s", comfy);
+  g_autofree gchar *load2 = g_strdup_printf ("path=%s", comfy),
+                   *save2 = g_strdup_printf ("path=%s", back);
   g_autoptr (VaeTensor) z = test_load_npy_latent (latent_in);
   g_autoptr (VaeTensor) raw = NULL, again = NULL;
   g_autoptr (GError) error = NULL;
   g_auto (Gegl) g1 = { 0 };
   g_auto (Gegl) g2 = { 0 };
 
-  g1 = run_gegl (NULL, NULL, "--", "vae:latent-load", load, "vae:latent-save", save, "model=sd3", NULL);
+  g1 = run_gegl (NULL, NULL, "--", "vae:latent-load", load, "vae:latent-save", save, "model=sd3",
+                 NULL);
   raw = vae_latent_file_read (comfy, &error);
   g_assert_no_error (error);
   for (gsize i = 0; i < vae_tensor_n_elements (z); i++)
     g_assert_cmpfloat_with_epsilon (raw->data[i], z->data[i] / 1.5305 + 0.0609, 1e-5);
-  g2 = run_gegl (NULL, NULL, "--", "vae:latent-load", load2, "model=sd3", "vae:latent-save", save2, NULL);
+  g2 = run_gegl (NULL, NULL, "--", "vae:latent-load", load2, "model=sd3", "vae:latent-save", save2,
+                 NULL);
   again = test_load_npy_latent (back);
   g_assert_cmpfloat (test_max_rel_error (again, z), <=, 1e-6);
 }
@@ -254,7 +274,8 @@ test_latent_preview (void)
   for (gsize i = 0; i < 15; i++)
     z->data[i] = 1.0f; /* channel 0 = 1, others 0 */
   g_assert_true (vae_npy_write_latent (npy, z, NULL));
-  g = run_gegl (NULL, NULL, "-o", png, "--", "vae:latent-load", load, "vae:latent-preview", "model=sd15", NULL);
+  g = run_gegl (NULL, NULL, "-o", png, "--", "vae:latent-load", load, "vae:latent-preview",
+                "model=sd15", NULL);
   rgb = vae_png_read (png, &error);
   g_assert_no_error (error);
   g_assert_cmpint (rgb->width, ==, 5);
@@ -314,7 +335,8 @@ test_bad_input (void)
   g_autofree gchar *model = kl_model ();
   g_autofree gchar *input = test_data_path ("kl", "sd3-old-names", "latent.npy", NULL);
   g_autofree gchar *out = test_tmp_path ("bad.png"), *npy = test_tmp_path ("bad.npy");
-  g_autofree gchar *load = g_strdup_printf ("path=%s", input), *model_arg = g_strdup_printf ("model=%s", model);
+  g_autofree gchar *load = g_strdup_printf ("path=%s", input),
+                   *model_arg = g_strdup_printf ("model=%s", model);
   g_autofree gchar *save = g_strdup_printf ("path=%s", npy);
   g_autofree gchar *image = test_data_path ("kl", "sd15-diffusers", "image.npy", NULL);
   g_autofree gchar *png = test_tmp_path ("bad-in.png");
@@ -326,10 +348,12 @@ test_bad_input (void)
   g_auto (Gegl) g5 = { 0 };
 
   g_assert_true (vae_png_write (png, t, 8, NULL));
-  g1 = run_gegl (NULL, NULL, png, "-o", out, "--", "vae:diffusion-preview", "model=/no/such.safetensors", NULL);
+  g1 = run_gegl (NULL, NULL, png, "-o", out, "--", "vae:diffusion-preview",
+                 "model=/no/such.safetensors", NULL);
   g_assert_true (has_warning (&g1, "vae:encode", "model '/no/such.safetensors'"));
   g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS) && vae_png_read (out, NULL));
-  g2 = run_gegl (NULL, NULL, "-o", out, "--", "vae:latent-load", load, "vae:decode", model_arg, NULL);
+  g2 = run_gegl (NULL, NULL, "-o", out, "--", "vae:latent-load", load, "vae:decode", model_arg,
+                 NULL);
   g_assert_true (has_warning (&g2, "vae:decode", "the latent has 16 channels but model"));
   g_assert_true (strstr (g2.err, "takes 4") != NULL);
   g3 = run_gegl (NULL, NULL, png, "-o", out, "--", "vae:decode", model_arg, NULL);
@@ -338,10 +362,12 @@ test_bad_input (void)
                  "vae:latent-save", save, NULL);
   g_assert_true (has_warning (&g4, "vae:encode", "the input image is empty"));
   g_assert_false (g_file_test (npy, G_FILE_TEST_EXISTS));
-  g5 = run_gegl (NULL, NULL, png, "--", "vae:encode", model_arg, "vae:vq-snap", "codebook=/no/codebook.safetensors",
-                 "vae:latent-save", save, NULL);
-  g_assert_true (has_warning (&g5, "vae:vq-snap", "cannot read model file /no/codebook.safetensors"));
-  g_assert_false (g_file_test (npy, G_FILE_TEST_EXISTS) && test_load_npy_latent (npy)->data[0] != 0.0f);
+  g5 = run_gegl (NULL, NULL, png, "--", "vae:encode", model_arg, "vae:vq-snap",
+                 "codebook=/no/codebook.safetensors", "vae:latent-save", save, NULL);
+  g_assert_true (
+      has_warning (&g5, "vae:vq-snap", "cannot read model file /no/codebook.safetensors"));
+  g_assert_false (g_file_test (npy, G_FILE_TEST_EXISTS) &&
+                  test_load_npy_latent (npy)->data[0] != 0.0f);
 }
 
 int

@@ -9,8 +9,8 @@
 static void
 test_zh_cn (void)
 {
-  GParamSpec *spec;
-  GEnumClass *klass;
+  GParamSpec  *spec;
+  GEnumClass  *klass;
   const gchar *title = gegl_operation_get_key ("vae:diffusion-preview", "title");
 
   g_test_message ("vae:diffusion-preview title: %s", title);
@@ -23,11 +23,15 @@ test_zh_cn (void)
   g_assert_cmpstr (g_dgettext ("gegl-vae", "the latent has %d channels but model %s takes %d"), ==,
                    "潜变量有 %d 个通道，但模型 %s 需要 %d 个");
   /* libvae's own errors too */
-  g_assert_cmpstr (g_dgettext ("gegl-vae", "%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, "
-                                            "_rebuild_tensor_v2 and torch storages are); refusing the file, nothing "
-                                            "was run"), !=,
-                   "%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, _rebuild_tensor_v2 and "
-                   "torch storages are); refusing the file, nothing was run");
+  g_assert_cmpstr (
+      g_dgettext ("gegl-vae",
+                  "%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, "
+                  "_rebuild_tensor_v2 and torch storages are); refusing the file, nothing "
+                  "was run"),
+      !=,
+      "%s: the pickle asks for '%s.%s', which is not allowed (only OrderedDict, _rebuild_tensor_v2 "
+      "and "
+      "torch storages are); refusing the file, nothing was run");
 }
 
 int

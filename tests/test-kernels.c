@@ -13,7 +13,8 @@
 static const gint case_in_channels[] = { 8, 13, 64 };
 static const gint case_out_channels[] = { 1, 7, 32 };
 /* 150 wide: more than 32 tiles a row, so chunks start inside rows */
-static const gint case_sizes[][2] = { { 1, 1 }, { 5, 3 }, { 17, 9 }, { 33, 31 }, { 4, 8 }, { 150, 6 } };
+static const gint case_sizes[][2] = { { 1, 1 },   { 5, 3 }, { 17, 9 },
+                                      { 33, 31 }, { 4, 8 }, { 150, 6 } };
 
 /* One random convolution case: weights, maybe a bias, input, maybe a
  * residual, upsampling and activation drawn from RAND. */
@@ -38,7 +39,8 @@ conv_case_init_shape (ConvCase *c, GRand *rand, const VaeConv *shape, const gint
   c->up = g_rand_boolean (rand);
   c->act = (VaeAct) g_rand_int_range (rand, 0, 3);
   c->conv.weight = test_random_floats (rand, (gsize) shape->out_channels * k_terms, -scale, scale);
-  c->conv.bias = g_rand_boolean (rand) ? test_random_floats (rand, shape->out_channels, -0.5, 0.5) : NULL;
+  c->conv.bias =
+      g_rand_boolean (rand) ? test_random_floats (rand, shape->out_channels, -0.5, 0.5) : NULL;
   c->x = vae_tensor_new (shape->in_channels, size[1], size[0], NULL);
   g_free (c->x->data);
   c->x->data = test_random_floats (rand, vae_tensor_n_elements (c->x), -1.0, 1.0);
@@ -86,10 +88,10 @@ conv_case_run (const ConvCase *c, const VaeBackend *be)
 static void
 test_conv_fast_vs_reference (void)
 {
-  GRand *rand = g_rand_new_with_seed (2024);
+  GRand            *rand = g_rand_new_with_seed (2024);
   const VaeBackend *cpu = vae_backend_cpu ();
-  gdouble worst = 0;
-  gint cases = 0;
+  gdouble           worst = 0;
+  gint              cases = 0;
 
   for (gint chunked = 0; chunked < 2; chunked++)
     for (guint a = 0; a < G_N_ELEMENTS (case_in_channels); a++)
@@ -110,9 +112,9 @@ test_conv_fast_vs_reference (void)
             err = test_max_rel_error (fast, ref);
             worst = MAX (worst, err);
             if (err > 3e-5)
-              g_error ("chunked %d ci %d co %d %dx%d up %d act %d residual %d: relative error %g", chunked,
-                       c.conv.in_channels, c.conv.out_channels, case_sizes[s][0], case_sizes[s][1], c.up, c.act,
-                       c.residual != NULL, err);
+              g_error ("chunked %d ci %d co %d %dx%d up %d act %d residual %d: relative error %g",
+                       chunked, c.conv.in_channels, c.conv.out_channels, case_sizes[s][0],
+                       case_sizes[s][1], c.up, c.act, c.residual != NULL, err);
             conv_case_clear (&c);
             cases++;
           }
@@ -126,9 +128,9 @@ test_conv_fast_vs_reference (void)
 static void
 test_conv_bf16_chunks (void)
 {
-  GRand *rand;
+  GRand            *rand;
   const VaeBackend *cpu = vae_backend_cpu_bf16 ();
-  gint cases = 0;
+  gint              cases = 0;
 
   if (!test_has_bf16 ())
     return;
@@ -148,9 +150,10 @@ test_conv_bf16_chunks (void)
           g_assert_cmpuint (vae_tensor_n_elements (chunks), ==, vae_tensor_n_elements (bands));
           for (gsize i = 0; i < vae_tensor_n_elements (chunks); i++)
             if (chunks->data[i] != bands->data[i])
-              g_error ("ci %d co %d %dx%d: value %" G_GSIZE_FORMAT " is %.9g in chunks, %.9g in bands",
-                       c.conv.in_channels, c.conv.out_channels, case_sizes[s][0], case_sizes[s][1], i,
-                       chunks->data[i], bands->data[i]);
+              g_error ("ci %d co %d %dx%d: value %" G_GSIZE_FORMAT
+                       " is %.9g in chunks, %.9g in bands",
+                       c.conv.in_channels, c.conv.out_channels, case_sizes[s][0], case_sizes[s][1],
+                       i, chunks->data[i], bands->data[i]);
           conv_case_clear (&c);
           cases++;
         }
@@ -167,8 +170,8 @@ static void
 test_gemm_bf16 (void)
 {
   static const gint ms[] = { 1, 3, 8, 13 }, ns[] = { 1, 16, 17, 45, 64 }, ks[] = { 1, 2, 7, 64 };
-  GRand *rand;
-  gdouble worst = 0;
+  GRand            *rand;
+  gdouble           worst = 0;
 
   if (!test_has_bf16 ())
     return;
@@ -178,14 +181,15 @@ test_gemm_bf16 (void)
       for (guint c = 0; c < G_N_ELEMENTS (ks); c++)
         {
           const gint m = ms[a], n = ns[b], k = ks[c], count = 2, k_even = 2 * vae_bf16_pairs (k);
-          g_autofree gfloat *af = test_random_floats (rand, (gsize) count * m * k, -1, 1);
-          g_autofree gfloat *bf = test_random_floats (rand, (gsize) count * k * n, -1, 1);
+          g_autofree gfloat  *af = test_random_floats (rand, (gsize) count * m * k, -1, 1);
+          g_autofree gfloat  *bf = test_random_floats (rand, (gsize) count * k * n, -1, 1);
           g_autofree guint16 *ap = g_new (guint16, (gsize) count * m * k_even);
-          g_autofree gfloat *cf = g_new (gfloat, (gsize) count * m * n);
+          g_autofree gfloat  *cf = g_new (gfloat, (gsize) count * m * n);
 
           for (gint g = 0; g < count; g++)
             vae_bf16_pack_rows (af + (gsize) g * m * k, m, k, ap + (gsize) g * m * k_even);
-          vae_gemm_bf16_batch (count, m, n, k, ap, (gsize) m * k_even, bf, (gsize) k * n, cf, (gsize) m * n);
+          vae_gemm_bf16_batch (count, m, n, k, ap, (gsize) m * k_even, bf, (gsize) k * n, cf,
+                               (gsize) m * n);
           for (gint g = 0; g < count; g++)
             for (gint i = 0; i < m; i++)
               for (gint j = 0; j < n; j++)
@@ -193,8 +197,8 @@ test_gemm_bf16 (void)
                   gdouble want = 0, magnitude = 0, err;
                   for (gint l = 0; l < k; l++)
                     {
-                      gdouble p = (gdouble) vae_bf16_value (ap[((gsize) g * m + i) * k_even + l])
-                                  * vae_bf16_value (vae_bf16_round (bf[((gsize) g * k + l) * n + j]));
+                      gdouble p = (gdouble) vae_bf16_value (ap[((gsize) g * m + i) * k_even + l]) *
+                                  vae_bf16_value (vae_bf16_round (bf[((gsize) g * k + l) * n + j]));
                       want += p;
                       magnitude += fabs (p);
                     }
@@ -227,19 +231,23 @@ direct_bf16_value (const ConvCase *c, gint o, gint oy, gint ox, gdouble *magnitu
     for (gint ky = 0; ky < k; ky++)
       for (gint kx = 0; kx < k; kx++)
         {
-          const gint iy = oy * conv->stride - conv->pad_top + ky, ix = ox * conv->stride - conv->pad_left + kx;
-          gdouble    w, p;
+          const gint iy = oy * conv->stride - conv->pad_top + ky,
+                     ix = ox * conv->stride - conv->pad_left + kx;
+          gdouble w, p;
           if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w)
             continue;
-          w = vae_bf16_value (vae_bf16_round (conv->weight[((gsize) (o * conv->in_channels + i) * k + ky) * k + kx]));
+          w = vae_bf16_value (vae_bf16_round (
+              conv->weight[((gsize) (o * conv->in_channels + i) * k + ky) * k + kx]));
           p = w * vae_bf16_value (vae_bf16_round (
-                    c->x->data[((gsize) i * c->x->height + (iy >> c->up)) * c->x->width + (ix >> c->up)]));
+                      c->x->data[((gsize) i * c->x->height + (iy >> c->up)) * c->x->width +
+                                 (ix >> c->up)]));
           sum += p;
           *magnitude += fabs (p);
         }
   if (c->residual)
     {
-      const gdouble r = c->residual->data[((gsize) o * c->residual->height + oy) * c->residual->width + ox];
+      const gdouble r =
+          c->residual->data[((gsize) o * c->residual->height + oy) * c->residual->width + ox];
       sum += r;
       *magnitude += fabs (r);
     }
@@ -259,9 +267,9 @@ test_conv_bf16_direct (void)
     { 32, 64, 1, 1, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL },
     { 9, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL, NULL },
   };
-  GRand *rand;
+  GRand            *rand;
   const VaeBackend *cpu = vae_backend_cpu_bf16 ();
-  gdouble worst = 0;
+  gdouble           worst = 0;
 
   if (!test_has_bf16 ())
     return;

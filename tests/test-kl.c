@@ -27,7 +27,7 @@ load_variant (const Variant *v)
 {
   g_autoptr (GError) error = NULL;
   g_autofree gchar *path = test_data_path ("kl", v->dir, v->file, NULL);
-  VaeModel *m = vae_model_load (path, NULL, &error);
+  VaeModel         *m = vae_model_load (path, NULL, &error);
 
   g_assert_no_error (error);
   g_assert_cmpstr (vae_model_get_family (m)->name, ==, v->family);

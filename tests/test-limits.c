@@ -31,7 +31,8 @@ test_named_limits (void)
   g_assert_no_error (e3);
   g_setenv ("GEGL_VAE_MAX_IMAGE_PIXELS", "100", TRUE);
   g_assert_null (vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &e3));
-  test_assert_error (e3, "110 pixels exceeds the limit of 100 pixels (GEGL_VAE_MAX_IMAGE_PIXELS raises it)");
+  test_assert_error (
+      e3, "110 pixels exceeds the limit of 100 pixels (GEGL_VAE_MAX_IMAGE_PIXELS raises it)");
   g_assert_null (vae_model_decode (m, latent, &e4));
   test_assert_error (e4, "GEGL_VAE_MAX_IMAGE_PIXELS");
   g_unsetenv ("GEGL_VAE_MAX_IMAGE_PIXELS");
@@ -42,7 +43,8 @@ static void
 test_out_of_memory (void)
 {
 #if defined(__SANITIZE_ADDRESS__)
-  g_test_skip ("RLIMIT_AS cannot cap an AddressSanitizer process (its shadow memory reserves terabytes)");
+  g_test_skip (
+      "RLIMIT_AS cannot cap an AddressSanitizer process (its shadow memory reserves terabytes)");
   return;
 #endif
   if (g_test_subprocess ())
@@ -50,12 +52,13 @@ test_out_of_memory (void)
       g_autofree gchar *kl = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
       g_autoptr (GError) error = NULL;
       g_autoptr (VaeModel) m = vae_model_load (kl, NULL, &error);
-      g_autoptr (VaeTensor) latent = vae_tensor_new (4, 512, 512, NULL); /* → 4096² × 32 ch: 2 GiB a tensor */
+      g_autoptr (VaeTensor) latent =
+          vae_tensor_new (4, 512, 512, NULL); /* → 4096² × 32 ch: 2 GiB a tensor */
       g_autoptr (VaeTensor) image = NULL;
       struct rlimit cap;
-      gchar line[256];
-      guint64 vm_kb = 0;
-      FILE *status = fopen ("/proc/self/status", "r");
+      gchar         line[256];
+      guint64       vm_kb = 0;
+      FILE         *status = fopen ("/proc/self/status", "r");
 
       while (status && fgets (line, sizeof line, status))
         sscanf (line, "VmSize: %" G_GUINT64_FORMAT, &vm_kb);

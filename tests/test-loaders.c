@@ -28,8 +28,9 @@ make_safetensors (const gchar *header, const void *data, gsize data_len)
 static GError *
 load_bytes (const gchar *name, GBytes *bytes)
 {
-  g_autofree gchar *path = test_write_tmp (name, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
-  GError *error = NULL;
+  g_autofree gchar *path =
+      test_write_tmp (name, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+  GError     *error = NULL;
   VaeWeights *w = vae_weights_load (path, &error);
 
   g_assert_null (w);
@@ -49,8 +50,8 @@ good_data (guint8 data[30])
 {
   gfloat  a[2] = { 1.5f, -2.25f };
   guint16 b[2] = { 0x3c00 /* 1 */, 0x0001 /* 2^-24, subnormal */ };
-  guint16 c = 0x4049;     /* bf16 3.140625 */
-  gdouble d = 0.1;        /* not representable: rounds to float */
+  guint16 c = 0x4049; /* bf16 3.140625 */
+  gdouble d = 0.1;    /* not representable: rounds to float */
   gint64  e = 42;
 
   memcpy (data, a, 8);
@@ -69,11 +70,12 @@ test_safetensors_good (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeWeights) w = NULL;
   g_autofree gfloat *a = NULL, *b = NULL, *c = NULL, *d = NULL, *e = NULL;
-  gsize n;
+  gsize              n;
 
   good_data (data);
   bytes = make_safetensors (good_header, data, sizeof data);
-  path = test_write_tmp ("good.safetensors", g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+  path =
+      test_write_tmp ("good.safetensors", g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
   w = vae_weights_load (path, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (vae_weights_count (w), ==, 5);
@@ -121,30 +123,42 @@ typedef struct
 } Hostile;
 
 static const Hostile hostile_safetensors[] = {
-  { "offsets-past-end", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, "past the end" },
-  { "overlap", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-               "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlaps" },
+  { "offsets-past-end", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
+    "past the end" },
+  { "overlap",
+    "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+    "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+    12, "overlaps" },
   { "hole", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "hole" },
-  { "trailing", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, "not described" },
-  { "wrong-dtype", "{\"a\":{\"dtype\":\"Q7\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "unknown dtype 'Q7'" },
-  { "shape-size-mismatch", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "bytes of data" },
-  { "shape-overflow", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\":[0,4]}}", 4,
+  { "trailing", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8,
+    "not described" },
+  { "wrong-dtype", "{\"a\":{\"dtype\":\"Q7\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+    "unknown dtype 'Q7'" },
+  { "shape-size-mismatch", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
+    "bytes of data" },
+  { "shape-overflow",
+    "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\":[0,4]}}", 4,
     "overflows" },
-  { "negative-shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "non-negative" },
-  { "duplicate", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "appears twice" },
+  { "negative-shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
+    "non-negative" },
+  { "duplicate",
+    "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+    "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+    8, "appears twice" },
   { "not-json", "{\"a\": [1, 2", 0, "not valid JSON" },
   { "not-object", "[1, 2, 3]", 0, "not a JSON object" },
-  { "non-utf8", "{\"\xff\xfe\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "not UTF-8" },
+  { "non-utf8", "{\"\xff\xfe\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+    "not UTF-8" },
   { "bad-metadata", "{\"__metadata__\":{\"k\":1}}", 0, "__metadata__" },
-  { "offsets-reversed", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4, "data_offsets" },
+  { "offsets-reversed", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4,
+    "data_offsets" },
 };
 
 static void
 test_safetensors_hostile (gconstpointer p)
 {
   const Hostile *h = p;
-  guint8 zeros[64] = { 0 };
+  guint8         zeros[64] = { 0 };
   g_autoptr (GBytes) bytes = make_safetensors (h->header, zeros, h->data_len);
   g_autoptr (GError) error = load_bytes ("hostile.safetensors", bytes);
 
@@ -154,7 +168,7 @@ test_safetensors_hostile (gconstpointer p)
 static void
 test_safetensors_header_length (void)
 {
-  guint8 file[16] = { 0 };
+  guint8  file[16] = { 0 };
   guint64 huge = GUINT64_TO_LE ((guint64) 200 << 20), big = GUINT64_TO_LE (1000);
   g_autoptr (GError) e1 = NULL, e2 = NULL, e3 = NULL;
   g_autoptr (GBytes) b1 = NULL, b2 = NULL, b3 = NULL;
@@ -185,13 +199,14 @@ static void
 check_state (VaeWeights *w, const gchar *prefix)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree gchar *an = g_strconcat (prefix, "a.weight", NULL), *cn = g_strconcat (prefix, "c.weight", NULL);
-  g_autofree gchar *dn = g_strconcat (prefix, "d.weight", NULL);
+  g_autofree gchar *an = g_strconcat (prefix, "a.weight", NULL),
+                   *cn = g_strconcat (prefix, "c.weight", NULL);
+  g_autofree gchar  *dn = g_strconcat (prefix, "d.weight", NULL);
   g_autofree gfloat *a = vae_weights_get_float (w, an, NULL, &error);
   g_autofree gfloat *c = vae_weights_get_float (w, cn, NULL, &error);
   g_autofree gfloat *d = vae_weights_get_float (w, dn, NULL, &error);
-  gint64 shape[VAE_MAX_DIMS];
-  gint ndim;
+  gint64             shape[VAE_MAX_DIMS];
+  gint               ndim;
 
   g_assert_no_error (error);
   g_assert_cmpfloat (a[2], ==, 65504.0f);
@@ -258,7 +273,7 @@ test_pth_truncated (gconstpointer name)
 {
   g_autofree gchar *path = test_data_path ("hostile", name, NULL);
   g_autofree gchar *contents = NULL;
-  gsize len;
+  gsize             len;
 
   g_assert_true (g_file_get_contents (path, &contents, &len, NULL));
   for (gsize cut = 0; cut < len; cut++)
@@ -275,7 +290,7 @@ test_pth_bitflips (void)
 {
   g_autofree gchar *path = test_data_path ("hostile", "good.pth", NULL);
   g_autofree gchar *contents = NULL;
-  gsize len;
+  gsize             len;
 
   g_assert_true (g_file_get_contents (path, &contents, &len, NULL));
   for (gsize i = 0; i < len; i++)
@@ -299,7 +314,7 @@ test_fuzz_regressions (void)
   g_autofree gchar *dir = test_data_path ("fuzz-regressions", NULL);
   g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
   const gchar *name;
-  gint n = 0;
+  gint         n = 0;
 
   g_assert_nonnull (d);
   while ((name = g_dir_read_name (d)))
@@ -338,7 +353,8 @@ main (int argc, char **argv)
   g_test_add_func ("/loaders/safetensors/header-length", test_safetensors_header_length);
   for (guint i = 0; i < G_N_ELEMENTS (hostile_safetensors); i++)
     {
-      g_autofree gchar *n = g_strdup_printf ("/loaders/safetensors/hostile/%s", hostile_safetensors[i].name);
+      g_autofree gchar *n =
+          g_strdup_printf ("/loaders/safetensors/hostile/%s", hostile_safetensors[i].name);
       g_test_add_data_func (n, &hostile_safetensors[i], test_safetensors_hostile);
     }
   g_test_add_data_func ("/loaders/pth/good", "good.pth", test_pth_good);
@@ -351,8 +367,10 @@ main (int argc, char **argv)
       g_test_add_data_func (n, &hostile_pth[i], test_pth_hostile);
     }
   g_test_add_data_func ("/loaders/pth/truncated-everywhere/stored", "good.pth", test_pth_truncated);
-  g_test_add_data_func ("/loaders/pth/truncated-everywhere/deflate", "good-deflate.pth", test_pth_truncated);
-  g_test_add_data_func ("/loaders/pth/truncated-everywhere/zip64", "good-zip64.pth", test_pth_truncated);
+  g_test_add_data_func ("/loaders/pth/truncated-everywhere/deflate", "good-deflate.pth",
+                        test_pth_truncated);
+  g_test_add_data_func ("/loaders/pth/truncated-everywhere/zip64", "good-zip64.pth",
+                        test_pth_truncated);
   g_test_add_func ("/loaders/pth/bit-flips", test_pth_bitflips);
   g_test_add_func ("/loaders/not-a-model", test_not_a_model);
   g_test_add_func ("/loaders/fuzz-regressions", test_fuzz_regressions);

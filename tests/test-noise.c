@@ -25,34 +25,39 @@ test_philox_vector (void)
 static void
 test_torch_randn (gconstpointer data)
 {
-  const gchar *name = data;
+  const gchar      *name = data;
   g_autofree gchar *path = test_data_path ("noise", name, NULL);
   g_autofree gchar *contents = NULL;
-  guint64 seed;
-  gsize n;
+  guint64           seed;
+  gsize             n;
   g_autoptr (GError) error = NULL;
   g_autofree gfloat *got = NULL;
-  gdouble max = 0.0;
+  gdouble            max = 0.0;
   /* .npy of shape (n,): read through the latent reader's parser via a 1×1×1×n view */
   g_autoptr (GMappedFile) f = g_mapped_file_new (path, FALSE, &error);
   const gfloat *want;
 
   g_assert_no_error (error);
-  g_assert_cmpint (sscanf (name, "randn-%" G_GUINT64_FORMAT "-%" G_GSIZE_FORMAT ".npy", &seed, &n), ==, 2);
+  g_assert_cmpint (sscanf (name, "randn-%" G_GUINT64_FORMAT "-%" G_GSIZE_FORMAT ".npy", &seed, &n),
+                   ==, 2);
   want = (const gfloat *) (g_mapped_file_get_contents (f) + g_mapped_file_get_length (f) - n * 4);
   got = g_new (gfloat, n);
   vae_torch_randn (seed, got, n);
   for (gsize i = 0; i < n; i++)
     max = MAX (max, fabs ((gdouble) got[i] - want[i]));
-  g_test_message ("seed %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " values: max |ours - torch| = %.3g", seed, n, max);
+  g_test_message ("seed %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT
+                  " values: max |ours - torch| = %.3g",
+                  seed, n, max);
   g_assert_cmpfloat (max, <=, 1e-6);
 }
 
 int
 main (int argc, char **argv)
 {
-  static const gchar *cases[] = { "randn-0-5.npy", "randn-0-16.npy", "randn-1-20.npy", "randn-42-48.npy",
-                                  "randn-123456789-1564.npy", "randn-1099511627779-65536.npy" };
+  static const gchar *cases[] = {
+    "randn-0-5.npy",   "randn-0-16.npy",           "randn-1-20.npy",
+    "randn-42-48.npy", "randn-123456789-1564.npy", "randn-1099511627779-65536.npy"
+  };
 
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/noise/philox-test-vector", test_philox_vector);

@@ -17,8 +17,8 @@ load_synth_sd15 (void)
 {
   g_autoptr (GError) error = NULL;
   g_autofree gchar *weights = test_tmp_path ("sd15-synth.safetensors");
-  VaeSynthConfig cfg;
-  VaeModel *m;
+  VaeSynthConfig    cfg;
+  VaeModel         *m;
 
   g_assert_true (vae_synth_config_for_family (vae_family_lookup ("sd15"), &cfg, &error));
   g_assert_true (vae_synth_kl (weights, &cfg, 1, &error));
@@ -76,7 +76,8 @@ test_bf16_encode (void)
   for (gsize i = 0; i < vae_tensor_n_elements (fp32); i++)
     {
       signal += (gdouble) fp32->data[i] * fp32->data[i];
-      noise += ((gdouble) fp32->data[i] - bf16->data[i]) * ((gdouble) fp32->data[i] - bf16->data[i]);
+      noise +=
+          ((gdouble) fp32->data[i] - bf16->data[i]) * ((gdouble) fp32->data[i] - bf16->data[i]);
     }
   snr = 10.0 * log10 (signal / noise);
   g_test_message ("bf16 vs fp32 encode: latent SNR %.1f dB", snr);

@@ -47,7 +47,7 @@ plain (VaeTensor *t)
 
 typedef struct
 {
-  gint kernel, stride, pad_top, pad_left, pad_bottom, pad_right;
+  gint     kernel, stride, pad_top, pad_left, pad_bottom, pad_right;
   gboolean up;
 } ConvShape;
 
@@ -62,9 +62,9 @@ test_conv (void)
     { 1, 1, 0, 0, 0, 0, FALSE },
   };
   static const gint sizes[][2] = { { 1, 1 }, { 7, 5 }, { 16, 33 }, { 9, 64 } };
-  GRand  *rand = g_rand_new_with_seed (7);
-  gdouble worst = 0;
-  gint    cases = 0;
+  GRand            *rand = g_rand_new_with_seed (7);
+  gdouble           worst = 0;
+  gint              cases = 0;
 
   for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
     for (guint b = 0; b < G_N_ELEMENTS (sizes); b++)
@@ -74,8 +74,10 @@ test_conv (void)
           const gint       ci = g_rand_int_range (rand, 1, 20), co = g_rand_int_range (rand, 1, 12);
           const gint       h = sizes[b][1], w = sizes[b][0];
           const VaeAct     act = (VaeAct) g_rand_int_range (rand, 0, 3);
-          VaeConv conv = { co, ci, sh->kernel, sh->stride, sh->pad_top, sh->pad_left, sh->pad_bottom, sh->pad_right };
-          g_autoptr (VaeTensor) x = random_tensor (rand, ci, h, w, 1.0), residual = NULL, want = NULL, got = NULL;
+          VaeConv          conv = { co,          ci,           sh->kernel,     sh->stride,
+                                    sh->pad_top, sh->pad_left, sh->pad_bottom, sh->pad_right };
+          g_autoptr (VaeTensor) x = random_tensor (rand, ci, h, w, 1.0), residual = NULL,
+                                want = NULL, got = NULL;
           g_autoptr (GError) error = NULL;
           VaeBackend *tiled = tiled_backend (h, band, band % 2 == 0);
           gint        out_h, out_w;
@@ -86,17 +88,20 @@ test_conv (void)
               vae_backend_tiled_free (tiled);
               continue;
             }
-          conv.weight = test_random_floats (rand, (gsize) co * ci * sh->kernel * sh->kernel, -0.3, 0.3);
+          conv.weight =
+              test_random_floats (rand, (gsize) co * ci * sh->kernel * sh->kernel, -0.3, 0.3);
           conv.bias = test_random_floats (rand, co, -0.5, 0.5);
           if (g_rand_boolean (rand))
             residual = random_tensor (rand, co, out_h, out_w, 1.0);
-          want = vae_backend_cpu ()->conv (vae_backend_cpu (), &conv, x, sh->up, residual, act, &error);
+          want = vae_backend_cpu ()->conv (vae_backend_cpu (), &conv, x, sh->up, residual, act,
+                                           &error);
           got = plain (tiled->conv (tiled, &conv, x, sh->up, residual, act, &error));
           g_assert_no_error (error);
           worst = MAX (worst, test_max_rel_error (got, want));
           if (test_max_rel_error (got, want) > 3e-5)
-            g_error ("k%d s%d pad %d/%d up %d %dx%d band %d: relative error %g", sh->kernel, sh->stride, sh->pad_top,
-                     sh->pad_bottom, sh->up, w, h, band, test_max_rel_error (got, want));
+            g_error ("k%d s%d pad %d/%d up %d %dx%d band %d: relative error %g", sh->kernel,
+                     sh->stride, sh->pad_top, sh->pad_bottom, sh->up, w, h, band,
+                     test_max_rel_error (got, want));
           vae_conv_clear (&conv);
           vae_backend_tiled_free (tiled);
           cases++;
@@ -110,11 +115,12 @@ test_conv (void)
 static void
 test_norm_attention (void)
 {
-  GRand *rand = g_rand_new_with_seed (11);
-  const gint c = 32, h = 13, w = 11;
-  VaeNorm norm = { c, 8, 1e-6f, test_random_floats (rand, c, 0.5, 1.5), test_random_floats (rand, c, -0.5, 0.5) };
+  GRand       *rand = g_rand_new_with_seed (11);
+  const gint   c = 32, h = 13, w = 11;
+  VaeNorm      norm = { c, 8, 1e-6f, test_random_floats (rand, c, 0.5, 1.5),
+                        test_random_floats (rand, c, -0.5, 0.5) };
   VaeAttention attn = { norm };
-  VaeConv *convs[] = { &attn.q, &attn.k, &attn.v, &attn.proj };
+  VaeConv     *convs[] = { &attn.q, &attn.k, &attn.v, &attn.proj };
   g_autoptr (VaeTensor) x = random_tensor (rand, c, h, w, 2.0);
   g_autoptr (GError) error = NULL;
   const VaeBackend *cpu = vae_backend_cpu ();
@@ -122,24 +128,35 @@ test_norm_attention (void)
   attn.norm.gamma = g_memdup2 (norm.gamma, c * sizeof (gfloat));
   attn.norm.beta = g_memdup2 (norm.beta, c * sizeof (gfloat));
   for (guint i = 0; i < G_N_ELEMENTS (convs); i++)
-    *convs[i] = (VaeConv) { c, c, 1, 1, 0, 0, 0, 0, test_random_floats (rand, c * c, -0.2, 0.2), test_random_floats (rand, c, -0.1, 0.1) };
+    *convs[i] = (VaeConv){ c,
+                           c,
+                           1,
+                           1,
+                           0,
+                           0,
+                           0,
+                           0,
+                           test_random_floats (rand, c * c, -0.2, 0.2),
+                           test_random_floats (rand, c, -0.1, 0.1) };
   x->data[0] = 40.0f; /* an outlier stresses the merged variance */
   for (gint band = 1; band <= 16; band *= 4)
-      {
-        VaeBackend *tiled = tiled_backend (h, band, band > 1);
-        g_autoptr (VaeTensor) n_want = cpu->norm (cpu, &norm, x, VAE_ACT_SILU, &error);
-        g_autoptr (VaeTensor) a_want = cpu->attention (cpu, &attn, x, &error);
-        g_autoptr (VaeTensor) n_got = plain (tiled->norm (tiled, &norm, x, VAE_ACT_SILU, &error));
-        g_autoptr (VaeTensor) a_got = plain (tiled->attention (tiled, &attn, x, &error));
-        g_autoptr (VaeTensor) lazy = tiled->norm (tiled, &norm, x, VAE_ACT_SILU, &error);
-        g_autoptr (VaeTensor) c_want = cpu->conv (cpu, &attn.q, n_want, FALSE, NULL, VAE_ACT_NONE, &error);
-        g_autoptr (VaeTensor) c_got = plain (tiled->conv (tiled, &attn.q, lazy, FALSE, NULL, VAE_ACT_NONE, &error));
-        g_assert_no_error (error);
-        test_assert_close (n_got, n_want, 1e-5, "GroupNorm + SiLU in bands");
-        test_assert_close (a_got, a_want, 1e-5, "attention in bands");
-        test_assert_close (c_got, c_want, 1e-5, "a conv reading the pending GroupNorm");
-        vae_backend_tiled_free (tiled);
-      }
+    {
+      VaeBackend *tiled = tiled_backend (h, band, band > 1);
+      g_autoptr (VaeTensor) n_want = cpu->norm (cpu, &norm, x, VAE_ACT_SILU, &error);
+      g_autoptr (VaeTensor) a_want = cpu->attention (cpu, &attn, x, &error);
+      g_autoptr (VaeTensor) n_got = plain (tiled->norm (tiled, &norm, x, VAE_ACT_SILU, &error));
+      g_autoptr (VaeTensor) a_got = plain (tiled->attention (tiled, &attn, x, &error));
+      g_autoptr (VaeTensor) lazy = tiled->norm (tiled, &norm, x, VAE_ACT_SILU, &error);
+      g_autoptr (VaeTensor) c_want =
+          cpu->conv (cpu, &attn.q, n_want, FALSE, NULL, VAE_ACT_NONE, &error);
+      g_autoptr (VaeTensor) c_got =
+          plain (tiled->conv (tiled, &attn.q, lazy, FALSE, NULL, VAE_ACT_NONE, &error));
+      g_assert_no_error (error);
+      test_assert_close (n_got, n_want, 1e-5, "GroupNorm + SiLU in bands");
+      test_assert_close (a_got, a_want, 1e-5, "attention in bands");
+      test_assert_close (c_got, c_want, 1e-5, "a conv reading the pending GroupNorm");
+      vae_backend_tiled_free (tiled);
+    }
   vae_norm_clear (&norm);
   vae_attention_clear (&attn);
   g_rand_free (rand);
@@ -190,7 +207,8 @@ photo_1024 (void)
   for (gint c = 0; c < 3; c++)
     for (gint y = 0; y < 1024; y++)
       for (gint x = 0; x < 1024; x++)
-        image->data[((gsize) c * 1024 + y) * 1024 + x] = photo->data[((gsize) c * 512 + y / 2) * 512 + x / 2];
+        image->data[((gsize) c * 1024 + y) * 1024 + x] =
+            photo->data[((gsize) c * 512 + y / 2) * 512 + x / 2];
   return image;
 }
 
@@ -243,8 +261,10 @@ check_round_trip (VaeModel *model, const gchar *what, gdouble latent_bar)
   vae_set_progress (NULL, NULL);
   vae_set_tiling (NULL);
   err = test_max_rel_error (tiled_latent, latent);
-  g_test_message ("%s: tiled latent max relative error %.3g; tiled round trip %.1f dB PSNR from untiled (bar 50 dB); "
-                  "%.0f progress reports", what, err, psnr (tiled_out, out), progress[1]);
+  g_test_message ("%s: tiled latent max relative error %.3g; tiled round trip %.1f dB PSNR from "
+                  "untiled (bar 50 dB); "
+                  "%.0f progress reports",
+                  what, err, psnr (tiled_out, out), progress[1]);
   g_assert_cmpfloat (err, <=, latent_bar);
   g_assert_cmpfloat (psnr (tiled_out, out), >=, 50.0);
   g_assert_cmpfloat (progress[0], ==, 1.0);
@@ -288,8 +308,8 @@ typedef struct
 {
   VaeBackend base;
   gint       max_rows;
-  gint       refused;  /* inputs too tall */
-  gint       tallest;  /* tallest input served */
+  gint       refused; /* inputs too tall */
+  gint       tallest; /* tallest input served */
 } FakeDevice;
 
 typedef struct
@@ -325,7 +345,9 @@ hide (VaeTensor *values)
 
   h->base.release = hidden_release;
   h->values = values;
-  *t = (VaeTensor) { .channels = values->channels, .height = values->height, .width = values->width, .external = h };
+  *t = (VaeTensor){
+    .channels = values->channels, .height = values->height, .width = values->width, .external = h
+  };
   return t;
 }
 
@@ -337,8 +359,8 @@ fake_out_of_memory (GError **error)
 }
 
 static VaeTensor *
-fake_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
-           VaeAct act, GError **error)
+fake_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up,
+           const VaeTensor *residual, VaeAct act, GError **error)
 {
   FakeDevice *device = (FakeDevice *) be;
   VaeTensor  *y;
@@ -350,19 +372,22 @@ fake_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboole
       return NULL;
     }
   device->tallest = MAX (device->tallest, x->height);
-  y = vae_backend_cpu ()->conv (vae_backend_cpu (), conv, values_of (x), up, values_of (residual), act, error);
+  y = vae_backend_cpu ()->conv (vae_backend_cpu (), conv, values_of (x), up, values_of (residual),
+                                act, error);
   return y ? hide (y) : NULL;
 }
 
 static VaeTensor *
-fake_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+fake_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act,
+           GError **error)
 {
   fake_out_of_memory (error);
   return NULL;
 }
 
 static VaeTensor *
-fake_attention (const VaeBackend *be, const VaeAttention *attention, const VaeTensor *x, GError **error)
+fake_attention (const VaeBackend *be, const VaeAttention *attention, const VaeTensor *x,
+                GError **error)
 {
   fake_out_of_memory (error);
   return NULL;
@@ -390,9 +415,9 @@ fake_to_host (const VaeBackend *be, VaeTensor **t, GError **error)
 
 typedef struct
 {
-  VaeNet          *net;
+  VaeNet           *net;
   const VaeBackend *device;
-  const VaeTensor *x;
+  const VaeTensor  *x;
 } FakePass;
 
 static VaeTensor *
@@ -420,13 +445,19 @@ check_device_bands (const gchar *what, const gchar *model_dir, const gchar *mode
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) model = vae_model_load (path, NULL, &error);
   g_autoptr (GRand) rand = g_rand_new_with_seed (11);
-  VaeNet         *net = model->decoder;
-  g_autoptr (VaeTensor) latent = random_tensor (rand, net->in_channels, 16, 12, 1.0), want = NULL, got = NULL,
-                        none = NULL;
+  VaeNet *net = model->decoder;
+  g_autoptr (VaeTensor) latent = random_tensor (rand, net->in_channels, 16, 12, 1.0), want = NULL,
+                        got = NULL, none = NULL;
   const gint      image_h = latent->height * net->factor;
-  FakeDevice      device = { { .name = "fake device", .conv = fake_conv, .norm = fake_norm,
-                               .attention = fake_attention, .clamp = fake_clamp, .to_host = fake_to_host },
-                             image_h / 2, 0, 0 };
+  FakeDevice      device = { { .name = "fake device",
+                               .conv = fake_conv,
+                               .norm = fake_norm,
+                               .attention = fake_attention,
+                               .clamp = fake_clamp,
+                               .to_host = fake_to_host },
+                             image_h / 2,
+                             0,
+                             0 };
   FakePass        pass = { net, &device.base, latent };
   VaeTileSettings tiles = { image_h, image_h, G_MAXSIZE, 0, 0 };
 
@@ -440,9 +471,11 @@ check_device_bands (const gchar *what, const gchar *model_dir, const gchar *mode
 
   got = vae_tiled_while_out_of_memory (&tiles, 8, fake_pass_in_bands, &pass, &error);
   g_assert_no_error (error);
-  g_test_message ("%s: decode of %d image rows in %d-row bands after %d refusals; tallest input %d rows (limit %d); "
-                  "max relative error %.3g", what, image_h, tiles.band_pixels, device.refused, device.tallest,
-                  device.max_rows, test_max_rel_error (got, want));
+  g_test_message ("%s: decode of %d image rows in %d-row bands after %d refusals; tallest input %d "
+                  "rows (limit %d); "
+                  "max relative error %.3g",
+                  what, image_h, tiles.band_pixels, device.refused, device.tallest, device.max_rows,
+                  test_max_rel_error (got, want));
   g_assert_cmpint (tiles.band_pixels, <, image_h / 2);
   g_assert_cmpint (device.refused, >, 0);
   g_assert_cmpint (device.tallest, <=, device.max_rows);
@@ -459,7 +492,8 @@ check_device_bands (const gchar *what, const gchar *model_dir, const gchar *mode
 static void
 test_device_bands (void)
 {
-  check_device_bands ("KL (sd15 architecture, small widths)", "kl/sd15-diffusers", "sd15_tiny.safetensors");
+  check_device_bands ("KL (sd15 architecture, small widths)", "kl/sd15-diffusers",
+                      "sd15_tiny.safetensors");
   check_device_bands ("TAESD (small widths)", "tiny", "taesd_diffusers_tiny.safetensors");
 }
 
@@ -482,8 +516,10 @@ test_plan (void)
   vae_set_tiling (&tiling);
   g_assert_true (vae_model_plan (model, FALSE, 256, 256, &tight, &error));
   g_assert_no_error (error);
-  g_test_message ("2048x2048 decode: untiled %" PRIu64 " MiB; under %" PRIu64 " MiB: %d-pixel bands, %" PRIu64 " MiB",
-                  roomy.untiled_bytes >> 20, tight.budget >> 20, tight.band_pixels, tight.tiled_bytes >> 20);
+  g_test_message ("2048x2048 decode: untiled %" PRIu64 " MiB; under %" PRIu64
+                  " MiB: %d-pixel bands, %" PRIu64 " MiB",
+                  roomy.untiled_bytes >> 20, tight.budget >> 20, tight.band_pixels,
+                  tight.tiled_bytes >> 20);
   g_assert_cmpint (tight.band_pixels, >, 0);
   g_assert_cmpuint (tight.tiled_bytes, <=, tight.budget);
   tiling.memory_limit = 1 << 20;
@@ -496,12 +532,20 @@ test_plan (void)
 static void
 test_parse_bytes (void)
 {
-  static const struct { const gchar *text; guint64 bytes; } good[] = {
-    { "1000", 1000 }, { "64K", 65536 }, { "1.5G", 3 << 29 }, { "800M", 800 << 20 }, { "2GiB", (guint64) 2 << 30 },
+  static const struct
+  {
+    const gchar *text;
+    guint64      bytes;
+  } good[] = {
+    { "1000", 1000 },
+    { "64K", 65536 },
+    { "1.5G", 3 << 29 },
+    { "800M", 800 << 20 },
+    { "2GiB", (guint64) 2 << 30 },
     { "512mb", 512 << 20 },
   };
   static const gchar *bad[] = { "", "G", "-1G", "1X", "1.5.2M", "0", "1 G" };
-  guint64 bytes;
+  guint64             bytes;
 
   for (guint i = 0; i < G_N_ELEMENTS (good); i++)
     {

@@ -9,9 +9,9 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 
-#define HOUSE_BAR     1e-4
-#define PIXEL_BAR     1e-3  /* per pixel, our reconstruction vs PyTorch's */
-#define PSNR_BAR_DB   0.05  /* our PSNR vs PyTorch's on the same image */
+#define HOUSE_BAR   1e-4
+#define PIXEL_BAR   1e-3 /* per pixel, our reconstruction vs PyTorch's */
+#define PSNR_BAR_DB 0.05 /* our PSNR vs PyTorch's on the same image */
 
 typedef struct
 {
@@ -30,7 +30,7 @@ load_taef2 (const gchar *dir, const gchar *file)
 {
   g_autoptr (GError) error = NULL;
   g_autofree gchar *path = g_build_filename (dir, file, NULL);
-  VaeModel *m = vae_model_load (path, NULL, &error);
+  VaeModel         *m = vae_model_load (path, NULL, &error);
 
   g_assert_no_error (error);
   return m;
@@ -44,8 +44,8 @@ crop (const VaeTensor *t, gint rows, gint cols)
   g_assert_true (t->height >= rows && t->width >= cols);
   for (gint c = 0; c < t->channels; c++)
     for (gint y = 0; y < rows; y++)
-      memcpy (out->data + ((gsize) c * rows + y) * cols, t->data + ((gsize) c * t->height + y) * t->width,
-              cols * sizeof (gfloat));
+      memcpy (out->data + ((gsize) c * rows + y) * cols,
+              t->data + ((gsize) c * t->height + y) * t->width, cols * sizeof (gfloat));
   return out;
 }
 
@@ -55,7 +55,7 @@ reference_psnr (const gchar *photo)
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) error = NULL;
   g_autofree gchar *path = test_data_path ("tiny", "taef2-psnr.json", NULL);
-  JsonObject *root;
+  JsonObject       *root;
 
   json_parser_load_from_file (parser, path, &error);
   g_assert_no_error (error);
@@ -66,13 +66,13 @@ reference_psnr (const gchar *photo)
 static void
 test_taef2_photo (gconstpointer data)
 {
-  const Photo *photo = data;
+  const Photo      *photo = data;
   g_autofree gchar *models = test_models_dir ("taef2_decoder.pth");
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) m = NULL;
   g_autoptr (VaeTensor) full = NULL, image = NULL, latent = NULL, out = NULL, want = NULL;
   g_autofree gchar *photo_path = NULL, *want_path = NULL, *want_name = NULL;
-  gdouble ours, theirs;
+  gdouble           ours, theirs;
 
   if (!models)
     return;
@@ -97,8 +97,8 @@ test_taef2_photo (gconstpointer data)
   want_path = test_data_path ("tiny", want_name, NULL);
   want = vae_png_read (want_path, &error);
   g_assert_no_error (error);
-  g_test_message ("max per-pixel difference from PyTorch: %.3g (bar %.0e)", test_max_abs_error (out, want),
-                  PIXEL_BAR);
+  g_test_message ("max per-pixel difference from PyTorch: %.3g (bar %.0e)",
+                  test_max_abs_error (out, want), PIXEL_BAR);
   g_assert_cmpfloat (test_max_abs_error (out, want), <=, PIXEL_BAR);
   ours = test_psnr (out, image);
   theirs = reference_psnr (photo->name);
@@ -154,7 +154,8 @@ test_taef2_bf16 (void)
  * value spreads by 8e-4 of the largest — where no float32 computation can
  * keep to the bar alone; elsewhere the spread is some 5e-8. */
 static void
-assert_within_spread (const VaeTensor *got, const VaeTensor *want, const VaeTensor *spread, const gchar *what)
+assert_within_spread (const VaeTensor *got, const VaeTensor *want, const VaeTensor *spread,
+                      const gchar *what)
 {
   gdouble largest = 0, worst_beyond = 0;
 
@@ -162,7 +163,8 @@ assert_within_spread (const VaeTensor *got, const VaeTensor *want, const VaeTens
   for (gsize i = 0; i < vae_tensor_n_elements (want); i++)
     largest = MAX (largest, fabs (want->data[i]));
   for (gsize i = 0; i < vae_tensor_n_elements (want); i++)
-    worst_beyond = MAX (worst_beyond, fabs ((gdouble) got->data[i] - want->data[i]) - spread->data[i]);
+    worst_beyond =
+        MAX (worst_beyond, fabs ((gdouble) got->data[i] - want->data[i]) - spread->data[i]);
   g_test_message ("%s: max relative error %.3g; beyond float32's spread %.3g (bar %g)", what,
                   test_max_rel_error (got, want), worst_beyond / largest, HOUSE_BAR);
   g_assert_cmpfloat (worst_beyond / largest, <=, HOUSE_BAR);

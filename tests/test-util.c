@@ -9,8 +9,8 @@
 gchar *
 test_data_path (const gchar *first, ...)
 {
-  va_list args;
-  GString *path = g_string_new (TEST_SOURCE_DIR "/data");
+  va_list      args;
+  GString     *path = g_string_new (TEST_SOURCE_DIR "/data");
   const gchar *part = first;
 
   va_start (args, first);
@@ -28,15 +28,17 @@ gchar *
 test_models_dir (const gchar *needed_file)
 {
   const gchar *env = g_getenv ("GEGL_VAE_TEST_MODELS");
-  gchar       *dir = env && *env ? g_strdup (env) : g_build_filename (TEST_SOURCE_DIR, "..", "..", "shared", "models", NULL);
+  gchar       *dir = env && *env
+                         ? g_strdup (env)
+                         : g_build_filename (TEST_SOURCE_DIR, "..", "..", "shared", "models", NULL);
   gchar       *file = g_build_filename (dir, needed_file, NULL);
   gboolean     found = g_file_test (file, G_FILE_TEST_IS_REGULAR);
 
   g_free (file);
   if (!found)
     {
-      g_autofree gchar *msg = g_strdup_printf ("real weights %s not found in %s (set GEGL_VAE_TEST_MODELS)",
-                                               needed_file, dir);
+      g_autofree gchar *msg = g_strdup_printf (
+          "real weights %s not found in %s (set GEGL_VAE_TEST_MODELS)", needed_file, dir);
       g_test_skip (msg);
       g_free (dir);
       return NULL;
@@ -147,11 +149,12 @@ test_write_tmp (const gchar *name, const void *bytes, gsize size)
 }
 
 VaeTensor *
-test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeBackendKind backend, VaePrecision precision)
+test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeBackendKind backend,
+             VaePrecision precision)
 {
   g_autoptr (GError) error = NULL;
   const VaeCompute compute = { backend, precision };
-  VaeTensor *out;
+  VaeTensor       *out;
 
   vae_set_compute (&compute);
   if (pass == TEST_ENCODE)

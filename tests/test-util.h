@@ -7,31 +7,32 @@
 #include "model-private.h"
 
 /* tests/data in the source tree. */
-gchar     *test_data_path (const gchar *first, ...) G_GNUC_NULL_TERMINATED;
+gchar *test_data_path (const gchar *first, ...) G_GNUC_NULL_TERMINATED;
 /* The folder with the real weights (GEGL_VAE_TEST_MODELS, else ../shared/models
  * beside the source tree), or NULL after marking the test skipped. */
-gchar     *test_models_dir (const gchar *needed_file);
+gchar *test_models_dir (const gchar *needed_file);
 /* Whether this CPU (and build) has AVX512-BF16; FALSE after marking the
  * test skipped. */
 gboolean   test_has_bf16 (void);
 VaeTensor *test_load_npy_latent (const gchar *path);
 VaeTensor *test_load_npy_image (const gchar *path);
 /* max |a − b| / max |b|, the house measure (b is the reference). */
-gdouble    test_max_rel_error (const VaeTensor *a, const VaeTensor *b);
-gdouble    test_max_abs_error (const VaeTensor *a, const VaeTensor *b);
+gdouble test_max_rel_error (const VaeTensor *a, const VaeTensor *b);
+gdouble test_max_abs_error (const VaeTensor *a, const VaeTensor *b);
 /* PSNR of A against B, images in [0, 1] (infinite when equal). */
-gdouble    test_psnr (const VaeTensor *a, const VaeTensor *b);
+gdouble test_psnr (const VaeTensor *a, const VaeTensor *b);
 /* Asserts equal shapes and max relative error ≤ TOL, printing the figure. */
-void       test_assert_close (const VaeTensor *got, const VaeTensor *want, gdouble tol, const gchar *what);
+void test_assert_close (const VaeTensor *got, const VaeTensor *want, gdouble tol,
+                        const gchar *what);
 /* N uniform draws from [LO, HI), owned by the caller. */
-gfloat    *test_random_floats (GRand *rand, gsize n, gdouble lo, gdouble hi);
+gfloat *test_random_floats (GRand *rand, gsize n, gdouble lo, gdouble hi);
 /* A temporary file path inside a fresh folder, removed at exit. */
-gchar     *test_tmp_path (const gchar *name);
+gchar *test_tmp_path (const gchar *name);
 /* Writes BYTES to a new temporary file and returns its path. */
-gchar     *test_write_tmp (const gchar *name, const void *bytes, gsize size);
+gchar *test_write_tmp (const gchar *name, const void *bytes, gsize size);
 typedef enum
 {
-  TEST_ENCODE,    /* the latent's mean */
+  TEST_ENCODE, /* the latent's mean */
   TEST_DECODE,
   TEST_DECODE_RAW /* the decoder's output in [−1, 1], unclamped, as PyTorch's goldens hold it */
 } TestPass;
@@ -41,6 +42,6 @@ typedef enum
 VaeTensor *test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeBackendKind backend,
                         VaePrecision precision);
 /* Asserts that ERROR is set, in VAE_ERROR, and its message holds NEEDLE. */
-void       test_assert_error (GError *error, const gchar *needle);
+void test_assert_error (GError *error, const gchar *needle);
 
 #endif

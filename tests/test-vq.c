@@ -9,7 +9,7 @@
 static VaeCodebook *
 codebook (gint size, gint dim, const gfloat *entries)
 {
-  g_autofree gchar *path = test_tmp_path ("cb.safetensors");
+  g_autofree gchar  *path = test_tmp_path ("cb.safetensors");
   VaeSafetensorsItem item = { "codes", 2, { size, dim }, VAE_DTYPE_F32, entries };
   g_autoptr (GError) error = NULL;
   VaeCodebook *cb;
@@ -69,9 +69,9 @@ test_snap_blend_and_stats (void)
 {
   const gfloat entries[] = { 0, 0, 10, 10 };
   const gfloat in[] = { 1, 1, 9, 9, 0, 2, 11, 10 };
-  gfloat out[8];
-  guint64 counts[2] = { 0 };
-  gdouble sq = 0;
+  gfloat       out[8];
+  guint64      counts[2] = { 0 };
+  gdouble      sq = 0;
   g_autoptr (VaeCodebook) cb = codebook (2, 2, entries);
 
   vae_codebook_snap (cb, in, out, 4, 0.5f, counts, &sq);
@@ -91,9 +91,9 @@ static void
 test_kmeans (void)
 {
   const gfloat centres[3][3] = { { 0, 0, 0 }, { 5, 5, 5 }, { -5, 5, 0 } };
-  GRand *rand = g_rand_new_with_seed (3);
-  gfloat v[300 * 3];
-  gdouble mean[3][3] = { { 0 } };
+  GRand       *rand = g_rand_new_with_seed (3);
+  gfloat       v[300 * 3];
+  gdouble      mean[3][3] = { { 0 } };
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeCodebook) a = NULL, b = NULL, tiny = NULL;
 
@@ -127,8 +127,8 @@ test_kmeans (void)
 static void
 test_codebook_files (void)
 {
-  g_autofree gchar *path = test_tmp_path ("vq.safetensors");
-  const gfloat data[] = { 1, 2, 3, 4, 5, 6 };
+  g_autofree gchar  *path = test_tmp_path ("vq.safetensors");
+  const gfloat       data[] = { 1, 2, 3, 4, 5, 6 };
   VaeSafetensorsItem items[] = {
     { "decoder.conv_in.weight", 1, { 6 }, VAE_DTYPE_F32, data },
     { "quantize.embedding.weight", 2, { 3, 2 }, VAE_DTYPE_F16, data },

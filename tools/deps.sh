@@ -9,7 +9,7 @@ packages=(
   python3-skimage   # photographs for the TAEF2 tests
 )
 if [ "${1:-}" = "--ci" ]; then
-  packages+=(clang libclang-rt-14-dev libgimp2.0-dev gimp)
+  packages+=(clang clang-format-14 libclang-rt-14-dev libgimp2.0-dev gimp)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -21,17 +21,21 @@ static gint64   opt_seed = 1;
 static gboolean opt_json = FALSE;
 
 const GOptionEntry bench_entries[] = {
-  { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model, "Model file or preset name (default " DEFAULT_MODEL ")", "M" },
+  { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model,
+    "Model file or preset name (default " DEFAULT_MODEL ")", "M" },
   { "op", 0, 0, G_OPTION_ARG_STRING, &opt_op, "encode, decode (default) or roundtrip", "OP" },
   { "size", 0, 0, G_OPTION_ARG_STRING, &opt_size, "Image size (default 512x512)", "WxH" },
-  { "runs", 0, 0, G_OPTION_ARG_INT, &opt_runs, "Timed runs after one warm-up (default 3); the median is reported", "N" },
-  { "threads", 0, 0, G_OPTION_ARG_INT, &opt_threads, "Threads (default: GEGL_THREADS or all processors)", "N" },
+  { "runs", 0, 0, G_OPTION_ARG_INT, &opt_runs,
+    "Timed runs after one warm-up (default 3); the median is reported", "N" },
+  { "threads", 0, 0, G_OPTION_ARG_INT, &opt_threads,
+    "Threads (default: GEGL_THREADS or all processors)", "N" },
   { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "Print one JSON object", NULL },
   { NULL }
 };
 
 const GOptionEntry synth_entries[] = {
-  { "family", 0, 0, G_OPTION_ARG_STRING, &opt_family, "KL family whose architecture to build (sd15, sdxl, sd3, flux1, flux2)", "F" },
+  { "family", 0, 0, G_OPTION_ARG_STRING, &opt_family,
+    "KL family whose architecture to build (sd15, sdxl, sd3, flux1, flux2)", "F" },
   { "seed", 0, 0, G_OPTION_ARG_INT64, &opt_seed, "Seed of the weights (default 1)", "N" },
   { NULL }
 };
@@ -48,17 +52,20 @@ check_options (gint *width, gint *height, GError **error)
 {
   if (opt_size && (sscanf (opt_size, "%dx%d", width, height) != 2 || *width < 1 || *height < 1))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--size must be WIDTHxHEIGHT, not '%s'"), opt_size);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--size must be WIDTHxHEIGHT, not '%s'"),
+                   opt_size);
       return FALSE;
     }
-  if (opt_op && strcmp (opt_op, "encode") && strcmp (opt_op, "decode") && strcmp (opt_op, "roundtrip"))
+  if (opt_op && strcmp (opt_op, "encode") && strcmp (opt_op, "decode") &&
+      strcmp (opt_op, "roundtrip"))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--op must be encode, decode or roundtrip"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("--op must be encode, decode or roundtrip"));
       return FALSE;
     }
   if (opt_runs < 1 || opt_threads < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--runs must be ≥ 1 and --threads ≥ 0"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--runs must be ≥ 1 and --threads ≥ 0"));
       return FALSE;
     }
   return TRUE;
@@ -69,7 +76,8 @@ static VaeTensor *
 make_input (VaeModel *model, gboolean decode, gint width, gint height, GError **error)
 {
   const gint f = vae_model_factor (model);
-  VaeTensor *t = decode ? vae_tensor_new (vae_model_latent_channels (model), (height + f - 1) / f, (width + f - 1) / f, error)
+  VaeTensor *t = decode ? vae_tensor_new (vae_model_latent_channels (model), (height + f - 1) / f,
+                                          (width + f - 1) / f, error)
                         : vae_tensor_new (3, height, width, error);
 
   if (!t)
@@ -109,21 +117,21 @@ cmd_bench (gint argc, gchar **argv, GError **error)
   g_autoptr (VaeModel) model = NULL;
   g_autoptr (VaeTensor) input = NULL;
   g_autofree gdouble *seconds = NULL;
-  guint64      macs = 0;
-  struct rusage usage;
-  gdouble      median;
-  VaeMemoryPlan plan;
-  VaeCompute   compute;
-  const gchar *backend;
-  g_autofree gchar *device = NULL;
+  guint64             macs = 0;
+  struct rusage       usage;
+  gdouble             median;
+  VaeMemoryPlan       plan;
+  VaeCompute          compute;
+  const gchar        *backend;
+  g_autofree gchar   *device = NULL;
 
   if (argc != 1)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae bench [OPTION…]"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("usage: gegl-vae bench [OPTION…]"));
       return FALSE;
     }
-  if (!check_options (&width, &height, error) || !cli_apply_run_options (&compute, error)
-      || !vae_compute_resolve (&compute, error))
+  if (!check_options (&width, &height, error) || !cli_apply_run_options (&compute, error) ||
+      !vae_compute_resolve (&compute, error))
     return FALSE;
   if (compute.backend == VAE_BACKEND_CUDA)
     vae_cuda_probe (&device, NULL);
@@ -134,10 +142,11 @@ cmd_bench (gint argc, gchar **argv, GError **error)
       g_setenv ("GEGL_THREADS", n, TRUE);
       g_setenv ("OMP_NUM_THREADS", n, TRUE);
     }
-  if (!(model = cli_load_model (opt_model, error))
-      || !(input = make_input (model, strcmp (op, "decode") == 0, width, height, error))
-      || !vae_model_plan (model, strcmp (op, "decode") != 0, input->width, input->height, &plan, error)
-      || !run_once (model, input, op, error))
+  if (!(model = cli_load_model (opt_model, error)) ||
+      !(input = make_input (model, strcmp (op, "decode") == 0, width, height, error)) ||
+      !vae_model_plan (model, strcmp (op, "decode") != 0, input->width, input->height, &plan,
+                       error) ||
+      !run_once (model, input, op, error))
     return FALSE;
   seconds = g_new (gdouble, opt_runs);
   for (gint r = 0; r < opt_runs; r++)
@@ -154,17 +163,22 @@ cmd_bench (gint argc, gchar **argv, GError **error)
   median = seconds[opt_runs / 2];
   getrusage (RUSAGE_SELF, &usage);
   if (opt_json)
-    printf ("{\"op\": \"%s\", \"width\": %d, \"height\": %d, \"backend\": \"%s\", \"precision\": \"%s\", "
-            "\"device\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"gflops\": %.1f, \"peak_rss_mb\": %.1f, "
+    printf ("{\"op\": \"%s\", \"width\": %d, \"height\": %d, \"backend\": \"%s\", \"precision\": "
+            "\"%s\", "
+            "\"device\": \"%s\", \"threads\": %d, \"seconds\": %.4f, \"gflops\": %.1f, "
+            "\"peak_rss_mb\": %.1f, "
             "\"band_pixels\": %d, \"planned_peak_mb\": %.1f}\n",
-            op, width, height, backend, vae_precision_name (compute.precision), device ? device : "cpu",
-            vae_threads (), median, 2.0 * macs / median / 1e9, usage.ru_maxrss / 1024.0, plan.band_pixels,
-            planned_mb (&plan));
+            op, width, height, backend, vae_precision_name (compute.precision),
+            device ? device : "cpu", vae_threads (), median, 2.0 * macs / median / 1e9,
+            usage.ru_maxrss / 1024.0, plan.band_pixels, planned_mb (&plan));
   else
-    printf ("%s %dx%d on %s (%s, %s%s%d threads): %.3f s (median of %d), %.1f GFLOP/s, peak RSS %.0f MB "
-            "(%s, planned %.0f MB)\n", op, width, height, backend, vae_precision_name (compute.precision),
-            device ? device : "", device ? ", " : "", vae_threads (), median, opt_runs, 2.0 * macs / median / 1e9,
-            usage.ru_maxrss / 1024.0, plan.band_pixels ? "tiled" : "untiled", planned_mb (&plan));
+    printf ("%s %dx%d on %s (%s, %s%s%d threads): %.3f s (median of %d), %.1f GFLOP/s, peak RSS "
+            "%.0f MB "
+            "(%s, planned %.0f MB)\n",
+            op, width, height, backend, vae_precision_name (compute.precision),
+            device ? device : "", device ? ", " : "", vae_threads (), median, opt_runs,
+            2.0 * macs / median / 1e9, usage.ru_maxrss / 1024.0,
+            plan.band_pixels ? "tiled" : "untiled", planned_mb (&plan));
   return TRUE;
 }
 
@@ -173,7 +187,8 @@ cmd_synth (gint argc, gchar **argv, GError **error)
 {
   if (argc != 2 || !opt_family)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae synth --family F [--seed N] OUT.safetensors"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("usage: gegl-vae synth --family F [--seed N] OUT.safetensors"));
       return FALSE;
     }
   return vae_synth_family (opt_family, (guint64) opt_seed, argv[1], error);

@@ -14,11 +14,11 @@ VaeModel *cli_load_model (const gchar *name, GError **error);
 /* --memory-limit, --tile-size, --backend and --precision, applied to this
  * thread's runs; CHOSEN (may be NULL) receives the backend and precision. */
 extern const GOptionEntry run_entries[];
-gboolean  cli_apply_run_options (VaeCompute *chosen, GError **error);
+gboolean                  cli_apply_run_options (VaeCompute *chosen, GError **error);
 
 extern const GOptionEntry bench_entries[];
 extern const GOptionEntry synth_entries[];
-gboolean  cmd_bench (gint argc, gchar **argv, GError **error);
-gboolean  cmd_synth (gint argc, gchar **argv, GError **error);
+gboolean                  cmd_bench (gint argc, gchar **argv, GError **error);
+gboolean                  cmd_synth (gint argc, gchar **argv, GError **error);
 
 #endif

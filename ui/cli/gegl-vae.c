@@ -6,8 +6,8 @@
  *   (encode, decode, preview and bench also take --memory-limit BYTES, --tile-size N,
  *    --backend auto|cpu|cuda and --precision fp32|bf16|fp16)
  *   gegl-vae preview [--model M] [--strength S | --timestep T] [--schedule S] [--seed N] IN OUT
- *   gegl-vae bench [--model M] [--op encode|decode|roundtrip] [--size WxH] [--runs N] [--threads N] [--json]
- *   gegl-vae synth --family F [--seed N] OUT.safetensors
+ *   gegl-vae bench [--model M] [--op encode|decode|roundtrip] [--size WxH] [--runs N] [--threads N]
+ * [--json] gegl-vae synth --family F [--seed N] OUT.safetensors
  *
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
@@ -22,26 +22,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-static gchar   *opt_model = NULL;
-static gchar   *opt_mode = NULL;
-static gchar   *opt_family = NULL;
-static gchar   *opt_scale = NULL;
-static gchar   *opt_shift = NULL;
-static gint64   opt_seed = 0;
-static gint     opt_depth = 8;
-static gdouble  opt_strength = 0.5;
-static gint     opt_timestep = -1;
-static gchar   *opt_schedule = NULL;
-static gchar   *opt_form = NULL;
-static gchar   *opt_rng = NULL;
-static gchar   *opt_memory_limit = NULL;
-static gint     opt_tile_size = 0;
-static gchar   *opt_backend = NULL;
-static gchar   *opt_precision = NULL;
+static gchar  *opt_model = NULL;
+static gchar  *opt_mode = NULL;
+static gchar  *opt_family = NULL;
+static gchar  *opt_scale = NULL;
+static gchar  *opt_shift = NULL;
+static gint64  opt_seed = 0;
+static gint    opt_depth = 8;
+static gdouble opt_strength = 0.5;
+static gint    opt_timestep = -1;
+static gchar  *opt_schedule = NULL;
+static gchar  *opt_form = NULL;
+static gchar  *opt_rng = NULL;
+static gchar  *opt_memory_limit = NULL;
+static gint    opt_tile_size = 0;
+static gchar  *opt_backend = NULL;
+static gchar  *opt_precision = NULL;
 
 static const GOptionEntry model_entries[] = {
-  { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model, "Model file or preset name (default " DEFAULT_MODEL ")", "M" },
-  { "family", 0, 0, G_OPTION_ARG_STRING, &opt_family, "Use this family's descriptor instead of detecting it", "NAME" },
+  { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model,
+    "Model file or preset name (default " DEFAULT_MODEL ")", "M" },
+  { "family", 0, 0, G_OPTION_ARG_STRING, &opt_family,
+    "Use this family's descriptor instead of detecting it", "NAME" },
   { "scale", 0, 0, G_OPTION_ARG_STRING, &opt_scale, "Override the family's latent scale", "S" },
   { "shift", 0, 0, G_OPTION_ARG_STRING, &opt_shift, "Override the family's latent shift", "H" },
   { NULL }
@@ -54,7 +56,8 @@ static const GOptionEntry encode_entries[] = {
 };
 
 static const GOptionEntry decode_entries[] = {
-  { "depth", 0, 0, G_OPTION_ARG_INT, &opt_depth, "Bits per channel of a PNG output: 8 (default) or 16", "BITS" },
+  { "depth", 0, 0, G_OPTION_ARG_INT, &opt_depth,
+    "Bits per channel of a PNG output: 8 (default) or 16", "BITS" },
   { NULL }
 };
 
@@ -62,11 +65,15 @@ const GOptionEntry run_entries[] = {
   { "backend", 0, 0, G_OPTION_ARG_STRING, &opt_backend,
     "auto (default: CUDA when a device answers), cpu or cuda", "B" },
   { "precision", 0, 0, G_OPTION_ARG_STRING, &opt_precision,
-    "fp32 (default), bf16 (CUDA, or a CPU with AVX512-BF16) or fp16 (CUDA only; a pass that overflows is redone "
-    "in fp32)", "P" },
+    "fp32 (default), bf16 (CUDA, or a CPU with AVX512-BF16) or fp16 (CUDA only; a pass that "
+    "overflows is redone "
+    "in fp32)",
+    "P" },
   { "memory-limit", 0, 0, G_OPTION_ARG_STRING, &opt_memory_limit,
-    "Plan the run to fit this many bytes (K/M/G suffixes; default: ¾ of the available memory)", "BYTES" },
-  { "tile-size", 0, 0, G_OPTION_ARG_INT, &opt_tile_size, "Run in bands of this many image rows, needed or not", "N" },
+    "Plan the run to fit this many bytes (K/M/G suffixes; default: ¾ of the available memory)",
+    "BYTES" },
+  { "tile-size", 0, 0, G_OPTION_ARG_INT, &opt_tile_size,
+    "Run in bands of this many image rows, needed or not", "N" },
   { NULL }
 };
 
@@ -78,25 +85,27 @@ cli_apply_run_options (VaeCompute *chosen, GError **error)
 
   if (opt_backend && !vae_backend_from_name (opt_backend, &compute.backend))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--backend must be auto, cpu or cuda, not '%s'"), opt_backend);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("--backend must be auto, cpu or cuda, not '%s'"), opt_backend);
       return FALSE;
     }
   if (opt_precision && !vae_precision_from_name (opt_precision, &compute.precision))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--precision must be fp32, bf16 or fp16, not '%s'"),
-                   opt_precision);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("--precision must be fp32, bf16 or fp16, not '%s'"), opt_precision);
       return FALSE;
     }
 
   if (opt_memory_limit && !vae_parse_bytes (opt_memory_limit, &tiling.memory_limit))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--memory-limit must be a size such as 800M or 2G, not '%s'"),
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("--memory-limit must be a size such as 800M or 2G, not '%s'"),
                    opt_memory_limit);
       return FALSE;
     }
   if (opt_tile_size < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--tile-size must not be negative"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--tile-size must not be negative"));
       return FALSE;
     }
   vae_set_tiling (&tiling);
@@ -121,7 +130,7 @@ parse_number (const gchar *text, const gchar *what, gdouble *out, GError **error
   *out = g_ascii_strtod (text, &end);
   if (end == text || *end)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("%s '%s' is not a number"), what, text);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("%s '%s' is not a number"), what, text);
       return FALSE;
     }
   return TRUE;
@@ -132,9 +141,11 @@ cli_load_model (const gchar *name, GError **error)
 {
   VaeModelOptions options = { opt_family };
 
-  if (opt_scale && !(options.set_scale = parse_number (opt_scale, "--scale", &options.scale, error)))
+  if (opt_scale &&
+      !(options.set_scale = parse_number (opt_scale, "--scale", &options.scale, error)))
     return NULL;
-  if (opt_shift && !(options.set_shift = parse_number (opt_shift, "--shift", &options.shift, error)))
+  if (opt_shift &&
+      !(options.set_shift = parse_number (opt_shift, "--shift", &options.shift, error)))
     return NULL;
   return vae_model_load (name ? name : DEFAULT_MODEL, &options, error);
 }
@@ -146,7 +157,8 @@ read_image (const gchar *path, GError **error)
     return vae_npy_read_image (path, error);
   if (has_suffix (path, ".png"))
     return vae_png_read (path, error);
-  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: images must be .png or .npy"), path);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _ ("%s: images must be .png or .npy"),
+               path);
   return NULL;
 }
 
@@ -159,12 +171,14 @@ write_image (const gchar *path, const VaeTensor *image, GError **error)
     {
       if (opt_depth != 8 && opt_depth != 16)
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--depth must be 8 or 16, not %d"), opt_depth);
+          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--depth must be 8 or 16, not %d"),
+                       opt_depth);
           return FALSE;
         }
       return vae_png_write (path, image, opt_depth, error);
     }
-  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: images must be written as .png or .npy"), path);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+               _ ("%s: images must be written as .png or .npy"), path);
   return FALSE;
 }
 
@@ -178,7 +192,8 @@ read_latent (VaeModel *model, const gchar *path, GError **error)
     return vae_npy_read_latent (path, error);
   if (!has_suffix (path, ".latent"))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: latents must be .npy or .latent"), path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("%s: latents must be .npy or .latent"), path);
       return NULL;
     }
   if ((latent = vae_latent_file_read (path, error)))
@@ -196,7 +211,8 @@ write_latent (VaeModel *model, const gchar *path, VaeTensor *latent, GError **er
       vae_model_latent_to_raw (model, latent);
       return vae_latent_file_write (path, latent, error);
     }
-  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _("%s: latents must be written as .npy or .latent"), path);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+               _ ("%s: latents must be written as .npy or .latent"), path);
   return FALSE;
 }
 
@@ -208,7 +224,7 @@ cmd_info (gint argc, gchar **argv, GError **error)
 
   if (argc != 2)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae info [OPTION…] MODEL"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("usage: gegl-vae info [OPTION…] MODEL"));
       return FALSE;
     }
   if (!(model = cli_load_model (argv[1], error)))
@@ -228,24 +244,27 @@ cmd_encode (gint argc, gchar **argv, GError **error)
 
   if (argc != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae encode [OPTION…] IN OUT"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("usage: gegl-vae encode [OPTION…] IN OUT"));
       return FALSE;
     }
   if (opt_mode && strcmp (opt_mode, "sample") == 0)
     mode = VAE_ENCODE_SAMPLE;
   else if (opt_mode && strcmp (opt_mode, "mean") != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--mode must be mean or sample, not '%s'"), opt_mode);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--mode must be mean or sample, not '%s'"),
+                   opt_mode);
       return FALSE;
     }
   if (opt_seed < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("--seed must not be negative"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--seed must not be negative"));
       return FALSE;
     }
-  return cli_apply_run_options (NULL, error) && (model = cli_load_model (opt_model, error)) && (image = read_image (argv[1], error))
-         && (latent = vae_model_encode (model, image, mode, (guint64) opt_seed, error))
-         && write_latent (model, argv[2], latent, error);
+  return cli_apply_run_options (NULL, error) && (model = cli_load_model (opt_model, error)) &&
+         (image = read_image (argv[1], error)) &&
+         (latent = vae_model_encode (model, image, mode, (guint64) opt_seed, error)) &&
+         write_latent (model, argv[2], latent, error);
 }
 
 static gboolean
@@ -257,33 +276,39 @@ cmd_decode (gint argc, gchar **argv, GError **error)
 
   if (argc != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae decode [OPTION…] IN OUT"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("usage: gegl-vae decode [OPTION…] IN OUT"));
       return FALSE;
     }
-  return cli_apply_run_options (NULL, error) && (model = cli_load_model (opt_model, error))
-         && (latent = read_latent (model, argv[1], error))
-         && (image = vae_model_decode (model, latent, error)) && write_image (argv[2], image, error);
+  return cli_apply_run_options (NULL, error) && (model = cli_load_model (opt_model, error)) &&
+         (latent = read_latent (model, argv[1], error)) &&
+         (image = vae_model_decode (model, latent, error)) && write_image (argv[2], image, error);
 }
 
 static const GOptionEntry preview_entries[] = {
-  { "strength", 's', 0, G_OPTION_ARG_DOUBLE, &opt_strength, "Denoising strength 0–1 (default 0.5)", "S" },
-  { "timestep", 't', 0, G_OPTION_ARG_INT, &opt_timestep, "Timestep 0–999 (overrides --strength)", "T" },
-  { "schedule", 0, 0, G_OPTION_ARG_STRING, &opt_schedule, "sd-scaled-linear, linear, cosine or flow (default: the family's)", "S" },
-  { "form", 0, 0, G_OPTION_ARG_STRING, &opt_form, "diffusers, eps or flow (default: flow for flow schedules, else diffusers)", "F" },
+  { "strength", 's', 0, G_OPTION_ARG_DOUBLE, &opt_strength, "Denoising strength 0–1 (default 0.5)",
+    "S" },
+  { "timestep", 't', 0, G_OPTION_ARG_INT, &opt_timestep, "Timestep 0–999 (overrides --strength)",
+    "T" },
+  { "schedule", 0, 0, G_OPTION_ARG_STRING, &opt_schedule,
+    "sd-scaled-linear, linear, cosine or flow (default: the family's)", "S" },
+  { "form", 0, 0, G_OPTION_ARG_STRING, &opt_form,
+    "diffusers, eps or flow (default: flow for flow schedules, else diffusers)", "F" },
   { "rng", 0, 0, G_OPTION_ARG_STRING, &opt_rng, "philox (default) or torch-cpu", "R" },
   { "seed", 0, 0, G_OPTION_ARG_INT64, &opt_seed, "Noise seed (default 0)", "N" },
-  { "depth", 0, 0, G_OPTION_ARG_INT, &opt_depth, "Bits per channel of a PNG output: 8 (default) or 16", "BITS" },
+  { "depth", 0, 0, G_OPTION_ARG_INT, &opt_depth,
+    "Bits per channel of a PNG output: 8 (default) or 16", "BITS" },
   { NULL }
 };
 
 static gboolean
-parse_noise_options (const VaeFamily *family, VaeSchedule *schedule, VaeNoiseForm *form, VaeRng *rng,
-                     gint *timestep, GError **error)
+parse_noise_options (const VaeFamily *family, VaeSchedule *schedule, VaeNoiseForm *form,
+                     VaeRng *rng, gint *timestep, GError **error)
 {
   *schedule = family->schedule;
   if (opt_schedule && !vae_schedule_from_name (opt_schedule, schedule))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("unknown --schedule '%s'"), opt_schedule);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("unknown --schedule '%s'"), opt_schedule);
       return FALSE;
     }
   *form = *schedule == VAE_SCHEDULE_FLOW ? VAE_FORM_FLOW : VAE_FORM_DIFFUSERS;
@@ -297,20 +322,21 @@ parse_noise_options (const VaeFamily *family, VaeSchedule *schedule, VaeNoiseFor
         *form = VAE_FORM_FLOW;
       else
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("unknown --form '%s'"), opt_form);
+          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("unknown --form '%s'"), opt_form);
           return FALSE;
         }
     }
   *rng = g_strcmp0 (opt_rng, "torch-cpu") == 0 ? VAE_RNG_TORCH_CPU : VAE_RNG_PHILOX;
   if (opt_rng && *rng == VAE_RNG_PHILOX && g_strcmp0 (opt_rng, "philox") != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("unknown --rng '%s'"), opt_rng);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("unknown --rng '%s'"), opt_rng);
       return FALSE;
     }
   if (opt_strength < 0.0 || opt_strength > 1.0 || opt_timestep >= VAE_TIMESTEPS || opt_seed < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   _("--strength must lie in 0–1, --timestep in 0–999 and --seed must not be negative"));
+      g_set_error (
+          error, VAE_ERROR, VAE_ERROR_INPUT,
+          _ ("--strength must lie in 0–1, --timestep in 0–999 and --seed must not be negative"));
       return FALSE;
     }
   *timestep = opt_timestep >= 0 ? opt_timestep : vae_schedule_timestep_for_strength (opt_strength);
@@ -325,7 +351,8 @@ crop_image (const VaeTensor *image, gint width, gint height, GError **error)
 
   for (gint c = 0; out && c < image->channels; c++)
     for (gint y = 0; y < height; y++)
-      memcpy (out->data + ((gsize) c * height + y) * width, image->data + ((gsize) c * image->height + y) * image->width,
+      memcpy (out->data + ((gsize) c * height + y) * width,
+              image->data + ((gsize) c * image->height + y) * image->width,
               sizeof (gfloat) * width);
   return out;
 }
@@ -342,19 +369,22 @@ cmd_preview (gint argc, gchar **argv, GError **error)
 
   if (argc != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("usage: gegl-vae preview [OPTION…] IN OUT"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("usage: gegl-vae preview [OPTION…] IN OUT"));
       return FALSE;
     }
-  if (!cli_apply_run_options (NULL, error) || !(model = cli_load_model (opt_model, error))
-      || !parse_noise_options (vae_model_get_family (model), &schedule, &form, &rng, &timestep, error)
-      || !(image = read_image (argv[1], error))
-      || !(latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, error)))
+  if (!cli_apply_run_options (NULL, error) || !(model = cli_load_model (opt_model, error)) ||
+      !parse_noise_options (vae_model_get_family (model), &schedule, &form, &rng, &timestep,
+                            error) ||
+      !(image = read_image (argv[1], error)) ||
+      !(latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, error)))
     return FALSE;
   if (opt_strength > 0.0 || opt_timestep >= 0)
     if (!vae_add_noise (latent, schedule, timestep, form, rng, (guint64) opt_seed, error))
       return FALSE;
-  return (decoded = vae_model_decode (model, latent, error))
-         && (out = crop_image (decoded, image->width, image->height, error)) && write_image (argv[2], out, error);
+  return (decoded = vae_model_decode (model, latent, error)) &&
+         (out = crop_image (decoded, image->width, image->height, error)) &&
+         write_image (argv[2], out, error);
 }
 
 typedef struct
@@ -367,12 +397,18 @@ typedef struct
 } Command;
 
 static const Command commands[] = {
-  { "info", "MODEL", "Describe a model: family, latent channels, factor, scale, parameters", cmd_info, NULL },
-  { "encode", "IN OUT", "Encode an image (.png, .npy) to a latent (.npy, .latent)", cmd_encode, encode_entries },
-  { "decode", "IN OUT", "Decode a latent (.npy, .latent) to an image (.png, .npy)", cmd_decode, decode_entries },
-  { "preview", "IN OUT", "Forward-diffusion preview: encode, add noise at a timestep, decode", cmd_preview, preview_entries },
-  { "bench", "", "Time encode/decode on random input: median seconds, GFLOP/s, peak RSS", cmd_bench, bench_entries },
-  { "synth", "OUT", "Write a random-weight model of a KL family's architecture", cmd_synth, synth_entries },
+  { "info", "MODEL", "Describe a model: family, latent channels, factor, scale, parameters",
+    cmd_info, NULL },
+  { "encode", "IN OUT", "Encode an image (.png, .npy) to a latent (.npy, .latent)", cmd_encode,
+    encode_entries },
+  { "decode", "IN OUT", "Decode a latent (.npy, .latent) to an image (.png, .npy)", cmd_decode,
+    decode_entries },
+  { "preview", "IN OUT", "Forward-diffusion preview: encode, add noise at a timestep, decode",
+    cmd_preview, preview_entries },
+  { "bench", "", "Time encode/decode on random input: median seconds, GFLOP/s, peak RSS", cmd_bench,
+    bench_entries },
+  { "synth", "OUT", "Write a random-weight model of a KL family's architecture", cmd_synth,
+    synth_entries },
 };
 
 static void

@@ -38,27 +38,28 @@ open_file (const gchar *path, const gchar *mode, GError **error)
   FILE *f = fopen (path, mode);
 
   if (!f)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, mode[0] == 'r' ? _("cannot read %s: %s") : _("cannot write %s: %s"),
-                 path, g_strerror (errno));
+    g_set_error (error, VAE_ERROR, VAE_ERROR_IO,
+                 mode[0] == 'r' ? _ ("cannot read %s: %s") : _ ("cannot write %s: %s"), path,
+                 g_strerror (errno));
   return f;
 }
 
 VaeTensor *
 vae_png_read (const gchar *path, GError **error)
 {
-  PngContext          ctx = { path, error };
-  FILE               *f;
-  png_structp         png;
-  png_infop           info;
+  PngContext  ctx = { path, error };
+  FILE       *f;
+  png_structp png;
+  png_infop   info;
   VaeTensor *volatile image = NULL;
-  guint8 *volatile    rows = NULL;
-  guint8              signature[8];
+  guint8 *volatile rows = NULL;
+  guint8 signature[8];
 
   if (!(f = open_file (path, "rb", error)))
     return NULL;
   if (fread (signature, 1, 8, f) != 8 || png_sig_cmp (signature, 0, 8))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _("%s is not a PNG file"), path);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s is not a PNG file"), path);
       fclose (f);
       return NULL;
     }
@@ -76,16 +77,17 @@ vae_png_read (const gchar *path, GError **error)
   png_set_sig_bytes (png, 8);
   png_set_user_limits (png, 65536, 65536);
   png_read_info (png, info);
-  png_set_expand (png);            /* palette → RGB, low bit depths → 8, tRNS → alpha */
+  png_set_expand (png); /* palette → RGB, low bit depths → 8, tRNS → alpha */
   png_set_gray_to_rgb (png);
-  png_set_strip_alpha (png);       /* alpha is carried around the VAE, not through it */
+  png_set_strip_alpha (png); /* alpha is carried around the VAE, not through it */
   png_read_update_info (png, info);
   {
-    const guint32 width = png_get_image_width (png, info), height = png_get_image_height (png, info);
-    const gint    depth = png_get_bit_depth (png, info);
-    const gsize   stride = png_get_rowbytes (png, info);
-    const gsize   plane = (gsize) width * height;
-    const gfloat  max = depth == 16 ? 65535.0f : 255.0f;
+    const guint32 width = png_get_image_width (png, info),
+                  height = png_get_image_height (png, info);
+    const gint   depth = png_get_bit_depth (png, info);
+    const gsize  stride = png_get_rowbytes (png, info);
+    const gsize  plane = (gsize) width * height;
+    const gfloat max = depth == 16 ? 65535.0f : 255.0f;
 
     image = vae_tensor_new (3, (gint) height, (gint) width, error);
     rows = image ? g_try_malloc (stride * height) : NULL;
@@ -96,8 +98,9 @@ vae_png_read (const gchar *path, GError **error)
     for (gsize i = 0; i < plane; i++)
       for (gint c = 0; c < 3; c++)
         {
-          const guint8 *p = rows + (i / width) * stride + (i % width) * 3 * (depth / 8) + c * (depth / 8);
-          guint         v = depth == 16 ? (guint) (p[0] << 8 | p[1]) : p[0];
+          const guint8 *p =
+              rows + (i / width) * stride + (i % width) * 3 * (depth / 8) + c * (depth / 8);
+          guint v = depth == 16 ? (guint) (p[0] << 8 | p[1]) : p[0];
           image->data[c * plane + i] = (gfloat) v / max;
         }
   }
@@ -111,14 +114,14 @@ vae_png_read (const gchar *path, GError **error)
 gboolean
 vae_png_write (const gchar *path, const VaeTensor *image, gint depth, GError **error)
 {
-  PngContext       ctx = { path, error };
-  FILE            *f;
-  png_structp      png;
-  png_infop        info;
+  PngContext  ctx = { path, error };
+  FILE       *f;
+  png_structp png;
+  png_infop   info;
   guint8 *volatile row = NULL;
-  const gsize      plane = (gsize) image->width * image->height;
-  const gint       bytes = depth / 8;
-  const gfloat     max = depth == 16 ? 65535.0f : 255.0f;
+  const gsize  plane = (gsize) image->width * image->height;
+  const gint   bytes = depth / 8;
+  const gfloat max = depth == 16 ? 65535.0f : 255.0f;
 
   g_return_val_if_fail (image->channels == 3 && (depth == 8 || depth == 16), FALSE);
   if (!(f = open_file (path, "wb", error)))
@@ -133,8 +136,8 @@ vae_png_write (const gchar *path, const VaeTensor *image, gint depth, GError **e
       return FALSE;
     }
   png_init_io (png, f);
-  png_set_IHDR (png, info, image->width, image->height, depth, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR (png, info, image->width, image->height, depth, PNG_COLOR_TYPE_RGB,
+                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info (png, info);
   row = g_malloc ((gsize) image->width * 3 * bytes);
   for (gint y = 0; y < image->height; y++)
@@ -142,8 +145,8 @@ vae_png_write (const gchar *path, const VaeTensor *image, gint depth, GError **e
       for (gint x = 0; x < image->width; x++)
         for (gint c = 0; c < 3; c++)
           {
-            gfloat v = image->data[c * plane + (gsize) y * image->width + x];
-            guint  q = (guint) (CLAMP (v, 0.0f, 1.0f) * max + 0.5f);
+            gfloat  v = image->data[c * plane + (gsize) y * image->width + x];
+            guint   q = (guint) (CLAMP (v, 0.0f, 1.0f) * max + 0.5f);
             guint8 *p = row + ((gsize) x * 3 + c) * bytes;
             if (depth == 16)
               p[0] = q >> 8, p[1] = q & 0xff;
@@ -157,7 +160,8 @@ vae_png_write (const gchar *path, const VaeTensor *image, gint depth, GError **e
   g_free (row);
   if (fclose (f) != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _("cannot write %s: %s"), path, g_strerror (errno));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _ ("cannot write %s: %s"), path,
+                   g_strerror (errno));
       return FALSE;
     }
   return TRUE;

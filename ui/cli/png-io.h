@@ -10,6 +10,6 @@
  * channels of sRGB-encoded values in [0, 1]; alpha is dropped. */
 VaeTensor *vae_png_read (const gchar *path, GError **error);
 /* 8- or 16-bit RGB. */
-gboolean   vae_png_write (const gchar *path, const VaeTensor *image, gint depth, GError **error);
+gboolean vae_png_write (const gchar *path, const VaeTensor *image, gint depth, GError **error);
 
 #endif

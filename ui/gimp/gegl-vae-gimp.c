@@ -17,7 +17,8 @@
 #include "vae-gimp.h"
 
 static void query (void);
-static void run (const gchar *name, gint n_params, const GimpParam *param, gint *n_return, GimpParam **ret);
+static void run (const gchar *name, gint n_params, const GimpParam *param, gint *n_return,
+                 GimpParam **ret);
 
 const GimpPlugInInfo PLUG_IN_INFO = { NULL, NULL, query, run };
 
@@ -33,7 +34,8 @@ static const GimpParamDef common_args[] = {
 static const GimpParamDef preview_args[] = {
   { GIMP_PDB_FLOAT, "strength", "Denoising strength 0–1 (0: plain round trip)" },
   { GIMP_PDB_INT32, "timestep", "Timestep 0–999, or −1 to use the strength" },
-  { GIMP_PDB_INT32, "schedule", "{ AUTO (0), SD-SCALED-LINEAR (1), LINEAR (2), COSINE (3), FLOW (4) }" },
+  { GIMP_PDB_INT32, "schedule",
+    "{ AUTO (0), SD-SCALED-LINEAR (1), LINEAR (2), COSINE (3), FLOW (4) }" },
   { GIMP_PDB_INT32, "seed", "Noise seed" },
   { GIMP_PDB_INT32, "rng", "{ PHILOX (0), TORCH-CPU (1) }" },
   { GIMP_PDB_INT32, "vq", "Snap the latent to a learned codebook (TRUE/FALSE)" },
@@ -64,7 +66,8 @@ install (const gchar *name, const gchar *blurb, const gchar *help, const gchar *
   memcpy (args, common_args, sizeof common_args);
   memcpy (args + G_N_ELEMENTS (common_args), extra, sizeof (GimpParamDef) * n_extra);
   gimp_install_procedure (name, blurb, help, "gegl-vae", "LGPL-3.0-or-later", "2026", label,
-                          "RGB*, GRAY*", GIMP_PLUGIN, G_N_ELEMENTS (common_args) + n_extra, 0, args, NULL);
+                          "RGB*, GRAY*", GIMP_PLUGIN, G_N_ELEMENTS (common_args) + n_extra, 0, args,
+                          NULL);
   gimp_plugin_menu_register (name, "<Image>/Filters/Generic/VAE");
   g_free (args);
 }
@@ -73,18 +76,20 @@ static void
 query (void)
 {
   gimp_plugin_domain_register (GETTEXT_PACKAGE, VAE_LOCALEDIR);
-  install (PROC_PREVIEW, N_("Show what diffusion does to a picture"),
+  install (PROC_PREVIEW, N_ ("Show what diffusion does to a picture"),
            "Encodes the drawable with a Stable Diffusion family VAE, adds the noise of a diffusion "
            "timestep, optionally snaps the latent to a codebook, and decodes it again.",
-           N_("_Forward diffusion preview…"), preview_args, G_N_ELEMENTS (preview_args));
-  install (PROC_ROUND_TRIP, N_("Round-trip the picture through a VAE"),
-           "Encodes the drawable into a VAE's latent space and decodes it again: what the VAE keeps and "
-           "what it loses.",
-           N_("VAE _round trip…"), round_trip_args, G_N_ELEMENTS (round_trip_args));
-  install (PROC_POSTERIZE, N_("Posterize the picture in latent space"),
-           "Snaps every latent vector of the drawable to a codebook learned from it by k-means++ (or read "
+           N_ ("_Forward diffusion preview…"), preview_args, G_N_ELEMENTS (preview_args));
+  install (
+      PROC_ROUND_TRIP, N_ ("Round-trip the picture through a VAE"),
+      "Encodes the drawable into a VAE's latent space and decodes it again: what the VAE keeps and "
+      "what it loses.",
+      N_ ("VAE _round trip…"), round_trip_args, G_N_ELEMENTS (round_trip_args));
+  install (PROC_POSTERIZE, N_ ("Posterize the picture in latent space"),
+           "Snaps every latent vector of the drawable to a codebook learned from it by k-means++ "
+           "(or read "
            "from a file), then decodes.",
-           N_("_Latent posterize…"), posterize_args, G_N_ELEMENTS (posterize_args));
+           N_ ("_Latent posterize…"), posterize_args, G_N_ELEMENTS (posterize_args));
   (void) return_args;
 }
 

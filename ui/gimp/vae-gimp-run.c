@@ -23,18 +23,20 @@ vae_gimp_values_defaults (const gchar *procedure, VaeGimpValues *v)
 static gboolean
 bad_param (const gchar *what, GError **error)
 {
-  g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _("invalid argument: %s"), what);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("invalid argument: %s"), what);
   return FALSE;
 }
 
 gboolean
-vae_gimp_values_from_params (const gchar *procedure, const GimpParam *param, gint n, VaeGimpValues *v,
-                             GError **error)
+vae_gimp_values_from_params (const gchar *procedure, const GimpParam *param, gint n,
+                             VaeGimpValues *v, GError **error)
 {
-  const gint expected = strcmp (procedure, PROC_PREVIEW) == 0 ? 11 : strcmp (procedure, PROC_ROUND_TRIP) == 0 ? 6 : 7;
+  const gint expected = strcmp (procedure, PROC_PREVIEW) == 0      ? 11
+                        : strcmp (procedure, PROC_ROUND_TRIP) == 0 ? 6
+                                                                   : 7;
 
   if (n != expected)
-    return bad_param (_("wrong number of arguments"), error);
+    return bad_param (_ ("wrong number of arguments"), error);
   if (param[3].data.d_string && *param[3].data.d_string)
     g_strlcpy (v->model, param[3].data.d_string, sizeof v->model);
   if (strcmp (procedure, PROC_PREVIEW) == 0)
@@ -46,16 +48,17 @@ vae_gimp_values_from_params (const gchar *procedure, const GimpParam *param, gin
       v->rng = param[8].data.d_int32;
       v->vq = param[9].data.d_int32 != 0;
       v->k = param[10].data.d_int32;
-      if (v->strength < 0 || v->strength > 1 || v->timestep < -1 || v->timestep > 999 || v->schedule < 0
-          || v->schedule > 4 || v->rng < 0 || v->rng > 1 || v->k < 1 || v->k > 4096)
-        return bad_param (_("strength 0–1, timestep −1–999, schedule 0–4, rng 0–1, k 1–4096"), error);
+      if (v->strength < 0 || v->strength > 1 || v->timestep < -1 || v->timestep > 999 ||
+          v->schedule < 0 || v->schedule > 4 || v->rng < 0 || v->rng > 1 || v->k < 1 || v->k > 4096)
+        return bad_param (_ ("strength 0–1, timestep −1–999, schedule 0–4, rng 0–1, k 1–4096"),
+                          error);
     }
   else if (strcmp (procedure, PROC_ROUND_TRIP) == 0)
     {
       v->mode = param[4].data.d_int32;
       v->seed = param[5].data.d_int32;
       if (v->mode < 0 || v->mode > 1)
-        return bad_param (_("mode is 0 (mean) or 1 (sample)"), error);
+        return bad_param (_ ("mode is 0 (mean) or 1 (sample)"), error);
     }
   else
     {
@@ -64,7 +67,7 @@ vae_gimp_values_from_params (const gchar *procedure, const GimpParam *param, gin
         g_strlcpy (v->codebook, param[5].data.d_string, sizeof v->codebook);
       v->vq_strength = param[6].data.d_float;
       if (v->k < 1 || v->k > 4096 || v->vq_strength < 0 || v->vq_strength > 1)
-        return bad_param (_("k 1–4096, strength 0–1"), error);
+        return bad_param (_ ("k 1–4096, strength 0–1"), error);
     }
   return TRUE;
 }
@@ -107,20 +110,21 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
   const gboolean preview = strcmp (procedure, PROC_PREVIEW) == 0;
   const gboolean posterize = strcmp (procedure, PROC_POSTERIZE) == 0;
   g_autoptr (VaeModel) model = NULL;
-  GeglBuffer *src, *shadow;
-  GeglNode   *gegl, *nodes[8], *sink;
+  GeglBuffer    *src, *shadow;
+  GeglNode      *gegl, *nodes[8], *sink;
   GeglProcessor *processor;
-  gdouble     progress;
-  gchar      *message;
-  gint        x, y, w, h, n = 0;
-  gint        schedule;
+  gdouble        progress;
+  gchar         *message;
+  gint           x, y, w, h, n = 0;
+  gint           schedule;
 
   if (!gimp_drawable_mask_intersect (drawable, &x, &y, &w, &h))
     return TRUE; /* nothing selected on this drawable */
   if (!gegl_has_operation ("vae:encode"))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
-                   _("the vae:* GEGL operations are not installed (looked in %s)"), VAE_GEGL_PLUGIN_DIR);
+                   _ ("the vae:* GEGL operations are not installed (looked in %s)"),
+                   VAE_GEGL_PLUGIN_DIR);
       return FALSE;
     }
   /* a model that cannot load is said here, plainly, before any work */
@@ -132,17 +136,18 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
   shadow = gimp_drawable_get_shadow_buffer (drawable);
   gegl = gegl_node_new ();
   nodes[n++] = gegl_node_new_child (gegl, "operation", "gegl:buffer-source", "buffer", src, NULL);
-  nodes[n++] = gegl_node_new_child (gegl, "operation", "gegl:crop", "x", (gdouble) x, "y", (gdouble) y,
-                                    "width", (gdouble) w, "height", (gdouble) h, NULL);
-  nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:encode", "model", v->model, "mode", v->mode,
-                                    "seed", (guint) v->seed, NULL);
+  nodes[n++] = gegl_node_new_child (gegl, "operation", "gegl:crop", "x", (gdouble) x, "y",
+                                    (gdouble) y, "width", (gdouble) w, "height", (gdouble) h, NULL);
+  nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:encode", "model", v->model, "mode",
+                                    v->mode, "seed", (guint) v->seed, NULL);
   if (preview)
-    nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:latent-noise", "strength", v->strength,
-                                      "timestep", v->timestep, "schedule", schedule, "seed", (guint) v->seed,
-                                      "rng", v->rng, NULL);
+    nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:latent-noise", "strength",
+                                      v->strength, "timestep", v->timestep, "schedule", schedule,
+                                      "seed", (guint) v->seed, "rng", v->rng, NULL);
   if (posterize || (preview && v->vq))
-    nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:vq-snap", "k", v->k, "codebook", v->codebook,
-                                      "strength", posterize ? v->vq_strength : 1.0, "seed", (guint) v->seed, NULL);
+    nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:vq-snap", "k", v->k, "codebook",
+                                      v->codebook, "strength", posterize ? v->vq_strength : 1.0,
+                                      "seed", (guint) v->seed, NULL);
   nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:decode", "model", v->model, NULL);
   nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:apply-alpha", NULL);
   for (gint i = 0; i + 1 < n; i++)
@@ -153,7 +158,7 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
 
   g_signal_connect (nodes[2], "progress", G_CALLBACK (on_progress), GINT_TO_POINTER (0));
   g_signal_connect (nodes[n - 2], "progress", G_CALLBACK (on_progress), GINT_TO_POINTER (1));
-  gimp_progress_init (_("Running the VAE…"));
+  gimp_progress_init (_ ("Running the VAE…"));
   processor = gegl_node_new_processor (sink, NULL);
   while (gegl_processor_work (processor, &progress))
     ;

@@ -32,6 +32,7 @@ gboolean vae_gimp_values_from_params (const gchar *procedure, const GimpParam *p
 gboolean vae_gimp_dialog (const gchar *procedure, VaeGimpValues *values);
 /* Loads our GEGL module from where it is installed (or GEGL_PATH). */
 void     vae_gimp_load_operations (void);
-gboolean vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *values, GError **error);
+gboolean vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *values,
+                           GError **error);
 
 #endif
