@@ -232,6 +232,17 @@ gsize vae_bf16_panel_elements (gint k);
 void vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
                     gsize ldc, guint16 *panel);
 
+/* ---- fp32 products through OpenBLAS (gemm.c) ----------------------------------- */
+
+/* C = alpha·op(A)·op(B), row-major as cblas_sgemm with beta 0, on this
+ * thread's team; the values do not depend on the number of threads. */
+void vae_sgemm (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat alpha,
+                const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat *c, gsize ldc);
+/* C_g = A_g·B_g for g < COUNT (A_g m × k at a + g·a_stride, B_g k × n, C_g
+ * m × n, all rows contiguous), likewise. */
+void vae_sgemm_batch (gint count, gint m, gint n, gint k, const gfloat *a, gsize a_stride,
+                      const gfloat *b, gsize b_stride, gfloat *c, gsize c_stride);
+
 /* ---- a small fp32 product on one thread (sgemm.c) ----------------------------- */
 
 /* Whether this CPU has AVX-512F (and this build the kernel). */

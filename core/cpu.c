@@ -199,8 +199,8 @@ product (const VaeConv *conv, const guint16 *weight_bf16, gint n, const gfloat *
   if (weight_bf16)
     vae_gemm_bf16_parallel (conv->out_channels, n, k, weight_bf16, b, ldb, c, ldc);
   else
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, conv->out_channels, n, k, 1.0f,
-                 conv->weight, k, b, ldb, 0.0f, c, ldc);
+    vae_sgemm (FALSE, FALSE, conv->out_channels, n, k, 1.0f, conv->weight, (gsize) k, b, ldb, c,
+               ldc);
 }
 
 /* CONV's weights as rows of bf16 pairs for vae_gemm_bf16_parallel; packed
@@ -434,12 +434,12 @@ vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k, 
     {
       gint block = MIN (QUERY_BLOCK, rows - r0);
       /* scores[block, n] = q[:, r0:r0+block]ᵀ · k / √c */
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, block, n, c, (gfloat) (1.0 / sqrt (c)),
-                   q + r0, q_stride, k->data, n, 0.0f, scores, n);
+      vae_sgemm (TRUE, FALSE, block, n, c, (gfloat) (1.0 / sqrt (c)), q + r0, q_stride, k->data,
+                 (gsize) n, scores, (gsize) n);
       softmax_rows (scores, block, n);
       /* o[:, r0:r0+block] = v · scoresᵀ */
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, c, block, n, 1.0f, v->data, n, scores,
-                   n, 0.0f, o + r0, o_stride);
+      vae_sgemm (FALSE, TRUE, c, block, n, 1.0f, v->data, (gsize) n, scores, (gsize) n, o + r0,
+                 o_stride);
     }
   vae_backend_count_macs (2 * (guint64) rows * n * c);
 }

@@ -12,7 +12,6 @@
  */
 #include "backend.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -559,10 +558,7 @@ multiply (const VaeConv *conv, gboolean bf16, gconstpointer u, const gfloat *v, 
                            (gsize) ci * n, m, (gsize) co * n);
       return;
     }
-  for (gint p = 0; p < POSITIONS; p++)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, ci, 1.0f,
-                 (const gfloat *) u + (gsize) p * co * ci, ci, v + (gsize) p * ci * n, n, 0.0f,
-                 m + (gsize) p * co * n, n);
+  vae_sgemm_batch (POSITIONS, co, n, ci, u, (gsize) co * ci, v, (gsize) ci * n, m, (gsize) co * n);
 }
 
 /* ---- chunks that stay in one core's cache ------------------------------------ */

@@ -63,7 +63,7 @@ test_bf16_encode (void)
   g_autofree gchar *latent_path = test_data_path ("sd15-full", "latent.npy", NULL);
   g_autoptr (VaeTensor) latent = NULL, image = NULL, fp32 = NULL, bf16 = NULL;
   g_autoptr (VaeModel) m = NULL;
-  gdouble signal = 0, noise = 0, snr;
+  gdouble snr;
 
   if (!test_has_bf16 ())
     return;
@@ -73,13 +73,7 @@ test_bf16_encode (void)
   g_assert_no_error (error);
   fp32 = test_run_on (m, TEST_ENCODE, image, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
   bf16 = test_run_on (m, TEST_ENCODE, image, VAE_BACKEND_CPU, VAE_PRECISION_BF16);
-  for (gsize i = 0; i < vae_tensor_n_elements (fp32); i++)
-    {
-      signal += (gdouble) fp32->data[i] * fp32->data[i];
-      noise +=
-          ((gdouble) fp32->data[i] - bf16->data[i]) * ((gdouble) fp32->data[i] - bf16->data[i]);
-    }
-  snr = 10.0 * log10 (signal / noise);
+  snr = test_snr (bf16, fp32);
   g_test_message ("bf16 vs fp32 encode: latent SNR %.1f dB", snr);
   g_assert_cmpfloat (snr, >=, 30.0);
   g_assert_cmpfloat (snr, <, 120.0); /* the products really were rounded */

@@ -199,3 +199,18 @@ test_psnr (const VaeTensor *a, const VaeTensor *b)
     sum += ((gdouble) a->data[i] - b->data[i]) * ((gdouble) a->data[i] - b->data[i]);
   return sum == 0.0 ? INFINITY : 10.0 * log10 (n / sum);
 }
+
+gdouble
+test_snr (const VaeTensor *got, const VaeTensor *want)
+{
+  gdouble signal = 0.0, noise = 0.0;
+  gsize   n = vae_tensor_n_elements (want);
+
+  g_assert_cmpuint (n, ==, vae_tensor_n_elements (got));
+  for (gsize i = 0; i < n; i++)
+    {
+      signal += (gdouble) want->data[i] * want->data[i];
+      noise += ((gdouble) got->data[i] - want->data[i]) * ((gdouble) got->data[i] - want->data[i]);
+    }
+  return noise == 0.0 ? INFINITY : 10.0 * log10 (signal / noise);
+}

@@ -21,6 +21,9 @@ gdouble test_max_rel_error (const VaeTensor *a, const VaeTensor *b);
 gdouble test_max_abs_error (const VaeTensor *a, const VaeTensor *b);
 /* PSNR of A against B, images in [0, 1] (infinite when equal). */
 gdouble test_psnr (const VaeTensor *a, const VaeTensor *b);
+/* Signal to noise of GOT against WANT, in dB (for latents, whose range is
+ * not [0, 1]). */
+gdouble test_snr (const VaeTensor *got, const VaeTensor *want);
 /* Asserts equal shapes and max relative error ≤ TOL, printing the figure. */
 void test_assert_close (const VaeTensor *got, const VaeTensor *want, gdouble tol,
                         const gchar *what);
