@@ -14,6 +14,19 @@ static GHashTable *cache; /* key → VaeModel* (one reference) */
 
 /* ---- the search path ----------------------------------------------------- */
 
+/* Adds DIR unless the path has it already. */
+static void
+add_dir (GPtrArray *dirs, gchar *dir)
+{
+  for (guint i = 0; i < dirs->len; i++)
+    if (g_str_equal (dirs->pdata[i], dir))
+      {
+        g_free (dir);
+        return;
+      }
+  g_ptr_array_add (dirs, dir);
+}
+
 gchar **
 vae_model_search_path (void)
 {
@@ -26,11 +39,14 @@ vae_model_search_path (void)
       g_auto (GStrv) parts = g_strsplit (env, G_SEARCHPATH_SEPARATOR_S, -1);
       for (gchar **p = parts; *p; p++)
         if (**p)
-          g_ptr_array_add (dirs, g_strdup (*p));
+          add_dir (dirs, g_strdup (*p));
     }
-  g_ptr_array_add (dirs, g_build_filename (g_get_user_data_dir (), "gegl-vae", "models", NULL));
+  add_dir (dirs, g_build_filename (g_get_user_data_dir (), "gegl-vae", "models", NULL));
   for (; *system; system++)
-    g_ptr_array_add (dirs, g_build_filename (*system, "gegl-vae", "models", NULL));
+    add_dir (dirs, g_build_filename (*system, "gegl-vae", "models", NULL));
+  add_dir (dirs, g_strdup (VAE_MODELDIR));
+  if (g_file_test (VAE_SOURCE_MODELDIR, G_FILE_TEST_IS_DIR))
+    add_dir (dirs, g_strdup (VAE_SOURCE_MODELDIR));
   g_ptr_array_add (dirs, NULL);
   return (gchar **) g_ptr_array_free (dirs, FALSE);
 }

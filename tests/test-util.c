@@ -27,23 +27,25 @@ test_data_path (const gchar *first, ...)
 gchar *
 test_models_dir (const gchar *needed_file)
 {
-  const gchar *env = g_getenv ("GEGL_VAE_TEST_MODELS");
-  gchar       *dir = env && *env
-                         ? g_strdup (env)
-                         : g_build_filename (TEST_SOURCE_DIR, "..", "..", "shared", "models", NULL);
-  gchar       *file = g_build_filename (dir, needed_file, NULL);
-  gboolean     found = g_file_test (file, G_FILE_TEST_IS_REGULAR);
+  /* $GEGL_VAE_TEST_MODELS, else the weights that ship (TAEF2), else
+   * ../shared/models beside the checkout */
+  const gchar      *env = g_getenv ("GEGL_VAE_TEST_MODELS");
+  const gchar      *dirs[] = { env && *env ? env : NULL, TEST_SOURCE_DIR "/../presets/models",
+                          TEST_SOURCE_DIR "/../../shared/models" };
+  g_autofree gchar *msg = NULL;
 
-  g_free (file);
-  if (!found)
+  for (guint i = 0; i < G_N_ELEMENTS (dirs); i++)
     {
-      g_autofree gchar *msg = g_strdup_printf (
-          "real weights %s not found in %s (set GEGL_VAE_TEST_MODELS)", needed_file, dir);
-      g_test_skip (msg);
-      g_free (dir);
-      return NULL;
+      g_autofree gchar *file = dirs[i] ? g_build_filename (dirs[i], needed_file, NULL) : NULL;
+      if (file && g_file_test (file, G_FILE_TEST_IS_REGULAR))
+        return g_strdup (dirs[i]);
+      if (dirs[i] && i == 0)
+        break; /* an explicit folder is the only one looked in */
     }
-  return dir;
+  msg = g_strdup_printf ("real weights %s not found in %s (set GEGL_VAE_TEST_MODELS)", needed_file,
+                         env && *env ? env : TEST_SOURCE_DIR "/../../shared/models");
+  g_test_skip (msg);
+  return NULL;
 }
 
 gboolean

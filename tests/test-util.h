@@ -8,8 +8,9 @@
 
 /* tests/data in the source tree. */
 gchar *test_data_path (const gchar *first, ...) G_GNUC_NULL_TERMINATED;
-/* The folder with the real weights (GEGL_VAE_TEST_MODELS, else ../shared/models
- * beside the source tree), or NULL after marking the test skipped. */
+/* The folder with the real weights NEEDED_FILE: GEGL_VAE_TEST_MODELS when
+ * set, else presets/models (the shipped TAEF2), else ../shared/models
+ * beside the source tree; NULL after marking the test skipped. */
 gchar *test_models_dir (const gchar *needed_file);
 /* Whether this CPU (and build) has AVX512-BF16; FALSE after marking the
  * test skipped. */
