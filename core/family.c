@@ -35,6 +35,28 @@ vae_family_factor (const VaeFamily *family)
   return family->raw_factor * family->patchify;
 }
 
+VaeFamily *
+vae_family_new_generic_kl (const VaeFamily *shape)
+{
+  VaeFamily *f = g_new0 (VaeFamily, 1);
+
+  f->name = g_strdup ("kl-generic");
+  f->title = g_strdup_printf (_ ("AutoencoderKL with no descriptor (%d latent channels at 1/%d)"),
+                              shape->raw_channels, shape->raw_factor);
+  f->kind = VAE_KIND_KL;
+  f->raw_channels = shape->raw_channels;
+  f->raw_factor = shape->raw_factor;
+  f->patchify = shape->batch_norm ? 2 : 1; /* batch norm comes with FLUX.2's patchify */
+  f->quant_convs = shape->quant_convs;
+  f->batch_norm = shape->batch_norm;
+  f->scale = 1.0;
+  f->shift = 0.0;
+  f->schedule = VAE_SCHEDULE_SD_SCALED_LINEAR;
+  f->aliases = g_new0 (gchar *, 1);
+  f->files = g_new0 (gchar *, 1);
+  return f;
+}
+
 static gint
 get_int (GKeyFile *kf, const gchar *key, gint fallback, gint lo, gint hi, gboolean *ok)
 {

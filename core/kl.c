@@ -17,17 +17,35 @@ typedef struct
   gboolean has_shortcut;
 } Resnet;
 
+/* One resnet of a level, with the attention that follows it in levels at
+ * the resolutions an LDM config lists in attn_resolutions (kl-f16, kl-f32;
+ * diffusers' AttnDownEncoderBlock2D / AttnUpDecoderBlock2D). */
+typedef struct
+{
+  Resnet       resnet;
+  gboolean     has_attention;
+  VaeAttention attention;
+} Layer;
+
+/* A resolution level: its layers, then a down- or upsampler unless it is
+ * the last level. */
+typedef struct
+{
+  gint     n_layers;
+  Layer   *layers;
+  gboolean has_resample;
+  VaeConv  resample;
+} Level;
+
 typedef struct
 {
   VaeNet       net;
   gboolean     decoder;
-  gint         n_levels;
-  gint         n_res;     /* resnets per level */
   gboolean     has_quant; /* encoder: quant_conv after; decoder: post_quant_conv before */
   VaeConv      quant;
   VaeConv      conv_in;
-  Resnet      *res;      /* n_levels × n_res, diffusers order */
-  VaeConv     *resample; /* n_levels − 1 down- or upsamplers */
+  gint         n_levels;
+  Level       *levels; /* diffusers order: as applied */
   Resnet       mid[2];
   gboolean     has_attention;
   VaeAttention attention;
@@ -47,18 +65,17 @@ typedef struct
 static const gchar *const renames[][2] = {
   { ".mid.block_1.", ".mid_block.resnets.0." },
   { ".mid.block_2.", ".mid_block.resnets.1." },
-  { ".mid.attn_1.norm.", ".mid_block.attentions.0.group_norm." },
-  { ".mid.attn_1.q.", ".mid_block.attentions.0.to_q." },
-  { ".mid.attn_1.k.", ".mid_block.attentions.0.to_k." },
-  { ".mid.attn_1.v.", ".mid_block.attentions.0.to_v." },
-  { ".mid.attn_1.proj_out.", ".mid_block.attentions.0.to_out.0." },
-  { ".attentions.0.query.", ".attentions.0.to_q." },
-  { ".attentions.0.key.", ".attentions.0.to_k." },
-  { ".attentions.0.value.", ".attentions.0.to_v." },
-  { ".attentions.0.proj_attn.", ".attentions.0.to_out.0." },
+  { ".mid.attn_1.", ".mid_block.attentions.0." },
   { ".nin_shortcut.", ".conv_shortcut." },
   { "encoder.norm_out.", "encoder.conv_norm_out." },
   { "decoder.norm_out.", "decoder.conv_norm_out." },
+};
+
+/* The parts of an attention block, LDM's and old diffusers' names first. */
+static const gchar *const attention_parts[][2] = {
+  { "norm.", "group_norm." },    { "q.", "to_q." },     { "k.", "to_k." },   { "v.", "to_v." },
+  { "proj_out.", "to_out.0." },  { "query.", "to_q." }, { "key.", "to_k." }, { "value.", "to_v." },
+  { "proj_attn.", "to_out.0." },
 };
 
 static gchar *
@@ -90,43 +107,66 @@ count_ldm_up_levels (const VaeWeights *weights)
   return n;
 }
 
+/* NAME with its first LEN characters replaced by PREFIX (consumed). */
+static gchar *
+with_prefix (gchar *name, gint len, gchar *prefix)
+{
+  gchar *out = g_strconcat (prefix, name + len, NULL);
+
+  g_free (prefix);
+  g_free (name);
+  return out;
+}
+
+/* An LDM level name (encoder.down.I.*, decoder.up.I.*) in diffusers' terms. */
+static gchar *
+canonical_level (gchar *out, gint n_up)
+{
+  gint a, b, len = 0;
+
+  if (sscanf (out, "encoder.down.%d.block.%d.%n", &a, &b, &len) == 2 && len > 0)
+    return with_prefix (out, len, g_strdup_printf ("encoder.down_blocks.%d.resnets.%d.", a, b));
+  if (sscanf (out, "encoder.down.%d.attn.%d.%n", &a, &b, &len) == 2 && len > 0)
+    return with_prefix (out, len, g_strdup_printf ("encoder.down_blocks.%d.attentions.%d.", a, b));
+  if (sscanf (out, "encoder.down.%d.downsample.conv.%n", &a, &len) == 1 && len > 0)
+    return with_prefix (out, len,
+                        g_strdup_printf ("encoder.down_blocks.%d.downsamplers.0.conv.", a));
+  if (sscanf (out, "decoder.up.%d.block.%d.%n", &a, &b, &len) == 2 && len > 0 && a < n_up)
+    return with_prefix (out, len,
+                        g_strdup_printf ("decoder.up_blocks.%d.resnets.%d.", n_up - 1 - a, b));
+  if (sscanf (out, "decoder.up.%d.attn.%d.%n", &a, &b, &len) == 2 && len > 0 && a < n_up)
+    return with_prefix (out, len,
+                        g_strdup_printf ("decoder.up_blocks.%d.attentions.%d.", n_up - 1 - a, b));
+  if (sscanf (out, "decoder.up.%d.upsample.conv.%n", &a, &len) == 1 && len > 0 && a < n_up)
+    return with_prefix (out, len,
+                        g_strdup_printf ("decoder.up_blocks.%d.upsamplers.0.conv.", n_up - 1 - a));
+  return out;
+}
+
 static gchar *
 canonical_name (const gchar *name, gint n_up)
 {
   gchar *out = g_strdup (name);
-  gint   a, b, len = 0;
+  gchar *at;
 
   if (g_str_has_prefix (out, "encoder.quant_conv."))
     out = replace_once (out, "encoder.quant_conv.", "quant_conv.");
   if (g_str_has_prefix (out, "decoder.post_quant_conv."))
     out = replace_once (out, "decoder.post_quant_conv.", "post_quant_conv.");
-  if (sscanf (out, "encoder.down.%d.block.%d.%n", &a, &b, &len) == 2 && len > 0)
-    {
-      gchar *n = g_strdup_printf ("encoder.down_blocks.%d.resnets.%d.%s", a, b, out + len);
-      g_free (out);
-      out = n;
-    }
-  else if (sscanf (out, "encoder.down.%d.downsample.conv.%n", &a, &len) == 1 && len > 0)
-    {
-      gchar *n = g_strdup_printf ("encoder.down_blocks.%d.downsamplers.0.conv.%s", a, out + len);
-      g_free (out);
-      out = n;
-    }
-  else if (sscanf (out, "decoder.up.%d.block.%d.%n", &a, &b, &len) == 2 && len > 0 && a < n_up)
-    {
-      gchar *n = g_strdup_printf ("decoder.up_blocks.%d.resnets.%d.%s", n_up - 1 - a, b, out + len);
-      g_free (out);
-      out = n;
-    }
-  else if (sscanf (out, "decoder.up.%d.upsample.conv.%n", &a, &len) == 1 && len > 0 && a < n_up)
-    {
-      gchar *n =
-          g_strdup_printf ("decoder.up_blocks.%d.upsamplers.0.conv.%s", n_up - 1 - a, out + len);
-      g_free (out);
-      out = n;
-    }
+  out = canonical_level (out, n_up);
   for (guint i = 0; i < G_N_ELEMENTS (renames); i++)
     out = replace_once (out, renames[i][0], renames[i][1]);
+  /* what follows ".attentions.J." */
+  if ((at = strstr (out, ".attentions.")) && (at = strchr (at + strlen (".attentions."), '.')))
+    for (guint i = 0; i < G_N_ELEMENTS (attention_parts); i++)
+      if (g_str_has_prefix (at + 1, attention_parts[i][0]))
+        {
+          gchar *renamed =
+              g_strdup_printf ("%.*s%s%s", (int) (at + 1 - out), out, attention_parts[i][1],
+                               at + 1 + strlen (attention_parts[i][0]));
+          g_free (out);
+          return renamed;
+        }
   return out;
 }
 
@@ -291,25 +331,36 @@ resnet_clear (Resnet *r)
   vae_conv_clear (&r->shortcut);
 }
 
+/* An attention block at PREFIX (…attentions.J): its GroupNorm and four
+ * square 1×1 projections. */
 static gboolean
-load_attention (const KlNames *names, const gchar *half, gint channels, VaeAttention *a,
+load_attention (const KlNames *names, const gchar *prefix, gint channels, VaeAttention *a,
                 GError **error)
 {
   static const gchar *parts[] = { "to_q", "to_k", "to_v", "to_out.0" };
   VaeConv            *convs[] = { &a->q, &a->k, &a->v, &a->proj };
-  g_autofree gchar   *norm = g_strdup_printf ("%s.mid_block.attentions.0.group_norm", half);
+  g_autofree gchar   *norm = g_strdup_printf ("%s.group_norm", prefix);
 
   if (!load_norm (names, norm, channels, &a->norm, error))
     return FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
     {
-      g_autofree gchar *prefix = g_strdup_printf ("%s.mid_block.attentions.0.%s", half, parts[i]);
-      if (!load_conv (names, prefix, channels, 1, 0, 0, convs[i], error))
+      g_autofree gchar *part = g_strdup_printf ("%s.%s", prefix, parts[i]);
+      if (!load_conv (names, part, channels, 1, 0, 0, convs[i], error))
         return FALSE;
       if (convs[i]->kernel != 1 || convs[i]->out_channels != channels)
-        return bad_shape (names, NULL, prefix, "a square 1×1 projection", error);
+        return bad_shape (names, NULL, part, "a square 1×1 projection", error);
     }
   return TRUE;
+}
+
+/* The attention at PREFIX when the file has one: *PRESENT says whether. */
+static gboolean
+load_optional_attention (const KlNames *names, const gchar *prefix, gint channels,
+                         gboolean *present, VaeAttention *a, GError **error)
+{
+  *present = find (names, "%s.group_norm.weight", prefix) != NULL;
+  return !*present || load_attention (names, prefix, channels, a, error);
 }
 
 static gint
@@ -335,12 +386,18 @@ kl_net_free (VaeNet *net)
 
   vae_conv_clear (&kl->quant);
   vae_conv_clear (&kl->conv_in);
-  for (gint i = 0; kl->res && i < kl->n_levels * kl->n_res; i++)
-    resnet_clear (&kl->res[i]);
-  for (gint i = 0; kl->resample && i < kl->n_levels - 1; i++)
-    vae_conv_clear (&kl->resample[i]);
-  g_free (kl->res);
-  g_free (kl->resample);
+  for (gint i = 0; kl->levels && i < kl->n_levels; i++)
+    {
+      Level *level = &kl->levels[i];
+      for (gint j = 0; level->layers && j < level->n_layers; j++)
+        {
+          resnet_clear (&level->layers[j].resnet);
+          vae_attention_clear (&level->layers[j].attention);
+        }
+      g_free (level->layers);
+      vae_conv_clear (&level->resample);
+    }
+  g_free (kl->levels);
   resnet_clear (&kl->mid[0]);
   resnet_clear (&kl->mid[1]);
   vae_attention_clear (&kl->attention);
@@ -349,62 +406,64 @@ kl_net_free (VaeNet *net)
   g_free (kl);
 }
 
-static VaeTensor *kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x,
-                              GError **error);
+static VaeTensor *kl_encode (VaeNet *net, const VaeBackend *be, const VaeTensor *image,
+                             GError **error);
+static VaeTensor *kl_decode (VaeNet *net, const VaeBackend *be, const VaeTensor *z, GError **error);
 
 static gboolean
 load_mid (const KlNames *names, const gchar *half, gint channels, KlNet *kl, GError **error)
 {
   g_autofree gchar *r0 = g_strdup_printf ("%s.mid_block.resnets.0", half);
+  g_autofree gchar *attn = g_strdup_printf ("%s.mid_block.attentions.0", half);
   g_autofree gchar *r1 = g_strdup_printf ("%s.mid_block.resnets.1", half);
 
-  if (!load_resnet (names, r0, channels, &kl->mid[0], error))
-    return FALSE;
-  kl->has_attention = find (names, "%s.mid_block.attentions.0.group_norm.weight", half) != NULL;
-  if (kl->has_attention && !load_attention (names, half, channels, &kl->attention, error))
-    return FALSE;
-  return load_resnet (names, r1, channels, &kl->mid[1], error);
+  return load_resnet (names, r0, channels, &kl->mid[0], error) &&
+         load_optional_attention (names, attn, channels, &kl->has_attention, &kl->attention,
+                                  error) &&
+         load_resnet (names, r1, channels, &kl->mid[1], error);
 }
 
-/* Resnets and resamplers of every level; CHANNELS follows them through. */
+/* Level I's layers and resampler; CHANNELS follows them through. */
 static gboolean
-load_levels (const KlNames *names, KlNet *kl, gint *channels, GError **error)
+load_level (const KlNames *names, const KlNet *kl, gint i, Level *level, gint *channels,
+            GError **error)
 {
-  const gchar *blocks = kl->decoder ? "decoder.up_blocks" : "encoder.down_blocks";
-  const gchar *sampler = kl->decoder ? "upsamplers" : "downsamplers";
+  const gchar      *blocks = kl->decoder ? "decoder.up_blocks" : "encoder.down_blocks";
+  const gchar      *sampler = kl->decoder ? "upsamplers" : "downsamplers";
+  g_autofree gchar *resample = g_strdup_printf ("%s.%d.%s.0.conv", blocks, i, sampler);
 
-  for (gint level = 0; level < kl->n_levels; level++)
+  level->layers = g_new0 (Layer, level->n_layers);
+  for (gint j = 0; j < level->n_layers; j++)
     {
-      for (gint j = 0; j < kl->n_res; j++)
-        {
-          g_autofree gchar *prefix = g_strdup_printf ("%s.%d.resnets.%d", blocks, level, j);
-          Resnet           *r = &kl->res[level * kl->n_res + j];
-          if (!load_resnet (names, prefix, *channels, r, error))
-            return FALSE;
-          *channels = r->conv2.out_channels;
-        }
-      if (level < kl->n_levels - 1)
-        {
-          g_autofree gchar *prefix = g_strdup_printf ("%s.%d.%s.0.conv", blocks, level, sampler);
-          /* the downsampler pads one zero column right and one row below */
-          gboolean ok =
-              kl->decoder
-                  ? load_same_conv (names, prefix, *channels, &kl->resample[level], error)
-                  : load_conv (names, prefix, *channels, 2, 0, 1, &kl->resample[level], error);
-          if (!ok)
-            return FALSE;
-          *channels = kl->resample[level].out_channels;
-        }
+      g_autofree gchar *resnet = g_strdup_printf ("%s.%d.resnets.%d", blocks, i, j);
+      g_autofree gchar *attention = g_strdup_printf ("%s.%d.attentions.%d", blocks, i, j);
+      Layer            *layer = &level->layers[j];
+      if (!load_resnet (names, resnet, *channels, &layer->resnet, error))
+        return FALSE;
+      *channels = layer->resnet.conv2.out_channels;
+      if (!load_optional_attention (names, attention, *channels, &layer->has_attention,
+                                    &layer->attention, error))
+        return FALSE;
     }
+  level->has_resample = i < kl->n_levels - 1;
+  if (!level->has_resample)
+    return TRUE;
+  /* the downsampler pads one zero column right and one row below */
+  if (!(kl->decoder ? load_same_conv (names, resample, *channels, &level->resample, error)
+                    : load_conv (names, resample, *channels, 2, 0, 1, &level->resample, error)))
+    return FALSE;
+  *channels = level->resample.out_channels;
   return TRUE;
 }
 
+/* One half of the model.  Widths, depths and where attention sits come from
+ * the weights; the order of the parts is kl_encode's and kl_decode's. */
 static KlNet *
 load_half (const KlNames *names, gboolean decoder, GError **error)
 {
   const gchar      *half = decoder ? "decoder" : "encoder";
-  const gchar      *blocks = decoder ? "decoder.up_blocks.%d.resnets.%d.conv1.weight"
-                                     : "encoder.down_blocks.%d.resnets.%d.conv1.weight";
+  const gchar      *resnets = decoder ? "decoder.up_blocks.%d.resnets.%d.conv1.weight"
+                                      : "encoder.down_blocks.%d.resnets.%d.conv1.weight";
   g_autofree gchar *conv_in = g_strdup_printf ("%s.conv_in", half);
   g_autofree gchar *norm_out = g_strdup_printf ("%s.conv_norm_out", half);
   g_autofree gchar *conv_out = g_strdup_printf ("%s.conv_out", half);
@@ -412,20 +471,21 @@ load_half (const KlNames *names, gboolean decoder, GError **error)
   gint              channels;
 
   kl->net.free = kl_net_free;
-  kl->net.forward = kl_forward;
+  kl->net.forward = decoder ? kl_decode : kl_encode;
   kl->decoder = decoder;
-  for (kl->n_levels = 0; count_prefixed (names, blocks, kl->n_levels) > 0; kl->n_levels++)
-    ;
-  kl->n_res = count_prefixed (names, blocks, 0);
+  while (count_prefixed (names, resnets, kl->n_levels) > 0)
+    kl->n_levels++;
   if (kl->n_levels == 0 || kl->n_levels > 16)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: the %s has no resnet levels"),
                    vae_weights_get_path (names->weights), half);
       goto fail;
     }
-  kl->res = g_new0 (Resnet, kl->n_levels * kl->n_res);
-  kl->resample = g_new0 (VaeConv, kl->n_levels);
+  kl->levels = g_new0 (Level, kl->n_levels);
+  for (gint i = 0; i < kl->n_levels; i++)
+    kl->levels[i].n_layers = count_prefixed (names, resnets, i);
   kl->has_quant = find (names, decoder ? "post_quant_conv.weight" : "quant_conv.weight") != NULL;
+
   if (decoder && kl->has_quant &&
       !load_conv (names, "post_quant_conv", -1, 1, 0, 0, &kl->quant, error))
     goto fail;
@@ -435,8 +495,9 @@ load_half (const KlNames *names, gboolean decoder, GError **error)
   channels = kl->conv_in.out_channels;
   if (decoder && !load_mid (names, half, channels, kl, error))
     goto fail;
-  if (!load_levels (names, kl, &channels, error))
-    goto fail;
+  for (gint i = 0; i < kl->n_levels; i++)
+    if (!load_level (names, kl, i, &kl->levels[i], &channels, error))
+      goto fail;
   if (!decoder && !load_mid (names, half, channels, kl, error))
     goto fail;
   if (!load_norm (names, norm_out, channels, &kl->norm_out, error) ||
@@ -445,6 +506,7 @@ load_half (const KlNames *names, gboolean decoder, GError **error)
   if (!decoder && kl->has_quant &&
       !load_conv (names, "quant_conv", kl->conv_out.out_channels, 1, 0, 0, &kl->quant, error))
     goto fail;
+
   kl->net.in_channels = decoder && kl->has_quant ? kl->quant.in_channels : kl->conv_in.in_channels;
   kl->net.out_channels =
       !decoder && kl->has_quant ? kl->quant.out_channels : kl->conv_out.out_channels;
@@ -458,13 +520,52 @@ fail:
 
 /* ---- forward ------------------------------------------------------------- */
 
-/* X is consumed.  With a shortcut conv, X is read by it first and then
- * normalised in place, so at most X and two half-size tensors are alive. */
+/* Each step consumes its input and returns its output; a NULL input (an
+ * earlier step failed and set ERROR) passes straight through, so a pass
+ * reads as the list of its layers. */
+
+/* conv(x) of an input the pass does not own (the image, the latent). */
 static VaeTensor *
-resnet_forward (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **error)
+first_conv (const VaeBackend *be, const VaeConv *c, const VaeTensor *x, GError **error)
+{
+  return be->conv (be, c, x, FALSE, NULL, VAE_ACT_NONE, error);
+}
+
+/* conv(up(x)), up being nearest ×2 when UPSAMPLE. */
+static VaeTensor *
+conv (const VaeBackend *be, const VaeConv *c, VaeTensor *x, gboolean upsample, GError **error)
+{
+  VaeTensor *y = x ? be->conv (be, c, x, upsample, NULL, VAE_ACT_NONE, error) : NULL;
+
+  vae_tensor_free (x);
+  return y;
+}
+
+static VaeTensor *
+norm_silu (const VaeBackend *be, const VaeNorm *n, VaeTensor *x, GError **error)
+{
+  return x ? vae_norm_consume (be, n, x, VAE_ACT_SILU, error) : NULL;
+}
+
+static VaeTensor *
+attention (const VaeBackend *be, const VaeAttention *a, VaeTensor *x, GError **error)
+{
+  VaeTensor *y = x ? be->attention (be, a, x, error) : NULL;
+
+  vae_tensor_free (x);
+  return y;
+}
+
+/* shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))).  With a
+ * shortcut conv, X is read by it first and then normalised in place, so at
+ * most X and two half-size tensors are alive. */
+static VaeTensor *
+resnet (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **error)
 {
   VaeTensor *shortcut = NULL, *h = NULL, *out = NULL;
 
+  if (!x)
+    return NULL;
   if (r->has_shortcut)
     {
       if ((shortcut = be->conv (be, &r->shortcut, x, FALSE, NULL, VAE_ACT_NONE, error)))
@@ -472,8 +573,9 @@ resnet_forward (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **er
     }
   else
     h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
-  if (h && vae_tensor_replace (&h, be->conv (be, &r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error)) &&
-      (h = vae_norm_consume (be, &r->norm2, h, VAE_ACT_SILU, error)))
+  h = conv (be, &r->conv1, h, FALSE, error);
+  h = norm_silu (be, &r->norm2, h, error);
+  if (h)
     out = be->conv (be, &r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
   vae_tensor_free (x);
   vae_tensor_free (h);
@@ -481,53 +583,74 @@ resnet_forward (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **er
   return out;
 }
 
-static gboolean
-mid_forward (const VaeBackend *be, const KlNet *kl, VaeTensor **h, GError **error)
+/* A level: its resnets (each with its attention, where it has one), then
+ * the stride-2 downsampler or the ×2 upsampler and its conv. */
+static VaeTensor *
+level (const VaeBackend *be, const Level *l, gboolean decoder, VaeTensor *h, GError **error)
 {
-  return (*h = resnet_forward (be, &kl->mid[0], *h, error)) &&
-         (!kl->has_attention ||
-          vae_tensor_replace (h, be->attention (be, &kl->attention, *h, error))) &&
-         (*h = resnet_forward (be, &kl->mid[1], *h, error));
+  for (gint j = 0; j < l->n_layers; j++)
+    {
+      h = resnet (be, &l->layers[j].resnet, h, error);
+      if (l->layers[j].has_attention)
+        h = attention (be, &l->layers[j].attention, h, error);
+    }
+  if (l->has_resample)
+    h = conv (be, &l->resample, h, decoder, error);
+  return h;
 }
 
+/* Progress after STEP of the pass's n_levels + 2 steps (conv_in and mid
+ * block, each level, norm_out and conv_out). */
 static VaeTensor *
-kl_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **error)
+reached (const KlNet *kl, gint step, VaeTensor *h)
+{
+  if (h)
+    vae_progress_step (step, kl->n_levels + 2);
+  return h;
+}
+
+/* The encoder: image in [−1, 1] (3 × H × W) → 2Z moments (mean, logvar) at
+ * 1/2^(levels − 1); B is block_out_channels, Bn the last. */
+static VaeTensor *
+kl_encode (VaeNet *net, const VaeBackend *be, const VaeTensor *image, GError **error)
 {
   KlNet     *kl = (KlNet *) net;
-  VaeTensor *h = NULL;
-  gboolean   ok;
+  VaeTensor *h;
 
-  if (kl->decoder && kl->has_quant)
-    ok = (h = be->conv (be, &kl->quant, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL &&
-         vae_tensor_replace (&h, be->conv (be, &kl->conv_in, h, FALSE, NULL, VAE_ACT_NONE, error));
+  h = first_conv (be, &kl->conv_in, image, error); /* B0 × H × W */
+  for (gint i = 0; i < kl->n_levels; i++)
+    h = reached (kl, i + 1, level (be, &kl->levels[i], FALSE, h, error)); /* Bi × H/2^(i+1) */
+  h = resnet (be, &kl->mid[0], h, error);                                 /* Bn × h × w */
+  if (kl->has_attention)
+    h = attention (be, &kl->attention, h, error);
+  h = resnet (be, &kl->mid[1], h, error);
+  h = norm_silu (be, &kl->norm_out, h, error);
+  h = conv (be, &kl->conv_out, h, FALSE, error); /* 2Z × h × w */
+  if (kl->has_quant)
+    h = conv (be, &kl->quant, h, FALSE, error); /* quant_conv, 1×1 */
+  return reached (kl, kl->n_levels + 2, h);
+}
+
+/* The decoder: latent z (Z × h × w, raw scale) → image in [−1, 1]. */
+static VaeTensor *
+kl_decode (VaeNet *net, const VaeBackend *be, const VaeTensor *z, GError **error)
+{
+  KlNet     *kl = (KlNet *) net;
+  VaeTensor *h;
+
+  if (kl->has_quant) /* post_quant_conv 1×1, then conv_in: Bn × h × w */
+    h = conv (be, &kl->conv_in, first_conv (be, &kl->quant, z, error), FALSE, error);
   else
-    ok = (h = be->conv (be, &kl->conv_in, x, FALSE, NULL, VAE_ACT_NONE, error)) != NULL;
-  if (ok && kl->decoder)
-    ok = mid_forward (be, kl, &h, error);
-  vae_progress_step (kl->decoder ? 1 : 0, kl->n_levels + 2);
-  for (gint level = 0; ok && level < kl->n_levels; level++)
-    {
-      for (gint j = 0; ok && j < kl->n_res; j++)
-        ok = (h = resnet_forward (be, &kl->res[level * kl->n_res + j], h, error)) != NULL;
-      if (ok && level < kl->n_levels - 1)
-        ok = vae_tensor_replace (
-            &h, be->conv (be, &kl->resample[level], h, kl->decoder, NULL, VAE_ACT_NONE, error));
-      vae_progress_step (level + 1 + kl->decoder, kl->n_levels + 2);
-    }
-  if (ok && !kl->decoder)
-    ok = mid_forward (be, kl, &h, error);
-  ok = ok && (h = vae_norm_consume (be, &kl->norm_out, h, VAE_ACT_SILU, error)) &&
-       vae_tensor_replace (&h, be->conv (be, &kl->conv_out, h, FALSE, NULL, VAE_ACT_NONE, error));
-  if (ok && !kl->decoder && kl->has_quant)
-    ok = vae_tensor_replace (&h, be->conv (be, &kl->quant, h, FALSE, NULL, VAE_ACT_NONE, error));
-  if (ok)
-    vae_progress_step (kl->n_levels + 2, kl->n_levels + 2);
-  if (!ok)
-    {
-      vae_tensor_free (h);
-      return NULL;
-    }
-  return h;
+    h = first_conv (be, &kl->conv_in, z, error);
+  h = resnet (be, &kl->mid[0], h, error);
+  if (kl->has_attention)
+    h = attention (be, &kl->attention, h, error);
+  h = reached (kl, 1, resnet (be, &kl->mid[1], h, error));
+  for (gint i = 0; i < kl->n_levels; i++)
+    h = reached (kl, i + 2, level (be, &kl->levels[i], TRUE, h, error)); /* ×2 but the last */
+  h = norm_silu (be, &kl->norm_out, h, error);
+  h = conv (be, &kl->conv_out, h, FALSE, error); /* 3 × H × W */
+  return reached (kl, kl->n_levels + 2, h);
 }
 
 /* ---- building ------------------------------------------------------------ */

@@ -13,6 +13,7 @@ struct _VaeModel
   gint             ref_count;
   gchar           *cache_key;
   const VaeFamily *family;
+  VaeFamily       *generic; /* owned: the family when no descriptor fits */
   VaeStructure     structure;
   gdouble          scale;
   gdouble          shift;

@@ -146,6 +146,7 @@ model_free (VaeModel *m)
 {
   vae_net_free (m->encoder);
   vae_net_free (m->decoder);
+  vae_family_free (m->generic);
   g_free (m->bn_mean);
   g_free (m->bn_var);
   g_free (m->files);
@@ -252,6 +253,17 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
     }
   else
     m->family = preset ? preset : vae_family_match (&shape, path);
+  if (!m->family && shape.kind == VAE_KIND_KL)
+    {
+      g_autofree gchar *families =
+          g_build_filename (g_get_user_data_dir (), "gegl-vae", "families", NULL);
+      m->family = m->generic = vae_family_new_generic_kl (&shape);
+      g_message (
+          _ ("%s: no family descriptor fits this AutoencoderKL (%d latent channels at 1/%d), "
+             "so it loads as a generic one: scale 1, shift 0, SD's noise schedule; set "
+             "them with --scale/--shift or a descriptor in %s"),
+          m->files, shape.raw_channels, shape.raw_factor, families);
+    }
   if (!m->family)
     {
       g_set_error (

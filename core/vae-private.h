@@ -121,6 +121,9 @@ const VaeZipMember *vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owne
 gboolean vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamily **family,
                            GError **error);
 void     vae_family_free (VaeFamily *family);
+/* The family of an AutoencoderKL that no descriptor fits: SHAPE's
+ * structure, scale 1, shift 0, SD's noise schedule, no preview factors. */
+VaeFamily *vae_family_new_generic_kl (const VaeFamily *shape);
 /* The best descriptor for the structure in SHAPE (kind, raw channels and
  * factor, quant convs, batch norm, pool branch): an alias in the file name
  * decides between equal structures, then priority.  NULL when none fits. */

@@ -1,10 +1,14 @@
 /* AutoencoderKL against diffusers (float64) on small random-weight models:
  * both naming schemes, quant convs on and off, Z = 4, 16, 32 with FLUX.2
- * BatchNorm and patchify, F32/F16/BF16 storage, odd sizes.
+ * BatchNorm and patchify, F32/F16/BF16 storage, odd sizes; and the LDM
+ * kl-f4/f16/f32 structures (3, 5, 6 levels; attention inside levels), which
+ * load as the generic KL family.
  * Tolerance: max |ours − ref| / max |ref| ≤ 1e-4 (float32 vs float64).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "test-util.h"
+
+#include <string.h>
 
 #define HOUSE_BAR 1e-4
 
@@ -20,6 +24,10 @@ static const Variant variants[] = {
   { "sdxl-ldm-ckpt", "sdxl_tiny.ckpt", "sdxl" },
   { "sd3-old-names", "sd3_tiny.safetensors", "sd3" },
   { "flux2-bfl", "flux2_tiny.safetensors", "flux2" },
+  /* LDM's kl-f4, kl-f16 and kl-f32 structures, which no descriptor fits */
+  { "ldm-kl-f4", "kl-f4.safetensors", "kl-generic" },
+  { "ldm-kl-f16", "kl-f16.safetensors", "kl-generic" },
+  { "ldm-kl-f32", "kl-f32.safetensors", "kl-generic" },
 };
 
 static VaeModel *
@@ -91,6 +99,43 @@ test_sample_mode (void)
   g_assert_cmpfloat (test_max_abs_error (s1, s3), >, 1e-4);
 }
 
+/* A KL that no descriptor fits loads as the generic family with one notice
+ * line saying how to set scale and shift, which --scale/--shift then do;
+ * what `gegl-vae info` prints names it. */
+static void
+test_generic_family (void)
+{
+  for (guint i = 4; i < G_N_ELEMENTS (variants); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree gchar *path = test_data_path ("kl", variants[i].dir, variants[i].file, NULL);
+      VaeModelOptions   options = {
+          .set_scale = TRUE, .scale = 0.5, .set_shift = TRUE, .shift = 0.25
+      };
+      g_autoptr (VaeModel) plain = NULL, scaled = NULL;
+      g_autofree gchar *info = NULL;
+
+      vae_model_cache_clear ();
+      g_test_expect_message ("gegl-vae", G_LOG_LEVEL_MESSAGE,
+                             "*no family descriptor fits*generic*--scale/--shift*");
+      plain = vae_model_load (path, NULL, &error);
+      g_test_assert_expected_messages ();
+      g_assert_no_error (error);
+      info = vae_model_describe (plain);
+      g_test_message ("%s", info);
+      g_assert_nonnull (strstr (info, "family:     kl-generic"));
+      g_assert_cmpfloat (vae_model_scale (plain), ==, 1.0);
+      g_assert_cmpfloat (vae_model_shift (plain), ==, 0.0);
+      g_assert_cmpint (vae_model_get_family (plain)->schedule, ==, VAE_SCHEDULE_SD_SCALED_LINEAR);
+      g_test_expect_message ("gegl-vae", G_LOG_LEVEL_MESSAGE, "*no family descriptor fits*");
+      scaled = vae_model_load (path, &options, &error);
+      g_test_assert_expected_messages ();
+      g_assert_no_error (error);
+      g_assert_cmpfloat (vae_model_scale (scaled), ==, 0.5);
+      g_assert_cmpfloat (vae_model_shift (scaled), ==, 0.25);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -103,5 +148,6 @@ main (int argc, char **argv)
       g_test_add_data_func (dec, &variants[i], test_decode);
     }
   g_test_add_func ("/kl/sample-mode", test_sample_mode);
+  g_test_add_func ("/kl/generic-family", test_generic_family);
   return g_test_run ();
 }

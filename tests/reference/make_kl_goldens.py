@@ -9,7 +9,7 @@ encoded.npy, decoded.npy}:
   latent.npy   a diffusion latent to decode [1, C, h, w]
   decoded.npy  expected raw decoder output (before (x+1)/2 and clamp) [1, 3, H, W]
 
-Usage: python3 tests/reference/make_kl_goldens.py [OUT_DIR]
+Usage: python3 tests/reference/make_kl_goldens.py [OUT_DIR [VARIANT …]]  (all variants when none is named)
 """
 import os
 import sys
@@ -23,18 +23,24 @@ sys.path.insert(0, os.path.dirname(__file__))
 from taesd_ref import patchify, unpatchify  # noqa: E402
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "data", "kl")
-WIDTHS = (32, 32, 32, 32)        # 4 levels: downscale 8 as the real families, 32 groups
+ONLY = set(sys.argv[2:])
+WIDTH = 32                       # every level: small, and a multiple of the 32 groups
 GROUPS = 32
 
-# family constants from VAE-SPEC.md, not from our presets
-SCALE = {"sd15": (0.18215, 0.0), "sdxl": (0.13025, 0.0), "sd3": (1.5305, 0.0609)}
+# family constants from VAE-SPEC.md, not from our presets; "generic" is what
+# a KL that fits no descriptor loads as
+SCALE = {"sd15": (0.18215, 0.0), "sdxl": (0.13025, 0.0), "sd3": (1.5305, 0.0609), "generic": (1.0, 0.0)}
 
 
-def make_model(z, quant, seed, dtype):
+def make_model(z, quant, seed, dtype, levels=4, attn_levels=()):
+    """levels: 4 as SD (downscale 8); attn_levels: encoder levels with an
+    attention after each resnet (LDM's attn_resolutions)."""
     torch.manual_seed(seed)
-    m = AutoencoderKL(in_channels=3, out_channels=3,
-                      down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                      block_out_channels=WIDTHS, layers_per_block=1, latent_channels=z,
+    down = tuple("AttnDownEncoderBlock2D" if i in attn_levels else "DownEncoderBlock2D" for i in range(levels))
+    up = tuple("AttnUpDecoderBlock2D" if levels - 1 - i in attn_levels else "UpDecoderBlock2D"
+               for i in range(levels))
+    m = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=down, up_block_types=up,
+                      block_out_channels=(WIDTH,) * levels, layers_per_block=1, latent_channels=z,
                       norm_num_groups=GROUPS, use_quant_conv=quant, use_post_quant_conv=quant)
     with torch.no_grad():
         for name, p in m.named_parameters():
@@ -58,10 +64,14 @@ def ldm_name(name, n_levels=4):
                lambda m: f"decoder.up.{n_levels - 1 - int(m[1])}.block.{m[2]}.", r)
     r = re.sub(r"^decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.",
                lambda m: f"decoder.up.{n_levels - 1 - int(m[1])}.upsample.conv.", r)
+    r = re.sub(r"^encoder\.down_blocks\.(\d+)\.attentions\.(\d+)\.", r"encoder.down.\1.attn.\2.", r)
+    r = re.sub(r"^decoder\.up_blocks\.(\d+)\.attentions\.(\d+)\.",
+               lambda m: f"decoder.up.{n_levels - 1 - int(m[1])}.attn.{m[2]}.", r)
     r = r.replace("mid_block.resnets.0.", "mid.block_1.").replace("mid_block.resnets.1.", "mid.block_2.")
-    r = r.replace("mid_block.attentions.0.group_norm.", "mid.attn_1.norm.")
-    for a, b in (("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")):
-        r = r.replace(f"mid_block.attentions.0.{a}.", f"mid.attn_1.{b}.")
+    r = r.replace("mid_block.attentions.0.", "mid.attn_1.")
+    if ".attn" in r:
+        for a, b in (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")):
+            r = re.sub(rf"(\.attn(_1|\.\d+))\.{re.escape(a)}\.", rf"\1.{b}.", r)
     r = r.replace("conv_shortcut", "nin_shortcut").replace("conv_norm_out", "norm_out")
     return r
 
@@ -90,14 +100,16 @@ def pad_replicate(img, f):
 
 @torch.no_grad()
 def variant(name, file_name, z, quant, dtype, size, naming=lambda k: k, attn_4d=False, family=None,
-            flux2=False, wrap=None, seed=0):
+            flux2=False, wrap=None, seed=0, levels=4, attn_levels=()):
+    if ONLY and name not in ONLY:
+        return
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
-    m = make_model(z, quant, seed, dtype)
+    m = make_model(z, quant, seed, dtype, levels, attn_levels)
     rng = np.random.RandomState(seed + 100)
     h, w = size
     image = rng.rand(h, w, 3).astype(np.float32).astype(np.float64)  # what the engine reads
-    f = 16 if flux2 else 8
+    f = 16 if flux2 else 2 ** (levels - 1)
     x = pad_replicate(torch.tensor(image).permute(2, 0, 1)[None], f) * 2 - 1
     mean = m.encode(x).latent_dist.mean
     sd = state_dict(m, naming, dtype, attn_4d)
@@ -113,7 +125,7 @@ def variant(name, file_name, z, quant, dtype, size, naming=lambda k: k, attn_4d=
     else:
         s, sh = SCALE[family]
         enc = (mean - sh) * s
-        latent = torch.tensor(rng.randn(1, z, x.shape[2] // 8, x.shape[3] // 8)).float().double()
+        latent = torch.tensor(rng.randn(1, z, x.shape[2] // f, x.shape[3] // f)).float().double()
         raw = latent / s + sh
     decoded = m.decode(raw).sample
     path = os.path.join(d, file_name)
@@ -131,6 +143,7 @@ def variant(name, file_name, z, quant, dtype, size, naming=lambda k: k, attn_4d=
 
 def main():
     torch.set_default_dtype(torch.float32)
+
     # SD-style: diffusers names, 2-D attention, quant convs, F32
     variant("sd15-diffusers", "sd15_tiny.safetensors", 4, True, torch.float32, (40, 56), family="sd15")
     # LDM single-file .ckpt: prefixed, nested state_dict, 4-D attention, F16, odd size
@@ -147,6 +160,16 @@ def main():
             .replace("quant_conv", "encoder.quant_conv").replace("decoder.post_encoder.quant_conv",
                                                                  "decoder.post_quant_conv"),
             attn_4d=True, seed=3)
+    # The published LDM autoencoders that fit no family descriptor (generic KL):
+    # kl-f4 (3 levels, Z=3), kl-f16 (5 levels, Z=16, attention in the last level),
+    # kl-f32 (6 levels, Z=64, attention in the last two), in LDM names with
+    # 4-D attention weights, as their checkpoints have them
+    for name, levels, z, attn, size, seed in (("ldm-kl-f4", 3, 3, (), (21, 27), 4),
+                                               ("ldm-kl-f16", 5, 16, (4,), (40, 56), 5),
+                                               ("ldm-kl-f32", 6, 64, (4, 5), (70, 90), 6)):
+        variant(name, name.replace("ldm-", "") + ".safetensors", z, True, torch.float32, size, family="generic",
+                naming=lambda k, n=levels: ldm_name(k, n), attn_4d=True, seed=seed, levels=levels,
+                attn_levels=attn)
 
 
 if __name__ == "__main__":

@@ -420,6 +420,13 @@ usage (FILE *to)
   fprintf (to, "\nRun 'gegl-vae COMMAND --help' for a command's options.\n");
 }
 
+/* The engine's notices (a generic family, a fallback) as plain lines. */
+static void
+print_notice (const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data)
+{
+  fprintf (stderr, "gegl-vae: %s\n", message);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -430,6 +437,7 @@ main (int argc, char **argv)
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, VAE_LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  g_log_set_handler (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO, print_notice, NULL);
   if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)
     {
       usage (argc < 2 ? stderr : stdout);
