@@ -8,6 +8,9 @@
 
 #ifdef GEGL_PROPERTIES
 
+/* clang-format off */
+/* clang-format on */
+
 #else
 
 #define GEGL_OP_POINT_COMPOSER

@@ -6,10 +6,14 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL)
-    description (_ ("A model file, or a preset name looked up on the model path"))
-        GEGL_VAE_RUN_PROPERTIES property_string (error, _ ("Error"), "")
-            description (_ ("Why the last run failed (read-only)")) ui_meta ("error", "true")
+/* clang-format off */
+property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
+  description (_("A model file, or a preset name looked up on the model path"))
+GEGL_VAE_RUN_PROPERTIES
+property_string (error, _("Error"), "")
+  description (_("Why the last run failed (read-only)"))
+  ui_meta ("error", "true")
+/* clang-format on */
 
 #else
 

@@ -9,33 +9,35 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL) description (_ (
-    "A model file, or a preset name looked up on the model path")) property_double (strength,
-                                                                                    _ ("Strength"),
-                                                                                    0.5)
-    description (_ ("Denoising strength: 0 is a plain round trip through the VAE")) value_range (
-        0.0,
-        1.0) property_int (timestep, _ ("Timestep"),
-                           -1) description (_ ("Timestep 0–999; −1 takes it from the strength"))
-        value_range (-1, 999) property_enum (schedule, _ ("Schedule"), GeglVaeSchedule,
-                                             gegl_vae_schedule, GEGL_VAE_SCHEDULE_AUTO)
-            description (_ ("Noise schedule; automatic is the one the model's family trains with"))
-                property_enum (form, _ ("Form"), GeglVaeForm, gegl_vae_form, GEGL_VAE_FORM_AUTO)
-                    property_seed (seed, _ ("Seed"), rand) property_enum (rng, _ ("Random numbers"),
-                                                                          GeglVaeRng, gegl_vae_rng,
-                                                                          GEGL_VAE_RNG_PHILOX)
-                        property_enum (mode, _ ("Encode mode"), GeglVaeMode, gegl_vae_mode,
-                                       GEGL_VAE_MODE_MEAN)
-                            property_boolean (vq, _ ("Snap to a codebook"), FALSE) description (
-                                _ ("Posterize the latent: snap it to a codebook before decoding"))
-                                property_file_path (codebook, _ ("Codebook"), "") description (
-                                    _ ("Codebook file; empty: learn k entries from the picture"))
-                                    property_int (k, _ ("Codebook size"), 16) value_range (1, 4096)
-                                        ui_range (2, 256)
-                                            property_double (vq_strength, _ ("Snap strength"), 1.0)
-                                                value_range (0.0, 1.0) GEGL_VAE_RUN_PROPERTIES
-    property_string (error, _ ("Error"), "")
-        description (_ ("Why the model cannot be used (read-only)")) ui_meta ("error", "true")
+/* clang-format off */
+property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
+  description (_("A model file, or a preset name looked up on the model path"))
+property_double (strength, _("Strength"), 0.5)
+  description (_("Denoising strength: 0 is a plain round trip through the VAE"))
+  value_range (0.0, 1.0)
+property_int (timestep, _("Timestep"), -1)
+  description (_("Timestep 0–999; −1 takes it from the strength"))
+  value_range (-1, 999)
+property_enum (schedule, _("Schedule"), GeglVaeSchedule, gegl_vae_schedule, GEGL_VAE_SCHEDULE_AUTO)
+  description (_("Noise schedule; automatic is the one the model's family trains with"))
+property_enum (form, _("Form"), GeglVaeForm, gegl_vae_form, GEGL_VAE_FORM_AUTO)
+property_seed (seed, _("Seed"), rand)
+property_enum (rng, _("Random numbers"), GeglVaeRng, gegl_vae_rng, GEGL_VAE_RNG_PHILOX)
+property_enum (mode, _("Encode mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
+property_boolean (vq, _("Snap to a codebook"), FALSE)
+  description (_("Posterize the latent: snap it to a codebook before decoding"))
+property_file_path (codebook, _("Codebook"), "")
+  description (_("Codebook file; empty: learn k entries from the picture"))
+property_int (k, _("Codebook size"), 16)
+  value_range (1, 4096)
+  ui_range (2, 256)
+property_double (vq_strength, _("Snap strength"), 1.0)
+  value_range (0.0, 1.0)
+GEGL_VAE_RUN_PROPERTIES
+property_string (error, _("Error"), "")
+  description (_("Why the model cannot be used (read-only)"))
+  ui_meta ("error", "true")
+/* clang-format on */
 
 #else
 

@@ -6,13 +6,17 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL)
-    description (_ ("A model file, or a preset name looked up on the model path"))
-        property_enum (mode, _ ("Mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
-            description (_ ("Mean of the posterior, or a sample of it drawn with the seed"))
-                property_seed (seed, _ ("Seed"), rand) GEGL_VAE_RUN_PROPERTIES
-    property_string (error, _ ("Error"), "") description (_ ("Why the last run failed (read-only)"))
-        ui_meta ("error", "true")
+/* clang-format off */
+property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
+  description (_("A model file, or a preset name looked up on the model path"))
+property_enum (mode, _("Mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
+  description (_("Mean of the posterior, or a sample of it drawn with the seed"))
+property_seed (seed, _("Seed"), rand)
+GEGL_VAE_RUN_PROPERTIES
+property_string (error, _("Error"), "")
+  description (_("Why the last run failed (read-only)"))
+  ui_meta ("error", "true")
+/* clang-format on */
 
 #else
 

@@ -8,20 +8,22 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_enum (schedule, _ ("Schedule"), GeglVaeSchedule, gegl_vae_schedule, GEGL_VAE_SCHEDULE_AUTO)
-    description (_ ("Noise schedule; automatic is SD's scaled-linear"))
-        property_double (strength, _ ("Strength"), 0.5)
-            description (_ ("Denoising strength: how far along the schedule the noise goes"))
-                value_range (0.0, 1.0) property_int (timestep, _ ("Timestep"), -1)
-                    description (_ ("Timestep 0–999; −1 takes it from the strength"))
-                        value_range (-1, 999) property_seed (seed, _ ("Seed"), rand)
-                            property_enum (rng, _ ("Random numbers"), GeglVaeRng, gegl_vae_rng,
-                                           GEGL_VAE_RNG_PHILOX)
-                                property_enum (form, _ ("Form"), GeglVaeForm, gegl_vae_form,
-                                               GEGL_VAE_FORM_AUTO)
-                                    property_string (error, _ ("Error"), "")
-                                        description (_ ("Why the last run failed (read-only)"))
-                                            ui_meta ("error", "true")
+/* clang-format off */
+property_enum (schedule, _("Schedule"), GeglVaeSchedule, gegl_vae_schedule, GEGL_VAE_SCHEDULE_AUTO)
+  description (_("Noise schedule; automatic is SD's scaled-linear"))
+property_double (strength, _("Strength"), 0.5)
+  description (_("Denoising strength: how far along the schedule the noise goes"))
+  value_range (0.0, 1.0)
+property_int (timestep, _("Timestep"), -1)
+  description (_("Timestep 0–999; −1 takes it from the strength"))
+  value_range (-1, 999)
+property_seed (seed, _("Seed"), rand)
+property_enum (rng, _("Random numbers"), GeglVaeRng, gegl_vae_rng, GEGL_VAE_RNG_PHILOX)
+property_enum (form, _("Form"), GeglVaeForm, gegl_vae_form, GEGL_VAE_FORM_AUTO)
+property_string (error, _("Error"), "")
+  description (_("Why the last run failed (read-only)"))
+  ui_meta ("error", "true")
+/* clang-format on */
 
 #else
 

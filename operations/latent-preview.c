@@ -9,10 +9,13 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL)
-    description (_ ("Family (or model file) whose preview factors to use"))
-        property_string (error, _ ("Error"), "")
-            description (_ ("Why the last run failed (read-only)")) ui_meta ("error", "true")
+/* clang-format off */
+property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
+  description (_("Family (or model file) whose preview factors to use"))
+property_string (error, _("Error"), "")
+  description (_("Why the last run failed (read-only)"))
+  ui_meta ("error", "true")
+/* clang-format on */
 
 #else
 

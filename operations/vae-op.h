@@ -67,17 +67,19 @@ GType gegl_vae_rng_get_type (void);
 
 /* The properties of every op that runs a model: where, in what precision
  * and within how much memory (read by gegl_vae_progress_begin). */
+/* clang-format off */
 #define GEGL_VAE_RUN_PROPERTIES                                                                    \
   property_enum (backend, _ ("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)  \
-      description (_ ("Automatic: the CUDA device when one answers, else the CPU"))                \
-          property_enum (precision, _ ("Precision"), GeglVaePrecision, gegl_vae_precision,         \
-                         GEGL_VAE_PRECISION_FP32)                                                  \
-              description (_ ("bf16 and fp16 run on the CUDA device only; a pass that overflows "  \
-                              "is redone in fp32"))                                                \
-                  property_int (memory_limit, _ ("Memory limit (MiB)"), 0) description (           \
-                      _ ("Plan the run to fit this much memory, in bands of rows when needed; "    \
-                         "0: three quarters of what is available")) value_range (0, 1048576)       \
-                      ui_range (0, 65536)
+    description (_ ("Automatic: the CUDA device when one answers, else the CPU"))                  \
+  property_enum (precision, _ ("Precision"), GeglVaePrecision, gegl_vae_precision,                 \
+                 GEGL_VAE_PRECISION_FP32)                                                          \
+    description (_ ("bf16 and fp16 run on the CUDA device only; a pass that overflows is redone "  \
+                    "in fp32"))                                                                    \
+  property_int (memory_limit, _ ("Memory limit (MiB)"), 0)                                         \
+    description (_ ("Plan the run to fit this much memory, in bands of rows when needed; "         \
+                    "0: three quarters of what is available"))                                     \
+    value_range (0, 1048576) ui_range (0, 65536)
+/* clang-format on */
 
 /* The format latents travel in: C float components. */
 const Babl *gegl_vae_latent_format (gint channels);

@@ -10,27 +10,32 @@
 
 #ifdef GEGL_PROPERTIES
 
-property_file_path (codebook, _ ("Codebook"), "") description (
-    _ ("A safetensors/.pth file with one [K, C] tensor or a VQ model's "
-       "quantize.embedding.weight; empty: learn one from the input"))
-    property_int (k, _ ("Codebook size"), 16) description (
-        _ ("Entries to learn when no codebook file is given")) value_range (1, 4096)
-        ui_range (2, 256) property_int (iterations, _ ("Iterations"), 10) description (
-            _ ("k-means iterations after k-means++ seeding")) value_range (0, 1000) ui_range (0, 50)
-            property_seed (seed, _ ("Seed"), rand) property_double (strength, _ ("Strength"), 1.0)
-                description (_ ("Blend between the original (0) and the snapped latent (1)"))
-                    value_range (0.0, 1.0) property_double (perplexity, _ ("Codebook perplexity"),
-                                                            0.0)
-                        description (_ ("exp(entropy) of entry usage in the last run (read-only)"))
-                            value_range (0.0, G_MAXDOUBLE)
-                                property_double (mean_error, _ ("Mean quantisation error"), 0.0)
-                                    description (_ ("Mean squared distance from a vector to its "
-                                                    "entry in the last run (read-only)"))
-                                        value_range (0.0, G_MAXDOUBLE) property_string (error,
-                                                                                        _ ("Error"),
-                                                                                        "")
-                                            description (_ ("Why the last run failed (read-only)"))
-                                                ui_meta ("error", "true")
+/* clang-format off */
+property_file_path (codebook, _("Codebook"), "")
+  description (_("A safetensors/.pth file with one [K, C] tensor or a VQ model's "
+                 "quantize.embedding.weight; empty: learn one from the input"))
+property_int (k, _("Codebook size"), 16)
+  description (_("Entries to learn when no codebook file is given"))
+  value_range (1, 4096)
+  ui_range (2, 256)
+property_int (iterations, _("Iterations"), 10)
+  description (_("k-means iterations after k-means++ seeding"))
+  value_range (0, 1000)
+  ui_range (0, 50)
+property_seed (seed, _("Seed"), rand)
+property_double (strength, _("Strength"), 1.0)
+  description (_("Blend between the original (0) and the snapped latent (1)"))
+  value_range (0.0, 1.0)
+property_double (perplexity, _("Codebook perplexity"), 0.0)
+  description (_("exp(entropy) of entry usage in the last run (read-only)"))
+  value_range (0.0, G_MAXDOUBLE)
+property_double (mean_error, _("Mean quantisation error"), 0.0)
+  description (_("Mean squared distance from a vector to its entry in the last run (read-only)"))
+  value_range (0.0, G_MAXDOUBLE)
+property_string (error, _("Error"), "")
+  description (_("Why the last run failed (read-only)"))
+  ui_meta ("error", "true")
+/* clang-format on */
 
 #else
 
