@@ -238,7 +238,7 @@ typedef struct
 } VaeModelOptions;
 
 /* MODEL is a file path, a file name found on the model search path, or a
- * preset name (see DESIGN.md).  Loaded models are cached process-wide. */
+ * preset name (see docs/ARCHITECTURE.md).  Loaded models are cached process-wide. */
 VaeModel *vae_model_load (const gchar *model, const VaeModelOptions *options, GError **error);
 VaeModel *vae_model_ref (VaeModel *model);
 void      vae_model_unref (VaeModel *model);

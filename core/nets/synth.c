@@ -13,7 +13,7 @@
  * Names and shapes are diffusers' AutoencoderKL.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "vae-synth.h"
+#include "nets/vae-synth.h"
 
 #include <math.h>
 #include <string.h>
