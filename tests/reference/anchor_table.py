@@ -209,7 +209,8 @@ def accuracy_table(rows):
              "|---|---|---|---|---|---|"]
     for x in rows:
         unit = "SNR" if parse_case(x["case"])[1] == "encode" else "PSNR"
-        lines.append(f"| {x['case']} | {x['runtime']} | {unit} {x['db_vs_f64']:.1f} dB | {x['db_vs_ours']:.1f} dB | "
+        vs_ours = "—" if x["runtime"] == "ours-fp32" else f"{x['db_vs_ours']:.1f} dB"
+        lines.append(f"| {x['case']} | {x['runtime']} | {unit} {x['db_vs_f64']:.1f} dB | {vs_ours} | "
                      f"{x['max_rel_vs_ours']:.1e} | {'ok' if x['ok'] else 'MISMATCH'} |")
     return "\n".join(lines)
 

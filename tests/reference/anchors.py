@@ -168,7 +168,8 @@ def load_runtime(a):
         for p in ("INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT",
                   "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING"):
             try:
-                info[p] = str(compiled.get_property(p))
+                v = compiled.get_property(p)
+                info[p] = v.get_type_name() if hasattr(v, "get_type_name") else str(v)
             except RuntimeError:
                 pass
         info["precision"] = info.get("INFERENCE_PRECISION_HINT")
