@@ -9,8 +9,9 @@
 #
 #   bash tools/bench-anchors.sh [BUILD_DIR] [anchor_table.py options…]
 #
-# e.g. the whole table (on a quiet machine: nothing else running; about 1½ h on
-# 2 Zen 4 cores with AVX512-BF16, where the bf16 runtimes join in):
+# e.g. the whole table, on a quiet machine (nothing else running; an estimate of 2 h or
+# more on 2 cores, much of it torch.compile's cold compile in each of its processes; on a
+# CPU with AVX512-BF16 the bf16 runtimes join in):
 #   bash tools/bench-anchors.sh build
 # a quick look at small sizes:
 #   bash tools/bench-anchors.sh build --cases sd15-decode-128,taef2-roundtrip-256 --rounds 1

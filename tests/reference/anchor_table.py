@@ -81,7 +81,7 @@ class Bench:
     def command(self, case, runtime, extra):
         """The command line of one process of RUNTIME on CASE."""
         if runtime in OURS:
-            family, op, size = parse_case(case)
+            _, op, size = parse_case(case)
             return [self.a.gegl_vae, "bench", "--model", self.model(case), "--op", op, "--size", f"{size}x{size}",
                     "--threads", str(self.a.threads), "--json"] + self.ours_args(runtime) + extra
         python, name = (self.a.debian_python, "torch-fp32") if runtime == "torch113-fp32" else (sys.executable, runtime)
@@ -119,7 +119,7 @@ class Bench:
                                stdout=subprocess.DEVNULL)
 
     def ours_output(self, case, runtime, out):
-        family, op, _ = parse_case(case)
+        op = parse_case(case)[1]
         cli = lambda *args: subprocess.run([self.a.gegl_vae, *args, "--model", self.model(case)] +
                                            self.ours_args(runtime), env=self.env, check=True)
         src = self.path(case, "in.npy")
@@ -238,11 +238,12 @@ def main():
     unknown = set(runtimes) - set(ALL)
     if unknown:
         ap.error(f"unknown runtimes {sorted(unknown)}; known: {ALL}")
-    bf16 = a.bf16 == "yes" or (a.bf16 == "auto" and cpu_has_bf16())
-    if not bf16:
-        dropped = [r for r in runtimes if r.endswith("bf16")]
-        runtimes = [r for r in runtimes if not r.endswith("bf16")]
-        print(f"no AVX512-BF16 here: leaving out {dropped} (--bf16 yes runs them)", file=sys.stderr)
+    hardware = cpu_has_bf16()
+    dropped = [r for r in runtimes if r.endswith("bf16") and (a.bf16 == "no" or not hardware and
+                                                               (a.bf16 == "auto" or r == "ours-bf16"))]
+    if dropped:  # our bf16 backend refuses a CPU without AVX512-BF16; the others would emulate it
+        runtimes = [r for r in runtimes if r not in dropped]
+        print(f"leaving out {dropped} (CPU bf16: {'yes' if hardware else 'no'}; --bf16 {a.bf16})", file=sys.stderr)
     if "ours-fp32" not in runtimes:
         runtimes.insert(0, "ours-fp32")
     b = Bench(a)
