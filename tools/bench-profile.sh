@@ -7,9 +7,10 @@
 # For the TAEF2 round trip at 1024² and the SD1.5-architecture decode at 512², and
 # each thread count:
 #  - perf stat (software events: task-clock, page faults, context switches, CPU
-#    migrations; add cycles,instructions where the machine has a PMU — VMs often do
-#    not) of `gegl-vae bench --runs 3`, with the THP allocations /proc/vmstat counted
-#    meanwhile (system-wide: other processes count too);
+#    migrations, and OpenMP parallel regions through a uprobe on libgomp's
+#    GOMP_parallel where perf probe can place one; add cycles,instructions where the
+#    machine has a PMU — VMs often do not) of `gegl-vae bench --runs 3`, with the THP
+#    allocations /proc/vmstat counted meanwhile (system-wide: other processes count too);
 #  - perf record -g (DWARF call stacks, cpu-clock at 499 Hz) of `--runs 1`, summed by
 #    kind of layer work by tests/reference/perf_kinds.py (Winograd transforms,
 #    products, GroupNorm/SiLU, im2col, attention, page faults, OpenMP waiting…);
@@ -33,13 +34,19 @@ mkdir -p "$out"
 [[ -f $work/sd15.safetensors ]] || "$build/ui/cli/gegl-vae" synth --family sd15 --seed 1 "$work/sd15.safetensors"
 
 thp () { awk '/^thp_fault_alloc /{print $2}' /proc/vmstat; }
+events=task-clock,page-faults,context-switches,cpu-migrations
+gomp=$(ldd "$build/ui/cli/gegl-vae" | awk '/libgomp/{print $3}')
+if [[ -n $gomp ]] && perf probe -q -x "$gomp" --add GOMP_parallel 2> /dev/null; then
+  events+=,probe_libgomp:GOMP_parallel
+  trap 'perf probe -q -d "probe_libgomp:GOMP_parallel"' EXIT
+fi
 
 profile () { # case model op size
   local case=$1 model=$2 op=$3 size=$4 t name before
   for t in "${threads[@]}"; do
     name=$out/$case-$t
     before=$(thp)
-    GEGL_THREADS=$t OMP_NUM_THREADS=$t perf stat -e task-clock,page-faults,context-switches,cpu-migrations \
+    GEGL_THREADS=$t OMP_NUM_THREADS=$t perf stat -e "$events" \
       -o "$name.stat.txt" "$build/ui/cli/gegl-vae" bench --model "$model" --op "$op" --size "${size}x$size" \
       --runs 3 --threads "$t" > "$name.bench.txt"
     echo "THP faults during the run (system-wide): $(($(thp) - before))" >> "$name.stat.txt"
@@ -50,7 +57,7 @@ profile () { # case model op size
       python3 "$root/tests/reference/perf_kinds.py" > "$name.kinds.txt"
     rm -f "$name.perf.data"
     echo "== ours, $case, $t thread(s): $(cat "$name.bench.txt")"
-    grep -E "task-clock|page-faults|context-switches|cpu-migrations|seconds (time|user|sys)|THP" "$name.stat.txt"
+    grep -E "task-clock|page-faults|context-switches|cpu-migrations|GOMP|seconds (time|user|sys)|THP" "$name.stat.txt"
     cat "$name.kinds.txt"
     if [[ -f $work/$case.onnx ]]; then
       OMP_NUM_THREADS=$t "$venv/bin/python" "$root/tests/reference/anchors.py" run --case "$case" \
