@@ -21,13 +21,11 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANCHORS = os.path.join(HERE, "anchors.py")
 sys.path.insert(0, HERE)
-from anchors import parse_case  # noqa: E402
+from anchors import RUNTIMES, parse_case  # noqa: E402
 
 # ours-* run gegl-vae; torch113-fp32 is anchors.py's torch-fp32 under Debian's PyTorch 1.13
 OURS = ["ours-fp32", "ours-bf16"]
-ANCHOR_RUNTIMES = ["ov-f32", "ov-default", "ort-f32", "torch-fp32", "torch-bf16", "torch-autocast-bf16",
-                   "torch-compile-fp32", "torch-compile-bf16", "torch113-fp32"]
-ALL = OURS + ANCHOR_RUNTIMES
+ALL = OURS + RUNTIMES + ["torch113-fp32"]
 DEFAULT_CASES = ["sd15-decode-512", "sd15-encode-512", "taef2-roundtrip-1024", "sd15-decode-1024"]
 
 # How far a runtime's output may be from ours before it is not timed.  fp32:
