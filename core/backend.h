@@ -242,6 +242,17 @@ gboolean vae_cpu_has_avx512 (void);
 void vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b,
                       gsize ldb, gfloat *c, gsize ldc);
 
+/* ---- OpenBLAS, opened on first use (blas.c) --------------------------------- */
+
+/* TRUE once OpenBLAS is loaded; an error when it cannot be, or when an
+ * address-space limit leaves no room for its buffers.  Layers call it
+ * before any product. */
+gboolean vae_blas_ready (GError **error);
+/* Row-major C = alpha·op(A)·op(B) + beta·C (op: transposed when TRANS_*). */
+void vae_sgemm (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat alpha,
+                const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat beta, gfloat *c,
+                gsize ldc);
+
 /* The plain im2col + SGEMM convolution, the reference the fast kernels are
  * tested against. */
 VaeTensor *vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean upsample,

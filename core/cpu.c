@@ -5,7 +5,6 @@
  */
 #include "backend.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -33,18 +32,6 @@ void
 vae_macs_reset (void)
 {
   g_atomic_pointer_set (&mac_counter, 0);
-}
-
-static void
-set_blas_threads (void)
-{
-  static gsize once;
-
-  if (g_once_init_enter (&once))
-    {
-      openblas_set_num_threads (vae_threads ());
-      g_once_init_leave (&once, 1);
-    }
 }
 
 void
@@ -199,8 +186,7 @@ product (const VaeConv *conv, const guint16 *weight_bf16, gint n, const gfloat *
   if (weight_bf16)
     vae_gemm_bf16_parallel (conv->out_channels, n, k, weight_bf16, b, ldb, c, ldc);
   else
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, conv->out_channels, n, k, 1.0f,
-                 conv->weight, k, b, ldb, 0.0f, c, ldc);
+    vae_sgemm (FALSE, FALSE, conv->out_channels, n, k, 1.0f, conv->weight, k, b, ldb, 0.0f, c, ldc);
 }
 
 /* CONV's weights as rows of bf16 pairs for vae_gemm_bf16_parallel; packed
@@ -248,6 +234,19 @@ im2col_product (const VaeConv *conv, const guint16 *weight_bf16, const VaeTensor
  * FAST, one product for 1×1, banded im2col + product otherwise; the
  * products in bf16 when BF16.  Direct bf16 products round only the inputs
  * and weights, so they lose far less than Winograd's bf16 ones. */
+/* Models are checked when they load; a layer that still gets the wrong
+ * number of channels fails with an error, not a NULL the caller cannot
+ * explain. */
+static gboolean
+channels_match (const gchar *layer, gint want, const VaeTensor *x, GError **error)
+{
+  if (x->channels == want)
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("a %s of %d channels was given %d"), layer,
+               want, x->channels);
+  return FALSE;
+}
+
 static VaeTensor *
 convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
           VaeAct act, gboolean fast, gboolean bf16, GError **error)
@@ -257,9 +256,8 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
   guint16   *weight_bf16 = NULL;
   gboolean   done;
 
-  set_blas_threads ();
-  g_return_val_if_fail (x->channels == conv->in_channels, NULL);
-  if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
+  if (!vae_blas_ready (error) || !channels_match ("convolution", conv->in_channels, x, error) ||
+      !vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
     return NULL;
   /* every path writes all of Y before reading it */
   y = vae_tensor_new_uninit (conv->out_channels, out_h, out_w, FALSE, error);
@@ -386,7 +384,8 @@ cpu_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct 
 {
   VaeTensor *y;
 
-  g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, NULL);
+  if (!channels_match ("GroupNorm", norm->channels, x, error))
+    return NULL;
   if ((y = vae_tensor_new_uninit (x->channels, x->height, x->width, FALSE, error)))
     normalize (norm, x, act, y);
   return y;
@@ -396,7 +395,8 @@ static gboolean
 cpu_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act,
                    GError **error)
 {
-  g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, FALSE);
+  if (!channels_match ("GroupNorm", norm->channels, x, error))
+    return FALSE;
   normalize (norm, x, act, x);
   return TRUE;
 }
@@ -434,12 +434,11 @@ vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k, 
     {
       gint block = MIN (QUERY_BLOCK, rows - r0);
       /* scores[block, n] = q[:, r0:r0+block]ᵀ · k / √c */
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, block, n, c, (gfloat) (1.0 / sqrt (c)),
-                   q + r0, q_stride, k->data, n, 0.0f, scores, n);
+      vae_sgemm (TRUE, FALSE, block, n, c, (gfloat) (1.0 / sqrt (c)), q + r0, q_stride, k->data, n,
+                 0.0f, scores, n);
       softmax_rows (scores, block, n);
       /* o[:, r0:r0+block] = v · scoresᵀ */
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, c, block, n, 1.0f, v->data, n, scores,
-                   n, 0.0f, o + r0, o_stride);
+      vae_sgemm (FALSE, TRUE, c, block, n, 1.0f, v->data, n, scores, n, 0.0f, o + r0, o_stride);
     }
   vae_backend_count_macs (2 * (guint64) rows * n * c);
 }

@@ -12,7 +12,6 @@
  */
 #include "backend.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -560,9 +559,8 @@ multiply (const VaeConv *conv, gboolean bf16, gconstpointer u, const gfloat *v, 
       return;
     }
   for (gint p = 0; p < POSITIONS; p++)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, co, n, ci, 1.0f,
-                 (const gfloat *) u + (gsize) p * co * ci, ci, v + (gsize) p * ci * n, n, 0.0f,
-                 m + (gsize) p * co * n, n);
+    vae_sgemm (FALSE, FALSE, co, n, ci, 1.0f, (const gfloat *) u + (gsize) p * co * ci, ci,
+               v + (gsize) p * ci * n, n, 0.0f, m + (gsize) p * co * n, n);
 }
 
 /* ---- chunks that stay in one core's cache ------------------------------------ */

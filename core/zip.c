@@ -319,6 +319,14 @@ inflate_member (VaeZip *zip, ZipEntry *e, GPtrArray *owned, GError **error)
   return TRUE;
 }
 
+guint64
+vae_zip_size (const VaeZip *zip, const gchar *name)
+{
+  const ZipEntry *e = g_hash_table_lookup (zip->by_name, name);
+
+  return e ? e->uncompressed : 0;
+}
+
 const VaeZipMember *
 vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned, GError **error)
 {
