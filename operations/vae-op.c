@@ -2,6 +2,7 @@
 #include "vae-config.h"
 #include "vae-op.h"
 
+#include <math.h>
 #include <string.h>
 
 static gfloat *
@@ -144,7 +145,61 @@ gegl_vae_report (GeglOperation *operation, gchar **error_property, const gchar *
 void
 gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error)
 {
-  gegl_vae_report (operation, error_property, "%s", error->message);
+  /* every failing path sets an error; a bug that does not must not take
+   * the host program down with it */
+  gegl_vae_report (operation, error_property, "%s",
+                   error ? error->message : _ ("failed without saying why (a bug in gegl-vae)"));
+}
+
+void
+gegl_vae_accept_nan (GObjectClass *klass)
+{
+  guint        n;
+  GParamSpec **pspecs = g_object_class_list_properties (klass, &n);
+
+  for (guint i = 0; i < n; i++)
+    if (G_IS_PARAM_SPEC_DOUBLE (pspecs[i]) && (pspecs[i]->flags & G_PARAM_WRITABLE))
+      pspecs[i]->flags |= G_PARAM_LAX_VALIDATION;
+  g_free (pspecs);
+}
+
+const gchar *
+gegl_vae_nan_property (GeglOperation *operation)
+{
+  guint        n;
+  GParamSpec **pspecs = g_object_class_list_properties (G_OBJECT_GET_CLASS (operation), &n);
+  const gchar *name = NULL;
+
+  for (guint i = 0; i < n && !name; i++)
+    if (G_IS_PARAM_SPEC_DOUBLE (pspecs[i]) && (pspecs[i]->flags & G_PARAM_WRITABLE))
+      {
+        gdouble value;
+        g_object_get (operation, pspecs[i]->name, &value, NULL);
+        if (isnan (value))
+          name = pspecs[i]->name;
+      }
+  g_free (pspecs);
+  return name;
+}
+
+GeglRectangle
+gegl_vae_box_unless_nan (GeglOperation *operation)
+{
+  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
+
+  return in && !gegl_vae_nan_property (operation) ? *in : (GeglRectangle){ 0 };
+}
+
+gboolean
+gegl_vae_report_nan (GeglOperation *operation, gchar **error_property)
+{
+  const gchar *name = gegl_vae_nan_property (operation);
+
+  if (name)
+    gegl_vae_report (operation, error_property,
+                     _ ("property '%s' is not a number (NaN); nothing is computed until it is"),
+                     name);
+  return name != NULL;
 }
 
 void

@@ -99,6 +99,18 @@ void gegl_vae_report (GeglOperation *operation, gchar **error_property, const gc
 void gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error);
 void gegl_vae_clear_error (gchar **error_property);
 
+/* GObject refuses NaN for a double property with a warning and keeps the
+ * old value, so the op could not tell; the double properties of KLASS take
+ * it (out-of-range numbers are then clamped to the range), and the op
+ * refuses it: gegl_vae_nan_property names the first property holding NaN
+ * (NULL when none does), gegl_vae_report_nan reports it and says whether. */
+void         gegl_vae_accept_nan (GObjectClass *klass);
+const gchar *gegl_vae_nan_property (GeglOperation *operation);
+gboolean     gegl_vae_report_nan (GeglOperation *operation, gchar **error_property);
+/* The input's box, or an empty one while a property is NaN, so that nothing
+ * downstream computes (a filter's get_bounding_box). */
+GeglRectangle gegl_vae_box_unless_nan (GeglOperation *operation);
+
 /* vae_model_load for the `model`, `backend` and `precision` properties;
  * fails when the backend cannot be had. */
 VaeModel *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend,

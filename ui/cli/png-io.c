@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <png.h>
+#include <string.h>
 #include <unistd.h>
 
 typedef struct
@@ -67,7 +68,7 @@ vae_png_read (const gchar *path, GError **error)
   png_infop   info;
   VaeTensor *volatile image = NULL;
   guint8 *volatile rows = NULL;
-  guint8 signature[8];
+  guint8 head[8 + 8 + 13]; /* signature, IHDR's length and type, IHDR */
 
   if (fd < 0)
     return NULL;
@@ -78,12 +79,22 @@ vae_png_read (const gchar *path, GError **error)
       close (fd);
       return NULL;
     }
-  if (fread (signature, 1, 8, f) != 8 || png_sig_cmp (signature, 0, 8))
+  if (fread (head, 1, 8, f) != 8 || png_sig_cmp (head, 0, 8))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s is not a PNG file"), path);
       fclose (f);
       return NULL;
     }
+  /* the size, from IHDR before libpng reads on (it allocates for the chunks
+   * that follow, and a 65535² header asked for 51 GB later) */
+  if (fread (head + 8, 1, sizeof head - 8, f) == sizeof head - 8 &&
+      memcmp (head + 12, "IHDR", 4) == 0 &&
+      !vae_check_image_size (png_get_uint_32 (head + 16), png_get_uint_32 (head + 20), path, error))
+    {
+      fclose (f);
+      return NULL;
+    }
+  fseek (f, 8, SEEK_SET);
   png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &ctx, on_png_error, on_png_warning);
   info = png_create_info_struct (png);
   if (setjmp (png_jmpbuf (png)))
@@ -96,13 +107,10 @@ vae_png_read (const gchar *path, GError **error)
     }
   png_init_io (png, f);
   png_set_sig_bytes (png, 8);
-  /* libpng's own cap (1 000 000 a side here) would refuse in its own words
-   * before ours; ours follows from the header, before anything is allocated */
+  /* libpng's own cap (1 000 000 a side here) would refuse before ours, in
+   * words that do not say which */
   png_set_user_limits (png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
   png_read_info (png, info);
-  if (!vae_check_image_size (png_get_image_width (png, info), png_get_image_height (png, info),
-                             path, error))
-    png_longjmp (png, 1);
   png_set_expand (png); /* palette → RGB, low bit depths → 8, tRNS → alpha */
   png_set_gray_to_rgb (png);
   png_set_strip_alpha (png); /* alpha is carried around the VAE, not through it */
