@@ -50,7 +50,7 @@ room_for_buffers (gint threads, GError **error)
       return TRUE;
     }
   g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
-               _ ("the address-space limit (ulimit -v) of %" G_GUINT64_FORMAT
+               _ ("the address-space limit (ulimit -v) of %" PRIu64
                   " MiB leaves too little room for OpenBLAS, which needs about %zu MiB more with "
                   "%d threads and would otherwise wait forever; raise the limit or use fewer "
                   "threads (OMP_NUM_THREADS and GEGL_THREADS)"),

@@ -14,6 +14,7 @@ vae_latent_file_read (const gchar *path, GError **error)
 {
   g_autoptr (VaeWeights) w = vae_weights_load (path, error);
   g_autofree gfloat *data = NULL;
+  g_autofree gchar  *shape_text = NULL;
   gint               ndim;
   gint64             shape[VAE_MAX_DIMS];
   VaeTensor         *t;
@@ -32,21 +33,21 @@ vae_latent_file_read (const gchar *path, GError **error)
                    LATENT_NAME);
       return NULL;
     }
+  shape_text = vae_shape_text (shape, ndim);
   /* the rule .npy files follow too: a batch is refused, never cut to its
    * first latent */
-  if (shape[0] != 1)
+  if (shape[0] > 1)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   _ ("%s holds a batch of %" PRId64 " latents [%" PRId64 ", %" PRId64 ", %" PRId64
-                      ", %" PRId64 "]; only files of one latent are read (split the batch)"),
-                   path, shape[0], shape[0], shape[1], shape[2], shape[3]);
+                   _ ("%s holds a batch of %" PRId64 " latents %s; only files of one latent "
+                      "are read (split the batch)"),
+                   path, shape[0], shape_text);
       return NULL;
     }
-  if (shape[1] < 1 || shape[2] < 1 || shape[3] < 1)
+  if (shape[0] < 1 || shape[1] < 1 || shape[2] < 1 || shape[3] < 1)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   _ ("%s holds an empty latent [1, %" PRId64 ", %" PRId64 ", %" PRId64 "]"), path,
-                   shape[1], shape[2], shape[3]);
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("%s holds an empty array %s"), path,
+                   shape_text);
       return NULL;
     }
   if (!(data = vae_weights_get_float (w, LATENT_NAME, NULL, error)) ||

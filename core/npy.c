@@ -169,8 +169,8 @@ npy_parse (const gchar *path, gint fd, gsize size, NpyArray *a, GError **error)
     return npy_fail (path, "unknown format version", error);
   if (header_len > size - offset || header_len > vae_limit (VAE_LIMIT_HEADER_BYTES))
     return npy_fail (path, "header longer than the file", error);
-  header = g_malloc0 (header_len + 1);
-  if (!vae_file_pread (fd, path, header, header_len, offset, error))
+  if (!(header = vae_try_alloc (header_len + 1, path, error)) ||
+      !vae_file_pread (fd, path, header, header_len, offset, error))
     return FALSE;
   if (strlen (header) != header_len)
     return npy_fail (path, "the header holds a NUL byte", error);
@@ -184,24 +184,13 @@ npy_parse (const gchar *path, gint fd, gsize size, NpyArray *a, GError **error)
   return TRUE;
 }
 
-static gchar *
-shape_text (const NpyArray *a)
-{
-  GString *s = g_string_new ("[");
-
-  for (gint d = 0; d < a->ndim; d++)
-    g_string_append_printf (s, "%s%" PRId64, d ? ", " : "", a->shape[d]);
-  g_string_append_c (s, ']');
-  return g_string_free (s, FALSE);
-}
-
 /* Channels, height and width from an image [H, W, 3] or a latent [1, C, h,
  * w], every size checked before anything is allocated. */
 static gboolean
 npy_layout (const gchar *path, const NpyArray *a, gboolean image, gint *c, gint *h, gint *w,
             GError **error)
 {
-  g_autofree gchar *shape = shape_text (a);
+  g_autofree gchar *shape = vae_shape_text (a->shape, a->ndim);
 
   if (image && a->ndim == 3 && a->shape[2] == 3)
     *c = 3, *h = (gint) a->shape[0], *w = (gint) a->shape[1];

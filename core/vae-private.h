@@ -76,6 +76,8 @@ VaeWeights *vae_weights_new (const gchar *path);
 gboolean vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint ndim,
                           const gint64 *shape, const guint8 *data, GError **error);
 const VaeWeightEntry *vae_weights_lookup (const VaeWeights *weights, const gchar *name);
+/* "[1, 4, 64, 64]", for messages. */
+gchar *vae_shape_text (const gint64 *shape, gint ndim);
 /* Strips `first_stage_model.`/`vae.` and unwraps nested names. */
 void vae_weights_strip_prefixes (VaeWeights *weights);
 

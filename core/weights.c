@@ -239,6 +239,17 @@ vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint nd
   return TRUE;
 }
 
+gchar *
+vae_shape_text (const gint64 *shape, gint ndim)
+{
+  GString *s = g_string_new ("[");
+
+  for (gint d = 0; d < ndim; d++)
+    g_string_append_printf (s, "%s%" PRId64, d ? ", " : "", shape[d]);
+  g_string_append_c (s, ']');
+  return g_string_free (s, FALSE);
+}
+
 const VaeWeightEntry *
 vae_weights_lookup (const VaeWeights *weights, const gchar *name)
 {

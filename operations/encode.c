@@ -95,13 +95,12 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
         model, image, o->mode == GEGL_VAE_MODE_SAMPLE ? VAE_ENCODE_SAMPLE : VAE_ENCODE_MEAN,
         o->seed, &error);
   gegl_vae_progress_end ();
-  if (!latent)
+  box = latent_box (in, vae_model_factor (model));
+  if (!latent || !gegl_vae_write_latent (output, &box, latent, &error))
     {
       gegl_vae_report_error (operation, &o->error, error);
       return TRUE; /* the output stays empty */
     }
-  box = latent_box (in, vae_model_factor (model));
-  gegl_vae_write_latent (output, &box, latent);
   gegl_vae_clear_error (&o->error);
   return TRUE;
 }

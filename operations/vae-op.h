@@ -123,9 +123,12 @@ gboolean gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift,
 VaeTensor *gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);
 VaeTensor *gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels,
                                  GError **error);
-void gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent);
+/* A few MB at a time; an error only when even that cannot be had. */
+gboolean gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect,
+                                const VaeTensor *latent, GError **error);
 /* Writes R'G'B'A float with alpha 1, the tensor's top-left at rect's origin. */
-void gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image);
+gboolean gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image,
+                             GError **error);
 
 VaeSchedule  gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family);
 VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);

@@ -127,8 +127,8 @@ test_nan_properties (void)
 
   for (guint i = 0; i < G_N_ELEMENTS (ops); i++)
     {
-      g_autofree gchar *pattern = g_strdup_printf ("%s: property 'strength' is not a number*",
-                                                   ops[i]);
+      g_autofree gchar *pattern =
+          g_strdup_printf ("%s: property 'strength' is not a number*", ops[i]);
       g_autofree gchar *error = NULL;
       gint              width;
       g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING, pattern);
@@ -141,8 +141,8 @@ test_nan_properties (void)
   /* the meta op says it too, at once, and so does the snap it passes it to */
   {
     GeglNode *graph = gegl_node_new ();
-    GeglNode *preview = gegl_node_new_child (graph, "operation", "vae:diffusion-preview", "model",
-                                             kl, NULL);
+    GeglNode *preview =
+        gegl_node_new_child (graph, "operation", "vae:diffusion-preview", "model", kl, NULL);
     g_autofree gchar *error = NULL;
     g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING,
                            "vae:diffusion-preview: property 'vq-strength' is not a number*");
