@@ -108,8 +108,8 @@ parse_header (const gchar *path, const gchar *header, NpyArray *a, GError **erro
           p = parse_shape (p, a);
         }
       else
-        return npy_fail (path, "the header has a key other than descr, fortran_order and shape",
-                         error);
+        return npy_fail (
+            path, "the header's keys must be descr, fortran_order and shape, once each", error);
       if (!p)
         return npy_fail (path, "malformed header", error);
       p = skip_spaces (p);

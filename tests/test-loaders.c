@@ -650,7 +650,7 @@ static const NpyCase npy_cases[] = {
   { "shape-in-string",
     "{'descr': '<f4', 'fortran_order': False, 'x': \"'shape': (1, 16, 1, 1)\", "
     "'shape': (1, 4, 2, 2), }",
-    16, "a key other than descr, fortran_order and shape" },
+    16, "keys must be descr, fortran_order and shape, once each" },
   { "batch", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4, 2, 2), }", 32,
     "holds a batch of 2 latents [2, 4, 2, 2]; only files of one latent are read" },
   { "empty", "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 0, 8, 8), }", 0,
@@ -658,7 +658,7 @@ static const NpyCase npy_cases[] = {
   { "big-endian", "{'descr': '>f4', 'fortran_order': False, 'shape': (1, 1, 1, 1), }", 1,
     ".npy dtype '>f4' is not supported (use little-endian float32, '<f4')" },
   { "duplicate", "{'descr': '<f4', 'shape': (1, 1, 1, 1), 'shape': (1, 1, 1, 1), }", 1,
-    "a key other than" },
+    "keys must be descr, fortran_order and shape, once each" },
 };
 
 static void
