@@ -128,12 +128,16 @@ vae_output_new (const gchar *path, GError **error)
   g_autofree gchar *base = g_path_get_basename (path);
   g_autofree gchar *name = g_strdup_printf (".%s.XXXXXX", base);
   VaeOutput        *out = g_new0 (VaeOutput, 1);
+  GStatBuf          st;
   gint              fd;
 
   out->path = g_strdup (path);
   out->temporary = g_build_filename (dir, name, NULL);
-  /* 0666 less the umask, as fopen would create the file */
+  /* 0666 less the umask, as fopen would create the file; a file replaced
+   * keeps its permissions */
   fd = g_mkstemp_full (out->temporary, O_WRONLY | O_CLOEXEC, 0666);
+  if (fd >= 0 && g_stat (path, &st) == 0)
+    fchmod (fd, st.st_mode & 07777);
   if (fd < 0 || !(out->file = fdopen (fd, "wb")))
     {
       io_error (error, _ ("cannot write %s: %s"), path, errno);

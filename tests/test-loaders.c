@@ -568,6 +568,35 @@ test_not_regular (void)
   g_test_trap_assert_passed ();
 }
 
+/* An output replaces its file through a temporary renamed over it: the
+ * file's permissions stay, and nothing else is left in the folder. */
+static void
+test_output_replaces (void)
+{
+  g_autofree gchar *path = test_tmp_path ("replaced.npy");
+  g_autofree gchar *dir = g_path_get_dirname (path);
+  g_autoptr (VaeTensor) latent = vae_tensor_new (4, 2, 3, NULL);
+  g_autoptr (VaeTensor) back = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDir) d = NULL;
+  const gchar *name;
+  GStatBuf     st;
+
+  g_assert_true (g_file_set_contents (path, "OLD", 3, NULL));
+  g_assert_cmpint (g_chmod (path, 0640), ==, 0);
+  latent->data[5] = 1.25f;
+  g_assert_true (vae_npy_write_latent (path, latent, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0640);
+  back = vae_npy_read_latent (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpfloat (back->data[5], ==, 1.25f);
+  d = g_dir_open (dir, 0, NULL);
+  while ((name = g_dir_read_name (d)))
+    g_assert_true (name[0] != '.');
+}
+
 /* ---- non-finite values ------------------------------------------------------ */
 
 /* FILE's bytes with the float at element INDEX of TENSOR set to VALUE. */
@@ -804,6 +833,7 @@ main (int argc, char **argv)
   g_test_add_func ("/loaders/truncated-after-load", test_truncated_after_load);
   g_test_add_func ("/loaders/npy/truncated-while-read", test_npy_truncated_while_read);
   g_test_add_func ("/loaders/not-regular-files", test_not_regular);
+  g_test_add_func ("/loaders/output-replaces", test_output_replaces);
   g_test_add_func ("/loaders/non-finite-weights", test_non_finite_weights);
   for (guint i = 0; i < G_N_ELEMENTS (npy_cases); i++)
     {
