@@ -33,3 +33,25 @@ vae_limit_env (VaeLimit which)
 {
   return limits[which].env;
 }
+
+gboolean
+vae_check_image_size (gint64 width, gint64 height, const gchar *what, GError **error)
+{
+  if (width < 1 || height < 1 || width > VAE_MAX_IMAGE_SIDE || height > VAE_MAX_IMAGE_SIDE)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("%s of %" PRId64 "×%" PRId64 ": sides must be 1 to %d pixels"), what, width,
+                   height, VAE_MAX_IMAGE_SIDE);
+      return FALSE;
+    }
+  if ((guint64) (width * height) > vae_limit (VAE_LIMIT_IMAGE_PIXELS))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
+                   _ ("%s of %" PRId64 "×%" PRId64 " = %" PRId64
+                      " pixels exceeds the limit of %" PRIu64 " pixels (%s raises it)"),
+                   what, width, height, width * height, vae_limit (VAE_LIMIT_IMAGE_PIXELS),
+                   vae_limit_env (VAE_LIMIT_IMAGE_PIXELS));
+      return FALSE;
+    }
+  return TRUE;
+}

@@ -63,7 +63,12 @@ typedef struct
   GPtrArray    *stack;
   GArray       *marks;
   GHashTable   *memo;
+  gsize         spent;  /* bytes of values, strings, slots and gathered views */
+  gsize         budget; /* what they may take: see vae_pth_parse */
 } Unpickler;
+
+/* What a memo entry costs in GHashTable's arrays, roughly. */
+#define MEMO_ENTRY_BYTES 32
 
 static const struct
 {
@@ -94,10 +99,41 @@ pv_new (Unpickler *u, PvType type)
   Pv *v = g_new0 (Pv, 1);
 
   v->type = type;
+  u->spent += sizeof (Pv) + sizeof (gpointer);
   if (type == PV_TUPLE || type == PV_LIST || type == PV_DICT)
-    v->items = g_ptr_array_new ();
+    {
+      v->items = g_ptr_array_new ();
+      u->spent += sizeof (GPtrArray) + 4 * sizeof (gpointer);
+    }
   g_ptr_array_add (u->arena, v);
   return v;
+}
+
+/* Adds ITEM to the container V, counting the slot. */
+static void
+pv_append (Unpickler *u, Pv *v, Pv *item)
+{
+  g_ptr_array_add (v->items, item);
+  u->spent += sizeof (gpointer);
+}
+
+/* Every opcode makes a few hundred bytes at most, but a deflated pickle can
+ * be a thousand times its compressed size: without a bound a 97 KB file
+ * asked for more than 4 GB.  A pickle may spend, in values and in the views
+ * it gathers, the size of its file plus 16 MiB (a real state dict spends a
+ * few MB on thousands of tensors). */
+static gboolean
+within_budget (Unpickler *u, GError **error)
+{
+  gsize held = u->stack->len * sizeof (gpointer) + u->marks->len * sizeof (guint);
+
+  if (u->spent <= u->budget && held <= u->budget - u->spent)
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
+               _ ("%s: the pickle needs more than %zu bytes of memory, more than a checkpoint "
+                  "of this size can (a hostile or broken file)"),
+               u->path, u->budget);
+  return FALSE;
 }
 
 static gboolean
@@ -175,7 +211,7 @@ pop_to_mark (Unpickler *u, PvType type, GError **error)
   g_array_set_size (u->marks, u->marks->len - 1);
   v = pv_new (u, type);
   for (guint i = mark; i < u->stack->len; i++)
-    g_ptr_array_add (v->items, u->stack->pdata[i]);
+    pv_append (u, v, u->stack->pdata[i]);
   g_ptr_array_set_size (u->stack, mark);
   return v;
 }
@@ -269,6 +305,7 @@ push_string (Unpickler *u, PvType type, gsize len, GError **error)
   v = pv_new (u, type);
   v->s = g_strndup ((const gchar *) p, len);
   v->len = len;
+  u->spent += len + 1;
   push (u, v);
   return TRUE;
 }
@@ -378,8 +415,8 @@ op_setitems (Unpickler *u, gboolean single, GError **error)
       Pv *key = value ? pop (u, error) : NULL;
       if (!key)
         return FALSE;
-      g_ptr_array_add (pairs->items, key);
-      g_ptr_array_add (pairs->items, value);
+      pv_append (u, pairs, key);
+      pv_append (u, pairs, value);
     }
   else if (!(pairs = pop_to_mark (u, PV_TUPLE, error)))
     return FALSE;
@@ -388,7 +425,7 @@ op_setitems (Unpickler *u, gboolean single, GError **error)
   if (dict->type != PV_DICT || pairs->items->len % 2)
     return bad (u, error, "SETITEM(S) outside a dict");
   for (guint i = 0; i < pairs->items->len; i++)
-    g_ptr_array_add (dict->items, pairs->items->pdata[i]);
+    pv_append (u, dict, pairs->items->pdata[i]);
   return TRUE;
 }
 
@@ -403,7 +440,7 @@ op_appends (Unpickler *u, gboolean single, GError **error)
       if (!value)
         return FALSE;
       items = pv_new (u, PV_TUPLE);
-      g_ptr_array_add (items->items, value);
+      pv_append (u, items, value);
     }
   else if (!(items = pop_to_mark (u, PV_TUPLE, error)))
     return FALSE;
@@ -412,7 +449,7 @@ op_appends (Unpickler *u, gboolean single, GError **error)
   if (list->type != PV_LIST)
     return bad (u, error, "APPEND outside a list");
   for (guint i = 0; i < items->items->len; i++)
-    g_ptr_array_add (list->items, items->items->pdata[i]);
+    pv_append (u, list, items->items->pdata[i]);
   return TRUE;
 }
 
@@ -432,6 +469,7 @@ memo_put (Unpickler *u, guint64 index, GError **error)
       return FALSE;
     }
   g_hash_table_insert (u->memo, GSIZE_TO_POINTER ((gsize) index + 1), v);
+  u->spent += MEMO_ENTRY_BYTES;
   return TRUE;
 }
 
@@ -452,6 +490,7 @@ op_tuple_n (Unpickler *u, guint n, GError **error)
   Pv *v = pv_new (u, PV_TUPLE);
 
   g_ptr_array_set_size (v->items, n);
+  u->spent += n * sizeof (gpointer);
   for (guint i = n; i-- > 0;)
     if (!(v->items->pdata[i] = pop (u, error)))
       return FALSE;
@@ -620,7 +659,7 @@ unpickle (Unpickler *u, GError **error)
   while (!done)
     {
       const guint8 *op = take (u, 1, error);
-      if (!op || !step (u, *op, &done, error))
+      if (!op || !step (u, *op, &done, error) || !within_budget (u, error))
         return NULL;
     }
   if (u->stack->len != 1)
@@ -643,22 +682,24 @@ dict_get (const Pv *dict, const gchar *key)
   return NULL;
 }
 
-/* Points at the tensor's bytes, gathering a strided view into a new buffer. */
+/* Points at the tensor's bytes, gathering a strided view into a new buffer.
+ * Every size and offset is checked arithmetic: a view's shape and strides
+ * come from the pickle, so they may claim anything. */
 static gboolean
-add_tensor (VaeWeights *weights, VaeZip *zip, const gchar *root, const gchar *name, const Pv *t,
-            GError **error)
+add_tensor (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *root, const gchar *name,
+            const Pv *t, GError **error)
 {
   g_autofree gchar   *member_name = g_strdup_printf ("%s/data/%s", root, t->storage->s);
   const VaeZipMember *member;
-  gsize               esize = vae_dtype_size (t->storage->dtype);
-  gsize               storage_bytes, last = (gsize) t->offset, n = 1;
-  gboolean            contiguous = TRUE;
-  gint64              expect = 1;
+  const gsize         esize = vae_dtype_size (t->storage->dtype);
+  const gsize         numel = (gsize) t->storage->i, offset = (gsize) t->offset;
+  gsize               storage_bytes, last = offset, n = 1, expect = 1, gathered;
+  gboolean            contiguous = TRUE, empty = FALSE;
 
   member = vae_zip_get (zip, member_name, weights->buffers, error);
   if (!member)
     return FALSE;
-  if (!vae_size_mul ((gsize) t->storage->i, esize, &storage_bytes) || storage_bytes > member->size)
+  if (!vae_size_mul (numel, esize, &storage_bytes) || storage_bytes > member->size)
     {
       g_set_error (
           error, VAE_ERROR, VAE_ERROR_FORMAT,
@@ -666,33 +707,50 @@ add_tensor (VaeWeights *weights, VaeZip *zip, const gchar *root, const gchar *na
           weights->path, name, t->storage->i, member_name, member->size);
       return FALSE;
     }
-  for (gint d = t->ndim; d-- > 0;)
+  /* an empty view still points at OFFSET, which must lie in the storage */
+  if (offset > numel)
+    goto outside;
+  for (gint d = 0; d < t->ndim; d++)
+    empty |= t->shape[d] == 0;
+  /* with no zero extent every partial product is at most N, so N bounds
+   * EXPECT too */
+  for (gint d = t->ndim; !empty && d-- > 0;)
     {
       gsize span;
-      if (t->shape[d] == 0)
-        n = 0;
-      if (t->shape[d] > 0 &&
-          (!vae_size_mul ((gsize) t->shape[d] - 1, (gsize) t->stride[d], &span) ||
-           !vae_size_add (last, span, &last) || !vae_size_mul (n, (gsize) t->shape[d], &n)))
+      if (!vae_size_mul ((gsize) t->shape[d] - 1, (gsize) t->stride[d], &span) ||
+          !vae_size_add (last, span, &last) || !vae_size_mul (n, (gsize) t->shape[d], &n))
         goto outside;
-      if (t->shape[d] != 1 && t->stride[d] != expect)
+      if (t->shape[d] != 1 && (gsize) t->stride[d] != expect)
         contiguous = FALSE;
-      expect *= t->shape[d];
+      expect *= (gsize) t->shape[d];
     }
-  if (n > 0 && last >= (gsize) t->storage->i)
+  if (!empty && last >= numel)
     goto outside;
-  if (contiguous || n == 0)
+  if (contiguous || empty)
     return vae_weights_add (weights, name, t->storage->dtype, t->ndim, t->shape,
-                            member->data + (gsize) t->offset * esize, error);
+                            member->data + offset * esize, error);
+  if (n > VAE_MAX_TENSOR_ELEMENTS)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                   _ ("%s: tensor '%s' has %zu elements, more than the largest allowed (%zu)"),
+                   weights->path, name, n, (gsize) VAE_MAX_TENSOR_ELEMENTS);
+      return FALSE;
+    }
+  /* a view may repeat its storage's values (stride 0): 507 bytes made a
+   * gigabyte; the copy counts against the pickle's budget */
+  gathered = n * esize;
+  u->spent += gathered;
+  if (!within_budget (u, error))
+    return FALSE;
   {
-    guint8 *out = vae_try_alloc (n * esize, name, error);
+    guint8 *out = vae_try_alloc_uninit (gathered, name, error);
     gint64  index[VAE_MAX_DIMS] = { 0 };
     if (!out)
       return FALSE;
     g_ptr_array_add (weights->buffers, out);
     for (gsize i = 0; i < n; i++)
       {
-        gsize src = (gsize) t->offset;
+        gsize src = offset;
         for (gint d = 0; d < t->ndim; d++)
           src += (gsize) index[d] * (gsize) t->stride[d];
         memcpy (out + i * esize, member->data + src * esize, esize);
@@ -762,7 +820,8 @@ check_byteorder (VaeZip *zip, const gchar *root, GPtrArray *owned, const gchar *
 }
 
 static gboolean
-add_state_dict (VaeWeights *weights, VaeZip *zip, const gchar *root, Pv *value, GError **error)
+add_state_dict (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *root, Pv *value,
+                GError **error)
 {
   Pv *nested;
 
@@ -781,7 +840,7 @@ add_state_dict (VaeWeights *weights, VaeZip *zip, const gchar *root, Pv *value, 
       const Pv *tensor = value->items->pdata[i + 1];
       if (key->type != PV_STR || tensor->type != PV_TENSOR)
         continue; /* epochs, step counters and other non-tensor entries */
-      if (!add_tensor (weights, zip, root, key->s, tensor, error))
+      if (!add_tensor (u, weights, zip, root, key->s, tensor, error))
         return FALSE;
     }
   return TRUE;
@@ -805,6 +864,16 @@ vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **er
       !check_byteorder (zip, root, weights->buffers, weights->path, error))
     goto out;
   pkl_name = g_strdup_printf ("%s/data.pkl", root);
+  /* the pickle is the checkpoint's header: bounded before it is inflated */
+  if (vae_zip_size (zip, pkl_name) > vae_limit (VAE_LIMIT_HEADER_BYTES))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
+                   _ ("%s: a pickle of %" PRIu64 " bytes exceeds the limit of %" PRIu64
+                      " bytes (%s raises it)"),
+                   weights->path, vae_zip_size (zip, pkl_name), vae_limit (VAE_LIMIT_HEADER_BYTES),
+                   vae_limit_env (VAE_LIMIT_HEADER_BYTES));
+      goto out;
+    }
   if (!(pkl = vae_zip_get (zip, pkl_name, weights->buffers, error)))
     goto out;
 
@@ -815,8 +884,9 @@ vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **er
   u.stack = g_ptr_array_new ();
   u.marks = g_array_new (FALSE, FALSE, sizeof (guint));
   u.memo = g_hash_table_new (NULL, NULL);
+  u.budget = ((gsize) 16 << 20) + size;
   result = unpickle (&u, error);
-  ok = result && add_state_dict (weights, zip, root, result, error);
+  ok = result && add_state_dict (&u, weights, zip, root, result, error);
   g_hash_table_unref (u.memo);
   g_array_unref (u.marks);
   g_ptr_array_unref (u.stack);

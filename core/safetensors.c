@@ -3,7 +3,6 @@
  */
 #include "vae-private.h"
 
-#include <errno.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +30,37 @@ json_uint (JsonNode *node, guint64 *value)
   if (json_node_get_int (node) < 0)
     return FALSE;
   *value = (guint64) json_node_get_int (node);
+  return TRUE;
+}
+
+/* A header is an object of objects of arrays: 3 levels.  json-glib parses
+ * recursively, so a header nested 100 000 deep (200 KB) overflowed the
+ * stack; the depth is counted before it parses anything. */
+#define MAX_JSON_DEPTH 32
+
+static gboolean
+json_depth_ok (const gchar *text, gsize length)
+{
+  guint    depth = 0;
+  gboolean in_string = FALSE;
+
+  for (gsize i = 0; i < length; i++)
+    {
+      const gchar c = text[i];
+      if (in_string)
+        {
+          if (c == '\\')
+            i++; /* the escaped character, a quote included */
+          else if (c == '"')
+            in_string = FALSE;
+        }
+      else if (c == '"')
+        in_string = TRUE;
+      else if ((c == '{' || c == '[') && ++depth > MAX_JSON_DEPTH)
+        return FALSE;
+      else if ((c == '}' || c == ']') && depth > 0)
+        depth--;
+    }
   return TRUE;
 }
 
@@ -236,6 +266,13 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
       return FALSE;
     }
 
+  if (!json_depth_ok ((const gchar *) bytes + 8, (gsize) header_len))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
+                   _ ("%s: the safetensors header nests deeper than %d levels"), path,
+                   MAX_JSON_DEPTH);
+      return FALSE;
+    }
   parser = json_parser_new_immutable ();
   counts = g_hash_table_new (NULL, NULL);
   g_signal_connect (parser, "object-member", G_CALLBACK (count_member), counts);
@@ -373,6 +410,7 @@ vae_safetensors_write (const gchar *path, const VaeSafetensorsItem *items, guint
   g_autofree gchar *header = NULL;
   gsize             header_len;
   guint64           len_le;
+  VaeOutput        *out;
   FILE             *f;
   gboolean          ok;
 
@@ -381,20 +419,12 @@ vae_safetensors_write (const gchar *path, const VaeSafetensorsItem *items, guint
                               items[i].dtype == VAE_DTYPE_BF16,
                           FALSE);
   header = build_header (items, n_items, metadata, &header_len);
-  f = fopen (path, "wb");
-  if (!f)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _ ("cannot write %s: %s"), path,
-                   g_strerror (errno));
-      return FALSE;
-    }
+  if (!(out = vae_output_new (path, error)))
+    return FALSE;
+  f = vae_output_file (out);
   len_le = GUINT64_TO_LE ((guint64) header_len);
   ok = fwrite (&len_le, 8, 1, f) == 1 && fwrite (header, 1, header_len, f) == header_len;
   for (guint i = 0; ok && i < n_items; i++)
     ok = write_item (f, &items[i]);
-  ok = (fclose (f) == 0) && ok;
-  if (!ok)
-    g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _ ("cannot write %s: %s"), path,
-                 g_strerror (errno));
-  return ok;
+  return vae_output_close (out, ok, error);
 }

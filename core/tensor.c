@@ -48,10 +48,10 @@ vae_size_add (gsize a, gsize b, gsize *out)
   return g_size_checked_add (out, a, b);
 }
 
-gpointer
-vae_try_alloc (gsize n_bytes, const gchar *what, GError **error)
+static gpointer
+try_alloc (gsize n_bytes, gboolean zeroed, const gchar *what, GError **error)
 {
-  gpointer p = g_try_malloc0 (MAX (n_bytes, 1));
+  gpointer p = zeroed ? g_try_malloc0 (MAX (n_bytes, 1)) : g_try_malloc (MAX (n_bytes, 1));
 
   if (!p)
     g_set_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY,
@@ -59,6 +59,18 @@ vae_try_alloc (gsize n_bytes, const gchar *what, GError **error)
   else
     advise_huge_pages (p, n_bytes);
   return p;
+}
+
+gpointer
+vae_try_alloc (gsize n_bytes, const gchar *what, GError **error)
+{
+  return try_alloc (n_bytes, TRUE, what, error);
+}
+
+gpointer
+vae_try_alloc_uninit (gsize n_bytes, const gchar *what, GError **error)
+{
+  return try_alloc (n_bytes, FALSE, what, error);
 }
 
 gpointer
@@ -148,6 +160,14 @@ vae_tensor_check_finite (const VaeTensor *tensor, const gchar *what, GError **er
         return FALSE;
       }
   return TRUE;
+}
+
+gboolean
+vae_tensor_check_output (const VaeTensor *tensor, const gchar *path, GError **error)
+{
+  g_autofree gchar *what = g_strdup_printf (_ ("the data to write to %s"), path);
+
+  return vae_tensor_check_finite (tensor, what, error);
 }
 
 gint

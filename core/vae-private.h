@@ -57,11 +57,11 @@ typedef struct
 
 struct _VaeWeights
 {
-  gchar       *path;
-  GMappedFile *mapping; /* safetensors, stored zip members */
-  GPtrArray   *entries; /* VaeWeightEntry*, file order */
-  GHashTable  *by_name; /* name → VaeWeightEntry* */
-  GPtrArray   *buffers; /* owned byte buffers (inflated members, gathers) */
+  gchar      *path;
+  guint8     *contents; /* the file, read whole: safetensors and stored zip members point here */
+  GPtrArray  *entries;  /* VaeWeightEntry*, file order */
+  GHashTable *by_name;  /* name → VaeWeightEntry* */
+  GPtrArray  *buffers;  /* owned byte buffers (inflated members, gathers) */
 };
 
 gsize    vae_dtype_size (VaeDtype dtype);
@@ -76,6 +76,8 @@ VaeWeights *vae_weights_new (const gchar *path);
 gboolean vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint ndim,
                           const gint64 *shape, const guint8 *data, GError **error);
 const VaeWeightEntry *vae_weights_lookup (const VaeWeights *weights, const gchar *name);
+/* "[1, 4, 64, 64]", for messages. */
+gchar *vae_shape_text (const gint64 *shape, gint ndim);
 /* Strips `first_stage_model.`/`vae.` and unwraps nested names. */
 void vae_weights_strip_prefixes (VaeWeights *weights);
 
@@ -113,6 +115,8 @@ VaeZip      *vae_zip_open (const guint8 *bytes, gsize size, const gchar *path, G
 void         vae_zip_free (VaeZip *zip);
 guint        vae_zip_count (const VaeZip *zip);
 const gchar *vae_zip_name (const VaeZip *zip, guint index);
+/* The size a member claims, uncompressed (0 when there is none). */
+guint64 vae_zip_size (const VaeZip *zip, const gchar *name);
 /* Data of a member, inflated when deflated (the buffer moves to *owned). */
 const VaeZipMember *vae_zip_get (VaeZip *zip, const gchar *name, GPtrArray *owned, GError **error);
 
@@ -136,6 +140,15 @@ gboolean vae_size_mul (gsize a, gsize b, gsize *out);
 gboolean vae_size_add (gsize a, gsize b, gsize *out);
 gpointer vae_try_alloc (gsize n_bytes, const gchar *what, GError **error);
 gpointer vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error);
+/* vae_try_alloc without zeroing, for buffers written whole at once. */
+gpointer vae_try_alloc_uninit (gsize n_bytes, const gchar *what, GError **error);
+
+/* N bytes of FD from OFFSET; an error naming PATH when the file ends first. */
+gboolean vae_file_pread (gint fd, const gchar *path, gpointer buffer, gsize n, guint64 offset,
+                         GError **error);
+/* The whole of the regular file PATH (see vae_file_open), refused over the
+ * limit LIMIT; free it with g_free. */
+guint8 *vae_file_read (const gchar *path, VaeLimit limit, gsize *size, GError **error);
 
 /* Scratch memory recycled within a forward pass (pool.c), zeroed when
  * ZEROED (buffers that are written whole need not be); CAPACITY receives the
@@ -174,7 +187,9 @@ vae_expf (gfloat x)
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  scale.i = ((gint32) n + 127) << 23;
+  /* NaN stays NaN through p, while the exponent of a NaN would be undefined
+   * behaviour (a negative shift) */
+  scale.i = ((gint32) (n == n ? n : 0.0f) + 127) << 23;
   return p * scale.f;
 }
 

@@ -10,6 +10,7 @@
 #define VAE_H
 
 #include <glib.h>
+#include <stdio.h>
 
 G_BEGIN_DECLS
 
@@ -54,6 +55,9 @@ void       vae_tensor_free (VaeTensor *tensor);
 gsize      vae_tensor_n_elements (const VaeTensor *tensor);
 /* Fails with VAE_ERROR_INPUT naming the first non-finite element. */
 gboolean vae_tensor_check_finite (const VaeTensor *tensor, const gchar *what, GError **error);
+/* The same for a tensor about to be written to PATH: writers call it first,
+ * so a non-finite value fails the write and leaves PATH as it was. */
+gboolean vae_tensor_check_output (const VaeTensor *tensor, const gchar *path, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeTensor, vae_tensor_free)
 
@@ -274,6 +278,30 @@ void vae_model_latent_to_raw (const VaeModel *model, VaeTensor *latent);
 void vae_model_latent_from_raw (const VaeModel *model, VaeTensor *latent);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeModel, vae_model_unref)
+
+/* ---- limits -------------------------------------------------------------- */
+
+/* Whether a WIDTH × HEIGHT image (WHAT, for the message) is within the sides
+ * we handle and GEGL_VAE_MAX_IMAGE_PIXELS; readers check it from headers,
+ * before they allocate anything. */
+gboolean vae_check_image_size (gint64 width, gint64 height, const gchar *what, GError **error);
+
+/* ---- files --------------------------------------------------------------- */
+
+/* A regular file opened for reading, its size in *SIZE; -1 with an error for
+ * anything else (a folder; a FIFO, which would block; a device) or when it
+ * cannot be opened.  Close it with close(). */
+gint vae_file_open (const gchar *path, gsize *size, GError **error);
+
+/* An output file: written to a temporary beside PATH, then synced and renamed
+ * over PATH by vae_output_close when WRITTEN (every write succeeded); on any
+ * failure the temporary is removed and an old PATH is left as it was. */
+typedef struct _VaeOutput VaeOutput;
+VaeOutput                *vae_output_new (const gchar *path, GError **error);
+FILE                     *vae_output_file (VaeOutput *output);
+/* Frees OUTPUT.  Call it right after the write that failed: errno gives the
+ * reason, unless ERROR already holds one. */
+gboolean vae_output_close (VaeOutput *output, gboolean written, GError **error);
 
 /* ---- latent and image files ---------------------------------------------- */
 

@@ -3,6 +3,7 @@
  */
 #include "vae-private.h"
 
+#include <math.h>
 #include <string.h>
 
 static const struct
@@ -194,8 +195,7 @@ vae_weights_free (VaeWeights *weights)
   g_hash_table_unref (weights->by_name);
   g_ptr_array_unref (weights->entries);
   g_ptr_array_unref (weights->buffers);
-  if (weights->mapping)
-    g_mapped_file_unref (weights->mapping);
+  g_free (weights->contents);
   g_free (weights->path);
   g_free (weights);
 }
@@ -221,7 +221,7 @@ vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint nd
       return FALSE;
     }
   for (gint i = 0; i < ndim; i++)
-    if (shape[i] < 0 || !vae_size_mul (n, (gsize) shape[i], &n))
+    if (shape[i] < 0 || !vae_size_mul (n, (gsize) shape[i], &n) || n > VAE_MAX_TENSOR_ELEMENTS)
       {
         g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT, _ ("%s: tensor '%s' has an invalid shape"),
                      weights->path, name);
@@ -237,6 +237,17 @@ vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint nd
   g_ptr_array_add (weights->entries, e);
   g_hash_table_insert (weights->by_name, e->name, e);
   return TRUE;
+}
+
+gchar *
+vae_shape_text (const gint64 *shape, gint ndim)
+{
+  GString *s = g_string_new ("[");
+
+  for (gint d = 0; d < ndim; d++)
+    g_string_append_printf (s, "%s%" PRId64, d ? ", " : "", shape[d]);
+  g_string_append_c (s, ']');
+  return g_string_free (s, FALSE);
 }
 
 const VaeWeightEntry *
@@ -296,16 +307,26 @@ vae_weights_get_float (const VaeWeights *weights, const gchar *name, gsize *n_el
     }
   if (!vae_dtype_is_float (e->dtype))
     {
-      g_set_error (
-          error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-          _ ("%s: tensor '%s' has dtype %s; only F64, F32, F16 and BF16 weights are supported"),
-          weights->path, name, vae_dtype_name (e->dtype));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("%s: tensor '%s' has dtype %s; only F64, F32, F16 and BF16 tensors are "
+                      "supported"),
+                   weights->path, name, vae_dtype_name (e->dtype));
       return NULL;
     }
   out = vae_try_alloc_floats (e->n_elements, name, error);
   if (!out)
     return NULL;
   vae_convert_to_float (e->dtype, e->data, out, e->n_elements);
+  /* NaN or infinity in a weight turns whole outputs black or NaN */
+  for (gsize i = 0; i < e->n_elements; i++)
+    if (!isfinite (out[i]))
+      {
+        g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                     _ ("%s: tensor '%s' holds a non-finite value (%g) at element %zu"),
+                     weights->path, name, (gdouble) out[i], i);
+        g_free (out);
+        return NULL;
+      }
   if (n_elements)
     *n_elements = e->n_elements;
   return out;
@@ -361,39 +382,38 @@ vae_weights_strip_prefixes (VaeWeights *weights)
   weights->entries = kept;
 }
 
+/* The pickle torch.save wrote before 1.6 begins with the magic number
+ * 0x1950a86a20f9469cfc6c as a LONG1; testing byte 0 alone would take a
+ * safetensors file whose header is 128, 384… bytes long (0x80 first) for one. */
+static gboolean
+is_legacy_pth (const guint8 *bytes, gsize size)
+{
+  static const guint8 magic[] = { 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                  0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19 };
+
+  return size >= 2 + sizeof magic && bytes[0] == 0x80 && bytes[1] >= 2 && bytes[1] <= 5 &&
+         memcmp (bytes + 2, magic, sizeof magic) == 0;
+}
+
 VaeWeights *
 vae_weights_load (const gchar *path, GError **error)
 {
-  g_autoptr (GError) local = NULL;
-  VaeWeights   *weights;
-  const guint8 *bytes;
-  gsize         size;
-  gboolean      ok;
+  VaeWeights *weights = vae_weights_new (path);
+  gsize       size;
+  gboolean    ok;
 
-  weights = vae_weights_new (path);
-  weights->mapping = g_mapped_file_new (path, FALSE, &local);
-  if (!weights->mapping)
+  /* read, not mapped: the file may shrink while it is read (the weights are
+   * converted to float anyway, so the copy costs the file's size until the
+   * model is built) */
+  weights->contents = vae_file_read (path, VAE_LIMIT_MODEL_BYTES, &size, error);
+  if (!weights->contents)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_IO, _ ("cannot read model file %s: %s"), path,
-                   local->message);
       vae_weights_free (weights);
       return NULL;
     }
-  bytes = (const guint8 *) g_mapped_file_get_contents (weights->mapping);
-  size = g_mapped_file_get_length (weights->mapping);
-  if (size > vae_limit (VAE_LIMIT_MODEL_BYTES))
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   _ ("model file %s has %zu bytes, over the limit of %" PRIu64 " (%s raises it)"),
-                   path, size, vae_limit (VAE_LIMIT_MODEL_BYTES),
-                   vae_limit_env (VAE_LIMIT_MODEL_BYTES));
-      vae_weights_free (weights);
-      return NULL;
-    }
-
-  if (size >= 4 && memcmp (bytes, "PK\003\004", 4) == 0)
-    ok = vae_pth_parse (weights, bytes, size, error);
-  else if (size >= 2 && bytes[0] == 0x80 && bytes[1] <= 5)
+  if (size >= 4 && memcmp (weights->contents, "PK\003\004", 4) == 0)
+    ok = vae_pth_parse (weights, weights->contents, size, error);
+  else if (is_legacy_pth (weights->contents, size))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
                    _ ("%s is a legacy (pre-1.6) PyTorch file; re-save it with torch.save or "
@@ -402,7 +422,7 @@ vae_weights_load (const gchar *path, GError **error)
       ok = FALSE;
     }
   else
-    ok = vae_safetensors_parse (weights, bytes, size, error);
+    ok = vae_safetensors_parse (weights, weights->contents, size, error);
 
   if (!ok)
     {

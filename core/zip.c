@@ -264,11 +264,14 @@ inflate_member (VaeZip *zip, ZipEntry *e, GPtrArray *owned, GError **error)
 {
   z_stream zs = { 0 };
   guint8  *out;
+  guint64  most;
   int      rc;
 
   /* deflate cannot expand beyond 1032:1, so a larger claim is a lie (found
    * by fuzzing: a 600-byte file asking for a 4 GB buffer) */
-  if (e->uncompressed > e->compressed * DEFLATE_MAX_RATIO + 64 || e->uncompressed > G_MAXSIZE)
+  if (!g_uint64_checked_mul (&most, e->compressed, DEFLATE_MAX_RATIO) ||
+      !g_uint64_checked_add (&most, most, 64) || e->uncompressed > most ||
+      e->uncompressed > G_MAXSIZE)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
                    _ ("%s: zip member '%s' claims %" PRIu64 " bytes from %" PRIu64
@@ -317,6 +320,14 @@ inflate_member (VaeZip *zip, ZipEntry *e, GPtrArray *owned, GError **error)
   e->member.data = out;
   e->member.size = (gsize) e->uncompressed;
   return TRUE;
+}
+
+guint64
+vae_zip_size (const VaeZip *zip, const gchar *name)
+{
+  const ZipEntry *e = g_hash_table_lookup (zip->by_name, name);
+
+  return e ? e->uncompressed : 0;
 }
 
 const VaeZipMember *

@@ -103,13 +103,12 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
   run = gegl_vae_run (operation, o->memory_limit, o->backend, o->precision);
   if ((latent = gegl_vae_read_latent (input, in, vae_model_latent_channels (model), &error)))
     image = vae_model_decode (model, latent, &run, &error);
-  if (!image)
+  box = get_bounding_box (operation);
+  if (!image || !gegl_vae_write_rgb (output, &box, image, &error))
     {
       gegl_vae_report_error (operation, &o->error, error);
       return TRUE;
     }
-  box = get_bounding_box (operation);
-  gegl_vae_write_rgb (output, &box, image);
   gegl_vae_clear_error (&o->error);
   return TRUE;
 }

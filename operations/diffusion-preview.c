@@ -121,6 +121,8 @@ update (GeglOperation *operation)
   model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
   schedule = gegl_vae_schedule (o->schedule, model ? vae_model_get_family (model) : NULL);
   gegl_node_set (n->noise, "schedule", GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR + (gint) schedule, NULL);
+  if (gegl_vae_report_nan (operation, &o->error))
+    return;
   if (!model)
     gegl_vae_report_error (operation, &o->error, error);
   else if (!vae_model_has_encoder (model) || !vae_model_has_decoder (model))
@@ -145,6 +147,7 @@ gegl_op_class_init (GeglOpClass *klass)
   GeglOperationMetaClass *meta_class = GEGL_OPERATION_META_CLASS (klass);
 
   G_OBJECT_CLASS (klass)->finalize = finalize;
+  gegl_vae_accept_nan (G_OBJECT_CLASS (klass));
   operation_class->attach = attach_and_update;
   meta_class->update = update;
 

@@ -99,13 +99,13 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
     latent = vae_model_encode (
         model, image, o->mode == GEGL_VAE_MODE_SAMPLE ? VAE_ENCODE_SAMPLE : VAE_ENCODE_MEAN,
         o->seed, &run, &error);
-  if (!latent)
+  if (latent)
+    box = latent_box (in, vae_model_factor (model));
+  if (!latent || !gegl_vae_write_latent (output, &box, latent, &error))
     {
       gegl_vae_report_error (operation, &o->error, error);
       return TRUE; /* the output stays empty */
     }
-  box = latent_box (in, vae_model_factor (model));
-  gegl_vae_write_latent (output, &box, latent);
   gegl_vae_clear_error (&o->error);
   return TRUE;
 }

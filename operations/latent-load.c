@@ -85,13 +85,16 @@ process (GeglOperation *operation, GeglBuffer *output, const GeglRectangle *resu
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (VaeTensor) latent = load_reporting (operation);
+  g_autoptr (GError) error = NULL;
   GeglRectangle box;
 
   if (!latent)
     return TRUE;
   box = (GeglRectangle){ 0, 0, latent->width, latent->height };
-  gegl_vae_write_latent (output, &box, latent);
-  gegl_vae_clear_error (&o->error);
+  if (!gegl_vae_write_latent (output, &box, latent, &error))
+    gegl_vae_report_error (operation, &o->error, error);
+  else
+    gegl_vae_clear_error (&o->error);
   return TRUE;
 }
 

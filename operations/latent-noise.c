@@ -87,7 +87,7 @@ prepare (GeglOperation *operation)
   if (channels == 0)
     gegl_vae_report (operation, &o->error, _ ("the input is %s, not a latent (connect vae:encode)"),
                      what);
-  else
+  else if (!gegl_vae_report_nan (operation, &o->error))
     gegl_vae_clear_error (&o->error);
 }
 
@@ -110,7 +110,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   gdouble              a = 1.0, b = 0.0;
   gfloat              *pixels;
 
-  if (channels <= 0 || !box)
+  if (channels <= 0 || !box || gegl_vae_nan_property (operation))
     return TRUE;
   if (o->timestep >= 0 || o->strength > 0.0)
     vae_noise_coefficients (schedule, timestep_of (o), gegl_vae_form (o->form, schedule), &a, &b);
@@ -165,7 +165,9 @@ gegl_op_class_init (GeglOpClass *klass)
   GeglOperationFilterClass *filter_class = GEGL_OPERATION_FILTER_CLASS (klass);
 
   G_OBJECT_CLASS (klass)->finalize = finalize;
+  gegl_vae_accept_nan (G_OBJECT_CLASS (klass));
   operation_class->prepare = prepare;
+  operation_class->get_bounding_box = gegl_vae_box_unless_nan;
   operation_class->threaded = TRUE;
   filter_class->process = process;
 

@@ -2,6 +2,7 @@
 #include "vae-config.h"
 #include "vae-op.h"
 
+#include <math.h>
 #include <string.h>
 
 static gfloat *
@@ -144,7 +145,61 @@ gegl_vae_report (GeglOperation *operation, gchar **error_property, const gchar *
 void
 gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error)
 {
-  gegl_vae_report (operation, error_property, "%s", error->message);
+  /* every failing path sets an error; a bug that does not must not take
+   * the host program down with it */
+  gegl_vae_report (operation, error_property, "%s",
+                   error ? error->message : _ ("failed without saying why (a bug in gegl-vae)"));
+}
+
+void
+gegl_vae_accept_nan (GObjectClass *klass)
+{
+  guint        n;
+  GParamSpec **pspecs = g_object_class_list_properties (klass, &n);
+
+  for (guint i = 0; i < n; i++)
+    if (G_IS_PARAM_SPEC_DOUBLE (pspecs[i]) && (pspecs[i]->flags & G_PARAM_WRITABLE))
+      pspecs[i]->flags |= G_PARAM_LAX_VALIDATION;
+  g_free (pspecs);
+}
+
+const gchar *
+gegl_vae_nan_property (GeglOperation *operation)
+{
+  guint        n;
+  GParamSpec **pspecs = g_object_class_list_properties (G_OBJECT_GET_CLASS (operation), &n);
+  const gchar *name = NULL;
+
+  for (guint i = 0; i < n && !name; i++)
+    if (G_IS_PARAM_SPEC_DOUBLE (pspecs[i]) && (pspecs[i]->flags & G_PARAM_WRITABLE))
+      {
+        gdouble value;
+        g_object_get (operation, pspecs[i]->name, &value, NULL);
+        if (isnan (value))
+          name = pspecs[i]->name;
+      }
+  g_free (pspecs);
+  return name;
+}
+
+GeglRectangle
+gegl_vae_box_unless_nan (GeglOperation *operation)
+{
+  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
+
+  return in && !gegl_vae_nan_property (operation) ? *in : (GeglRectangle){ 0 };
+}
+
+gboolean
+gegl_vae_report_nan (GeglOperation *operation, gchar **error_property)
+{
+  const gchar *name = gegl_vae_nan_property (operation);
+
+  if (name)
+    gegl_vae_report (operation, error_property,
+                     _ ("property '%s' is not a number (NaN); nothing is computed until it is"),
+                     name);
+  return name != NULL;
 }
 
 void
@@ -239,37 +294,61 @@ gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error
   return t;
 }
 
-void
-gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent)
+/* Rows of a band written at once: about 4 MB of interleaved pixels, so
+ * that writing a big image needs no second copy of it (16384² RGBA floats
+ * took 4 GB, and g_new aborted when they were not there). */
+static gint
+band_rows (gint width, gint components)
 {
-  const gsize plane = (gsize) rect->width * rect->height;
-  gfloat     *pixels = g_new (gfloat, plane * latent->channels);
-
-  for (gsize i = 0; i < plane; i++)
-    for (gint c = 0; c < latent->channels; c++)
-      pixels[i * latent->channels + c] = latent->data[c * plane + i];
-  gegl_buffer_set (buffer, rect, 0, gegl_vae_latent_format (latent->channels), pixels,
-                   GEGL_AUTO_ROWSTRIDE);
-  g_free (pixels);
+  return (gint) CLAMP (((gsize) 4 << 20) / ((gsize) width * components * sizeof (gfloat)), 1,
+                       G_MAXINT);
 }
 
-void
-gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image)
+/* RECT of BUFFER from the top-left of T, COMPONENTS interleaved (the
+ * tensor's channels, then alpha 1 when there is one more). */
+static gboolean
+write_planar (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *t, gint components,
+              const Babl *format, GError **error)
 {
-  const gsize tensor_plane = (gsize) image->width * image->height;
-  gfloat     *pixels = g_new (gfloat, (gsize) rect->width * rect->height * 4);
+  const gsize        tensor_plane = (gsize) t->width * t->height;
+  gint               rows;
+  g_autofree gfloat *pixels = NULL;
 
-  for (gint y = 0; y < rect->height; y++)
-    for (gint x = 0; x < rect->width; x++)
-      {
-        gfloat *p = pixels + ((gsize) y * rect->width + x) * 4;
-        gsize   src = (gsize) y * image->width + x;
-        for (gint c = 0; c < 3; c++)
-          p[c] = image->data[c * tensor_plane + src];
-        p[3] = 1.0f;
-      }
-  gegl_buffer_set (buffer, rect, 0, babl_format ("R'G'B'A float"), pixels, GEGL_AUTO_ROWSTRIDE);
-  g_free (pixels);
+  if (rect->width <= 0 || rect->height <= 0)
+    return TRUE;
+  rows = MIN (band_rows (rect->width, components), rect->height);
+  if (!(pixels = try_floats ((gsize) rect->width * rows * components, error)))
+    return FALSE;
+  for (gint y0 = 0; y0 < rect->height; y0 += rows)
+    {
+      const GeglRectangle band = { rect->x, rect->y + y0, rect->width,
+                                   MIN (rows, rect->height - y0) };
+      for (gint y = 0; y < band.height; y++)
+        for (gint x = 0; x < band.width; x++)
+          {
+            gfloat     *p = pixels + ((gsize) y * band.width + x) * components;
+            const gsize src = (gsize) (y0 + y) * t->width + x;
+            for (gint c = 0; c < components; c++)
+              p[c] = c < t->channels ? t->data[c * tensor_plane + src] : 1.0f;
+          }
+      gegl_buffer_set (buffer, &band, 0, format, pixels, GEGL_AUTO_ROWSTRIDE);
+    }
+  return TRUE;
+}
+
+gboolean
+gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent,
+                       GError **error)
+{
+  return write_planar (buffer, rect, latent, latent->channels,
+                       gegl_vae_latent_format (latent->channels), error);
+}
+
+gboolean
+gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image,
+                    GError **error)
+{
+  return write_planar (buffer, rect, image, 4, babl_format ("R'G'B'A float"), error);
 }
 
 VaeSchedule

@@ -101,6 +101,18 @@ void gegl_vae_report (GeglOperation *operation, gchar **error_property, const gc
 void gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error);
 void gegl_vae_clear_error (gchar **error_property);
 
+/* GObject refuses NaN for a double property with a warning and keeps the
+ * old value, so the op could not tell; the double properties of KLASS take
+ * it (out-of-range numbers are then clamped to the range), and the op
+ * refuses it: gegl_vae_nan_property names the first property holding NaN
+ * (NULL when none does), gegl_vae_report_nan reports it and says whether. */
+void         gegl_vae_accept_nan (GObjectClass *klass);
+const gchar *gegl_vae_nan_property (GeglOperation *operation);
+gboolean     gegl_vae_report_nan (GeglOperation *operation, gchar **error_property);
+/* The input's box, or an empty one while a property is NaN, so that nothing
+ * downstream computes (a filter's get_bounding_box). */
+GeglRectangle gegl_vae_box_unless_nan (GeglOperation *operation);
+
 /* vae_model_load for the `model`, `backend` and `precision` properties;
  * fails when the backend cannot be had. */
 VaeModel *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend,
@@ -113,9 +125,12 @@ gboolean gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift,
 VaeTensor *gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);
 VaeTensor *gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels,
                                  GError **error);
-void gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent);
+/* A few MB at a time; an error only when even that cannot be had. */
+gboolean gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect,
+                                const VaeTensor *latent, GError **error);
 /* Writes R'G'B'A float with alpha 1, the tensor's top-left at rect's origin. */
-void gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image);
+gboolean gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image,
+                             GError **error);
 
 VaeSchedule  gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family);
 VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);

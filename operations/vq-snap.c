@@ -93,6 +93,8 @@ prepare (GeglOperation *operation)
   if (channels == 0)
     gegl_vae_report (operation, &o->error, _ ("the input is %s, not a latent (connect vae:encode)"),
                      what);
+  else
+    gegl_vae_report_nan (operation, &o->error);
 }
 
 static GeglRectangle
@@ -171,7 +173,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   g_autofree guint64 *counts = NULL;
   gdouble             sq_error = 0.0;
 
-  if (channels <= 0 || n == 0)
+  if (channels <= 0 || n == 0 || gegl_vae_nan_property (operation))
     return TRUE;
   pixels = g_try_new (gfloat, n * channels);
   if (!pixels)
@@ -218,7 +220,9 @@ gegl_op_class_init (GeglOpClass *klass)
   GeglOperationFilterClass *filter_class = GEGL_OPERATION_FILTER_CLASS (klass);
 
   G_OBJECT_CLASS (klass)->finalize = finalize;
+  gegl_vae_accept_nan (G_OBJECT_CLASS (klass));
   operation_class->prepare = prepare;
+  operation_class->get_bounding_box = gegl_vae_box_unless_nan;
   operation_class->get_required_for_output = get_required_for_output;
   operation_class->get_cached_region = get_cached_region;
   operation_class->threaded = FALSE; /* core snaps with all threads itself */

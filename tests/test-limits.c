@@ -5,7 +5,9 @@
 #include "test-util.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 static void
 test_named_limits (void)
@@ -77,6 +79,67 @@ test_out_of_memory (void)
   g_test_trap_assert_stderr ("*out of memory*");
 }
 
+/* gegl-vae ARGS under an address-space cap of LIMIT_KB (ulimit -v) and a
+ * minute's timeout; its exit status (124: the timeout ended it). */
+static gint
+run_capped (const gchar *limit_kb, gboolean one_thread, gchar **out, gchar **err, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_auto (GStrv) env = g_get_environ ();
+  g_autoptr (GError) error = NULL;
+  const gchar *a;
+  gint         status;
+  va_list      args;
+
+  for (const gchar *const *p =
+           (const gchar *const[]){ "timeout", "60", "sh", "-c", "ulimit -v $0 && exec \"$@\"",
+                                   limit_kb, GEGL_VAE_BIN, NULL };
+       *p; p++)
+    g_ptr_array_add (argv, (gchar *) *p);
+  va_start (args, err);
+  while ((a = va_arg (args, const gchar *)))
+    g_ptr_array_add (argv, (gchar *) a);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  env = g_environ_setenv (env, "OMP_NUM_THREADS", one_thread ? "1" : "2", TRUE);
+  env = g_environ_setenv (env, "GEGL_THREADS", one_thread ? "1" : "2", TRUE);
+  g_spawn_sync (NULL, (gchar **) argv->pdata, env, G_SPAWN_SEARCH_PATH, NULL, NULL, out, err,
+                &status, &error);
+  g_assert_no_error (error);
+  g_test_message ("ulimit -v %s: status %d, stderr %s", limit_kb, status, *err);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+/* OpenBLAS mapped a 128 MiB buffer per thread as the program loaded, and
+ * under an address-space cap too small for them retried forever: even
+ * --version hung.  Now it is opened when a pass first needs it, after a
+ * check that there is room: a run under a cap ends, done or refused. */
+static void
+test_blas_under_cap (void)
+{
+  g_autofree gchar *kl = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
+  g_autofree gchar *image = test_data_path ("kl", "sd15-diffusers", "image.npy", NULL);
+  g_autofree gchar *out = test_tmp_path ("capped.npy");
+  g_autofree gchar *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL, *o3 = NULL, *e3 = NULL;
+
+#if defined(__SANITIZE_ADDRESS__)
+  g_test_skip ("ulimit -v cannot cap an AddressSanitizer process (its shadow memory reserves "
+               "terabytes)");
+  return;
+#endif
+  g_assert_cmpint (run_capped ("150000", FALSE, &o1, &e1, "--version", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (o1, "gegl-vae "));
+  /* two threads need 448 MiB more for OpenBLAS */
+  g_assert_cmpint (run_capped ("250000", FALSE, &o2, &e2, "encode", "-m", kl, image, out, NULL), ==,
+                   1);
+  g_assert_nonnull (strstr (e2, "the address-space limit (ulimit -v) of 244 MiB leaves too little "
+                                "room for OpenBLAS"));
+  /* one thread, with room for it */
+  g_assert_cmpint (run_capped ("1000000", TRUE, &o3, &e3, "encode", "-m", kl, image, out, NULL), ==,
+                   0);
+  g_assert_true (g_file_test (out, G_FILE_TEST_IS_REGULAR));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -86,5 +149,6 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/limits/named", test_named_limits);
   g_test_add_func ("/limits/out-of-memory", test_out_of_memory);
+  g_test_add_func ("/limits/blas-under-address-cap", test_blas_under_cap);
   return g_test_run ();
 }

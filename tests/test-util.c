@@ -213,3 +213,52 @@ test_snr (const VaeTensor *got, const VaeTensor *want)
     }
   return noise == 0.0 ? INFINITY : 10.0 * log10 (signal / noise);
 }
+
+gchar *
+test_kl_with_channels (const gchar *tensor, gint dim, gint channels)
+{
+  g_autofree gchar *kl = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
+  g_autoptr (VaeWeights) w = vae_weights_load (kl, NULL);
+  const guint         n = vae_weights_count (w);
+  VaeSafetensorsItem *items = g_new0 (VaeSafetensorsItem, n);
+  GPtrArray          *data = g_ptr_array_new_with_free_func (g_free);
+  g_autofree gchar   *file = g_strdup_printf ("%s%d-%d.safetensors", tensor, dim, channels);
+  gchar              *path = test_tmp_path (file);
+  g_autoptr (GError) error = NULL;
+
+  for (guint i = 0; i < n; i++)
+    {
+      const gchar *name = vae_weights_name (w, i);
+      gfloat      *v = vae_weights_get_float (w, name, NULL, &error);
+      g_assert_no_error (error);
+      items[i].name = name;
+      items[i].dtype = VAE_DTYPE_F32;
+      vae_weights_shape (w, name, &items[i].ndim, items[i].shape, NULL);
+      if (g_str_has_prefix (name, tensor))
+        {
+          /* inner: the elements of one row (dim 0) or of one input channel (dim 1) */
+          gsize   inner = 1, rows = (gsize) items[i].shape[0], old = (gsize) items[i].shape[dim];
+          gfloat *nv;
+          for (gint d = dim + 1; d < items[i].ndim; d++)
+            inner *= (gsize) items[i].shape[d];
+          if (dim == 0)
+            rows = 1;
+          nv = g_new0 (gfloat, rows * channels * inner);
+          for (gsize r = 0; r < rows; r++)
+            for (gsize c = 0; c < (gsize) channels; c++)
+              if (dim == 0 || c < old)
+                memcpy (nv + (r * channels + c) * inner, v + (r * old + c % old) * inner,
+                        inner * sizeof (gfloat));
+          g_free (v);
+          v = nv;
+          items[i].shape[dim] = channels;
+        }
+      items[i].data = v;
+      g_ptr_array_add (data, v);
+    }
+  g_assert_true (vae_safetensors_write (path, items, n, NULL, &error));
+  g_assert_no_error (error);
+  g_ptr_array_unref (data);
+  g_free (items);
+  return path;
+}

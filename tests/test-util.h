@@ -46,6 +46,10 @@ typedef enum
  * thread's compute choice is back to its default afterwards. */
 VaeTensor *test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeBackendKind backend,
                         VaePrecision precision);
+/* A copy of the small SD1.5 test model (a new temporary file) with TENSOR's
+ * first dimension (DIM 0) or second (DIM 1) made CHANNELS long: rows
+ * repeated, or new input channels of zeros.  TENSOR is a name prefix. */
+gchar *test_kl_with_channels (const gchar *tensor, gint dim, gint channels);
 /* Asserts that ERROR is set, in VAE_ERROR, and its message holds NEEDLE. */
 void test_assert_error (GError *error, const gchar *needle);
 

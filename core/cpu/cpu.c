@@ -5,7 +5,6 @@
  */
 #include "cpu/cpu.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -14,18 +13,6 @@
 #define IM2COL_BAND_BYTES ((gsize) 24 << 20)
 /* Query rows per attention block: scores take QUERY_BLOCK × N floats. */
 #define QUERY_BLOCK 256
-
-static void
-set_blas_threads (void)
-{
-  static gsize once;
-
-  if (g_once_init_enter (&once))
-    {
-      openblas_set_num_threads (vae_threads ());
-      g_once_init_leave (&once, 1);
-    }
-}
 
 /* Products each output value sums: input channels × kernel taps (the rows
  * of the im2col matrix, the columns of the weight matrix). */
@@ -208,6 +195,19 @@ im2col_product (const VaeConv *conv, const guint16 *weight_bf16, const VaeTensor
  * FAST, one product for 1×1, banded im2col + product otherwise; the
  * products in bf16 when BF16.  Direct bf16 products round only the inputs
  * and weights, so they lose far less than Winograd's bf16 ones. */
+/* Models are checked when they load; a layer that still gets the wrong
+ * number of channels fails with an error, not a NULL the caller cannot
+ * explain. */
+static gboolean
+channels_match (const gchar *layer, gint want, const VaeTensor *x, GError **error)
+{
+  if (x->channels == want)
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("a %s of %d channels was given %d"), layer,
+               want, x->channels);
+  return FALSE;
+}
+
 static VaeTensor *
 convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
           VaeAct act, gboolean fast, gboolean bf16, GError **error)
@@ -217,9 +217,8 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
   guint16   *weight_bf16 = NULL;
   gboolean   done;
 
-  set_blas_threads ();
-  g_return_val_if_fail (x->channels == conv->in_channels, NULL);
-  if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
+  if (!vae_blas_ready (error) || !channels_match ("convolution", conv->in_channels, x, error) ||
+      !vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
     return NULL;
   /* every path writes all of Y before reading it */
   y = vae_tensor_new_uninit (conv->out_channels, out_h, out_w, FALSE, error);
@@ -355,7 +354,8 @@ cpu_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct 
 {
   VaeTensor *y;
 
-  g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, NULL);
+  if (!channels_match ("GroupNorm", norm->channels, x, error))
+    return NULL;
   if ((y = vae_tensor_new_uninit (x->channels, x->height, x->width, FALSE, error)))
     normalize (norm, x, act, y);
   return y;
@@ -365,7 +365,8 @@ static gboolean
 cpu_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act,
                    GError **error)
 {
-  g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, FALSE);
+  if (!channels_match ("GroupNorm", norm->channels, x, error))
+    return FALSE;
   normalize (norm, x, act, x);
   return TRUE;
 }

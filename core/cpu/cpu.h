@@ -101,6 +101,17 @@ gsize vae_bf16_panel_elements (gint k);
 void vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
                     gsize ldc, guint16 *panel);
 
+/* ---- OpenBLAS, opened on first use (blas.c) --------------------------------- */
+
+/* TRUE once OpenBLAS is loaded; an error when it cannot be, or when an
+ * address-space limit leaves no room for its buffers.  Layers call it
+ * before any product. */
+gboolean vae_blas_ready (GError **error);
+/* One cblas_sgemm call, row-major: C = alpha·op(A)·op(B) + beta·C. */
+void vae_blas_sgemm (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat alpha,
+                     const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat beta, gfloat *c,
+                     gsize ldc);
+
 /* ---- fp32 products through OpenBLAS (gemm.c) ----------------------------------- */
 
 /* C = alpha·op(A)·op(B), row-major as cblas_sgemm with beta 0, on this

@@ -8,12 +8,10 @@
  * GEMM_COLUMNS of C whatever the thread count, and each block is one
  * OpenBLAS call on one of our threads (inside a parallel region, OpenBLAS's OpenMP
  * build runs single-threaded): the same calls with the same shapes, so the
- * same values, on 1 thread or 16.
+ * same values, on 1 thread or 16.  Callers have passed vae_blas_ready.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
-
-#include <cblas.h>
 
 /* Large enough that packing a block's share of A and B costs little next to
  * its products (GEMM_ROWS·GEMM_COLUMNS·k multiply-adds for
@@ -45,11 +43,10 @@ product_block (const Product *p, gint q)
   const gint i = q / column_blocks * GEMM_ROWS, j = q % column_blocks * GEMM_COLUMNS;
   const gint rows = MIN (GEMM_ROWS, p->m - i), cols = MIN (GEMM_COLUMNS, p->n - j);
 
-  cblas_sgemm (CblasRowMajor, p->trans_a ? CblasTrans : CblasNoTrans,
-               p->trans_b ? CblasTrans : CblasNoTrans, rows, cols, p->k, p->alpha,
-               p->trans_a ? p->a + i : p->a + (gsize) i * p->lda, (blasint) p->lda,
-               p->trans_b ? p->b + (gsize) j * p->ldb : p->b + j, (blasint) p->ldb, 0.0f,
-               p->c + (gsize) i * p->ldc + j, (blasint) p->ldc);
+  vae_blas_sgemm (p->trans_a, p->trans_b, rows, cols, p->k, p->alpha,
+                  p->trans_a ? p->a + i : p->a + (gsize) i * p->lda, p->lda,
+                  p->trans_b ? p->b + (gsize) j * p->ldb : p->b + j, p->ldb, 0.0f,
+                  p->c + (gsize) i * p->ldc + j, p->ldc);
 }
 
 static inline gint

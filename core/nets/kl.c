@@ -684,6 +684,32 @@ load_batch_norm (const KlNames *names, gint channels, gfloat **mean, gfloat **va
   return (*mean = get (names, m, error)) && (*var = get (names, v, error));
 }
 
+/* An encoder reads RGB and gives mean and log-variance (an even count); a
+ * decoder writes RGB.  Anything else, once loaded, read past the image
+ * buffers the front ends hand over. */
+static gboolean
+check_rgb (const VaeWeights *weights, const KlNet *enc, const KlNet *dec, GError **error)
+{
+  const gchar *path = vae_weights_get_path (weights);
+
+  if (enc && enc->net.in_channels != 3)
+    g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                 _ ("%s: 'encoder.conv_in' takes %d channels; an RGB encoder takes 3"), path,
+                 enc->net.in_channels);
+  else if (enc && enc->net.out_channels % 2)
+    g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                 _ ("%s: the encoder gives %d channels, not mean and log-variance (an even "
+                    "number)"),
+                 path, enc->net.out_channels);
+  else if (dec && dec->net.out_channels != 3)
+    g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                 _ ("%s: 'decoder.conv_out' gives %d channels; an RGB decoder gives 3"), path,
+                 dec->net.out_channels);
+  else
+    return TRUE;
+  return FALSE;
+}
+
 gboolean
 vae_kl_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, VaeNet **decoder,
               gfloat **bn_mean, gfloat **bn_var, GError **error)
@@ -717,6 +743,8 @@ vae_kl_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, VaeN
               dec->net.in_channels, dec->net.factor);
           ok = FALSE;
         }
+      if (ok)
+        ok = check_rgb (weights, enc, dec, error);
       if (ok && s->batch_norm)
         ok = load_batch_norm (&names, s->raw_channels * 4, bn_mean, bn_var, error);
     }

@@ -75,7 +75,9 @@ resolve (const gchar *model, const VaeFamily **preset, GError **error)
   gchar           *found;
 
   *preset = NULL;
-  if (g_file_test (model, G_FILE_TEST_EXISTS))
+  /* a name that exists as a link (even a broken one or a loop) is a file
+   * the user meant: reading it will say what is wrong with it */
+  if (g_file_test (model, G_FILE_TEST_EXISTS) || g_file_test (model, G_FILE_TEST_IS_SYMLINK))
     {
       g_ptr_array_add (paths, g_strdup (model));
       return paths;
@@ -278,18 +280,35 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
   if (m->family->kind != shape.kind || m->family->raw_channels != shape.raw_channels ||
       m->family->raw_factor != shape.raw_factor || m->family->batch_norm != shape.batch_norm)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _ ("%s has %d latent channels at 1/%d, but family '%s' expects %d at 1/%d"),
-                   m->files, shape.raw_channels, shape.raw_factor, m->family->name,
-                   m->family->raw_channels, m->family->raw_factor);
+      /* in the latent's terms (a family may patchify the network's output):
+       * the family the file itself fits, when one does */
+      const VaeFamily *own = vae_family_match (&shape, path);
+      if (own)
+        g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                     _ ("%s is a %s model (%d latent channels at 1/%d), but family '%s' expects "
+                        "%d at 1/%d"),
+                     m->files, own->name, vae_family_latent_channels (own), vae_family_factor (own),
+                     m->family->name, vae_family_latent_channels (m->family),
+                     vae_family_factor (m->family));
+      else
+        g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                     _ ("%s has %d latent channels at 1/%d, but family '%s' expects %d at 1/%d"),
+                     m->files, shape.raw_channels, shape.raw_factor, m->family->name,
+                     m->family->raw_channels, m->family->raw_factor);
       return FALSE;
     }
   m->scale = opt && opt->set_scale ? opt->scale : m->family->scale;
   m->shift = opt && opt->set_shift ? opt->shift : m->family->shift;
-  if (m->scale == 0.0 || !isfinite (m->scale) || !isfinite (m->shift))
+  /* latents are float: a scale finite as a double can still overflow one
+   * (1e300 wrote an infinite latent) */
+  if (!(fabs (m->scale) >= 1.0 / G_MAXFLOAT && fabs (m->scale) <= G_MAXFLOAT) ||
+      !(fabs (m->shift) <= G_MAXFLOAT))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   _ ("latent scale must be finite and non-zero"));
+                   _ ("latent scale %g and shift %g: the scale must lie within %g to %g in "
+                      "magnitude, the shift within ±%g"),
+                   m->scale, m->shift, 1.0 / G_MAXFLOAT, (gdouble) G_MAXFLOAT,
+                   (gdouble) G_MAXFLOAT);
       return FALSE;
     }
   return TRUE;

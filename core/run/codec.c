@@ -10,30 +10,6 @@
 
 #define BN_EPS 1e-4
 
-static gboolean
-check_size (gint width, gint height, const gchar *what, GError **error)
-{
-  const guint64 pixels = (guint64) width * height;
-
-  if (width < 1 || height < 1 || width > VAE_MAX_IMAGE_SIDE || height > VAE_MAX_IMAGE_SIDE)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-                   _ ("%s of %d×%d: sides must be 1 to %d pixels"), what, width, height,
-                   VAE_MAX_IMAGE_SIDE);
-      return FALSE;
-    }
-  if (pixels > vae_limit (VAE_LIMIT_IMAGE_PIXELS))
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   _ ("%s of %d×%d = %" PRIu64 " pixels exceeds the limit of %" PRIu64
-                      " pixels (%s raises it)"),
-                   what, width, height, pixels, vae_limit (VAE_LIMIT_IMAGE_PIXELS),
-                   vae_limit_env (VAE_LIMIT_IMAGE_PIXELS));
-      return FALSE;
-    }
-  return TRUE;
-}
-
 /* Edge-replicated copy of IMAGE at the next multiple of F, mapped from
  * [0,1] to [−1,1] when SIGNED. */
 static VaeTensor *
@@ -210,7 +186,7 @@ vae_model_encode_raw (VaeModel *m, const VaeTensor *image, const VaeRun *run, GE
                    _ ("the encoder takes an RGB image, not %d channels"), image->channels);
       return NULL;
     }
-  if (!check_size (image->width, image->height, "image", error) ||
+  if (!vae_check_image_size (image->width, image->height, "image", error) ||
       !vae_tensor_check_finite (image, "the input image", error))
     return NULL;
   padded =
@@ -320,6 +296,10 @@ vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint
   if (m->family->patchify > 1 && !vae_tensor_replace (&raw, patchify (raw, FALSE, error)))
     return NULL;
   to_diffusion (m, raw);
+  /* weights that overflow float (or a scale that does) would otherwise give
+   * a latent of infinities or NaN without a word */
+  if (!vae_tensor_check_finite (raw, _ ("the encoded latent"), error))
+    return NULL;
   return g_steal_pointer (&raw);
 }
 
@@ -349,7 +329,8 @@ to_network (const VaeModel *m, const VaeTensor *latent, GError **error)
                    latent->height, VAE_MAX_IMAGE_SIDE);
       return NULL;
     }
-  if (!check_size (latent->width * f, latent->height * f, "the decoded image", error))
+  if (!vae_check_image_size ((gint64) latent->width * f, (gint64) latent->height * f,
+                             "the decoded image", error))
     return NULL;
   if (!vae_tensor_check_finite (latent, "the latent", error) ||
       !(z = vae_tensor_new (latent->channels, latent->height, latent->width, error)))
@@ -380,6 +361,12 @@ vae_model_decode (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GErro
 
   if (!out)
     return NULL;
+  /* before the clamp: NaN would pass it and show as black */
+  if (!vae_tensor_check_finite (out, _ ("the decoded image"), error))
+    {
+      vae_tensor_free (out);
+      return NULL;
+    }
   n = vae_tensor_n_elements (out);
 #pragma omp parallel for schedule(static)
   for (gsize i = 0; i < n; i++)

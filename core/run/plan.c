@@ -331,6 +331,14 @@ choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed
   return FALSE;
 }
 
+/* MiB, or bytes below one ("--memory-limit 1" was "0 MiB"). */
+static gchar *
+size_text (guint64 bytes)
+{
+  return bytes >= (1 << 20) ? g_strdup_printf ("%" PRIu64 " MiB", bytes >> 20)
+                            : g_strdup_printf ("%" PRIu64 " bytes", bytes);
+}
+
 gboolean
 vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint width,
                      const VaeTiling *tiling, VaeMemoryPlan *plan, VaeTileSettings *tiles,
@@ -369,11 +377,13 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
       if (error && *error)
         return FALSE;
     }
-  g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-               _ ("a memory limit of %" PRIu64
-                  " MiB is too small for this %d×%d image: even %d-pixel bands need about %" PRIu64
-                  " MiB"),
-               plan->budget >> 20, image_w, image_h, plan->band_pixels, plan->tiled_bytes >> 20);
+  {
+    g_autofree gchar *budget = size_text (plan->budget);
+    g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
+                 _ ("a memory limit of %s is too small for this %d×%d image: even %d-pixel bands "
+                    "need about %" PRIu64 " MiB"),
+                 budget, image_w, image_h, plan->band_pixels, plan->tiled_bytes >> 20);
+  }
   return FALSE;
 }
 

@@ -13,6 +13,13 @@ evil-os-system.pth, evil-eval.pth, evil-subprocess.pth
 outside.pth       a central-directory entry whose local header lies past the end
 past-end.pth      a member whose data runs past the end of the archive
 bad-crc.pth       one tensor byte flipped
+
+Tensor views written by hand (torch.save would never write them):
+expand.pth        a legitimate stride-0 view: 4 copies of one value (loads)
+huge-view.pth     a stride-0 view of 2**62 elements over one float in 500 bytes
+offset-view.pth   an empty view at storage offset 2**61
+repeat-view.pth   a stride-0 view of 2**28 floats (1 GiB from one float)
+pickle-bomb.pth   a deflated data.pkl of 64 MiB of NONE opcodes (65 KB compressed)
 """
 import io
 import os
@@ -76,6 +83,50 @@ def with_pickle(src, dst, pkl):
             z.writestr(name, pkl if name.endswith("/data.pkl") else data)
 
 
+def pickle_int(v):
+    if 0 <= v < 256:
+        return b"K" + bytes([v])
+    raw = v.to_bytes(9, "little", signed=True).rstrip(b"\x00") or b"\x00"
+    if raw[-1] & 0x80:
+        raw += b"\x00"
+    return b"\x8a" + bytes([len(raw)]) + raw
+
+
+def pickle_str(s):
+    b = s.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def view_pickle(views):
+    """OrderedDict of tensors; each view: (name, key, numel, offset, shape, stride)."""
+    ints = lambda t: b"(" + b"".join(pickle_int(v) for v in t) + b"t"
+    out = b"\x80\x02ccollections\nOrderedDict\n)R("
+    for name, key, numel, offset, shape, stride in views:
+        out += pickle_str(name) + b"ctorch._utils\n_rebuild_tensor_v2\n("
+        out += b"(" + pickle_str("storage") + b"ctorch\nFloatStorage\n" + pickle_str(key)
+        out += pickle_str("cpu") + pickle_int(numel) + b"tQ"
+        out += pickle_int(offset) + ints(shape) + ints(stride) + b"\x89ccollections\nOrderedDict\n)RtR"
+    return out + b"u."
+
+
+def write_views(dst, views, storages):
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", view_pickle(views))
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/version", "3\n")
+        for key, values in storages.items():
+            z.writestr(f"archive/data/{key}", struct.pack(f"<{len(values)}f", *values))
+
+
+def hostile_views(p):
+    write_views(p("expand.pth"), [("w", "0", 1, 0, (4,), (0,))], {"0": [2.5]})
+    write_views(p("huge-view.pth"), [("latent_tensor", "0", 1, 0, (2**62,), (0,))], {"0": [1.0]})
+    write_views(p("offset-view.pth"), [("w", "0", 1, 2**61, (0,), (1,))], {"0": [1.0]})
+    write_views(p("repeat-view.pth"), [("w", "0", 1, 0, (2**28,), (0,))], {"0": [1.0]})
+    with zipfile.ZipFile(p("pickle-bomb.pth"), "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\x80\x02" + b"N" * (64 << 20) + b".")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     p = lambda n: os.path.join(OUT, n)
@@ -115,6 +166,7 @@ def main():
     data0 = bytes(good).find(bytes(torch.tensor([0.25], dtype=torch.float32).numpy().tobytes()))
     crc[data0] ^= 0x01
     open(p("bad-crc.pth"), "wb").write(crc)
+    hostile_views(p)
     for f in sorted(os.listdir(OUT)):
         print(f, os.path.getsize(p(f)))
     assert n > 0

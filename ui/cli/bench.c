@@ -68,7 +68,8 @@ check_options (gint *width, gint *height, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--runs must be ≥ 1 and --threads ≥ 0"));
       return FALSE;
     }
-  return TRUE;
+  /* before the input is made: 100000² took minutes to fill, then failed */
+  return vae_check_image_size (*width, *height, "--size", error);
 }
 
 /* Deterministic inputs: a smooth image in [0,1], or a unit-normal latent. */

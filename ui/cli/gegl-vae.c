@@ -30,14 +30,15 @@ static gchar  *opt_shift = NULL;
 static gint64  opt_seed = 0;
 static gint    opt_depth = 8;
 static gdouble opt_strength = 0.5;
-static gint    opt_timestep = -1;
-static gchar  *opt_schedule = NULL;
-static gchar  *opt_form = NULL;
-static gchar  *opt_rng = NULL;
-static gchar  *opt_memory_limit = NULL;
-static gint    opt_tile_size = 0;
-static gchar  *opt_backend = NULL;
-static gchar  *opt_precision = NULL;
+#define TIMESTEP_UNSET G_MININT /* so that a negative --timestep is seen, and refused */
+static gint   opt_timestep = TIMESTEP_UNSET;
+static gchar *opt_schedule = NULL;
+static gchar *opt_form = NULL;
+static gchar *opt_rng = NULL;
+static gchar *opt_memory_limit = NULL;
+static gint   opt_tile_size = 0;
+static gchar *opt_backend = NULL;
+static gchar *opt_precision = NULL;
 
 static const GOptionEntry model_entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model,
@@ -332,14 +333,26 @@ parse_noise_options (const VaeFamily *family, VaeSchedule *schedule, VaeNoiseFor
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("unknown --rng '%s'"), opt_rng);
       return FALSE;
     }
-  if (opt_strength < 0.0 || opt_strength > 1.0 || opt_timestep >= VAE_TIMESTEPS || opt_seed < 0)
+  /* written so that NaN fails too: "--strength nan" added no noise */
+  if (!(opt_strength >= 0.0 && opt_strength <= 1.0))
     {
-      g_set_error (
-          error, VAE_ERROR, VAE_ERROR_INPUT,
-          _ ("--strength must lie in 0–1, --timestep in 0–999 and --seed must not be negative"));
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--strength must lie in 0–1, not %g"),
+                   opt_strength);
       return FALSE;
     }
-  *timestep = opt_timestep >= 0 ? opt_timestep : vae_schedule_timestep_for_strength (opt_strength);
+  if (opt_timestep != TIMESTEP_UNSET && (opt_timestep < 0 || opt_timestep >= VAE_TIMESTEPS))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--timestep must lie in 0–%d, not %d"),
+                   VAE_TIMESTEPS - 1, opt_timestep);
+      return FALSE;
+    }
+  if (opt_seed < 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--seed must not be negative"));
+      return FALSE;
+    }
+  *timestep = opt_timestep != TIMESTEP_UNSET ? opt_timestep
+                                             : vae_schedule_timestep_for_strength (opt_strength);
   return TRUE;
 }
 
@@ -380,7 +393,7 @@ cmd_preview (gint argc, gchar **argv, GError **error)
       !(image = read_image (argv[1], error)) ||
       !(latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, &run, error)))
     return FALSE;
-  if (opt_strength > 0.0 || opt_timestep >= 0)
+  if (opt_strength > 0.0 || opt_timestep != TIMESTEP_UNSET)
     if (!vae_add_noise (latent, schedule, timestep, form, rng, (guint64) opt_seed, error))
       return FALSE;
   return (decoded = vae_model_decode (model, latent, &run, error)) &&
@@ -473,7 +486,9 @@ main (int argc, char **argv)
   argv++;
   if (!g_option_context_parse (context, &argc, &argv, &error) || !command->run (argc, argv, &error))
     {
-      fprintf (stderr, "gegl-vae %s: %s\n", command->name, error ? error->message : "failed");
+      /* every failure sets an error; the fallback only keeps a bug readable */
+      fprintf (stderr, "gegl-vae %s: %s\n", command->name,
+               error ? error->message : _ ("failed without saying why (a bug in gegl-vae)"));
       return 1;
     }
   return 0;
