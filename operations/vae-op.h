@@ -109,6 +109,42 @@ VaeModel *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend,
 gboolean gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
                              GError **error);
 
+/* ---- codebooks (vq-snap, codebook-usage) ---------------------------------- */
+
+/* Whether CODEBOOK (the property) asks to learn one from the whole input. */
+gboolean gegl_vae_codebook_learns (const gchar *codebook);
+/* The input box while learning (k-means needs all of it), else ROI. */
+GeglRectangle gegl_vae_codebook_region (GeglOperation *operation, const gchar *codebook,
+                                        const GeglRectangle *roi);
+/* The codebook a vq op names: CODEBOOK empty learns K entries from the N
+ * interleaved VECTORS (k-means++ seeded by SEED, then ITERATIONS steps);
+ * "model" is MODEL's own codebook; a VQ model's file or preset name gives
+ * its own (in the diffusion scale of its latents); another file must hold a
+ * codebook (vae_codebook_load).  An error when its entries do not have the
+ * latent's DIM channels. */
+VaeCodebook *gegl_vae_codebook (const gchar *codebook, const gchar *model, gint k, gint iterations,
+                                guint64 seed, const gfloat *vectors, gsize n, gint dim,
+                                GError **error);
+
+/* Which entries the chunks of one run used, and how far from them. */
+typedef struct
+{
+  GMutex   lock;
+  guint64 *counts;
+  gint     size;
+  gdouble  sq_error;
+  guint64  vectors;
+} GeglVaeUsage;
+
+GeglVaeUsage *gegl_vae_usage_new (void);
+void          gegl_vae_usage_free (GeglVaeUsage *usage);
+/* Forgets the last run. */
+void gegl_vae_usage_reset (GeglVaeUsage *usage);
+/* Adds a chunk of N vectors (COUNTS of SIZE entries, SQ_ERROR); gives the
+ * run's perplexity, mean squared error and entries used so far. */
+void gegl_vae_usage_add (GeglVaeUsage *usage, const guint64 *counts, gint size, gdouble sq_error,
+                         gsize n, gdouble *perplexity, gdouble *mean_error, gint *used);
+
 /* Whole rectangles between buffers and planar tensors. */
 VaeTensor *gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);
 VaeTensor *gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels,

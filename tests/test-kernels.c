@@ -313,8 +313,8 @@ test_conv_bf16_direct (void)
  * scattered through the kernel); *MAGNITUDE gets Σ|w·x| + |bias| per
  * output value. */
 static void
-conv_transpose_f64 (const VaeConvTranspose *l, const VaeTensor *x, gdouble *out,
-                    gdouble *magnitude, gint out_h, gint out_w)
+conv_transpose_f64 (const VaeConvTranspose *l, const VaeTensor *x, gdouble *out, gdouble *magnitude,
+                    gint out_h, gint out_w)
 {
   const gint k = l->kernel;
 
@@ -355,10 +355,11 @@ test_conv_transpose (void)
 {
   static const gint shapes[][3] = { /* kernel, stride, pad */
                                     { 4, 2, 1 }, { 4, 2, 0 }, { 3, 2, 1 },
-                                    { 3, 1, 1 }, { 2, 2, 0 }, { 5, 3, 2 } };
-  GRand            *rand = g_rand_new_with_seed (26);
-  gdouble           worst = 0, worst_rel = 0;
-  gint              cases = 0;
+                                    { 3, 1, 1 }, { 2, 2, 0 }, { 5, 3, 2 }
+  };
+  GRand  *rand = g_rand_new_with_seed (26);
+  gdouble worst = 0, worst_rel = 0;
+  gint    cases = 0;
 
   for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
     for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
@@ -367,8 +368,8 @@ test_conv_transpose (void)
                                shapes[a][0], shapes[a][1], shapes[a][2] };
         const VaeAct     act = g_rand_boolean (rand) ? VAE_ACT_RELU : VAE_ACT_NONE;
         gint             out_h, out_w;
-        g_autoptr (VaeTensor) x = vae_tensor_new (l.in_channels, case_sizes[s][1],
-                                                  case_sizes[s][0], NULL),
+        g_autoptr (VaeTensor) x =
+            vae_tensor_new (l.in_channels, case_sizes[s][1], case_sizes[s][0], NULL),
                               y = NULL;
         g_autoptr (GError) error = NULL;
         g_autofree gdouble *want = NULL, *magnitude = NULL;
@@ -376,10 +377,10 @@ test_conv_transpose (void)
 
         if (!vae_conv_transpose_output_checked (&l, x, &out_h, &out_w, NULL))
           continue;
-        l.weight = test_random_floats (rand, (gsize) l.in_channels * l.out_channels * l.kernel *
-                                                 l.kernel,
-                                       -0.5, 0.5);
-        l.bias = g_rand_boolean (rand) ? test_random_floats (rand, l.out_channels, -0.5, 0.5) : NULL;
+        l.weight = test_random_floats (
+            rand, (gsize) l.in_channels * l.out_channels * l.kernel * l.kernel, -0.5, 0.5);
+        l.bias =
+            g_rand_boolean (rand) ? test_random_floats (rand, l.out_channels, -0.5, 0.5) : NULL;
         for (gsize i = 0; i < vae_tensor_n_elements (x); i++)
           x->data[i] = (gfloat) g_rand_double_range (rand, -1, 1);
         y = vae_backend_cpu ()->conv_transpose (vae_backend_cpu (), &l, x, act, &error);
@@ -394,8 +395,8 @@ test_conv_transpose (void)
             /* ReLU moves no value further from the reference */
             if (act == VAE_ACT_RELU)
               want[i] = MAX (want[i], 0.0);
-            const gint    terms = l.in_channels * ((l.kernel + l.stride - 1) / l.stride) *
-                                   ((l.kernel + l.stride - 1) / l.stride);
+            const gint terms = l.in_channels * ((l.kernel + l.stride - 1) / l.stride) *
+                               ((l.kernel + l.stride - 1) / l.stride);
             const gdouble err = fabs (y->data[i] - want[i]);
             largest = MAX (largest, fabs (want[i]));
             err_max = MAX (err_max, err);

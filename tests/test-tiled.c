@@ -118,7 +118,9 @@ test_conv (void)
 static void
 test_conv_transpose (void)
 {
-  static const gint shapes[][3] = { { 4, 2, 1 }, { 4, 2, 0 }, { 3, 2, 1 }, { 5, 3, 2 }, { 2, 2, 0 } };
+  static const gint shapes[][3] = {
+    { 4, 2, 1 }, { 4, 2, 0 }, { 3, 2, 1 }, { 5, 3, 2 }, { 2, 2, 0 }
+  };
   static const gint sizes[][2] = { { 1, 1 }, { 7, 5 }, { 16, 33 }, { 9, 64 } };
   GRand            *rand = g_rand_new_with_seed (26);
   gdouble           worst = 0;
@@ -137,9 +139,8 @@ test_conv_transpose (void)
                                 got = NULL;
           g_autoptr (GError) error = NULL;
 
-          l.weight = test_random_floats (rand, (gsize) l.in_channels * l.out_channels * l.kernel *
-                                                   l.kernel,
-                                         -0.3, 0.3);
+          l.weight = test_random_floats (
+              rand, (gsize) l.in_channels * l.out_channels * l.kernel * l.kernel, -0.3, 0.3);
           l.bias = test_random_floats (rand, l.out_channels, -0.5, 0.5);
           want = vae_backend_cpu ()->conv_transpose (vae_backend_cpu (), &l, x, act, &error);
           got = plain (tiled->conv_transpose (tiled, &l, x, act, &error));

@@ -126,8 +126,7 @@ void vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const 
  * takes for an OUT_H × OUT_W output. */
 VaeTensor *vae_cpu_conv_transpose (const VaeConvTranspose *layer, const VaeTensor *x, VaeAct act,
                                    GError **error);
-gsize      vae_cpu_conv_transpose_scratch_bytes (const VaeConvTranspose *layer, gint out_h,
-                                                 gint out_w);
+gsize vae_cpu_conv_transpose_scratch_bytes (const VaeConvTranspose *layer, gint out_h, gint out_w);
 
 /* The plain im2col + SGEMM convolution, the reference the fast kernels are
  * tested against. */

@@ -40,8 +40,8 @@ axis_of (const VaeConvTranspose *l, gint r, gint out)
 static gint
 band_rows (const VaeConvTranspose *l, const Axis *ay, const Axis *ax)
 {
-  const gsize row_bytes =
-      ((gsize) l->in_channels * ay->taps * ax->taps + l->out_channels) * ax->count * sizeof (gfloat);
+  const gsize row_bytes = ((gsize) l->in_channels * ay->taps * ax->taps + l->out_channels) *
+                          ax->count * sizeof (gfloat);
 
   return (gint) CLAMP (BAND_BYTES / MAX (row_bytes, 1), 1, (gsize) MAX (ay->count, 1));
 }

@@ -382,7 +382,8 @@ gsize
 vae_tiled_conv_transpose_band_bytes (const VaeTileSettings *settings, const VaeConvTranspose *l,
                                      gint in_h, gint in_w)
 {
-  const gint out_h = vae_conv_transpose_output (l, in_h), out_w = vae_conv_transpose_output (l, in_w);
+  const gint out_h = vae_conv_transpose_output (l, in_h),
+             out_w = vae_conv_transpose_output (l, in_w);
   const gint rows = vae_tiled_band_rows (settings, out_h);
   const gint o0 = out_h > rows ? rows : 0; /* an inner band: halos on both sides */
   gint       a, b, band_h;
