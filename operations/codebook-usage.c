@@ -12,7 +12,7 @@
 #ifdef GEGL_PROPERTIES
 
 /* clang-format off */
-property_file_path (codebook, _("Codebook"), "model")
+property_file_path (codebook, _("Codebook"), "")
   description (_("'model': the model's own codebook (a VQ model); a VQ model's file or preset "
                  "name; a safetensors/.pth file with one [K, C] tensor; empty: learn one from the "
                  "input"))

@@ -276,7 +276,7 @@ test_codebook_usage (void)
   gdouble            perplexity = 0;
   gchar             *error = NULL;
   g_autofree gfloat *map = vq_chain (graph, input, seed, 0, &usage, &w, &h, "vae:codebook-usage",
-                                     "model", seed, NULL, NULL);
+                                     "codebook", "model", "model", seed, NULL, NULL);
 
   gegl_node_get (usage, "entries-used", &used, "perplexity", &perplexity, "error", &error, NULL);
   g_assert_cmpstr (error, ==, "");
