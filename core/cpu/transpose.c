@@ -82,55 +82,54 @@ pack_weights (const VaeConvTranspose *l, const Axis *ay, const Axis *ax, gfloat 
 
 /* Columns of rows [q0, q0 + rows) of a phase: row (i, u, v) holds
  * x[i][q + shift_y + u][p + shift_x + v] for each output (q, p), zero
- * outside the input. */
-static void
+ * outside the input (a run of each input row, zeros either side). */
+static VAE_HOT void
 im2col (const VaeConvTranspose *l, const VaeTensor *x, const Axis *ay, const Axis *ax, gint q0,
         gint rows, gfloat *col)
 {
   const gint  n_rows = l->in_channels * ay->taps * ax->taps;
   const gsize band = (gsize) rows * ax->count;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) collapse(2)
   for (gint r = 0; r < n_rows; r++)
-    {
-      const gint    i = r / (ay->taps * ax->taps), u = r / ax->taps % ay->taps, v = r % ax->taps;
-      const gfloat *plane = x->data + (gsize) i * x->height * x->width;
-      gfloat       *dst = col + (gsize) r * band;
-      for (gint q = q0; q < q0 + rows; q++, dst += ax->count)
-        {
-          const gint iy = q + ay->shift + u;
-          for (gint p = 0; p < ax->count; p++)
-            {
-              const gint ix = p + ax->shift + v;
-              dst[p] = iy >= 0 && iy < x->height && ix >= 0 && ix < x->width
-                           ? plane[(gsize) iy * x->width + ix]
-                           : 0.0f;
-            }
-        }
-    }
+    for (gint q = q0; q < q0 + rows; q++)
+      {
+        const gint i = r / (ay->taps * ax->taps), u = r / ax->taps % ay->taps, v = r % ax->taps;
+        const gint iy = q + ay->shift + u, x0 = ax->shift + v;
+        /* p runs over [p0, p1) inside the input row */
+        const gint p0 = CLAMP (-x0, 0, ax->count), p1 = CLAMP (x->width - x0, p0, ax->count);
+        gfloat    *dst = col + (gsize) r * band + (gsize) (q - q0) * ax->count;
+        if (iy < 0 || iy >= x->height)
+          {
+            memset (dst, 0, sizeof (gfloat) * ax->count);
+            continue;
+          }
+        memset (dst, 0, sizeof (gfloat) * p0);
+        memcpy (dst + p0, x->data + ((gsize) i * x->height + iy) * x->width + p0 + x0,
+                sizeof (gfloat) * (p1 - p0));
+        memset (dst + p1, 0, sizeof (gfloat) * (ax->count - p1));
+      }
 }
 
 /* act(c + bias) into the phase's places in Y: row s·q + ry, column
  * s·p + rx.  C is NULL for a phase no tap reaches (only the bias). */
-static void
+static VAE_HOT void
 scatter (const VaeConvTranspose *l, const gfloat *c, const Axis *ax, gint ry, gint rx, gint q0,
          gint rows, VaeAct act, VaeTensor *y)
 {
   const gsize band = (gsize) rows * ax->count;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) collapse(2)
   for (gint o = 0; o < l->out_channels; o++)
-    {
-      const gfloat b = l->bias ? l->bias[o] : 0.0f;
-      for (gint q = q0; q < q0 + rows; q++)
-        {
-          const gfloat *src = c ? c + o * band + (gsize) (q - q0) * ax->count : NULL;
-          gfloat       *dst =
-              y->data + ((gsize) o * y->height + (gsize) q * l->stride + ry) * y->width + rx;
-          for (gint p = 0; p < ax->count; p++)
-            dst[(gsize) p * l->stride] = vae_activate ((src ? src[p] : 0.0f) + b, act);
-        }
-    }
+    for (gint q = q0; q < q0 + rows; q++)
+      {
+        const gfloat  b = l->bias ? l->bias[o] : 0.0f;
+        const gfloat *src = c ? c + o * band + (gsize) (q - q0) * ax->count : NULL;
+        gfloat       *dst =
+            y->data + ((gsize) o * y->height + (gsize) q * l->stride + ry) * y->width + rx;
+        for (gint p = 0; p < ax->count; p++)
+          dst[(gsize) p * l->stride] = vae_activate ((src ? src[p] : 0.0f) + b, act);
+      }
 }
 
 /* Phase (ry, rx) of Y, a band of rows at a time. */
