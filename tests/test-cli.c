@@ -114,7 +114,8 @@ test_vq_model (void)
   g_auto (Run) enc = run (NULL, "encode", "-m", model, image, npy, NULL);
   g_auto (Run) dec = run (NULL, "decode", "-m", model, npy, a_path, NULL);
   g_auto (Run) raw = run (NULL, "decode", "-m", model, "--force-not-quantize", npy, b_path, NULL);
-  g_auto (Run) preview = run (NULL, "preview", "-m", model, "--strength", "0.3", image, c_path, NULL);
+  g_auto (Run) preview =
+      run (NULL, "preview", "-m", model, "--strength", "0.3", image, c_path, NULL);
 
   g_assert_true (exited_ok (&info));
   g_assert_nonnull (strstr (info.out, "codebook:   64 entries of 8 channels"));

@@ -22,23 +22,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static gchar  *opt_model = NULL;
-static gchar  *opt_mode = NULL;
-static gchar  *opt_family = NULL;
-static gchar  *opt_scale = NULL;
-static gchar  *opt_shift = NULL;
-static gint64  opt_seed = 0;
-static gint    opt_depth = 8;
+static gchar   *opt_model = NULL;
+static gchar   *opt_mode = NULL;
+static gchar   *opt_family = NULL;
+static gchar   *opt_scale = NULL;
+static gchar   *opt_shift = NULL;
+static gint64   opt_seed = 0;
+static gint     opt_depth = 8;
 static gboolean opt_force_not_quantize = FALSE;
-static gdouble opt_strength = 0.5;
-static gint    opt_timestep = -1;
-static gchar  *opt_schedule = NULL;
-static gchar  *opt_form = NULL;
-static gchar  *opt_rng = NULL;
-static gchar  *opt_memory_limit = NULL;
-static gint    opt_tile_size = 0;
-static gchar  *opt_backend = NULL;
-static gchar  *opt_precision = NULL;
+static gdouble  opt_strength = 0.5;
+static gint     opt_timestep = -1;
+static gchar   *opt_schedule = NULL;
+static gchar   *opt_form = NULL;
+static gchar   *opt_rng = NULL;
+static gchar   *opt_memory_limit = NULL;
+static gint     opt_tile_size = 0;
+static gchar   *opt_backend = NULL;
+static gchar   *opt_precision = NULL;
 
 static const GOptionEntry model_entries[] = {
   { "model", 'm', 0, G_OPTION_ARG_STRING, &opt_model,
