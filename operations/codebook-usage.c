@@ -12,21 +12,7 @@
 #ifdef GEGL_PROPERTIES
 
 /* clang-format off */
-property_file_path (codebook, _("Codebook"), "")
-  description (_("'model': the model's own codebook (a VQ model); a VQ model's file or preset "
-                 "name; a safetensors/.pth file with one [K, C] tensor; empty: learn one from the "
-                 "input"))
-property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
-  description (_("The VQ model whose codebook 'model' means"))
-property_int (k, _("Codebook size"), 16)
-  description (_("Entries to learn when no codebook is given"))
-  value_range (1, 4096)
-  ui_range (2, 256)
-property_int (iterations, _("Iterations"), 10)
-  description (_("k-means iterations after k-means++ seeding"))
-  value_range (0, 1000)
-  ui_range (0, 50)
-property_seed (seed, _("Seed"), rand)
+GEGL_VAE_CODEBOOK_PROPERTIES
 property_int (entries_used, _("Entries used"), 0)
   description (_("How many entries the last run used (read-only)"))
   value_range (0, G_MAXINT)
@@ -48,14 +34,6 @@ property_string (error, _("Error"), "")
 
 #include "gegl-op.h"
 
-static GeglVaeUsage *
-usage_of (GeglProperties *o)
-{
-  if (!o->user_data)
-    o->user_data = gegl_vae_usage_new ();
-  return o->user_data;
-}
-
 static void
 prepare (GeglOperation *operation)
 {
@@ -65,7 +43,7 @@ prepare (GeglOperation *operation)
 
   gegl_operation_set_format (operation, "input", gegl_vae_latent_format (channels));
   gegl_operation_set_format (operation, "output", babl_format ("R'G'B'A float"));
-  gegl_vae_usage_reset (usage_of (o));
+  gegl_vae_usage_reset (gegl_vae_usage_of (&o->user_data));
   if (channels == 0)
     gegl_vae_report (operation, &o->error, _ ("the input is %s, not a latent (connect vae:encode)"),
                      what);
@@ -127,8 +105,8 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
       pixels[i * 4 + 3] = 1.0f;
     }
   gegl_buffer_set (output, rect, 0, babl_format ("R'G'B'A float"), pixels, GEGL_AUTO_ROWSTRIDE);
-  gegl_vae_usage_add (usage_of (o), counts, cb->size, 0.0, n, &o->perplexity, &mean_error,
-                      &o->entries_used);
+  gegl_vae_usage_add (gegl_vae_usage_of (&o->user_data), counts, cb->size, 0.0, n, &o->perplexity,
+                      &mean_error, &o->entries_used);
   gegl_vae_clear_error (&o->error);
   return TRUE;
 }

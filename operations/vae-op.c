@@ -248,12 +248,15 @@ gegl_vae_codebook (const gchar *codebook, const gchar *model, gint k, gint itera
 }
 
 GeglVaeUsage *
-gegl_vae_usage_new (void)
+gegl_vae_usage_of (gpointer *user_data)
 {
-  GeglVaeUsage *usage = g_new0 (GeglVaeUsage, 1);
-
-  g_mutex_init (&usage->lock);
-  return usage;
+  if (!*user_data)
+    {
+      GeglVaeUsage *usage = g_new0 (GeglVaeUsage, 1);
+      g_mutex_init (&usage->lock);
+      *user_data = usage;
+    }
+  return *user_data;
 }
 
 void

@@ -81,6 +81,25 @@ GType gegl_vae_rng_get_type (void);
     value_range (0, 1048576) ui_range (0, 65536)
 /* clang-format on */
 
+/* The properties of the ops that choose a codebook (vq-snap,
+ * codebook-usage), read by gegl_vae_codebook. */
+/* clang-format off */
+#define GEGL_VAE_CODEBOOK_PROPERTIES                                                               \
+  property_file_path (codebook, _ ("Codebook"), "")                                                \
+    description (_ ("'model': the model's own codebook (a VQ model); a VQ model's file or preset " \
+                    "name; a safetensors/.pth file with one [K, C] tensor; empty: learn one from " \
+                    "the input"))                                                                  \
+  property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL)                                     \
+    description (_ ("The VQ model whose codebook 'model' means"))                                  \
+  property_int (k, _ ("Codebook size"), 16)                                                        \
+    description (_ ("Entries to learn when no codebook is given"))                                 \
+    value_range (1, 4096) ui_range (2, 256)                                                        \
+  property_int (iterations, _ ("Iterations"), 10)                                                  \
+    description (_ ("k-means iterations after k-means++ seeding"))                                 \
+    value_range (0, 1000) ui_range (0, 50)                                                         \
+  property_seed (seed, _ ("Seed"), rand)
+/* clang-format on */
+
 /* The format latents travel in: C float components. */
 const Babl *gegl_vae_latent_format (gint channels);
 /* Components of the latent on PAD; 0 when it carries an image (*what then
@@ -136,7 +155,8 @@ typedef struct
   guint64  vectors;
 } GeglVaeUsage;
 
-GeglVaeUsage *gegl_vae_usage_new (void);
+/* The usage kept in an op's USER_DATA, made on first use. */
+GeglVaeUsage *gegl_vae_usage_of (gpointer *user_data);
 void          gegl_vae_usage_free (GeglVaeUsage *usage);
 /* Forgets the last run. */
 void gegl_vae_usage_reset (GeglVaeUsage *usage);

@@ -12,21 +12,7 @@
 #ifdef GEGL_PROPERTIES
 
 /* clang-format off */
-property_file_path (codebook, _("Codebook"), "")
-  description (_("'model': the model's own codebook (a VQ model); a VQ model's file or preset "
-                 "name; a safetensors/.pth file with one [K, C] tensor; empty: learn one from the "
-                 "input"))
-property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
-  description (_("The VQ model whose codebook 'model' means"))
-property_int (k, _("Codebook size"), 16)
-  description (_("Entries to learn when no codebook is given"))
-  value_range (1, 4096)
-  ui_range (2, 256)
-property_int (iterations, _("Iterations"), 10)
-  description (_("k-means iterations after k-means++ seeding"))
-  value_range (0, 1000)
-  ui_range (0, 50)
-property_seed (seed, _("Seed"), rand)
+GEGL_VAE_CODEBOOK_PROPERTIES
 property_double (strength, _("Strength"), 1.0)
   description (_("Blend between the original (0) and the snapped latent (1)"))
   value_range (0.0, 1.0)
@@ -51,14 +37,6 @@ property_string (error, _("Error"), "")
 
 #include "gegl-op.h"
 
-static GeglVaeUsage *
-usage_of (GeglProperties *o)
-{
-  if (!o->user_data)
-    o->user_data = gegl_vae_usage_new ();
-  return o->user_data;
-}
-
 static void
 prepare (GeglOperation *operation)
 {
@@ -68,7 +46,7 @@ prepare (GeglOperation *operation)
 
   gegl_operation_set_format (operation, "input", gegl_vae_latent_format (channels));
   gegl_operation_set_format (operation, "output", gegl_vae_latent_format (channels));
-  gegl_vae_usage_reset (usage_of (o));
+  gegl_vae_usage_reset (gegl_vae_usage_of (&o->user_data));
   if (channels == 0)
     gegl_vae_report (operation, &o->error, _ ("the input is %s, not a latent (connect vae:encode)"),
                      what);
@@ -123,8 +101,8 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   counts = g_new0 (guint64, cb->size);
   vae_codebook_snap (cb, pixels, pixels, n, (gfloat) o->strength, counts, &sq_error);
   gegl_buffer_set (output, rect, 0, gegl_vae_latent_format (channels), pixels, GEGL_AUTO_ROWSTRIDE);
-  gegl_vae_usage_add (usage_of (o), counts, cb->size, sq_error, n, &o->perplexity, &o->mean_error,
-                      &used);
+  gegl_vae_usage_add (gegl_vae_usage_of (&o->user_data), counts, cb->size, sq_error, n,
+                      &o->perplexity, &o->mean_error, &used);
   gegl_vae_clear_error (&o->error);
   return TRUE;
 }

@@ -90,7 +90,10 @@ processed (GeglNode *sink, GeglBuffer **output, const Babl *format, gint *w, gin
 
   gegl_node_process (sink);
   if (!*output || gegl_buffer_get_extent (*output)->width == 0)
-    return NULL;
+    {
+      g_clear_object (output);
+      return NULL;
+    }
   extent = gegl_buffer_get_extent (*output);
   *w = extent->width;
   *h = extent->height;

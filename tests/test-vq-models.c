@@ -211,6 +211,30 @@ test_tiled (gconstpointer data)
                    enc->height * enc->width * sizeof (gint));
 }
 
+/* The memory plan of the VQ-VAE's decode (transposed convolutions
+ * included) at 4096²: under three quarters of its untiled estimate it runs
+ * in bands that fit. */
+static void
+test_plan (void)
+{
+  g_autoptr (VaeModel) m = load_variant (&variants[2]);
+  g_autoptr (GError) error = NULL;
+  VaeMemoryPlan roomy, tight;
+  VaeRun        run = { .tiling = { (guint64) 64 << 30, 0 } };
+
+  g_assert_true (vae_model_plan (m, FALSE, 1024, 1024, &run, &roomy, &error));
+  g_assert_cmpint (roomy.band_pixels, ==, 0);
+  run.tiling.memory_limit = roomy.untiled_bytes / 4 * 3;
+  g_assert_true (vae_model_plan (m, FALSE, 1024, 1024, &run, &tight, &error));
+  g_assert_no_error (error);
+  g_test_message ("4096² decode: untiled %" PRIu64 " MiB; under %" PRIu64
+                  " MiB: %d-pixel bands, %" PRIu64 " MiB",
+                  roomy.untiled_bytes >> 20, tight.budget >> 20, tight.band_pixels,
+                  tight.tiled_bytes >> 20);
+  g_assert_cmpint (tight.band_pixels, >, 0);
+  g_assert_cmpuint (tight.tiled_bytes, <=, tight.budget);
+}
+
 /* A copy of the file of variant V with tensor NAME replaced by a [K, D]
  * codebook of zeros. */
 static gchar *
@@ -329,6 +353,7 @@ main (int argc, char **argv)
           g_test_add_data_func (path, &variants[i], cases[c].func);
         }
     }
+  g_test_add_func ("/vq-models/plan", test_plan);
   g_test_add_func ("/vq-models/errors", test_errors);
   g_test_add_func ("/vq-models/family", test_family);
   return g_test_run ();
