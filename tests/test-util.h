@@ -46,6 +46,16 @@ typedef enum
  * thread's compute choice is back to its default afterwards. */
 VaeTensor *test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeBackendKind backend,
                         VaePrecision precision);
+/* A model of the goldens: tests/data/GROUP/DIR/FILE, of family FAMILY. */
+typedef struct
+{
+  const gchar *dir;
+  const gchar *file;
+  const gchar *family;
+} TestVariant;
+
+/* Loads V from tests/data/GROUP, asserting no error and its family. */
+VaeModel *test_load_variant (const gchar *group, const TestVariant *v);
 /* Asserts that ERROR is set, in VAE_ERROR, and its message holds NEEDLE. */
 void test_assert_error (GError *error, const gchar *needle);
 

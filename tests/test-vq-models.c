@@ -27,33 +27,14 @@
 
 #define HOUSE_BAR 1e-4
 
-typedef struct
-{
-  const gchar *dir;
-  const gchar *file;
-  const gchar *family;
-} Variant;
-
-static const Variant variants[] = {
+static const TestVariant variants[] = {
   { "vqmodel-diffusers", "vq_tiny.safetensors", "vq" },
   { "vqmodel-ldm-ckpt", "vq_ldm_tiny.ckpt", "vq" },
   { "vqvae-seed", "vqvae_seed.pth", "vqvae" },
 };
 
-static VaeModel *
-load_variant (const Variant *v)
-{
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *path = test_data_path ("vq", v->dir, v->file, NULL);
-  VaeModel         *m = vae_model_load (path, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_cmpstr (vae_model_get_family (m)->name, ==, v->family);
-  return m;
-}
-
 static VaeTensor *
-golden (const Variant *v, const gchar *name)
+golden (const TestVariant *v, const gchar *name)
 {
   g_autofree gchar *path = test_data_path ("vq", v->dir, name, NULL);
 
@@ -61,7 +42,7 @@ golden (const Variant *v, const gchar *name)
 }
 
 static gdouble
-stat (const Variant *v, const gchar *name)
+stat (const TestVariant *v, const gchar *name)
 {
   g_autofree gchar *path = test_data_path ("vq", v->dir, "stats.json", NULL);
   g_autoptr (JsonParser) parser = json_parser_new ();
@@ -73,7 +54,7 @@ stat (const Variant *v, const gchar *name)
 }
 
 static VaeTensor *
-encode (VaeModel *m, const Variant *v, const VaeRun *run)
+encode (VaeModel *m, const TestVariant *v, const VaeRun *run)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeTensor) image = NULL;
@@ -112,8 +93,8 @@ snap_indices (VaeModel *m, const VaeTensor *latent, guint64 **counts, gdouble *s
 static void
 test_encode (gconstpointer data)
 {
-  const Variant *v = data;
-  g_autoptr (VaeModel) m = load_variant (v);
+  const TestVariant *v = data;
+  g_autoptr (VaeModel) m = test_load_variant ("vq", v);
   g_autoptr (VaeTensor) want = golden (v, "encoded.npy");
   g_autoptr (VaeTensor) got = encode (m, v, NULL);
 
@@ -123,8 +104,8 @@ test_encode (gconstpointer data)
 static void
 test_snap (gconstpointer data)
 {
-  const Variant *v = data;
-  g_autoptr (VaeModel) m = load_variant (v);
+  const TestVariant *v = data;
+  g_autoptr (VaeModel) m = test_load_variant ("vq", v);
   g_autoptr (VaeTensor) want = golden (v, "indices.npy");
   g_autoptr (VaeTensor) latent = encode (m, v, NULL);
   g_autofree guint64 *counts = NULL;
@@ -158,9 +139,9 @@ test_snap (gconstpointer data)
 static void
 test_decode (gconstpointer data)
 {
-  const Variant *v = data;
+  const TestVariant *v = data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeModel) m = load_variant (v);
+  g_autoptr (VaeModel) m = test_load_variant ("vq", v);
   g_autoptr (VaeTensor) latent = golden (v, "latent.npy");
   g_autoptr (VaeTensor) want = golden (v, "decoded.npy");
   g_autoptr (VaeTensor) want_plain = golden (v, "decoded-unquantized.npy");
@@ -187,9 +168,9 @@ test_decode (gconstpointer data)
 static void
 test_tiled (gconstpointer data)
 {
-  const Variant *v = data;
+  const TestVariant *v = data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeModel) m = load_variant (v);
+  g_autoptr (VaeModel) m = test_load_variant ("vq", v);
   g_autoptr (VaeTensor) latent = golden (v, "latent.npy");
   const VaeRun bands = { .tiling = { 0, 8 } };
   g_autoptr (VaeTensor) enc = encode (m, v, NULL), enc_tiled = encode (m, v, &bands);
@@ -217,7 +198,7 @@ test_tiled (gconstpointer data)
 static void
 test_plan (void)
 {
-  g_autoptr (VaeModel) m = load_variant (&variants[2]);
+  g_autoptr (VaeModel) m = test_load_variant ("vq", &variants[2]);
   g_autoptr (GError) error = NULL;
   VaeMemoryPlan roomy, tight;
   VaeRun        run = { .tiling = { (guint64) 64 << 30, 0 } };
@@ -238,7 +219,7 @@ test_plan (void)
 /* A copy of the file of variant V with tensor NAME replaced by a [K, D]
  * codebook of zeros. */
 static gchar *
-with_codebook (const Variant *v, const gchar *name, gint k, gint d)
+with_codebook (const TestVariant *v, const gchar *name, gint k, gint d)
 {
   g_autofree gchar *path = test_data_path ("vq", v->dir, v->file, NULL);
   g_autofree gchar *out = g_strdup_printf ("%s-codebook-%d.safetensors", v->dir, d);
@@ -314,7 +295,7 @@ test_errors (void)
 static void
 test_family (void)
 {
-  g_autoptr (VaeModel) m = load_variant (&variants[2]);
+  g_autoptr (VaeModel) m = test_load_variant ("vq", &variants[2]);
   g_autofree gchar     *info = vae_model_describe (m);
   g_autofree gchar     *kl = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
   const VaeModelOptions as_vqvae = { "vqvae" };
