@@ -15,6 +15,7 @@
  *   tiled equals untiled: encode and decode in 8-pixel bands within 1e-5 of
  *     the plain run (both float32; bands only regroup sums), the indices
  *     identical;
+ *   the memory plan of a VQ-VAE decode under a budget it must tile for;
  *   and the errors: a codebook whose dimension is not the latent's, a
  *   spatially normalised (MoVQ) decoder, a codebook asked of a KL model.
  * SPDX-License-Identifier: LGPL-3.0-or-later
