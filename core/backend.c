@@ -68,6 +68,33 @@ vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, g
   return FALSE;
 }
 
+gboolean
+vae_conv_transpose_output_checked (const VaeConvTranspose *layer, const VaeTensor *x, gint *out_h,
+                                   gint *out_w, GError **error)
+{
+  *out_h = vae_conv_transpose_output (layer, x->height);
+  *out_w = vae_conv_transpose_output (layer, x->width);
+  if (*out_h > 0 && *out_w > 0)
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+               _ ("input of %d×%d is too small for a %d×%d transposed convolution"), x->width,
+               x->height, layer->kernel, layer->kernel);
+  return FALSE;
+}
+
+VaeTensor *
+vae_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer, const VaeTensor *x,
+                    VaeAct act, GError **error)
+{
+  if (be->conv_transpose)
+    return be->conv_transpose (be, layer, x, act, error);
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+               _ ("the %s backend has no transposed convolution (a layer of this model's "
+                  "decoder); run it on the CPU"),
+               be->name);
+  return NULL;
+}
+
 void
 vae_conv_clear (VaeConv *conv)
 {
@@ -82,6 +109,14 @@ vae_norm_clear (VaeNorm *norm)
   g_clear_pointer (&norm->cache, vae_layer_cache_free);
   g_clear_pointer (&norm->gamma, g_free);
   g_clear_pointer (&norm->beta, g_free);
+}
+
+void
+vae_conv_transpose_clear (VaeConvTranspose *layer)
+{
+  g_clear_pointer (&layer->cache, vae_layer_cache_free);
+  g_clear_pointer (&layer->weight, g_free);
+  g_clear_pointer (&layer->bias, g_free);
 }
 
 void

@@ -78,6 +78,23 @@ typedef struct
   VaeLayerCache *cache;
 } VaeNorm;
 
+/* A k×k transposed convolution, PyTorch's ConvTranspose2d without groups,
+ * dilation or output padding: input (iy, ix) adds w[i][o] to the outputs
+ * from (iy·stride − pad, ix·stride − pad) on, so an H-row input gives
+ * (H − 1)·stride − 2·pad + k rows (2H for the VQ-VAE's 4×4, stride 2,
+ * pad 1). */
+typedef struct
+{
+  gint           out_channels;
+  gint           in_channels;
+  gint           kernel;
+  gint           stride;
+  gint           pad;
+  gfloat        *weight; /* in × out × k × k, PyTorch's order */
+  gfloat        *bias;   /* out, or NULL */
+  VaeLayerCache *cache;
+} VaeConvTranspose;
+
 /* Single-head self-attention over all positions, with its own GroupNorm and
  * the residual: out = x + proj(softmax(q kᵀ / √c) v). */
 typedef struct
@@ -106,7 +123,16 @@ struct _VaeBackend
   /* Makes *TENSOR, which this backend returned, a plain host tensor; NULL
    * where its tensors always are (the CPU's). */
   gboolean (*to_host) (const VaeBackend *be, VaeTensor **tensor, GError **error);
+  /* act(conv_transpose(x) + bias); NULL where a backend has none (call it
+   * through vae_conv_transpose, which then says so). */
+  VaeTensor *(*conv_transpose) (const VaeBackend *be, const VaeConvTranspose *layer,
+                                const VaeTensor *x, VaeAct act, GError **error);
 };
+
+/* BE's transposed convolution, or VAE_ERROR_UNSUPPORTED naming the backend
+ * when it has none. */
+VaeTensor *vae_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer,
+                               const VaeTensor *x, VaeAct act, GError **error);
 
 /* norm(X) for a tensor nobody reads afterwards: in place where the backend
  * can, so the pass holds one tensor instead of two.  X is consumed. */
@@ -165,12 +191,25 @@ void vae_backend_count_macs (guint64 macs);
 void vae_conv_clear (VaeConv *conv);
 void vae_norm_clear (VaeNorm *norm);
 void vae_attention_clear (VaeAttention *attention);
+void vae_conv_transpose_clear (VaeConvTranspose *layer);
 /* Output size of CONV on an input of H × W (already upsampled). */
 void vae_conv_output_size (const VaeConv *conv, gint height, gint width, gint *out_h, gint *out_w);
 /* The output size of CONV on X (upsampled when UP), or an error when X is
  * too small for it. */
 gboolean vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h,
                                   gint *out_w, GError **error);
+
+/* Output rows (or columns) of LAYER on IN of them; below 1 when IN is too
+ * few. */
+static inline gint
+vae_conv_transpose_output (const VaeConvTranspose *layer, gint in)
+{
+  return (in - 1) * layer->stride - 2 * layer->pad + layer->kernel;
+}
+
+/* The output size of LAYER on X, or an error when it would be empty. */
+gboolean vae_conv_transpose_output_checked (const VaeConvTranspose *layer, const VaeTensor *x,
+                                            gint *out_h, gint *out_w, GError **error);
 
 /* A network half: encoder or decoder of some family. */
 typedef struct _VaeNet VaeNet;

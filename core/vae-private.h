@@ -128,10 +128,27 @@ void     vae_family_free (VaeFamily *family);
 /* The family of an AutoencoderKL that no descriptor fits: SHAPE's
  * structure, scale 1, shift 0, SD's noise schedule, no preview factors. */
 VaeFamily *vae_family_new_generic_kl (const VaeFamily *shape);
+/* FAMILY, a descriptor that leaves the latent's size to the weights, with
+ * SHAPE's channels and factor (and no preview factors). */
+VaeFamily *vae_family_fitted (const VaeFamily *family, const VaeFamily *shape);
+/* What `gegl-vae info` calls a kind of network. */
+const gchar *vae_kind_title (VaeKind kind);
 /* The best descriptor for the structure in SHAPE (kind, raw channels and
  * factor, quant convs, batch norm, pool branch): an alias in the file name
  * decides between equal structures, then priority.  NULL when none fits. */
 const VaeFamily *vae_family_match (const VaeFamily *shape, const gchar *file_name);
+
+/* ---- codebooks ----------------------------------------------------------- */
+
+/* The [K, C] tensor NAME of W as a codebook; an error naming the file when
+ * NAME is NULL or not such a tensor. */
+VaeCodebook *vae_codebook_from_weights (const VaeWeights *w, const gchar *name, GError **error);
+/* A copy of CODEBOOK with every value v as v·MUL + ADD. */
+VaeCodebook *vae_codebook_copy_mapped (const VaeCodebook *codebook, gdouble mul, gdouble add,
+                                       GError **error);
+/* Every vector of the planar LATENT (as many channels as the codebook's
+ * entries) replaced by its nearest entry, in place. */
+gboolean vae_codebook_quantize (const VaeCodebook *codebook, VaeTensor *latent, GError **error);
 
 /* ---- small helpers ------------------------------------------------------- */
 

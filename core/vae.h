@@ -106,8 +106,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeWeights, vae_weights_free)
 
 typedef enum
 {
-  VAE_KIND_KL,  /* AutoencoderKL: SD1/2, SDXL, SD3, FLUX.1, FLUX.2 */
-  VAE_KIND_TINY /* TAESD family */
+  VAE_KIND_KL,   /* AutoencoderKL: SD1/2, SDXL, SD3, FLUX.1, FLUX.2 */
+  VAE_KIND_TINY, /* TAESD family */
+  VAE_KIND_VQ,   /* VQModel (diffusers; LDM's vq-f4, vq-f8): AutoencoderKL's halves around a
+                  * learned codebook, quant_conv and post_quant_conv */
+  VAE_KIND_VQVAE /* the small VQ-VAE of van den Oord et al. in the seed's layout: 4×4 stride-2
+                  * convs, residual stacks, 4×4 stride-2 transposed convs, a codebook */
 } VaeKind;
 
 typedef enum
@@ -118,7 +122,9 @@ typedef enum
   VAE_SCHEDULE_FLOW              /* rectified flow (SD3, FLUX): σ = (t + 1) / 1000 */
 } VaeSchedule;
 
-/* A family descriptor from presets/families/NAME.ini. */
+/* A family descriptor from presets/families/NAME.ini.  A VQ descriptor may
+ * leave raw_channels and raw_factor 0: a loaded model's family then has its
+ * own. */
 typedef struct
 {
   gchar      *name; /* "sd15", "taef2", … */
@@ -263,9 +269,15 @@ void    vae_model_cache_clear (void);
  * ceil(W/f); sizes that are not multiples of f are padded by replication. */
 VaeTensor *vae_model_encode (VaeModel *model, const VaeTensor *image, VaeEncodeMode mode,
                              guint64 seed, const VaeRun *run, GError **error);
-/* latent: C × h × w in the diffusion scale.  Returns 3 × fh × fw in [0, 1]. */
+/* latent: C × h × w in the diffusion scale.  Returns 3 × fh × fw in [0, 1].
+ * A VQ model snaps the latent to its codebook first, as diffusers'
+ * VQModel.decode does by default (see vae_model_decode_vq). */
 VaeTensor *vae_model_decode (VaeModel *model, const VaeTensor *latent, const VaeRun *run,
                              GError **error);
+/* vae_model_decode with diffusers' FORCE_NOT_QUANTIZE: when TRUE a VQ model
+ * decodes the latent as it is (other models always do). */
+VaeTensor *vae_model_decode_vq (VaeModel *model, const VaeTensor *latent,
+                                gboolean force_not_quantize, const VaeRun *run, GError **error);
 
 /* The plan an encode of a W×H image (ENCODE) or a decode of a w×h latent
  * would follow with RUN's memory settings (NULL: the defaults). */
@@ -377,6 +389,8 @@ void         vae_codebook_free (VaeCodebook *codebook);
 /* Index of the entry nearest to V (squared L2 as ‖v‖² + ‖e‖² − 2 v·e; ties
  * go to the lowest index, as argmin does). */
 gint vae_codebook_nearest (const VaeCodebook *codebook, const gfloat *v);
+/* The nearest entry of each of N interleaved vectors into INDICES. */
+void vae_codebook_assign (const VaeCodebook *codebook, const gfloat *in, gsize n, gint *indices);
 /* out = (1 − strength)·in + strength·nearest(in) for N interleaved vectors
  * (in and out may alias); COUNTS (size entries) and SQ_ERROR accumulate the
  * usage and the squared distances. */
@@ -384,6 +398,13 @@ void vae_codebook_snap (const VaeCodebook *codebook, const gfloat *in, gfloat *o
                         gfloat strength, guint64 *counts, gdouble *sq_error);
 /* exp(entropy) of the usage: 1 when one entry is used, K when all equally. */
 gdouble vae_codebook_perplexity (const guint64 *counts, gint size);
+/* A colour (sRGB in [0, 1]) for entry INDEX, far from its neighbours', for
+ * maps of which entries a picture uses. */
+void vae_codebook_index_colour (gint index, gfloat rgb[3]);
+/* The codebook of a VQ model (VAE_KIND_VQ, VAE_KIND_VQVAE), its entries in
+ * the diffusion scale of the model's latents; an error naming the model when
+ * it has none.  Free with vae_codebook_free. */
+VaeCodebook *vae_model_codebook (const VaeModel *model, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeCodebook, vae_codebook_free)
 

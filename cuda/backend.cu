@@ -50,8 +50,9 @@ backend_to_host (const VaeBackend *be, VaeTensor **tensor, GError **error)
 
 #define CUDA_BACKEND(precision)                                                                    \
   {                                                                                                \
-    {                                                                                              \
-      "cuda", backend_conv, backend_norm, backend_attention, backend_clamp, NULL, backend_to_host  \
+    { /* no transposed convolution: vae_conv_transpose says so */                                  \
+      "cuda",        backend_conv, backend_norm,    backend_attention,                             \
+      backend_clamp, NULL,         backend_to_host, NULL                                           \
     },                                                                                             \
         precision                                                                                  \
   }

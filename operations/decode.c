@@ -9,6 +9,9 @@
 /* clang-format off */
 property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
   description (_("A model file, or a preset name looked up on the model path"))
+property_boolean (force_not_quantize, _("Force not quantize"), FALSE)
+  description (_("VQ models: decode the latent as it is; off, it is snapped to the model's "
+                 "codebook first, as diffusers' VQModel.decode does"))
 GEGL_VAE_RUN_PROPERTIES
 property_string (error, _("Error"), "")
   description (_("Why the last run failed (read-only)"))
@@ -102,7 +105,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
     return TRUE; /* prepare has said why */
   run = gegl_vae_run (operation, o->memory_limit, o->backend, o->precision);
   if ((latent = gegl_vae_read_latent (input, in, vae_model_latent_channels (model), &error)))
-    image = vae_model_decode (model, latent, &run, &error);
+    image = vae_model_decode_vq (model, latent, o->force_not_quantize, &run, &error);
   box = get_bounding_box (operation);
   if (!image || !gegl_vae_write_rgb (output, &box, image, &error))
     {
@@ -128,7 +131,10 @@ gegl_op_class_init (GeglOpClass *klass)
 
   gegl_operation_class_set_keys (
       operation_class, "name", "vae:decode", "title", _ ("VAE Decode"), "categories", "hidden",
-      "description", _ ("Decodes a latent buffer of a Stable Diffusion family VAE into an image"),
+      "description",
+      _ ("Decodes a latent buffer of a Stable Diffusion family VAE into an image. A VQ model "
+         "first snaps the latent to its own codebook, as diffusers' VQModel.decode does, unless "
+         "force-not-quantize is set (diffusers' force_not_quantize)"),
       NULL);
 }
 

@@ -27,7 +27,8 @@ property_enum (mode, _("Encode mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE
 property_boolean (vq, _("Snap to a codebook"), FALSE)
   description (_("Posterize the latent: snap it to a codebook before decoding"))
 property_file_path (codebook, _("Codebook"), "")
-  description (_("Codebook file; empty: learn k entries from the picture"))
+  description (_("'model': a VQ model's own codebook; a codebook file; empty: learn k entries "
+                 "from the picture"))
 property_int (k, _("Codebook size"), 16)
   value_range (1, 4096)
   ui_range (2, 256)
@@ -88,6 +89,7 @@ attach (GeglOperation *operation)
   gegl_operation_meta_redirect (operation, "seed", n->noise, "seed");
   gegl_operation_meta_redirect (operation, "rng", n->noise, "rng");
   gegl_operation_meta_redirect (operation, "codebook", n->snap, "codebook");
+  gegl_operation_meta_redirect (operation, "model", n->snap, "model");
   gegl_operation_meta_redirect (operation, "k", n->snap, "k");
   gegl_operation_meta_redirect (operation, "seed", n->snap, "seed");
   gegl_operation_meta_redirect (operation, "vq-strength", n->snap, "strength");
@@ -103,7 +105,9 @@ attach_and_update (GeglOperation *operation)
 }
 
 /* Rewires the optional snap, resolves the automatic schedule against the
- * model's family, and says at once when the model cannot be used. */
+ * model's family, and says at once when the model cannot be used.  A VQ
+ * model's decode snaps to its own codebook unless the snap node has done
+ * the snapping (with its strength, or another codebook). */
 static void
 update (GeglOperation *operation)
 {
@@ -118,6 +122,7 @@ update (GeglOperation *operation)
   gegl_node_link_many (n->noise, o->vq ? n->snap : n->decode, NULL);
   if (o->vq)
     gegl_node_link (n->snap, n->decode);
+  gegl_node_set (n->decode, "force-not-quantize", o->vq, NULL);
   model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
   schedule = gegl_vae_schedule (o->schedule, model ? vae_model_get_family (model) : NULL);
   gegl_node_set (n->noise, "schedule", GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR + (gint) schedule, NULL);
@@ -156,7 +161,8 @@ gegl_op_class_init (GeglOpClass *klass)
       "categories", "generic:ai", "description",
       _ ("Shows what diffusion does to a picture: encodes it with a Stable Diffusion "
          "family VAE, adds the noise of a diffusion timestep, optionally snaps the "
-         "latent to a codebook, and decodes it again. Strength 0 is a plain VAE round trip."),
+         "latent to a codebook, and decodes it again. Strength 0 is a plain VAE round trip. "
+         "A VQ model snaps the noisy latent to its own codebook as it decodes."),
       NULL);
 }
 

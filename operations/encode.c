@@ -128,7 +128,7 @@ gegl_op_class_init (GeglOpClass *klass)
       "description",
       _ ("Encodes an image into the latent space of a Stable Diffusion family VAE: "
          "a buffer of C float channels at 1/8 or 1/16 of the image size, in the "
-         "diffusion scale"),
+         "diffusion scale; for a VQ model, the latent before quantisation"),
       NULL);
 }
 

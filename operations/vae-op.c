@@ -248,6 +248,111 @@ gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean
   return TRUE;
 }
 
+gboolean
+gegl_vae_codebook_learns (const gchar *codebook)
+{
+  return !codebook || !*codebook;
+}
+
+GeglRectangle
+gegl_vae_codebook_region (GeglOperation *operation, const gchar *codebook, const GeglRectangle *roi)
+{
+  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
+
+  if (gegl_vae_codebook_learns (codebook))
+    return in ? *in : (GeglRectangle){ 0 };
+  return *roi;
+}
+
+/* A model's own codebook when NAME loads as a model; else NULL, with an
+ * error only when it loads but has none. */
+static VaeCodebook *
+model_codebook (const gchar *name, gboolean *is_model, GError **error)
+{
+  g_autoptr (VaeModel) model = vae_model_load (name, NULL, NULL);
+
+  *is_model = model != NULL;
+  return model ? vae_model_codebook (model, error) : NULL;
+}
+
+VaeCodebook *
+gegl_vae_codebook (const gchar *codebook, const gchar *model, gint k, gint iterations, guint64 seed,
+                   const gfloat *vectors, gsize n, gint dim, GError **error)
+{
+  VaeCodebook *cb = NULL;
+  gboolean     is_model = FALSE;
+
+  if (gegl_vae_codebook_learns (codebook))
+    return vae_codebook_learn (vectors, n, dim, k, iterations, seed, error);
+  if (g_strcmp0 (codebook, "model") == 0)
+    {
+      g_autoptr (VaeModel) m =
+          vae_model_load (model && *model ? model : GEGL_VAE_DEFAULT_MODEL, NULL, error);
+      cb = m ? vae_model_codebook (m, error) : NULL;
+    }
+  else if (!(cb = model_codebook (codebook, &is_model, error)) && !is_model)
+    cb = vae_codebook_load (codebook, error);
+  if (cb && cb->dim != dim)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("the codebook's entries have %d channels but the latent has %d"), cb->dim,
+                   dim);
+      g_clear_pointer (&cb, vae_codebook_free);
+    }
+  return cb;
+}
+
+GeglVaeUsage *
+gegl_vae_usage_of (gpointer *user_data)
+{
+  if (!*user_data)
+    {
+      GeglVaeUsage *usage = g_new0 (GeglVaeUsage, 1);
+      g_mutex_init (&usage->lock);
+      *user_data = usage;
+    }
+  return *user_data;
+}
+
+void
+gegl_vae_usage_free (GeglVaeUsage *usage)
+{
+  g_mutex_clear (&usage->lock);
+  g_free (usage->counts);
+  g_free (usage);
+}
+
+void
+gegl_vae_usage_reset (GeglVaeUsage *usage)
+{
+  g_mutex_lock (&usage->lock);
+  g_clear_pointer (&usage->counts, g_free);
+  usage->sq_error = 0.0;
+  usage->vectors = 0;
+  g_mutex_unlock (&usage->lock);
+}
+
+void
+gegl_vae_usage_add (GeglVaeUsage *usage, const guint64 *counts, gint size, gdouble sq_error,
+                    gsize n, gdouble *perplexity, gdouble *mean_error, gint *used)
+{
+  g_mutex_lock (&usage->lock);
+  if (!usage->counts || usage->size != size)
+    {
+      g_free (usage->counts);
+      usage->counts = g_new0 (guint64, size);
+      usage->size = size;
+    }
+  *used = 0;
+  for (gint k = 0; k < size; k++)
+    *used += (usage->counts[k] += counts[k]) > 0;
+  usage->sq_error += sq_error;
+  usage->vectors += n;
+  *perplexity = vae_codebook_perplexity (usage->counts, size);
+  *mean_error = usage->sq_error / MAX (usage->vectors, 1);
+  g_mutex_unlock (&usage->lock);
+}
+
 VaeTensor *
 gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels, GError **error)
 {

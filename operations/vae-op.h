@@ -81,6 +81,25 @@ GType gegl_vae_rng_get_type (void);
     value_range (0, 1048576) ui_range (0, 65536)
 /* clang-format on */
 
+/* The properties of the ops that choose a codebook (vq-snap,
+ * codebook-usage), read by gegl_vae_codebook. */
+/* clang-format off */
+#define GEGL_VAE_CODEBOOK_PROPERTIES                                                               \
+  property_file_path (codebook, _ ("Codebook"), "")                                                \
+    description (_ ("'model': the model's own codebook (a VQ model); a VQ model's file or preset " \
+                    "name; a safetensors/.pth file with one [K, C] tensor; empty: learn one from " \
+                    "the input"))                                                                  \
+  property_string (model, _ ("Model"), GEGL_VAE_DEFAULT_MODEL)                                     \
+    description (_ ("The VQ model whose codebook 'model' means"))                                  \
+  property_int (k, _ ("Codebook size"), 16)                                                        \
+    description (_ ("Entries to learn when no codebook is given"))                                 \
+    value_range (1, 4096) ui_range (2, 256)                                                        \
+  property_int (iterations, _ ("Iterations"), 10)                                                  \
+    description (_ ("k-means iterations after k-means++ seeding"))                                 \
+    value_range (0, 1000) ui_range (0, 50)                                                         \
+  property_seed (seed, _ ("Seed"), rand)
+/* clang-format on */
+
 /* The format latents travel in: C float components. */
 const Babl *gegl_vae_latent_format (gint channels);
 /* Components of the latent on PAD; 0 when it carries an image (*what then
@@ -120,6 +139,43 @@ VaeModel *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend,
 /* Latent scale/shift of a family name or model file, for .latent files. */
 gboolean gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
                              GError **error);
+
+/* ---- codebooks (vq-snap, codebook-usage) ---------------------------------- */
+
+/* Whether CODEBOOK (the property) asks to learn one from the whole input. */
+gboolean gegl_vae_codebook_learns (const gchar *codebook);
+/* The input box while learning (k-means needs all of it), else ROI. */
+GeglRectangle gegl_vae_codebook_region (GeglOperation *operation, const gchar *codebook,
+                                        const GeglRectangle *roi);
+/* The codebook a vq op names: CODEBOOK empty learns K entries from the N
+ * interleaved VECTORS (k-means++ seeded by SEED, then ITERATIONS steps);
+ * "model" is MODEL's own codebook; a VQ model's file or preset name gives
+ * its own (in the diffusion scale of its latents); another file must hold a
+ * codebook (vae_codebook_load).  An error when its entries do not have the
+ * latent's DIM channels. */
+VaeCodebook *gegl_vae_codebook (const gchar *codebook, const gchar *model, gint k, gint iterations,
+                                guint64 seed, const gfloat *vectors, gsize n, gint dim,
+                                GError **error);
+
+/* Which entries the chunks of one run used, and how far from them. */
+typedef struct
+{
+  GMutex   lock;
+  guint64 *counts;
+  gint     size;
+  gdouble  sq_error;
+  guint64  vectors;
+} GeglVaeUsage;
+
+/* The usage kept in an op's USER_DATA, made on first use. */
+GeglVaeUsage *gegl_vae_usage_of (gpointer *user_data);
+void          gegl_vae_usage_free (GeglVaeUsage *usage);
+/* Forgets the last run. */
+void gegl_vae_usage_reset (GeglVaeUsage *usage);
+/* Adds a chunk of N vectors (COUNTS of SIZE entries, SQ_ERROR); gives the
+ * run's perplexity, mean squared error and entries used so far. */
+void gegl_vae_usage_add (GeglVaeUsage *usage, const guint64 *counts, gint size, gdouble sq_error,
+                         gsize n, gdouble *perplexity, gdouble *mean_error, gint *used);
 
 /* Whole rectangles between buffers and planar tensors. */
 VaeTensor *gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);

@@ -141,6 +141,39 @@ test_info_taef2 (void)
   g_assert_nonnull (strstr (r.out, "dtypes:     F16"));
 }
 
+/* A VQ-VAE through the program: info names its codebook; encode writes the
+ * pre-quantisation latent; decode snaps it to the codebook unless
+ * --force-not-quantize; preview runs. */
+static void
+test_vq_model (void)
+{
+  g_autofree gchar *model = test_data_path ("vq", "vqvae-seed", "vqvae_seed.pth", NULL);
+  g_autofree gchar *image = test_data_path ("vq", "vqvae-seed", "image.npy", NULL); /* 29×37 */
+  g_autofree gchar *npy = test_tmp_path ("vq.npy"), *a_path = test_tmp_path ("vq-a.npy"),
+                   *b_path = test_tmp_path ("vq-b.npy"), *c_path = test_tmp_path ("vq-c.png");
+  g_autoptr (VaeTensor) z = NULL, a = NULL, b = NULL;
+  g_auto (Run) info = run (NULL, "info", model, NULL);
+  g_auto (Run) enc = run (NULL, "encode", "-m", model, image, npy, NULL);
+  g_auto (Run) dec = run (NULL, "decode", "-m", model, npy, a_path, NULL);
+  g_auto (Run) raw = run (NULL, "decode", "-m", model, "--force-not-quantize", npy, b_path, NULL);
+  g_auto (Run) preview =
+      run (NULL, "preview", "-m", model, "--strength", "0.3", image, c_path, NULL);
+
+  g_assert_true (exited_ok (&info));
+  g_assert_nonnull (strstr (info.out, "codebook:   64 entries of 8 channels"));
+  g_assert_nonnull (strstr (info.out, "family:     vqvae"));
+  g_assert_true (exited_ok (&enc) && exited_ok (&dec) && exited_ok (&raw) && exited_ok (&preview));
+  z = test_load_npy_latent (npy);
+  g_assert_cmpint (z->channels, ==, 8);
+  g_assert_cmpint (z->width, ==, 8);
+  g_assert_cmpint (z->height, ==, 10);
+  a = test_load_npy_image (a_path);
+  b = test_load_npy_image (b_path);
+  g_assert_cmpint (a->width, ==, 32);
+  g_assert_cmpfloat (test_max_abs_error (a, b), >, 1e-3);
+  g_assert_true (g_file_test (c_path, G_FILE_TEST_IS_REGULAR));
+}
+
 /* encode → .npy and .latent, decode both back; odd sizes are padded. */
 static void
 test_round_trip_formats (void)
@@ -404,7 +437,8 @@ test_hostile_options (void)
     /* "failed" after a g_critical */
     { { "encode", "-m", bad_encoder, image, out }, "'encoder.conv_in' takes 4 channels" },
     { { "encode", "-m", kl, "--family", "taef2", image, out },
-      "is a sd15 model (4 latent channels at 1/8), but family 'taef2' expects 128 at 1/16" },
+      "is a sd15 model: a AutoencoderKL with 4 latent channels at 1/8; family 'taef2' describes a "
+      "tiny autoencoder (TAESD)" },
     { { "encode", "-m", kl, folder, out }, "folder.png is a folder, not a file" },
   };
 
@@ -580,6 +614,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/info/kl", test_info_kl);
   g_test_add_func ("/cli/info/taef2", test_info_taef2);
   g_test_add_func ("/cli/round-trip-formats", test_round_trip_formats);
+  g_test_add_func ("/cli/vq-model", test_vq_model);
   g_test_add_func ("/cli/sample-seed", test_sample_seed);
   g_test_add_func ("/cli/errors", test_errors);
   g_test_add_func ("/cli/full-disk/every-output", test_full_disk);

@@ -1,6 +1,7 @@
 /* The operations through the GEGL API: read-only properties that report
  * (vq-snap's perplexity and mean error, every op's error) and the empty
- * output of a failed op.
+ * output of a failed op; VQ models through encode, vq-snap, decode,
+ * codebook-usage and the diffusion preview.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include <gegl.h>
@@ -69,6 +70,232 @@ test_vq_reports (void)
   g_assert_cmpint (gegl_buffer_get_extent (output)->width, ==, 8);
   g_free (error);
   g_object_unref (output);
+  g_object_unref (graph);
+  g_object_unref (input);
+}
+
+static gchar *
+vq_model (const gchar *dir, const gchar *file)
+{
+  return g_build_filename (TEST_SOURCE_DIR, "data", "vq", dir, file, NULL);
+}
+
+/* The pixels of what SINK's buffer-sink made of OUTPUT (in FORMAT), its
+ * size in *W × *H; NULL when it made nothing. */
+static gfloat *
+processed (GeglNode *sink, GeglBuffer **output, const Babl *format, gint *w, gint *h)
+{
+  const GeglRectangle *extent;
+  gfloat              *pixels;
+
+  gegl_node_process (sink);
+  if (!*output || gegl_buffer_get_extent (*output)->width == 0)
+    {
+      g_clear_object (output);
+      return NULL;
+    }
+  extent = gegl_buffer_get_extent (*output);
+  *w = extent->width;
+  *h = extent->height;
+  pixels = g_new (gfloat, (gsize) *w * *h * babl_format_get_n_components (format));
+  gegl_buffer_get (*output, extent, 1.0, format, pixels, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+  g_clear_object (output);
+  return pixels;
+}
+
+/* SOURCE → vae:encode → the ops of the NULL-terminated list, each an
+ * operation name and its properties → sink, in R'G'B'A float unless the
+ * last op leaves a latent of CHANNELS; the pixels and their size.  The
+ * nodes stay in GRAPH for their read-only properties; *LAST is the last. */
+static gfloat *
+vq_chain (GeglNode *graph, GeglBuffer *source, const gchar *model, gint channels, GeglNode **last,
+          gint *w, gint *h, ...)
+{
+  GeglBuffer *output = NULL;
+  GeglNode   *node =
+      gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", source, NULL);
+  GeglNode    *next = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
+  const gchar *op;
+  va_list      args;
+
+  gegl_node_link (node, next);
+  node = next;
+  va_start (args, h);
+  while ((op = va_arg (args, const gchar *)))
+    {
+      const gchar *first = va_arg (args, const gchar *);
+      next = gegl_node_new_child (graph, "operation", op, NULL);
+      gegl_node_set_valist (next, first, args);
+      gegl_node_link (node, next);
+      node = next;
+    }
+  va_end (args);
+  *last = node;
+  next = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+  gegl_node_link (node, next);
+  return processed (next, &output,
+                    channels ? babl_format_n (babl_type ("float"), channels)
+                             : babl_format ("R'G'B'A float"),
+                    w, h);
+}
+
+/* vq-snap with codebook=model snaps to the VQ-VAE's own 64 entries; a
+ * codebook of 3 channels for its 8-channel latents, and a KL model's
+ * missing codebook, are errors that say so. */
+static void
+test_vq_model_codebook (void)
+{
+  g_autofree gchar  *seed = vq_model ("vqvae-seed", "vqvae_seed.pth");
+  g_autofree gchar  *three = vq_model ("vqmodel-diffusers", "vq_tiny.safetensors");
+  g_autofree gchar  *kl = kl_model ();
+  GeglBuffer        *input = picture ();
+  GeglNode          *graph = gegl_node_new (), *snap;
+  gdouble            perplexity = 0, mean_error = 0;
+  gchar             *error = NULL;
+  gint               w, h;
+  g_autofree gfloat *latent = vq_chain (graph, input, seed, 8, &snap, &w, &h, "vae:vq-snap",
+                                        "codebook", "model", "model", seed, NULL, NULL);
+
+  gegl_node_get (snap, "perplexity", &perplexity, "mean-error", &mean_error, "error", &error, NULL);
+  g_test_message ("codebook=model: perplexity %.3f of 64 entries, mean error %.4g", perplexity,
+                  mean_error);
+  g_assert_cmpstr (error, ==, "");
+  g_assert_nonnull (latent);
+  g_assert_cmpint (w, ==, 16);
+  g_assert_cmpint (h, ==, 12);
+  g_assert_cmpfloat (perplexity, >, 1.0);
+  g_assert_cmpfloat (perplexity, <=, 64.0);
+  g_clear_pointer (&error, g_free);
+
+  g_test_expect_message (
+      "gegl-vae", G_LOG_LEVEL_WARNING,
+      "vae:vq-snap: the codebook's entries have 3 channels but the latent has 8");
+  g_free (vq_chain (graph, input, seed, 8, &snap, &w, &h, "vae:vq-snap", "codebook", three, NULL,
+                    NULL));
+  g_test_assert_expected_messages ();
+  gegl_node_get (snap, "error", &error, NULL);
+  g_assert_nonnull (strstr (error, "the codebook's entries have 3 channels"));
+  g_clear_pointer (&error, g_free);
+
+  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING, "vae:vq-snap: model *has no codebook*");
+  g_free (vq_chain (graph, input, kl, 4, &snap, &w, &h, "vae:vq-snap", "codebook", "model", "model",
+                    kl, NULL, NULL));
+  g_test_assert_expected_messages ();
+  g_free (error);
+  g_object_unref (graph);
+  g_object_unref (input);
+}
+
+/* vae:decode of a VQ model quantises as diffusers' VQModel.decode does:
+ * bit for bit what vq-snap (codebook=model) then decode with
+ * force-not-quantize gives, and unlike decoding the latent as it is. */
+static void
+test_vq_decode_quantizes (void)
+{
+  g_autofree gchar  *seed = vq_model ("vqvae-seed", "vqvae_seed.pth");
+  GeglBuffer        *input = picture ();
+  GeglNode          *graph = gegl_node_new (), *last;
+  gint               w, h, w2, h2, w3, h3;
+  gdouble            differs = 0;
+  g_autofree gfloat *quantised =
+      vq_chain (graph, input, seed, 0, &last, &w, &h, "vae:decode", "model", seed, NULL, NULL);
+  g_autofree gfloat *snapped =
+      vq_chain (graph, input, seed, 0, &last, &w2, &h2, "vae:vq-snap", "codebook", "model", "model",
+                seed, NULL, "vae:decode", "model", seed, "force-not-quantize", TRUE, NULL, NULL);
+  g_autofree gfloat *plain = vq_chain (graph, input, seed, 0, &last, &w3, &h3, "vae:decode",
+                                       "model", seed, "force-not-quantize", TRUE, NULL, NULL);
+
+  g_assert_nonnull (quantised);
+  g_assert_nonnull (snapped);
+  g_assert_nonnull (plain);
+  g_assert_cmpint (w, ==, 64);
+  g_assert_cmpint (h, ==, 48);
+  g_assert_cmpint (w2, ==, w);
+  g_assert_cmpint (w3, ==, w);
+  g_assert_cmpmem (quantised, (gsize) w * h * 4 * sizeof (gfloat), snapped,
+                   (gsize) w2 * h2 * 4 * sizeof (gfloat));
+  for (gsize i = 0; i < (gsize) w * h * 4; i++)
+    differs = MAX (differs, fabs (quantised[i] - plain[i]));
+  g_test_message ("decode: quantised = snapped then decoded (bit for bit); %.3g from the latent "
+                  "decoded as it is",
+                  differs);
+  g_assert_cmpfloat (differs, >, 1e-3);
+  g_object_unref (graph);
+  g_object_unref (input);
+}
+
+/* The diffusion preview with a VQ model: noise, snap, decode.  Without the
+ * snap node the decode quantises by itself; with vq on, codebook=model and
+ * full strength the snap node does it: the same picture either way, the
+ * input's size, no error. */
+static void
+test_vq_preview (gconstpointer file)
+{
+  g_auto (GStrv) parts = g_strsplit (file, "/", 2);
+  g_autofree gchar *model = vq_model (parts[0], parts[1]);
+  GeglBuffer       *input = picture ();
+  gfloat           *out[2] = { NULL, NULL };
+
+  for (gint vq = 0; vq < 2; vq++)
+    {
+      GeglBuffer *output = NULL;
+      GeglNode   *graph = gegl_node_new ();
+      GeglNode   *src =
+          gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL);
+      GeglNode *preview = gegl_node_new_child (
+          graph, "operation", "vae:diffusion-preview", "model", model, "strength", 0.3, "seed", 7,
+          "vq", (gboolean) vq, "codebook", "model", "vq-strength", 1.0, NULL);
+      GeglNode *sink =
+          gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+      gchar *error = NULL;
+      gint   w = 0, h = 0;
+
+      gegl_node_link_many (src, preview, sink, NULL);
+      out[vq] = processed (sink, &output, babl_format ("R'G'B'A float"), &w, &h);
+      gegl_node_get (preview, "error", &error, NULL);
+      g_assert_cmpstr (error, ==, "");
+      g_assert_nonnull (out[vq]);
+      g_assert_cmpint (w, ==, 64);
+      g_assert_cmpint (h, ==, 48);
+      g_free (error);
+      g_object_unref (graph);
+    }
+  g_assert_cmpmem (out[0], 64 * 48 * 4 * sizeof (gfloat), out[1], 64 * 48 * 4 * sizeof (gfloat));
+  g_free (out[0]);
+  g_free (out[1]);
+  g_object_unref (input);
+}
+
+/* The codebook-usage view: one colour per entry used, as many colours as
+ * the entries it reports, at the latent's size. */
+static void
+test_codebook_usage (void)
+{
+  g_autofree gchar *seed = vq_model ("vqvae-seed", "vqvae_seed.pth");
+  g_autoptr (GHashTable) colours = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GeglBuffer        *input = picture ();
+  GeglNode          *graph = gegl_node_new (), *usage;
+  gint               w, h, used = 0;
+  gdouble            perplexity = 0;
+  gchar             *error = NULL;
+  g_autofree gfloat *map = vq_chain (graph, input, seed, 0, &usage, &w, &h, "vae:codebook-usage",
+                                     "codebook", "model", "model", seed, NULL, NULL);
+
+  gegl_node_get (usage, "entries-used", &used, "perplexity", &perplexity, "error", &error, NULL);
+  g_assert_cmpstr (error, ==, "");
+  g_assert_nonnull (map);
+  g_assert_cmpint (w, ==, 16);
+  g_assert_cmpint (h, ==, 12);
+  for (gint i = 0; i < w * h; i++)
+    g_hash_table_add (
+        colours, g_strdup_printf ("%.6f %.6f %.6f", map[i * 4], map[i * 4 + 1], map[i * 4 + 2]));
+  g_test_message ("%d entries used, %u colours, perplexity %.3f", used, g_hash_table_size (colours),
+                  perplexity);
+  g_assert_cmpint (used, >, 1);
+  g_assert_cmpint (used, <=, 64);
+  g_assert_cmpuint (g_hash_table_size (colours), ==, used);
+  g_assert_cmpfloat (perplexity, >, 1.0);
+  g_free (error);
   g_object_unref (graph);
   g_object_unref (input);
 }
@@ -224,7 +451,8 @@ test_gimp_tool_listing (void)
   static const gchar *const latent_ops[] = { "vae:encode",         "vae:decode",
                                              "vae:latent-noise",   "vae:vq-snap",
                                              "vae:latent-save",    "vae:latent-load",
-                                             "vae:latent-preview", "vae:apply-alpha" };
+                                             "vae:latent-preview", "vae:apply-alpha",
+                                             "vae:codebook-usage" };
   const gchar              *title = gegl_operation_get_key ("vae:diffusion-preview", "title");
   const gchar *description = gegl_operation_get_key ("vae:diffusion-preview", "description");
 
@@ -314,6 +542,12 @@ main (int argc, char **argv)
   g_test_add_func ("/gegl-api/memory-limit", test_memory_limit);
   g_test_add_func ("/gegl-api/backend-precision", test_backend_precision);
   g_test_add_func ("/gegl-api/gimp-tool-listing", test_gimp_tool_listing);
+  g_test_add_func ("/gegl-api/vq/model-codebook", test_vq_model_codebook);
+  g_test_add_func ("/gegl-api/vq/decode-quantizes", test_vq_decode_quantizes);
+  g_test_add_func ("/gegl-api/vq/codebook-usage", test_codebook_usage);
+  g_test_add_data_func ("/gegl-api/vq/preview/vqvae", "vqvae-seed/vqvae_seed.pth", test_vq_preview);
+  g_test_add_data_func ("/gegl-api/vq/preview/vqmodel", "vqmodel-diffusers/vq_tiny.safetensors",
+                        test_vq_preview);
   {
     int status = g_test_run ();
     gegl_exit ();

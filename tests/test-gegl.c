@@ -99,7 +99,8 @@ test_registered (void)
                                 "vae:latent-save",
                                 "vae:latent-load",
                                 "vae:latent-preview",
-                                "vae:apply-alpha" };
+                                "vae:apply-alpha",
+                                "vae:codebook-usage" };
   g_auto (Gegl) g = { 0 };
   g_autoptr (GError) error = NULL;
   g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "GEGL_PATH",
@@ -386,6 +387,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/gegl/preset/round-trip", "round-trip.xml", test_preset);
   g_test_add_data_func ("/gegl/preset/latent-posterize", "latent-posterize.xml", test_preset);
   g_test_add_data_func ("/gegl/preset/strength-sweep", "strength-sweep.xml", test_preset);
+  g_test_add_data_func ("/gegl/preset/codebook-usage", "codebook-usage.xml", test_preset);
   g_test_add_func ("/gegl/bad-input", test_bad_input);
   return g_test_run ();
 }

@@ -309,6 +309,116 @@ test_conv_bf16_direct (void)
   g_rand_free (rand);
 }
 
+/* A transposed convolution in float64 by its definition (each input value
+ * scattered through the kernel); *MAGNITUDE gets Σ|w·x| + |bias| per
+ * output value. */
+static void
+conv_transpose_f64 (const VaeConvTranspose *l, const VaeTensor *x, gdouble *out, gdouble *magnitude,
+                    gint out_h, gint out_w)
+{
+  const gint k = l->kernel;
+
+  for (gint o = 0; o < l->out_channels; o++)
+    for (gsize j = 0; j < (gsize) out_h * out_w; j++)
+      {
+        out[o * (gsize) out_h * out_w + j] = l->bias ? l->bias[o] : 0.0;
+        magnitude[o * (gsize) out_h * out_w + j] = l->bias ? fabs (l->bias[o]) : 0.0;
+      }
+  for (gint i = 0; i < l->in_channels; i++)
+    for (gint iy = 0; iy < x->height; iy++)
+      for (gint ix = 0; ix < x->width; ix++)
+        for (gint o = 0; o < l->out_channels; o++)
+          for (gint ky = 0; ky < k; ky++)
+            for (gint kx = 0; kx < k; kx++)
+              {
+                const gint oy = iy * l->stride - l->pad + ky, ox = ix * l->stride - l->pad + kx;
+                gdouble    p;
+                gsize      at;
+                if (oy < 0 || oy >= out_h || ox < 0 || ox >= out_w)
+                  continue;
+                p = (gdouble) l->weight[(((gsize) i * l->out_channels + o) * k + ky) * k + kx] *
+                    x->data[((gsize) i * x->height + iy) * x->width + ix];
+                at = ((gsize) o * out_h + oy) * out_w + ox;
+                out[at] += p;
+                magnitude[at] += fabs (p);
+              }
+}
+
+/* The CPU's transposed convolution (phases of sub-kernels, im2col and
+ * products), with and without bias and ReLU, against float64 sums on odd
+ * sizes, 1-pixel inputs, kernels
+ * that are and are not multiples of the stride, padding 0 to 2: only
+ * float32 accumulation may differ, at most (n + 2)·2⁻²⁴·Σ|terms| for a
+ * value summing n products and the bias (the standard bound). */
+static void
+test_conv_transpose (void)
+{
+  static const gint shapes[][3] = { /* kernel, stride, pad */
+                                    { 4, 2, 1 }, { 4, 2, 0 }, { 3, 2, 1 },
+                                    { 3, 1, 1 }, { 2, 2, 0 }, { 5, 3, 2 }
+  };
+  GRand  *rand = g_rand_new_with_seed (26);
+  gdouble worst = 0, worst_rel = 0;
+  gint    cases = 0;
+
+  for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
+    for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
+      {
+        VaeConvTranspose l = { g_rand_int_range (rand, 1, 10), g_rand_int_range (rand, 1, 14),
+                               shapes[a][0], shapes[a][1], shapes[a][2] };
+        const VaeAct     act = g_rand_boolean (rand) ? VAE_ACT_RELU : VAE_ACT_NONE;
+        gint             out_h, out_w;
+        g_autoptr (VaeTensor) x =
+            vae_tensor_new (l.in_channels, case_sizes[s][1], case_sizes[s][0], NULL),
+                              y = NULL;
+        g_autoptr (GError) error = NULL;
+        g_autofree gdouble *want = NULL, *magnitude = NULL;
+        gdouble             largest = 0, err_max = 0;
+
+        if (!vae_conv_transpose_output_checked (&l, x, &out_h, &out_w, NULL))
+          continue;
+        l.weight = test_random_floats (
+            rand, (gsize) l.in_channels * l.out_channels * l.kernel * l.kernel, -0.5, 0.5);
+        l.bias =
+            g_rand_boolean (rand) ? test_random_floats (rand, l.out_channels, -0.5, 0.5) : NULL;
+        for (gsize i = 0; i < vae_tensor_n_elements (x); i++)
+          x->data[i] = (gfloat) g_rand_double_range (rand, -1, 1);
+        y = vae_backend_cpu ()->conv_transpose (vae_backend_cpu (), &l, x, act, &error);
+        g_assert_no_error (error);
+        g_assert_cmpint (y->height, ==, out_h);
+        g_assert_cmpint (y->width, ==, out_w);
+        want = g_new (gdouble, vae_tensor_n_elements (y));
+        magnitude = g_new (gdouble, vae_tensor_n_elements (y));
+        conv_transpose_f64 (&l, x, want, magnitude, out_h, out_w);
+        for (gsize i = 0; i < vae_tensor_n_elements (y); i++)
+          {
+            /* ReLU moves no value further from the reference */
+            if (act == VAE_ACT_RELU)
+              want[i] = MAX (want[i], 0.0);
+            const gint terms = l.in_channels * ((l.kernel + l.stride - 1) / l.stride) *
+                               ((l.kernel + l.stride - 1) / l.stride);
+            const gdouble err = fabs (y->data[i] - want[i]);
+            largest = MAX (largest, fabs (want[i]));
+            err_max = MAX (err_max, err);
+            worst = MAX (worst, err / MAX (magnitude[i], 1e-30));
+            if (err > (terms + 2) * ldexp (1.0, -24) * magnitude[i])
+              g_error ("k%d s%d p%d, %d→%d channels, %dx%d: value %" G_GSIZE_FORMAT
+                       " is %.9g, want %.9g",
+                       l.kernel, l.stride, l.pad, l.in_channels, l.out_channels, case_sizes[s][0],
+                       case_sizes[s][1], i, y->data[i], want[i]);
+          }
+        worst_rel = MAX (worst_rel, err_max / MAX (largest, 1e-30));
+        vae_conv_transpose_clear (&l);
+        cases++;
+      }
+  g_test_message ("%d transposed convolutions vs float64: worst error %.3g of sum |terms|, max "
+                  "relative error %.3g (house bar 1e-4)",
+                  cases, worst, worst_rel);
+  g_assert_cmpfloat (worst_rel, <=, 1e-4);
+  g_assert_cmpint (cases, >=, 30);
+  g_rand_free (rand);
+}
+
 static void
 test_expf (void)
 {
@@ -379,5 +489,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/gemm-bf16", test_gemm_bf16);
   g_test_add_func ("/kernels/conv3x3-bf16-chunks-vs-bands", test_conv_bf16_chunks);
   g_test_add_func ("/kernels/conv-bf16-direct", test_conv_bf16_direct);
+  g_test_add_func ("/kernels/conv-transpose", test_conv_transpose);
   return g_test_run ();
 }

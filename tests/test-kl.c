@@ -12,14 +12,7 @@
 
 #define HOUSE_BAR 1e-4
 
-typedef struct
-{
-  const gchar *dir;
-  const gchar *file;
-  const gchar *family;
-} Variant;
-
-static const Variant variants[] = {
+static const TestVariant variants[] = {
   { "sd15-diffusers", "sd15_tiny.safetensors", "sd15" },
   { "sdxl-ldm-ckpt", "sdxl_tiny.ckpt", "sdxl" },
   { "sd3-old-names", "sd3_tiny.safetensors", "sd3" },
@@ -30,24 +23,12 @@ static const Variant variants[] = {
   { "ldm-kl-f32", "kl-f32.safetensors", "kl-generic" },
 };
 
-static VaeModel *
-load_variant (const Variant *v)
-{
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *path = test_data_path ("kl", v->dir, v->file, NULL);
-  VaeModel         *m = vae_model_load (path, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_cmpstr (vae_model_get_family (m)->name, ==, v->family);
-  return m;
-}
-
 static void
 test_encode (gconstpointer data)
 {
-  const Variant *v = data;
+  const TestVariant *v = data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeModel) m = load_variant (v);
+  g_autoptr (VaeModel) m = test_load_variant ("kl", v);
   g_autofree gchar *image_path = test_data_path ("kl", v->dir, "image.npy", NULL);
   g_autofree gchar *want_path = test_data_path ("kl", v->dir, "encoded.npy", NULL);
   g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
@@ -61,9 +42,9 @@ test_encode (gconstpointer data)
 static void
 test_decode (gconstpointer data)
 {
-  const Variant *v = data;
+  const TestVariant *v = data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeModel) m = load_variant (v);
+  g_autoptr (VaeModel) m = test_load_variant ("kl", v);
   g_autofree gchar *latent_path = test_data_path ("kl", v->dir, "latent.npy", NULL);
   g_autofree gchar *want_path = test_data_path ("kl", v->dir, "decoded.npy", NULL);
   g_autoptr (VaeTensor) latent = test_load_npy_latent (latent_path);
@@ -85,7 +66,7 @@ static void
 test_sample_mode (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeModel) m = load_variant (&variants[0]);
+  g_autoptr (VaeModel) m = test_load_variant ("kl", &variants[0]);
   g_autofree gchar *image_path = test_data_path ("kl", variants[0].dir, "image.npy", NULL);
   g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
   g_autoptr (VaeTensor) mean = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, NULL, &error);

@@ -779,8 +779,8 @@ test_family_mismatch (void)
     return;
   path = g_build_filename (models, "taef2_encoder.pth", NULL);
   g_assert_null (vae_model_load (path, &options, &error));
-  test_assert_error (error, "is a taef2 model (128 latent channels at 1/16), but family 'sd15' "
-                            "expects 4 at 1/8");
+  test_assert_error (error, "is a taef2 model: a tiny autoencoder (TAESD) with 128 latent "
+                            "channels at 1/16; family 'sd15' describes a AutoencoderKL");
 }
 
 static void

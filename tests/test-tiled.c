@@ -59,6 +59,7 @@ test_conv (void)
     { 3, 1, 1, 1, 1, 1, TRUE },  /* upsample fused */
     { 3, 2, 0, 0, 1, 1, FALSE }, /* AutoencoderKL's downsampler */
     { 3, 2, 1, 1, 1, 1, FALSE }, /* TAESD's */
+    { 4, 2, 1, 1, 1, 1, FALSE }, /* the small VQ-VAE's */
     { 1, 1, 0, 0, 0, 0, FALSE },
   };
   static const gint sizes[][2] = { { 1, 1 }, { 7, 5 }, { 16, 33 }, { 9, 64 } };
@@ -107,6 +108,53 @@ test_conv (void)
           cases++;
         }
   g_test_message ("%d banded convolutions: worst relative error %.3g (bar 3e-5)", cases, worst);
+  g_rand_free (rand);
+}
+
+/* Transposed convolutions in bands of their output rows (each band reading
+ * the input rows whose taps reach it, with the layer's padding) against
+ * the plain CPU backend, on the VQ-VAE's 4×4 stride-2 layer and shapes
+ * whose halos differ: no padding, odd kernels, a stride of 3. */
+static void
+test_conv_transpose (void)
+{
+  static const gint shapes[][3] = {
+    { 4, 2, 1 }, { 4, 2, 0 }, { 3, 2, 1 }, { 5, 3, 2 }, { 2, 2, 0 }
+  };
+  static const gint sizes[][2] = { { 1, 1 }, { 7, 5 }, { 16, 33 }, { 9, 64 } };
+  GRand            *rand = g_rand_new_with_seed (26);
+  gdouble           worst = 0;
+  gint              cases = 0;
+
+  for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
+    for (guint b = 0; b < G_N_ELEMENTS (sizes); b++)
+      for (gint band = 1; band <= 8; band *= 2)
+        {
+          const gint       h = sizes[b][1], w = sizes[b][0];
+          VaeConvTranspose l = { g_rand_int_range (rand, 1, 12), g_rand_int_range (rand, 1, 20),
+                                 shapes[a][0], shapes[a][1], shapes[a][2] };
+          const VaeAct     act = g_rand_boolean (rand) ? VAE_ACT_RELU : VAE_ACT_NONE;
+          VaeBackend      *tiled = tiled_backend (h, band, band % 2 == 0);
+          g_autoptr (VaeTensor) x = random_tensor (rand, l.in_channels, h, w, 1.0), want = NULL,
+                                got = NULL;
+          g_autoptr (GError) error = NULL;
+
+          l.weight = test_random_floats (
+              rand, (gsize) l.in_channels * l.out_channels * l.kernel * l.kernel, -0.3, 0.3);
+          l.bias = test_random_floats (rand, l.out_channels, -0.5, 0.5);
+          want = vae_backend_cpu ()->conv_transpose (vae_backend_cpu (), &l, x, act, &error);
+          got = plain (tiled->conv_transpose (tiled, &l, x, act, &error));
+          g_assert_no_error (error);
+          worst = MAX (worst, test_max_rel_error (got, want));
+          if (test_max_rel_error (got, want) > 3e-5)
+            g_error ("k%d s%d p%d %dx%d band %d: relative error %g", l.kernel, l.stride, l.pad, w,
+                     h, band, test_max_rel_error (got, want));
+          vae_conv_transpose_clear (&l);
+          vae_backend_tiled_free (tiled);
+          cases++;
+        }
+  g_test_message ("%d banded transposed convolutions: worst relative error %.3g (bar 3e-5)", cases,
+                  worst);
   g_rand_free (rand);
 }
 
@@ -547,6 +595,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/tiled/conv", test_conv);
+  g_test_add_func ("/tiled/conv-transpose", test_conv_transpose);
   g_test_add_func ("/tiled/norm-attention", test_norm_attention);
   g_test_add_func ("/tiled/device-bands", test_device_bands);
   g_test_add_func ("/tiled/plan", test_plan);

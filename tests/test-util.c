@@ -167,6 +167,18 @@ test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeBackendKind 
   return out;
 }
 
+VaeModel *
+test_load_variant (const gchar *group, const TestVariant *v)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *path = test_data_path (group, v->dir, v->file, NULL);
+  VaeModel         *m = vae_model_load (path, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (vae_model_get_family (m)->name, ==, v->family);
+  return m;
+}
+
 void
 test_assert_error (GError *error, const gchar *needle)
 {

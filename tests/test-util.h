@@ -50,6 +50,16 @@ VaeTensor *test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeB
  * first dimension (DIM 0) or second (DIM 1) made CHANNELS long: rows
  * repeated, or new input channels of zeros.  TENSOR is a name prefix. */
 gchar *test_kl_with_channels (const gchar *tensor, gint dim, gint channels);
+/* A model of the goldens: tests/data/GROUP/DIR/FILE, of family FAMILY. */
+typedef struct
+{
+  const gchar *dir;
+  const gchar *file;
+  const gchar *family;
+} TestVariant;
+
+/* Loads V from tests/data/GROUP, asserting no error and its family. */
+VaeModel *test_load_variant (const gchar *group, const TestVariant *v);
 /* Asserts that ERROR is set, in VAE_ERROR, and its message holds NEEDLE. */
 void test_assert_error (GError *error, const gchar *needle);
 

@@ -464,6 +464,17 @@ cpu_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
   return y;
 }
 
+/* in fp32 in either precision: the VQ-VAE's transposed convolutions are
+ * small */
+static VaeTensor *
+cpu_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer, const VaeTensor *x,
+                    VaeAct act, GError **error)
+{
+  if (!vae_blas_ready (error))
+    return NULL;
+  return vae_cpu_conv_transpose (layer, x, act, error);
+}
+
 #define CPU_BACKEND(is_bf16)                                                                       \
   {                                                                                                \
     { .name = "cpu",                                                                               \
@@ -471,7 +482,8 @@ cpu_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
       .norm = cpu_norm,                                                                            \
       .attention = cpu_attention,                                                                  \
       .clamp = cpu_clamp,                                                                          \
-      .norm_in_place = cpu_norm_in_place },                                                        \
+      .norm_in_place = cpu_norm_in_place,                                                          \
+      .conv_transpose = cpu_conv_transpose },                                                      \
         is_bf16                                                                                    \
   }
 

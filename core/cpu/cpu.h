@@ -135,6 +135,12 @@ gboolean vae_cpu_has_small_sgemm (void);
 void vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b,
                       gsize ldb, gfloat *c, gsize ldc);
 
+/* act(conv_transpose(x) + bias) (transpose.c), and the scratch bytes it
+ * takes for an OUT_H × OUT_W output. */
+VaeTensor *vae_cpu_conv_transpose (const VaeConvTranspose *layer, const VaeTensor *x, VaeAct act,
+                                   GError **error);
+gsize vae_cpu_conv_transpose_scratch_bytes (const VaeConvTranspose *layer, gint out_h, gint out_w);
+
 /* The plain im2col + SGEMM convolution, the reference the fast kernels are
  * tested against. */
 VaeTensor *vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean upsample,

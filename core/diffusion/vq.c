@@ -49,28 +49,20 @@ vae_codebook_free (VaeCodebook *codebook)
 }
 
 VaeCodebook *
-vae_codebook_load (const gchar *path, GError **error)
+vae_codebook_from_weights (const VaeWeights *w, const gchar *name, GError **error)
 {
-  g_autoptr (VaeWeights) w = vae_weights_load (path, error);
-  const gchar *name = NULL;
   gint         ndim;
   gint64       shape[VAE_MAX_DIMS];
   VaeCodebook *cb;
   gfloat      *data;
 
-  if (!w)
-    return NULL;
-  if (vae_weights_lookup (w, "quantize.embedding.weight"))
-    name = "quantize.embedding.weight";
-  else if (vae_weights_count (w) == 1)
-    name = vae_weights_name (w, 0);
   if (!name || !vae_weights_shape (w, name, &ndim, shape, NULL) || ndim != 2 || shape[0] < 1 ||
       shape[0] > MAX_ENTRIES || shape[1] < 1 || shape[1] > 4096)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
                    _ ("codebook %s must hold one [K, C] tensor (K ≤ %d) or a VQ model's "
                       "quantize.embedding.weight"),
-                   path, MAX_ENTRIES);
+                   vae_weights_get_path (w), MAX_ENTRIES);
       return NULL;
     }
   if (!(data = vae_weights_get_float (w, name, NULL, error)))
@@ -80,6 +72,35 @@ vae_codebook_load (const gchar *path, GError **error)
   cb->dim = (gint) shape[1];
   cb->entries = data;
   cb->norms = g_new (gfloat, cb->size);
+  update_norms (cb);
+  return cb;
+}
+
+VaeCodebook *
+vae_codebook_load (const gchar *path, GError **error)
+{
+  g_autoptr (VaeWeights) w = vae_weights_load (path, error);
+  const gchar *name = NULL;
+
+  if (!w)
+    return NULL;
+  if (vae_weights_lookup (w, "quantize.embedding.weight"))
+    name = "quantize.embedding.weight";
+  else if (vae_weights_count (w) == 1)
+    name = vae_weights_name (w, 0);
+  return vae_codebook_from_weights (w, name, error);
+}
+
+VaeCodebook *
+vae_codebook_copy_mapped (const VaeCodebook *codebook, gdouble mul, gdouble add, GError **error)
+{
+  VaeCodebook *cb = codebook_new (codebook->size, codebook->dim, error);
+  const gsize  n = (gsize) codebook->size * codebook->dim;
+
+  if (!cb)
+    return NULL;
+  for (gsize i = 0; i < n; i++)
+    cb->entries[i] = (gfloat) (codebook->entries[i] * mul + add);
   update_norms (cb);
   return cb;
 }
@@ -109,15 +130,21 @@ vae_codebook_nearest (const VaeCodebook *cb, const gfloat *v)
 }
 
 void
+vae_codebook_assign (const VaeCodebook *cb, const gfloat *in, gsize n, gint *indices)
+{
+#pragma omp parallel for schedule(static)
+  for (gsize i = 0; i < n; i++)
+    indices[i] = vae_codebook_nearest (cb, in + i * cb->dim);
+}
+
+void
 vae_codebook_snap (const VaeCodebook *cb, const gfloat *in, gfloat *out, gsize n, gfloat strength,
                    guint64 *counts, gdouble *sq_error)
 {
   gdouble error_sum = 0.0;
   gint   *nearest = g_new (gint, n);
 
-#pragma omp parallel for schedule(static)
-  for (gsize i = 0; i < n; i++)
-    nearest[i] = vae_codebook_nearest (cb, in + i * cb->dim);
+  vae_codebook_assign (cb, in, n, nearest);
   for (gsize i = 0; i < n; i++)
     {
       const gfloat *e = cb->entries + (gsize) nearest[i] * cb->dim;
@@ -133,6 +160,45 @@ vae_codebook_snap (const VaeCodebook *cb, const gfloat *in, gfloat *out, gsize n
   if (sq_error)
     *sq_error += error_sum;
   g_free (nearest);
+}
+
+gboolean
+vae_codebook_quantize (const VaeCodebook *cb, VaeTensor *latent, GError **error)
+{
+  const gsize plane = (gsize) latent->height * latent->width;
+  gfloat     *vectors;
+
+  g_return_val_if_fail (latent->channels == cb->dim, FALSE);
+  if (!(vectors = vae_try_alloc_floats (plane * cb->dim, "the latent's vectors", error)))
+    return FALSE;
+#pragma omp parallel for schedule(static)
+  for (gsize i = 0; i < plane; i++)
+    for (gint c = 0; c < cb->dim; c++)
+      vectors[i * cb->dim + c] = latent->data[c * plane + i];
+  vae_codebook_snap (cb, vectors, vectors, plane, 1.0f, NULL, NULL);
+#pragma omp parallel for schedule(static)
+  for (gsize i = 0; i < plane; i++)
+    for (gint c = 0; c < cb->dim; c++)
+      latent->data[c * plane + i] = vectors[i * cb->dim + c];
+  g_free (vectors);
+  return TRUE;
+}
+
+void
+vae_codebook_index_colour (gint index, gfloat rgb[3])
+{
+  /* hues a golden angle apart, so neighbouring indices differ most; three
+   * rings of lightness and saturation tell apart entries whose hues meet */
+  const gdouble hue = fmod (index * 0.6180339887498949, 1.0) * 6.0;
+  const gdouble value = 0.95 - 0.25 * (index % 3), saturation = 0.85 - 0.2 * (index / 3 % 2);
+  const gint    sector = (gint) hue;
+  const gdouble f = hue - sector, p = value * (1 - saturation), q = value * (1 - saturation * f),
+                t = value * (1 - saturation * (1 - f));
+  const gdouble table[6][3] = { { value, t, p }, { q, value, p }, { p, value, t },
+                                { p, q, value }, { t, p, value }, { value, p, q } };
+
+  for (gint c = 0; c < 3; c++)
+    rgb[c] = (gfloat) table[sector % 6][c];
 }
 
 gdouble
@@ -211,9 +277,7 @@ static void
 lloyd_step (VaeCodebook *cb, const gfloat *v, gsize n, gint *assign, gdouble *sums, guint64 *counts)
 {
   update_norms (cb);
-#pragma omp parallel for schedule(static)
-  for (gsize i = 0; i < n; i++)
-    assign[i] = vae_codebook_nearest (cb, v + i * cb->dim);
+  vae_codebook_assign (cb, v, n, assign);
   memset (sums, 0, sizeof (gdouble) * cb->size * cb->dim);
   memset (counts, 0, sizeof (guint64) * cb->size);
   for (gsize i = 0; i < n; i++)

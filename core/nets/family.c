@@ -10,6 +10,27 @@
 
 #define GROUP "Family"
 
+/* Kind= in a descriptor, in VaeKind's order, and what `info` calls it. */
+static const gchar *const kind_names[] = { "kl", "tiny", "vq", "vqvae" };
+static const gchar *const kind_titles[] = {
+  "AutoencoderKL",
+  "tiny autoencoder (TAESD)",
+  "VQModel (diffusers, LDM VQ)",
+  "VQ-VAE (van den Oord et al.)",
+};
+
+const gchar *
+vae_kind_title (VaeKind kind)
+{
+  return kind_titles[CLAMP ((gint) kind, 0, (gint) G_N_ELEMENTS (kind_titles) - 1)];
+}
+
+static gboolean
+is_vq (VaeKind kind)
+{
+  return kind == VAE_KIND_VQ || kind == VAE_KIND_VQVAE;
+}
+
 void
 vae_family_free (VaeFamily *family)
 {
@@ -33,6 +54,22 @@ gint
 vae_family_factor (const VaeFamily *family)
 {
   return family->raw_factor * family->patchify;
+}
+
+VaeFamily *
+vae_family_fitted (const VaeFamily *family, const VaeFamily *shape)
+{
+  VaeFamily *f = g_memdup2 (family, sizeof *family);
+
+  f->name = g_strdup (family->name);
+  f->title = g_strdup (family->title);
+  f->aliases = g_strdupv (family->aliases);
+  f->files = g_strdupv (family->files);
+  f->rgb_factors = NULL; /* a descriptor for any size has none */
+  f->n_rgb_factors = 0;
+  f->raw_channels = shape->raw_channels;
+  f->raw_factor = shape->raw_factor;
+  return f;
 }
 
 VaeFamily *
@@ -110,6 +147,7 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
   VaeFamily        *f;
   gboolean          ok = TRUE;
   gsize             n_factors = 0;
+  gint              kind_index;
 
   if (!g_key_file_load_from_data (kf, text, length, G_KEY_FILE_NONE, &local) ||
       !g_key_file_has_group (kf, GROUP))
@@ -122,9 +160,13 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
   f->name = g_key_file_get_string (kf, GROUP, "Name", NULL);
   f->title = g_key_file_get_locale_string (kf, GROUP, "Title", NULL, NULL);
   kind = g_key_file_get_string (kf, GROUP, "Kind", NULL);
-  f->kind = g_strcmp0 (kind, "tiny") == 0 ? VAE_KIND_TINY : VAE_KIND_KL;
+  kind_index = kind ? (gint) G_N_ELEMENTS (kind_names) : -1;
+  while (--kind_index >= 0 && g_strcmp0 (kind, kind_names[kind_index]) != 0)
+    ;
+  f->kind = (VaeKind) MAX (kind_index, 0);
+  /* VQ descriptors may leave the latent's size to the weights (0) */
   f->raw_channels = get_int (kf, "RawChannels", 0, 1, 4096, &ok);
-  f->raw_factor = get_int (kf, "RawFactor", 8, 1, 1024, &ok);
+  f->raw_factor = get_int (kf, "RawFactor", is_vq (f->kind) ? 0 : 8, 1, 1024, &ok);
   f->patchify = get_int (kf, "Patchify", 1, 1, 2, &ok);
   f->priority = get_int (kf, "Priority", 0, -1000, 1000, &ok);
   f->quant_convs = get_bool (kf, "QuantConvs", &ok);
@@ -142,17 +184,17 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
       f->rgb_factors = g_key_file_get_double_list (kf, GROUP, "RgbFactors", &n_factors, NULL);
       f->n_rgb_factors = (gint) n_factors;
     }
-  if (!ok || !f->name || !*f->name || !f->title || !kind ||
-      (f->kind == VAE_KIND_KL && g_strcmp0 (kind, "kl") != 0) || f->raw_channels == 0 ||
-      f->scale == 0.0 ||
+  if (!ok || !f->name || !*f->name || !f->title || kind_index < 0 ||
+      (f->raw_channels == 0 && !is_vq (f->kind)) ||
+      (f->raw_channels == 0) != (f->raw_factor == 0) || f->scale == 0.0 ||
       (f->rgb_factors && n_factors != (gsize) f->raw_channels * f->patchify * f->patchify * 3 + 3))
     {
       g_set_error (
           error, VAE_ERROR, VAE_ERROR_FORMAT,
-          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny), RawChannels ≥ 1 and a "
-             "non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; integers, "
-             "booleans and numbers must be valid, RgbFactors must "
-             "hold channels × 3 + 3 numbers"),
+          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny|vq|vqvae), RawChannels ≥ 1 "
+             "(vq, vqvae: RawChannels and RawFactor both or neither) and a non-zero Scale; "
+             "Schedule must be sd-scaled-linear, linear, cosine or flow; integers, booleans and "
+             "numbers must be valid, RgbFactors must hold channels × 3 + 3 numbers"),
           origin);
       vae_family_free (f);
       return FALSE;
@@ -282,8 +324,9 @@ vae_family_match (const VaeFamily *shape, const gchar *file_name)
     {
       const VaeFamily *f = list->pdata[i];
       gsize            alias;
-      if (f->kind != shape->kind || f->raw_channels != shape->raw_channels ||
-          f->raw_factor != shape->raw_factor ||
+      if (f->kind != shape->kind ||
+          (f->raw_channels &&
+           (f->raw_channels != shape->raw_channels || f->raw_factor != shape->raw_factor)) ||
           (f->kind == VAE_KIND_KL &&
            (f->quant_convs != shape->quant_convs || f->batch_norm != shape->batch_norm)) ||
           (f->kind == VAE_KIND_TINY && f->pool_branch != shape->pool_branch))

@@ -1,5 +1,7 @@
-/* AutoencoderKL (SD1/2, SDXL, SD3, FLUX.1, FLUX.2): weights in diffusers or
- * LDM/ComfyUI names, widths and depths read from the weights themselves.
+/* AutoencoderKL (SD1/2, SDXL, SD3, FLUX.1, FLUX.2) and VQModel (the same
+ * halves around a codebook: diffusers' VQModel, LDM's vq-f4/vq-f8): weights
+ * in diffusers or LDM/ComfyUI names, widths and depths read from the
+ * weights themselves.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "nets/nets.h"
@@ -521,49 +523,21 @@ fail:
 
 /* ---- forward ------------------------------------------------------------- */
 
-/* Each step consumes its input and returns its output; a NULL input (an
- * earlier step failed and set ERROR) passes straight through, so a pass
- * reads as the list of its layers.  A stopped pass fails at its next step. */
-
-/* X when the step should run, else NULL (X freed). */
-static VaeTensor *
-go_on (const VaePass *p, VaeTensor *x, GError **error)
-{
-  if (x && vae_pass_stopped (p, error))
-    g_clear_pointer (&x, vae_tensor_free);
-  return x;
-}
-
-/* conv(x) of an input the pass does not own (the image, the latent). */
-static VaeTensor *
-first_conv (const VaePass *p, const VaeConv *c, const VaeTensor *x, GError **error)
-{
-  return p->backend->conv (p->backend, c, x, FALSE, NULL, VAE_ACT_NONE, error);
-}
-
-/* conv(up(x)), up being nearest ×2 when UPSAMPLE. */
-static VaeTensor *
-conv (const VaePass *p, const VaeConv *c, VaeTensor *x, gboolean upsample, GError **error)
-{
-  VaeTensor *y = (x = go_on (p, x, error))
-                     ? p->backend->conv (p->backend, c, x, upsample, NULL, VAE_ACT_NONE, error)
-                     : NULL;
-
-  vae_tensor_free (x);
-  return y;
-}
+/* The steps of nets.h, and these. */
 
 static VaeTensor *
 norm_silu (const VaePass *p, const VaeNorm *n, VaeTensor *x, GError **error)
 {
-  return (x = go_on (p, x, error)) ? vae_norm_consume (p->backend, n, x, VAE_ACT_SILU, error)
-                                   : NULL;
+  return (x = vae_step_go_on (p, x, error))
+             ? vae_norm_consume (p->backend, n, x, VAE_ACT_SILU, error)
+             : NULL;
 }
 
 static VaeTensor *
 attention (const VaePass *p, const VaeAttention *a, VaeTensor *x, GError **error)
 {
-  VaeTensor *y = (x = go_on (p, x, error)) ? p->backend->attention (p->backend, a, x, error) : NULL;
+  VaeTensor *y =
+      (x = vae_step_go_on (p, x, error)) ? p->backend->attention (p->backend, a, x, error) : NULL;
 
   vae_tensor_free (x);
   return y;
@@ -578,7 +552,7 @@ resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
   const VaeBackend *be = p->backend;
   VaeTensor        *shortcut = NULL, *h = NULL, *out = NULL;
 
-  if (!(x = go_on (p, x, error)))
+  if (!(x = vae_step_go_on (p, x, error)))
     return NULL;
   if (r->has_shortcut)
     {
@@ -587,7 +561,7 @@ resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
     }
   else
     h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
-  h = conv (p, &r->conv1, h, FALSE, error);
+  h = vae_step_conv (p, &r->conv1, h, FALSE, VAE_ACT_NONE, error);
   h = norm_silu (p, &r->norm2, h, error);
   if (h)
     out = be->conv (be, &r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
@@ -609,7 +583,7 @@ level (const VaePass *p, const Level *l, gboolean decoder, VaeTensor *h, GError 
         h = attention (p, &l->layers[j].attention, h, error);
     }
   if (l->has_resample)
-    h = conv (p, &l->resample, h, decoder, error);
+    h = vae_step_conv (p, &l->resample, h, decoder, VAE_ACT_NONE, error);
   return h;
 }
 
@@ -624,14 +598,15 @@ reached (const VaePass *p, const KlNet *kl, gint step, VaeTensor *h)
 }
 
 /* The encoder: image in [−1, 1] (3 × H × W) → 2Z moments (mean, logvar) at
- * 1/2^(levels − 1); B is block_out_channels, Bn the last. */
+ * 1/2^(levels − 1), or a VQModel's latent (Z, then E after quant_conv); B is
+ * block_out_channels, Bn the last. */
 static VaeTensor *
 kl_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **error)
 {
   KlNet     *kl = (KlNet *) net;
   VaeTensor *h;
 
-  h = first_conv (p, &kl->conv_in, image, error); /* B0 × H × W */
+  h = vae_step_first_conv (p, &kl->conv_in, image, VAE_ACT_NONE, error); /* B0 × H × W */
   for (gint i = 0; i < kl->n_levels; i++)
     h = reached (p, kl, i + 1, level (p, &kl->levels[i], FALSE, h, error)); /* Bi × H/2^(i+1) */
   h = resnet (p, &kl->mid[0], h, error);                                    /* Bn × h × w */
@@ -639,9 +614,9 @@ kl_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **error
     h = attention (p, &kl->attention, h, error);
   h = resnet (p, &kl->mid[1], h, error);
   h = norm_silu (p, &kl->norm_out, h, error);
-  h = conv (p, &kl->conv_out, h, FALSE, error); /* 2Z × h × w */
+  h = vae_step_conv (p, &kl->conv_out, h, FALSE, VAE_ACT_NONE, error); /* 2Z (VQ: Z) × h × w */
   if (kl->has_quant)
-    h = conv (p, &kl->quant, h, FALSE, error); /* quant_conv, 1×1 */
+    h = vae_step_conv (p, &kl->quant, h, FALSE, VAE_ACT_NONE, error); /* quant_conv, 1×1 */
   return reached (p, kl, kl->n_levels + 2, h);
 }
 
@@ -653,9 +628,10 @@ kl_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
   VaeTensor *h;
 
   if (kl->has_quant) /* post_quant_conv 1×1, then conv_in: Bn × h × w */
-    h = conv (p, &kl->conv_in, first_conv (p, &kl->quant, z, error), FALSE, error);
+    h = vae_step_conv (p, &kl->conv_in, vae_step_first_conv (p, &kl->quant, z, VAE_ACT_NONE, error),
+                       FALSE, VAE_ACT_NONE, error);
   else
-    h = first_conv (p, &kl->conv_in, z, error);
+    h = vae_step_first_conv (p, &kl->conv_in, z, VAE_ACT_NONE, error);
   h = resnet (p, &kl->mid[0], h, error);
   if (kl->has_attention)
     h = attention (p, &kl->attention, h, error);
@@ -663,7 +639,7 @@ kl_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
   for (gint i = 0; i < kl->n_levels; i++)
     h = reached (p, kl, i + 2, level (p, &kl->levels[i], TRUE, h, error)); /* ×2 but the last */
   h = norm_silu (p, &kl->norm_out, h, error);
-  h = conv (p, &kl->conv_out, h, FALSE, error); /* 3 × H × W */
+  h = vae_step_conv (p, &kl->conv_out, h, FALSE, VAE_ACT_NONE, error); /* 3 × H × W */
   return reached (p, kl, kl->n_levels + 2, h);
 }
 
@@ -684,11 +660,12 @@ load_batch_norm (const KlNames *names, gint channels, gfloat **mean, gfloat **va
   return (*mean = get (names, m, error)) && (*var = get (names, v, error));
 }
 
-/* An encoder reads RGB and gives mean and log-variance (an even count); a
- * decoder writes RGB.  Anything else, once loaded, read past the image
+/* An encoder reads RGB and gives MOMENTS tensors (KL: mean and log-variance,
+ * an even count; VQ: the latent); a decoder writes RGB.  Anything else, once loaded, read past the image
  * buffers the front ends hand over. */
 static gboolean
-check_rgb (const VaeWeights *weights, const KlNet *enc, const KlNet *dec, GError **error)
+check_rgb (const VaeWeights *weights, const KlNet *enc, const KlNet *dec, gint moments,
+           GError **error)
 {
   const gchar *path = vae_weights_get_path (weights);
 
@@ -696,7 +673,7 @@ check_rgb (const VaeWeights *weights, const KlNet *enc, const KlNet *dec, GError
     g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
                  _ ("%s: 'encoder.conv_in' takes %d channels; an RGB encoder takes 3"), path,
                  enc->net.in_channels);
-  else if (enc && enc->net.out_channels % 2)
+  else if (enc && enc->net.out_channels % moments)
     g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
                  _ ("%s: the encoder gives %d channels, not mean and log-variance (an even "
                     "number)"),
@@ -710,54 +687,80 @@ check_rgb (const VaeWeights *weights, const KlNet *enc, const KlNet *dec, GError
   return FALSE;
 }
 
-gboolean
-vae_kl_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, VaeNet **decoder,
-              gfloat **bn_mean, gfloat **bn_var, GError **error)
+/* A decoder with MoVQ's spatial normalisation (Kandinsky 2.x/3: norms
+ * conditioned on the quantised latent, diffusers' SpatialNorm), which this
+ * engine does not run. */
+static gboolean
+spatial_norm (const KlNames *names)
 {
-  KlNames  names;
-  KlNet   *enc = NULL, *dec = NULL;
-  gboolean ok = TRUE;
+  GHashTableIter iter;
+  gpointer       key;
+
+  g_hash_table_iter_init (&iter, names->names);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (g_str_has_prefix (key, "decoder.") && strstr (key, ".conv_y."))
+      return TRUE;
+  return FALSE;
+}
+
+gboolean
+vae_kl_build (const VaeWeights *weights, VaeParts *parts, GError **error)
+{
+  VaeStructure         *s = &parts->structure;
+  KlNames               names;
+  KlNet                *enc = NULL, *dec = NULL;
+  const VaeWeightEntry *codebook;
+  gboolean              ok = TRUE;
+  gint                  moments;
 
   names_init (&names, weights);
-  memset (s, 0, sizeof *s);
-  s->kind = VAE_KIND_KL;
+  memset (parts, 0, sizeof *parts);
+  codebook = find (&names, "quantize.embedding.weight");
+  s->kind = codebook ? VAE_KIND_VQ : VAE_KIND_KL;
+  moments = codebook ? 1 : 2; /* a VQ encoder gives the latent, a KL one mean and logvar */
   s->encoder_present = find (&names, "encoder.conv_in.weight") != NULL;
   s->decoder_present = find (&names, "decoder.conv_in.weight") != NULL;
-  if (s->encoder_present && !(enc = load_half (&names, FALSE, error)))
+  if (spatial_norm (&names))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   _ ("%s: a decoder with spatial normalisation (MoVQ: Kandinsky 2.x/3) is not "
+                      "supported"),
+                   vae_weights_get_path (weights));
+      ok = FALSE;
+    }
+  if (ok && s->encoder_present && !(enc = load_half (&names, FALSE, error)))
     ok = FALSE;
   if (ok && s->decoder_present && !(dec = load_half (&names, TRUE, error)))
     ok = FALSE;
+  parts->encoder = enc ? &enc->net : NULL;
+  parts->decoder = dec ? &dec->net : NULL;
   if (ok)
     {
-      s->raw_channels = dec ? dec->net.in_channels : enc->net.out_channels / 2;
+      s->raw_channels = dec ? dec->net.in_channels : enc->net.out_channels / moments;
       s->raw_factor = dec ? dec->net.factor : enc->net.factor;
       s->quant_convs = dec ? dec->has_quant : enc->has_quant;
       s->batch_norm = find (&names, "bn.running_mean") != NULL;
       if (enc && dec &&
-          (enc->net.out_channels != 2 * dec->net.in_channels || enc->net.factor != dec->net.factor))
+          (enc->net.out_channels != moments * dec->net.in_channels ||
+           enc->net.factor != dec->net.factor))
         {
           g_set_error (
               error, VAE_ERROR, VAE_ERROR_MODEL,
-              _ ("%s: encoder (%d moments, /%d) and decoder (%d channels, ×%d) do not match"),
+              _ ("%s: encoder (%d channels out, /%d) and decoder (%d channels in, ×%d) do not "
+                 "match"),
               vae_weights_get_path (weights), enc->net.out_channels, enc->net.factor,
               dec->net.in_channels, dec->net.factor);
           ok = FALSE;
         }
       if (ok)
-        ok = check_rgb (weights, enc, dec, error);
+        ok = check_rgb (weights, enc, dec, moments, error);
       if (ok && s->batch_norm)
-        ok = load_batch_norm (&names, s->raw_channels * 4, bn_mean, bn_var, error);
+        ok = load_batch_norm (&names, s->raw_channels * 4, &parts->bn_mean, &parts->bn_var, error);
+      if (ok && codebook)
+        ok = (parts->codebook = vae_codebook_from_weights (weights, codebook->name, error)) != NULL;
     }
   g_hash_table_unref (names.names);
   if (!ok)
-    {
-      if (enc)
-        kl_net_free (&enc->net);
-      if (dec)
-        kl_net_free (&dec->net);
-      return FALSE;
-    }
-  *encoder = enc ? &enc->net : NULL;
-  *decoder = dec ? &dec->net : NULL;
-  return TRUE;
+    vae_parts_clear (parts);
+  return ok;
 }

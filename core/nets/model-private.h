@@ -21,7 +21,8 @@ struct _VaeModel
   VaeNet          *decoder;
   gfloat          *bn_mean;
   gfloat          *bn_var;
-  gchar           *files; /* for messages: "a.pth + b.pth" */
+  VaeCodebook     *codebook; /* a VQ model's, in the raw scale */
+  gchar           *files;    /* for messages: "a.pth + b.pth" */
   guint            n_tensors;
   guint64          n_params;
   gchar           *dtypes;

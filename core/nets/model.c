@@ -143,6 +143,17 @@ sibling_half (const gchar *path)
 
 /* ---- loading ------------------------------------------------------------- */
 
+void
+vae_parts_clear (VaeParts *parts)
+{
+  vae_net_free (parts->encoder);
+  vae_net_free (parts->decoder);
+  g_free (parts->bn_mean);
+  g_free (parts->bn_var);
+  vae_codebook_free (parts->codebook);
+  memset (parts, 0, sizeof *parts);
+}
+
 static void
 model_free (VaeModel *m)
 {
@@ -151,6 +162,7 @@ model_free (VaeModel *m)
   vae_family_free (m->generic);
   g_free (m->bn_mean);
   g_free (m->bn_var);
+  vae_codebook_free (m->codebook);
   g_free (m->files);
   g_free (m->dtypes);
   g_free (m->cache_key);
@@ -169,65 +181,71 @@ count_weights (VaeModel *m, const VaeWeights *w, GHashTable *dtypes)
     }
 }
 
-/* Builds the nets of one file and merges them into M. */
+/* Builds the parts of one file and merges them into M. */
 static gboolean
 add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
 {
   g_autoptr (VaeWeights) w = vae_weights_load (path, error);
-  VaeStructure s;
-  VaeNet      *enc = NULL, *dec = NULL;
-  gfloat      *bn_mean = NULL, *bn_var = NULL;
-  gboolean     ok;
+  VaeParts      parts;
+  VaeStructure *s = &parts.structure;
+  gboolean      ok;
 
   if (!w)
     return FALSE;
   if (vae_kl_detect (w))
-    ok = vae_kl_build (w, &s, &enc, &dec, &bn_mean, &bn_var, error);
+    ok = vae_kl_build (w, &parts, error);
   else if (vae_tiny_detect (w))
-    ok = vae_tiny_build (w, &s, &enc, &dec, error);
+    ok = vae_tiny_build (w, &parts, error);
+  else if (vae_vqvae_detect (w))
+    ok = vae_vqvae_build (w, &parts, error);
   else
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
                    _ ("%s holds %u tensors but no VAE: neither encoder.conv_in/decoder.conv_in "
-                      "(AutoencoderKL) nor TAESD layers"),
+                      "(AutoencoderKL, VQModel), TAESD layers, nor a VQ-VAE's _encoder/_decoder"),
                    path, vae_weights_count (w));
       return FALSE;
     }
   if (!ok)
     return FALSE;
+  if (parts.codebook && parts.codebook->dim != s->raw_channels)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                   _ ("%s: the codebook's entries have %d channels but the latent has %d"), path,
+                   parts.codebook->dim, s->raw_channels);
+      vae_parts_clear (&parts);
+      return FALSE;
+    }
   if (m->encoder || m->decoder)
     {
-      if (s.kind != m->structure.kind || s.raw_channels != m->structure.raw_channels ||
-          s.raw_factor != m->structure.raw_factor)
+      if (s->kind != m->structure.kind || s->raw_channels != m->structure.raw_channels ||
+          s->raw_factor != m->structure.raw_factor)
         {
           g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
                        _ ("%s does not match %s (latent channels %d vs %d)"), path, m->files,
-                       s.raw_channels, m->structure.raw_channels);
-          vae_net_free (enc);
-          vae_net_free (dec);
-          g_free (bn_mean);
-          g_free (bn_var);
+                       s->raw_channels, m->structure.raw_channels);
+          vae_parts_clear (&parts);
           return FALSE;
         }
-      m->structure.pool_branch |= s.pool_branch;
-      m->structure.encoder_present |= s.encoder_present;
-      m->structure.decoder_present |= s.decoder_present;
+      m->structure.pool_branch |= s->pool_branch;
+      m->structure.encoder_present |= s->encoder_present;
+      m->structure.decoder_present |= s->decoder_present;
     }
   else
-    m->structure = s;
+    m->structure = *s;
+  /* what an earlier file brought stays */
   if (!m->encoder)
-    m->encoder = g_steal_pointer (&enc);
+    m->encoder = g_steal_pointer (&parts.encoder);
   if (!m->decoder)
-    m->decoder = g_steal_pointer (&dec);
+    m->decoder = g_steal_pointer (&parts.decoder);
   if (!m->bn_mean)
     {
-      m->bn_mean = g_steal_pointer (&bn_mean);
-      m->bn_var = g_steal_pointer (&bn_var);
+      m->bn_mean = g_steal_pointer (&parts.bn_mean);
+      m->bn_var = g_steal_pointer (&parts.bn_var);
     }
-  vae_net_free (enc);
-  vae_net_free (dec);
-  g_free (bn_mean);
-  g_free (bn_var);
+  if (!m->codebook)
+    m->codebook = g_steal_pointer (&parts.codebook);
+  vae_parts_clear (&parts);
   count_weights (m, w, dtypes);
   return TRUE;
 }
@@ -236,7 +254,8 @@ static gboolean
 choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset, const gchar *path,
                GError **error)
 {
-  VaeFamily shape = { 0 };
+  VaeFamily        shape = { 0 };
+  const VaeFamily *own;
 
   shape.kind = m->structure.kind;
   shape.raw_channels = m->structure.raw_channels;
@@ -255,6 +274,24 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
     }
   else
     m->family = preset ? preset : vae_family_match (&shape, path);
+  own = vae_family_match (&shape, path);
+  if (m->family && m->family->kind != shape.kind)
+    {
+      if (own)
+        g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                     _ ("%s is a %s model: a %s with %d latent channels at 1/%d; family '%s' "
+                        "describes a %s"),
+                     m->files, own->name, vae_kind_title (shape.kind),
+                     vae_family_latent_channels (own), vae_family_factor (own), m->family->name,
+                     vae_kind_title (m->family->kind));
+      else
+        g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                     _ ("%s: family '%s' describes a %s, not this %s"), m->files, m->family->name,
+                     vae_kind_title (m->family->kind), vae_kind_title (shape.kind));
+      return FALSE;
+    }
+  if (m->family && m->family->raw_channels == 0) /* a VQ descriptor: any latent size */
+    m->family = m->generic = vae_family_fitted (m->family, &shape);
   if (!m->family && shape.kind == VAE_KIND_KL)
     {
       g_autofree gchar *families =
@@ -272,17 +309,14 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
           error, VAE_ERROR, VAE_ERROR_MODEL,
           _ ("%s: no family descriptor fits a %s with %d latent channels at 1/%d%s%s; add one "
              "or name a family"),
-          m->files, shape.kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder",
-          shape.raw_channels, shape.raw_factor, shape.quant_convs ? ", quant convs" : "",
-          shape.batch_norm ? ", batch norm" : "");
+          m->files, vae_kind_title (shape.kind), shape.raw_channels, shape.raw_factor,
+          shape.quant_convs ? ", quant convs" : "", shape.batch_norm ? ", batch norm" : "");
       return FALSE;
     }
-  if (m->family->kind != shape.kind || m->family->raw_channels != shape.raw_channels ||
-      m->family->raw_factor != shape.raw_factor || m->family->batch_norm != shape.batch_norm)
+  if (m->family->raw_channels != shape.raw_channels || m->family->raw_factor != shape.raw_factor ||
+      m->family->batch_norm != shape.batch_norm)
     {
-      /* in the latent's terms (a family may patchify the network's output):
-       * the family the file itself fits, when one does */
-      const VaeFamily *own = vae_family_match (&shape, path);
+      /* in the latent's terms (a family may patchify the network's output) */
       if (own)
         g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
                      _ ("%s is a %s model (%d latent channels at 1/%d), but family '%s' expects "
@@ -475,6 +509,21 @@ vae_model_has_decoder (const VaeModel *model)
   return model->decoder != NULL;
 }
 
+VaeCodebook *
+vae_model_codebook (const VaeModel *model, GError **error)
+{
+  if (!model->codebook)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("model %s (%s) has no codebook: it is not a VQ model"), model->files,
+                   model->family->name);
+      return NULL;
+    }
+  /* the latents' map: (z − shift)·scale */
+  return vae_codebook_copy_mapped (model->codebook, model->scale, -model->shift * model->scale,
+                                   error);
+}
+
 gchar *
 vae_model_describe (const VaeModel *m)
 {
@@ -482,8 +531,7 @@ vae_model_describe (const VaeModel *m)
   GString         *s = g_string_new (NULL);
 
   g_string_append_printf (s, "family:     %s (%s)\n", f->name, f->title);
-  g_string_append_printf (s, "kind:       %s\n",
-                          f->kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder (TAESD)");
+  g_string_append_printf (s, "kind:       %s\n", vae_kind_title (f->kind));
   g_string_append_printf (s, "files:      %s\n", m->files);
   g_string_append_printf (s, "latent:     %d channels at 1/%d", vae_family_latent_channels (f),
                           vae_family_factor (f));
@@ -491,6 +539,9 @@ vae_model_describe (const VaeModel *m)
     g_string_append_printf (s, " (network: %d at 1/%d, %d×%d patchify%s)", f->raw_channels,
                             f->raw_factor, f->patchify, f->patchify,
                             m->structure.batch_norm ? ", batch norm" : "");
+  if (m->codebook)
+    g_string_append_printf (s, "\ncodebook:   %d entries of %d channels", m->codebook->size,
+                            m->codebook->dim);
   g_string_append_printf (s, "\nscale:      %.8g\nshift:      %.8g\n", m->scale, m->shift);
   g_string_append_printf (s, "halves:     %s%s%s\n", m->encoder ? "encoder" : "",
                           m->encoder && m->decoder ? " + " : "", m->decoder ? "decoder" : "");

@@ -1,5 +1,6 @@
-/* The network families: AutoencoderKL (kl.c) and the tiny autoencoders
- * (tiny.c), built from the tensors of a weight file.
+/* The network families, built from the tensors of a weight file:
+ * AutoencoderKL and VQModel (kl.c), the tiny autoencoders (tiny.c), the
+ * small VQ-VAE (vqvae.c); and the steps their passes are written in.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #ifndef VAE_NETS_H
@@ -9,7 +10,7 @@
 
 G_BEGIN_DECLS
 
-/* The structure of the AutoencoderKL or TAESD weights in a file. */
+/* The structure of the weights in a file. */
 typedef struct
 {
   VaeKind  kind;
@@ -22,17 +23,54 @@ typedef struct
   gboolean decoder_present;
 } VaeStructure;
 
+/* What a weight file holds: its structure, its halves, and what goes with
+ * the latent (FLUX.2's BatchNorm statistics, a VQ model's codebook in the
+ * raw scale). */
+typedef struct
+{
+  VaeStructure structure;
+  VaeNet      *encoder;
+  VaeNet      *decoder;
+  gfloat      *bn_mean;
+  gfloat      *bn_var;
+  VaeCodebook *codebook;
+} VaeParts;
+
+/* Frees what PARTS holds and zeroes it. */
+void vae_parts_clear (VaeParts *parts);
+
 gboolean vae_kl_detect (const VaeWeights *weights);
 /* Builds what the file holds: encoder (image in [-1,1] → 2Z moments after
- * quant_conv) and/or decoder (Z latent → image in [-1,1], post_quant_conv
- * included); FLUX.2 BatchNorm statistics into bn_mean/bn_var when present. */
-gboolean vae_kl_build (const VaeWeights *weights, VaeStructure *structure, VaeNet **encoder,
-                       VaeNet **decoder, gfloat **bn_mean, gfloat **bn_var, GError **error);
+ * quant_conv, or a VQModel's latent) and/or decoder (Z latent → image in
+ * [-1,1], post_quant_conv included); FLUX.2 BatchNorm statistics and a
+ * VQModel's codebook (quantize.embedding) when present. */
+gboolean vae_kl_build (const VaeWeights *weights, VaeParts *parts, GError **error);
 
 gboolean vae_tiny_detect (const VaeWeights *weights);
 /* Builds the encoder (image in [0,1] → Z) and/or decoder (Z → image) held. */
-gboolean vae_tiny_build (const VaeWeights *weights, VaeStructure *structure, VaeNet **encoder,
-                         VaeNet **decoder, GError **error);
+gboolean vae_tiny_build (const VaeWeights *weights, VaeParts *parts, GError **error);
+
+gboolean vae_vqvae_detect (const VaeWeights *weights);
+/* Builds the small VQ-VAE's encoder (image − 0.5 → D-channel latent) and/or
+ * decoder (D → image − 0.5), and its codebook. */
+gboolean vae_vqvae_build (const VaeWeights *weights, VaeParts *parts, GError **error);
+
+/* ---- steps (steps.c) ----------------------------------------------------------
+ * Each step consumes its input and returns its output; a NULL input (an
+ * earlier step failed and set ERROR) passes straight through, so a pass
+ * reads as the list of its layers.  A stopped pass fails at its next step. */
+
+/* X when the step should run, else NULL (X freed). */
+VaeTensor *vae_step_go_on (const VaePass *p, VaeTensor *x, GError **error);
+/* act(conv(x)) of an input the pass does not own (the image, the latent). */
+VaeTensor *vae_step_first_conv (const VaePass *p, const VaeConv *c, const VaeTensor *x, VaeAct act,
+                                GError **error);
+/* act(conv(up(x))), up being nearest ×2 when UPSAMPLE. */
+VaeTensor *vae_step_conv (const VaePass *p, const VaeConv *c, VaeTensor *x, gboolean upsample,
+                          VaeAct act, GError **error);
+/* act(conv_transpose(x)). */
+VaeTensor *vae_step_conv_transpose (const VaePass *p, const VaeConvTranspose *c, VaeTensor *x,
+                                    VaeAct act, GError **error);
 
 G_END_DECLS
 

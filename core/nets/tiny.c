@@ -407,13 +407,13 @@ tiny_forward (VaeNet *net, const VaePass *pass, const VaeTensor *x, GError **err
 }
 
 gboolean
-vae_tiny_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, VaeNet **decoder,
-                GError **error)
+vae_tiny_build (const VaeWeights *weights, VaeParts *parts, GError **error)
 {
-  const gchar *bare = bare_half (weights);
-  TinyNames    names = { weights, g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL) };
-  TinyNet     *enc = NULL, *dec = NULL;
-  gboolean     ok = TRUE;
+  VaeStructure *s = &parts->structure;
+  const gchar  *bare = bare_half (weights);
+  TinyNames     names = { weights, g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL) };
+  TinyNet      *enc = NULL, *dec = NULL;
+  gboolean      ok = TRUE;
 
   for (guint i = 0; i < vae_weights_count (weights); i++)
     {
@@ -421,7 +421,7 @@ vae_tiny_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, Va
       g_hash_table_insert (names.names, canonical_name (name, bare),
                            (gpointer) vae_weights_lookup (weights, name));
     }
-  memset (s, 0, sizeof *s);
+  memset (parts, 0, sizeof *parts);
   s->kind = VAE_KIND_TINY;
   if (max_index (&names, "encoder") >= 0 && !(enc = load_half (&names, "encoder", error)))
     ok = FALSE;
@@ -467,7 +467,7 @@ vae_tiny_build (const VaeWeights *weights, VaeStructure *s, VaeNet **encoder, Va
     enc->net.forward = tiny_forward;
   if (dec)
     dec->net.forward = tiny_forward;
-  *encoder = enc ? &enc->net : NULL;
-  *decoder = dec ? &dec->net : NULL;
+  parts->encoder = enc ? &enc->net : NULL;
+  parts->decoder = dec ? &dec->net : NULL;
   return TRUE;
 }

@@ -1,5 +1,6 @@
-/* Running a model: image ↔ diffusion latent, with replicate padding, the KL
- * posterior, FLUX.2 patchify and BatchNorm, and the family's scale/shift.
+/* Running a model: image ↔ diffusion latent, with replicate padding, each
+ * kind's pixel range, the KL posterior, FLUX.2 patchify and BatchNorm, a VQ
+ * model's quantisation, and the family's scale/shift.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
@@ -10,16 +11,28 @@
 
 #define BN_EPS 1e-4
 
-/* Edge-replicated copy of IMAGE at the next multiple of F, mapped from
- * [0,1] to [−1,1] when SIGNED. */
+/* What a kind of network sees of a pixel value v in [0, 1]: v·MUL + ADD.
+ * AutoencoderKL and VQModel: [−1, 1]; TAESD: [0, 1]; the small VQ-VAE:
+ * v − 0.5 (its CIFAR-10 normalisation, mean 0.5 and std 1). */
+static void
+pixel_range (VaeKind kind, gfloat *mul, gfloat *add)
+{
+  *mul = kind == VAE_KIND_KL || kind == VAE_KIND_VQ ? 2.0f : 1.0f;
+  *add = kind == VAE_KIND_KL || kind == VAE_KIND_VQ ? -1.0f : kind == VAE_KIND_VQVAE ? -0.5f : 0.0f;
+}
+
+/* Edge-replicated copy of IMAGE at the next multiple of F, in KIND's pixel
+ * range. */
 static VaeTensor *
-pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
+pad_image (const VaeTensor *image, gint f, VaeKind kind, GError **error)
 {
   const gint h = (image->height + f - 1) / f * f, w = (image->width + f - 1) / f * f;
   VaeTensor *out = vae_tensor_new (image->channels, h, w, error);
+  gfloat     mul, add;
 
   if (!out)
     return NULL;
+  pixel_range (kind, &mul, &add);
 #pragma omp parallel for schedule(static)
   for (gint row = 0; row < image->channels * h; row++)
     {
@@ -28,10 +41,7 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
           image->data + ((gsize) c * image->height + MIN (y, image->height - 1)) * image->width;
       gfloat *dst = out->data + (gsize) row * w;
       for (gint x = 0; x < w; x++)
-        {
-          gfloat v = src[MIN (x, image->width - 1)];
-          dst[x] = is_signed ? 2.0f * v - 1.0f : v;
-        }
+        dst[x] = src[MIN (x, image->width - 1)] * mul + add;
     }
   return out;
 }
@@ -119,13 +129,13 @@ forward_device_banded (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecisio
                                         error);
 }
 
-/* TRUE when DEVICE_ERROR says the device ran out of memory: then it is
- * cleared, and the first time MESSAGE (a format for the error's message)
- * says what runs instead. */
+/* TRUE when DEVICE_ERROR is CODE (the device ran out of memory, or cannot
+ * run a layer): then it is cleared, and the first time MESSAGE (a format
+ * for the error's message) says what runs instead. */
 static gboolean
-out_of_device_memory (GError **device_error, gsize *said, const gchar *message)
+device_gave_up (GError **device_error, VaeError code, gsize *said, const gchar *message)
 {
-  if (!g_error_matches (*device_error, VAE_ERROR, VAE_ERROR_NO_MEMORY))
+  if (!g_error_matches (*device_error, VAE_ERROR, code))
     return FALSE;
   if (g_once_init_enter (said))
     {
@@ -138,11 +148,12 @@ out_of_device_memory (GError **device_error, gsize *said, const gchar *message)
 
 /* One network pass on RUN's backend; when the device runs out of memory,
  * in bands there, and failing that on the CPU (in bands if the memory plan
- * needs them). */
+ * needs them); with the automatic backend, on the CPU too when the device
+ * cannot run one of the network's layers. */
 static VaeTensor *
 forward (VaeModel *m, VaeNet *net, const VaeTensor *x, const VaeRun *run, GError **error)
 {
-  static gsize banded_said, cpu_said;
+  static gsize banded_said, cpu_said, unsupported_said;
   VaeCompute   compute;
   VaePass      outer;
   GError      *device_error = NULL;
@@ -156,10 +167,14 @@ forward (VaeModel *m, VaeNet *net, const VaeTensor *x, const VaeRun *run, GError
     return forward_cpu (m, net, x, compute.precision, run, error);
   outer = pass_of (NULL, run, TRUE);
   if (!(y = vae_device_forward (net, x, compute.precision, NULL, &outer, &device_error)) &&
-      out_of_device_memory (&device_error, &banded_said,
-                            _ ("%s; running in bands on the device instead")))
+      device_gave_up (&device_error, VAE_ERROR_NO_MEMORY, &banded_said,
+                      _ ("%s; running in bands on the device instead")))
     y = forward_device_banded (m, net, x, compute.precision, run, &device_error);
-  if (!y && out_of_device_memory (&device_error, &cpu_said, _ ("%s; running on the CPU instead")))
+  if (!y && (device_gave_up (&device_error, VAE_ERROR_NO_MEMORY, &cpu_said,
+                             _ ("%s; running on the CPU instead")) ||
+             (run->compute.backend == VAE_BACKEND_AUTO &&
+              device_gave_up (&device_error, VAE_ERROR_UNSUPPORTED, &unsupported_said,
+                              _ ("%s; running on the CPU instead")))))
     return forward_cpu (m, net, x,
                         compute.precision == VAE_PRECISION_BF16 && vae_cpu_has_bf16 ()
                             ? VAE_PRECISION_BF16
@@ -189,8 +204,7 @@ vae_model_encode_raw (VaeModel *m, const VaeTensor *image, const VaeRun *run, GE
   if (!vae_check_image_size (image->width, image->height, "image", error) ||
       !vae_tensor_check_finite (image, "the input image", error))
     return NULL;
-  padded =
-      pad_image (image, vae_family_factor (m->family), m->structure.kind == VAE_KIND_KL, error);
+  padded = pad_image (image, vae_family_factor (m->family), m->structure.kind, error);
   if (!padded)
     return NULL;
   return forward (m, m->encoder, padded, run, error);
@@ -303,9 +317,10 @@ vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint
   return g_steal_pointer (&raw);
 }
 
-/* The decoder's input from a diffusion latent (a new tensor). */
+/* The decoder's input from a diffusion latent (a new tensor); a VQ model's
+ * snapped to its codebook when QUANTIZE. */
 static VaeTensor *
-to_network (const VaeModel *m, const VaeTensor *latent, GError **error)
+to_network (const VaeModel *m, const VaeTensor *latent, gboolean quantize, GError **error)
 {
   const gint f = vae_family_factor (m->family);
   VaeTensor *z;
@@ -339,13 +354,16 @@ to_network (const VaeModel *m, const VaeTensor *latent, GError **error)
   from_diffusion (m, z);
   if (m->family->patchify > 1)
     vae_tensor_replace (&z, patchify (z, TRUE, error));
+  if (z && quantize && m->codebook && !vae_codebook_quantize (m->codebook, z, error))
+    g_clear_pointer (&z, vae_tensor_free);
   return z;
 }
 
 VaeTensor *
-vae_model_decode_raw (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GError **error)
+vae_model_decode_raw_vq (VaeModel *m, const VaeTensor *latent, gboolean force_not_quantize,
+                         const VaeRun *run, GError **error)
 {
-  g_autoptr (VaeTensor) z = to_network (m, latent, error);
+  g_autoptr (VaeTensor) z = to_network (m, latent, !force_not_quantize, error);
 
   if (!z)
     return NULL;
@@ -353,11 +371,18 @@ vae_model_decode_raw (VaeModel *m, const VaeTensor *latent, const VaeRun *run, G
 }
 
 VaeTensor *
-vae_model_decode (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GError **error)
+vae_model_decode_raw (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GError **error)
 {
-  VaeTensor *out = vae_model_decode_raw (m, latent, run, error);
+  return vae_model_decode_raw_vq (m, latent, FALSE, run, error);
+}
+
+VaeTensor *
+vae_model_decode_vq (VaeModel *m, const VaeTensor *latent, gboolean force_not_quantize,
+                     const VaeRun *run, GError **error)
+{
+  VaeTensor *out = vae_model_decode_raw_vq (m, latent, force_not_quantize, run, error);
   gsize      n;
-  gboolean   kl = m->structure.kind == VAE_KIND_KL;
+  gfloat     mul, add;
 
   if (!out)
     return NULL;
@@ -368,13 +393,17 @@ vae_model_decode (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GErro
       return NULL;
     }
   n = vae_tensor_n_elements (out);
+  pixel_range (m->structure.kind, &mul, &add);
 #pragma omp parallel for schedule(static)
   for (gsize i = 0; i < n; i++)
-    {
-      gfloat v = kl ? (out->data[i] + 1.0f) * 0.5f : out->data[i];
-      out->data[i] = CLAMP (v, 0.0f, 1.0f);
-    }
+    out->data[i] = CLAMP ((out->data[i] - add) / mul, 0.0f, 1.0f);
   return out;
+}
+
+VaeTensor *
+vae_model_decode (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GError **error)
+{
+  return vae_model_decode_vq (m, latent, FALSE, run, error);
 }
 
 void

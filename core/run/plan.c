@@ -253,14 +253,40 @@ plan_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
   return tally_tensor (p, x->channels, x->height, x->width);
 }
 
+static VaeTensor *
+plan_conv_transpose (const VaeBackend *be, const VaeConvTranspose *l, const VaeTensor *x,
+                     VaeAct act, GError **error)
+{
+  Planner   *p = (Planner *) be;
+  gint       out_h, out_w;
+  VaeTensor *y;
+
+  if (!vae_conv_transpose_output_checked (l, x, &out_h, &out_w, error))
+    return NULL;
+  y = tally_tensor (p, l->out_channels, out_h, out_w);
+  if (p->tiled)
+    {
+      note (p, vae_tiled_conv_transpose_band_bytes (&p->tiles, l, x->height, x->width));
+      count_bands (p, out_h);
+    }
+  else
+    note (p, vae_cpu_conv_transpose_scratch_bytes (l, out_h, out_w));
+  return y;
+}
+
 /* The peak bytes of NET's pass over an input of C × H × W, its bands, and
  * the bytes of transformed weights it would cache. */
 static gboolean
 walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings *tiles,
       gsize *peak, gint *bands, gsize *cache_bytes, GError **error)
 {
-  Planner       planner = { { "plan", plan_conv, plan_norm, plan_attention, plan_clamp,
-                        tiles ? NULL : plan_norm_in_place },
+  Planner       planner = { { .name = "plan",
+                              .conv = plan_conv,
+                              .norm = plan_norm,
+                              .attention = plan_attention,
+                              .clamp = plan_clamp,
+                              .norm_in_place = tiles ? NULL : plan_norm_in_place,
+                              .conv_transpose = plan_conv_transpose },
                             tiles != NULL };
   const VaePass pass = { &planner.base }; /* no progress, never stopped */
   VaeTensor    *input, *output;

@@ -19,11 +19,15 @@ VaeTensor *vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision pre
                                const VaeTileSettings *tiles, const VaePass *outer, GError **error);
 
 /* The networks' own outputs, before posterior, scale, patchify or clamp
- * (KL encoder: 2Z moments; KL decoder: image in [-1, 1]); for tests. */
+ * (KL encoder: 2Z moments; KL decoder: image in [-1, 1]); for tests.  The
+ * decoders take diffusion latents, a VQ model's quantised first unless
+ * FORCE_NOT_QUANTIZE. */
 VaeTensor *vae_model_encode_raw (VaeModel *model, const VaeTensor *image, const VaeRun *run,
                                  GError **error);
-VaeTensor *vae_model_decode_raw (VaeModel *model, const VaeTensor *raw_latent, const VaeRun *run,
+VaeTensor *vae_model_decode_raw (VaeModel *model, const VaeTensor *latent, const VaeRun *run,
                                  GError **error);
+VaeTensor *vae_model_decode_raw_vq (VaeModel *model, const VaeTensor *latent,
+                                    gboolean force_not_quantize, const VaeRun *run, GError **error);
 
 /* The memory plan of one pass of NET under TILING (plan.c): fills PLAN and,
  * when it tiles, TILES (band_pixels > 0). */

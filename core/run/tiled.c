@@ -358,6 +358,74 @@ tiled_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gbool
   return y;
 }
 
+static inline gint
+floor_div (gint a, gint b)
+{
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+/* Band [o0, o1) of a transposed convolution's output: the input rows
+ * [a, b) it reads.  Run on those rows alone, with the layer's padding, the
+ * band's output row j is the layer's row a·s + j, so a ≤ o0/s; and it must
+ * reach row o1 − 1, so (b − 1)·s ≥ o1 + 2·pad − k.  Rows beyond the ones
+ * whose taps reach the band only add work, never values. */
+static void
+conv_transpose_band_input (const VaeConvTranspose *l, gint in_h, gint o0, gint o1, gint *a, gint *b)
+{
+  const gint s = l->stride, p = l->pad, k = l->kernel;
+
+  *a = CLAMP (floor_div (o0 + p - k, s) + 1, 0, o0 / s);
+  *b = MIN (in_h, MAX (floor_div (o1 - 1 + p, s), -floor_div (k - o1 - 2 * p, s)) + 1);
+}
+
+gsize
+vae_tiled_conv_transpose_band_bytes (const VaeTileSettings *settings, const VaeConvTranspose *l,
+                                     gint in_h, gint in_w)
+{
+  const gint out_h = vae_conv_transpose_output (l, in_h),
+             out_w = vae_conv_transpose_output (l, in_w);
+  const gint rows = vae_tiled_band_rows (settings, out_h);
+  const gint o0 = out_h > rows ? rows : 0; /* an inner band: halos on both sides */
+  gint       a, b, band_h;
+
+  conv_transpose_band_input (l, in_h, o0, MIN (out_h, o0 + rows), &a, &b);
+  band_h = vae_conv_transpose_output (l, b - a);
+  return sizeof (gfloat) *
+             ((gsize) l->in_channels * (b - a) * in_w + (gsize) l->out_channels * band_h * out_w) +
+         vae_cpu_conv_transpose_scratch_bytes (l, band_h, out_w);
+}
+
+static VaeTensor *
+tiled_conv_transpose (const VaeBackend *be, const VaeConvTranspose *l, const VaeTensor *x,
+                      VaeAct act, GError **error)
+{
+  Tiled     *tb = (Tiled *) be;
+  gint       out_h, out_w, rows;
+  VaeTensor *y;
+
+  if (!vae_conv_transpose_output_checked (l, x, &out_h, &out_w, error) ||
+      !(y = new_output (tb, l->out_channels, out_h, out_w, error)))
+    return NULL;
+  rows = vae_tiled_band_rows (&tb->settings, out_h);
+  for (gint o0 = 0; o0 < out_h; o0 += rows)
+    {
+      const gint o1 = MIN (out_h, o0 + rows);
+      gint       a, b;
+      g_autoptr (VaeTensor) xb = NULL, yb = NULL;
+
+      conv_transpose_band_input (l, x->height, o0, o1, &a, &b);
+      if (!(xb = read_rows (x, a, b, error)) ||
+          !(yb = on_host (tb, vae_conv_transpose (tb->inner, l, xb, act, error), error)) ||
+          !store_rows (store_of (y), TRUE, o0, o1 - o0, yb, o0 - a * l->stride, error) ||
+          !band_done (tb, error))
+        {
+          vae_tensor_free (y);
+          return NULL;
+        }
+    }
+  return y;
+}
+
 /* Chan et al.'s merge of (count, mean, M2) for one group with a band's. */
 static void
 merge_stats (gdouble *n, gdouble *mean, gdouble *m2, gdouble bn, gdouble bmean, gdouble bm2)
@@ -514,6 +582,7 @@ vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings,
     .norm = tiled_norm,
     .attention = tiled_attention,
     .clamp = tiled_clamp,
+    .conv_transpose = tiled_conv_transpose,
   };
   tb->inner = inner;
   tb->settings = *settings;

@@ -44,6 +44,9 @@ gint vae_tiled_band_rows (const VaeTileSettings *settings, gint height);
  * tensors: input rows with halo, output (and residual) rows, scratch. */
 gsize vae_tiled_conv_band_bytes (const VaeTileSettings *settings, const VaeConv *conv, gint in_h,
                                  gint in_w, gboolean upsample, gboolean residual);
+/* The same for a transposed convolution on IN_H × IN_W. */
+gsize vae_tiled_conv_transpose_band_bytes (const VaeTileSettings  *settings,
+                                           const VaeConvTranspose *layer, gint in_h, gint in_w);
 /* Turns a tensor made by the tiled executor into a plain one. */
 gboolean vae_tiled_materialize (VaeTensor **tensor, GError **error);
 

@@ -2,7 +2,7 @@
  *
  *   gegl-vae info MODEL
  *   gegl-vae encode [--model M] [--mode mean|sample] [--seed N] IN OUT
- *   gegl-vae decode [--model M] IN OUT
+ *   gegl-vae decode [--model M] [--force-not-quantize] IN OUT
  *   (encode, decode, preview and bench also take --memory-limit BYTES, --tile-size N,
  *    --backend auto|cpu|cuda and --precision fp32|bf16|fp16)
  *   gegl-vae preview [--model M] [--strength S | --timestep T] [--schedule S] [--seed N] IN OUT
@@ -29,6 +29,7 @@ static gchar  *opt_scale = NULL;
 static gchar  *opt_shift = NULL;
 static gint64  opt_seed = 0;
 static gint    opt_depth = 8;
+static gboolean opt_force_not_quantize = FALSE;
 static gdouble opt_strength = 0.5;
 #define TIMESTEP_UNSET G_MININT /* so that a negative --timestep is seen, and refused */
 static gint   opt_timestep = TIMESTEP_UNSET;
@@ -59,6 +60,10 @@ static const GOptionEntry encode_entries[] = {
 static const GOptionEntry decode_entries[] = {
   { "depth", 0, 0, G_OPTION_ARG_INT, &opt_depth,
     "Bits per channel of a PNG output: 8 (default) or 16", "BITS" },
+  { "force-not-quantize", 0, 0, G_OPTION_ARG_NONE, &opt_force_not_quantize,
+    "VQ models: decode the latent as it is (by default it is snapped to the model's codebook "
+    "first, as diffusers' VQModel.decode does)",
+    NULL },
   { NULL }
 };
 
@@ -282,7 +287,7 @@ cmd_decode (gint argc, gchar **argv, GError **error)
     }
   return cli_run_options (&run, error) && (model = cli_load_model (opt_model, error)) &&
          (latent = read_latent (model, argv[1], error)) &&
-         (image = vae_model_decode (model, latent, &run, error)) &&
+         (image = vae_model_decode_vq (model, latent, opt_force_not_quantize, &run, error)) &&
          write_image (argv[2], image, error);
 }
 

@@ -109,6 +109,7 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
 {
   const gboolean preview = strcmp (procedure, PROC_PREVIEW) == 0;
   const gboolean posterize = strcmp (procedure, PROC_POSTERIZE) == 0;
+  gboolean       snap;
   g_autoptr (VaeModel) model = NULL;
   GeglBuffer    *src, *shadow;
   GeglNode      *gegl, *nodes[8], *sink;
@@ -144,11 +145,14 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
     nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:latent-noise", "strength",
                                       v->strength, "timestep", v->timestep, "schedule", schedule,
                                       "seed", (guint) v->seed, "rng", v->rng, NULL);
-  if (posterize || (preview && v->vq))
-    nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:vq-snap", "k", v->k, "codebook",
-                                      v->codebook, "strength", posterize ? v->vq_strength : 1.0,
-                                      "seed", (guint) v->seed, NULL);
-  nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:decode", "model", v->model, NULL);
+  snap = posterize || (preview && v->vq);
+  if (snap) /* codebook "model": a VQ model's own */
+    nodes[n++] = gegl_node_new_child (
+        gegl, "operation", "vae:vq-snap", "k", v->k, "codebook", v->codebook, "model", v->model,
+        "strength", posterize ? v->vq_strength : 1.0, "seed", (guint) v->seed, NULL);
+  /* a VQ model's decode quantises unless the snap above did */
+  nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:decode", "model", v->model,
+                                    "force-not-quantize", snap, NULL);
   nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:apply-alpha", NULL);
   for (gint i = 0; i + 1 < n; i++)
     gegl_node_link (nodes[i], nodes[i + 1]);
