@@ -661,8 +661,8 @@ load_batch_norm (const KlNames *names, gint channels, gfloat **mean, gfloat **va
 }
 
 /* An encoder reads RGB and gives MOMENTS tensors (KL: mean and log-variance,
- * an even count; VQ: the latent); a decoder writes RGB.  Anything else, once loaded, read past the image
- * buffers the front ends hand over. */
+ * an even count; VQ: the latent); a decoder writes RGB.  Anything else, once loaded, read past the
+ * image buffers the front ends hand over. */
 static gboolean
 check_rgb (const VaeWeights *weights, const KlNet *enc, const KlNet *dec, gint moments,
            GError **error)

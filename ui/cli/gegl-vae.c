@@ -22,15 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static gchar  *opt_model = NULL;
-static gchar  *opt_mode = NULL;
-static gchar  *opt_family = NULL;
-static gchar  *opt_scale = NULL;
-static gchar  *opt_shift = NULL;
-static gint64  opt_seed = 0;
-static gint    opt_depth = 8;
+static gchar   *opt_model = NULL;
+static gchar   *opt_mode = NULL;
+static gchar   *opt_family = NULL;
+static gchar   *opt_scale = NULL;
+static gchar   *opt_shift = NULL;
+static gint64   opt_seed = 0;
+static gint     opt_depth = 8;
 static gboolean opt_force_not_quantize = FALSE;
-static gdouble opt_strength = 0.5;
+static gdouble  opt_strength = 0.5;
 #define TIMESTEP_UNSET G_MININT /* so that a negative --timestep is seen, and refused */
 static gint   opt_timestep = TIMESTEP_UNSET;
 static gchar *opt_schedule = NULL;
