@@ -59,6 +59,19 @@ DEFINE_ENUM (gegl_vae_rng_get_type, "GeglVaeRng",
              { GEGL_VAE_RNG_PHILOX, N_ ("Philox (A1111/sd.cpp GPU seeds)"), "philox" },
              { GEGL_VAE_RNG_TORCH_CPU, N_ ("Torch CPU (ComfyUI seeds)"), "torch-cpu" })
 
+DEFINE_ENUM (gegl_vae_preset_get_type, "GeglVaePreset",
+             { GEGL_VAE_PRESET_TAEF2, N_ ("TAEF2 (tiny, FLUX.2 latents)"), "taef2" },
+             { GEGL_VAE_PRESET_TAEF1, N_ ("TAEF1 (tiny, FLUX.1 latents)"), "taef1" },
+             { GEGL_VAE_PRESET_TAESD, N_ ("TAESD (tiny, SD 1/2 latents)"), "taesd" },
+             { GEGL_VAE_PRESET_TAESDXL, N_ ("TAESDXL (tiny, SDXL latents)"), "taesdxl" },
+             { GEGL_VAE_PRESET_TAESD3, N_ ("TAESD3 (tiny, SD3 latents)"), "taesd3" },
+             { GEGL_VAE_PRESET_SD15, N_ ("Stable Diffusion 1/2 VAE"), "sd15" },
+             { GEGL_VAE_PRESET_SDXL, N_ ("Stable Diffusion XL VAE"), "sdxl" },
+             { GEGL_VAE_PRESET_SD3, N_ ("Stable Diffusion 3 VAE"), "sd3" },
+             { GEGL_VAE_PRESET_FLUX1, N_ ("FLUX.1 VAE"), "flux1" },
+             { GEGL_VAE_PRESET_FLUX2, N_ ("FLUX.2 VAE"), "flux2" },
+             { GEGL_VAE_PRESET_FILE, N_ ("Another file…"), "file" })
+
 const Babl *
 gegl_vae_latent_format (gint channels)
 {

@@ -49,6 +49,23 @@ typedef enum
   GEGL_VAE_RNG_TORCH_CPU
 } GeglVaeRng;
 
+/* The models the GIMP filters offer by name: families with an encoder and a
+ * decoder (vae_family_lookup names them by the nick), and any other file. */
+typedef enum
+{
+  GEGL_VAE_PRESET_TAEF2,
+  GEGL_VAE_PRESET_TAEF1,
+  GEGL_VAE_PRESET_TAESD,
+  GEGL_VAE_PRESET_TAESDXL,
+  GEGL_VAE_PRESET_TAESD3,
+  GEGL_VAE_PRESET_SD15,
+  GEGL_VAE_PRESET_SDXL,
+  GEGL_VAE_PRESET_SD3,
+  GEGL_VAE_PRESET_FLUX1,
+  GEGL_VAE_PRESET_FLUX2,
+  GEGL_VAE_PRESET_FILE
+} GeglVaePreset;
+
 typedef enum /* the order of VaePrecision */
 {
   GEGL_VAE_PRECISION_FP32,
@@ -62,6 +79,7 @@ GType gegl_vae_mode_get_type (void);
 GType gegl_vae_schedule_get_type (void);
 GType gegl_vae_form_get_type (void);
 GType gegl_vae_rng_get_type (void);
+GType gegl_vae_preset_get_type (void);
 
 #define GEGL_VAE_DEFAULT_MODEL "taef2"
 

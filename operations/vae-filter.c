@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: LGPL-3.0-or-later */
+#include "vae-config.h"
+#include "vae-filter.h"
+
+#include <gobject/gvaluecollector.h>
+#include <string.h>
+
+enum
+{
+  WIRED_NOT_YET,
+  WIRED_CHAIN,
+  WIRED_CHAIN_SNAP,
+  WIRED_THROUGH
+};
+
+/* The encode fills the first half of the progress, the decode the second.
+ * GIMP's filter tool listens to the filter's own node, starts its progress
+ * bar on 0 and ends it on 1. */
+static void
+forward_progress (GeglVaeFilter *f, gdouble fraction, gdouble base)
+{
+  if (!f->progress)
+    {
+      gegl_operation_progress (f->operation, 0.0, (gchar *) "");
+      f->progress = TRUE;
+    }
+  gegl_operation_progress (f->operation, base + fraction / 2, (gchar *) "");
+  if (base > 0 && fraction >= 1.0)
+    f->progress = FALSE;
+}
+
+static void
+on_encode_progress (GeglNode *node, gdouble fraction, GeglVaeFilter *f)
+{
+  forward_progress (f, MIN (fraction, 0.999), 0.0);
+}
+
+static void
+on_decode_progress (GeglNode *node, gdouble fraction, GeglVaeFilter *f)
+{
+  forward_progress (f, fraction, 0.5);
+}
+
+void
+gegl_vae_filter_attach (GeglOperation *operation, gboolean noise, gboolean snap)
+{
+  GeglNode      *gegl = operation->node;
+  GeglVaeFilter *f = g_new0 (GeglVaeFilter, 1);
+
+  g_object_set_data_full (G_OBJECT (operation), "gegl-vae-filter", f, g_free);
+  f->operation = operation;
+  f->input = gegl_node_get_input_proxy (gegl, "input");
+  f->output = gegl_node_get_output_proxy (gegl, "output");
+  f->encode = gegl_node_new_child (gegl, "operation", "vae:encode", NULL);
+  f->decode = gegl_node_new_child (gegl, "operation", "vae:decode", NULL);
+  f->alpha = gegl_node_new_child (gegl, "operation", "vae:apply-alpha", NULL);
+  if (noise)
+    f->noise = gegl_node_new_child (gegl, "operation", "vae:latent-noise", NULL);
+  if (snap) /* always fed, so that it never sees an empty input while unused */
+    f->snap = gegl_node_new_child (gegl, "operation", "vae:vq-snap", NULL);
+  gegl_node_link (f->input, f->encode);
+  gegl_node_link (f->decode, f->alpha);
+  gegl_node_connect_to (f->input, "output", f->alpha, "aux");
+  if (f->snap)
+    gegl_node_link (f->noise ? f->noise : f->encode, f->snap);
+  if (f->noise)
+    gegl_node_link (f->encode, f->noise);
+  g_signal_connect (f->encode, "progress", G_CALLBACK (on_encode_progress), f);
+  g_signal_connect (f->decode, "progress", G_CALLBACK (on_decode_progress), f);
+}
+
+GeglVaeFilter *
+gegl_vae_filter_get (GeglOperation *operation)
+{
+  return g_object_get_data (G_OBJECT (operation), "gegl-vae-filter");
+}
+
+static gboolean
+on_model_path (const gchar *file)
+{
+  g_auto (GStrv) dirs = vae_model_search_path ();
+
+  for (gchar **d = dirs; *d; d++)
+    {
+      g_autofree gchar *path = g_build_filename (*d, file, NULL);
+      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* A tiny model needs both of its files (encoder, decoder); the files of a
+ * KL family are other names of one file. */
+static gboolean
+installed (const VaeFamily *family)
+{
+  gboolean all = TRUE, any = FALSE;
+
+  for (gchar **f = family->files; *f; f++)
+    {
+      gboolean here = on_model_path (*f);
+      all = all && here;
+      any = any || here;
+    }
+  return family->kind == VAE_KIND_TINY ? all : any;
+}
+
+void
+gegl_vae_filter_class_init (GeglOperationClass *klass, void (*attach) (GeglOperation *),
+                            void (*update) (GeglOperation *), const gchar *name, const gchar *title,
+                            const gchar *menu_label, const gchar *description)
+{
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_CLASS (klass), "preset");
+  GEnumClass *presets = g_type_class_ref (gegl_vae_preset_get_type ());
+
+  klass->attach = attach;
+  GEGL_OPERATION_META_CLASS (klass)->update = update;
+  gegl_operation_class_set_keys (klass, "name", name, "title", title, "categories", "generic:ai",
+                                 "gimp:menu-path", "<Image>/Filters/Generic/VAE", "gimp:menu-label",
+                                 menu_label, "description", description, NULL);
+
+  for (guint i = 0; i < presets->n_values; i++)
+    {
+      const GEnumValue *v = &presets->values[i];
+      const VaeFamily  *family = vae_family_lookup (v->value_nick);
+
+      if (v->value != GEGL_VAE_PRESET_TAEF2 && family && !installed (family))
+        gegl_param_spec_enum_exclude_value (GEGL_PARAM_SPEC_ENUM (pspec), v->value);
+    }
+  g_type_class_unref (presets);
+}
+
+/* GIMP shows what its GEGL filters say in the "GEGL" log domain as its own
+ * messages (dialog or error console; stderr without a display), and the
+ * error property in the filter's dialog once the op notifies it. */
+static void
+report (GeglVaeFilter *f, gchar **error_property, const gchar *message)
+{
+  if (g_strcmp0 (*error_property, message) == 0)
+    return;
+  if (*message)
+    g_log ("GEGL", G_LOG_LEVEL_MESSAGE, "%s: %s", gegl_operation_get_name (f->operation), message);
+  g_free (*error_property);
+  *error_property = g_strdup (message);
+  g_object_notify (G_OBJECT (f->operation), "error");
+}
+
+static void
+wire (GeglVaeFilter *f, gint wiring)
+{
+  if (wiring == f->wiring)
+    return;
+  f->wiring = wiring;
+  if (wiring == WIRED_THROUGH)
+    {
+      gegl_node_link (f->input, f->output);
+      return;
+    }
+  gegl_node_link (f->noise ? f->noise : f->encode,
+                  wiring == WIRED_CHAIN_SNAP ? f->snap : f->decode);
+  if (wiring == WIRED_CHAIN_SNAP)
+    gegl_node_link (f->snap, f->decode);
+  gegl_node_link (f->alpha, f->output);
+}
+
+static const gchar *
+model_name (GeglVaePreset preset, const gchar *model_file, const gchar *model)
+{
+  GEnumClass  *presets;
+  const gchar *nick;
+
+  if (model && *model)
+    return model;
+  if (preset == GEGL_VAE_PRESET_FILE)
+    return model_file ? model_file : "";
+  presets = g_type_class_ref (gegl_vae_preset_get_type ());
+  nick = g_enum_get_value (presets, preset)->value_nick; /* static strings */
+  g_type_class_unref (presets);
+  return nick;
+}
+
+VaeModel *
+gegl_vae_filter_update (GeglVaeFilter *f, GeglVaePreset preset, const gchar *model_file,
+                        const gchar *model, GeglVaeBackend backend, GeglVaePrecision precision,
+                        gint memory_limit, gboolean snap, gchar **error_property)
+{
+  const gchar *name = model_name (preset, model_file, model);
+  g_autoptr (GError) error = NULL;
+  VaeModel *loaded = NULL;
+
+  if (!*name)
+    g_set_error (&error, VAE_ERROR, VAE_ERROR_INPUT, _ ("no model file is chosen"));
+  else if ((loaded = gegl_vae_load_model (name, backend, precision, &error)) &&
+           (!vae_model_has_encoder (loaded) || !vae_model_has_decoder (loaded)))
+    {
+      g_set_error (&error, VAE_ERROR, VAE_ERROR_INPUT, _ ("model %s lacks an encoder or a decoder"),
+                   name);
+      g_clear_pointer (&loaded, vae_model_unref);
+    }
+  if (!loaded)
+    {
+      wire (f, WIRED_THROUGH);
+      report (f, error_property, error->message);
+      return NULL;
+    }
+  for (GeglNode **n = (GeglNode *[]){ f->encode, f->decode, NULL }; *n; n++)
+    gegl_vae_filter_set (*n, "model", name, "backend", backend, "precision", precision,
+                         "memory-limit", memory_limit, NULL);
+  wire (f, snap ? WIRED_CHAIN_SNAP : WIRED_CHAIN);
+  report (f, error_property, "");
+  return loaded;
+}
+
+void
+gegl_vae_filter_set (GeglNode *node, const gchar *first_property, ...)
+{
+  va_list args;
+
+  va_start (args, first_property);
+  for (const gchar *name = first_property; name; name = va_arg (args, const gchar *))
+    {
+      GParamSpec *pspec = gegl_node_find_property (node, name);
+      GValue      value = G_VALUE_INIT, now = G_VALUE_INIT;
+      gchar      *error = NULL;
+
+      g_return_if_fail (pspec != NULL);
+      G_VALUE_COLLECT_INIT (&value, pspec->value_type, args, 0, &error);
+      g_return_if_fail (error == NULL);
+      g_value_init (&now, pspec->value_type);
+      gegl_node_get_property (node, name, &now);
+      if (g_param_values_cmp (pspec, &value, &now) != 0)
+        gegl_node_set_property (node, name, &value);
+      g_value_unset (&value);
+      g_value_unset (&now);
+    }
+  va_end (args);
+}
