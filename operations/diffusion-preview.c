@@ -27,9 +27,6 @@ property_enum (rng, _ ("Random numbers"), GeglVaeRng, gegl_vae_rng, GEGL_VAE_RNG
 property_enum (mode, _ ("Encode mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
 property_boolean (vq, _ ("Snap to a codebook"), FALSE)
   description (_ ("Posterize the latent: snap it to a codebook before decoding"))
-property_file_path (codebook, _ ("Codebook"), "")
-  description (_ ("Codebook file; empty: learn k entries from the picture"))
-  ui_meta ("visible", "vq")
 property_int (k, _ ("Codebook size"), 16)
   value_range (1, 4096) ui_range (2, 256)
   ui_meta ("visible", "vq")
@@ -38,6 +35,10 @@ property_double (vq_strength, _ ("Snap strength"), 1.0)
   ui_meta ("visible", "vq")
 GEGL_VAE_RUN_PROPERTIES
 GEGL_VAE_ERROR_PROPERTY
+GEGL_VAE_MODEL_FILE_PROPERTY
+property_file_path (codebook, _ ("Codebook"), "")
+  description (_ ("Codebook file; empty: learn k entries from the picture"))
+  ui_meta ("visible", "vq")
 /* clang-format on */
 
 #else
@@ -63,7 +64,7 @@ update (GeglOperation *operation)
   if (!f)
     return;
   model = gegl_vae_filter_update (f, o->preset, o->model_file, o->model, o->backend, o->precision,
-                                  o->memory_limit, o->vq, &o->error);
+                                  o->memory_limit, o->vq);
   schedule = gegl_vae_schedule (o->schedule, model ? vae_model_get_family (model) : NULL);
   gegl_vae_filter_set (f->encode, "mode", o->mode, NULL);
   if (o->mode == GEGL_VAE_MODE_SAMPLE)

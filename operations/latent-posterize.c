@@ -22,10 +22,11 @@ property_seed (seed, _ ("Seed"), rand)
 property_int (iterations, _ ("Iterations"), 20)
   description (_ ("k-means iterations after k-means++ seeding"))
   value_range (0, 1000) ui_range (0, 50)
-property_file_path (codebook, _ ("Codebook"), "")
-  description (_ ("Optional: a safetensors file with one [K, C] tensor; empty: learn one"))
 GEGL_VAE_RUN_PROPERTIES
 GEGL_VAE_ERROR_PROPERTY
+GEGL_VAE_MODEL_FILE_PROPERTY
+property_file_path (codebook, _ ("Codebook"), "")
+  description (_ ("Optional: a safetensors file with one [K, C] tensor; empty: learn one"))
 /* clang-format on */
 
 #else
@@ -48,7 +49,7 @@ update (GeglOperation *operation)
   if (!f)
     return;
   model = gegl_vae_filter_update (f, o->preset, o->model_file, o->model, o->backend, o->precision,
-                                  o->memory_limit, TRUE, &o->error);
+                                  o->memory_limit, TRUE);
   gegl_vae_filter_set (f->snap, "k", o->k, "strength", o->strength, "seed", o->seed, "iterations",
                        o->iterations, "codebook", o->codebook, NULL);
 }

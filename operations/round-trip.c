@@ -17,6 +17,7 @@ property_seed (seed, _ ("Seed"), rand)
   ui_meta ("visible", "mode {sample}")
 GEGL_VAE_RUN_PROPERTIES
 GEGL_VAE_ERROR_PROPERTY
+GEGL_VAE_MODEL_FILE_PROPERTY
 /* clang-format on */
 
 #else
@@ -39,7 +40,7 @@ update (GeglOperation *operation)
   if (!f)
     return;
   model = gegl_vae_filter_update (f, o->preset, o->model_file, o->model, o->backend, o->precision,
-                                  o->memory_limit, FALSE, &o->error);
+                                  o->memory_limit, FALSE);
   gegl_vae_filter_set (f->encode, "mode", o->mode, NULL);
   if (o->mode == GEGL_VAE_MODE_SAMPLE)
     gegl_vae_filter_set (f->encode, "seed", o->seed, NULL);

@@ -132,17 +132,19 @@ gegl_vae_filter_class_init (GeglOperationClass *klass, void (*attach) (GeglOpera
 
 /* GIMP shows what its GEGL filters say in the "GEGL" log domain as its own
  * messages (dialog or error console; stderr without a display), and the
- * error property in the filter's dialog once the op notifies it. */
+ * error property in the filter's dialog, as the op notifies it.  Setting it
+ * runs the update again, which finds it set. */
 static void
-report (GeglVaeFilter *f, gchar **error_property, const gchar *message)
+report (GeglVaeFilter *f, const gchar *message)
 {
-  if (g_strcmp0 (*error_property, message) == 0)
+  g_autofree gchar *now = NULL;
+
+  g_object_get (f->operation, "error", &now, NULL);
+  if (g_strcmp0 (now, message) == 0)
     return;
   if (*message)
     g_log ("GEGL", G_LOG_LEVEL_MESSAGE, "%s: %s", gegl_operation_get_name (f->operation), message);
-  g_free (*error_property);
-  *error_property = g_strdup (message);
-  g_object_notify (G_OBJECT (f->operation), "error");
+  g_object_set (f->operation, "error", message, "failed", *message != '\0', NULL);
 }
 
 static void
@@ -182,7 +184,7 @@ model_name (GeglVaePreset preset, const gchar *model_file, const gchar *model)
 VaeModel *
 gegl_vae_filter_update (GeglVaeFilter *f, GeglVaePreset preset, const gchar *model_file,
                         const gchar *model, GeglVaeBackend backend, GeglVaePrecision precision,
-                        gint memory_limit, gboolean snap, gchar **error_property)
+                        gint memory_limit, gboolean snap)
 {
   const gchar *name = model_name (preset, model_file, model);
   g_autoptr (GError) error = NULL;
@@ -200,14 +202,14 @@ gegl_vae_filter_update (GeglVaeFilter *f, GeglVaePreset preset, const gchar *mod
   if (!loaded)
     {
       wire (f, WIRED_THROUGH);
-      report (f, error_property, error->message);
+      report (f, error->message);
       return NULL;
     }
   for (GeglNode **n = (GeglNode *[]){ f->encode, f->decode, NULL }; *n; n++)
     gegl_vae_filter_set (*n, "model", name, "backend", backend, "precision", precision,
                          "memory-limit", memory_limit, NULL);
   wire (f, snap ? WIRED_CHAIN_SNAP : WIRED_CHAIN);
-  report (f, error_property, "");
+  report (f, "");
   return loaded;
 }
 

@@ -18,24 +18,35 @@ G_BEGIN_DECLS
 
 /* The model of a filter: an installed preset or another file, or (graphs and
  * scripts) any model name, which wins when set.  GIMP's dialog shows a
- * choice of the installed presets and, for "another file", a file chooser. */
+ * choice of the installed presets and, for "another file", a file chooser.
+ * File paths come last among a filter's properties: GIMP 3.0.4's libgimp
+ * cannot pass a GeglParamFilePath and, for scripts, drops every property
+ * from the first one on (a later GIMP passes them as strings). */
 /* clang-format off */
 #define GEGL_VAE_MODEL_PROPERTIES                                                                  \
   property_enum (preset, _ ("Model"), GeglVaePreset, gegl_vae_preset, GEGL_VAE_PRESET_TAEF2)       \
     description (_ ("A model installed on the model path, or another file"))                       \
-  property_file_path (model_file, _ ("Model file"), "")                                            \
-    description (_ ("A VAE in .safetensors, .pth or .ckpt form"))                                  \
-    ui_meta ("visible", "preset {file}")                                                           \
   property_string (model, _ ("Model name or file"), "")                                            \
     description (_ ("A preset name or a model file; when set, it is used instead of the "          \
-                    "two above (for scripts and graphs)"))                                         \
+                    "preset (for scripts and graphs)"))                                            \
     ui_meta ("visible", "0")
+#define GEGL_VAE_MODEL_FILE_PROPERTY                                                               \
+  property_file_path (model_file, _ ("Model file"), "")                                            \
+    description (_ ("A VAE in .safetensors, .pth or .ckpt form"))                                  \
+    ui_meta ("visible", "preset {file}")
 /* clang-format on */
 
-/* The op's `error` property, shown by GIMP as a message in the dialog. */
+/* Why the model cannot be used.  GIMP's dialog shows the message while
+ * `failed` is set (its message box is shown even when empty otherwise). */
+/* clang-format off */
 #define GEGL_VAE_ERROR_PROPERTY                                                                    \
+  property_boolean (failed, _ ("Failed"), FALSE)                                                   \
+    description (_ ("Whether the model cannot be used (read-only)"))                               \
+    ui_meta ("visible", "0")                                                                       \
   property_string (error, _ ("Error"), "")                                                         \
-      description (_ ("Why the model cannot be used (read-only)")) ui_meta ("error", "true")
+    description (_ ("Why the model cannot be used (read-only)"))                                   \
+    ui_meta ("error", "true") ui_meta ("visible", "failed")
+/* clang-format on */
 
 typedef struct
 {
@@ -63,12 +74,12 @@ GeglVaeFilter *gegl_vae_filter_get (GeglOperation *operation);
 
 /* Loads the model the properties name, sets it and the run properties on the
  * encode and decode nodes, and wires input → chain → output (through the
- * snap when SNAP), or input → output with the reason in *ERROR_PROPERTY when
- * the model cannot be used.  Returns the model, or NULL. */
+ * snap when SNAP), or input → output with the reason in `error` when the
+ * model cannot be used.  Returns the model, or NULL. */
 VaeModel *gegl_vae_filter_update (GeglVaeFilter *filter, GeglVaePreset preset,
                                   const gchar *model_file, const gchar *model,
                                   GeglVaeBackend backend, GeglVaePrecision precision,
-                                  gint memory_limit, gboolean snap, gchar **error_property);
+                                  gint memory_limit, gboolean snap);
 
 /* gegl_node_set for a child, leaving alone the properties whose value stays:
  * any set invalidates the node and all after it, so setting the encode's

@@ -106,8 +106,9 @@ gint gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad
 
 /* TRUE when PAD is fed an empty box by something that is not a vae: op.
  * Only the first vae: op of a chain reports an empty input (the others get
- * theirs from an op that says why), and an op prepared before its graph is
- * wired does not complain. */
+ * theirs from an op that says why), an op prepared before its graph is
+ * wired does not complain, nor does one inside a filter (vae-filter.h): an
+ * empty layer or selection in GIMP is nothing to filter, not an error. */
 gboolean gegl_vae_report_empty_input (GeglOperation *operation, const gchar *pad);
 
 /* Error reporting: one g_warning naming the op (when the message is new for

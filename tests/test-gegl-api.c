@@ -228,7 +228,7 @@ test_gimp_tool_listing (void)
                                              "vae:latent-save",    "vae:latent-load",
                                              "vae:latent-preview", "vae:apply-alpha" };
   static const gchar *const filters[] = { "vae:diffusion-preview", "vae:round-trip",
-                                           "vae:latent-posterize" };
+                                          "vae:latent-posterize" };
 
   for (guint i = 0; i < G_N_ELEMENTS (filters); i++)
     {
@@ -309,7 +309,6 @@ test_backend_precision (void)
   g_object_unref (graph);
   g_object_unref (input);
 }
-
 
 /* ---- the filters ---------------------------------------------------------- */
 
@@ -462,35 +461,39 @@ test_filter_progress (void)
 }
 
 /* A model the filter cannot use: the picture passes through unchanged (a
- * host never shows a blank layer), the error property and one message in
- * the "GEGL" log domain (GIMP's message) say why; a good model then clears
- * the error and filters again. */
+ * host never shows a blank layer), `error` (with `failed`) and one message
+ * in the "GEGL" log domain (GIMP's message) say why; a good model then
+ * clears them and filters again. */
 static void
 test_filter_missing_model (void)
 {
-  g_autofree gchar *model = kl_model ();
-  GeglBuffer       *input = picture ();
-  GeglNode         *graph = gegl_node_new ();
-  GeglNode *filter = gegl_node_new_child (graph, "operation", "vae:round-trip", "model",
-                                          "/no/such/model.safetensors", NULL);
-  g_autofree gfloat *original = render (gegl_node_new_child (graph, "operation", "gegl:nop", NULL), input);
+  g_autofree gchar  *model = kl_model ();
+  GeglBuffer        *input = picture ();
+  GeglNode          *graph = gegl_node_new ();
+  GeglNode          *filter = gegl_node_new_child (graph, "operation", "vae:round-trip", "model",
+                                                   "/no/such/model.safetensors", NULL);
+  g_autofree gfloat *original =
+      render (gegl_node_new_child (graph, "operation", "gegl:nop", NULL), input);
   g_autofree gfloat *through = NULL, *filtered = NULL;
   gchar             *error = NULL;
+  gboolean           failed = FALSE;
 
   g_test_expect_message ("GEGL", G_LOG_LEVEL_MESSAGE,
                          "vae:round-trip: model '/no/such/model.safetensors'*");
   gegl_node_set (filter, "error", "", NULL); /* as GIMP's scripts do: reported again */
   g_test_assert_expected_messages ();
   through = render (filter, input);
-  gegl_node_get (filter, "error", &error, NULL);
+  gegl_node_get (filter, "error", &error, "failed", &failed, NULL);
   g_assert_nonnull (strstr (error, "/no/such/model.safetensors"));
+  g_assert_true (failed);
   g_clear_pointer (&error, g_free);
   g_assert_nonnull (through);
   g_assert_cmpfloat (max_difference (original, through), ==, 0.0);
   gegl_node_set (filter, "model", model, NULL);
   filtered = render (filter, input);
-  gegl_node_get (filter, "error", &error, NULL);
+  gegl_node_get (filter, "error", &error, "failed", &failed, NULL);
   g_assert_cmpstr (error, ==, "");
+  g_assert_false (failed);
   g_assert_cmpfloat (max_difference (original, filtered), >, 0.01);
   g_free (error);
   g_object_unref (graph);
@@ -513,10 +516,10 @@ test_filter_same_as_chain (void)
     { gegl_node_new_child (graph, "operation", "vae:latent-posterize", "model", model, "k", 4,
                            "seed", 3, NULL),
       { gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL),
-        gegl_node_new_child (graph, "operation", "vae:vq-snap", "k", 4, "seed", 3, "iterations",
-                             20, NULL) } },
-    { gegl_node_new_child (graph, "operation", "vae:diffusion-preview", "model", model,
-                           "strength", 0.6, "seed", 5, "vq", TRUE, "k", 6, NULL),
+        gegl_node_new_child (graph, "operation", "vae:vq-snap", "k", 4, "seed", 3, "iterations", 20,
+                             NULL) } },
+    { gegl_node_new_child (graph, "operation", "vae:diffusion-preview", "model", model, "strength",
+                           0.6, "seed", 5, "vq", TRUE, "k", 6, NULL),
       { gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL),
         gegl_node_new_child (graph, "operation", "vae:latent-noise", "strength", 0.6, "seed", 5,
                              NULL),
@@ -525,7 +528,7 @@ test_filter_same_as_chain (void)
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      GeglNode *last = NULL, *decode, *alpha, *nop;
+      GeglNode          *last = NULL, *decode, *alpha, *nop;
       g_autofree gfloat *by_filter = render (cases[i].filter, input), *by_chain = NULL;
 
       /* the input proxy of a meta op: a nop, also feeding apply-alpha's aux */
@@ -569,7 +572,8 @@ test_filter_gimp_keys (void)
 
       g_assert_cmpstr (gegl_operation_get_key (filters[i], "gimp:menu-path"), ==,
                        "<Image>/Filters/Generic/VAE");
-      g_assert_true (g_str_has_suffix (gegl_operation_get_key (filters[i], "gimp:menu-label"), "…"));
+      g_assert_true (
+          g_str_has_suffix (gegl_operation_get_key (filters[i], "gimp:menu-label"), "…"));
       for (guint j = 0; j < n; j++)
         if (strcmp (specs[j]->name, "preset") == 0)
           preset = specs[j];

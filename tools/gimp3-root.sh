@@ -17,7 +17,8 @@ packages=(
   meson ninja-build gcc pkg-config gettext
   libglib2.0-dev libjson-glib-dev libpng-dev libopenblas-openmp-dev zlib1g-dev
   python3-gi python3-numpy         # GIMP's Python-fu, and arrays in the tests
-  xvfb xdotool imagemagick         # the dialog screenshot (docs/)
+  xvfb xdotool imagemagick         # the GUI: screenshot (docs/), menus and dialog through
+  dbus at-spi2-core gir1.2-atspi-2.0  # the accessibility tree
   fonts-dejavu-core fonts-noto-cjk locales-all
 )
 
