@@ -41,13 +41,20 @@ on_decode_progress (GeglNode *node, gdouble fraction, GeglVaeFilter *f)
   forward_progress (f, fraction, 0.5);
 }
 
+static void
+filter_free (gpointer f)
+{
+  g_free (((GeglVaeFilter *) f)->logged);
+  g_free (f);
+}
+
 void
 gegl_vae_filter_attach (GeglOperation *operation, gboolean noise, gboolean snap)
 {
   GeglNode      *gegl = operation->node;
   GeglVaeFilter *f = g_new0 (GeglVaeFilter, 1);
 
-  g_object_set_data_full (G_OBJECT (operation), "gegl-vae-filter", f, g_free);
+  g_object_set_data_full (G_OBJECT (operation), "gegl-vae-filter", f, filter_free);
   f->operation = operation;
   f->input = gegl_node_get_input_proxy (gegl, "input");
   f->output = gegl_node_get_output_proxy (gegl, "output");
@@ -142,8 +149,10 @@ report (GeglVaeFilter *f, const gchar *message)
   g_object_get (f->operation, "error", &now, NULL);
   if (g_strcmp0 (now, message) == 0)
     return;
-  if (*message)
+  if (*message && g_strcmp0 (f->logged, message) != 0)
     g_log ("GEGL", G_LOG_LEVEL_MESSAGE, "%s: %s", gegl_operation_get_name (f->operation), message);
+  g_free (f->logged);
+  f->logged = g_strdup (message);
   g_object_set (f->operation, "error", message, "failed", *message != '\0', NULL);
 }
 

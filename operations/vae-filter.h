@@ -54,6 +54,8 @@ typedef struct
   GeglNode      *input, *output, *encode, *noise, *snap, *decode, *alpha;
   gint           wiring;   /* how input reaches output now (vae-filter.c) */
   gboolean       progress; /* a run is being reported (0 sent, 1 not yet) */
+  gchar         *logged;   /* the last message logged: GIMP's scripts reset
+                              `error` on each update, which sets it again */
 } GeglVaeFilter;
 
 /* The class of a filter: its attach and update, its keys (name, title,
