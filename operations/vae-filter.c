@@ -67,7 +67,7 @@ gegl_vae_filter_attach (GeglOperation *operation, gboolean noise, gboolean snap)
     f->snap = gegl_node_new_child (gegl, "operation", "vae:vq-snap", NULL);
   gegl_node_link (f->input, f->encode);
   gegl_node_link (f->decode, f->alpha);
-  gegl_node_connect_to (f->input, "output", f->alpha, "aux");
+  gegl_vae_connect (f->input, f->alpha, "aux");
   if (f->snap)
     gegl_node_link (f->noise ? f->noise : f->encode, f->snap);
   if (f->noise)

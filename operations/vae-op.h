@@ -149,6 +149,14 @@ void gegl_vae_progress_end (void);
 GeglRectangle gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad,
                                     const GeglRectangle *roi);
 
+/* Connects SOURCE's output to SINK's PAD: gegl_node_connect from GEGL 0.4.46
+ * on (it deprecates gegl_node_connect_to), gegl_node_connect_to before. */
+#if GEGL_MINOR_VERSION > 4 || GEGL_MICRO_VERSION >= 46
+#define gegl_vae_connect(source, sink, pad) gegl_node_connect (source, "output", sink, pad)
+#else
+#define gegl_vae_connect(source, sink, pad) gegl_node_connect_to (source, "output", sink, pad)
+#endif
+
 /* floor(a / b) for the latent grid of images not anchored at 0. */
 gint gegl_vae_floor_div (gint a, gint b);
 
