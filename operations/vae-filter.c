@@ -82,59 +82,16 @@ gegl_vae_filter_get (GeglOperation *operation)
   return g_object_get_data (G_OBJECT (operation), "gegl-vae-filter");
 }
 
-static gboolean
-on_model_path (const gchar *file)
-{
-  g_auto (GStrv) dirs = vae_model_search_path ();
-
-  for (gchar **d = dirs; *d; d++)
-    {
-      g_autofree gchar *path = g_build_filename (*d, file, NULL);
-      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
-        return TRUE;
-    }
-  return FALSE;
-}
-
-/* A tiny model needs both of its files (encoder, decoder); the files of a
- * KL family are other names of one file. */
-static gboolean
-installed (const VaeFamily *family)
-{
-  gboolean all = TRUE, any = FALSE;
-
-  for (gchar **f = family->files; *f; f++)
-    {
-      gboolean here = on_model_path (*f);
-      all = all && here;
-      any = any || here;
-    }
-  return family->kind == VAE_KIND_TINY ? all : any;
-}
-
 void
 gegl_vae_filter_class_init (GeglOperationClass *klass, void (*attach) (GeglOperation *),
                             void (*update) (GeglOperation *), const gchar *name, const gchar *title,
                             const gchar *menu_label, const gchar *description)
 {
-  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_CLASS (klass), "preset");
-  GEnumClass *presets = g_type_class_ref (gegl_vae_preset_get_type ());
-
   klass->attach = attach;
   GEGL_OPERATION_META_CLASS (klass)->update = update;
   gegl_operation_class_set_keys (klass, "name", name, "title", title, "categories", "generic:ai",
                                  "gimp:menu-path", "<Image>/Filters/Generic/VAE", "gimp:menu-label",
                                  menu_label, "description", description, NULL);
-
-  for (guint i = 0; i < presets->n_values; i++)
-    {
-      const GEnumValue *v = &presets->values[i];
-      const VaeFamily  *family = vae_family_lookup (v->value_nick);
-
-      if (v->value != GEGL_VAE_PRESET_TAEF2 && family && !installed (family))
-        gegl_param_spec_enum_exclude_value (GEGL_PARAM_SPEC_ENUM (pspec), v->value);
-    }
-  g_type_class_unref (presets);
 }
 
 /* GIMP shows what its GEGL filters say in the "GEGL" log domain as its own
@@ -234,9 +191,18 @@ gegl_vae_filter_set (GeglNode *node, const gchar *first_property, ...)
       GValue      value = G_VALUE_INIT, now = G_VALUE_INIT;
       gchar      *error = NULL;
 
-      g_return_if_fail (pspec != NULL);
+      if (!pspec)
+        {
+          g_critical ("%s: %s has no property %s", G_STRFUNC, gegl_node_get_operation (node), name);
+          break; /* the arguments after it cannot be read */
+        }
       G_VALUE_COLLECT_INIT (&value, pspec->value_type, args, 0, &error);
-      g_return_if_fail (error == NULL);
+      if (error)
+        {
+          g_critical ("%s: %s", G_STRFUNC, error);
+          g_free (error);
+          break;
+        }
       g_value_init (&now, pspec->value_type);
       gegl_node_get_property (node, name, &now);
       if (g_param_values_cmp (pspec, &value, &now) != 0)

@@ -58,11 +58,8 @@ typedef struct
                               `error` on each update, which sets it again */
 } GeglVaeFilter;
 
-/* The class of a filter: its attach and update, its keys (name, title,
- * GIMP's menu label under Filters → Generic → VAE, description), and a
- * `preset` property without the presets whose files are not on the model
- * path, so that GIMP offers the installed models (the default stays, to say
- * what is missing when it is). */
+/* The class of a filter: its attach and update, and its keys (name, title,
+ * GIMP's menu label under Filters → Generic → VAE, description). */
 void gegl_vae_filter_class_init (GeglOperationClass *klass, void (*attach) (GeglOperation *),
                                  void (*update) (GeglOperation *), const gchar *name,
                                  const gchar *title, const gchar *menu_label,

@@ -50,7 +50,8 @@ typedef enum
 } GeglVaeRng;
 
 /* The models the GIMP filters offer by name: families with an encoder and a
- * decoder (vae_family_lookup names them by the nick), and any other file. */
+ * decoder (vae_family_lookup names them by the nick), and any other file.
+ * The type holds only those installed when it is made (and TAEF2). */
 typedef enum
 {
   GEGL_VAE_PRESET_TAEF2,

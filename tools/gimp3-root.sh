@@ -16,12 +16,15 @@ packages=(
   gimp libgimp-3.0-dev gegl libgegl-dev libbabl-dev   # GIMP 3.0.4, GEGL 0.4.62, gegl-imgcmp
   meson ninja-build gcc pkg-config gettext
   libglib2.0-dev libjson-glib-dev libpng-dev libopenblas-openmp-dev zlib1g-dev
-  python3-gi python3-numpy         # GIMP's Python-fu, and arrays in the tests
+  python3-gi                       # GIMP's Python-fu; GEGL from Python (tests/gimp3/bench.py)
   xvfb xdotool imagemagick         # the GUI: screenshot (docs/), menus and dialog through
   dbus at-spi2-core gir1.2-atspi-2.0  # the accessibility tree
   fonts-dejavu-core fonts-noto-cjk locales-all
 )
 
+[ "$(id -u)" -eq 0 ] || { echo "gimp3-root: needs root (debootstrap, chroot, mount)" >&2; exit 1; }
+command -v debootstrap > /dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap > /dev/null
 mkdir -p "$(dirname "$target")"
 exec 9> "$target.lock"
 flock 9
