@@ -143,12 +143,16 @@ for number, title in enumerate(TEXT["titles"]):
     if not item:
         check("dialog/%d-opens" % number, False, "no menu item " + title)
         continue
+    decodes = passes("vae:decode")
     item[0].get_action_iface().do_action(0)
     dialog = wait_for(lambda: patiently(lambda: window(app, title)), 600)
     check("dialog/%d-opens" % number, dialog is not None,
           dialog.get_name() if dialog else "no dialog titled " + title)
     if not dialog:
         continue
+    # its on-canvas preview renders (one decode) before the dialog is looked at
+    wait_for(lambda: passes("vae:decode") > decodes, 600)
+    settled(dialog)
     if number > 0:  # the other two: the model choice is there; cancelled
         check("dialog/%d-model-choice" % number,
               [c.get_name() for c in named(dialog, "combo box")].count(TEXT["taef2"]) == 1)
@@ -156,10 +160,8 @@ for number, title in enumerate(TEXT["titles"]):
         wait_for(lambda: patiently(lambda: window(app, title)) is None, 120)
         continue
 
-    # Forward Diffusion Preview: its on-canvas preview renders once (one encode,
-    # one decode), then GIMP's widgets for the op's properties are looked at
-    wait_for(lambda: passes("vae:decode") >= 1, 600)
-    settled(dialog)
+    # Forward Diffusion Preview (the first): one encode and one decode so far,
+    # and GIMP's widgets for the op's properties
     first = (passes("vae:encode"), passes("vae:decode"))
     combos = named(dialog, "combo box")
     model = [c for c in combos if c.get_name() == TEXT["taef2"]]
