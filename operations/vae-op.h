@@ -49,6 +49,24 @@ typedef enum
   GEGL_VAE_RNG_TORCH_CPU
 } GeglVaeRng;
 
+/* The models the GIMP filters offer by name: families with an encoder and a
+ * decoder (vae_family_lookup names them by the nick), and any other file.
+ * The type holds only those installed when it is made (and TAEF2). */
+typedef enum
+{
+  GEGL_VAE_PRESET_TAEF2,
+  GEGL_VAE_PRESET_TAEF1,
+  GEGL_VAE_PRESET_TAESD,
+  GEGL_VAE_PRESET_TAESDXL,
+  GEGL_VAE_PRESET_TAESD3,
+  GEGL_VAE_PRESET_SD15,
+  GEGL_VAE_PRESET_SDXL,
+  GEGL_VAE_PRESET_SD3,
+  GEGL_VAE_PRESET_FLUX1,
+  GEGL_VAE_PRESET_FLUX2,
+  GEGL_VAE_PRESET_FILE
+} GeglVaePreset;
+
 typedef enum /* the order of VaePrecision */
 {
   GEGL_VAE_PRECISION_FP32,
@@ -62,6 +80,7 @@ GType gegl_vae_mode_get_type (void);
 GType gegl_vae_schedule_get_type (void);
 GType gegl_vae_form_get_type (void);
 GType gegl_vae_rng_get_type (void);
+GType gegl_vae_preset_get_type (void);
 
 #define GEGL_VAE_DEFAULT_MODEL "taef2"
 
@@ -109,8 +128,9 @@ gint gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad
 
 /* TRUE when PAD is fed an empty box by something that is not a vae: op.
  * Only the first vae: op of a chain reports an empty input (the others get
- * theirs from an op that says why), and an op prepared before its graph is
- * wired does not complain. */
+ * theirs from an op that says why), an op prepared before its graph is
+ * wired does not complain, nor does one inside a filter (vae-filter.h): an
+ * empty layer or selection in GIMP is nothing to filter, not an error. */
 gboolean gegl_vae_report_empty_input (GeglOperation *operation, const gchar *pad);
 
 /* Error reporting: one g_warning naming the op (when the message is new for
@@ -201,6 +221,14 @@ VaeRun gegl_vae_run (GeglOperation *operation, gint memory_limit_mib, GeglVaeBac
 /* Whole-image ops (encode, decode) need all of their input for any output. */
 GeglRectangle gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad,
                                     const GeglRectangle *roi);
+
+/* Connects SOURCE's output to SINK's PAD: gegl_node_connect from GEGL 0.4.46
+ * on (it deprecates gegl_node_connect_to), gegl_node_connect_to before. */
+#if GEGL_MINOR_VERSION > 4 || GEGL_MICRO_VERSION >= 46
+#define gegl_vae_connect(source, sink, pad) gegl_node_connect (source, "output", sink, pad)
+#else
+#define gegl_vae_connect(source, sink, pad) gegl_node_connect_to (source, "output", sink, pad)
+#endif
 
 /* floor(a / b) for the latent grid of images not anchored at 0. */
 gint gegl_vae_floor_div (gint a, gint b);

@@ -1,7 +1,9 @@
 /* The operations through the GEGL API: read-only properties that report
- * (vq-snap's perplexity and mean error, every op's error) and the empty
- * output of a failed op; VQ models through encode, vq-snap, decode,
- * codebook-usage and the diffusion preview.
+ * (vq-snap's perplexity and mean error, every op's error), the empty
+ * output of a failed op, the three image → image filters (what they
+ * compute, the latent they keep, their progress, a model they cannot use),
+ * and VQ models through encode, vq-snap, decode, codebook-usage and the
+ * diffusion preview.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include <gegl.h>
@@ -453,14 +455,20 @@ test_gimp_tool_listing (void)
                                              "vae:latent-save",    "vae:latent-load",
                                              "vae:latent-preview", "vae:apply-alpha",
                                              "vae:codebook-usage" };
-  const gchar              *title = gegl_operation_get_key ("vae:diffusion-preview", "title");
-  const gchar *description = gegl_operation_get_key ("vae:diffusion-preview", "description");
+  static const gchar *const filters[] = { "vae:diffusion-preview", "vae:round-trip",
+                                          "vae:latent-posterize" };
 
-  g_assert_true (gimp_tool_lists (gegl_operation_get_key ("vae:diffusion-preview", "categories")));
-  g_assert_nonnull (title);
-  g_assert_cmpuint (strlen (title), >, 5);
-  g_assert_nonnull (description);
-  g_assert_cmpuint (strlen (description), >, 20);
+  for (guint i = 0; i < G_N_ELEMENTS (filters); i++)
+    {
+      const gchar *title = gegl_operation_get_key (filters[i], "title");
+      const gchar *description = gegl_operation_get_key (filters[i], "description");
+
+      g_assert_true (gimp_tool_lists (gegl_operation_get_key (filters[i], "categories")));
+      g_assert_nonnull (title);
+      g_assert_cmpuint (strlen (title), >, 5);
+      g_assert_nonnull (description);
+      g_assert_cmpuint (strlen (description), >, 20);
+    }
   for (guint i = 0; i < G_N_ELEMENTS (latent_ops); i++)
     {
       g_assert_true (gegl_has_operation (latent_ops[i]));
@@ -530,6 +538,288 @@ test_backend_precision (void)
   g_object_unref (input);
 }
 
+/* ---- the filters ---------------------------------------------------------- */
+
+/* The child of META running OP. */
+static GeglNode *
+child (GeglNode *meta, const gchar *op)
+{
+  GSList   *children = gegl_node_get_children (meta);
+  GeglNode *found = NULL;
+
+  for (GSList *c = children; c; c = c->next)
+    if (g_strcmp0 (gegl_node_get_operation (c->data), op) == 0)
+      found = c->data;
+  g_slist_free (children);
+  g_assert_nonnull (found);
+  return found;
+}
+
+/* The 64×48 INPUT through NODE of a graph, as floats (NULL when the output
+ * is empty).  The source made for NODE's input on the first call stays, as
+ * in a host: a new one would invalidate every cache after it. */
+static gfloat *
+render (GeglNode *node, GeglBuffer *input)
+{
+  GeglNode     *graph = gegl_node_get_parent (node);
+  GeglBuffer   *output = NULL;
+  GeglNode     *sink;
+  GeglRectangle rect = { 0, 0, 64, 48 };
+  gfloat       *pixels = NULL;
+
+  if (!gegl_node_get_producer (node, "input", NULL))
+    gegl_node_link (
+        gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", input, NULL),
+        node);
+  sink = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+  gegl_node_link (node, sink);
+  gegl_node_process (sink);
+  if (output && gegl_buffer_get_extent (output)->width == 64)
+    {
+      pixels = g_new (gfloat, 64 * 48 * 4);
+      gegl_buffer_get (output, &rect, 1.0, babl_format ("R'G'B'A float"), pixels,
+                       GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+    }
+  g_clear_object (&output);
+  gegl_node_remove_child (graph, sink);
+  return pixels;
+}
+
+static gdouble
+max_difference (const gfloat *a, const gfloat *b)
+{
+  gdouble d = 0;
+
+  for (gsize i = 0; i < 64 * 48 * 4; i++)
+    d = MAX (d, fabs ((gdouble) a[i] - b[i]));
+  return d;
+}
+
+/* NODE's whole passes (its progress reaching 1). */
+static void
+count_pass (GeglNode *node, gdouble fraction, guint *passes)
+{
+  if (fraction >= 1.0)
+    (*passes)++;
+}
+
+/* Strength and, with the mean encode, the seed change only what follows the
+ * encode: the encode does not run again (its passes are counted through its
+ * progress), the decode does and the picture changes.  A sampled encode
+ * follows the seed: that change runs the encode again. */
+static void
+test_filter_keeps_latent (void)
+{
+  g_autofree gchar *model = kl_model ();
+  GeglBuffer       *input = picture ();
+  GeglNode         *graph = gegl_node_new ();
+  GeglNode *filter = gegl_node_new_child (graph, "operation", "vae:diffusion-preview", "model",
+                                          model, "strength", 0.3, NULL);
+  guint     encodes = 0, decodes = 0;
+  g_autofree gfloat *first = NULL, *stronger = NULL, *reseeded = NULL, *sampled = NULL;
+
+  g_signal_connect (child (filter, "vae:encode"), "progress", G_CALLBACK (count_pass), &encodes);
+  g_signal_connect (child (filter, "vae:decode"), "progress", G_CALLBACK (count_pass), &decodes);
+  first = render (filter, input);
+  g_assert_cmpuint (encodes, ==, 1);
+  g_assert_cmpuint (decodes, ==, 1);
+  gegl_node_set (filter, "strength", 0.7, NULL);
+  stronger = render (filter, input);
+  gegl_node_set (filter, "seed", 7, NULL);
+  reseeded = render (filter, input);
+  g_test_message ("strength 0.3 to 0.7: max change %.3f; seed 0 to 7: %.3f; encodes %u, decodes %u",
+                  max_difference (first, stronger), max_difference (stronger, reseeded), encodes,
+                  decodes);
+  g_assert_cmpuint (encodes, ==, 1);
+  g_assert_cmpuint (decodes, ==, 3);
+  g_assert_cmpfloat (max_difference (first, stronger), >, 0.05);
+  g_assert_cmpfloat (max_difference (stronger, reseeded), >, 0.05);
+  set_enum (filter, "mode", "sample");
+  sampled = render (filter, input);
+  g_assert_cmpuint (encodes, ==, 2);
+  g_assert_nonnull (sampled);
+  g_object_unref (graph);
+  g_object_unref (input);
+}
+
+static void
+on_filter_progress (GeglNode *node, gdouble fraction, GArray *steps)
+{
+  g_array_append_val (steps, fraction);
+}
+
+/* The filter's own node reports the whole run (GIMP's filter tool listens
+ * there): from 0, rising, the encode below one half, the decode above, to 1;
+ * a re-run after a strength change starts at 0 again, then the decode. */
+static void
+test_filter_progress (void)
+{
+  g_autofree gchar *model = kl_model ();
+  g_autoptr (GArray) steps = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  GeglBuffer *input = picture ();
+  GeglNode   *graph = gegl_node_new ();
+  GeglNode   *filter =
+      gegl_node_new_child (graph, "operation", "vae:diffusion-preview", "model", model, NULL);
+  guint below = 0, above = 0;
+
+  g_signal_connect (filter, "progress", G_CALLBACK (on_filter_progress), steps);
+  g_free (render (filter, input));
+  for (guint i = 0; i < steps->len; i++)
+    {
+      gdouble f = g_array_index (steps, gdouble, i);
+      below += f > 0 && f < 0.5;
+      above += f > 0.5 && f < 1;
+      if (i > 0)
+        g_assert_cmpfloat (f, >=, g_array_index (steps, gdouble, i - 1));
+    }
+  g_test_message ("%u reports, %u in the encode's half, %u in the decode's", steps->len, below,
+                  above);
+  g_assert_cmpfloat (g_array_index (steps, gdouble, 0), ==, 0.0);
+  g_assert_cmpfloat (g_array_index (steps, gdouble, steps->len - 1), ==, 1.0);
+  g_assert_cmpuint (below, >=, 2);
+  g_assert_cmpuint (above, >=, 2);
+  g_array_set_size (steps, 0);
+  gegl_node_set (filter, "strength", 0.9, NULL);
+  g_free (render (filter, input));
+  g_assert_cmpfloat (g_array_index (steps, gdouble, 0), ==, 0.0);
+  g_assert_cmpfloat (g_array_index (steps, gdouble, 1), >, 0.5);
+  g_assert_cmpfloat (g_array_index (steps, gdouble, steps->len - 1), ==, 1.0);
+  g_object_unref (graph);
+  g_object_unref (input);
+}
+
+/* A model the filter cannot use: the picture passes through unchanged (a
+ * host never shows a blank layer), `error` (with `failed`) and one message
+ * in the "GEGL" log domain (GIMP's message) say why; a good model then
+ * clears them and filters again. */
+static void
+test_filter_missing_model (void)
+{
+  g_autofree gchar  *model = kl_model ();
+  GeglBuffer        *input = picture ();
+  GeglNode          *graph = gegl_node_new ();
+  GeglNode          *filter;
+  g_autofree gfloat *original =
+      render (gegl_node_new_child (graph, "operation", "gegl:nop", NULL), input);
+  g_autofree gfloat *through = NULL, *filtered = NULL;
+  gchar             *error = NULL;
+  gboolean           failed = FALSE;
+
+  g_test_expect_message ("GEGL", G_LOG_LEVEL_MESSAGE,
+                         "vae:round-trip: model '/no/such/model.safetensors'*");
+  filter = gegl_node_new_child (graph, "operation", "vae:round-trip", "model",
+                                "/no/such/model.safetensors", NULL);
+  g_test_assert_expected_messages ();
+  gegl_node_set (filter, "error", "", NULL); /* as GIMP's scripts do: set again, not logged */
+  through = render (filter, input);
+  gegl_node_get (filter, "error", &error, "failed", &failed, NULL);
+  g_assert_nonnull (strstr (error, "/no/such/model.safetensors"));
+  g_assert_true (failed);
+  g_clear_pointer (&error, g_free);
+  g_assert_nonnull (through);
+  g_assert_cmpfloat (max_difference (original, through), ==, 0.0);
+  gegl_node_set (filter, "model", model, NULL);
+  filtered = render (filter, input);
+  gegl_node_get (filter, "error", &error, "failed", &failed, NULL);
+  g_assert_cmpstr (error, ==, "");
+  g_assert_false (failed);
+  g_assert_cmpfloat (max_difference (original, filtered), >, 0.01);
+  g_free (error);
+  g_object_unref (graph);
+  g_object_unref (input);
+}
+
+/* Each filter computes what its chain of latent ops computes, bit for bit. */
+static void
+test_filter_same_as_chain (void)
+{
+  g_autofree gchar *model = kl_model ();
+  GeglBuffer       *input = picture ();
+  GeglNode         *graph = gegl_node_new ();
+  struct
+  {
+    GeglNode *filter, *chain[5];
+  } cases[] = {
+    { gegl_node_new_child (graph, "operation", "vae:round-trip", "model", model, NULL),
+      { gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL) } },
+    { gegl_node_new_child (graph, "operation", "vae:latent-posterize", "model", model, "k", 4,
+                           "seed", 3, NULL),
+      { gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL),
+        gegl_node_new_child (graph, "operation", "vae:vq-snap", "k", 4, "seed", 3, "iterations", 20,
+                             NULL) } },
+    { gegl_node_new_child (graph, "operation", "vae:diffusion-preview", "model", model, "strength",
+                           0.6, "seed", 5, "vq", TRUE, "k", 6, NULL),
+      { gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL),
+        gegl_node_new_child (graph, "operation", "vae:latent-noise", "strength", 0.6, "seed", 5,
+                             NULL),
+        gegl_node_new_child (graph, "operation", "vae:vq-snap", "k", 6, "seed", 5, NULL) } },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      GeglNode          *last = NULL, *decode, *alpha, *nop;
+      g_autofree gfloat *by_filter = render (cases[i].filter, input), *by_chain = NULL;
+
+      /* the input proxy of a meta op: a nop, also feeding apply-alpha's aux */
+      nop = gegl_node_new_child (graph, "operation", "gegl:nop", NULL);
+      decode = gegl_node_new_child (graph, "operation", "vae:decode", "model", model, NULL);
+      alpha = gegl_node_new_child (graph, "operation", "vae:apply-alpha", NULL);
+      for (guint j = 0; j < G_N_ELEMENTS (cases[i].chain) && cases[i].chain[j]; j++)
+        {
+          gegl_node_link (last ? last : nop, cases[i].chain[j]);
+          last = cases[i].chain[j];
+        }
+      gegl_node_link_many (last, decode, alpha, NULL);
+#if GEGL_MINOR_VERSION > 4 || GEGL_MICRO_VERSION >= 46 /* connect_to is deprecated there */
+      gegl_node_connect (nop, "output", alpha, "aux");
+#else
+      gegl_node_connect_to (nop, "output", alpha, "aux");
+#endif
+      g_free (render (nop, input)); /* gives the nop its source */
+      by_chain = render (alpha, input);
+      g_test_message ("%s: max difference from its chain %g",
+                      gegl_node_get_operation (cases[i].filter),
+                      max_difference (by_filter, by_chain));
+      g_assert_cmpfloat (max_difference (by_filter, by_chain), ==, 0.0);
+    }
+  g_object_unref (graph);
+  g_object_unref (input);
+}
+
+/* What GIMP 3 reads: the menu entry under Filters → Generic → VAE, the
+ * installed presets only (none but the default here, with "another file":
+ * the tests run with an empty model path), the model name field hidden and
+ * the file chooser shown for "another file". */
+static void
+test_filter_gimp_keys (void)
+{
+  static const gchar *const filters[] = { "vae:diffusion-preview", "vae:round-trip",
+                                          "vae:latent-posterize" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (filters); i++)
+    {
+      guint        n;
+      GParamSpec **specs = gegl_operation_list_properties (filters[i], &n);
+      GEnumClass  *presets = NULL;
+
+      g_assert_cmpstr (gegl_operation_get_key (filters[i], "gimp:menu-path"), ==,
+                       "<Image>/Filters/Generic/VAE");
+      g_assert_true (
+          g_str_has_suffix (gegl_operation_get_key (filters[i], "gimp:menu-label"), "…"));
+      for (guint j = 0; j < n; j++)
+        if (strcmp (specs[j]->name, "preset") == 0)
+          presets = G_PARAM_SPEC_ENUM (specs[j])->enum_class;
+      g_assert_nonnull (presets);
+      g_assert_cmpuint (presets->n_values, ==, 2);
+      g_assert_cmpstr (presets->values[0].value_nick, ==, "taef2");
+      g_assert_cmpstr (presets->values[1].value_nick, ==, "file");
+      g_assert_cmpstr (gegl_operation_get_property_key (filters[i], "model", "visible"), ==, "0");
+      g_assert_cmpstr (gegl_operation_get_property_key (filters[i], "model-file", "visible"), ==,
+                       "preset {file}");
+      g_free (specs);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -548,6 +838,11 @@ main (int argc, char **argv)
   g_test_add_data_func ("/gegl-api/vq/preview/vqvae", "vqvae-seed/vqvae_seed.pth", test_vq_preview);
   g_test_add_data_func ("/gegl-api/vq/preview/vqmodel", "vqmodel-diffusers/vq_tiny.safetensors",
                         test_vq_preview);
+  g_test_add_func ("/gegl-api/filter/keeps-latent", test_filter_keeps_latent);
+  g_test_add_func ("/gegl-api/filter/progress", test_filter_progress);
+  g_test_add_func ("/gegl-api/filter/missing-model", test_filter_missing_model);
+  g_test_add_func ("/gegl-api/filter/same-as-chain", test_filter_same_as_chain);
+  g_test_add_func ("/gegl-api/filter/gimp-keys", test_filter_gimp_keys);
   {
     int status = g_test_run ();
     gegl_exit ();

@@ -39,8 +39,13 @@ main (int argc, char **argv)
 {
   /* gegl never calls setlocale; GIMP does, and so do we here */
   g_setenv ("LANGUAGE", "zh_CN", TRUE);
-  g_setenv ("LC_ALL", "C.UTF-8", TRUE);
-  setlocale (LC_ALL, "");
+  /* glibc 2.41 (Debian 13) ignores LANGUAGE under C.UTF-8 as under C; 2.36 reads it */
+  g_setenv ("LC_ALL", "zh_CN.UTF-8", TRUE);
+  if (!setlocale (LC_ALL, ""))
+    {
+      g_setenv ("LC_ALL", "C.UTF-8", TRUE);
+      setlocale (LC_ALL, "");
+    }
   g_setenv ("GEGL_PATH", GEGL_MODULE_DIR ":" GEGL_SYSTEM_PLUGINS, TRUE);
   g_setenv ("GEGL_VAE_LOCALEDIR", LOCALE_DIR, TRUE);
   g_test_init (&argc, &argv, NULL);

@@ -80,48 +80,64 @@ vae_gimp_load_operations (void)
     gegl_load_module_directory (VAE_GEGL_PLUGIN_DIR);
 }
 
-/* Encode fills the first half of GIMP's progress bar, decode the second. */
+/* The filter's own progress: the encode fills the first half, the decode
+ * the second (vae-filter.c). */
 static void
-on_progress (GeglNode *node, gdouble fraction, gpointer base)
+on_progress (GeglNode *node, gdouble fraction, gpointer data)
 {
-  gimp_progress_update (GPOINTER_TO_INT (base) / 2.0 + fraction / 2.0);
+  gimp_progress_update (fraction);
 }
 
-/* The first error a vae: node of the chain reported, or NULL. */
+/* The first error the filter or one of its nodes reported, or NULL. */
 static gchar *
-chain_error (GeglNode **nodes, gint n)
+filter_error (GeglNode *filter)
 {
-  for (gint i = 0; i < n; i++)
-    {
-      gchar *message = NULL;
-      if (!gegl_node_find_property (nodes[i], "error"))
-        continue;
-      gegl_node_get (nodes[i], "error", &message, NULL);
-      if (message && *message)
-        return message;
-      g_free (message);
-    }
-  return NULL;
+  GSList *nodes = g_slist_prepend (gegl_node_get_children (filter), filter);
+  gchar  *found = NULL;
+
+  for (GSList *n = nodes; n && !found; n = n->next)
+    if (gegl_node_find_property (n->data, "error"))
+      {
+        gegl_node_get (n->data, "error", &found, NULL);
+        if (found && !*found)
+          g_clear_pointer (&found, g_free);
+      }
+  g_slist_free (nodes);
+  return found;
+}
+
+/* The filter op of PROCEDURE with the plug-in's values: the same graph as
+ * GIMP 3's filters of the same names. */
+static GeglNode *
+new_filter (GeglNode *gegl, const gchar *procedure, const VaeGimpValues *v)
+{
+  if (strcmp (procedure, PROC_PREVIEW) == 0)
+    return gegl_node_new_child (gegl, "operation", "vae:diffusion-preview", "model", v->model,
+                                "strength", v->strength, "timestep", v->timestep, "schedule",
+                                v->schedule, "seed", v->seed, "rng", v->rng, "vq", v->vq, "k", v->k,
+                                NULL);
+  if (strcmp (procedure, PROC_ROUND_TRIP) == 0)
+    return gegl_node_new_child (gegl, "operation", "vae:round-trip", "model", v->model, "mode",
+                                v->mode, "seed", v->seed, NULL);
+  return gegl_node_new_child (gegl, "operation", "vae:latent-posterize", "model", v->model, "k",
+                              v->k, "codebook", v->codebook, "strength", v->vq_strength, "seed",
+                              v->seed, NULL);
 }
 
 gboolean
 vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *v, GError **error)
 {
-  const gboolean preview = strcmp (procedure, PROC_PREVIEW) == 0;
-  const gboolean posterize = strcmp (procedure, PROC_POSTERIZE) == 0;
-  gboolean       snap;
   g_autoptr (VaeModel) model = NULL;
   GeglBuffer    *src, *shadow;
-  GeglNode      *gegl, *nodes[8], *sink;
+  GeglNode      *gegl, *filter, *sink;
   GeglProcessor *processor;
   gdouble        progress;
   gchar         *message;
-  gint           x, y, w, h, n = 0;
-  gint           schedule;
+  gint           x, y, w, h;
 
   if (!gimp_drawable_mask_intersect (drawable, &x, &y, &w, &h))
     return TRUE; /* nothing selected on this drawable */
-  if (!gegl_has_operation ("vae:encode"))
+  if (!gegl_has_operation ("vae:round-trip"))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND,
                    _ ("the vae:* GEGL operations are not installed (looked in %s)"),
@@ -131,37 +147,26 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
   /* a model that cannot load is said here, plainly, before any work */
   if (!(model = vae_model_load (v->model, NULL, error)))
     return FALSE;
-  schedule = v->schedule ? v->schedule : 1 + (gint) vae_model_get_family (model)->schedule;
 
+  /* the selection's box moved to the origin, where the latent grid starts,
+   * and the result moved back */
   src = gimp_drawable_get_buffer (drawable);
   shadow = gimp_drawable_get_shadow_buffer (drawable);
   gegl = gegl_node_new ();
-  nodes[n++] = gegl_node_new_child (gegl, "operation", "gegl:buffer-source", "buffer", src, NULL);
-  nodes[n++] = gegl_node_new_child (gegl, "operation", "gegl:crop", "x", (gdouble) x, "y",
-                                    (gdouble) y, "width", (gdouble) w, "height", (gdouble) h, NULL);
-  nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:encode", "model", v->model, "mode",
-                                    v->mode, "seed", (guint) v->seed, NULL);
-  if (preview)
-    nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:latent-noise", "strength",
-                                      v->strength, "timestep", v->timestep, "schedule", schedule,
-                                      "seed", (guint) v->seed, "rng", v->rng, NULL);
-  snap = posterize || (preview && v->vq);
-  if (snap) /* codebook "model": a VQ model's own */
-    nodes[n++] = gegl_node_new_child (
-        gegl, "operation", "vae:vq-snap", "k", v->k, "codebook", v->codebook, "model", v->model,
-        "strength", posterize ? v->vq_strength : 1.0, "seed", (guint) v->seed, NULL);
-  /* a VQ model's decode quantises unless the snap above did */
-  nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:decode", "model", v->model,
-                                    "force-not-quantize", snap, NULL);
-  nodes[n++] = gegl_node_new_child (gegl, "operation", "vae:apply-alpha", NULL);
-  for (gint i = 0; i + 1 < n; i++)
-    gegl_node_link (nodes[i], nodes[i + 1]);
-  gegl_node_connect_to (nodes[1], "output", nodes[n - 1], "aux");
+  filter = new_filter (gegl, procedure, v);
   sink = gegl_node_new_child (gegl, "operation", "gegl:write-buffer", "buffer", shadow, NULL);
-  gegl_node_link (nodes[n - 1], sink);
+  gegl_node_link_many (
+      gegl_node_new_child (gegl, "operation", "gegl:buffer-source", "buffer", src, NULL),
+      gegl_node_new_child (gegl, "operation", "gegl:crop", "x", (gdouble) x, "y", (gdouble) y,
+                           "width", (gdouble) w, "height", (gdouble) h, NULL),
+      gegl_node_new_child (gegl, "operation", "gegl:translate", "x", (gdouble) -x, "y",
+                           (gdouble) -y, NULL),
+      filter,
+      gegl_node_new_child (gegl, "operation", "gegl:translate", "x", (gdouble) x, "y", (gdouble) y,
+                           NULL),
+      sink, NULL);
 
-  g_signal_connect (nodes[2], "progress", G_CALLBACK (on_progress), GINT_TO_POINTER (0));
-  g_signal_connect (nodes[n - 2], "progress", G_CALLBACK (on_progress), GINT_TO_POINTER (1));
+  g_signal_connect (filter, "progress", G_CALLBACK (on_progress), NULL);
   gimp_progress_init (_ ("Running the VAE…"));
   processor = gegl_node_new_processor (sink, NULL);
   while (gegl_processor_work (processor, &progress))
@@ -169,7 +174,7 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
   g_object_unref (processor);
   gimp_progress_update (1.0);
 
-  message = chain_error (nodes, n);
+  message = filter_error (filter);
   if (!message)
     {
       gegl_buffer_flush (shadow);
