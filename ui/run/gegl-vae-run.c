@@ -17,7 +17,7 @@
 #include <string.h>
 
 static gchar   *opt_output, *opt_graph, *opt_manifest, *opt_shard, *opt_log;
-static gint     opt_shards, opt_jobs = 1, opt_depth;
+static gint     opt_shards, opt_jobs, opt_depth;
 static gint64   opt_seed;
 static gboolean opt_resume, opt_dry_run, opt_quiet, opt_worker;
 static gchar  **opt_inputs;
@@ -40,7 +40,7 @@ static const GOptionEntry entries[] = {
   { "depth", 0, 0, G_OPTION_ARG_INT, &opt_depth, "Bits per channel: PNG 8 or 16, TIFF 8, 16 or 32",
     "BITS" },
   { "jobs", 'j', 0, G_OPTION_ARG_INT, &opt_jobs,
-    "Worker processes, the machine's threads shared among them (default 1)", "N" },
+    "Worker processes, one thread each (default: one per core)", "N" },
   { "shard", 0, 0, G_OPTION_ARG_STRING, &opt_shard,
     "Take the I-th of N shards of the sorted inputs (default: from SLURM_ARRAY_TASK_ID or "
     "JOB_COMPLETION_INDEX)",
@@ -93,18 +93,36 @@ fail (const GError *error)
   return error->domain == RUN_ERROR && error->code == RUN_ERROR_USAGE ? 2 : 1;
 }
 
-/* The threads the machine (or the Slurm allocation) gives this run. */
+/* The cores the machine (or the Slurm allocation) gives this run. */
 static gint
 cores (void)
 {
-  const gchar *env = g_getenv ("GEGL_THREADS");
+  const gchar *env = g_getenv ("SLURM_CPUS_PER_TASK");
   gint64       n;
 
-  if (!env || !*env)
-    env = g_getenv ("SLURM_CPUS_PER_TASK");
-  if (env && g_ascii_string_to_signed (env, 10, 1, 1024, &n, NULL))
+  if (env && g_ascii_string_to_signed (env, 10, 1, 4096, &n, NULL))
     return (gint) n;
   return (gint) g_get_num_processors ();
+}
+
+/* What makes a picture come out the same however the work is split.
+ * babl chooses among colour conversions that agree within a tolerance by
+ * timing them, so under load the same run picks differently (a step of a
+ * 16-bit PNG apart): tolerance 0 keeps the exact ones.  The engine's sums
+ * depend on its thread count (by up to 4e-6): in a batch each picture is
+ * computed on one thread, in worker processes (an OpenMP runtime, once
+ * started, keeps its count), and --jobs shares the machine; a single picture
+ * takes every core.  GEGL_THREADS, when set, wins. */
+static void
+set_determinism (gint threads)
+{
+  g_autofree gchar *n = g_strdup_printf ("%d", threads);
+
+  g_setenv ("BABL_TOLERANCE", "0", FALSE);
+  if (g_getenv ("GEGL_THREADS"))
+    return;
+  g_setenv ("GEGL_THREADS", n, TRUE);
+  g_setenv ("OMP_NUM_THREADS", n, TRUE);
 }
 
 /* The seed the command line gives every item, if it does. */
@@ -203,8 +221,8 @@ run (gchar **argv, gchar **words, RunGraph *graph, GPtrArray *items, GError **er
       run_report_item (report, mine->pdata[i], RUN_SKIPPED, 0, NULL);
   run_signals_install ();
   jobs = MAX (1, MIN (opt_jobs, (gint) todo->len));
-  if (jobs > 1)
-    run_workers (argv, todo, jobs, MAX (1, cores () / jobs), report);
+  if (items->len > 1 && todo->len)
+    run_workers (argv, todo, jobs, report);
   else
     for (guint i = 0; i < todo->len && !run_stop_signal; i++)
       {
@@ -257,16 +275,17 @@ main (int argc, char **argv)
                      "more)\n"));
       return 2;
     }
-  if (opt_seed < 0 || opt_seed > G_MAXINT32 || opt_jobs < 1)
+  if (opt_seed < 0 || opt_seed > G_MAXINT32 || opt_jobs < 0)
     {
       g_printerr (_ ("gegl-vae-run: --seed takes 0 to %d, --jobs 1 or more\n"), G_MAXINT32);
       return 2;
     }
-  if (!opt_worker && opt_jobs == 1 && !g_getenv ("GEGL_THREADS"))
-    {
-      g_autofree gchar *n = g_strdup_printf ("%d", cores ());
-      g_setenv ("GEGL_THREADS", n, TRUE);
-    }
+  if (!opt_jobs)
+    opt_jobs = cores ();
+  if (!opt_worker && !(items = run_items_collect (opt_inputs, opt_manifest, &error)))
+    return fail (error);
+  if (items)
+    set_determinism (items->len == 1 ? cores () : 1);
 
   run_capture_install ();
   gegl_init (NULL, NULL);
@@ -279,8 +298,6 @@ main (int argc, char **argv)
       run_signals_install ();
       status = run_worker_serve (graph);
     }
-  else if (!(items = run_items_collect (opt_inputs, opt_manifest, &error)))
-    status = fail (error);
   else if ((status = run (argv, words, graph, items, &error)) < 0)
     status = fail (error);
   g_clear_pointer (&items, g_ptr_array_unref);

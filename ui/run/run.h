@@ -170,9 +170,9 @@ const gchar *run_status_name (RunStatus status);
 
 /* ---- worker processes (workers.c) ---------------------------------------- */
 
-/* Runs ITEMS in JOBS worker processes (ARGV[0] --worker ARGV[1…]), each with
- * THREADS threads, reporting each result. */
-void run_workers (gchar **argv, GPtrArray *items, gint jobs, gint threads, RunReport *report);
+/* Runs ITEMS in JOBS worker processes (ARGV[0] --worker ARGV[1…], the
+ * environment inherited), reporting each result. */
+void run_workers (gchar **argv, GPtrArray *items, gint jobs, RunReport *report);
 /* The worker's side: items in on stdin, results out on stdout. */
 gint run_worker_serve (RunGraph *graph);
 

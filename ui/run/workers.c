@@ -152,7 +152,7 @@ typedef struct
 
 typedef struct
 {
-  gchar    **argv, **env;
+  gchar    **argv;
   GPtrArray *items;
   guint      next;
   RunReport *report;
@@ -165,7 +165,7 @@ start (Pool *pool, Worker *w)
 
   memset (w, 0, sizeof *w);
   w->in = w->out = -1;
-  if (!g_spawn_async_with_pipes (NULL, pool->argv, pool->env, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+  if (!g_spawn_async_with_pipes (NULL, pool->argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
                                  &w->pid, &w->in, &w->out, NULL, &error))
     {
       g_printerr ("gegl-vae-run: %s\n", error->message);
@@ -245,10 +245,9 @@ finish (Pool *pool, Worker *w)
 }
 
 void
-run_workers (gchar **argv, GPtrArray *items, gint jobs, gint threads, RunReport *report)
+run_workers (gchar **argv, GPtrArray *items, gint jobs, RunReport *report)
 {
   g_autoptr (GStrvBuilder) args = g_strv_builder_new ();
-  g_autofree gchar         *threads_text = g_strdup_printf ("%d", threads);
   g_autofree Worker        *workers = g_new0 (Worker, jobs);
   g_autofree struct pollfd *fds = g_new0 (struct pollfd, jobs);
   g_auto (GStrv) worker_argv = NULL;
@@ -261,8 +260,6 @@ run_workers (gchar **argv, GPtrArray *items, gint jobs, gint threads, RunReport 
   g_strv_builder_add (args, "--worker");
   g_strv_builder_addv (args, (const gchar **) argv + 1);
   pool.argv = worker_argv = g_strv_builder_end (args);
-  pool.env = g_environ_setenv (g_get_environ (), "GEGL_THREADS", threads_text, TRUE);
-  pool.env = g_environ_setenv (pool.env, "OMP_NUM_THREADS", threads_text, TRUE);
   pool.items = items;
   pool.report = report;
   for (gint j = 0; j < jobs; j++)
@@ -324,5 +321,4 @@ run_workers (gchar **argv, GPtrArray *items, gint jobs, gint threads, RunReport 
         next:;
         }
     }
-  g_strfreev (pool.env);
 }
