@@ -694,8 +694,8 @@ run_graph_sink (RunGraph *graph, const gchar *path, GError **error)
   graph->sink_ext = g_strdup (saver->extension);
   if (graph->depth)
     gegl_node_set (graph->sink, "bitdepth", graph->depth, NULL);
-  if (graph->depth == 32)
-    gegl_node_set (graph->sink, "fp", 1, NULL);
+  if (graph->depth && gegl_node_find_property (graph->sink, "fp")) /* TIFF: integers below 32 */
+    gegl_node_set (graph->sink, "fp", graph->depth == 32, NULL);
   if (graph->latent)
     {
       g_auto (GStrv) models = run_graph_models (graph);
