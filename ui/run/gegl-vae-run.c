@@ -219,7 +219,6 @@ run (gchar **argv, gchar **words, RunGraph *graph, GPtrArray *items, GError **er
   for (guint i = 0; i < mine->len; i++)
     if (!g_ptr_array_find (todo, mine->pdata[i], NULL))
       run_report_item (report, mine->pdata[i], RUN_SKIPPED, 0, NULL);
-  run_signals_install ();
   jobs = MAX (1, MIN (opt_jobs, (gint) todo->len));
   if (items->len > 1 && todo->len)
     run_workers (argv, todo, jobs, report);
@@ -282,6 +281,7 @@ main (int argc, char **argv)
     }
   if (!opt_jobs)
     opt_jobs = cores ();
+  run_signals_install (); /* from the start: a stop before any work still says so */
   if (!opt_worker && !(items = run_items_collect (opt_inputs, opt_manifest, &error)))
     return fail (error);
   if (items)
@@ -294,10 +294,7 @@ main (int argc, char **argv)
   if (!(graph = run_graph_new (opt_graph, words, opt_depth, &error)))
     status = fail (error);
   else if (opt_worker)
-    {
-      run_signals_install ();
-      status = run_worker_serve (graph);
-    }
+    status = run_worker_serve (graph);
   else if ((status = run (argv, words, graph, items, &error)) < 0)
     status = fail (error);
   g_clear_pointer (&items, g_ptr_array_unref);

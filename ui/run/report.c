@@ -130,8 +130,8 @@ run_report_item (RunReport *r, const RunItem *item, RunStatus status, gdouble se
     fprintf (stderr, "[%u/%u] %s %s: %s\n", r->done, r->total, run_status_name (status),
              item->input, error);
   else if (status == RUN_OK && !r->quiet)
-    fprintf (stderr, "[%u/%u] ok %s → %s (%.2f s)\n", r->done, r->total, item->input,
-             item->output, seconds);
+    fprintf (stderr, "[%u/%u] ok %s → %s (%.2f s)\n", r->done, r->total, item->input, item->output,
+             seconds);
   else if (!r->quiet)
     fprintf (stderr, "[%u/%u] %s %s\n", r->done, r->total, run_status_name (status), item->input);
 }
