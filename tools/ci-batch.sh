@@ -9,7 +9,7 @@
 #                       (--resume) completes the set, nothing computed twice
 #   slurm-stopped       the daemons tools/slurm-local.sh started are gone afterwards
 #   model-once          a process opens the model as often for 6 pictures as for 2 (strace)
-#   bash tools/ci-batch.sh BUILD_DIR PLAIN_LOG
+#   bash tools/ci-batch.sh BUILD_DIR PLAIN_LOG      (exits 1 when a case fails)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(cd "$1" && pwd)"
@@ -68,6 +68,7 @@ fi
 
 # ---- outside ------------------------------------------------------------------------------
 
+first_line=$(($(wc -l < "$plain_log") + 1))
 work=$(mktemp -d /tmp/ci-batch.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -94,3 +95,4 @@ two=$(opens two 2) six=$(opens six 6)
 echo "opens of taef2_decoder.pth: $two for 2 pictures, $six for 6"
 [ "$two" -eq "$six" ] && [ "$two" -le 4 ]
 result model-once $?
+! tail -n +"$first_line" "$plain_log" | grep -q "^not ok"

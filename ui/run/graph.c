@@ -129,9 +129,9 @@ find_input (GeglNode *gegl, const gchar *file, GError **error)
   if (n_placeholders == 0 && n_loads == 1)
     return load;
   g_set_error (error, RUN_ERROR, RUN_ERROR_USAGE,
-               _ ("graph %s: give exactly one node the path " INPUT_PLACEHOLDER
-                  " (it has %u, and %u gegl:load nodes)"),
-               file, n_placeholders, n_loads);
+               _ ("graph %s: give exactly one node the path %s (it has %u, and %u gegl:load "
+                  "nodes)"),
+               file, INPUT_PLACEHOLDER, n_placeholders, n_loads);
   return NULL;
 }
 
