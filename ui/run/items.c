@@ -6,7 +6,6 @@
 #include "run.h"
 
 #include <glob.h>
-#include <json-glib/json-glib.h>
 #include <stdlib.h>
 #include <string.h>
 

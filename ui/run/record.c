@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
-#include <json-glib/json-glib.h>
 #include <string.h>
 
 #define RECORD_FOLDER ".gegl-vae-run"

@@ -6,7 +6,6 @@
 #include "run.h"
 
 #include <errno.h>
-#include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -55,34 +54,70 @@ run_report_free (RunReport *report)
   g_free (report);
 }
 
-static void
-log_item (RunReport *r, const RunItem *item, RunStatus status, gdouble seconds, const gchar *error)
+/* ---- JSON lines: the log's, and those between the runner and its workers - */
+
+void
+run_json_string (JsonBuilder *b, const gchar *name, const gchar *value)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonNode) root = NULL;
-  g_autofree gchar *line = NULL;
+  json_builder_set_member_name (b, name);
+  if (value)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+JsonBuilder *
+run_json_item (const RunItem *item)
+{
+  JsonBuilder *b = json_builder_new ();
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "index");
   json_builder_add_int_value (b, item->index);
-  json_builder_set_member_name (b, "input");
-  json_builder_add_string_value (b, item->input);
-  json_builder_set_member_name (b, "output");
-  json_builder_add_string_value (b, item->output);
-  json_builder_set_member_name (b, "status");
-  json_builder_add_string_value (b, run_status_name (status));
-  json_builder_set_member_name (b, "seconds");
-  json_builder_add_double_value (b, seconds);
+  run_json_string (b, "input", item->input);
+  run_json_string (b, "output", item->output);
   json_builder_set_member_name (b, "seed");
   json_builder_add_int_value (b, item->seed);
-  json_builder_set_member_name (b, "error");
-  if (error)
-    json_builder_add_string_value (b, error);
-  else
-    json_builder_add_null_value (b);
+  return b;
+}
+
+void
+run_json_result (JsonBuilder *b, RunStatus status, gdouble seconds, const gchar *error)
+{
+  run_json_string (b, "status", run_status_name (status));
+  json_builder_set_member_name (b, "seconds");
+  json_builder_add_double_value (b, seconds);
+  run_json_string (b, "error", error);
+}
+
+gchar *
+run_json_line (JsonBuilder *b)
+{
+  g_autoptr (JsonNode) root = NULL;
+
   json_builder_end_object (b);
   root = json_builder_get_root (b);
-  line = json_to_string (root, FALSE);
+  g_object_unref (b);
+  return json_to_string (root, FALSE);
+}
+
+RunStatus
+run_status_from_name (const gchar *name)
+{
+  for (RunStatus s = RUN_OK; s <= RUN_STOPPED; s++)
+    if (!g_strcmp0 (name, run_status_name (s)))
+      return s;
+  return RUN_FAILED;
+}
+
+static void
+log_item (RunReport *r, const RunItem *item, RunStatus status, gdouble seconds, const gchar *error)
+{
+  JsonBuilder      *b = run_json_item (item);
+  g_autofree gchar *line = NULL;
+
+  run_json_result (b, status, seconds, error);
+  line = run_json_line (b);
   fprintf (r->log, "%s\n", line);
   fflush (r->log); /* whole lines, so that shards may share a log */
 }

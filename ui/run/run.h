@@ -7,6 +7,7 @@
 
 #include <gegl.h>
 #include <glib/gi18n-lib.h>
+#include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
 
@@ -167,6 +168,15 @@ void run_report_item (RunReport *report, const RunItem *item, RunStatus status, 
 gint         run_report_finish (RunReport *report, gint stop_signal);
 void         run_report_free (RunReport *report);
 const gchar *run_status_name (RunStatus status);
+RunStatus    run_status_from_name (const gchar *name);
+
+/* JSON lines, the log's and those between the runner and its workers: an
+ * object begun with the item's index, input, output and seed, members added,
+ * then ended as one line of text (the builder freed). */
+JsonBuilder *run_json_item (const RunItem *item);
+void   run_json_result (JsonBuilder *b, RunStatus status, gdouble seconds, const gchar *error);
+void   run_json_string (JsonBuilder *b, const gchar *name, const gchar *value);
+gchar *run_json_line (JsonBuilder *b);
 
 /* ---- worker processes (workers.c) ---------------------------------------- */
 

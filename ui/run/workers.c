@@ -8,7 +8,6 @@
 #include "run.h"
 
 #include <errno.h>
-#include <json-glib/json-glib.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,18 +20,8 @@
 static gchar *
 item_to_line (const RunItem *item)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonNode) root = NULL;
+  JsonBuilder *b = run_json_item (item);
 
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "index");
-  json_builder_add_int_value (b, item->index);
-  json_builder_set_member_name (b, "input");
-  json_builder_add_string_value (b, item->input);
-  json_builder_set_member_name (b, "output");
-  json_builder_add_string_value (b, item->output);
-  json_builder_set_member_name (b, "seed");
-  json_builder_add_int_value (b, item->seed);
   json_builder_set_member_name (b, "explicit");
   json_builder_add_boolean_value (b, item->explicit);
   json_builder_set_member_name (b, "settings");
@@ -45,14 +34,8 @@ item_to_line (const RunItem *item)
       json_builder_add_string_value (b, text);
     }
   json_builder_end_array (b);
-  json_builder_set_member_name (b, "record");
-  if (item->record)
-    json_builder_add_string_value (b, item->record);
-  else
-    json_builder_add_null_value (b);
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  return json_to_string (root, FALSE);
+  run_json_string (b, "record", item->record);
+  return run_json_line (b);
 }
 
 static RunItem *
@@ -86,29 +69,6 @@ item_from_line (const gchar *line)
   return item;
 }
 
-static gchar *
-result_to_line (guint index, RunStatus status, gdouble seconds, const gchar *error)
-{
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonNode) root = NULL;
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "index");
-  json_builder_add_int_value (b, index);
-  json_builder_set_member_name (b, "status");
-  json_builder_add_int_value (b, status);
-  json_builder_set_member_name (b, "seconds");
-  json_builder_add_double_value (b, seconds);
-  json_builder_set_member_name (b, "error");
-  if (error)
-    json_builder_add_string_value (b, error);
-  else
-    json_builder_add_null_value (b);
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  return json_to_string (root, FALSE);
-}
-
 /* ---- the worker ---------------------------------------------------------- */
 
 gint
@@ -125,12 +85,15 @@ run_worker_serve (RunGraph *graph)
       RunItem          *item = item_from_line (line);
       g_autofree gchar *error = NULL, *result = NULL;
       gint64            start = g_get_monotonic_time ();
+      JsonBuilder      *b;
       RunStatus         status;
 
       if (!item)
         break;
       status = run_item_process (graph, item, &error);
-      result = result_to_line (item->index, status, (g_get_monotonic_time () - start) / 1e6, error);
+      b = run_json_item (item); /* the log's line */
+      run_json_result (b, status, (g_get_monotonic_time () - start) / 1e6, error);
+      result = run_json_line (b);
       fprintf (results, "%s\n", result);
       fflush (results);
       run_item_free (item);
@@ -213,7 +176,8 @@ take_result (Pool *pool, Worker *w, const gchar *line)
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     return;
   o = json_node_get_object (json_parser_get_root (parser));
-  run_report_item (pool->report, w->item, (RunStatus) json_object_get_int_member (o, "status"),
+  run_report_item (pool->report, w->item,
+                   run_status_from_name (json_object_get_string_member (o, "status")),
                    json_object_get_double_member (o, "seconds"),
                    json_object_get_string_member_with_default (o, "error", NULL));
   feed (pool, w);
