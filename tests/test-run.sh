@@ -62,9 +62,11 @@ count() { ls "$1" 2>/dev/null | wc -l; }
 # the log's lines with "status":"S"
 statuses() { grep -c "\"status\":\"$2\"" "$1"; }
 
+"$py" "$root/tests/make-batch-inputs.py" "$data" in
+
 # ---- the main job (issue 17, point 2) -------------------------------------------------
 
-photo=$data/chelsea.png
+photo=in/photo-chelsea.png # chelsea, small: the test's time goes to the batches
 mkdir out
 check "main job: a preview, the size of the picture and not the picture" bash -c '
   "$1" "$2" -o out/main.png -- vae:diffusion-preview strength=0.5 &&
@@ -94,7 +96,6 @@ check "our graph by name equals the op chain, byte for byte" bash -c '
 
 # ---- batches (issue 21) ---------------------------------------------------------------
 
-"$py" "$root/tests/make-batch-inputs.py" "$data" in
 chain=(-- vae:diffusion-preview strength=0.5)
 mkdir j1
 "$run" in -o j1/{stem}.png -j 1 --log j1.jsonl "${chain[@]}" 2> j1.err
@@ -160,14 +161,19 @@ check "--resume redoes what another property or input changed, only that" bash -
   [ "$(grep -c "\"status\":\"ok\"" r1.jsonl)" -eq 3 ] && [ "$(grep -c "\"status\":\"ok\"" r2.jsonl)" -eq 1 ] &&
   grep "\"status\":\"ok\"" r2.jsonl | grep -q photo-chelsea'
 
-# SIGTERM (what scancel sends) to the runner alone: it stops its workers, cleans up
+# a worker killed (as by the OOM killer) on an item: that item fails, a new worker takes the rest;
+# then SIGTERM (what scancel sends) to the runner alone: it stops its workers and cleans up
 mkdir t
 "$run" in -o t/{stem}.png -j 2 --log t.jsonl "${chain[@]}" 2> t.err &
 pid=$!
 for _ in $(seq 600); do [ "$(cat t.jsonl 2> /dev/null | wc -l)" -ge 3 ] && break; sleep 0.1; done
+kill -9 "$(pgrep -P "$pid" | head -1)"
+for _ in $(seq 600); do [ "$(cat t.jsonl 2> /dev/null | wc -l)" -ge 8 ] && break; sleep 0.1; done
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
+check "a worker killed: its item fails, the others go on" bash -c '
+  grep "died of signal 9" t.jsonl && [ "$(grep -c "\"status\":\"ok\"" t.jsonl)" -ge 6 ]'
 check "SIGTERM: exit 143, says so, no temporary; --resume completes" bash -c '
   cat t.err; [ $1 -eq 143 ] && grep -q "stopped by signal 15" t.err && ! ls -a t | grep "\.tmp[0-9]" &&
   [ "$(ls t | wc -l)" -lt 23 ] &&

@@ -86,13 +86,13 @@ run_signals_install (void)
 
 /* DIR/.NAME.tmpPID.EXT: hidden, and with the extension the saver goes by. */
 gchar *
-run_temporary_name (const gchar *output)
+run_temporary_name (const gchar *output, gint pid)
 {
   g_autofree gchar *dir = g_path_get_dirname (output);
   g_autofree gchar *base = g_path_get_basename (output);
   const gchar      *dot = strrchr (base, '.');
   g_autofree gchar *name =
-      g_strdup_printf (".%s.tmp%d%s", base, (gint) getpid (), dot && dot != base ? dot : "");
+      g_strdup_printf (".%s.tmp%d%s", base, pid, dot && dot != base ? dot : "");
 
   return g_build_filename (dir, name, NULL);
 }
@@ -202,7 +202,7 @@ run_sink (GeglNode *sink)
 RunStatus
 run_item_process (RunGraph *graph, RunItem *item, gchar **error)
 {
-  g_autofree gchar *temporary = run_temporary_name (item->output);
+  g_autofree gchar *temporary = run_temporary_name (item->output, getpid ());
   g_autoptr (GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GError) e = NULL;
   GeglNode     *sink;

@@ -142,8 +142,9 @@ RunStatus run_item_process (RunGraph *graph, RunItem *item, gchar **error);
  * temporary being written and exits at once. */
 void run_signals_install (void);
 /* Removes the temporaries a killed run left for the outputs of ITEMS. */
-void   run_remove_stale (GPtrArray *items);
-gchar *run_temporary_name (const gchar *output);
+void run_remove_stale (GPtrArray *items);
+/* The temporary process PID writes OUTPUT to. */
+gchar *run_temporary_name (const gchar *output, gint pid);
 
 /* ---- records (record.c) -------------------------------------------------- */
 

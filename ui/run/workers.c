@@ -8,6 +8,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <glib/gstdio.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -183,7 +184,7 @@ take_result (Pool *pool, Worker *w, const gchar *line)
   feed (pool, w);
 }
 
-/* W's end: an item still in flight died with it. */
+/* W's end: an item still in flight died with it (its temporary goes too). */
 static void
 finish (Pool *pool, Worker *w)
 {
@@ -199,6 +200,9 @@ finish (Pool *pool, Worker *w)
                                  WTERMSIG (status))
               : g_strdup_printf (_ ("the worker process exited (%d) on this item"),
                                  WEXITSTATUS (status));
+      g_autofree gchar *temporary = run_temporary_name (w->item->output, w->pid);
+
+      g_unlink (temporary);
       run_report_item (pool->report, w->item, run_stop_signal ? RUN_STOPPED : RUN_FAILED, 0, why);
     }
   if (w->in >= 0)
