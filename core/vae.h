@@ -277,6 +277,102 @@ gdouble vae_codebook_perplexity (const guint64 *counts, gint size);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeCodebook, vae_codebook_free)
 
+/* ---- latent operations ------------------------------------------------------ */
+
+/* ComfyUI's latent nodes on planar tensors of any channel count, in float32
+ * as ComfyUI computes them (core/latent-ops.c).  Masks are 1-channel tensors,
+ * 1 where the mask is. */
+
+typedef struct
+{
+  gint x, y, width, height;
+} VaeRect;
+
+typedef enum
+{
+  VAE_SCALE_NEAREST_EXACT, /* torch's interpolate modes, align_corners False */
+  VAE_SCALE_BILINEAR,
+  VAE_SCALE_AREA, /* adaptive average pooling */
+  VAE_SCALE_BICUBIC,
+  VAE_SCALE_BISLERP /* ComfyUI's: channel vectors slerped along x, then y */
+} VaeScaleMethod;
+
+/* LatentUpscaleBy's size: round (side × factor), halves to even; an error for
+ * a factor that is not a positive number or a side out of 1…65536. */
+gboolean vae_latent_scaled_size (gint width, gint height, gdouble factor, gint *new_width,
+                                 gint *new_height, GError **error);
+/* comfy.utils.common_upscale: LATENT to WIDTH×HEIGHT, after cutting its
+ * centre to the new aspect when CROP. */
+VaeTensor *vae_latent_scale (const VaeTensor *latent, gint width, gint height,
+                             VaeScaleMethod method, gboolean crop, GError **error);
+
+typedef enum
+{
+  VAE_TRANSFORM_FLIP_HORIZONTAL,
+  VAE_TRANSFORM_FLIP_VERTICAL,
+  VAE_TRANSFORM_ROTATE_90, /* clockwise, as ComfyUI's LatentRotate */
+  VAE_TRANSFORM_ROTATE_180,
+  VAE_TRANSFORM_ROTATE_270,
+  VAE_TRANSFORM_TRANSPOSE
+} VaeTransform;
+
+VaeTensor *vae_latent_transform (const VaeTensor *latent, VaeTransform transform, GError **error);
+/* TRUE when TRANSFORM exchanges width and height. */
+gboolean vae_latent_transform_swaps_axes (VaeTransform transform);
+
+/* LatentComposite: a SOURCE_WIDTH×SOURCE_HEIGHT latent placed with its
+ * top-left at (X, Y) of a WIDTH×HEIGHT one; where an edge of the placed
+ * source lies inside, its last FEATHER pixels fade out. */
+typedef struct
+{
+  gint width, height;
+  gint x, y, source_width, source_height;
+  gint feather;
+} VaeComposite;
+
+/* The share of the source at (COL, ROW) of the result: 0 outside it. */
+gfloat vae_composite_weight (const VaeComposite *composite, gint col, gint row);
+/* DEST, the rectangle at (DEST_X, DEST_Y) of the destination, becomes that
+ * rectangle of the composite; SOURCE holds the source's rectangle at
+ * (SOURCE_X, SOURCE_Y) of its own grid and covers what DEST shows of it. */
+gboolean vae_latent_composite (VaeTensor *dest, gint dest_x, gint dest_y, const VaeTensor *source,
+                               gint source_x, gint source_y, const VaeComposite *composite,
+                               GError **error);
+
+typedef enum
+{
+  VAE_BLEND_LERP,     /* (1 − f)·a + f·b: LatentBlend with blend_factor 1 − f */
+  VAE_BLEND_SLERP,    /* the slerp of bislerp, per latent pixel, ratio f */
+  VAE_BLEND_ADD,      /* a + f·b: LatentAdd at f = 1 */
+  VAE_BLEND_SUBTRACT, /* a − f·b: LatentSubtract at f = 1 */
+  VAE_BLEND_MULTIPLY  /* f·a: LatentMultiply (B unused, may be NULL) */
+} VaeBlendMode;
+
+/* A becomes A blended with B (same shape) by FACTOR, B's share. */
+gboolean vae_latent_blend (VaeTensor *a, const VaeTensor *b, VaeBlendMode mode, gdouble factor,
+                           GError **error);
+
+/* The mask on a WIDTH×HEIGHT grid (comfy.utils.reshape_mask: bilinear,
+ * align_corners False), computed for the rectangle AREA of that grid from
+ * MASK, which holds the rectangle at MASK_AREA's origin of the whole
+ * MASK_WIDTH×MASK_HEIGHT mask and covers vae_mask_source (AREA). */
+VaeTensor *vae_mask_resize (const VaeTensor *mask, const VaeRect *mask_area, gint mask_width,
+                            gint mask_height, gint width, gint height, const VaeRect *area,
+                            GError **error);
+VaeRect    vae_mask_source (gint mask_width, gint mask_height, gint width, gint height,
+                            const VaeRect *area);
+/* VAEEncodeForInpaint's noise mask: the rounded mask grown by GROW pixels
+ * (conv2d with a GROW×GROW box; outside MASK counts as 0), 0 or 1. */
+VaeTensor *vae_inpaint_grow (const VaeTensor *mask, gint grow, GError **error);
+/* The pixels before and after a position that its grown value reads. */
+void vae_inpaint_grow_reach (gint grow, gint *before, gint *after);
+/* VAEEncodeForInpaint's fill: where round (MASK) is 1, IMAGE becomes 0.5. */
+gboolean vae_inpaint_fill (VaeTensor *image, const VaeTensor *mask, GError **error);
+/* The sampler's masked start: NOISY·m + CLEAN·(1 − m) for N interleaved
+ * vectors of CHANNELS and their N mask values. */
+void vae_latent_mask_noise (gfloat *noisy, const gfloat *clean, const gfloat *mask, gsize n,
+                            gint channels);
+
 /* ---- benchmarking --------------------------------------------------------- */
 
 /* Multiply-adds of convolutions and attention since the last reset. */
