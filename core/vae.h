@@ -28,7 +28,8 @@ typedef enum
   VAE_ERROR_INPUT,       /* bad image or latent (size, channels, NaN) */
   VAE_ERROR_LIMIT,       /* a configured limit was exceeded */
   VAE_ERROR_NO_MEMORY,   /* an allocation failed */
-  VAE_ERROR_NOT_FOUND    /* a model or preset could not be found */
+  VAE_ERROR_NOT_FOUND,   /* a model or preset could not be found */
+  VAE_ERROR_CANCELLED    /* the run was asked to stop (VaeRun.cancel) */
 } VaeError;
 
 /* ---- tensors ----------------------------------------------------------- */
@@ -142,6 +143,81 @@ const VaeFamily *vae_family_lookup (const gchar *name);
 /* All known families, built-in descriptors overridden by user ones. */
 GPtrArray *vae_family_list (void);
 
+/* ---- progress ------------------------------------------------------------- */
+
+typedef void (*VaeProgressFunc) (gdouble fraction, gpointer data);
+
+/* ---- memory ---------------------------------------------------------------- */
+
+typedef struct
+{
+  guint64 memory_limit; /* bytes; 0: a share of the memory available now */
+  gint    tile_size;    /* band height in image pixels; 0: tile only when the
+                         * memory plan needs it */
+} VaeTiling;
+
+/* "1.5G", "800M", "65536K", "1000000" (bytes) → bytes; FALSE when malformed. */
+gboolean vae_parse_bytes (const gchar *text, guint64 *bytes);
+
+typedef struct
+{
+  guint64 budget;        /* the limit the plan had to meet */
+  guint64 untiled_bytes; /* estimated peak of the plain run */
+  gint    band_pixels;   /* 0: untiled; else the band height chosen */
+  guint64 tiled_bytes;   /* estimated peak with those bands */
+} VaeMemoryPlan;
+
+/* ---- backends ------------------------------------------------------------- */
+
+typedef enum
+{
+  VAE_BACKEND_AUTO, /* CUDA when a device answers, else the CPU */
+  VAE_BACKEND_CPU,
+  VAE_BACKEND_CUDA
+} VaeBackendKind;
+
+typedef enum
+{
+  VAE_PRECISION_FP32,
+  VAE_PRECISION_BF16, /* bfloat16 storage of what convolutions read, fp32 accumulation */
+  VAE_PRECISION_FP16
+} VaePrecision;
+
+typedef struct
+{
+  VaeBackendKind backend;
+  VaePrecision   precision; /* the CPU computes fp32, and bf16 where it has AVX512-BF16 */
+} VaeCompute;
+
+/* Resolves AUTO (CUDA when a device answers, else the CPU in bf16 when asked
+ * and available, else fp32); FALSE with an error when CUDA is asked for and
+ * cannot be had, or the CPU for fp16 or for bf16 without AVX512-BF16. */
+gboolean vae_compute_resolve (VaeCompute *compute, GError **error);
+/* TRUE when this build has the CUDA backend and a device answers; else
+ * FALSE with an error saying which of the two is missing.  DEVICE_NAME, when
+ * not NULL, receives the device's name (free it). */
+gboolean vae_cuda_probe (gchar **device_name, GError **error);
+/* "auto", "cpu", "cuda" / "fp32", "bf16", "fp16". */
+gboolean     vae_backend_from_name (const gchar *name, VaeBackendKind *backend);
+gboolean     vae_precision_from_name (const gchar *name, VaePrecision *precision);
+const gchar *vae_precision_name (VaePrecision precision);
+
+/* ---- runs ------------------------------------------------------------------ */
+
+/* How one encode or decode runs: where and in what precision, within how
+ * much memory, who hears its progress, and a flag that stops it.  A zeroed
+ * VaeRun, or NULL, is the default: auto backend, fp32, three quarters of
+ * the memory available, no progress, never stopped. */
+typedef struct
+{
+  VaeCompute      compute;
+  VaeTiling       tiling;
+  VaeProgressFunc progress; /* 0–1, per layer (per band when tiled) */
+  gpointer        progress_data;
+  const gint     *cancel; /* when it becomes non-zero (g_atomic_int_set) the pass stops
+                           * at its next layer or band with VAE_ERROR_CANCELLED */
+} VaeRun;
+
 /* ---- models -------------------------------------------------------------- */
 
 typedef struct _VaeModel VaeModel;
@@ -182,9 +258,15 @@ void    vae_model_cache_clear (void);
 /* image: 3 × H × W in [0, 1].  Returns the diffusion latent, C × ceil(H/f) ×
  * ceil(W/f); sizes that are not multiples of f are padded by replication. */
 VaeTensor *vae_model_encode (VaeModel *model, const VaeTensor *image, VaeEncodeMode mode,
-                             guint64 seed, GError **error);
+                             guint64 seed, const VaeRun *run, GError **error);
 /* latent: C × h × w in the diffusion scale.  Returns 3 × fh × fw in [0, 1]. */
-VaeTensor *vae_model_decode (VaeModel *model, const VaeTensor *latent, GError **error);
+VaeTensor *vae_model_decode (VaeModel *model, const VaeTensor *latent, const VaeRun *run,
+                             GError **error);
+
+/* The plan an encode of a W×H image (ENCODE) or a decode of a w×h latent
+ * would follow with RUN's memory settings (NULL: the defaults). */
+gboolean vae_model_plan (VaeModel *model, gboolean encode, gint width, gint height,
+                         const VaeRun *run, VaeMemoryPlan *plan, GError **error);
 
 /* Raw latent (what the network itself produces or consumes, ComfyUI's .latent
  * convention) from/to the diffusion scale, in place. */
@@ -280,7 +362,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeCodebook, vae_codebook_free)
 /* ---- latent operations ------------------------------------------------------ */
 
 /* ComfyUI's latent nodes on planar tensors of any channel count, in float32
- * as ComfyUI computes them (core/latent-ops.c).  Masks are 1-channel tensors,
+ * as ComfyUI computes them (core/latent/latent-ops.c).  Masks are 1-channel tensors,
  * 1 where the mask is. */
 
 typedef struct
@@ -381,81 +463,6 @@ void    vae_macs_reset (void);
 /* A random-weight checkpoint of a KL family's real architecture (see
  * core/synth.c for the generator), written as float32 safetensors. */
 gboolean vae_synth_family (const gchar *family, guint64 seed, const gchar *path, GError **error);
-
-/* ---- progress ------------------------------------------------------------- */
-
-typedef void (*VaeProgressFunc) (gdouble fraction, gpointer data);
-
-/* Encodes and decodes run on this thread report their progress (0–1, per
- * layer) to FUNC until it is unset with NULL. */
-void vae_set_progress (VaeProgressFunc func, gpointer data);
-
-/* ---- memory ---------------------------------------------------------------- */
-
-typedef struct
-{
-  guint64 memory_limit; /* bytes; 0: a share of the memory available now */
-  gint    tile_size;    /* band height in image pixels; 0: tile only when the
-                         * memory plan needs it */
-} VaeTiling;
-
-/* Encodes and decodes run on this thread plan their memory with TILING
- * (NULL: the defaults) until it is set again. */
-void vae_set_tiling (const VaeTiling *tiling);
-
-/* "1.5G", "800M", "65536K", "1000000" (bytes) → bytes; FALSE when malformed. */
-gboolean vae_parse_bytes (const gchar *text, guint64 *bytes);
-
-typedef struct
-{
-  guint64 budget;        /* the limit the plan had to meet */
-  guint64 untiled_bytes; /* estimated peak of the plain run */
-  gint    band_pixels;   /* 0: untiled; else the band height chosen */
-  guint64 tiled_bytes;   /* estimated peak with those bands */
-} VaeMemoryPlan;
-
-/* The plan an encode of a W×H image (ENCODE) or a decode of a w×h latent
- * would follow under this thread's tiling settings. */
-gboolean vae_model_plan (VaeModel *model, gboolean encode, gint width, gint height,
-                         VaeMemoryPlan *plan, GError **error);
-
-/* ---- backends ------------------------------------------------------------- */
-
-typedef enum
-{
-  VAE_BACKEND_AUTO, /* CUDA when a device answers, else the CPU */
-  VAE_BACKEND_CPU,
-  VAE_BACKEND_CUDA
-} VaeBackendKind;
-
-typedef enum
-{
-  VAE_PRECISION_FP32,
-  VAE_PRECISION_BF16, /* bfloat16 storage of what convolutions read, fp32 accumulation */
-  VAE_PRECISION_FP16
-} VaePrecision;
-
-typedef struct
-{
-  VaeBackendKind backend;
-  VaePrecision   precision; /* the CPU computes fp32, and bf16 where it has AVX512-BF16 */
-} VaeCompute;
-
-/* Encodes and decodes run on this thread use COMPUTE (NULL: auto, fp32)
- * until it is set again. */
-void vae_set_compute (const VaeCompute *compute);
-/* Resolves AUTO (CUDA when a device answers, else the CPU in bf16 when asked
- * and available, else fp32); FALSE with an error when CUDA is asked for and
- * cannot be had, or the CPU for fp16 or for bf16 without AVX512-BF16. */
-gboolean vae_compute_resolve (VaeCompute *compute, GError **error);
-/* TRUE when this build has the CUDA backend and a device answers; else
- * FALSE with an error saying which of the two is missing.  DEVICE_NAME, when
- * not NULL, receives the device's name (free it). */
-gboolean vae_cuda_probe (gchar **device_name, GError **error);
-/* "auto", "cpu", "cuda" / "fp32", "bf16", "fp16". */
-gboolean     vae_backend_from_name (const gchar *name, VaeBackendKind *backend);
-gboolean     vae_precision_from_name (const gchar *name, VaePrecision *precision);
-const gchar *vae_precision_name (VaePrecision precision);
 
 /* ---- threads ------------------------------------------------------------- */
 

@@ -53,12 +53,14 @@ gboolean cuda_workspace (size_t bytes, GError **error);
 
 /* ---- weights --------------------------------------------------------------- */
 
-/* A convolution's or GroupNorm's parameters on the device: weight or gamma
- * in FIRST, bias or beta in SECOND (NULL when absent); a convolution's
- * weight again in LOW, in the half type of LOW_PRECISION and cuDNN's NHWC
- * filter order (made on first use). */
+/* A convolution's or GroupNorm's parameters on the device, kept in the
+ * device slot of its layer cache: weight or gamma in FIRST, bias or beta in
+ * SECOND (NULL when absent); a convolution's weight again in LOW, in the
+ * half type of LOW_PRECISION and cuDNN's NHWC filter order (made on first
+ * use). */
 struct CudaWeights
 {
+  VaeCached    base;
   float       *first;
   float       *second;
   void        *low;

@@ -325,10 +325,10 @@ upload_floats (const float *src, size_t n, GError **error)
   return (float *) p;
 }
 
-void
-vae_cuda_weights_free (gpointer weights)
+static void
+weights_free (VaeCached *cached)
 {
-  CudaWeights *w = (CudaWeights *) weights;
+  CudaWeights *w = (CudaWeights *) cached;
 
   if (!w)
     return;
@@ -338,23 +338,33 @@ vae_cuda_weights_free (gpointer weights)
   g_free (w);
 }
 
-/* Uploads FIRST (N1 floats) and SECOND (N2, may be NULL) into *SLOT once;
- * the slot lives in the model's layer (a const layer is written once). */
+/* Uploads FIRST (N1 floats) and SECOND (N2, may be NULL) once, into the
+ * device slot of the layer's CACHE. */
 static CudaWeights *
-weights_in (gpointer *slot, const float *first, size_t n1, const float *second, size_t n2,
+weights_in (VaeLayerCache *cache, const float *first, size_t n1, const float *second, size_t n2,
             GError **error)
 {
   CudaWeights *w;
 
+  if (!cache)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+                   "a layer without a cache cannot keep its weights on the device");
+      return NULL;
+    }
   G_LOCK (weights);
-  if (!(w = (CudaWeights *) *slot))
+  if (!(w = (CudaWeights *) cache->slot[VAE_CACHE_DEVICE]))
     {
       w = g_new0 (CudaWeights, 1);
+      w->base.free = weights_free;
       if ((w->first = upload_floats (first, n1, error)) &&
           (!second || (w->second = upload_floats (second, n2, error))))
-        *slot = w;
+        cache->slot[VAE_CACHE_DEVICE] = &w->base;
       else
-        g_clear_pointer (&w, vae_cuda_weights_free);
+        {
+          weights_free (&w->base);
+          w = NULL;
+        }
     }
   G_UNLOCK (weights);
   return w;
@@ -407,8 +417,8 @@ CudaWeights *
 cuda_conv_weights (const VaeConv *conv, VaePrecision precision, GError **error)
 {
   const size_t n = (size_t) conv->out_channels * conv->in_channels * conv->kernel * conv->kernel;
-  CudaWeights *w = weights_in ((gpointer *) &conv->device, conv->weight, n, conv->bias,
-                               (size_t) conv->out_channels, error);
+  CudaWeights *w =
+      weights_in (conv->cache, conv->weight, n, conv->bias, (size_t) conv->out_channels, error);
 
   if (w && precision != VAE_PRECISION_FP32 && !ensure_low (w, conv, precision, error))
     return NULL;
@@ -418,6 +428,6 @@ cuda_conv_weights (const VaeConv *conv, VaePrecision precision, GError **error)
 CudaWeights *
 cuda_norm_weights (const VaeNorm *norm, GError **error)
 {
-  return weights_in ((gpointer *) &norm->device, norm->gamma, (size_t) norm->channels, norm->beta,
+  return weights_in (norm->cache, norm->gamma, (size_t) norm->channels, norm->beta,
                      (size_t) norm->channels, error);
 }

@@ -13,7 +13,6 @@ static const VaeCudaModule entry_points = {
   vae_cuda_probe_device,
   vae_cuda_backend,
   vae_cuda_pass_end,
-  vae_cuda_weights_free,
 };
 
 G_MODULE_EXPORT const VaeCudaModule *

@@ -22,7 +22,6 @@ const VaeBackend *vae_cuda_backend (VaePrecision precision);
  * whether a convolution of the pass gave a non-finite value (an fp16
  * overflow a later ReLU or clamp could hide from the output). */
 void vae_cuda_pass_end (gboolean *nonfinite);
-void vae_cuda_weights_free (gpointer weights);
 
 /* What the module calls back in core (which it does not link). */
 typedef struct
@@ -44,7 +43,6 @@ typedef struct
   gboolean (*probe_device) (gchar **device_name, GError **error);
   const VaeBackend *(*backend) (VaePrecision precision);
   void (*pass_end) (gboolean *nonfinite);
-  void (*weights_free) (gpointer weights);
 } VaeCudaModule;
 
 /* The one symbol core looks up in the module. */

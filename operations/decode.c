@@ -96,13 +96,13 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
   g_autoptr (VaeTensor) latent = NULL;
   g_autoptr (VaeTensor) image = NULL;
   GeglRectangle box;
+  VaeRun        run;
 
   if (!model || !in || in->width <= 0 || in->height <= 0)
     return TRUE; /* prepare has said why */
-  gegl_vae_progress_begin (operation, o->memory_limit, o->backend, o->precision);
+  run = gegl_vae_run (operation, o->memory_limit, o->backend, o->precision);
   if ((latent = gegl_vae_read_latent (input, in, vae_model_latent_channels (model), &error)))
-    image = vae_model_decode (model, latent, &error);
-  gegl_vae_progress_end ();
+    image = vae_model_decode (model, latent, &run, &error);
   if (!image)
     {
       gegl_vae_report_error (operation, &o->error, error);

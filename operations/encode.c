@@ -89,16 +89,16 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
   g_autoptr (VaeTensor) image = NULL;
   g_autoptr (VaeTensor) latent = NULL;
   GeglRectangle box;
+  VaeRun        run;
 
   if (!in || in->width <= 0 || in->height <= 0)
     return TRUE;
-  gegl_vae_progress_begin (operation, o->memory_limit, o->backend, o->precision);
+  run = gegl_vae_run (operation, o->memory_limit, o->backend, o->precision);
   if ((model = gegl_vae_load_model (o->model, o->backend, o->precision, &error)) &&
       (image = gegl_vae_read_rgb (input, in, &error)))
     latent = vae_model_encode (
         model, image, o->mode == GEGL_VAE_MODE_SAMPLE ? VAE_ENCODE_SAMPLE : VAE_ENCODE_MEAN,
-        o->seed, &error);
-  gegl_vae_progress_end ();
+        o->seed, &run, &error);
   if (!latent)
     {
       gegl_vae_report_error (operation, &o->error, error);

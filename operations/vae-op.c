@@ -294,24 +294,14 @@ report_progress (gdouble fraction, gpointer operation)
   gegl_operation_progress (operation, fraction, (gchar *) "");
 }
 
-void
-gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib, GeglVaeBackend backend,
-                         GeglVaePrecision precision)
+VaeRun
+gegl_vae_run (GeglOperation *operation, gint memory_limit_mib, GeglVaeBackend backend,
+              GeglVaePrecision precision)
 {
-  VaeTiling  tiling = { (guint64) memory_limit_mib << 20, 0 };
-  VaeCompute compute = compute_of (backend, precision);
-
-  vae_set_progress (report_progress, operation);
-  vae_set_tiling (&tiling);
-  vae_set_compute (&compute);
-}
-
-void
-gegl_vae_progress_end (void)
-{
-  vae_set_progress (NULL, NULL);
-  vae_set_tiling (NULL);
-  vae_set_compute (NULL);
+  return (VaeRun){ .compute = compute_of (backend, precision),
+                   .tiling = { (guint64) memory_limit_mib << 20, 0 },
+                   .progress = report_progress,
+                   .progress_data = operation };
 }
 
 GeglRectangle

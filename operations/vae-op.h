@@ -66,7 +66,7 @@ GType gegl_vae_rng_get_type (void);
 #define GEGL_VAE_DEFAULT_MODEL "taef2"
 
 /* The properties of every op that runs a model: where, in what precision
- * and within how much memory (read by gegl_vae_progress_begin). */
+ * and within how much memory (read by gegl_vae_run). */
 /* clang-format off */
 #define GEGL_VAE_RUN_PROPERTIES                                                                    \
   property_enum (backend, _ ("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)  \
@@ -120,13 +120,12 @@ void gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const Va
 VaeSchedule  gegl_vae_schedule (GeglVaeSchedule schedule, const VaeFamily *family);
 VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);
 
-/* The model's progress (per layer, or per band when tiled) reaches the op's
- * node ("progress" signal) between begin and end, and runs are planned to
- * fit MEMORY_LIMIT_MIB (0: the default) on BACKEND in PRECISION; hosts such
- * as the GIMP plug-in listen there. */
-void gegl_vae_progress_begin (GeglOperation *operation, gint memory_limit_mib,
-                              GeglVaeBackend backend, GeglVaePrecision precision);
-void gegl_vae_progress_end (void);
+/* How the op runs its model: on BACKEND in PRECISION, planned to fit
+ * MEMORY_LIMIT_MIB (0: the default), its progress (per layer, or per band
+ * when tiled) reaching the op's node ("progress" signal), where hosts such
+ * as the GIMP plug-in listen. */
+VaeRun gegl_vae_run (GeglOperation *operation, gint memory_limit_mib, GeglVaeBackend backend,
+                     GeglVaePrecision precision);
 
 /* Whole-image ops (encode, decode) need all of their input for any output. */
 GeglRectangle gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad,

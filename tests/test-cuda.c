@@ -72,14 +72,6 @@ test_module_loads (void)
 #endif
 }
 
-static void
-use (VaeBackendKind backend, VaePrecision precision)
-{
-  VaeCompute compute = { backend, precision };
-
-  vae_set_compute (&compute);
-}
-
 static VaeModel *
 load (const gchar *path)
 {
@@ -269,8 +261,9 @@ test_choice (void)
   g_autoptr (VaeTensor) latent = test_load_npy_latent (latent_path);
   g_autoptr (VaeTensor) cpu = decode_on (m, latent, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
   g_autoptr (VaeTensor) got = NULL;
-  gboolean   device = vae_cuda_probe (NULL, NULL);
-  VaeCompute compute = { VAE_BACKEND_CPU, VAE_PRECISION_FP16 };
+  gboolean     device = vae_cuda_probe (NULL, NULL);
+  VaeCompute   compute = { VAE_BACKEND_CPU, VAE_PRECISION_FP16 };
+  const VaeRun on_cuda = { .compute = { VAE_BACKEND_CUDA, VAE_PRECISION_FP32 } };
 
   g_assert_false (vae_compute_resolve (&compute, &error));
   test_assert_error (error, "precision fp16 is implemented on the CUDA backend only");
@@ -282,9 +275,7 @@ test_choice (void)
     test_assert_error (error, "precision bf16 on the CPU needs AVX512-BF16");
   g_clear_error (&error);
 
-  use (VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
-  got = vae_model_decode (m, latent, &error);
-  use (VAE_BACKEND_AUTO, VAE_PRECISION_FP32);
+  got = vae_model_decode (m, latent, &on_cuda, &error);
   if (device)
     {
       g_assert_no_error (error);

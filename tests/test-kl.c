@@ -52,7 +52,7 @@ test_encode (gconstpointer data)
   g_autofree gchar *want_path = test_data_path ("kl", v->dir, "encoded.npy", NULL);
   g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
   g_autoptr (VaeTensor) want = test_load_npy_latent (want_path);
-  g_autoptr (VaeTensor) got = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &error);
+  g_autoptr (VaeTensor) got = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, NULL, &error);
 
   g_assert_no_error (error);
   test_assert_close (got, want, HOUSE_BAR, "encode (diffusion latent)");
@@ -68,13 +68,13 @@ test_decode (gconstpointer data)
   g_autofree gchar *want_path = test_data_path ("kl", v->dir, "decoded.npy", NULL);
   g_autoptr (VaeTensor) latent = test_load_npy_latent (latent_path);
   g_autoptr (VaeTensor) want = test_load_npy_latent (want_path);
-  g_autoptr (VaeTensor) got = vae_model_decode_raw (m, latent, &error);
+  g_autoptr (VaeTensor) got = vae_model_decode_raw (m, latent, NULL, &error);
   g_autoptr (VaeTensor) image = NULL;
 
   g_assert_no_error (error);
   test_assert_close (got, want, HOUSE_BAR, "decode (raw decoder output)");
   /* the public decode is the same output mapped to [0,1] */
-  image = vae_model_decode (m, latent, &error);
+  image = vae_model_decode (m, latent, NULL, &error);
   g_assert_no_error (error);
   for (gsize i = 0; i < vae_tensor_n_elements (image); i++)
     g_assert_cmpfloat_with_epsilon (image->data[i], CLAMP ((want->data[i] + 1) / 2, 0, 1), 1e-4);
@@ -88,10 +88,10 @@ test_sample_mode (void)
   g_autoptr (VaeModel) m = load_variant (&variants[0]);
   g_autofree gchar *image_path = test_data_path ("kl", variants[0].dir, "image.npy", NULL);
   g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
-  g_autoptr (VaeTensor) mean = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &error);
-  g_autoptr (VaeTensor) s1 = vae_model_encode (m, image, VAE_ENCODE_SAMPLE, 7, &error);
-  g_autoptr (VaeTensor) s2 = vae_model_encode (m, image, VAE_ENCODE_SAMPLE, 7, &error);
-  g_autoptr (VaeTensor) s3 = vae_model_encode (m, image, VAE_ENCODE_SAMPLE, 8, &error);
+  g_autoptr (VaeTensor) mean = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, NULL, &error);
+  g_autoptr (VaeTensor) s1 = vae_model_encode (m, image, VAE_ENCODE_SAMPLE, 7, NULL, &error);
+  g_autoptr (VaeTensor) s2 = vae_model_encode (m, image, VAE_ENCODE_SAMPLE, 7, NULL, &error);
+  g_autoptr (VaeTensor) s3 = vae_model_encode (m, image, VAE_ENCODE_SAMPLE, 8, NULL, &error);
 
   g_assert_no_error (error);
   g_assert_cmpfloat (test_max_abs_error (s1, s2), ==, 0.0);

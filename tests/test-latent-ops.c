@@ -1,4 +1,4 @@
-/* The latent toolbox (core/latent-ops.c) against ComfyUI's formulas run in
+/* The latent toolbox (core/latent/latent-ops.c) against ComfyUI's formulas run in
  * PyTorch (tests/reference/make_latent_ops_goldens.py: float32, as ComfyUI
  * runs them), one case per entry of tests/data/latent-ops/cases.json.
  * Tolerances, as max relative error (max |got − want| / max |want|):

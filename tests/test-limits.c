@@ -30,10 +30,10 @@ test_named_limits (void)
   m = vae_model_load (kl, NULL, &e3);
   g_assert_no_error (e3);
   g_setenv ("GEGL_VAE_MAX_IMAGE_PIXELS", "100", TRUE);
-  g_assert_null (vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &e3));
+  g_assert_null (vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, NULL, &e3));
   test_assert_error (
       e3, "110 pixels exceeds the limit of 100 pixels (GEGL_VAE_MAX_IMAGE_PIXELS raises it)");
-  g_assert_null (vae_model_decode (m, latent, &e4));
+  g_assert_null (vae_model_decode (m, latent, NULL, &e4));
   test_assert_error (e4, "GEGL_VAE_MAX_IMAGE_PIXELS");
   g_unsetenv ("GEGL_VAE_MAX_IMAGE_PIXELS");
 }
@@ -66,7 +66,7 @@ test_out_of_memory (void)
         fclose (status);
       cap.rlim_cur = cap.rlim_max = (vm_kb + 512 * 1024) * 1024;
       g_assert_cmpint (setrlimit (RLIMIT_AS, &cap), ==, 0);
-      image = vae_model_decode (m, latent, &error);
+      image = vae_model_decode (m, latent, NULL, &error);
       g_assert_null (image);
       g_assert_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY);
       g_printerr ("%s\n", error->message);

@@ -8,7 +8,7 @@
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "test-util.h"
-#include "vae-synth.h"
+#include "nets/vae-synth.h"
 
 #include <math.h>
 
@@ -69,7 +69,7 @@ test_bf16_encode (void)
     return;
   latent = test_load_npy_latent (latent_path);
   m = load_synth_sd15 ();
-  image = vae_model_decode (m, latent, &error); /* any 256² picture will do */
+  image = vae_model_decode (m, latent, NULL, &error); /* any 256² picture will do */
   g_assert_no_error (error);
   fp32 = test_run_on (m, TEST_ENCODE, image, VAE_BACKEND_CPU, VAE_PRECISION_FP32);
   bf16 = test_run_on (m, TEST_ENCODE, image, VAE_BACKEND_CPU, VAE_PRECISION_BF16);
@@ -93,7 +93,7 @@ test_full_decode (void)
   g_assert_cmpstr (vae_model_get_family (m)->name, ==, "sd15");
   g_assert_cmpuint (m->n_tensors, ==, 248);
   g_assert_cmpuint (m->n_params, ==, 83653863);
-  got = vae_model_decode_raw (m, latent, &error);
+  got = vae_model_decode_raw (m, latent, NULL, &error);
   g_assert_no_error (error);
   test_assert_close (got, want, 1e-4, "SD1.5 decode of a 32x32 latent");
 }

@@ -30,7 +30,7 @@ static VaeBackend *
 tiled_backend (gint image_height, gint band_pixels, gboolean in_files)
 {
   VaeTileSettings s = { image_height, band_pixels, in_files ? 0 : G_MAXSIZE, 0 };
-  return vae_backend_tiled_new (vae_backend_cpu (), &s);
+  return vae_backend_tiled_new (vae_backend_cpu (), &s, NULL);
 }
 
 /* The tiled result, made plain. */
@@ -199,20 +199,20 @@ photo_1024 (void)
 }
 
 static VaeTensor *
-encode (VaeModel *model, const VaeTensor *image)
+encode (VaeModel *model, const VaeTensor *image, const VaeRun *run)
 {
   g_autoptr (GError) error = NULL;
-  VaeTensor *latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, &error);
+  VaeTensor *latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, run, &error);
 
   g_assert_no_error (error);
   return latent;
 }
 
 static VaeTensor *
-decode (VaeModel *model, const VaeTensor *latent)
+decode (VaeModel *model, const VaeTensor *latent, const VaeRun *run)
 {
   g_autoptr (GError) error = NULL;
-  VaeTensor *image = vae_model_decode (model, latent, &error);
+  VaeTensor *image = vae_model_decode (model, latent, run, &error);
 
   g_assert_no_error (error);
   return image;
@@ -234,22 +234,19 @@ check_round_trip (VaeModel *model, const gchar *what, gdouble latent_bar, gdoubl
 {
   g_autoptr (VaeTensor) image = photo_1024 ();
   g_autoptr (VaeTensor) latent = NULL, tiled_latent = NULL, out = NULL, tiled_out = NULL;
-  VaeTiling forced = { 64 << 20, 128 };
-  gdouble   progress[2] = { 0, 0 }, err;
+  gdouble      progress[2] = { 0, 0 }, err;
+  const VaeRun forced = { .tiling = { 64 << 20, 128 },
+                          .progress = progress_count,
+                          .progress_data = progress };
 
   if (!image)
     return;
-  vae_set_tiling (NULL);
-  latent = encode (model, image);
-  out = decode (model, latent);
-  vae_set_tiling (&forced);
-  vae_set_progress (progress_count, progress);
-  tiled_latent = encode (model, image);
+  latent = encode (model, image, NULL);
+  out = decode (model, latent, NULL);
+  tiled_latent = encode (model, image, &forced);
   g_assert_cmpfloat (progress[0], ==, 1.0);
   progress[0] = 0; /* the decode reports from 0 again */
-  tiled_out = decode (model, tiled_latent);
-  vae_set_progress (NULL, NULL);
-  vae_set_tiling (NULL);
+  tiled_out = decode (model, tiled_latent, &forced);
   err = test_max_rel_error (tiled_latent, latent);
   g_test_message ("%s: tiled latent max relative error %.3g (bar %g), SNR %.1f dB (bar %g dB); "
                   "tiled round trip %.1f dB PSNR from untiled (bar 50 dB); %.0f progress reports",
@@ -415,8 +412,9 @@ static VaeTensor *
 fake_pass_in_bands (const VaeTileSettings *tiles, gpointer data, GError **error)
 {
   const FakePass *pass = data;
-  VaeBackend     *tiled = vae_backend_tiled_new (pass->device, tiles);
-  VaeTensor      *y = pass->net->forward (pass->net, tiled, pass->x, error);
+  VaeBackend     *tiled = vae_backend_tiled_new (pass->device, tiles, NULL);
+  const VaePass   run = { tiled };
+  VaeTensor      *y = pass->net->forward (pass->net, &run, pass->x, error);
 
   if (y && !vae_tiled_materialize (&y, error))
     g_clear_pointer (&y, vae_tensor_free);
@@ -451,11 +449,12 @@ check_device_bands (const gchar *what, const gchar *model_dir, const gchar *mode
                              0 };
   FakePass        pass = { net, &device.base, latent };
   VaeTileSettings tiles = { image_h, image_h, G_MAXSIZE, 0, 0 };
+  const VaePass   cpu = { vae_backend_cpu () }, on_device = { &device.base };
 
   g_assert_no_error (error);
-  want = net->forward (net, vae_backend_cpu (), latent, &error);
+  want = net->forward (net, &cpu, latent, &error);
   g_assert_no_error (error);
-  none = net->forward (net, &device.base, latent, &error);
+  none = net->forward (net, &on_device, latent, &error);
   g_assert_null (none);
   g_assert_error (error, VAE_ERROR, VAE_ERROR_NO_MEMORY);
   g_clear_error (&error);
@@ -497,15 +496,13 @@ test_plan (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) model = vae_model_load (path, NULL, &error);
   VaeMemoryPlan roomy, tight;
-  VaeTiling     tiling = { (guint64) 8 << 30, 0 };
+  VaeRun        run = { .tiling = { (guint64) 8 << 30, 0 } };
 
   g_assert_no_error (error);
-  vae_set_tiling (&tiling);
-  g_assert_true (vae_model_plan (model, FALSE, 256, 256, &roomy, &error));
+  g_assert_true (vae_model_plan (model, FALSE, 256, 256, &run, &roomy, &error));
   g_assert_cmpint (roomy.band_pixels, ==, 0);
-  tiling.memory_limit = roomy.untiled_bytes / 2;
-  vae_set_tiling (&tiling);
-  g_assert_true (vae_model_plan (model, FALSE, 256, 256, &tight, &error));
+  run.tiling.memory_limit = roomy.untiled_bytes / 2;
+  g_assert_true (vae_model_plan (model, FALSE, 256, 256, &run, &tight, &error));
   g_assert_no_error (error);
   g_test_message ("2048x2048 decode: untiled %" PRIu64 " MiB; under %" PRIu64
                   " MiB: %d-pixel bands, %" PRIu64 " MiB",
@@ -513,11 +510,9 @@ test_plan (void)
                   tight.tiled_bytes >> 20);
   g_assert_cmpint (tight.band_pixels, >, 0);
   g_assert_cmpuint (tight.tiled_bytes, <=, tight.budget);
-  tiling.memory_limit = 1 << 20;
-  vae_set_tiling (&tiling);
-  g_assert_false (vae_model_plan (model, FALSE, 256, 256, &tight, &error));
+  run.tiling.memory_limit = 1 << 20;
+  g_assert_false (vae_model_plan (model, FALSE, 256, 256, &run, &tight, &error));
   test_assert_error (error, "memory limit of 1 MiB is too small");
-  vae_set_tiling (NULL);
 }
 
 static void

@@ -86,11 +86,11 @@ test_taef2_photo (gconstpointer data)
   full = vae_png_read (photo_path, &error);
   g_assert_no_error (error);
   image = crop (full, photo->rows, photo->cols);
-  latent = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &error);
+  latent = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (latent->channels, ==, 128);
   g_assert_cmpint (latent->width, ==, photo->cols / 16);
-  out = vae_model_decode (m, latent, &error);
+  out = vae_model_decode (m, latent, NULL, &error);
   g_assert_no_error (error);
 
   want_name = g_strdup_printf ("taef2-%s", photo->name);
@@ -191,18 +191,15 @@ test_taef2_latent (void)
   m = load_taef2 (models, "taef2_decoder.pth"); /* the other half is found beside it */
   g_assert_true (vae_model_has_encoder (m) && vae_model_has_decoder (m));
   full = vae_png_read (photo_path, &error);
-  latent = vae_model_encode (m, full, VAE_ENCODE_MEAN, 0, &error);
+  latent = vae_model_encode (m, full, VAE_ENCODE_MEAN, 0, NULL, &error);
   g_assert_no_error (error);
   want = test_load_npy_latent (want_path);
   spread = test_load_npy_latent (spread_path);
   assert_within_spread (latent, want, spread, "taef2 latent");
   {
     /* the same in 64-pixel bands, every large tensor in a temporary file */
-    VaeTiling tiling = { 16 << 20, 64 };
-    g_autoptr (VaeTensor) tiled = NULL;
-    vae_set_tiling (&tiling);
-    tiled = vae_model_encode (m, full, VAE_ENCODE_MEAN, 0, &error);
-    vae_set_tiling (NULL);
+    const VaeRun run = { .tiling = { 16 << 20, 64 } };
+    g_autoptr (VaeTensor) tiled = vae_model_encode (m, full, VAE_ENCODE_MEAN, 0, &run, &error);
     g_assert_no_error (error);
     assert_within_spread (tiled, want, spread, "taef2 latent, tiled");
   }
@@ -230,11 +227,11 @@ test_taesana (void)
   g_assert_cmpint (vae_model_factor (m), ==, 32);
   full = vae_png_read (photo_path, &error);
   image = crop (full, 192, 256);
-  latent = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &error);
+  latent = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, NULL, &error);
   g_assert_no_error (error);
   want = test_load_npy_latent (want_path);
   test_assert_close (latent, want, HOUSE_BAR, "taesana latent");
-  out = vae_model_decode (m, latent, &error);
+  out = vae_model_decode (m, latent, NULL, &error);
   g_assert_null (out);
   test_assert_error (error, "has no decoder");
 }
@@ -257,10 +254,10 @@ test_diffusers_tiny (void)
 
   g_assert_no_error (error);
   g_assert_cmpstr (vae_model_get_family (m)->name, ==, "taesd");
-  enc = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &error);
+  enc = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, NULL, &error);
   g_assert_no_error (error);
   test_assert_close (enc, want_enc, HOUSE_BAR, "AutoencoderTiny encode");
-  dec = vae_model_decode_raw (m, latent, &error);
+  dec = vae_model_decode_raw (m, latent, NULL, &error);
   g_assert_no_error (error);
   test_assert_close (dec, want_dec, HOUSE_BAR, "AutoencoderTiny decode");
 }

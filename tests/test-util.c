@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-3.0-or-later */
 #include "test-util.h"
-#include "backend.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -155,17 +154,15 @@ test_run_on (VaeModel *m, TestPass pass, const VaeTensor *input, VaeBackendKind 
              VaePrecision precision)
 {
   g_autoptr (GError) error = NULL;
-  const VaeCompute compute = { backend, precision };
-  VaeTensor       *out;
+  const VaeRun run = { .compute = { backend, precision } };
+  VaeTensor   *out;
 
-  vae_set_compute (&compute);
   if (pass == TEST_ENCODE)
-    out = vae_model_encode (m, input, VAE_ENCODE_MEAN, 0, &error);
+    out = vae_model_encode (m, input, VAE_ENCODE_MEAN, 0, &run, &error);
   else if (pass == TEST_DECODE)
-    out = vae_model_decode (m, input, &error);
+    out = vae_model_decode (m, input, &run, &error);
   else
-    out = vae_model_decode_raw (m, input, &error);
-  vae_set_compute (NULL);
+    out = vae_model_decode_raw (m, input, &run, &error);
   g_assert_no_error (error);
   return out;
 }

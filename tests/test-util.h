@@ -4,7 +4,8 @@
 #ifndef VAE_TEST_UTIL_H
 #define VAE_TEST_UTIL_H
 
-#include "model-private.h"
+#include "cpu/cpu.h"
+#include "run/run.h"
 
 /* tests/data in the source tree. */
 gchar *test_data_path (const gchar *first, ...) G_GNUC_NULL_TERMINATED;

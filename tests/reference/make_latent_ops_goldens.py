@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Goldens for the latent toolbox (core/latent-ops.c): ComfyUI's latent nodes
+"""Goldens for the latent toolbox (core/latent/latent-ops.c): ComfyUI's latent nodes
 written out again here in PyTorch, in float32 as ComfyUI runs them (reference
 only; Debian's python3-torch 1.13 and the safetensors package).
 

@@ -98,15 +98,16 @@ planned_mb (const VaeMemoryPlan *plan)
 }
 
 static gboolean
-run_once (VaeModel *model, const VaeTensor *input, const gchar *op, GError **error)
+run_once (VaeModel *model, const VaeTensor *input, const gchar *op, const VaeRun *run,
+          GError **error)
 {
   g_autoptr (VaeTensor) a = NULL, b = NULL;
 
   if (strcmp (op, "decode") == 0)
-    return (a = vae_model_decode (model, input, error)) != NULL;
-  if (!(a = vae_model_encode (model, input, VAE_ENCODE_MEAN, 0, error)))
+    return (a = vae_model_decode (model, input, run, error)) != NULL;
+  if (!(a = vae_model_encode (model, input, VAE_ENCODE_MEAN, 0, run, error)))
     return FALSE;
-  return strcmp (op, "roundtrip") != 0 || (b = vae_model_decode (model, a, error)) != NULL;
+  return strcmp (op, "roundtrip") != 0 || (b = vae_model_decode (model, a, run, error)) != NULL;
 }
 
 gboolean
@@ -121,6 +122,7 @@ cmd_bench (gint argc, gchar **argv, GError **error)
   struct rusage       usage;
   gdouble             median;
   VaeMemoryPlan       plan;
+  VaeRun              run;
   VaeCompute          compute;
   const gchar        *backend;
   g_autofree gchar   *device = NULL;
@@ -130,8 +132,10 @@ cmd_bench (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("usage: gegl-vae bench [OPTION…]"));
       return FALSE;
     }
-  if (!check_options (&width, &height, error) || !cli_apply_run_options (&compute, error) ||
-      !vae_compute_resolve (&compute, error))
+  if (!check_options (&width, &height, error) || !cli_run_options (&run, error))
+    return FALSE;
+  compute = run.compute;
+  if (!vae_compute_resolve (&compute, error))
     return FALSE;
   if (compute.backend == VAE_BACKEND_CUDA)
     vae_cuda_probe (&device, NULL);
@@ -144,9 +148,9 @@ cmd_bench (gint argc, gchar **argv, GError **error)
     }
   if (!(model = cli_load_model (opt_model, error)) ||
       !(input = make_input (model, strcmp (op, "decode") == 0, width, height, error)) ||
-      !vae_model_plan (model, strcmp (op, "decode") != 0, input->width, input->height, &plan,
+      !vae_model_plan (model, strcmp (op, "decode") != 0, input->width, input->height, &run, &plan,
                        error) ||
-      !run_once (model, input, op, error))
+      !run_once (model, input, op, &run, error))
     return FALSE;
   seconds = g_new (gdouble, opt_runs);
   for (gint r = 0; r < opt_runs; r++)
@@ -154,7 +158,7 @@ cmd_bench (gint argc, gchar **argv, GError **error)
       gint64 start;
       vae_macs_reset ();
       start = g_get_monotonic_time ();
-      if (!run_once (model, input, op, error))
+      if (!run_once (model, input, op, &run, error))
         return FALSE;
       seconds[r] = (g_get_monotonic_time () - start) / 1e6;
       macs = vae_macs_counted ();

@@ -14,7 +14,7 @@ VaeModel *cli_load_model (const gchar *name, GError **error);
 /* --memory-limit, --tile-size, --backend and --precision, applied to this
  * thread's runs; CHOSEN (may be NULL) receives the backend and precision. */
 extern const GOptionEntry run_entries[];
-gboolean                  cli_apply_run_options (VaeCompute *chosen, GError **error);
+gboolean                  cli_run_options (VaeRun *run, GError **error);
 
 extern const GOptionEntry bench_entries[];
 extern const GOptionEntry synth_entries[];

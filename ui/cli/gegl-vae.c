@@ -78,7 +78,7 @@ const GOptionEntry run_entries[] = {
 };
 
 gboolean
-cli_apply_run_options (VaeCompute *chosen, GError **error)
+cli_run_options (VaeRun *run, GError **error)
 {
   VaeTiling  tiling = { 0, opt_tile_size };
   VaeCompute compute = { VAE_BACKEND_AUTO, VAE_PRECISION_FP32 };
@@ -108,10 +108,7 @@ cli_apply_run_options (VaeCompute *chosen, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--tile-size must not be negative"));
       return FALSE;
     }
-  vae_set_tiling (&tiling);
-  vae_set_compute (&compute);
-  if (chosen)
-    *chosen = compute;
+  *run = (VaeRun){ .compute = compute, .tiling = tiling };
   return TRUE;
 }
 
@@ -241,6 +238,7 @@ cmd_encode (gint argc, gchar **argv, GError **error)
   g_autoptr (VaeTensor) image = NULL;
   g_autoptr (VaeTensor) latent = NULL;
   VaeEncodeMode mode = VAE_ENCODE_MEAN;
+  VaeRun        run;
 
   if (argc != 3)
     {
@@ -261,9 +259,9 @@ cmd_encode (gint argc, gchar **argv, GError **error)
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--seed must not be negative"));
       return FALSE;
     }
-  return cli_apply_run_options (NULL, error) && (model = cli_load_model (opt_model, error)) &&
+  return cli_run_options (&run, error) && (model = cli_load_model (opt_model, error)) &&
          (image = read_image (argv[1], error)) &&
-         (latent = vae_model_encode (model, image, mode, (guint64) opt_seed, error)) &&
+         (latent = vae_model_encode (model, image, mode, (guint64) opt_seed, &run, error)) &&
          write_latent (model, argv[2], latent, error);
 }
 
@@ -273,6 +271,7 @@ cmd_decode (gint argc, gchar **argv, GError **error)
   g_autoptr (VaeModel) model = NULL;
   g_autoptr (VaeTensor) latent = NULL;
   g_autoptr (VaeTensor) image = NULL;
+  VaeRun run;
 
   if (argc != 3)
     {
@@ -280,9 +279,10 @@ cmd_decode (gint argc, gchar **argv, GError **error)
                    _ ("usage: gegl-vae decode [OPTION…] IN OUT"));
       return FALSE;
     }
-  return cli_apply_run_options (NULL, error) && (model = cli_load_model (opt_model, error)) &&
+  return cli_run_options (&run, error) && (model = cli_load_model (opt_model, error)) &&
          (latent = read_latent (model, argv[1], error)) &&
-         (image = vae_model_decode (model, latent, error)) && write_image (argv[2], image, error);
+         (image = vae_model_decode (model, latent, &run, error)) &&
+         write_image (argv[2], image, error);
 }
 
 static const GOptionEntry preview_entries[] = {
@@ -366,6 +366,7 @@ cmd_preview (gint argc, gchar **argv, GError **error)
   VaeNoiseForm form;
   VaeRng       rng;
   gint         timestep;
+  VaeRun       run;
 
   if (argc != 3)
     {
@@ -373,16 +374,16 @@ cmd_preview (gint argc, gchar **argv, GError **error)
                    _ ("usage: gegl-vae preview [OPTION…] IN OUT"));
       return FALSE;
     }
-  if (!cli_apply_run_options (NULL, error) || !(model = cli_load_model (opt_model, error)) ||
+  if (!cli_run_options (&run, error) || !(model = cli_load_model (opt_model, error)) ||
       !parse_noise_options (vae_model_get_family (model), &schedule, &form, &rng, &timestep,
                             error) ||
       !(image = read_image (argv[1], error)) ||
-      !(latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, error)))
+      !(latent = vae_model_encode (model, image, VAE_ENCODE_MEAN, 0, &run, error)))
     return FALSE;
   if (opt_strength > 0.0 || opt_timestep >= 0)
     if (!vae_add_noise (latent, schedule, timestep, form, rng, (guint64) opt_seed, error))
       return FALSE;
-  return (decoded = vae_model_decode (model, latent, error)) &&
+  return (decoded = vae_model_decode (model, latent, &run, error)) &&
          (out = crop_image (decoded, image->width, image->height, error)) &&
          write_image (argv[2], out, error);
 }

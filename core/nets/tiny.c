@@ -3,7 +3,7 @@
  * indices carry weights, never from a file name.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "backend.h"
+#include "nets/nets.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -144,6 +144,7 @@ load_conv (const TinyNames *names, const gchar *half, gint index, const gchar *p
   conv->kernel = (gint) w->shape[2];
   conv->stride = stride;
   conv->pad_top = conv->pad_left = conv->pad_bottom = conv->pad_right = conv->kernel / 2;
+  conv->cache = vae_layer_cache_new ();
   if (!(conv->weight = vae_weights_get_float (names->weights, w->name, NULL, error)))
     return FALSE;
   return !b || (conv->bias = vae_weights_get_float (names->weights, b->name, NULL, error));
@@ -170,6 +171,7 @@ load_pool (const TinyNames *names, const gchar *half, gint index, gint channels,
   l->pool_norm.channels = (gint) g->shape[0];
   l->pool_norm.groups = POOL_GROUPS;
   l->pool_norm.eps = POOL_EPS;
+  l->pool_norm.cache = vae_layer_cache_new ();
   return (l->pool_norm.gamma = vae_weights_get_float (names->weights, g->name, NULL, error)) &&
          (l->pool_norm.beta = vae_weights_get_float (names->weights, b->name, NULL, error));
 }
@@ -363,17 +365,24 @@ done:
   return out;
 }
 
+/* The layers in order; the first reads X. */
 static VaeTensor *
-tiny_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **error)
+tiny_forward (VaeNet *net, const VaePass *pass, const VaeTensor *x, GError **error)
 {
-  TinyNet   *t = (TinyNet *) net;
-  VaeTensor *h = NULL;
-  gboolean   ok = TRUE;
+  const VaeBackend *be = pass->backend;
+  TinyNet          *t = (TinyNet *) net;
+  VaeTensor        *h = NULL;
+  gboolean          ok = TRUE;
 
   for (gint k = 0; ok && k < t->n_layers; k++)
     {
       const Layer     *l = &t->layers[k];
       const VaeTensor *in = h ? h : x;
+      if (vae_pass_stopped (pass, error))
+        {
+          ok = FALSE;
+          break;
+        }
       switch (l->kind)
         {
         case LAYER_CONV:
@@ -390,10 +399,10 @@ tiny_forward (VaeNet *net, const VaeBackend *be, const VaeTensor *x, GError **er
         case LAYER_UPSAMPLE: /* folded into the conv after */
           break;
         }
-      vae_progress_step (k + 1, t->n_layers);
+      vae_pass_step (pass, k + 1, t->n_layers);
     }
   if (!ok)
-    return NULL;
+    g_clear_pointer (&h, vae_tensor_free);
   return h;
 }
 

@@ -6,7 +6,7 @@
  * (e.g. 64 × 64 × 32), too small to pack for.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "backend.h"
+#include "cpu/cpu.h"
 
 #define PANEL 32 /* columns per block: two registers */
 #define ROWS  8  /* rows of A per block */

@@ -3,7 +3,8 @@
  * produced non-finite values.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "backend.h"
+#include "cpu/cpu.h"
+#include "run/run.h"
 
 #include <math.h>
 
@@ -13,22 +14,6 @@
 
 #include <gmodule.h>
 #endif
-
-static GPrivate compute_key = G_PRIVATE_INIT (g_free);
-
-void
-vae_set_compute (const VaeCompute *compute)
-{
-  g_private_replace (&compute_key, compute ? g_memdup2 (compute, sizeof *compute) : NULL);
-}
-
-static VaeCompute
-current_compute (void)
-{
-  const VaeCompute *c = g_private_get (&compute_key);
-
-  return c ? *c : (VaeCompute){ VAE_BACKEND_AUTO, VAE_PRECISION_FP32 };
-}
 
 static const gchar *const backend_names[] = { "auto", "cpu", "cuda" };
 static const gchar *const precision_names[] = { "fp32", "bf16", "fp16" };
@@ -163,17 +148,6 @@ vae_cuda_probe (gchar **device_name, GError **error)
 #endif
 }
 
-void
-vae_device_weights_free (gpointer weights)
-{
-#ifdef VAE_HAVE_CUDA
-  if (weights) /* only the module makes them */
-    cuda_module (NULL)->weights_free (weights);
-#else
-  g_return_if_fail (weights == NULL);
-#endif
-}
-
 gboolean
 vae_compute_resolve (VaeCompute *compute, GError **error)
 {
@@ -213,13 +187,6 @@ vae_compute_resolve (VaeCompute *compute, GError **error)
   return TRUE;
 }
 
-gboolean
-vae_compute_choose (VaeCompute *chosen, GError **error)
-{
-  *chosen = current_compute ();
-  return vae_compute_resolve (chosen, error);
-}
-
 #ifdef VAE_HAVE_CUDA
 
 static gboolean
@@ -238,12 +205,13 @@ all_finite (const VaeTensor *t)
  * whether one of its convolutions gave inf or NaN. */
 static VaeTensor *
 device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, const VaeTileSettings *tiles,
-             gboolean *nonfinite, GError **error)
+             const VaePass *outer, gboolean *nonfinite, GError **error)
 {
   static GMutex        device_lock; /* one pass at a time: the handles are shared */
   const VaeCudaModule *cuda = cuda_module (error);
   const VaeBackend    *device;
   VaeBackend          *tiled = NULL;
+  VaePass              pass;
   VaeTensor           *y;
 
   *nonfinite = FALSE;
@@ -251,9 +219,11 @@ device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, const VaeT
     return NULL;
   device = cuda->backend (precision);
   if (tiles)
-    tiled = vae_backend_tiled_new (device, tiles);
+    tiled = vae_backend_tiled_new (device, tiles, outer);
+  pass = (VaePass){ tiled ? tiled : device, tiled ? NULL : outer->progress, outer->progress_data,
+                    outer->cancel };
   g_mutex_lock (&device_lock);
-  y = net->forward (net, tiled ? tiled : device, x, error);
+  y = net->forward (net, &pass, x, error);
   if (y && !(tiled ? vae_tiled_materialize (&y, error) : device->to_host (device, &y, error)))
     g_clear_pointer (&y, vae_tensor_free);
   cuda->pass_end (nonfinite);
@@ -265,11 +235,11 @@ device_pass (VaeNet *net, const VaeTensor *x, VaePrecision precision, const VaeT
 
 VaeTensor *
 vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision,
-                    const VaeTileSettings *tiles, GError **error)
+                    const VaeTileSettings *tiles, const VaePass *outer, GError **error)
 {
   static gsize warned;
   gboolean     nonfinite;
-  VaeTensor   *y = device_pass (net, x, precision, tiles, &nonfinite, error);
+  VaeTensor   *y = device_pass (net, x, precision, tiles, outer, &nonfinite, error);
 
   /* the output is checked on the host too: the device flag covers convolutions only */
   if (!y || precision == VAE_PRECISION_FP32 || (!nonfinite && all_finite (y)))
@@ -282,14 +252,14 @@ vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision,
       g_once_init_leave (&warned, 1);
     }
   vae_tensor_free (y);
-  return device_pass (net, x, VAE_PRECISION_FP32, tiles, &nonfinite, error);
+  return device_pass (net, x, VAE_PRECISION_FP32, tiles, outer, &nonfinite, error);
 }
 
 #else
 
 VaeTensor *
 vae_device_forward (VaeNet *net, const VaeTensor *x, VaePrecision precision,
-                    const VaeTileSettings *tiles, GError **error)
+                    const VaeTileSettings *tiles, const VaePass *outer, GError **error)
 {
   vae_cuda_probe (NULL, error);
   return NULL;

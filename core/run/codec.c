@@ -2,7 +2,8 @@
  * posterior, FLUX.2 patchify and BatchNorm, and the family's scale/shift.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "model-private.h"
+#include "cpu/cpu.h"
+#include "run/run.h"
 
 #include <math.h>
 #include <string.h>
@@ -59,33 +60,44 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
   return out;
 }
 
+static const VaeRun default_run;
+
+/* What the pass's layers report to and stop on. */
+static VaePass
+pass_of (const VaeBackend *backend, const VaeRun *run, gboolean per_layer)
+{
+  return (VaePass){ backend, per_layer ? run->progress : NULL, run->progress_data, run->cancel };
+}
+
 /* One network pass on the CPU in PRECISION (fp32 or bf16), its scratch
- * blocks recycled among its layers; in bands when the memory plan says so. */
+ * blocks recycled among its layers; in bands when the memory plan says so
+ * (the bands then report progress, not the layers). */
 static VaeTensor *
-forward_cpu (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecision precision, GError **error)
+forward_cpu (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecision precision,
+             const VaeRun *run, GError **error)
 {
   const VaeBackend *cpu =
       precision == VAE_PRECISION_BF16 ? vae_backend_cpu_bf16 () : vae_backend_cpu ();
+  const VaePass   outer = pass_of (cpu, run, TRUE);
   VaeMemoryPlan   plan;
   VaeTileSettings tiles;
   VaeBackend     *tiled = NULL;
+  VaePass         pass;
   VaeTensor      *y;
 
-  if (!vae_model_plan_pass (m, net, x->channels, x->height, x->width, &plan, &tiles, error))
+  if (!vae_model_plan_pass (m, net, x->channels, x->height, x->width, &run->tiling, &plan, &tiles,
+                            error))
     return NULL;
   vae_pool_set_hold (vae_plan_pool_hold (&tiles));
   vae_winograd_set_cache_limit (vae_plan_winograd_cache (&tiles));
   if (plan.band_pixels > 0)
-    {
-      tiled = vae_backend_tiled_new (cpu, &tiles);
-      vae_progress_set_mode (VAE_PROGRESS_BANDS);
-    }
+    tiled = vae_backend_tiled_new (cpu, &tiles, &outer);
+  pass = pass_of (tiled ? tiled : cpu, run, !tiled);
   vae_pool_begin ();
-  y = net->forward (net, tiled ? tiled : cpu, x, error);
+  y = net->forward (net, &pass, x, error);
   if (y && !vae_tiled_materialize (&y, error))
     g_clear_pointer (&y, vae_tensor_free);
   vae_pool_end ();
-  vae_progress_set_mode (VAE_PROGRESS_LAYERS);
   if (tiled)
     vae_backend_tiled_free (tiled);
   return y;
@@ -99,6 +111,7 @@ typedef struct
   VaeNet          *net;
   const VaeTensor *x;
   VaePrecision     precision;
+  VaePass          outer;
 } DevicePass;
 
 static VaeTensor *
@@ -106,7 +119,7 @@ device_in_bands (const VaeTileSettings *tiles, gpointer data, GError **error)
 {
   const DevicePass *pass = data;
 
-  return vae_device_forward (pass->net, pass->x, pass->precision, tiles, error);
+  return vae_device_forward (pass->net, pass->x, pass->precision, tiles, &pass->outer, error);
 }
 
 /* A pass too large for the device at once, in bands there: the host holds
@@ -115,21 +128,19 @@ device_in_bands (const VaeTileSettings *tiles, gpointer data, GError **error)
  * of memory. */
 static VaeTensor *
 forward_device_banded (VaeModel *m, VaeNet *net, const VaeTensor *x, VaePrecision precision,
-                       GError **error)
+                       const VaeRun *run, GError **error)
 {
-  DevicePass      pass = { net, x, precision };
+  DevicePass      pass = { net, x, precision, pass_of (NULL, run, TRUE) };
   VaeMemoryPlan   plan;
   VaeTileSettings tiles;
-  VaeTensor      *y;
 
-  if (!vae_model_plan_pass (m, net, x->channels, x->height, x->width, &plan, &tiles, error))
+  if (!vae_model_plan_pass (m, net, x->channels, x->height, x->width, &run->tiling, &plan, &tiles,
+                            error))
     return NULL;
   if (tiles.band_pixels <= 0)
     tiles.band_pixels = MAX (DEVICE_MIN_BAND_ROWS, tiles.image_height / 2);
-  vae_progress_set_mode (VAE_PROGRESS_BANDS);
-  y = vae_tiled_while_out_of_memory (&tiles, DEVICE_MIN_BAND_ROWS, device_in_bands, &pass, error);
-  vae_progress_set_mode (VAE_PROGRESS_LAYERS);
-  return y;
+  return vae_tiled_while_out_of_memory (&tiles, DEVICE_MIN_BAND_ROWS, device_in_bands, &pass,
+                                        error);
 }
 
 /* TRUE when DEVICE_ERROR says the device ran out of memory: then it is
@@ -149,38 +160,42 @@ out_of_device_memory (GError **device_error, gsize *said, const gchar *message)
   return TRUE;
 }
 
-/* One network pass on this thread's backend; when the device runs out of
- * memory, in bands there, and failing that on the CPU (in bands if the
- * memory plan needs them). */
+/* One network pass on RUN's backend; when the device runs out of memory,
+ * in bands there, and failing that on the CPU (in bands if the memory plan
+ * needs them). */
 static VaeTensor *
-forward (VaeModel *m, VaeNet *net, const VaeTensor *x, GError **error)
+forward (VaeModel *m, VaeNet *net, const VaeTensor *x, const VaeRun *run, GError **error)
 {
   static gsize banded_said, cpu_said;
   VaeCompute   compute;
+  VaePass      outer;
   GError      *device_error = NULL;
   VaeTensor   *y;
 
-  if (!vae_compute_choose (&compute, error))
+  run = run ? run : &default_run;
+  compute = run->compute;
+  if (!vae_compute_resolve (&compute, error))
     return NULL;
   if (compute.backend == VAE_BACKEND_CPU)
-    return forward_cpu (m, net, x, compute.precision, error);
-  if (!(y = vae_device_forward (net, x, compute.precision, NULL, &device_error)) &&
+    return forward_cpu (m, net, x, compute.precision, run, error);
+  outer = pass_of (NULL, run, TRUE);
+  if (!(y = vae_device_forward (net, x, compute.precision, NULL, &outer, &device_error)) &&
       out_of_device_memory (&device_error, &banded_said,
                             _ ("%s; running in bands on the device instead")))
-    y = forward_device_banded (m, net, x, compute.precision, &device_error);
+    y = forward_device_banded (m, net, x, compute.precision, run, &device_error);
   if (!y && out_of_device_memory (&device_error, &cpu_said, _ ("%s; running on the CPU instead")))
     return forward_cpu (m, net, x,
                         compute.precision == VAE_PRECISION_BF16 && vae_cpu_has_bf16 ()
                             ? VAE_PRECISION_BF16
                             : VAE_PRECISION_FP32,
-                        error);
+                        run, error);
   if (device_error)
     g_propagate_error (error, device_error);
   return y;
 }
 
 VaeTensor *
-vae_model_encode_raw (VaeModel *m, const VaeTensor *image, GError **error)
+vae_model_encode_raw (VaeModel *m, const VaeTensor *image, const VaeRun *run, GError **error)
 {
   g_autoptr (VaeTensor) padded = NULL;
 
@@ -202,7 +217,7 @@ vae_model_encode_raw (VaeModel *m, const VaeTensor *image, GError **error)
       pad_image (image, vae_family_factor (m->family), m->structure.kind == VAE_KIND_KL, error);
   if (!padded)
     return NULL;
-  return forward (m, m->encoder, padded, error);
+  return forward (m, m->encoder, padded, run, error);
 }
 
 /* mean, or mean + std·ε with ε from Philox (position-keyed); logvar is
@@ -293,9 +308,9 @@ from_diffusion (const VaeModel *m, VaeTensor *z)
 
 VaeTensor *
 vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint64 seed,
-                  GError **error)
+                  const VaeRun *run, GError **error)
 {
-  g_autoptr (VaeTensor) raw = vae_model_encode_raw (m, image, error);
+  g_autoptr (VaeTensor) raw = vae_model_encode_raw (m, image, run, error);
 
   if (!raw)
     return NULL;
@@ -347,19 +362,19 @@ to_network (const VaeModel *m, const VaeTensor *latent, GError **error)
 }
 
 VaeTensor *
-vae_model_decode_raw (VaeModel *m, const VaeTensor *latent, GError **error)
+vae_model_decode_raw (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GError **error)
 {
   g_autoptr (VaeTensor) z = to_network (m, latent, error);
 
   if (!z)
     return NULL;
-  return forward (m, m->decoder, z, error);
+  return forward (m, m->decoder, z, run, error);
 }
 
 VaeTensor *
-vae_model_decode (VaeModel *m, const VaeTensor *latent, GError **error)
+vae_model_decode (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GError **error)
 {
-  VaeTensor *out = vae_model_decode_raw (m, latent, error);
+  VaeTensor *out = vae_model_decode_raw (m, latent, run, error);
   gsize      n;
   gboolean   kl = m->structure.kind == VAE_KIND_KL;
 

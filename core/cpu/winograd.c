@@ -10,7 +10,7 @@
  * activation are applied as the output tiles are written.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "backend.h"
+#include "cpu/cpu.h"
 
 #include <math.h>
 #include <omp.h>
@@ -156,28 +156,60 @@ make_weights (const VaeConv *conv, gboolean bf16, gpointer dst, GError **error)
   return TRUE;
 }
 
-/* The conv's transformed weights: cached on the conv while the budget
+/* The CPU's slot of a layer's cache: its transformed weights, fp32 and
+ * bf16, counted against the cache limit while they live. */
+typedef struct
+{
+  VaeCached base;
+  gpointer  weights[2]; /* [bf16] */
+  gsize     bytes[2];
+} CpuCached;
+
+static void
+cpu_cached_free (VaeCached *cached)
+{
+  CpuCached *c = (CpuCached *) cached;
+
+  g_mutex_lock (&cache_lock);
+  for (gint i = 0; i < 2; i++)
+    {
+      cache_used -= c->bytes[i];
+      g_free (c->weights[i]);
+    }
+  g_mutex_unlock (&cache_lock);
+  g_free (c);
+}
+
+/* The conv's transformed weights: kept in its layer cache while the budget
  * lasts, else made in *scratch (freed by the caller). */
 static gconstpointer
 weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *scratch,
              GError **error)
 {
-  const gsize bytes = weight_bytes (conv, bf16);
-  VaeConv    *mutable_conv = (VaeConv *) conv;
-  gpointer   *slot =
-      bf16 ? (gpointer *) &mutable_conv->winograd_bf16 : (gpointer *) &mutable_conv->winograd;
-  gconstpointer u;
+  const gsize   bytes = weight_bytes (conv, bf16);
+  gconstpointer u = NULL;
 
   g_mutex_lock (&cache_lock);
-  if (!*slot && vae_winograd_caches (conv, y->height, y->width) &&
-      cache_used + bytes <= cache_limit && (*slot = g_try_malloc (bytes)))
+  if (conv->cache && vae_winograd_caches (conv, y->height, y->width))
     {
-      if (make_weights (conv, bf16, *slot, NULL))
-        cache_used += bytes;
-      else
-        g_clear_pointer (slot, g_free);
+      VaeCached **slot = &conv->cache->slot[VAE_CACHE_CPU];
+      CpuCached  *c = (CpuCached *) *slot;
+      if (!c)
+        {
+          c = g_new0 (CpuCached, 1);
+          c->base.free = cpu_cached_free;
+          *slot = &c->base;
+        }
+      if (!c->weights[bf16] && cache_used + bytes <= cache_limit &&
+          (c->weights[bf16] = g_try_malloc (bytes)))
+        {
+          if (make_weights (conv, bf16, c->weights[bf16], NULL))
+            cache_used += c->bytes[bf16] = bytes;
+          else
+            g_clear_pointer (&c->weights[bf16], g_free);
+        }
+      u = c->weights[bf16];
     }
-  u = *slot;
   g_mutex_unlock (&cache_lock);
   if (u)
     return u;
@@ -185,19 +217,6 @@ weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *s
       !make_weights (conv, bf16, *scratch, error))
     return NULL;
   return *scratch;
-}
-
-void
-vae_winograd_release (VaeConv *conv)
-{
-  g_mutex_lock (&cache_lock);
-  if (conv->winograd)
-    cache_used -= weight_bytes (conv, FALSE);
-  if (conv->winograd_bf16)
-    cache_used -= weight_bytes (conv, TRUE);
-  g_clear_pointer (&conv->winograd, g_free);
-  g_clear_pointer (&conv->winograd_bf16, g_free);
-  g_mutex_unlock (&cache_lock);
 }
 
 /* ---- input transform ------------------------------------------------------ */

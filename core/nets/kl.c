@@ -2,7 +2,7 @@
  * LDM/ComfyUI names, widths and depths read from the weights themselves.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "backend.h"
+#include "nets/nets.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -256,6 +256,7 @@ load_conv (const KlNames *names, const gchar *prefix, gint in_channels, gint str
     pad_lt = pad_rb = conv->kernel / 2;
   conv->pad_top = conv->pad_left = pad_lt;
   conv->pad_bottom = conv->pad_right = pad_rb;
+  conv->cache = vae_layer_cache_new ();
   if (!(conv->weight = get (names, w, error)))
     return FALSE;
   return !b || (conv->bias = get (names, b, error)) != NULL;
@@ -290,6 +291,7 @@ load_norm (const KlNames *names, const gchar *prefix, gint channels, VaeNorm *no
   norm->channels = channels;
   norm->groups = KL_GROUPS;
   norm->eps = KL_EPS;
+  norm->cache = vae_layer_cache_new ();
   return (norm->gamma = get (names, w, error)) && (norm->beta = get (names, b, error));
 }
 
@@ -406,9 +408,8 @@ kl_net_free (VaeNet *net)
   g_free (kl);
 }
 
-static VaeTensor *kl_encode (VaeNet *net, const VaeBackend *be, const VaeTensor *image,
-                             GError **error);
-static VaeTensor *kl_decode (VaeNet *net, const VaeBackend *be, const VaeTensor *z, GError **error);
+static VaeTensor *kl_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **error);
+static VaeTensor *kl_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error);
 
 static gboolean
 load_mid (const KlNames *names, const gchar *half, gint channels, KlNet *kl, GError **error)
@@ -522,35 +523,47 @@ fail:
 
 /* Each step consumes its input and returns its output; a NULL input (an
  * earlier step failed and set ERROR) passes straight through, so a pass
- * reads as the list of its layers. */
+ * reads as the list of its layers.  A stopped pass fails at its next step. */
+
+/* X when the step should run, else NULL (X freed). */
+static VaeTensor *
+go_on (const VaePass *p, VaeTensor *x, GError **error)
+{
+  if (x && vae_pass_stopped (p, error))
+    g_clear_pointer (&x, vae_tensor_free);
+  return x;
+}
 
 /* conv(x) of an input the pass does not own (the image, the latent). */
 static VaeTensor *
-first_conv (const VaeBackend *be, const VaeConv *c, const VaeTensor *x, GError **error)
+first_conv (const VaePass *p, const VaeConv *c, const VaeTensor *x, GError **error)
 {
-  return be->conv (be, c, x, FALSE, NULL, VAE_ACT_NONE, error);
+  return p->backend->conv (p->backend, c, x, FALSE, NULL, VAE_ACT_NONE, error);
 }
 
 /* conv(up(x)), up being nearest ×2 when UPSAMPLE. */
 static VaeTensor *
-conv (const VaeBackend *be, const VaeConv *c, VaeTensor *x, gboolean upsample, GError **error)
+conv (const VaePass *p, const VaeConv *c, VaeTensor *x, gboolean upsample, GError **error)
 {
-  VaeTensor *y = x ? be->conv (be, c, x, upsample, NULL, VAE_ACT_NONE, error) : NULL;
+  VaeTensor *y = (x = go_on (p, x, error))
+                     ? p->backend->conv (p->backend, c, x, upsample, NULL, VAE_ACT_NONE, error)
+                     : NULL;
 
   vae_tensor_free (x);
   return y;
 }
 
 static VaeTensor *
-norm_silu (const VaeBackend *be, const VaeNorm *n, VaeTensor *x, GError **error)
+norm_silu (const VaePass *p, const VaeNorm *n, VaeTensor *x, GError **error)
 {
-  return x ? vae_norm_consume (be, n, x, VAE_ACT_SILU, error) : NULL;
+  return (x = go_on (p, x, error)) ? vae_norm_consume (p->backend, n, x, VAE_ACT_SILU, error)
+                                   : NULL;
 }
 
 static VaeTensor *
-attention (const VaeBackend *be, const VaeAttention *a, VaeTensor *x, GError **error)
+attention (const VaePass *p, const VaeAttention *a, VaeTensor *x, GError **error)
 {
-  VaeTensor *y = x ? be->attention (be, a, x, error) : NULL;
+  VaeTensor *y = (x = go_on (p, x, error)) ? p->backend->attention (p->backend, a, x, error) : NULL;
 
   vae_tensor_free (x);
   return y;
@@ -560,11 +573,12 @@ attention (const VaeBackend *be, const VaeAttention *a, VaeTensor *x, GError **e
  * shortcut conv, X is read by it first and then normalised in place, so at
  * most X and two half-size tensors are alive. */
 static VaeTensor *
-resnet (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **error)
+resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
 {
-  VaeTensor *shortcut = NULL, *h = NULL, *out = NULL;
+  const VaeBackend *be = p->backend;
+  VaeTensor        *shortcut = NULL, *h = NULL, *out = NULL;
 
-  if (!x)
+  if (!(x = go_on (p, x, error)))
     return NULL;
   if (r->has_shortcut)
     {
@@ -573,8 +587,8 @@ resnet (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **error)
     }
   else
     h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
-  h = conv (be, &r->conv1, h, FALSE, error);
-  h = norm_silu (be, &r->norm2, h, error);
+  h = conv (p, &r->conv1, h, FALSE, error);
+  h = norm_silu (p, &r->norm2, h, error);
   if (h)
     out = be->conv (be, &r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
   vae_tensor_free (x);
@@ -586,71 +600,71 @@ resnet (const VaeBackend *be, const Resnet *r, VaeTensor *x, GError **error)
 /* A level: its resnets (each with its attention, where it has one), then
  * the stride-2 downsampler or the ×2 upsampler and its conv. */
 static VaeTensor *
-level (const VaeBackend *be, const Level *l, gboolean decoder, VaeTensor *h, GError **error)
+level (const VaePass *p, const Level *l, gboolean decoder, VaeTensor *h, GError **error)
 {
   for (gint j = 0; j < l->n_layers; j++)
     {
-      h = resnet (be, &l->layers[j].resnet, h, error);
+      h = resnet (p, &l->layers[j].resnet, h, error);
       if (l->layers[j].has_attention)
-        h = attention (be, &l->layers[j].attention, h, error);
+        h = attention (p, &l->layers[j].attention, h, error);
     }
   if (l->has_resample)
-    h = conv (be, &l->resample, h, decoder, error);
+    h = conv (p, &l->resample, h, decoder, error);
   return h;
 }
 
 /* Progress after STEP of the pass's n_levels + 2 steps (conv_in and mid
  * block, each level, norm_out and conv_out). */
 static VaeTensor *
-reached (const KlNet *kl, gint step, VaeTensor *h)
+reached (const VaePass *p, const KlNet *kl, gint step, VaeTensor *h)
 {
   if (h)
-    vae_progress_step (step, kl->n_levels + 2);
+    vae_pass_step (p, step, kl->n_levels + 2);
   return h;
 }
 
 /* The encoder: image in [−1, 1] (3 × H × W) → 2Z moments (mean, logvar) at
  * 1/2^(levels − 1); B is block_out_channels, Bn the last. */
 static VaeTensor *
-kl_encode (VaeNet *net, const VaeBackend *be, const VaeTensor *image, GError **error)
+kl_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **error)
 {
   KlNet     *kl = (KlNet *) net;
   VaeTensor *h;
 
-  h = first_conv (be, &kl->conv_in, image, error); /* B0 × H × W */
+  h = first_conv (p, &kl->conv_in, image, error); /* B0 × H × W */
   for (gint i = 0; i < kl->n_levels; i++)
-    h = reached (kl, i + 1, level (be, &kl->levels[i], FALSE, h, error)); /* Bi × H/2^(i+1) */
-  h = resnet (be, &kl->mid[0], h, error);                                 /* Bn × h × w */
+    h = reached (p, kl, i + 1, level (p, &kl->levels[i], FALSE, h, error)); /* Bi × H/2^(i+1) */
+  h = resnet (p, &kl->mid[0], h, error);                                    /* Bn × h × w */
   if (kl->has_attention)
-    h = attention (be, &kl->attention, h, error);
-  h = resnet (be, &kl->mid[1], h, error);
-  h = norm_silu (be, &kl->norm_out, h, error);
-  h = conv (be, &kl->conv_out, h, FALSE, error); /* 2Z × h × w */
+    h = attention (p, &kl->attention, h, error);
+  h = resnet (p, &kl->mid[1], h, error);
+  h = norm_silu (p, &kl->norm_out, h, error);
+  h = conv (p, &kl->conv_out, h, FALSE, error); /* 2Z × h × w */
   if (kl->has_quant)
-    h = conv (be, &kl->quant, h, FALSE, error); /* quant_conv, 1×1 */
-  return reached (kl, kl->n_levels + 2, h);
+    h = conv (p, &kl->quant, h, FALSE, error); /* quant_conv, 1×1 */
+  return reached (p, kl, kl->n_levels + 2, h);
 }
 
 /* The decoder: latent z (Z × h × w, raw scale) → image in [−1, 1]. */
 static VaeTensor *
-kl_decode (VaeNet *net, const VaeBackend *be, const VaeTensor *z, GError **error)
+kl_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
 {
   KlNet     *kl = (KlNet *) net;
   VaeTensor *h;
 
   if (kl->has_quant) /* post_quant_conv 1×1, then conv_in: Bn × h × w */
-    h = conv (be, &kl->conv_in, first_conv (be, &kl->quant, z, error), FALSE, error);
+    h = conv (p, &kl->conv_in, first_conv (p, &kl->quant, z, error), FALSE, error);
   else
-    h = first_conv (be, &kl->conv_in, z, error);
-  h = resnet (be, &kl->mid[0], h, error);
+    h = first_conv (p, &kl->conv_in, z, error);
+  h = resnet (p, &kl->mid[0], h, error);
   if (kl->has_attention)
-    h = attention (be, &kl->attention, h, error);
-  h = reached (kl, 1, resnet (be, &kl->mid[1], h, error));
+    h = attention (p, &kl->attention, h, error);
+  h = reached (p, kl, 1, resnet (p, &kl->mid[1], h, error));
   for (gint i = 0; i < kl->n_levels; i++)
-    h = reached (kl, i + 2, level (be, &kl->levels[i], TRUE, h, error)); /* ×2 but the last */
-  h = norm_silu (be, &kl->norm_out, h, error);
-  h = conv (be, &kl->conv_out, h, FALSE, error); /* 3 × H × W */
-  return reached (kl, kl->n_levels + 2, h);
+    h = reached (p, kl, i + 2, level (p, &kl->levels[i], TRUE, h, error)); /* ×2 but the last */
+  h = norm_silu (p, &kl->norm_out, h, error);
+  h = conv (p, &kl->conv_out, h, FALSE, error); /* 3 × H × W */
+  return reached (p, kl, kl->n_levels + 2, h);
 }
 
 /* ---- building ------------------------------------------------------------ */

@@ -9,7 +9,7 @@
  * and used by all rows of A.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "backend.h"
+#include "cpu/cpu.h"
 
 #include <string.h>
 

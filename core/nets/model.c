@@ -3,7 +3,7 @@
  * diffusion scale).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "model-private.h"
+#include "nets/model-private.h"
 
 #include <glib/gstdio.h>
 #include <math.h>

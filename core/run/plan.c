@@ -6,7 +6,7 @@
  * estimate fits.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "model-private.h"
+#include "run/run.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -24,14 +24,6 @@ static const guint FILE_SHARES[] = { 2, 4, 8, 16 };
 static const guint SPARE_SHARES[] = { 4, 16 };
 #define DEFAULT_POOL_HOLD  ((gsize) 768 << 20)
 #define WINOGRAD_CACHE_CAP ((gsize) 384 << 20)
-
-static _Thread_local VaeTiling tiling;
-
-void
-vae_set_tiling (const VaeTiling *settings)
-{
-  tiling = settings ? *settings : (VaeTiling){ 0, 0 };
-}
 
 gboolean
 vae_parse_bytes (const gchar *text, guint64 *bytes)
@@ -266,18 +258,17 @@ static gboolean
 walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings *tiles,
       gsize *peak, gint *bands, gsize *cache_bytes, GError **error)
 {
-  Planner    planner = { { "plan", plan_conv, plan_norm, plan_attention, plan_clamp,
+  Planner       planner = { { "plan", plan_conv, plan_norm, plan_attention, plan_clamp,
                         tiles ? NULL : plan_norm_in_place },
-                         tiles != NULL };
-  VaeTensor *input, *output;
+                            tiles != NULL };
+  const VaePass pass = { &planner.base }; /* no progress, never stopped */
+  VaeTensor    *input, *output;
 
   if (tiles)
     planner.tiles = *tiles;
   planner.cached = g_hash_table_new (NULL, NULL);
   input = tally_tensor (&planner, channels, height, width);
-  vae_progress_set_mode (VAE_PROGRESS_QUIET);
-  output = net->forward (net, &planner.base, input, error);
-  vae_progress_set_mode (VAE_PROGRESS_LAYERS);
+  output = net->forward (net, &pass, input, error);
   vae_tensor_free (input);
   vae_tensor_free (output);
   g_hash_table_unref (planner.cached);
@@ -341,7 +332,8 @@ choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed
 
 gboolean
 vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint width,
-                     VaeMemoryPlan *plan, VaeTileSettings *tiles, GError **error)
+                     const VaeTiling *tiling, VaeMemoryPlan *plan, VaeTileSettings *tiles,
+                     GError **error)
 {
   const gint    image_h = net == m->decoder ? height * net->factor : height;
   const gint    image_w = net == m->decoder ? width * net->factor : width;
@@ -350,8 +342,8 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
   gint          bands;
 
   memset (plan, 0, sizeof *plan);
-  plan->budget = tiling.memory_limit ? tiling.memory_limit : default_budget ();
-  *tiles = (VaeTileSettings){ image_h, tiling.tile_size,
+  plan->budget = tiling->memory_limit ? tiling->memory_limit : default_budget ();
+  *tiles = (VaeTileSettings){ image_h, tiling->tile_size,
                               plan->budget / FILE_SHARES[G_N_ELEMENTS (FILE_SHARES) - 1], 0 };
   if (!walk (net, channels, height, width, NULL, &peak, &bands, &cached, error))
     return FALSE;
@@ -360,7 +352,7 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
     {
       tiles->spare_bytes = plan->budget / SPARE_SHARES[i];
       plan->untiled_bytes = fixed + peak + cache_kept (cached, tiles);
-      if (tiling.tile_size > 0)
+      if (tiling->tile_size > 0)
         return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, &cached,
                      error) &&
                (plan->band_pixels = tiles->band_pixels,
@@ -397,10 +389,12 @@ vae_plan_winograd_cache (const VaeTileSettings *tiles)
 }
 
 gboolean
-vae_model_plan (VaeModel *m, gboolean encode, gint width, gint height, VaeMemoryPlan *plan,
-                GError **error)
+vae_model_plan (VaeModel *m, gboolean encode, gint width, gint height, const VaeRun *run,
+                VaeMemoryPlan *plan, GError **error)
 {
-  const gint f = vae_family_factor (m->family),
+  static const VaeTiling defaults;
+  const VaeTiling       *tiling = run ? &run->tiling : &defaults;
+  const gint             f = vae_family_factor (m->family),
              p = m->family->patchify > 1 ? m->family->patchify : 1;
   VaeNet         *net = encode ? m->encoder : m->decoder;
   VaeTileSettings tiles;
@@ -412,7 +406,8 @@ vae_model_plan (VaeModel *m, gboolean encode, gint width, gint height, VaeMemory
       return FALSE;
     }
   if (encode)
-    return vae_model_plan_pass (m, net, 3, (height + f - 1) / f * f, (width + f - 1) / f * f, plan,
-                                &tiles, error);
-  return vae_model_plan_pass (m, net, net->in_channels, height * p, width * p, plan, &tiles, error);
+    return vae_model_plan_pass (m, net, 3, (height + f - 1) / f * f, (width + f - 1) / f * f,
+                                tiling, plan, &tiles, error);
+  return vae_model_plan_pass (m, net, net->in_channels, height * p, width * p, tiling, plan, &tiles,
+                              error);
 }

@@ -11,7 +11,8 @@
  * resident memory), so the peak is set by the band height.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "backend.h"
+#include "cpu/cpu.h"
+#include "run/tiled.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -44,6 +45,7 @@ typedef struct
   VaeBackend        base;
   const VaeBackend *inner;
   VaeTileSettings   settings;
+  VaePass           outer; /* its progress hears of bands; its cancel flag is read between them */
   gint              bands_done;
 } Tiled;
 
@@ -250,10 +252,12 @@ vae_tiled_band_rows (const VaeTileSettings *s, gint height)
   return (gint) CLAMP (rows, 1, height);
 }
 
-static void
-band_done (Tiled *tb)
+/* Progress after a band; FALSE with an error once the pass is stopped. */
+static gboolean
+band_done (Tiled *tb, GError **error)
 {
-  vae_progress_band (++tb->bands_done, tb->settings.bands_total);
+  vae_pass_step (&tb->outer, ++tb->bands_done, tb->settings.bands_total);
+  return !vae_pass_stopped (&tb->outer, error);
 }
 
 /* Y, which the inner backend returned (maybe a device's tensor), in host
@@ -344,12 +348,12 @@ tiled_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gbool
   rows = vae_tiled_band_rows (&tb->settings, out_h);
   for (gint o0 = 0; o0 < out_h; o0 += rows)
     {
-      if (!conv_band (tb, conv, x, up, residual, act, y, o0, MIN (out_h, o0 + rows), error))
+      if (!conv_band (tb, conv, x, up, residual, act, y, o0, MIN (out_h, o0 + rows), error) ||
+          !band_done (tb, error))
         {
           vae_tensor_free (y);
           return NULL;
         }
-      band_done (tb);
     }
   return y;
 }
@@ -392,7 +396,8 @@ tiled_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAc
           vae_moments (band->data + g * n_group, n_group, &bmean, &bm2);
           merge_stats (&n[g], &mean[g], &m2[g], (gdouble) n_group, bmean, bm2);
         }
-      band_done (tb);
+      if (!band_done (tb, error))
+        return NULL;
     }
   scale = g_new (gfloat, x->channels);
   shift = g_new (gfloat, x->channels);
@@ -436,7 +441,8 @@ keys_values (Tiled *tb, const VaeAttention *attn, const VaeTensor *h, VaeTensor 
         return FALSE;
       copy_rows (kb, *k, y0);
       copy_rows (vb, *v, y0);
-      band_done (tb);
+      if (!band_done (tb, error))
+        return FALSE;
     }
   return TRUE;
 }
@@ -470,8 +476,7 @@ tiled_attention (const VaeBackend *be, const VaeAttention *attn, const VaeTensor
         vae_cpu_attend (qb->data, m, m, k, v, ob->data, m, scores);
       ok = ok && (xb = read_rows (x, y0, y1, error)) &&
            (yb = inner_conv (tb, &attn->proj, ob, FALSE, xb, VAE_ACT_NONE, error)) &&
-           store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error);
-      band_done (tb);
+           store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error) && band_done (tb, error);
     }
   vae_scratch_free (scores, scores_capacity);
   if (!ok)
@@ -491,15 +496,15 @@ tiled_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
       const gint y1 = MIN (x->height, y0 + rows);
       g_autoptr (VaeTensor) xb = read_rows (x, y0, y1, error), yb = NULL;
       if (!xb || !(yb = on_host (tb, tb->inner->clamp (tb->inner, xb, error), error)) ||
-          !store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error))
+          !store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error) || !band_done (tb, error))
         g_clear_pointer (&y, vae_tensor_free);
-      band_done (tb);
     }
   return y;
 }
 
 VaeBackend *
-vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings)
+vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings,
+                       const VaePass *outer)
 {
   Tiled *tb = g_new0 (Tiled, 1);
 
@@ -512,6 +517,8 @@ vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings)
   };
   tb->inner = inner;
   tb->settings = *settings;
+  if (outer)
+    tb->outer = *outer;
   return &tb->base;
 }
 

@@ -11,7 +11,7 @@
  * same values, on 1 thread or 16.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "backend.h"
+#include "cpu/cpu.h"
 
 #include <cblas.h>
 

@@ -3,7 +3,7 @@
  * streamed over query blocks so that no N×N score matrix is ever allocated.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
-#include "backend.h"
+#include "cpu/cpu.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -15,26 +15,6 @@
 /* Query rows per attention block: scores take QUERY_BLOCK × N floats. */
 #define QUERY_BLOCK 256
 
-static gsize mac_counter; /* pointer-sized for g_atomic_pointer_add */
-
-void
-vae_backend_count_macs (guint64 macs)
-{
-  g_atomic_pointer_add (&mac_counter, (gssize) macs);
-}
-
-guint64
-vae_macs_counted (void)
-{
-  return (guint64) g_atomic_pointer_get (&mac_counter);
-}
-
-void
-vae_macs_reset (void)
-{
-  g_atomic_pointer_set (&mac_counter, 0);
-}
-
 static void
 set_blas_threads (void)
 {
@@ -45,26 +25,6 @@ set_blas_threads (void)
       openblas_set_num_threads (vae_threads ());
       g_once_init_leave (&once, 1);
     }
-}
-
-void
-vae_conv_output_size (const VaeConv *conv, gint height, gint width, gint *out_h, gint *out_w)
-{
-  *out_h = (height + conv->pad_top + conv->pad_bottom - conv->kernel) / conv->stride + 1;
-  *out_w = (width + conv->pad_left + conv->pad_right - conv->kernel) / conv->stride + 1;
-}
-
-gboolean
-vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h,
-                         gint *out_w, GError **error)
-{
-  vae_conv_output_size (conv, x->height << up, x->width << up, out_h, out_w);
-  if (*out_h > 0 && *out_w > 0)
-    return TRUE;
-  g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
-               _ ("input of %d×%d is too small for a %d×%d convolution"), x->width, x->height,
-               conv->kernel, conv->kernel);
-  return FALSE;
 }
 
 /* Products each output value sums: input channels × kernel taps (the rows
@@ -517,38 +477,4 @@ const VaeBackend *
 vae_backend_cpu_bf16 (void)
 {
   return &cpu_backends[1].base;
-}
-
-void
-vae_conv_clear (VaeConv *conv)
-{
-  vae_winograd_release (conv);
-  g_clear_pointer (&conv->device, vae_device_weights_free);
-  g_clear_pointer (&conv->weight, g_free);
-  g_clear_pointer (&conv->bias, g_free);
-}
-
-void
-vae_norm_clear (VaeNorm *norm)
-{
-  g_clear_pointer (&norm->device, vae_device_weights_free);
-  g_clear_pointer (&norm->gamma, g_free);
-  g_clear_pointer (&norm->beta, g_free);
-}
-
-void
-vae_attention_clear (VaeAttention *attention)
-{
-  vae_norm_clear (&attention->norm);
-  vae_conv_clear (&attention->q);
-  vae_conv_clear (&attention->k);
-  vae_conv_clear (&attention->v);
-  vae_conv_clear (&attention->proj);
-}
-
-void
-vae_net_free (VaeNet *net)
-{
-  if (net)
-    net->free (net);
 }

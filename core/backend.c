@@ -1,0 +1,102 @@
+/* What every backend and graph shares: layer caches, layer helpers, the
+ * pass's stop flag, the multiply-add counter.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#include "backend.h"
+
+VaeLayerCache *
+vae_layer_cache_new (void)
+{
+  return g_new0 (VaeLayerCache, 1);
+}
+
+void
+vae_layer_cache_free (VaeLayerCache *cache)
+{
+  for (gint i = 0; i < VAE_CACHE_SLOTS; i++)
+    if (cache->slot[i])
+      cache->slot[i]->free (cache->slot[i]);
+  g_free (cache);
+}
+
+gboolean
+vae_pass_stopped (const VaePass *pass, GError **error)
+{
+  if (!pass->cancel || !g_atomic_int_get (pass->cancel))
+    return FALSE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_CANCELLED, _ ("cancelled"));
+  return TRUE;
+}
+
+static gsize mac_counter; /* pointer-sized for g_atomic_pointer_add */
+
+void
+vae_backend_count_macs (guint64 macs)
+{
+  g_atomic_pointer_add (&mac_counter, (gssize) macs);
+}
+
+guint64
+vae_macs_counted (void)
+{
+  return (guint64) g_atomic_pointer_get (&mac_counter);
+}
+
+void
+vae_macs_reset (void)
+{
+  g_atomic_pointer_set (&mac_counter, 0);
+}
+
+void
+vae_conv_output_size (const VaeConv *conv, gint height, gint width, gint *out_h, gint *out_w)
+{
+  *out_h = (height + conv->pad_top + conv->pad_bottom - conv->kernel) / conv->stride + 1;
+  *out_w = (width + conv->pad_left + conv->pad_right - conv->kernel) / conv->stride + 1;
+}
+
+gboolean
+vae_conv_output_checked (const VaeConv *conv, const VaeTensor *x, gboolean up, gint *out_h,
+                         gint *out_w, GError **error)
+{
+  vae_conv_output_size (conv, x->height << up, x->width << up, out_h, out_w);
+  if (*out_h > 0 && *out_w > 0)
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+               _ ("input of %d×%d is too small for a %d×%d convolution"), x->width, x->height,
+               conv->kernel, conv->kernel);
+  return FALSE;
+}
+
+void
+vae_conv_clear (VaeConv *conv)
+{
+  g_clear_pointer (&conv->cache, vae_layer_cache_free);
+  g_clear_pointer (&conv->weight, g_free);
+  g_clear_pointer (&conv->bias, g_free);
+}
+
+void
+vae_norm_clear (VaeNorm *norm)
+{
+  g_clear_pointer (&norm->cache, vae_layer_cache_free);
+  g_clear_pointer (&norm->gamma, g_free);
+  g_clear_pointer (&norm->beta, g_free);
+}
+
+void
+vae_attention_clear (VaeAttention *attention)
+{
+  vae_norm_clear (&attention->norm);
+  vae_conv_clear (&attention->q);
+  vae_conv_clear (&attention->k);
+  vae_conv_clear (&attention->v);
+  vae_conv_clear (&attention->proj);
+}
+
+void
+vae_net_free (VaeNet *net)
+{
+  if (net)
+    net->free (net);
+}

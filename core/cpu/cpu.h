@@ -1,0 +1,132 @@
+/* The CPU backend (cpu.c) and its kernels: Winograd (winograd.c), bfloat16
+ * products (bf16.c), small fp32 products (sgemm.c), OpenBLAS products
+ * (gemm.c).  The tiled executor reuses a few of its pieces.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#ifndef VAE_CPU_H
+#define VAE_CPU_H
+
+#include "backend.h"
+
+G_BEGIN_DECLS
+
+const VaeBackend *vae_backend_cpu (void);
+/* The CPU backend with Winograd's products in bfloat16 (vae_cpu_has_bf16). */
+const VaeBackend *vae_backend_cpu_bf16 (void);
+
+/* Pieces of the CPU backend the tiled executor reuses. */
+/* Mean and sum of squared deviations of N values, in double (the reference
+ * is float64). */
+void vae_moments (const gfloat *p, gsize n, gdouble *mean, gdouble *m2);
+void vae_scale_shift_act (const gfloat *src, gfloat *dst, gsize n, gfloat a, gfloat b, VaeAct act);
+/* o = v·softmax(qᵀk/√c)ᵀ for ROWS query positions (columns of q and o, whose
+ * rows are STRIDE floats apart); SCORES holds vae_cpu_attend_scratch_floats. */
+void  vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k,
+                      const VaeTensor *v, gfloat *o, gsize o_stride, gfloat *scores);
+gsize vae_cpu_attend_scratch_floats (gint n);
+/* Scratch bytes the CPU convolution takes for an OUT_H × OUT_W output. */
+gsize vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+
+/* Winograd F(4×4,3×3) for 3×3 stride-1 "same" convs of 8+ input channels:
+ * y = act(conv(up(x)) + bias + residual), every value of Y written (the
+ * residual may be NULL); the products in bfloat16 when BF16. */
+gboolean vae_winograd_applies (const VaeConv *conv);
+gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean upsample,
+                            const VaeTensor *residual, VaeAct act, gboolean bf16, VaeTensor *y,
+                            GError **error);
+/* Whether CONV's transformed weights are kept (up to the cache limit) when
+ * it makes an OUT_H × OUT_W output. */
+gboolean vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w);
+gsize    vae_winograd_weight_bytes (const VaeConv *conv);
+/* Transformed weights kept across passes, in bytes (what is kept stays). */
+void  vae_winograd_set_cache_limit (gsize bytes);
+gsize vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+/* Whether convs of few channels run in per-thread chunks (the default where
+ * the CPU has the kernels); tests turn it off to check the banded path. */
+void vae_winograd_set_chunked (gboolean allowed);
+/* ---- bfloat16 on the CPU (bf16.c) -------------------------------------------- */
+
+/* Which of 16 AVX-512 lanes hold one of COLS columns (all when COLS ≥ 16):
+ * the mask the kernels of bf16.c and sgemm.c load and store partial
+ * panels with. */
+static inline guint16
+vae_columns_mask (gint cols)
+{
+  return cols >= 16 ? 0xffff : cols <= 0 ? 0 : (guint16) ((1u << cols) - 1);
+}
+
+/* Whether this CPU has AVX512-BF16 (and this build its kernels). */
+gboolean vae_cpu_has_bf16 (void);
+/* To nearest, ties to even; NaN stays NaN. */
+static inline guint16
+vae_bf16_round (gfloat value)
+{
+  union
+  {
+    gfloat  f;
+    guint32 u;
+  } bits = { value };
+
+  if ((bits.u & 0x7fffffffu) > 0x7f800000u)
+    return (guint16) ((bits.u >> 16) | 0x40);
+  return (guint16) ((bits.u + 0x7fffu + ((bits.u >> 16) & 1u)) >> 16);
+}
+
+static inline gfloat
+vae_bf16_value (guint16 bf16)
+{
+  union
+  {
+    guint32 u;
+    gfloat  f;
+  } bits = { (guint32) bf16 << 16 };
+  return bits.f;
+}
+
+gint vae_bf16_pairs (gint k); /* k values as bf16 pairs: ⌈k/2⌉ */
+/* A (m × k fp32) as rows of 2·pairs(k) bf16, the odd k padded with zero. */
+void vae_bf16_pack_rows (const gfloat *a, gint m, gint k, guint16 *packed);
+/* C_g = A_g·B_g for g < COUNT (A_g at a + g·a_stride, packed rows; B_g
+ * k × n fp32, rounded to bf16; C_g m × n fp32), products summed in fp32.
+ * Only where vae_cpu_has_bf16. */
+void vae_gemm_bf16_batch (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride,
+                          const gfloat *b, gsize b_stride, gfloat *c, gsize c_stride);
+/* C = A·B as above, one product with B's rows LDB and C's rows LDC apart. */
+void vae_gemm_bf16_parallel (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb,
+                             gfloat *c, gsize ldc);
+/* C = A·B (B k × n with row stride ldb, C with ldc) on the calling thread
+ * alone, for products that stay in its cache; PANEL holds
+ * vae_bf16_panel_elements (k) values. */
+gsize vae_bf16_panel_elements (gint k);
+void vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
+                    gsize ldc, guint16 *panel);
+
+/* ---- fp32 products through OpenBLAS (gemm.c) ----------------------------------- */
+
+/* C = alpha·op(A)·op(B), row-major as cblas_sgemm with beta 0, on this
+ * thread's team; the values do not depend on the number of threads. */
+void vae_sgemm (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat alpha,
+                const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat *c, gsize ldc);
+/* C_g = A_g·B_g for g < COUNT (A_g m × k at a + g·a_stride, B_g k × n, C_g
+ * m × n, all rows contiguous), likewise. */
+void vae_sgemm_batch (gint count, gint m, gint n, gint k, const gfloat *a, gsize a_stride,
+                      const gfloat *b, gsize b_stride, gfloat *c, gsize c_stride);
+
+/* ---- a small fp32 product on one thread (sgemm.c) ----------------------------- */
+
+/* Whether this CPU has AVX-512F (and this build the kernel). */
+gboolean vae_cpu_has_avx512 (void);
+/* C = A·B (A m × k with row stride lda, B k × n with ldb, C with ldc) on the
+ * calling thread, for products that stay in its cache.  Only where
+ * vae_cpu_has_avx512. */
+void vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b,
+                      gsize ldb, gfloat *c, gsize ldc);
+
+/* The plain im2col + SGEMM convolution, the reference the fast kernels are
+ * tested against. */
+VaeTensor *vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean upsample,
+                                   const VaeTensor *residual, VaeAct act, GError **error);
+
+G_END_DECLS
+
+#endif

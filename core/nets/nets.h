@@ -1,0 +1,39 @@
+/* The network families: AutoencoderKL (kl.c) and the tiny autoencoders
+ * (tiny.c), built from the tensors of a weight file.
+ * SPDX-License-Identifier: LGPL-3.0-or-later
+ */
+#ifndef VAE_NETS_H
+#define VAE_NETS_H
+
+#include "backend.h"
+
+G_BEGIN_DECLS
+
+/* The structure of the AutoencoderKL or TAESD weights in a file. */
+typedef struct
+{
+  VaeKind  kind;
+  gint     raw_channels;
+  gint     raw_factor;
+  gboolean quant_convs;
+  gboolean batch_norm;
+  gboolean pool_branch;
+  gboolean encoder_present;
+  gboolean decoder_present;
+} VaeStructure;
+
+gboolean vae_kl_detect (const VaeWeights *weights);
+/* Builds what the file holds: encoder (image in [-1,1] → 2Z moments after
+ * quant_conv) and/or decoder (Z latent → image in [-1,1], post_quant_conv
+ * included); FLUX.2 BatchNorm statistics into bn_mean/bn_var when present. */
+gboolean vae_kl_build (const VaeWeights *weights, VaeStructure *structure, VaeNet **encoder,
+                       VaeNet **decoder, gfloat **bn_mean, gfloat **bn_var, GError **error);
+
+gboolean vae_tiny_detect (const VaeWeights *weights);
+/* Builds the encoder (image in [0,1] → Z) and/or decoder (Z → image) held. */
+gboolean vae_tiny_build (const VaeWeights *weights, VaeStructure *structure, VaeNet **encoder,
+                         VaeNet **decoder, GError **error);
+
+G_END_DECLS
+
+#endif
