@@ -6,6 +6,7 @@
  * estimate fits.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
+#include "cpu/cpu.h"
 #include "run/run.h"
 
 #include <stdio.h>
