@@ -359,11 +359,11 @@ gdouble vae_codebook_perplexity (const guint64 *counts, gint size);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeCodebook, vae_codebook_free)
 
-/* ---- latent operations ------------------------------------------------------ */
+/* ---- latent operations (core/latent/) ------------------------------------- */
 
 /* ComfyUI's latent nodes on planar tensors of any channel count, in float32
- * as ComfyUI computes them (core/latent/latent-ops.c).  Masks are 1-channel tensors,
- * 1 where the mask is. */
+ * as ComfyUI computes them.  Masks are 1-channel tensors, 1 where the
+ * picture is to change. */
 
 typedef struct
 {
@@ -379,10 +379,12 @@ typedef enum
   VAE_SCALE_BISLERP /* ComfyUI's: channel vectors slerped along x, then y */
 } VaeScaleMethod;
 
-/* LatentUpscaleBy's size: round (side × factor), halves to even; an error for
- * a factor that is not a positive number or a side out of 1…65536. */
-gboolean vae_latent_scaled_size (gint width, gint height, gdouble factor, gint *new_width,
-                                 gint *new_height, GError **error);
+/* The size a WIDTH×HEIGHT latent is scaled to: TO_WIDTH×TO_HEIGHT, one of
+ * them 0 to keep the aspect (LatentUpscale), both 0 to scale by FACTOR
+ * (LatentUpscaleBy); Python's rounding, halves to even.  An error for a
+ * factor that is not a positive number or a side out of 1…65536. */
+gboolean vae_latent_scaled_size (gint width, gint height, gdouble factor, gint to_width,
+                                 gint to_height, gint *new_width, gint *new_height, GError **error);
 /* comfy.utils.common_upscale: LATENT to WIDTH×HEIGHT, after cutting its
  * centre to the new aspect when CROP. */
 VaeTensor *vae_latent_scale (const VaeTensor *latent, gint width, gint height,
@@ -401,9 +403,13 @@ typedef enum
 VaeTensor *vae_latent_transform (const VaeTensor *latent, VaeTransform transform, GError **error);
 /* TRUE when TRANSFORM exchanges width and height. */
 gboolean vae_latent_transform_swaps_axes (VaeTransform transform);
+/* The rectangle of a WIDTH×HEIGHT latent whose transform is AREA of the
+ * result. */
+VaeRect vae_latent_transform_source (VaeTransform transform, gint width, gint height,
+                                     const VaeRect *area);
 
 /* LatentComposite: a SOURCE_WIDTH×SOURCE_HEIGHT latent placed with its
- * top-left at (X, Y) of a WIDTH×HEIGHT one; where an edge of the placed
+ * top-left at (X, Y) ≥ 0 of a WIDTH×HEIGHT one; where an edge of the placed
  * source lies inside, its last FEATHER pixels fade out. */
 typedef struct
 {
@@ -434,23 +440,23 @@ typedef enum
 gboolean vae_latent_blend (VaeTensor *a, const VaeTensor *b, VaeBlendMode mode, gdouble factor,
                            GError **error);
 
-/* The mask on a WIDTH×HEIGHT grid (comfy.utils.reshape_mask: bilinear,
- * align_corners False), computed for the rectangle AREA of that grid from
- * MASK, which holds the rectangle at MASK_AREA's origin of the whole
- * MASK_WIDTH×MASK_HEIGHT mask and covers vae_mask_source (AREA). */
-VaeTensor *vae_mask_resize (const VaeTensor *mask, const VaeRect *mask_area, gint mask_width,
+/* The MASK_WIDTH×MASK_HEIGHT mask on a WIDTH×HEIGHT grid
+ * (comfy.utils.reshape_mask: bilinear, align_corners False), computed for
+ * the rectangle AREA of that grid from MASK, the rectangle at (MASK_X,
+ * MASK_Y) of the whole mask, which covers vae_mask_source (AREA). */
+VaeTensor *vae_mask_resize (const VaeTensor *mask, gint mask_x, gint mask_y, gint mask_width,
                             gint mask_height, gint width, gint height, const VaeRect *area,
                             GError **error);
 VaeRect    vae_mask_source (gint mask_width, gint mask_height, gint width, gint height,
                             const VaeRect *area);
 /* VAEEncodeForInpaint's noise mask: the rounded mask grown by GROW pixels
- * (conv2d with a GROW×GROW box; outside MASK counts as 0), 0 or 1. */
+ * (conv2d with a GROW×GROW box, clamped to 0…1; outside MASK counts 0). */
 VaeTensor *vae_inpaint_grow (const VaeTensor *mask, gint grow, GError **error);
 /* The pixels before and after a position that its grown value reads. */
 void vae_inpaint_grow_reach (gint grow, gint *before, gint *after);
 /* VAEEncodeForInpaint's fill: where round (MASK) is 1, IMAGE becomes 0.5. */
 gboolean vae_inpaint_fill (VaeTensor *image, const VaeTensor *mask, GError **error);
-/* The sampler's masked start: NOISY·m + CLEAN·(1 − m) for N interleaved
+/* The sampler's masked result: NOISY·m + CLEAN·(1 − m) for N interleaved
  * vectors of CHANNELS and their N mask values. */
 void vae_latent_mask_noise (gfloat *noisy, const gfloat *clean, const gfloat *mask, gsize n,
                             gint channels);

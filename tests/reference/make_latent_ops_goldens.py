@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Goldens for the latent toolbox (core/latent/latent-ops.c): ComfyUI's latent nodes
+"""Goldens for the latent toolbox (core/latent/): ComfyUI's latent nodes
 written out again here in PyTorch, in float32 as ComfyUI runs them (reference
 only; Debian's python3-torch 1.13 and the safetensors package).
 
@@ -221,7 +221,9 @@ for c, (h, w) in SHAPES.items():
         want = add(f"transform.{how}.c{c}", transform(tensors[a], how))
         cases.append({"op": "transform", "transform": how, "input": a, "want": want})
     sh, sw = tensors[src].shape[2:]
-    for x, y, feather in [(0, 0, 0), (2, 1, 0), (2, 1, 2), (w - 3, h - 2, 3), (0, 2, 4), (1, 1, sh)]:
+    # feathers wider than the placed latent: Python's slices wrap round (ComfyUI's mask)
+    for x, y, feather in [(0, 0, 0), (2, 1, 0), (2, 1, 2), (w - 3, h - 2, 3), (0, 2, 4), (1, 1, sh),
+                          (1, 2, 2 * sh + 3)]:
         want = add(f"composite.{x}.{y}.{feather}.c{c}", composite(tensors[a], tensors[src], x, y, feather))
         cases.append({"op": "composite", "x": x, "y": y, "feather": feather, "input": a, "aux": src,
                       "want": want})
