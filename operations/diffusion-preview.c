@@ -1,7 +1,10 @@
 /* vae:diffusion-preview — what diffusion does to a picture: encode → add
  * noise at a timestep → optionally snap to a codebook → decode, cropped
  * back to the picture with its alpha.  An image → image filter of the same
- * size, for GIMP's GEGL tool and the plug-in.
+ * size, for GIMP's GEGL tool and the plug-in.  With a mask on aux, the
+ * inpainting preview: noise only where the mask, grown by `grow`, is
+ * (vae:inpaint-mask into vae:latent-noise's aux), the masked pixels
+ * optionally grey before encoding (vae:encode's aux).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "vae-config.h"
@@ -33,6 +36,12 @@ property_int (k, _("Codebook size"), 16)
   ui_range (2, 256)
 property_double (vq_strength, _("Snap strength"), 1.0)
   value_range (0.0, 1.0)
+property_int (grow, _("Grow the mask"), 6)
+  description (_("With a mask on aux: grow it by this many pixels, as ComfyUI's grow_mask_by"))
+  value_range (0, 64)
+property_boolean (fill, _("Grey fill"), FALSE)
+  description (_("With a mask on aux: fill the masked pixels with grey before encoding, as "
+                 "ComfyUI's VAE Encode (for Inpainting)"))
 GEGL_VAE_RUN_PROPERTIES
 property_string (error, _("Error"), "")
   description (_("Why the model cannot be used (read-only)"))
@@ -51,7 +60,7 @@ property_string (error, _("Error"), "")
 
 typedef struct
 {
-  GeglNode *input, *output, *encode, *noise, *snap, *decode, *alpha;
+  GeglNode *input, *mask, *output, *encode, *grown, *noise, *snap, *decode, *alpha;
 } Nodes;
 
 static void
@@ -63,8 +72,10 @@ attach (GeglOperation *operation)
 
   o->user_data = n;
   n->input = gegl_node_get_input_proxy (gegl, "input");
+  n->mask = gegl_node_get_input_proxy (gegl, "aux");
   n->output = gegl_node_get_output_proxy (gegl, "output");
   n->encode = gegl_node_new_child (gegl, "operation", "vae:encode", NULL);
+  n->grown = gegl_node_new_child (gegl, "operation", "vae:inpaint-mask", NULL);
   n->noise = gegl_node_new_child (gegl, "operation", "vae:latent-noise", NULL);
   n->snap = gegl_node_new_child (gegl, "operation", "vae:vq-snap", NULL);
   n->decode = gegl_node_new_child (gegl, "operation", "vae:decode", NULL);
@@ -72,6 +83,10 @@ attach (GeglOperation *operation)
   gegl_node_link_many (n->input, n->encode, n->noise, n->decode, n->alpha, n->output, NULL);
   gegl_node_link (n->noise, n->snap); /* always fed, so it never sees an empty input */
   gegl_node_connect_to (n->input, "output", n->alpha, "aux");
+  /* no mask: an empty box, which vae:encode and vae:latent-noise ignore */
+  gegl_node_link (n->mask, n->grown);
+  gegl_node_connect_to (n->grown, "output", n->noise, "aux");
+  gegl_operation_meta_redirect (operation, "grow", n->grown, "grow");
   gegl_operation_meta_redirect (operation, "model", n->encode, "model");
   gegl_operation_meta_redirect (operation, "model", n->decode, "model");
   gegl_operation_meta_redirect (operation, "backend", n->encode, "backend");
@@ -118,6 +133,10 @@ update (GeglOperation *operation)
   gegl_node_link_many (n->noise, o->vq ? n->snap : n->decode, NULL);
   if (o->vq)
     gegl_node_link (n->snap, n->decode);
+  if (o->fill)
+    gegl_node_connect_to (n->mask, "output", n->encode, "aux");
+  else
+    gegl_node_disconnect (n->encode, "aux");
   model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
   schedule = gegl_vae_schedule (o->schedule, model ? vae_model_get_family (model) : NULL);
   gegl_node_set (n->noise, "schedule", GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR + (gint) schedule, NULL);
@@ -153,7 +172,8 @@ gegl_op_class_init (GeglOpClass *klass)
       "categories", "generic:ai", "description",
       _ ("Shows what diffusion does to a picture: encodes it with a Stable Diffusion "
          "family VAE, adds the noise of a diffusion timestep, optionally snaps the "
-         "latent to a codebook, and decodes it again. Strength 0 is a plain VAE round trip."),
+         "latent to a codebook, and decodes it again. Strength 0 is a plain VAE round trip. "
+         "With a mask on aux, noise goes only where the mask is (an inpainting preview)."),
       NULL);
 }
 

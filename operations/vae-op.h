@@ -56,6 +56,21 @@ typedef enum /* the order of VaePrecision */
   GEGL_VAE_PRECISION_FP16
 } GeglVaePrecision;
 
+/* core's enums, as GEGL properties */
+typedef VaeScaleMethod GeglVaeScaleMethod;
+typedef VaeTransform   GeglVaeTransform;
+typedef VaeBlendMode   GeglVaeBlendMode;
+
+typedef enum
+{
+  GEGL_VAE_UNITS_LATENT,
+  GEGL_VAE_UNITS_IMAGE
+} GeglVaeUnits;
+
+GType gegl_vae_scale_method_get_type (void);
+GType gegl_vae_transform_get_type (void);
+GType gegl_vae_blend_mode_get_type (void);
+GType gegl_vae_units_get_type (void);
 GType gegl_vae_backend_get_type (void);
 GType gegl_vae_precision_get_type (void);
 GType gegl_vae_mode_get_type (void);
@@ -88,6 +103,19 @@ const Babl *gegl_vae_latent_format (gint channels);
 gint gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad,
                                       const gchar **what);
 
+/* The latent on PAD: its channel count; 0 when PAD carries an image (ERROR
+ * says so, naming its format) or nothing (no error: not wired yet). */
+gint gegl_vae_pad_latent (GeglOperation *operation, const gchar *pad, GError **error);
+/* The latents on "input" and "aux" (a composer's): the input's channel
+ * count, *WITH_AUX telling whether aux has pixels; 0 with ERROR when aux
+ * carries an image or another channel count. */
+gint gegl_vae_pad_latents (GeglOperation *operation, gboolean *with_aux, GError **error);
+/* The mask on PAD, an ordinary image: TRUE with its box when it has pixels;
+ * FALSE when nothing or an empty box is connected, or, with ERROR, when PAD
+ * carries a latent. */
+gboolean gegl_vae_pad_mask (GeglOperation *operation, const gchar *pad, GeglRectangle *box,
+                            GError **error);
+
 /* TRUE when PAD is fed an empty box by something that is not a vae: op.
  * Only the first vae: op of a chain reports an empty input (the others get
  * theirs from an op that says why), and an op prepared before its graph is
@@ -114,6 +142,9 @@ VaeTensor *gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GEr
 VaeTensor *gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels,
                                  GError **error);
 void gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent);
+/* Masks as 1-channel tensors of "Y float" (an image read as its luminance). */
+VaeTensor *gegl_vae_read_mask (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);
+void gegl_vae_write_mask (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *mask);
 /* Writes R'G'B'A float with alpha 1, the tensor's top-left at rect's origin. */
 void gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image);
 
@@ -127,9 +158,16 @@ VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);
 VaeRun gegl_vae_run (GeglOperation *operation, gint memory_limit_mib, GeglVaeBackend backend,
                      GeglVaePrecision precision);
 
-/* Whole-image ops (encode, decode) need all of their input for any output. */
+/* Whole-image ops (encode, decode, latent-scale) need all of an input pad
+ * for any output, and change all of their output when any input changes. */
 GeglRectangle gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad,
                                     const GeglRectangle *roi);
+GeglRectangle gegl_vae_whole_output (GeglOperation *operation, const gchar *input_pad,
+                                     const GeglRectangle *input_region);
+
+/* A GEGL rectangle as core's, relative to ORIGIN's corner, and back. */
+VaeRect       gegl_vae_rect_in (const GeglRectangle *rect, const GeglRectangle *origin);
+GeglRectangle gegl_vae_rect_out (const VaeRect *rect, const GeglRectangle *origin);
 
 /* floor(a / b) for the latent grid of images not anchored at 0. */
 gint gegl_vae_floor_div (gint a, gint b);

@@ -221,11 +221,13 @@ gimp_tool_lists (const gchar *categories)
 static void
 test_gimp_tool_listing (void)
 {
-  static const gchar *const latent_ops[] = { "vae:encode",         "vae:decode",
-                                             "vae:latent-noise",   "vae:vq-snap",
-                                             "vae:latent-save",    "vae:latent-load",
-                                             "vae:latent-preview", "vae:apply-alpha" };
-  const gchar              *title = gegl_operation_get_key ("vae:diffusion-preview", "title");
+  static const gchar *const latent_ops[] = {
+    "vae:encode",       "vae:decode",           "vae:latent-noise",     "vae:vq-snap",
+    "vae:latent-save",  "vae:latent-load",      "vae:latent-preview",   "vae:apply-alpha",
+    "vae:latent-scale", "vae:latent-transform", "vae:latent-composite", "vae:latent-blend",
+    "vae:inpaint-mask"
+  };
+  const gchar *title = gegl_operation_get_key ("vae:diffusion-preview", "title");
   const gchar *description = gegl_operation_get_key ("vae:diffusion-preview", "description");
 
   g_assert_true (gimp_tool_lists (gegl_operation_get_key ("vae:diffusion-preview", "categories")));

@@ -99,7 +99,12 @@ test_registered (void)
                                 "vae:latent-save",
                                 "vae:latent-load",
                                 "vae:latent-preview",
-                                "vae:apply-alpha" };
+                                "vae:apply-alpha",
+                                "vae:latent-scale",
+                                "vae:latent-transform",
+                                "vae:latent-composite",
+                                "vae:latent-blend",
+                                "vae:inpaint-mask" };
   g_auto (Gegl) g = { 0 };
   g_autoptr (GError) error = NULL;
   g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "GEGL_PATH",

@@ -19,26 +19,10 @@
 
 static VaeWeights *goldens;
 
-/* A golden tensor [1, C, h, w] as a planar tensor. */
 static VaeTensor *
 golden (const gchar *name)
 {
-  g_autoptr (GError) error = NULL;
-  gint64             shape[VAE_MAX_DIMS];
-  gint               ndim;
-  gsize              n;
-  VaeTensor         *t;
-  g_autofree gfloat *data = NULL;
-
-  g_assert_true (vae_weights_shape (goldens, name, &ndim, shape, NULL));
-  g_assert_cmpint (ndim, ==, 4);
-  t = vae_tensor_new ((gint) shape[1], (gint) shape[2], (gint) shape[3], &error);
-  g_assert_no_error (error);
-  data = vae_weights_get_float (goldens, name, &n, &error);
-  g_assert_no_error (error);
-  g_assert_cmpuint (n, ==, vae_tensor_n_elements (t));
-  memcpy (t->data, data, n * sizeof (gfloat));
-  return t;
+  return test_weights_tensor (goldens, name);
 }
 
 static gint

@@ -27,8 +27,8 @@ vae_mask_source (gint mask_width, gint mask_height, gint width, gint height, con
 }
 
 VaeTensor *
-vae_mask_resize (const VaeTensor *mask, gint mask_x, gint mask_y, gint mask_width,
-                 gint mask_height, gint width, gint height, const VaeRect *area, GError **error)
+vae_mask_resize (const VaeTensor *mask, gint mask_x, gint mask_y, gint mask_width, gint mask_height,
+                 gint width, gint height, const VaeRect *area, GError **error)
 {
   VaeRect need;
 

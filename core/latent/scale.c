@@ -112,9 +112,9 @@ VaeTensor *
 vae_interpolate (const VaeTensor *in, gint in_x, gint in_y, gint in_w, gint in_h, gint out_w,
                  gint out_h, const VaeRect *area, VaeScaleMethod method, GError **error)
 {
-  VaeTensor  *out = vae_tensor_new (in->channels, area->height, area->width, error);
-  const gsize in_plane = (gsize) in->width * in->height;
-  const gsize out_plane = (gsize) area->width * area->height;
+  VaeTensor          *out = vae_tensor_new (in->channels, area->height, area->width, error);
+  const gsize         in_plane = (gsize) in->width * in->height;
+  const gsize         out_plane = (gsize) area->width * area->height;
   g_autofree VaeTaps *tx = NULL;
 
   if (!out)
@@ -207,8 +207,8 @@ bislerp_axis (gint old, gint new, gint *first, gint *second, gfloat *ratio)
 static VaeTensor *
 bislerp (const VaeTensor *in, gint out_w, gint out_h, GError **error)
 {
-  const gint  c = in->channels, h = in->height;
-  const gsize in_plane = (gsize) in->width * h, mid_plane = (gsize) out_w * h;
+  const gint         c = in->channels, h = in->height;
+  const gsize        in_plane = (gsize) in->width * h, mid_plane = (gsize) out_w * h;
   g_autofree gint   *first = g_new (gint, MAX (out_w, out_h));
   g_autofree gint   *second = g_new (gint, MAX (out_w, out_h));
   g_autofree gfloat *ratio = g_new (gfloat, MAX (out_w, out_h));
