@@ -440,15 +440,24 @@ typedef enum
 gboolean vae_latent_blend (VaeTensor *a, const VaeTensor *b, VaeBlendMode mode, gdouble factor,
                            GError **error);
 
-/* The MASK_WIDTH×MASK_HEIGHT mask on a WIDTH×HEIGHT grid
- * (comfy.utils.reshape_mask: bilinear, align_corners False), computed for
- * the rectangle AREA of that grid from MASK, the rectangle at (MASK_X,
- * MASK_Y) of the whole mask, which covers vae_mask_source (AREA). */
-VaeTensor *vae_mask_resize (const VaeTensor *mask, gint mask_x, gint mask_y, gint mask_width,
-                            gint mask_height, gint width, gint height, const VaeRect *area,
-                            GError **error);
-VaeRect    vae_mask_source (gint mask_width, gint mask_height, gint width, gint height,
-                            const VaeRect *area);
+/* A mask on a latent grid: the MASK_WIDTH×MASK_HEIGHT mask, padded to
+ * PADDED_WIDTH×PADDED_HEIGHT by repeating its last column and row (as
+ * vae:encode pads a picture to a multiple of the model's factor; equal
+ * sizes: no padding), then resized to the WIDTH×HEIGHT latent
+ * (comfy.utils.reshape_mask: bilinear, align_corners False). */
+typedef struct
+{
+  gint mask_width, mask_height;
+  gint padded_width, padded_height;
+  gint width, height;
+} VaeMaskGrid;
+
+/* The rectangle of the mask that AREA of the latent reads. */
+VaeRect vae_mask_source (const VaeMaskGrid *grid, const VaeRect *area);
+/* The mask over AREA of the latent, from MASK, the mask's rectangle at
+ * (MASK_X, MASK_Y), which covers vae_mask_source (AREA). */
+VaeTensor *vae_mask_resize (const VaeTensor *mask, gint mask_x, gint mask_y,
+                            const VaeMaskGrid *grid, const VaeRect *area, GError **error);
 /* VAEEncodeForInpaint's noise mask: the rounded mask grown by GROW pixels
  * (conv2d with a GROW×GROW box, clamped to 0…1; outside MASK counts 0). */
 VaeTensor *vae_inpaint_grow (const VaeTensor *mask, gint grow, GError **error);

@@ -139,7 +139,9 @@ update (GeglOperation *operation)
     gegl_node_disconnect (n->encode, "aux");
   model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
   schedule = gegl_vae_schedule (o->schedule, model ? vae_model_get_family (model) : NULL);
-  gegl_node_set (n->noise, "schedule", GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR + (gint) schedule, NULL);
+  gegl_node_set (n->noise, "schedule", GEGL_VAE_SCHEDULE_SD_SCALED_LINEAR + (gint) schedule,
+                 /* a mask of the picture lines up with the latent encode pads it to */
+                 "factor", model ? vae_model_factor (model) : 0, NULL);
   if (!model)
     gegl_vae_report_error (operation, &o->error, error);
   else if (!vae_model_has_encoder (model) || !vae_model_has_decoder (model))

@@ -102,12 +102,13 @@ fill_masked (GeglOperation *operation, GeglBuffer *aux, const GeglRectangle *in,
   g_autoptr (VaeTensor) mask = NULL;
   g_autoptr (VaeTensor) stretched = NULL;
   GeglRectangle box;
+  VaeMaskGrid   grid;
 
   if (!aux || !gegl_vae_pad_mask (operation, "aux", &box, NULL))
     return TRUE;
+  grid = (VaeMaskGrid){ box.width, box.height, box.width, box.height, in->width, in->height };
   return (mask = gegl_vae_read_mask (aux, &box, error)) &&
-         (stretched = vae_mask_resize (mask, 0, 0, box.width, box.height, in->width, in->height,
-                                       &all, error)) &&
+         (stretched = vae_mask_resize (mask, 0, 0, &grid, &all, error)) &&
          vae_inpaint_fill (image, stretched, error);
 }
 

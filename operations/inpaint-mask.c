@@ -58,8 +58,7 @@ get_bounding_box (GeglOperation *operation)
 
 /* ROI and the pixels around it that its grown values read. */
 static GeglRectangle
-get_required_for_output (GeglOperation *operation, const gchar *input_pad,
-                         const GeglRectangle *roi)
+get_required_for_output (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   gint            before, after;

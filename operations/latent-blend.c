@@ -36,8 +36,8 @@ property_string (error, _("Error"), "")
 
 #include <string.h>
 
-/* The latent's channel count when the inputs can be blended, *WITH_AUX telling whether aux has pixels; 0 (with ERROR when the
- * cause is the user's) otherwise. */
+/* The latent's channel count when the inputs can be blended, *WITH_AUX telling whether aux has
+ * pixels; 0 (with ERROR when the cause is the user's) otherwise. */
 static gint
 blendable (GeglOperation *operation, gboolean *with_aux, GError **error)
 {
@@ -89,8 +89,7 @@ get_bounding_box (GeglOperation *operation)
 
 /* ROI of the input, and the same place of aux counted from its corner. */
 static GeglRectangle
-get_required_for_output (GeglOperation *operation, const gchar *input_pad,
-                         const GeglRectangle *roi)
+get_required_for_output (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
 {
   const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
   const GeglRectangle *aux = gegl_operation_source_get_bounding_box (operation, "aux");
@@ -110,8 +109,8 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *aux, GeglBuffe
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeTensor) a = NULL;
   g_autoptr (VaeTensor) b = NULL;
-  gboolean   with_aux;
-  const gint channels = blendable (operation, &with_aux, NULL);
+  gboolean       with_aux;
+  const gint     channels = blendable (operation, &with_aux, NULL);
   const gboolean multiply = o->mode == VAE_BLEND_MULTIPLY, blend = with_aux && aux && !multiply;
 
   if (!channels)

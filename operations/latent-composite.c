@@ -79,7 +79,7 @@ geometry (GeglOperation *operation, const GeglRectangle *in, const GeglRectangle
   GeglProperties *o = GEGL_PROPERTIES (operation);
   const gint      f = o->units == GEGL_VAE_UNITS_IMAGE ? o->factor : 1;
 
-  return (VaeComposite){ in->width, in->height,     o->x / f,   o->y / f,
+  return (VaeComposite){ in->width,  in->height,  o->x / f,      o->y / f,
                          aux->width, aux->height, o->feather / f };
 }
 
@@ -95,15 +95,14 @@ aux_under (GeglOperation *operation, const GeglRectangle *roi)
   if (!in || !aux)
     return under;
   c = geometry (operation, in, aux);
-  under = (GeglRectangle){ roi->x - in->x - c.x + aux->x, roi->y - in->y - c.y + aux->y,
-                           roi->width, roi->height };
+  under = (GeglRectangle){ roi->x - in->x - c.x + aux->x, roi->y - in->y - c.y + aux->y, roi->width,
+                           roi->height };
   gegl_rectangle_intersect (&under, &under, aux);
   return under;
 }
 
 static GeglRectangle
-get_required_for_output (GeglOperation *operation, const gchar *input_pad,
-                         const GeglRectangle *roi)
+get_required_for_output (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
 {
   return strcmp (input_pad, "aux") == 0 ? aux_under (operation, roi) : *roi;
 }
@@ -130,8 +129,8 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *aux, GeglBuffe
       const VaeComposite c = geometry (operation, in, aux_box);
 
       if (!(source = gegl_vae_read_latent (aux, &under, channels, &error)) ||
-          !vae_latent_composite (dest, roi->x - in->x, roi->y - in->y, source,
-                                 under.x - aux_box->x, under.y - aux_box->y, &c, &error))
+          !vae_latent_composite (dest, roi->x - in->x, roi->y - in->y, source, under.x - aux_box->x,
+                                 under.y - aux_box->y, &c, &error))
         g_clear_pointer (&dest, vae_tensor_free);
     }
   if (!dest)

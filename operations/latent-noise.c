@@ -1,7 +1,8 @@
 /* vae:latent-noise — forward diffusion x0 → x_t on a latent buffer, with an
  * optional mask on aux (an ordinary image): noise only where the mask is,
- * x_t·m + x0·(1 − m), the mask stretched from its box to the latent's as
- * ComfyUI's SetLatentNoiseMask (bilinear).  Chunk-safe: noise element
+ * x_t·m + x0·(1 − m), the mask resized to the latent as ComfyUI's
+ * SetLatentNoiseMask (bilinear), from its box or, given the model's factor,
+ * from the picture vae:encode padded.  Chunk-safe: noise element
  * (c, y, x) is keyed by its place in the whole latent ([1, C, H, W] order),
  * and each rectangle reads the mask under it, so tiles and threads never
  * change a value.
@@ -24,6 +25,11 @@ property_int (timestep, _("Timestep"), -1)
 property_seed (seed, _("Seed"), rand)
 property_enum (rng, _("Random numbers"), GeglVaeRng, gegl_vae_rng, GEGL_VAE_RNG_PHILOX)
 property_enum (form, _("Form"), GeglVaeForm, gegl_vae_form, GEGL_VAE_FORM_AUTO)
+property_int (factor, _("Mask pixels per latent pixel"), 0)
+  description (_("0: the mask's box is stretched onto the latent, as ComfyUI's Set Latent "
+                 "Noise Mask; the model's factor (8, 16, 32): a mask of the encoded picture, "
+                 "padded as vae:encode pads the picture, so that the two line up"))
+  value_range (0, 64)
 property_string (error, _("Error"), "")
   description (_("Why the last run failed (read-only)"))
   ui_meta ("error", "true")
@@ -112,6 +118,19 @@ get_bounding_box (GeglOperation *operation)
   return *in;
 }
 
+/* How the mask's box MASK lies on the latent's box BOX. */
+static VaeMaskGrid
+mask_grid (GeglOperation *operation, const GeglRectangle *mask, const GeglRectangle *box)
+{
+  GeglProperties *o = GEGL_PROPERTIES (operation);
+  const gint      f = o->factor;
+
+  return (VaeMaskGrid){
+    mask->width, mask->height, f ? box->width * f : mask->width, f ? box->height * f : mask->height,
+    box->width,  box->height
+  };
+}
+
 /* The mask's rectangle that ROI of the latent reads (ROI itself for the
  * input). */
 static GeglRectangle
@@ -120,6 +139,7 @@ get_required_for_output (GeglOperation *operation, const gchar *input_pad, const
   const GeglRectangle *box = gegl_operation_source_get_bounding_box (operation, "input");
   GeglRectangle        mask, area;
   VaeRect              local, source;
+  VaeMaskGrid          grid;
 
   if (strcmp (input_pad, "aux") != 0)
     return *roi;
@@ -127,7 +147,8 @@ get_required_for_output (GeglOperation *operation, const gchar *input_pad, const
       !gegl_rectangle_intersect (&area, roi, box))
     return (GeglRectangle){ 0 };
   local = gegl_vae_rect_in (&area, box);
-  source = vae_mask_source (mask.width, mask.height, box->width, box->height, &local);
+  grid = mask_grid (operation, &mask, box);
+  source = vae_mask_source (&grid, &local);
   return gegl_vae_rect_out (&source, &mask);
 }
 
@@ -140,12 +161,13 @@ mask_over (GeglOperation *operation, GeglBuffer *aux, const GeglRectangle *roi, 
   const VaeRect        area = gegl_vae_rect_in (roi, box);
   g_autoptr (VaeTensor) part = NULL;
   GeglRectangle mask;
+  VaeMaskGrid   grid;
 
   if (!aux || !gegl_vae_pad_mask (operation, "aux", &mask, NULL) ||
       !(part = gegl_vae_read_mask (aux, &source, error)))
     return NULL;
-  return vae_mask_resize (part, source.x - mask.x, source.y - mask.y, mask.width, mask.height,
-                          box->width, box->height, &area, error);
+  grid = mask_grid (operation, &mask, box);
+  return vae_mask_resize (part, source.x - mask.x, source.y - mask.y, &grid, &area, error);
 }
 
 static gint

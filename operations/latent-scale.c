@@ -52,8 +52,8 @@ output_box (GeglOperation *operation, GeglRectangle *box, gint *channels, GError
       in->height <= 0)
     return FALSE;
   box->x = in->x, box->y = in->y;
-  return vae_latent_scaled_size (in->width, in->height, o->factor, o->width, o->height,
-                                 &box->width, &box->height, error);
+  return vae_latent_scaled_size (in->width, in->height, o->factor, o->width, o->height, &box->width,
+                                 &box->height, error);
 }
 
 static void

@@ -84,8 +84,7 @@ source_of (GeglOperation *operation, const GeglRectangle *roi, GeglRectangle *ar
 }
 
 static GeglRectangle
-get_required_for_output (GeglOperation *operation, const gchar *input_pad,
-                         const GeglRectangle *roi)
+get_required_for_output (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
 {
   GeglRectangle area;
   return source_of (operation, roi, &area);

@@ -426,7 +426,9 @@ GeglRectangle
 gegl_vae_whole_output (GeglOperation *operation, const gchar *input_pad,
                        const GeglRectangle *input_region)
 {
-  return gegl_operation_get_bounding_box (operation);
+  /* not the box: asking for it prepares the nodes before, and GEGL asks
+   * while it takes a graph apart */
+  return gegl_rectangle_infinite_plane ();
 }
 
 VaeRect

@@ -79,11 +79,11 @@ set_enum (GeglNode *node, const gchar *property, const gchar *nick)
 static VaeTensor *
 render (GeglNode *node, gint channels, gint threads, gint chunk, GeglRectangle *box)
 {
-  const Babl *format = channels == 1 ? babl_format ("Y float") : latent_format (channels);
-  GeglBuffer *out;
-  GeglNode   *sink;
-  GeglProcessor *processor;
-  VaeTensor     *t;
+  const Babl        *format = channels == 1 ? babl_format ("Y float") : latent_format (channels);
+  GeglBuffer        *out;
+  GeglNode          *sink;
+  GeglProcessor     *processor;
+  VaeTensor         *t;
   g_autofree gfloat *pixels = NULL;
   gsize              plane;
 
@@ -249,8 +249,8 @@ build_grow (GeglNode *graph, gconstpointer data)
   const gchar *const *c = data;
   g_autoptr (VaeTensor) mask = golden (c[0]);
   GeglBuffer *b = buffer_of (mask, INPUT_X, INPUT_Y, babl_format ("Y float"));
-  GeglNode   *op = gegl_node_new_child (graph, "operation", "vae:inpaint-mask", "grow",
-                                        atoi (c[1]), NULL);
+  GeglNode   *op =
+      gegl_node_new_child (graph, "operation", "vae:inpaint-mask", "grow", atoi (c[1]), NULL);
 
   gegl_node_link (source (graph, b), op);
   g_object_unref (b);
@@ -275,20 +275,29 @@ static const gchar *const grow_cases[][3] = {
 };
 
 /* vae:latent-noise with mask.soft (53×37) on a 7×5 latent: noise where the
- * mask, stretched bilinearly to the latent (the golden
- * mask-to-latent.mask.soft.5x7), is: x_t·m + x0·(1 − m), x_t as
- * vae_add_noise makes it. */
-static GeglNode *
-build_masked_noise (GeglNode *graph, gconstpointer rng)
+ * mask, resized bilinearly to the latent (stretched, or padded to 56×40 as
+ * vae:encode pads a picture for factor 8: the goldens
+ * mask-to-latent.mask.soft.5x7 and mask-to-latent.padded.8), is:
+ * x_t·m + x0·(1 − m), x_t as vae_add_noise makes it. */
+typedef struct
 {
+  const gchar *rng;
+  gint         factor;
+  const gchar *mask;
+} NoiseCase;
+
+static GeglNode *
+build_masked_noise (GeglNode *graph, gconstpointer data)
+{
+  const NoiseCase *c = data;
   g_autoptr (VaeTensor) latent = golden ("a.c128");
   g_autoptr (VaeTensor) mask = golden ("mask.soft");
   GeglBuffer *b = buffer_of (latent, INPUT_X, INPUT_Y, latent_format (latent->channels));
   GeglBuffer *mb = buffer_of (mask, -9, 11, babl_format ("Y float"));
   GeglNode   *op = gegl_node_new_child (graph, "operation", "vae:latent-noise", "timestep", 600,
-                                        "seed", 42, NULL);
+                                        "seed", 42, "factor", c->factor, NULL);
 
-  set_enum (op, "rng", rng);
+  set_enum (op, "rng", c->rng);
   set_enum (op, "schedule", "sd-scaled-linear");
   gegl_node_link (source (graph, b), op);
   gegl_node_connect_to (source (graph, mb), "output", op, "aux");
@@ -298,27 +307,34 @@ build_masked_noise (GeglNode *graph, gconstpointer rng)
 }
 
 static void
-test_masked_noise (gconstpointer rng)
+test_masked_noise (gconstpointer data)
 {
+  const NoiseCase    *c = data;
   const GeglRectangle origin = { INPUT_X, INPUT_Y, 0, 0 };
   g_autoptr (VaeTensor) clean = golden ("a.c128");
   g_autoptr (VaeTensor) want = golden ("a.c128");
-  g_autoptr (VaeTensor) m = golden ("mask-to-latent.mask.soft.5x7");
-  g_autoptr (VaeTensor) got = render_both_ways (build_masked_noise, rng, 128, &origin);
+  g_autoptr (VaeTensor) m = golden (c->mask);
+  g_autoptr (VaeTensor) got = render_both_ways (build_masked_noise, c, 128, &origin);
   g_autoptr (GError) error = NULL;
   const gsize plane = (gsize) want->width * want->height;
 
   g_assert_true (vae_add_noise (want, VAE_SCHEDULE_SD_SCALED_LINEAR, 600, VAE_FORM_DIFFUSERS,
-                                strcmp (rng, "philox") == 0 ? VAE_RNG_PHILOX : VAE_RNG_TORCH_CPU,
+                                strcmp (c->rng, "philox") == 0 ? VAE_RNG_PHILOX : VAE_RNG_TORCH_CPU,
                                 42, &error));
   g_assert_no_error (error);
-  for (gint c = 0; c < want->channels; c++)
+  for (gint ch = 0; ch < want->channels; ch++)
     for (gsize i = 0; i < plane; i++)
-      want->data[c * plane + i] =
-          want->data[c * plane + i] * m->data[i] + clean->data[c * plane + i] * (1 - m->data[i]);
+      want->data[ch * plane + i] =
+          want->data[ch * plane + i] * m->data[i] + clean->data[ch * plane + i] * (1 - m->data[i]);
   /* the noise as vae_add_noise computes it (test-gegl's noise-matches-core) */
-  test_assert_close (got, want, 1e-6, "masked noise");
+  test_assert_close (got, want, 1e-6, c->mask);
 }
+
+static const NoiseCase noise_cases[] = {
+  { "philox", 0, "mask-to-latent.mask.soft.5x7" },
+  { "torch-cpu", 0, "mask-to-latent.mask.soft.5x7" },
+  { "philox", 8, "mask-to-latent.padded.8" },
+};
 
 /* vae:encode with mask.inpaint on aux encodes the picture grey-filled as
  * VAEEncodeForInpaint fills it (the golden "fill"). */
@@ -380,7 +396,6 @@ count_warning (const gchar *domain, GLogLevelFlags level, const gchar *message, 
   last_warning = g_strdup (message);
 }
 
-
 /* LATENT (a.c16 at INPUT_X, INPUT_Y) through the GEGL op OP (and its
  * property settings), then vae:latent-blend mode=multiply factor=1, which
  * refuses anything but a latent. */
@@ -391,11 +406,11 @@ through (const gchar *op, GeglRectangle *box, gchar **error, ...)
   GeglBuffer *b = buffer_of (latent, INPUT_X, INPUT_Y, latent_format (16));
   GeglNode   *graph = gegl_node_new ();
   GeglNode   *node = gegl_node_new_child (graph, "operation", op, NULL);
-  GeglNode   *check = gegl_node_new_child (graph, "operation", "vae:latent-blend", "factor", 1.0,
-                                           NULL);
-  VaeTensor  *out;
+  GeglNode   *check =
+      gegl_node_new_child (graph, "operation", "vae:latent-blend", "factor", 1.0, NULL);
+  VaeTensor   *out;
   const gchar *first;
-  va_list     args;
+  va_list      args;
 
   va_start (args, error);
   first = va_arg (args, const gchar *);
@@ -420,8 +435,9 @@ assert_window (const VaeTensor *out, gint x, gint y)
   for (gint c = 0; c < 16; c++)
     for (gint r = 0; r < out->height; r++)
       for (gint q = 0; q < out->width; q++)
-        g_assert_cmpfloat (out->data[((gsize) c * out->height + r) * out->width + q], ==,
-                           latent->data[((gsize) c * latent->height + y + r) * latent->width + x + q]);
+        g_assert_cmpfloat (
+            out->data[((gsize) c * out->height + r) * out->width + q], ==,
+            latent->data[((gsize) c * latent->height + y + r) * latent->width + x + q]);
 }
 
 static void
@@ -435,7 +451,8 @@ test_carried (void)
   GeglRectangle     box;
 
   /* a.c16 is 10×7 at (3, −2) */
-  cropped = through ("gegl:crop", &box, &e1, "x", 5.0, "y", -1.0, "width", 6.0, "height", 4.0, NULL);
+  cropped =
+      through ("gegl:crop", &box, &e1, "x", 5.0, "y", -1.0, "width", 6.0, "height", 4.0, NULL);
   g_assert_cmpstr (e1, ==, "");
   g_assert_true (gegl_rectangle_equal (&box, GEGL_RECTANGLE (5, -1, 6, 4)));
   assert_window (cropped, 2, 1);
@@ -483,8 +500,8 @@ test_refused (gconstpointer op)
 typedef struct
 {
   const gchar *op;
-  const gchar *input, *aux;     /* goldens; "picture" and masks as images */
-  const gchar *property;        /* a double, set to VALUE */
+  const gchar *input, *aux; /* goldens; "picture" and masks as images */
+  const gchar *property;    /* a double, set to VALUE */
   gdouble      value;
   const gchar *message;
 } BadCase;
@@ -493,7 +510,7 @@ static GeglBuffer *
 bad_buffer (const gchar *name)
 {
   g_autoptr (VaeTensor) t = golden (name);
-  const Babl *format = g_str_has_prefix (name, "mask")    ? babl_format ("Y float")
+  const Babl *format = g_str_has_prefix (name, "mask")      ? babl_format ("Y float")
                        : g_str_has_prefix (name, "picture") ? babl_format ("R'G'B'A float")
                                                             : latent_format (t->channels);
   return buffer_of (t, 0, 0, format);
@@ -504,7 +521,7 @@ bad_buffer (const gchar *name)
 static void
 test_bad (gconstpointer data)
 {
-  const BadCase *c = data;
+  const BadCase    *c = data;
   g_autofree gchar *model = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
   GeglNode         *graph = gegl_node_new ();
   GeglNode         *op = gegl_node_new_child (graph, "operation", c->op, NULL);
@@ -585,7 +602,7 @@ main (int argc, char **argv)
 {
   g_autofree gchar *path = test_data_path ("latent-ops", "goldens.safetensors", NULL);
   g_autoptr (GError) error = NULL;
-  int               status;
+  int status;
 
   g_setenv ("GEGL_PATH", GEGL_MODULE_DIR ":" GEGL_SYSTEM_PLUGINS, TRUE);
   g_test_init (&argc, &argv, NULL);
@@ -594,8 +611,8 @@ main (int argc, char **argv)
   g_assert_no_error (error);
   for (guint i = 0; i < G_N_ELEMENTS (op_cases); i++)
     {
-      g_autofree gchar *name = g_strdup_printf ("/gegl-latent/%s/%s", op_cases[i].op + 4,
-                                                op_cases[i].want);
+      g_autofree gchar *name =
+          g_strdup_printf ("/gegl-latent/%s/%s", op_cases[i].op + 4, op_cases[i].want);
       if (op_cases[i].enum_name && strcmp (op_cases[i].enum_name, "units") == 0)
         name = (g_free (name), g_strdup_printf ("/gegl-latent/latent-composite/image-units"));
       g_test_add_data_func (name, &op_cases[i], test_op);
@@ -605,9 +622,12 @@ main (int argc, char **argv)
       g_autofree gchar *name = g_strdup_printf ("/gegl-latent/inpaint-mask/%s", grow_cases[i][2]);
       g_test_add_data_func (name, grow_cases[i], test_grow);
     }
-  g_test_add_data_func ("/gegl-latent/latent-noise/mask/philox", "philox", test_masked_noise);
-  g_test_add_data_func ("/gegl-latent/latent-noise/mask/torch-cpu", "torch-cpu",
-                        test_masked_noise);
+  for (guint i = 0; i < G_N_ELEMENTS (noise_cases); i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("/gegl-latent/latent-noise/mask/%s/factor-%d",
+                                                noise_cases[i].rng, noise_cases[i].factor);
+      g_test_add_data_func (name, &noise_cases[i], test_masked_noise);
+    }
   g_test_add_func ("/gegl-latent/encode/mask-fill", test_encode_fill);
   g_test_add_func ("/gegl-latent/carried", test_carried);
   g_test_add_data_func ("/gegl-latent/refused/gaussian-blur", "gegl:gaussian-blur", test_refused);
@@ -619,8 +639,7 @@ main (int argc, char **argv)
                         test_nan_factor);
   for (guint i = 0; i < G_N_ELEMENTS (bad_cases); i++)
     {
-      g_autofree gchar *name =
-          g_strdup_printf ("/gegl-latent/bad/%s/%u", bad_cases[i].op + 4, i);
+      g_autofree gchar *name = g_strdup_printf ("/gegl-latent/bad/%s/%u", bad_cases[i].op + 4, i);
       g_test_add_data_func (name, &bad_cases[i], test_bad);
     }
   status = g_test_run ();

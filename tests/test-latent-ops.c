@@ -106,9 +106,15 @@ test_case (gconstpointer data)
     }
   else if (strcmp (op, "mask-to-latent") == 0)
     {
-      const VaeRect area = { 0, 0, int_member (c, "width"), int_member (c, "height") };
-      got =
-          vae_mask_resize (in, 0, 0, in->width, in->height, area.width, area.height, &area, &error);
+      const VaeRect     area = { 0, 0, int_member (c, "width"), int_member (c, "height") };
+      const gboolean    padded = json_object_has_member (c, "padded_width");
+      const VaeMaskGrid grid = { in->width,
+                                 in->height,
+                                 padded ? int_member (c, "padded_width") : in->width,
+                                 padded ? int_member (c, "padded_height") : in->height,
+                                 area.width,
+                                 area.height };
+      got = vae_mask_resize (in, 0, 0, &grid, &area, &error);
     }
   else if (strcmp (op, "grow") == 0)
     got = vae_inpaint_grow (in, int_member (c, "grow"), &error);
@@ -126,37 +132,42 @@ test_case (gconstpointer data)
 
 /* The mask on the latent grid computed for tiles of every size and place
  * (from only what vae_mask_source says a tile reads) equals the whole, bit
- * for bit: what vae:latent-noise's chunks rely on. */
+ * for bit, stretched or padded: what vae:latent-noise's chunks rely on. */
 static void
 test_mask_tiles (void)
 {
   g_autoptr (VaeTensor) mask = golden ("mask.soft");
-  const gint    w = 7, h = 5;
-  const VaeRect all = { 0, 0, w, h };
-  g_autoptr (VaeTensor) whole =
-      vae_mask_resize (mask, 0, 0, mask->width, mask->height, w, h, &all, NULL);
+  const VaeMaskGrid grids[] = { { mask->width, mask->height, mask->width, mask->height, 7, 5 },
+                                { mask->width, mask->height, 64, 48, 4, 3 } };
 
-  for (gint y = 0; y < h; y++)
-    for (gint x = 0; x < w; x++)
-      for (gint th = 1; y + th <= h; th++)
-        for (gint tw = 1; x + tw <= w; tw += 2)
-          {
-            const VaeRect area = { x, y, tw, th };
-            const VaeRect need = vae_mask_source (mask->width, mask->height, w, h, &area);
-            g_autoptr (VaeTensor) part = vae_tensor_new (1, need.height, need.width, NULL);
-            g_autoptr (VaeTensor) tile = NULL;
+  for (guint g = 0; g < G_N_ELEMENTS (grids); g++)
+    {
+      const gint    w = grids[g].width, h = grids[g].height;
+      const VaeRect all = { 0, 0, w, h };
+      g_autoptr (VaeTensor) whole = vae_mask_resize (mask, 0, 0, &grids[g], &all, NULL);
 
-            for (gint r = 0; r < need.height; r++)
-              memcpy (part->data + (gsize) r * need.width,
-                      mask->data + (gsize) (need.y + r) * mask->width + need.x,
-                      need.width * sizeof (gfloat));
-            tile = vae_mask_resize (part, need.x, need.y, mask->width, mask->height, w, h, &area,
-                                    NULL);
-            g_assert_nonnull (tile);
-            for (gint r = 0; r < th; r++)
-              for (gint q = 0; q < tw; q++)
-                g_assert_cmpfloat (tile->data[r * tw + q], ==, whole->data[(y + r) * w + x + q]);
-          }
+      for (gint y = 0; y < h; y++)
+        for (gint x = 0; x < w; x++)
+          for (gint th = 1; y + th <= h; th++)
+            for (gint tw = 1; x + tw <= w; tw += 2)
+              {
+                const VaeRect area = { x, y, tw, th };
+                const VaeRect need = vae_mask_source (&grids[g], &area);
+                g_autoptr (VaeTensor) part = vae_tensor_new (1, need.height, need.width, NULL);
+                g_autoptr (VaeTensor) tile = NULL;
+
+                for (gint r = 0; r < need.height; r++)
+                  memcpy (part->data + (gsize) r * need.width,
+                          mask->data + (gsize) (need.y + r) * mask->width + need.x,
+                          need.width * sizeof (gfloat));
+                tile = vae_mask_resize (part, need.x, need.y, &grids[g], &area, NULL);
+                g_assert_nonnull (tile);
+                for (gint r = 0; r < th; r++)
+                  for (gint q = 0; q < tw; q++)
+                    g_assert_cmpfloat (tile->data[r * tw + q], ==,
+                                       whole->data[(y + r) * w + x + q]);
+              }
+    }
 }
 
 /* A composite computed in tiles, each reading only the source rectangle
@@ -322,7 +333,8 @@ test_errors (void)
   g_autoptr (VaeTensor) mask = vae_tensor_new (1, 2, 5, NULL);
   const VaeComposite where = { 5, 3, 0, 0, 5, 3, 0 };
   const VaeComposite negative = { 5, 3, -1, 0, 5, 3, 0 };
-  const VaeRect      all = { 0, 0, 5, 3 };
+  const VaeRect      all = { 0, 0, 2, 2 };
+  const VaeMaskGrid  grid = { 5, 3, 5, 3, 2, 2 };
   const gdouble      bad_factors[] = { 0.0, -1.5, NAN, INFINITY };
   GError            *error = NULL;
   gint               w, h;
@@ -360,7 +372,7 @@ test_errors (void)
   g_assert_false (vae_latent_blend (a, a, VAE_BLEND_SLERP, NAN, &error));
   test_assert_error (error, "the blend factor must be a number");
   g_clear_error (&error);
-  g_assert_null (vae_mask_resize (rgb, 0, 0, 5, 3, 2, 2, &all, &error));
+  g_assert_null (vae_mask_resize (rgb, 0, 0, &grid, &all, &error));
   test_assert_error (error, "a mask has 1 channel, not 3");
   g_clear_error (&error);
   g_assert_null (vae_inpaint_grow (rgb, 2, &error));

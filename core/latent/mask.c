@@ -1,46 +1,73 @@
 /* Masks for inpainting, 1 where the picture is to change: the noise mask on
  * the latent grid (SetLatentNoiseMask's mask as comfy.utils.reshape_mask
- * resizes it: bilinear), VAEEncodeForInpaint's grown noise mask and grey
- * fill, and the sampler's masked start.  Each is computed for any rectangle
- * from the rectangle of its input that it reads, so GEGL ops run in tiles.
- * SPDX-License-Identifier: LGPL-3.0-or-later
+ * resizes it: bilinear; a mask of an unpadded picture padded first, as
+ * vae:encode pads the picture, so that the two line up), VAEEncodeForInpaint's grown noise mask and
+ * grey fill, and the sampler's masked start.  Each is computed for any rectangle from the rectangle
+ * of its input that it reads, so GEGL ops run in tiles. SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "latent-private.h"
 
 #include <math.h>
 
-VaeRect
-vae_mask_source (gint mask_width, gint mask_height, gint width, gint height, const VaeRect *area)
+/* The padded mask's rectangle that AREA of the latent reads. */
+static VaeRect
+padded_source (const VaeMaskGrid *g, const VaeRect *area)
 {
   VaeTaps first, last;
   VaeRect r;
 
-  vae_axis_taps (VAE_SCALE_BILINEAR, mask_width, width, area->x, &first);
-  vae_axis_taps (VAE_SCALE_BILINEAR, mask_width, width, area->x + area->width - 1, &last);
+  vae_axis_taps (VAE_SCALE_BILINEAR, g->padded_width, g->width, area->x, &first);
+  vae_axis_taps (VAE_SCALE_BILINEAR, g->padded_width, g->width, area->x + area->width - 1, &last);
   r.x = first.index[0];
   r.width = last.index[1] + 1 - r.x;
-  vae_axis_taps (VAE_SCALE_BILINEAR, mask_height, height, area->y, &first);
-  vae_axis_taps (VAE_SCALE_BILINEAR, mask_height, height, area->y + area->height - 1, &last);
+  vae_axis_taps (VAE_SCALE_BILINEAR, g->padded_height, g->height, area->y, &first);
+  vae_axis_taps (VAE_SCALE_BILINEAR, g->padded_height, g->height, area->y + area->height - 1,
+                 &last);
   r.y = first.index[0];
   r.height = last.index[1] + 1 - r.y;
   return r;
 }
 
-VaeTensor *
-vae_mask_resize (const VaeTensor *mask, gint mask_x, gint mask_y, gint mask_width, gint mask_height,
-                 gint width, gint height, const VaeRect *area, GError **error)
+VaeRect
+vae_mask_source (const VaeMaskGrid *g, const VaeRect *area)
 {
-  VaeRect need;
+  VaeRect r = padded_source (g, area);
 
-  if (!vae_latent_check_mask (mask, error) || !vae_latent_check_size (width, height, error))
+  /* the padding repeats the last column and row */
+  r.x = MIN (r.x, g->mask_width - 1);
+  r.y = MIN (r.y, g->mask_height - 1);
+  r.width = MIN (r.x + r.width, g->mask_width) - r.x;
+  r.height = MIN (r.y + r.height, g->mask_height) - r.y;
+  return r;
+}
+
+VaeTensor *
+vae_mask_resize (const VaeTensor *mask, gint mask_x, gint mask_y, const VaeMaskGrid *g,
+                 const VaeRect *area, GError **error)
+{
+  const VaeRect need = vae_mask_source (g, area), padded = padded_source (g, area);
+  g_autoptr (VaeTensor) tile = NULL;
+
+  if (!vae_latent_check_mask (mask, error) || !vae_latent_check_size (g->width, g->height, error) ||
+      !vae_latent_check_size (g->padded_width, g->padded_height, error))
     return NULL;
-  need = vae_mask_source (mask_width, mask_height, width, height, area);
   g_return_val_if_fail (need.x >= mask_x && need.y >= mask_y &&
                             need.x + need.width <= mask_x + mask->width &&
                             need.y + need.height <= mask_y + mask->height,
                         NULL);
-  return vae_interpolate (mask, mask_x, mask_y, mask_width, mask_height, width, height, area,
-                          VAE_SCALE_BILINEAR, error);
+  /* the padded rectangle, read from MASK with the last column and row
+   * repeated (vae:encode's replicate padding) */
+  if (!(tile = vae_tensor_new (1, padded.height, padded.width, error)))
+    return NULL;
+  for (gint y = 0; y < padded.height; y++)
+    for (gint x = 0; x < padded.width; x++)
+      {
+        const gint mx = MIN (padded.x + x, g->mask_width - 1) - mask_x;
+        const gint my = MIN (padded.y + y, g->mask_height - 1) - mask_y;
+        tile->data[(gsize) y * padded.width + x] = mask->data[(gsize) my * mask->width + mx];
+      }
+  return vae_interpolate (tile, padded.x, padded.y, g->padded_width, g->padded_height, g->width,
+                          g->height, area, VAE_SCALE_BILINEAR, error);
 }
 
 void

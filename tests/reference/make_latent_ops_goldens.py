@@ -164,11 +164,16 @@ def blend(a, b, mode, factor):
     return a * factor
 
 
-def mask_to_latent(mask, height, width):
+def mask_to_latent(mask, height, width, padded=None):
     """comfy.utils.reshape_mask for a 2-D latent (what SetLatentNoiseMask's
-    mask becomes in the sampler)."""
-    return F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]), size=(height, width),
-                         mode="bilinear")
+    mask becomes in the sampler); PADDED (h, w): the mask first padded to it
+    by repeating its last row and column, as our encode pads a picture to a
+    multiple of the model's factor (ComfyUI crops to one instead)."""
+    mask = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1])
+    if padded:
+        mask = F.pad(mask, (0, padded[1] - mask.shape[-1], 0, padded[0] - mask.shape[-2]),
+                     mode="replicate")
+    return F.interpolate(mask, size=(height, width), mode="bilinear")
 
 
 def grow_mask(mask, grow):
@@ -262,6 +267,12 @@ for name, (height, width) in [("mask.soft", (5, 7)), ("mask.hard", (6, 8)), ("ma
                               ("mask.hard", (2, 2)), ("mask.soft", (37, 53))]:
     want = add(f"mask-to-latent.{name}.{height}x{width}", mask_to_latent(tensors[name], height, width))
     cases.append({"op": "mask-to-latent", "width": width, "height": height, "input": name, "want": want})
+# a 53×37 mask of a picture that encode pads to 64×48 (factor 16: a 4×3 latent) or 56×40 (8: 7×5)
+for factor, (height, width) in [(16, (3, 4)), (8, (5, 7))]:
+    padded = (height * factor, width * factor)
+    want = add(f"mask-to-latent.padded.{factor}", mask_to_latent(tensors["mask.soft"], height, width, padded))
+    cases.append({"op": "mask-to-latent", "width": width, "height": height, "padded_width": padded[1],
+                  "padded_height": padded[0], "input": "mask.soft", "want": want})
 
 inpaint = torch.rand(1, 1, 40, 56, generator=gen)
 inpaint[:, :, 10:20, 15:30] = 1.0
