@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Headless GIMP: each PDB procedure of the plug-in on a real photo (with an
 # alpha channel) against the same filter run through the gegl program, then
-# a missing model whose error must reach the script-fu caller.  TAP output.
+# a missing model whose error must reach the script-fu caller, other
+# precisions, selections, the inpainting preview, cancelling.  TAP output.
 #   test-gimp.sh PLUGIN MODULE_DIR GEGL_SYSTEM_DIR PHOTO
 set -u
 plugin=$1 module_dir=$2 system_dir=$3 photo=$4
 models=${GEGL_VAE_TEST_MODELS:-$(dirname "$0")/../../shared/models}
-echo "1..9"
+echo "1..10"
 skip_all () {
-  for i in 1 2 3 4 5 6 7 8 9; do echo "ok $i # SKIP $1"; done
+  for i in 1 2 3 4 5 6 7 8 9 10; do echo "ok $i # SKIP $1"; done
   exit 0
 }
 command -v gimp-console-2.10 >/dev/null || skip_all "gimp-console-2.10 is not installed"
@@ -128,6 +129,32 @@ then
   echo "ok 8 - a selection: only its inside changes"
 else
   echo "not ok 8 - selection"; sed 's/^/# /' "$work/selection.log"
+fi
+
+# the inpainting preview with an elliptic selection and the grey fill: the
+# selection is the mask (grey inside the ellipse: mean |v − 128| 5.9 against
+# 51.8 before), the rest as it was, the corners of the selection's box too
+# (test 10)
+script="$(CONVERT='(gimp-image-select-ellipse image CHANNEL-OP-REPLACE 100 60 160 120)' \
+            run_proc plug-in-vae-inpaint-preview inpaint '"taef2"' 0.3 -1 0 3 0 6 1)"
+gimp_batch "(begin $script)" inpaint
+if [ -f "$work/inpaint.png" ] && ! grep -q "execution error" "$work/inpaint.log" \
+   && /usr/bin/python3 - "$work/in.png" "$work/inpaint.png" <<'PY'
+import sys, numpy as np, skimage.io
+a = skimage.io.imread(sys.argv[1]).astype(float); b = skimage.io.imread(sys.argv[2]).astype(float)
+b = b / (257 if b.max() > 255 else 1); a = a / (257 if a.max() > 255 else 1)
+y, x = np.mgrid[:a.shape[0], :a.shape[1]]
+r = ((x + 0.5 - 180) / 80) ** 2 + ((y + 0.5 - 120) / 60) ** 2
+inside, outside = r < 0.6, r > 1.1
+grey_in, grey_was = np.abs(b[..., :3] - 128)[inside].mean(), np.abs(a[..., :3] - 128)[inside].mean()
+print(f"# inside the ellipse: mean |v - 128| {grey_in:.1f} (was {grey_was:.1f})")
+assert np.abs(a - b)[outside].max() <= 1, "changed outside the selection"
+assert grey_in < 0.5 * grey_was, "not grey inside the selection"
+PY
+then
+  echo "ok 10 - inpainting preview: the selection is the mask, nothing outside it changes"
+else
+  echo "not ok 10 - inpainting preview"; sed 's/^/# /' "$work/inpaint.log"
 fi
 
 # Cancel: GIMP 2.10 answers the progress bar's Cancel by killing the plug-in
