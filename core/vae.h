@@ -418,8 +418,6 @@ typedef struct
   gint feather;
 } VaeComposite;
 
-/* The share of the source at (COL, ROW) of the result: 0 outside it. */
-gfloat vae_composite_weight (const VaeComposite *composite, gint col, gint row);
 /* DEST, the rectangle at (DEST_X, DEST_Y) of the destination, becomes that
  * rectangle of the composite; SOURCE holds the source's rectangle at
  * (SOURCE_X, SOURCE_Y) of its own grid and covers what DEST shows of it. */

@@ -52,7 +52,6 @@ prepare (GeglOperation *operation)
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
-
   g_autoptr (GError) mask_error = NULL;
   GeglRectangle mask;
 

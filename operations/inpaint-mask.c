@@ -40,10 +40,8 @@ prepare (GeglOperation *operation)
 
   gegl_operation_set_format (operation, "input", babl_format ("Y float"));
   gegl_operation_set_format (operation, "output", babl_format ("Y float"));
-  if (!gegl_vae_pad_mask (operation, "input", &box, &error) && error)
-    gegl_vae_report_error (operation, &o->error, error);
-  else
-    gegl_vae_clear_error (&o->error);
+  gegl_vae_pad_mask (operation, "input", &box, &error);
+  gegl_vae_report_outcome (operation, &o->error, error);
 }
 
 static GeglRectangle

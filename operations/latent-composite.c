@@ -49,16 +49,10 @@ prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (GError) error = NULL;
-  gboolean    with_aux;
-  const Babl *format = gegl_vae_latent_format (gegl_vae_pad_latents (operation, &with_aux, &error));
+  gboolean with_aux;
 
-  gegl_operation_set_format (operation, "input", format);
-  gegl_operation_set_format (operation, "aux", format);
-  gegl_operation_set_format (operation, "output", format);
-  if (error)
-    gegl_vae_report_error (operation, &o->error, error);
-  else
-    gegl_vae_clear_error (&o->error);
+  gegl_vae_latent_pads (operation, gegl_vae_pad_latents (operation, &with_aux, &error));
+  gegl_vae_report_outcome (operation, &o->error, error);
 }
 
 static GeglRectangle

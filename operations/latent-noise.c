@@ -92,17 +92,12 @@ prepare (GeglOperation *operation)
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (GError) error = NULL;
   GeglRectangle mask;
-  const Babl   *format = gegl_vae_latent_format (gegl_vae_pad_latent (operation, "input", &error));
 
-  gegl_operation_set_format (operation, "input", format);
+  gegl_vae_latent_pads (operation, gegl_vae_pad_latent (operation, "input", &error));
   gegl_operation_set_format (operation, "aux", babl_format ("Y float"));
-  gegl_operation_set_format (operation, "output", format);
   if (!error)
     gegl_vae_pad_mask (operation, "aux", &mask, &error);
-  if (error)
-    gegl_vae_report_error (operation, &o->error, error);
-  else
-    gegl_vae_clear_error (&o->error);
+  gegl_vae_report_outcome (operation, &o->error, error);
 }
 
 /* Nothing when the mask on aux is a latent. */

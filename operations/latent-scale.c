@@ -64,12 +64,9 @@ prepare (GeglOperation *operation)
   GeglRectangle box;
   gint          channels;
 
-  if (!output_box (operation, &box, &channels, &error) && error)
-    gegl_vae_report_error (operation, &o->error, error);
-  else
-    gegl_vae_clear_error (&o->error);
-  gegl_operation_set_format (operation, "input", gegl_vae_latent_format (channels));
-  gegl_operation_set_format (operation, "output", gegl_vae_latent_format (channels));
+  output_box (operation, &box, &channels, &error);
+  gegl_vae_latent_pads (operation, channels);
+  gegl_vae_report_outcome (operation, &o->error, error);
 }
 
 static GeglRectangle

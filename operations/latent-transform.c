@@ -32,14 +32,9 @@ prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (GError) error = NULL;
-  const Babl *format = gegl_vae_latent_format (gegl_vae_pad_latent (operation, "input", &error));
 
-  gegl_operation_set_format (operation, "input", format);
-  gegl_operation_set_format (operation, "output", format);
-  if (error)
-    gegl_vae_report_error (operation, &o->error, error);
-  else
-    gegl_vae_clear_error (&o->error);
+  gegl_vae_latent_pads (operation, gegl_vae_pad_latent (operation, "input", &error));
+  gegl_vae_report_outcome (operation, &o->error, error);
 }
 
 /* The input's box, nothing when it is not a latent. */

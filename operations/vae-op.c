@@ -90,6 +90,17 @@ gegl_vae_latent_format (gint channels)
   return babl_format_n (babl_type ("float"), MAX (channels, 1));
 }
 
+void
+gegl_vae_latent_pads (GeglOperation *operation, gint channels)
+{
+  const Babl *format = gegl_vae_latent_format (channels);
+
+  gegl_operation_set_format (operation, "input", format);
+  gegl_operation_set_format (operation, "output", format);
+  if (gegl_node_has_pad (operation->node, "aux"))
+    gegl_operation_set_format (operation, "aux", format);
+}
+
 gint
 gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad, const gchar **what)
 {
@@ -242,6 +253,15 @@ gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const G
 }
 
 void
+gegl_vae_report_outcome (GeglOperation *operation, gchar **error_property, const GError *error)
+{
+  if (error)
+    gegl_vae_report_error (operation, error_property, error);
+  else
+    gegl_vae_clear_error (error_property);
+}
+
+void
 gegl_vae_clear_error (gchar **error_property)
 {
   if (*error_property && **error_property)
@@ -319,12 +339,6 @@ gegl_vae_read_mask (GeglBuffer *buffer, const GeglRectangle *rect, GError **erro
     gegl_buffer_get (buffer, rect, 1.0, babl_format ("Y float"), t->data, GEGL_AUTO_ROWSTRIDE,
                      GEGL_ABYSS_NONE);
   return t;
-}
-
-void
-gegl_vae_write_mask (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *mask)
-{
-  gegl_buffer_set (buffer, rect, 0, babl_format ("Y float"), mask->data, GEGL_AUTO_ROWSTRIDE);
 }
 
 VaeTensor *

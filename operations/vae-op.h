@@ -98,6 +98,9 @@ GType gegl_vae_rng_get_type (void);
 
 /* The format latents travel in: C float components. */
 const Babl *gegl_vae_latent_format (gint channels);
+/* A latent op's "input", "output" and, when it has one, "aux" in that
+ * format. */
+void gegl_vae_latent_pads (GeglOperation *operation, gint channels);
 /* Components of the latent on PAD; 0 when it carries an image (*what then
  * names its format), −1 while nothing is connected. */
 gint gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad,
@@ -128,6 +131,9 @@ void gegl_vae_report (GeglOperation *operation, gchar **error_property, const gc
     G_GNUC_PRINTF (3, 4);
 void gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error);
 void gegl_vae_clear_error (gchar **error_property);
+/* ERROR reported, or the property cleared when it is NULL: a check's outcome. */
+void gegl_vae_report_outcome (GeglOperation *operation, gchar **error_property,
+                              const GError *error);
 
 /* vae_model_load for the `model`, `backend` and `precision` properties;
  * fails when the backend cannot be had. */
@@ -142,9 +148,8 @@ VaeTensor *gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GEr
 VaeTensor *gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channels,
                                  GError **error);
 void gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *latent);
-/* Masks as 1-channel tensors of "Y float" (an image read as its luminance). */
+/* A mask as a 1-channel tensor of "Y float" (an image read as its luminance). */
 VaeTensor *gegl_vae_read_mask (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);
-void gegl_vae_write_mask (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *mask);
 /* Writes R'G'B'A float with alpha 1, the tensor's top-left at rect's origin. */
 void gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image);
 

@@ -3,6 +3,8 @@
  * output of a failed op.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
+#include "test-gegl-util.h"
+
 #include <gegl.h>
 #include <math.h>
 #include <string.h>
@@ -107,22 +109,6 @@ test_progress (void)
   g_object_unref (input);
 }
 
-/* Sets an enum property by its nick, as a graph file would. */
-static void
-set_enum (GeglNode *node, const gchar *property, const gchar *nick)
-{
-  GParamSpec *pspec = gegl_node_find_property (node, property);
-  GEnumClass *klass;
-  GEnumValue *value;
-
-  g_assert_nonnull (pspec);
-  klass = g_type_class_ref (pspec->value_type);
-  value = g_enum_get_value_by_nick (klass, nick);
-  g_assert_nonnull (value);
-  gegl_node_set (node, property, value->value, NULL);
-  g_type_class_unref (klass);
-}
-
 /* A round trip (vae:encode, vae:decode) under MEMORY_MIB; returns the
  * pixels, the decoder's progress reports and the first error property set. */
 static gfloat *
@@ -144,8 +130,8 @@ preview_under (gint memory_mib, guint *reports, gchar **error)
   GeglRectangle rect = { 0, 0, 256, 256 };
 
   /* the CPU, where the memory plan applies (a device has its own memory) */
-  set_enum (enc, "backend", "cpu");
-  set_enum (dec, "backend", "cpu");
+  test_set_enum (enc, "backend", "cpu");
+  test_set_enum (dec, "backend", "cpu");
   gegl_node_link_many (src, enc, dec, sink, NULL);
   g_signal_connect (dec, "progress", G_CALLBACK (on_progress), steps);
   gegl_node_process (sink);
@@ -291,8 +277,8 @@ test_backend_precision (void)
   g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING,
                          "vae:encode: precision fp16 is implemented on the CUDA*");
   g_test_expect_message ("GEGL", G_LOG_LEVEL_WARNING, "*0px rectangle*");
-  set_enum (enc, "backend", "cpu");
-  set_enum (enc, "precision", "fp16");
+  test_set_enum (enc, "backend", "cpu");
+  test_set_enum (enc, "precision", "fp16");
   gegl_node_link_many (src, enc, sink, NULL);
   gegl_node_process (sink);
   g_test_assert_expected_messages ();

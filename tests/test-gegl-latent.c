@@ -15,6 +15,8 @@
  */
 #include "test-util.h"
 
+#include "test-gegl-util.h"
+
 #include <gegl.h>
 #include <math.h>
 #include <string.h>
@@ -55,22 +57,6 @@ static GeglNode *
 source (GeglNode *graph, GeglBuffer *buffer)
 {
   return gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", buffer, NULL);
-}
-
-/* Sets an enum property by its nick, as a graph file would. */
-static void
-set_enum (GeglNode *node, const gchar *property, const gchar *nick)
-{
-  GParamSpec *pspec = gegl_node_find_property (node, property);
-  GEnumClass *klass;
-  GEnumValue *value;
-
-  g_assert_nonnull (pspec);
-  klass = g_type_class_ref (pspec->value_type);
-  value = g_enum_get_value_by_nick (klass, nick);
-  g_assert_nonnull (value);
-  gegl_node_set (node, property, value->value, NULL);
-  g_type_class_unref (klass);
 }
 
 /* NODE's output over its box, processed by a GeglProcessor in chunks of
@@ -164,7 +150,7 @@ build_op (GeglNode *graph, gconstpointer data)
       g_object_unref (ab);
     }
   if (c->enum_name)
-    set_enum (op, c->enum_name, c->enum_nick);
+    test_set_enum (op, c->enum_name, c->enum_nick);
   for (gint i = 0; i < 3 && c->property[i]; i++)
     {
       GParamSpec *pspec = gegl_node_find_property (op, c->property[i]);
@@ -297,8 +283,8 @@ build_masked_noise (GeglNode *graph, gconstpointer data)
   GeglNode   *op = gegl_node_new_child (graph, "operation", "vae:latent-noise", "timestep", 600,
                                         "seed", 42, "factor", c->factor, NULL);
 
-  set_enum (op, "rng", c->rng);
-  set_enum (op, "schedule", "sd-scaled-linear");
+  test_set_enum (op, "rng", c->rng);
+  test_set_enum (op, "schedule", "sd-scaled-linear");
   gegl_node_link (source (graph, b), op);
   gegl_node_connect_to (source (graph, mb), "output", op, "aux");
   g_object_unref (b);
@@ -352,7 +338,7 @@ build_encode (GeglNode *graph, gconstpointer data)
   GeglBuffer *b = buffer_of (picture, 0, 0, babl_format ("R'G'B'A float"));
   GeglNode   *op = gegl_node_new_child (graph, "operation", "vae:encode", "model", model, NULL);
 
-  set_enum (op, "backend", "cpu");
+  test_set_enum (op, "backend", "cpu");
   gegl_node_link (source (graph, b), op);
   g_object_unref (b);
   if (c->mask)
@@ -417,7 +403,7 @@ through (const gchar *op, GeglRectangle *box, gchar **error, ...)
   if (first)
     gegl_node_set_valist (node, first, args);
   va_end (args);
-  set_enum (check, "mode", "multiply");
+  test_set_enum (check, "mode", "multiply");
   gegl_node_link_many (source (graph, b), node, check, NULL);
   out = render (check, 16, 2, 64, box);
   gegl_node_get (check, "error", error, NULL);

@@ -134,7 +134,7 @@ fi
 # the inpainting preview with an elliptic selection and the grey fill: the
 # selection is the mask (grey inside the ellipse: mean |v − 128| 5.9 against
 # 51.8 before), the rest as it was, the corners of the selection's box too
-# (test 10)
+# (test 9)
 script="$(CONVERT='(gimp-image-select-ellipse image CHANNEL-OP-REPLACE 100 60 160 120)' \
             run_proc plug-in-vae-inpaint-preview inpaint '"taef2"' 0.3 -1 0 3 0 6 1)"
 gimp_batch "(begin $script)" inpaint
@@ -152,9 +152,9 @@ assert np.abs(a - b)[outside].max() <= 1, "changed outside the selection"
 assert grey_in < 0.5 * grey_was, "not grey inside the selection"
 PY
 then
-  echo "ok 10 - inpainting preview: the selection is the mask, nothing outside it changes"
+  echo "ok 9 - inpainting preview: the selection is the mask, nothing outside it changes"
 else
-  echo "not ok 10 - inpainting preview"; sed 's/^/# /' "$work/inpaint.log"
+  echo "not ok 9 - inpainting preview"; sed 's/^/# /' "$work/inpaint.log"
 fi
 
 # Cancel: GIMP 2.10 answers the progress bar's Cancel by killing the plug-in
@@ -184,8 +184,8 @@ done
 wait "$batch"
 if [ "$killed" = yes ] && grep -q "the filter was stopped" "$work/cancel.log" && [ -f "$work/after.png" ] \
    && gegl-imgcmp "$work/before.png" "$work/after.png" 2>/dev/null | grep -q "are identical"; then
-  echo "ok 9 - cancelled mid-run: the caller gets an error, GIMP goes on, the picture is unchanged"
+  echo "ok 10 - cancelled mid-run: the caller gets an error, GIMP goes on, the picture is unchanged"
 else
-  echo "not ok 9 - cancel (killed: $killed)"; sed 's/^/# /' "$work/cancel.log"
+  echo "not ok 10 - cancel (killed: $killed)"; sed 's/^/# /' "$work/cancel.log"
   gegl-imgcmp "$work/before.png" "$work/after.png" 2>&1 | sed 's/^/# /'
 fi

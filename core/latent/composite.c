@@ -25,8 +25,9 @@ on_end_slice (gint p, gint t, gint l)
   return t > l && t < 2 * l && p == 2 * l - 1 - t;
 }
 
-gfloat
-vae_composite_weight (const VaeComposite *c, gint col, gint row)
+/* The share of the source at (COL, ROW) of the result: 0 outside it. */
+static gfloat
+composite_weight (const VaeComposite *c, gint col, gint row)
 {
   const gint     lh = placed_length (c->y, c->source_height, c->height);
   const gint     lw = placed_length (c->x, c->source_width, c->width);
@@ -73,7 +74,7 @@ vae_latent_composite (VaeTensor *dest, gint dest_x, gint dest_y, const VaeTensor
     for (gint x = 0; x < dest->width; x++)
       {
         const gint   col = dest_x + x, row = dest_y + y;
-        const gfloat w = vae_composite_weight (c, col, row);
+        const gfloat w = composite_weight (c, col, row);
         const gint   sx = col - c->x - source_x, sy = row - c->y - source_y;
 
         if (w == 0.0f)
