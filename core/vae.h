@@ -408,6 +408,115 @@ VaeCodebook *vae_model_codebook (const VaeModel *model, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeCodebook, vae_codebook_free)
 
+/* ---- latent operations (core/latent/) ------------------------------------- */
+
+/* ComfyUI's latent nodes on planar tensors of any channel count, in float32
+ * as ComfyUI computes them.  Masks are 1-channel tensors, 1 where the
+ * picture is to change. */
+
+typedef struct
+{
+  gint x, y, width, height;
+} VaeRect;
+
+typedef enum
+{
+  VAE_SCALE_NEAREST_EXACT, /* torch's interpolate modes, align_corners False */
+  VAE_SCALE_BILINEAR,
+  VAE_SCALE_AREA, /* adaptive average pooling */
+  VAE_SCALE_BICUBIC,
+  VAE_SCALE_BISLERP /* ComfyUI's: channel vectors slerped along x, then y */
+} VaeScaleMethod;
+
+/* The size a WIDTH×HEIGHT latent is scaled to: TO_WIDTH×TO_HEIGHT, one of
+ * them 0 to keep the aspect (LatentUpscale), both 0 to scale by FACTOR
+ * (LatentUpscaleBy); Python's rounding, halves to even.  An error for a
+ * factor that is not a positive number or a side out of 1…65536. */
+gboolean vae_latent_scaled_size (gint width, gint height, gdouble factor, gint to_width,
+                                 gint to_height, gint *new_width, gint *new_height, GError **error);
+/* comfy.utils.common_upscale: LATENT to WIDTH×HEIGHT, after cutting its
+ * centre to the new aspect when CROP. */
+VaeTensor *vae_latent_scale (const VaeTensor *latent, gint width, gint height,
+                             VaeScaleMethod method, gboolean crop, GError **error);
+
+typedef enum
+{
+  VAE_TRANSFORM_FLIP_HORIZONTAL,
+  VAE_TRANSFORM_FLIP_VERTICAL,
+  VAE_TRANSFORM_ROTATE_90, /* clockwise, as ComfyUI's LatentRotate */
+  VAE_TRANSFORM_ROTATE_180,
+  VAE_TRANSFORM_ROTATE_270,
+  VAE_TRANSFORM_TRANSPOSE
+} VaeTransform;
+
+VaeTensor *vae_latent_transform (const VaeTensor *latent, VaeTransform transform, GError **error);
+/* TRUE when TRANSFORM exchanges width and height. */
+gboolean vae_latent_transform_swaps_axes (VaeTransform transform);
+/* The rectangle of a WIDTH×HEIGHT latent whose transform is AREA of the
+ * result. */
+VaeRect vae_latent_transform_source (VaeTransform transform, gint width, gint height,
+                                     const VaeRect *area);
+
+/* LatentComposite: a SOURCE_WIDTH×SOURCE_HEIGHT latent placed with its
+ * top-left at (X, Y) ≥ 0 of a WIDTH×HEIGHT one; where an edge of the placed
+ * source lies inside, its last FEATHER pixels fade out. */
+typedef struct
+{
+  gint width, height;
+  gint x, y, source_width, source_height;
+  gint feather;
+} VaeComposite;
+
+/* DEST, the rectangle at (DEST_X, DEST_Y) of the destination, becomes that
+ * rectangle of the composite; SOURCE holds the source's rectangle at
+ * (SOURCE_X, SOURCE_Y) of its own grid and covers what DEST shows of it. */
+gboolean vae_latent_composite (VaeTensor *dest, gint dest_x, gint dest_y, const VaeTensor *source,
+                               gint source_x, gint source_y, const VaeComposite *composite,
+                               GError **error);
+
+typedef enum
+{
+  VAE_BLEND_LERP,     /* (1 − f)·a + f·b: LatentBlend with blend_factor 1 − f */
+  VAE_BLEND_SLERP,    /* the slerp of bislerp, per latent pixel, ratio f */
+  VAE_BLEND_ADD,      /* a + f·b: LatentAdd at f = 1 */
+  VAE_BLEND_SUBTRACT, /* a − f·b: LatentSubtract at f = 1 */
+  VAE_BLEND_MULTIPLY  /* f·a: LatentMultiply (B unused, may be NULL) */
+} VaeBlendMode;
+
+/* A becomes A blended with B (same shape) by FACTOR, B's share. */
+gboolean vae_latent_blend (VaeTensor *a, const VaeTensor *b, VaeBlendMode mode, gdouble factor,
+                           GError **error);
+
+/* A mask on a latent grid: the MASK_WIDTH×MASK_HEIGHT mask, padded to
+ * PADDED_WIDTH×PADDED_HEIGHT by repeating its last column and row (as
+ * vae:encode pads a picture to a multiple of the model's factor; equal
+ * sizes: no padding), then resized to the WIDTH×HEIGHT latent
+ * (comfy.utils.reshape_mask: bilinear, align_corners False). */
+typedef struct
+{
+  gint mask_width, mask_height;
+  gint padded_width, padded_height;
+  gint width, height;
+} VaeMaskGrid;
+
+/* The rectangle of the mask that AREA of the latent reads. */
+VaeRect vae_mask_source (const VaeMaskGrid *grid, const VaeRect *area);
+/* The mask over AREA of the latent, from MASK, the mask's rectangle at
+ * (MASK_X, MASK_Y), which covers vae_mask_source (AREA). */
+VaeTensor *vae_mask_resize (const VaeTensor *mask, gint mask_x, gint mask_y,
+                            const VaeMaskGrid *grid, const VaeRect *area, GError **error);
+/* VAEEncodeForInpaint's noise mask: the rounded mask grown by GROW pixels
+ * (conv2d with a GROW×GROW box, clamped to 0…1; outside MASK counts 0). */
+VaeTensor *vae_inpaint_grow (const VaeTensor *mask, gint grow, GError **error);
+/* The pixels before and after a position that its grown value reads. */
+void vae_inpaint_grow_reach (gint grow, gint *before, gint *after);
+/* VAEEncodeForInpaint's fill: where round (MASK) is 1, IMAGE becomes 0.5. */
+gboolean vae_inpaint_fill (VaeTensor *image, const VaeTensor *mask, GError **error);
+/* The sampler's masked result: NOISY·m + CLEAN·(1 − m) for N interleaved
+ * vectors of CHANNELS and their N mask values. */
+void vae_latent_mask_noise (gfloat *noisy, const gfloat *clean, const gfloat *mask, gsize n,
+                            gint channels);
+
 /* ---- benchmarking --------------------------------------------------------- */
 
 /* Multiply-adds of convolutions and attention since the last reset. */

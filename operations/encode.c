@@ -1,4 +1,8 @@
 /* vae:encode — image → latent buffer (float[C]) at 1/f of the image size.
+ * With a mask on aux (an ordinary image, stretched from its box to the
+ * picture's as ComfyUI does), the pixels where the rounded mask is 1 are
+ * filled with grey first: ComfyUI's VAE Encode (for Inpainting).  Its grown
+ * noise mask is vae:inpaint-mask's output (a GEGL node hands on one buffer).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "vae-config.h"
@@ -20,7 +24,7 @@ property_string (error, _("Error"), "")
 
 #else
 
-#define GEGL_OP_FILTER
+#define GEGL_OP_COMPOSER
 #define GEGL_OP_NAME     vae_encode
 #define GEGL_OP_C_SOURCE encode.c
 
@@ -48,8 +52,11 @@ prepare (GeglOperation *operation)
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, o->precision, &error);
+  g_autoptr (GError) mask_error = NULL;
+  GeglRectangle mask;
 
   gegl_operation_set_format (operation, "input", babl_format ("R'G'B'A float"));
+  gegl_operation_set_format (operation, "aux", babl_format ("Y float"));
   gegl_operation_set_format (
       operation, "output", gegl_vae_latent_format (model ? vae_model_latent_channels (model) : 4));
   if (!model)
@@ -58,6 +65,8 @@ prepare (GeglOperation *operation)
     gegl_vae_report (operation, &o->error, _ ("model %s has no encoder"), o->model);
   else if (gegl_vae_report_empty_input (operation, "input"))
     gegl_vae_report (operation, &o->error, _ ("the input image is empty (0×0)"));
+  else if (!gegl_vae_pad_mask (operation, "aux", &mask, &mask_error) && mask_error)
+    gegl_vae_report_error (operation, &o->error, mask_error);
 }
 
 static GeglRectangle
@@ -65,8 +74,11 @@ get_bounding_box (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (VaeModel) model = gegl_vae_load_model (o->model, o->backend, o->precision, NULL);
+  g_autoptr (GError) error = NULL;
+  GeglRectangle mask;
 
-  if (!model || !vae_model_has_encoder (model))
+  if (!model || !vae_model_has_encoder (model) ||
+      (!gegl_vae_pad_mask (operation, "aux", &mask, &error) && error))
     return (GeglRectangle){ 0 };
   return latent_box (gegl_operation_source_get_bounding_box (operation, "input"),
                      vae_model_factor (model));
@@ -78,8 +90,29 @@ get_cached_region (GeglOperation *operation, const GeglRectangle *roi)
   return get_bounding_box (operation);
 }
 
+/* VAEEncodeForInpaint's grey fill of IMAGE (the input's box IN) where the
+ * mask on aux, stretched to the picture, rounds to 1; TRUE when there is
+ * no mask. */
 static gboolean
-process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
+fill_masked (GeglOperation *operation, GeglBuffer *aux, const GeglRectangle *in, VaeTensor *image,
+             GError **error)
+{
+  const VaeRect all = { 0, 0, in->width, in->height };
+  g_autoptr (VaeTensor) mask = NULL;
+  g_autoptr (VaeTensor) stretched = NULL;
+  GeglRectangle box;
+  VaeMaskGrid   grid;
+
+  if (!aux || !gegl_vae_pad_mask (operation, "aux", &box, NULL))
+    return TRUE;
+  grid = (VaeMaskGrid){ box.width, box.height, box.width, box.height, in->width, in->height };
+  return (mask = gegl_vae_read_mask (aux, &box, error)) &&
+         (stretched = vae_mask_resize (mask, 0, 0, &grid, &all, error)) &&
+         vae_inpaint_fill (image, stretched, error);
+}
+
+static gboolean
+process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *aux, GeglBuffer *output,
          const GeglRectangle *result, gint level)
 {
   GeglProperties      *o = GEGL_PROPERTIES (operation);
@@ -95,7 +128,8 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
     return TRUE;
   run = gegl_vae_run (operation, o->memory_limit, o->backend, o->precision);
   if ((model = gegl_vae_load_model (o->model, o->backend, o->precision, &error)) &&
-      (image = gegl_vae_read_rgb (input, in, &error)))
+      (image = gegl_vae_read_rgb (input, in, &error)) &&
+      fill_masked (operation, aux, in, image, &error))
     latent = vae_model_encode (
         model, image, o->mode == GEGL_VAE_MODE_SAMPLE ? VAE_ENCODE_SAMPLE : VAE_ENCODE_MEAN,
         o->seed, &run, &error);
@@ -113,22 +147,24 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
 static void
 gegl_op_class_init (GeglOpClass *klass)
 {
-  GeglOperationClass       *operation_class = GEGL_OPERATION_CLASS (klass);
-  GeglOperationFilterClass *filter_class = GEGL_OPERATION_FILTER_CLASS (klass);
+  GeglOperationClass         *operation_class = GEGL_OPERATION_CLASS (klass);
+  GeglOperationComposerClass *composer_class = GEGL_OPERATION_COMPOSER_CLASS (klass);
 
   operation_class->prepare = prepare;
   operation_class->get_bounding_box = get_bounding_box;
   operation_class->get_required_for_output = gegl_vae_whole_input;
+  operation_class->get_invalidated_by_change = gegl_vae_whole_output;
   operation_class->get_cached_region = get_cached_region;
   operation_class->threaded = FALSE;
-  filter_class->process = process;
+  composer_class->process = process;
 
   gegl_operation_class_set_keys (
       operation_class, "name", "vae:encode", "title", _ ("VAE Encode"), "categories", "hidden",
       "description",
       _ ("Encodes an image into the latent space of a Stable Diffusion family VAE: "
          "a buffer of C float channels at 1/8 or 1/16 of the image size, in the "
-         "diffusion scale; for a VQ model, the latent before quantisation"),
+         "diffusion scale; for a VQ model, the latent before quantisation; with a mask on "
+         "aux, the masked pixels are filled with grey first (for inpainting)"),
       NULL);
 }
 

@@ -1,6 +1,11 @@
-/* vae:latent-noise — forward diffusion x0 → x_t on a latent buffer.
- * Chunk-safe: noise element (c, y, x) is keyed by its place in the whole
- * latent ([1, C, H, W] order), so tiles and threads never change a value.
+/* vae:latent-noise — forward diffusion x0 → x_t on a latent buffer, with an
+ * optional mask on aux (an ordinary image): noise only where the mask is,
+ * x_t·m + x0·(1 − m), the mask resized to the latent as ComfyUI's
+ * SetLatentNoiseMask (bilinear), from its box or, given the model's factor,
+ * from the picture vae:encode padded.  Chunk-safe: noise element
+ * (c, y, x) is keyed by its place in the whole latent ([1, C, H, W] order),
+ * and each rectangle reads the mask under it, so tiles and threads never
+ * change a value.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "vae-config.h"
@@ -20,6 +25,11 @@ property_int (timestep, _("Timestep"), -1)
 property_seed (seed, _("Seed"), rand)
 property_enum (rng, _("Random numbers"), GeglVaeRng, gegl_vae_rng, GEGL_VAE_RNG_PHILOX)
 property_enum (form, _("Form"), GeglVaeForm, gegl_vae_form, GEGL_VAE_FORM_AUTO)
+property_int (factor, _("Mask pixels per latent pixel"), 0)
+  description (_("0: the mask's box is stretched onto the latent, as ComfyUI's Set Latent "
+                 "Noise Mask; the model's factor (8, 16, 32): a mask of the encoded picture, "
+                 "padded as vae:encode pads the picture, so that the two line up"))
+  value_range (0, 64)
 property_string (error, _("Error"), "")
   description (_("Why the last run failed (read-only)"))
   ui_meta ("error", "true")
@@ -27,13 +37,15 @@ property_string (error, _("Error"), "")
 
 #else
 
-#define GEGL_OP_FILTER
+#define GEGL_OP_COMPOSER
 #define GEGL_OP_NAME vae_latent_noise
 /* clang-format off */
 #define GEGL_OP_C_SOURCE latent-noise.c
 /* clang-format on */
 
 #include "gegl-op.h"
+
+#include <string.h>
 
 /* torch-cpu noise is one MT19937 stream over the whole latent: drawn once. */
 typedef struct
@@ -78,17 +90,81 @@ static void
 prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
-  const gchar    *what;
-  gint            channels = gegl_vae_source_latent_channels (operation, "input", &what);
-  const Babl     *format = gegl_vae_latent_format (channels);
+  g_autoptr (GError) error = NULL;
+  GeglRectangle mask;
 
-  gegl_operation_set_format (operation, "input", format);
-  gegl_operation_set_format (operation, "output", format);
-  if (channels == 0)
-    gegl_vae_report (operation, &o->error, _ ("the input is %s, not a latent (connect vae:encode)"),
-                     what);
-  else if (!gegl_vae_report_nan (operation, &o->error))
-    gegl_vae_clear_error (&o->error);
+  gegl_vae_latent_pads (operation, gegl_vae_pad_latent (operation, "input", &error));
+  gegl_operation_set_format (operation, "aux", babl_format ("Y float"));
+  if (!error)
+    gegl_vae_pad_mask (operation, "aux", &mask, &error);
+  if (error || !gegl_vae_report_nan (operation, &o->error))
+    gegl_vae_report_outcome (operation, &o->error, error);
+}
+
+/* Nothing when the mask on aux is a latent or a property is NaN. */
+static GeglRectangle
+get_bounding_box (GeglOperation *operation)
+{
+  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
+  g_autoptr (GError) error = NULL;
+  GeglRectangle mask;
+
+  if (!in || gegl_vae_nan_property (operation) ||
+      (!gegl_vae_pad_mask (operation, "aux", &mask, &error) && error))
+    return (GeglRectangle){ 0 };
+  return *in;
+}
+
+/* How the mask's box MASK lies on the latent's box BOX. */
+static VaeMaskGrid
+mask_grid (GeglOperation *operation, const GeglRectangle *mask, const GeglRectangle *box)
+{
+  GeglProperties *o = GEGL_PROPERTIES (operation);
+  const gint      f = o->factor;
+
+  return (VaeMaskGrid){
+    mask->width, mask->height, f ? box->width * f : mask->width, f ? box->height * f : mask->height,
+    box->width,  box->height
+  };
+}
+
+/* The mask's rectangle that ROI of the latent reads (ROI itself for the
+ * input). */
+static GeglRectangle
+get_required_for_output (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
+{
+  const GeglRectangle *box = gegl_operation_source_get_bounding_box (operation, "input");
+  GeglRectangle        mask, area;
+  VaeRect              local, source;
+  VaeMaskGrid          grid;
+
+  if (strcmp (input_pad, "aux") != 0)
+    return *roi;
+  if (!box || !gegl_vae_pad_mask (operation, "aux", &mask, NULL) ||
+      !gegl_rectangle_intersect (&area, roi, box))
+    return (GeglRectangle){ 0 };
+  local = gegl_vae_rect_in (&area, box);
+  grid = mask_grid (operation, &mask, box);
+  source = vae_mask_source (&grid, &local);
+  return gegl_vae_rect_out (&source, &mask);
+}
+
+/* The mask on the latent grid over ROI, or NULL (no mask, or ERROR). */
+static VaeTensor *
+mask_over (GeglOperation *operation, GeglBuffer *aux, const GeglRectangle *roi, GError **error)
+{
+  const GeglRectangle *box = gegl_operation_source_get_bounding_box (operation, "input");
+  const GeglRectangle  source = get_required_for_output (operation, "aux", roi);
+  const VaeRect        area = gegl_vae_rect_in (roi, box);
+  g_autoptr (VaeTensor) part = NULL;
+  GeglRectangle mask;
+  VaeMaskGrid   grid;
+
+  if (!aux || !gegl_vae_pad_mask (operation, "aux", &mask, NULL) ||
+      !(part = gegl_vae_read_mask (aux, &source, error)))
+    return NULL;
+  grid = mask_grid (operation, &mask, box);
+  return vae_mask_resize (part, source.x - mask.x, source.y - mask.y, &grid, &area, error);
 }
 
 static gint
@@ -98,20 +174,28 @@ timestep_of (GeglProperties *o)
 }
 
 static gboolean
-process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const GeglRectangle *roi,
-         gint level)
+process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *aux, GeglBuffer *output,
+         const GeglRectangle *roi, gint level)
 {
   GeglProperties      *o = GEGL_PROPERTIES (operation);
   const GeglRectangle *box = gegl_operation_source_get_bounding_box (operation, "input");
-  const gchar         *what;
-  const gint           channels = gegl_vae_source_latent_channels (operation, "input", &what);
+  const gint           channels = gegl_vae_pad_latent (operation, "input", NULL);
   const VaeSchedule    schedule = gegl_vae_schedule (o->schedule, NULL);
   const gfloat        *torch = NULL;
+  const gsize          n = (gsize) roi->width * roi->height;
   gdouble              a = 1.0, b = 0.0;
   gfloat              *pixels;
+  g_autofree gfloat   *clean = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VaeTensor) mask = NULL;
 
   if (channels <= 0 || !box || gegl_vae_nan_property (operation))
     return TRUE;
+  if (!(mask = mask_over (operation, aux, roi, &error)) && error)
+    {
+      gegl_vae_report_error (operation, &o->error, error);
+      return TRUE;
+    }
   if (o->timestep >= 0 || o->strength > 0.0)
     vae_noise_coefficients (schedule, timestep_of (o), gegl_vae_form (o->form, schedule), &a, &b);
   if (o->rng == GEGL_VAE_RNG_TORCH_CPU && b != 0.0 &&
@@ -121,9 +205,11 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
                        box->width, box->height);
       return TRUE;
     }
-  pixels = g_new (gfloat, (gsize) roi->width * roi->height * channels);
+  pixels = g_new (gfloat, n * channels);
   gegl_buffer_get (input, roi, 1.0, gegl_vae_latent_format (channels), pixels, GEGL_AUTO_ROWSTRIDE,
                    GEGL_ABYSS_NONE);
+  if (mask)
+    clean = g_memdup2 (pixels, n * channels * sizeof (gfloat));
   for (gint y = 0; y < roi->height; y++)
     for (gint x = 0; x < roi->width; x++)
       {
@@ -137,6 +223,8 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
             p[c] = (gfloat) (a * p[c] + b * eps);
           }
       }
+  if (mask)
+    vae_latent_mask_noise (pixels, clean, mask->data, n, channels);
   gegl_buffer_set (output, roi, 0, gegl_vae_latent_format (channels), pixels, GEGL_AUTO_ROWSTRIDE);
   g_free (pixels);
   return TRUE;
@@ -161,21 +249,24 @@ finalize (GObject *object)
 static void
 gegl_op_class_init (GeglOpClass *klass)
 {
-  GeglOperationClass       *operation_class = GEGL_OPERATION_CLASS (klass);
-  GeglOperationFilterClass *filter_class = GEGL_OPERATION_FILTER_CLASS (klass);
+  GeglOperationClass         *operation_class = GEGL_OPERATION_CLASS (klass);
+  GeglOperationComposerClass *composer_class = GEGL_OPERATION_COMPOSER_CLASS (klass);
 
   G_OBJECT_CLASS (klass)->finalize = finalize;
   gegl_vae_accept_nan (G_OBJECT_CLASS (klass));
   operation_class->prepare = prepare;
-  operation_class->get_bounding_box = gegl_vae_box_unless_nan;
+  operation_class->get_bounding_box = get_bounding_box;
+  operation_class->get_required_for_output = get_required_for_output;
+  operation_class->get_invalidated_by_change = gegl_vae_whole_output;
   operation_class->threaded = TRUE;
-  filter_class->process = process;
+  composer_class->process = process;
 
   gegl_operation_class_set_keys (
       operation_class, "name", "vae:latent-noise", "title", _ ("Latent Noise"), "categories",
       "hidden", "description",
       _ ("Adds forward-diffusion noise to a latent at a timestep of a noise schedule, "
-         "with A1111/sd.cpp (Philox) or ComfyUI (torch CPU) seeds"),
+         "with A1111/sd.cpp (Philox) or ComfyUI (torch CPU) seeds; only where the mask on aux "
+         "is, when one is connected"),
       NULL);
 }
 

@@ -127,6 +127,30 @@ gegl_vae_preset_get_type (void)
     }
   return type;
 }
+DEFINE_ENUM (gegl_vae_scale_method_get_type, "GeglVaeScaleMethod",
+             { VAE_SCALE_NEAREST_EXACT, N_ ("Nearest (exact)"), "nearest-exact" },
+             { VAE_SCALE_BILINEAR, N_ ("Bilinear"), "bilinear" },
+             { VAE_SCALE_AREA, N_ ("Area (average)"), "area" },
+             { VAE_SCALE_BICUBIC, N_ ("Bicubic"), "bicubic" },
+             { VAE_SCALE_BISLERP, N_ ("Bislerp (spherical)"), "bislerp" })
+
+DEFINE_ENUM (gegl_vae_transform_get_type, "GeglVaeTransform",
+             { VAE_TRANSFORM_FLIP_HORIZONTAL, N_ ("Flip horizontally"), "flip-horizontal" },
+             { VAE_TRANSFORM_FLIP_VERTICAL, N_ ("Flip vertically"), "flip-vertical" },
+             { VAE_TRANSFORM_ROTATE_90, N_ ("Rotate 90° clockwise"), "rotate-90" },
+             { VAE_TRANSFORM_ROTATE_180, N_ ("Rotate 180°"), "rotate-180" },
+             { VAE_TRANSFORM_ROTATE_270, N_ ("Rotate 270° clockwise"), "rotate-270" },
+             { VAE_TRANSFORM_TRANSPOSE, N_ ("Transpose"), "transpose" })
+
+DEFINE_ENUM (gegl_vae_blend_mode_get_type, "GeglVaeBlendMode",
+             { VAE_BLEND_LERP, N_ ("Lerp"), "lerp" }, { VAE_BLEND_SLERP, N_ ("Slerp"), "slerp" },
+             { VAE_BLEND_ADD, N_ ("Add"), "add" },
+             { VAE_BLEND_SUBTRACT, N_ ("Subtract"), "subtract" },
+             { VAE_BLEND_MULTIPLY, N_ ("Multiply"), "multiply" })
+
+DEFINE_ENUM (gegl_vae_units_get_type, "GeglVaeUnits",
+             { GEGL_VAE_UNITS_LATENT, N_ ("Latent pixels"), "latent" },
+             { GEGL_VAE_UNITS_IMAGE, N_ ("Image pixels"), "image" })
 
 const Babl *
 gegl_vae_latent_format (gint channels)
@@ -134,10 +158,34 @@ gegl_vae_latent_format (gint channels)
   return babl_format_n (babl_type ("float"), MAX (channels, 1));
 }
 
+void
+gegl_vae_latent_pads (GeglOperation *operation, gint channels)
+{
+  const Babl *format = gegl_vae_latent_format (channels);
+
+  gegl_operation_set_format (operation, "input", format);
+  gegl_operation_set_format (operation, "output", format);
+  if (gegl_node_has_pad (operation->node, "aux"))
+    gegl_operation_set_format (operation, "aux", format);
+}
+
 gint
 gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad, const gchar **what)
 {
-  const Babl *format = gegl_operation_get_source_format (operation, pad);
+  GeglNode   *source = gegl_operation_get_source_node (operation, pad);
+  const Babl *format;
+
+  /* gegl:clone (XML's <clone ref=…/>) hands its input on untouched but
+   * declares RGBA float: the format is its input's */
+  for (gint depth = 0; source && depth < 64; depth++)
+    {
+      if (g_strcmp0 (gegl_node_get_operation (source), "gegl:clone") != 0)
+        break;
+      operation = gegl_node_get_gegl_operation (source);
+      pad = "input";
+      source = gegl_operation_get_source_node (operation, pad);
+    }
+  format = gegl_operation_get_source_format (operation, pad);
 
   *what = format ? babl_get_name (format) : "nothing";
   if (!format)
@@ -145,6 +193,62 @@ gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad, con
   if (!babl_format_is_format_n (format))
     return 0;
   return babl_format_get_n_components (format);
+}
+
+gint
+gegl_vae_pad_latent (GeglOperation *operation, const gchar *pad, GError **error)
+{
+  const gchar *what;
+  const gint   channels = gegl_vae_source_latent_channels (operation, pad, &what);
+
+  if (channels == 0 && strcmp (pad, "input") == 0)
+    g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                 _ ("the input is %s, not a latent (connect vae:encode)"), what);
+  else if (channels == 0)
+    g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                 _ ("aux is %s, not a latent (connect vae:encode)"), what);
+  return MAX (channels, 0);
+}
+
+gint
+gegl_vae_pad_latents (GeglOperation *operation, gboolean *with_aux, GError **error)
+{
+  const GeglRectangle *aux = gegl_operation_source_get_bounding_box (operation, "aux");
+  const gchar         *what;
+  gint                 channels = gegl_vae_pad_latent (operation, "input", error), aux_channels;
+
+  *with_aux = FALSE;
+  if (!channels || gegl_vae_source_latent_channels (operation, "aux", &what) < 0)
+    return channels;
+  if (!(aux_channels = gegl_vae_pad_latent (operation, "aux", error)))
+    return 0;
+  if (aux_channels != channels)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("aux has %d channels but the input has %d"), aux_channels, channels);
+      return 0;
+    }
+  *with_aux = aux && aux->width > 0 && aux->height > 0;
+  return channels;
+}
+
+gboolean
+gegl_vae_pad_mask (GeglOperation *operation, const gchar *pad, GeglRectangle *box, GError **error)
+{
+  const gchar         *what;
+  const gint           channels = gegl_vae_source_latent_channels (operation, pad, &what);
+  const GeglRectangle *source = gegl_operation_source_get_bounding_box (operation, pad);
+
+  if (channels > 0)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+                   _ ("the mask on %s is a latent (%d channels), not an image"), pad, channels);
+      return FALSE;
+    }
+  if (channels < 0 || !source || source->width <= 0 || source->height <= 0)
+    return FALSE;
+  *box = *source;
+  return TRUE;
 }
 
 /* The node that really feeds PAD, looking through gegl:nop proxies into
@@ -272,6 +376,15 @@ gegl_vae_report_nan (GeglOperation *operation, gchar **error_property)
                      _ ("property '%s' is not a number (NaN); nothing is computed until it is"),
                      name);
   return name != NULL;
+}
+
+void
+gegl_vae_report_outcome (GeglOperation *operation, gchar **error_property, const GError *error)
+{
+  if (error)
+    gegl_vae_report_error (operation, error_property, error);
+  else
+    gegl_vae_clear_error (error_property);
 }
 
 void
@@ -449,6 +562,17 @@ gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, gint channe
 }
 
 VaeTensor *
+gegl_vae_read_mask (GeglBuffer *buffer, const GeglRectangle *rect, GError **error)
+{
+  VaeTensor *t = vae_tensor_new (1, rect->height, rect->width, error);
+
+  if (t)
+    gegl_buffer_get (buffer, rect, 1.0, babl_format ("Y float"), t->data, GEGL_AUTO_ROWSTRIDE,
+                     GEGL_ABYSS_NONE);
+  return t;
+}
+
+VaeTensor *
 gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error)
 {
   const gsize plane = (gsize) rect->width * rect->height;
@@ -565,8 +689,29 @@ gegl_vae_run (GeglOperation *operation, gint memory_limit_mib, GeglVaeBackend ba
 GeglRectangle
 gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad, const GeglRectangle *roi)
 {
-  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, "input");
+  const GeglRectangle *in = gegl_operation_source_get_bounding_box (operation, input_pad);
   return in ? *in : (GeglRectangle){ 0 };
+}
+
+GeglRectangle
+gegl_vae_whole_output (GeglOperation *operation, const gchar *input_pad,
+                       const GeglRectangle *input_region)
+{
+  /* not the box: asking for it prepares the nodes before, and GEGL asks
+   * while it takes a graph apart */
+  return gegl_rectangle_infinite_plane ();
+}
+
+VaeRect
+gegl_vae_rect_in (const GeglRectangle *rect, const GeglRectangle *origin)
+{
+  return (VaeRect){ rect->x - origin->x, rect->y - origin->y, rect->width, rect->height };
+}
+
+GeglRectangle
+gegl_vae_rect_out (const VaeRect *rect, const GeglRectangle *origin)
+{
+  return (GeglRectangle){ rect->x + origin->x, rect->y + origin->y, rect->width, rect->height };
 }
 
 gint

@@ -74,6 +74,21 @@ typedef enum /* the order of VaePrecision */
   GEGL_VAE_PRECISION_FP16
 } GeglVaePrecision;
 
+/* core's enums, as GEGL properties */
+typedef VaeScaleMethod GeglVaeScaleMethod;
+typedef VaeTransform   GeglVaeTransform;
+typedef VaeBlendMode   GeglVaeBlendMode;
+
+typedef enum
+{
+  GEGL_VAE_UNITS_LATENT,
+  GEGL_VAE_UNITS_IMAGE
+} GeglVaeUnits;
+
+GType gegl_vae_scale_method_get_type (void);
+GType gegl_vae_transform_get_type (void);
+GType gegl_vae_blend_mode_get_type (void);
+GType gegl_vae_units_get_type (void);
 GType gegl_vae_backend_get_type (void);
 GType gegl_vae_precision_get_type (void);
 GType gegl_vae_mode_get_type (void);
@@ -121,10 +136,26 @@ GType gegl_vae_preset_get_type (void);
 
 /* The format latents travel in: C float components. */
 const Babl *gegl_vae_latent_format (gint channels);
+/* A latent op's "input", "output" and, when it has one, "aux" in that
+ * format. */
+void gegl_vae_latent_pads (GeglOperation *operation, gint channels);
 /* Components of the latent on PAD; 0 when it carries an image (*what then
  * names its format), −1 while nothing is connected. */
 gint gegl_vae_source_latent_channels (GeglOperation *operation, const gchar *pad,
                                       const gchar **what);
+
+/* The latent on PAD: its channel count; 0 when PAD carries an image (ERROR
+ * says so, naming its format) or nothing (no error: not wired yet). */
+gint gegl_vae_pad_latent (GeglOperation *operation, const gchar *pad, GError **error);
+/* The latents on "input" and "aux" (a composer's): the input's channel
+ * count, *WITH_AUX telling whether aux has pixels; 0 with ERROR when aux
+ * carries an image or another channel count. */
+gint gegl_vae_pad_latents (GeglOperation *operation, gboolean *with_aux, GError **error);
+/* The mask on PAD, an ordinary image: TRUE with its box when it has pixels;
+ * FALSE when nothing or an empty box is connected, or, with ERROR, when PAD
+ * carries a latent. */
+gboolean gegl_vae_pad_mask (GeglOperation *operation, const gchar *pad, GeglRectangle *box,
+                            GError **error);
 
 /* TRUE when PAD is fed an empty box by something that is not a vae: op.
  * Only the first vae: op of a chain reports an empty input (the others get
@@ -139,6 +170,9 @@ void gegl_vae_report (GeglOperation *operation, gchar **error_property, const gc
     G_GNUC_PRINTF (3, 4);
 void gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const GError *error);
 void gegl_vae_clear_error (gchar **error_property);
+/* ERROR reported, or the property cleared when it is NULL: a check's outcome. */
+void gegl_vae_report_outcome (GeglOperation *operation, gchar **error_property,
+                              const GError *error);
 
 /* GObject refuses NaN for a double property with a warning and keeps the
  * old value, so the op could not tell; the double properties of KLASS take
@@ -204,6 +238,8 @@ VaeTensor *gegl_vae_read_latent (GeglBuffer *buffer, const GeglRectangle *rect, 
 /* A few MB at a time; an error only when even that cannot be had. */
 gboolean gegl_vae_write_latent (GeglBuffer *buffer, const GeglRectangle *rect,
                                 const VaeTensor *latent, GError **error);
+/* A mask as a 1-channel tensor of "Y float" (an image read as its luminance). */
+VaeTensor *gegl_vae_read_mask (GeglBuffer *buffer, const GeglRectangle *rect, GError **error);
 /* Writes R'G'B'A float with alpha 1, the tensor's top-left at rect's origin. */
 gboolean gegl_vae_write_rgb (GeglBuffer *buffer, const GeglRectangle *rect, const VaeTensor *image,
                              GError **error);
@@ -218,9 +254,16 @@ VaeNoiseForm gegl_vae_form (GeglVaeForm form, VaeSchedule schedule);
 VaeRun gegl_vae_run (GeglOperation *operation, gint memory_limit_mib, GeglVaeBackend backend,
                      GeglVaePrecision precision);
 
-/* Whole-image ops (encode, decode) need all of their input for any output. */
+/* Whole-image ops (encode, decode, latent-scale) need all of an input pad
+ * for any output, and change all of their output when any input changes. */
 GeglRectangle gegl_vae_whole_input (GeglOperation *operation, const gchar *input_pad,
                                     const GeglRectangle *roi);
+GeglRectangle gegl_vae_whole_output (GeglOperation *operation, const gchar *input_pad,
+                                     const GeglRectangle *input_region);
+
+/* A GEGL rectangle as core's, relative to ORIGIN's corner, and back. */
+VaeRect       gegl_vae_rect_in (const GeglRectangle *rect, const GeglRectangle *origin);
+GeglRectangle gegl_vae_rect_out (const VaeRect *rect, const GeglRectangle *origin);
 
 /* Connects SOURCE's output to SINK's PAD: gegl_node_connect from GEGL 0.4.46
  * on (it deprecates gegl_node_connect_to), gegl_node_connect_to before. */

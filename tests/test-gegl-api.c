@@ -6,6 +6,8 @@
  * diffusion preview.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
+#include "test-gegl-util.h"
+
 #include <gegl.h>
 #include <math.h>
 #include <string.h>
@@ -336,22 +338,6 @@ test_progress (void)
   g_object_unref (input);
 }
 
-/* Sets an enum property by its nick, as a graph file would. */
-static void
-set_enum (GeglNode *node, const gchar *property, const gchar *nick)
-{
-  GParamSpec *pspec = gegl_node_find_property (node, property);
-  GEnumClass *klass;
-  GEnumValue *value;
-
-  g_assert_nonnull (pspec);
-  klass = g_type_class_ref (pspec->value_type);
-  value = g_enum_get_value_by_nick (klass, nick);
-  g_assert_nonnull (value);
-  gegl_node_set (node, property, value->value, NULL);
-  g_type_class_unref (klass);
-}
-
 /* A round trip (vae:encode, vae:decode) under MEMORY_MIB; returns the
  * pixels, the decoder's progress reports and the first error property set. */
 static gfloat *
@@ -373,8 +359,8 @@ preview_under (gint memory_mib, guint *reports, gchar **error)
   GeglRectangle rect = { 0, 0, 256, 256 };
 
   /* the CPU, where the memory plan applies (a device has its own memory) */
-  set_enum (enc, "backend", "cpu");
-  set_enum (dec, "backend", "cpu");
+  test_set_enum (enc, "backend", "cpu");
+  test_set_enum (dec, "backend", "cpu");
   gegl_node_link_many (src, enc, dec, sink, NULL);
   g_signal_connect (dec, "progress", G_CALLBACK (on_progress), steps);
   gegl_node_process (sink);
@@ -450,11 +436,12 @@ gimp_tool_lists (const gchar *categories)
 static void
 test_gimp_tool_listing (void)
 {
-  static const gchar *const latent_ops[] = { "vae:encode",         "vae:decode",
-                                             "vae:latent-noise",   "vae:vq-snap",
-                                             "vae:latent-save",    "vae:latent-load",
-                                             "vae:latent-preview", "vae:apply-alpha",
-                                             "vae:codebook-usage" };
+  static const gchar *const latent_ops[] = {
+    "vae:encode",       "vae:decode",           "vae:latent-noise",     "vae:vq-snap",
+    "vae:latent-save",  "vae:latent-load",      "vae:latent-preview",   "vae:apply-alpha",
+    "vae:latent-scale", "vae:latent-transform", "vae:latent-composite", "vae:latent-blend",
+    "vae:inpaint-mask", "vae:codebook-usage"
+  };
   static const gchar *const filters[] = { "vae:diffusion-preview", "vae:round-trip",
                                           "vae:latent-posterize" };
 
@@ -525,8 +512,8 @@ test_backend_precision (void)
   g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING,
                          "vae:encode: precision fp16 is implemented on the CUDA*");
   g_test_expect_message ("GEGL", G_LOG_LEVEL_WARNING, "*0px rectangle*");
-  set_enum (enc, "backend", "cpu");
-  set_enum (enc, "precision", "fp16");
+  test_set_enum (enc, "backend", "cpu");
+  test_set_enum (enc, "precision", "fp16");
   gegl_node_link_many (src, enc, sink, NULL);
   gegl_node_process (sink);
   g_test_assert_expected_messages ();
@@ -634,7 +621,7 @@ test_filter_keeps_latent (void)
   g_assert_cmpuint (decodes, ==, 3);
   g_assert_cmpfloat (max_difference (first, stronger), >, 0.05);
   g_assert_cmpfloat (max_difference (stronger, reseeded), >, 0.05);
-  set_enum (filter, "mode", "sample");
+  test_set_enum (filter, "mode", "sample");
   sampled = render (filter, input);
   g_assert_cmpuint (encodes, ==, 2);
   g_assert_nonnull (sampled);

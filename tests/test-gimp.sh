@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Headless GIMP: each PDB procedure of the plug-in on a real photo (with an
 # alpha channel) against the same filter run through the gegl program, then
-# a missing model whose error must reach the script-fu caller.  TAP output.
+# a missing model whose error must reach the script-fu caller, other
+# precisions, selections, the inpainting preview, cancelling.  TAP output.
 #   test-gimp.sh PLUGIN MODULE_DIR GEGL_SYSTEM_DIR PHOTO
 set -u
 plugin=$1 module_dir=$2 system_dir=$3 photo=$4
 models=${GEGL_VAE_TEST_MODELS:-$(dirname "$0")/../../shared/models}
-echo "1..9"
+echo "1..10"
 skip_all () {
-  for i in 1 2 3 4 5 6 7 8 9; do echo "ok $i # SKIP $1"; done
+  for i in 1 2 3 4 5 6 7 8 9 10; do echo "ok $i # SKIP $1"; done
   exit 0
 }
 command -v gimp-console-2.10 >/dev/null || skip_all "gimp-console-2.10 is not installed"
@@ -135,6 +136,32 @@ else
   echo "not ok 8 - selection"; sed 's/^/# /' "$work/selection.log"
 fi
 
+# the inpainting preview with an elliptic selection and the grey fill: the
+# selection is the mask (grey inside the ellipse: mean |v − 128| 5.9 against
+# 51.8 before), the rest as it was, the corners of the selection's box too
+# (test 9)
+script="$(CONVERT='(gimp-image-select-ellipse image CHANNEL-OP-REPLACE 100 60 160 120)' \
+            run_proc plug-in-vae-inpaint-preview inpaint '"taef2"' 0.3 -1 0 3 0 6 1)"
+gimp_batch "(begin $script)" inpaint
+if [ -f "$work/inpaint.png" ] && ! grep -q "execution error" "$work/inpaint.log" \
+   && /usr/bin/python3 - "$work/in.png" "$work/inpaint.png" <<'PY'
+import sys, numpy as np, skimage.io
+a = skimage.io.imread(sys.argv[1]).astype(float); b = skimage.io.imread(sys.argv[2]).astype(float)
+b = b / (257 if b.max() > 255 else 1); a = a / (257 if a.max() > 255 else 1)
+y, x = np.mgrid[:a.shape[0], :a.shape[1]]
+r = ((x + 0.5 - 180) / 80) ** 2 + ((y + 0.5 - 120) / 60) ** 2
+inside, outside = r < 0.6, r > 1.1
+grey_in, grey_was = np.abs(b[..., :3] - 128)[inside].mean(), np.abs(a[..., :3] - 128)[inside].mean()
+print(f"# inside the ellipse: mean |v - 128| {grey_in:.1f} (was {grey_was:.1f})")
+assert np.abs(a - b)[outside].max() <= 1, "changed outside the selection"
+assert grey_in < 0.5 * grey_was, "not grey inside the selection"
+PY
+then
+  echo "ok 9 - inpainting preview: the selection is the mask, nothing outside it changes"
+else
+  echo "not ok 9 - inpainting preview"; sed 's/^/# /' "$work/inpaint.log"
+fi
+
 # Cancel: GIMP 2.10 answers the progress bar's Cancel by killing the plug-in
 # (gimp_plug_in_progress_cancel_callback → gimp_plug_in_close (plug_in, TRUE)),
 # so the test does the same mid-run and checks that the caller gets an error,
@@ -162,8 +189,8 @@ done
 wait "$batch"
 if [ "$killed" = yes ] && grep -q "the filter was stopped" "$work/cancel.log" && [ -f "$work/after.png" ] \
    && gegl-imgcmp "$work/before.png" "$work/after.png" 2>/dev/null | grep -q "are identical"; then
-  echo "ok 9 - cancelled mid-run: the caller gets an error, GIMP goes on, the picture is unchanged"
+  echo "ok 10 - cancelled mid-run: the caller gets an error, GIMP goes on, the picture is unchanged"
 else
-  echo "not ok 9 - cancel (killed: $killed)"; sed 's/^/# /' "$work/cancel.log"
+  echo "not ok 10 - cancel (killed: $killed)"; sed 's/^/# /' "$work/cancel.log"
   gegl-imgcmp "$work/before.png" "$work/after.png" 2>&1 | sed 's/^/# /'
 fi

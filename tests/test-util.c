@@ -57,6 +57,28 @@ test_has_bf16 (void)
 }
 
 VaeTensor *
+test_weights_tensor (VaeWeights *weights, const gchar *name)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gfloat *data = NULL;
+  gint64             shape[VAE_MAX_DIMS];
+  gint               ndim;
+  gsize              n;
+  VaeTensor         *t;
+
+  if (!vae_weights_shape (weights, name, &ndim, shape, NULL))
+    g_error ("no tensor %s among the goldens", name);
+  g_assert_cmpint (ndim, ==, 4);
+  t = vae_tensor_new ((gint) shape[1], (gint) shape[2], (gint) shape[3], &error);
+  g_assert_no_error (error);
+  data = vae_weights_get_float (weights, name, &n, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, vae_tensor_n_elements (t));
+  memcpy (t->data, data, n * sizeof (gfloat));
+  return t;
+}
+
+VaeTensor *
 test_load_npy_latent (const gchar *path)
 {
   g_autoptr (GError) error = NULL;

@@ -17,6 +17,9 @@ gchar *test_models_dir (const gchar *needed_file);
  * test skipped. */
 gboolean   test_has_bf16 (void);
 VaeTensor *test_load_npy_latent (const gchar *path);
+/* The [1, C, h, w] float tensor NAME of WEIGHTS (a goldens file) as a
+ * planar tensor, asserting it is there. */
+VaeTensor *test_weights_tensor (VaeWeights *weights, const gchar *name);
 VaeTensor *test_load_npy_image (const gchar *path);
 /* max |a − b| / max |b|, the house measure (b is the reference). */
 gdouble test_max_rel_error (const VaeTensor *a, const VaeTensor *b);

@@ -1,6 +1,7 @@
 /* GIMP 2.10 plug-in: the gegl-vae filters under Filters → Generic → VAE, each
  * also a PDB procedure for scripts:
- *   plug-in-vae-diffusion-preview, plug-in-vae-round-trip, plug-in-vae-latent-posterize.
+ *   plug-in-vae-diffusion-preview, plug-in-vae-round-trip, plug-in-vae-latent-posterize,
+ *   plug-in-vae-inpaint-preview (the preview with noise only in the selection).
  * They run the vae:* GEGL operations on the drawable (or its selection) and
  * merge the result through the shadow buffer, so the selection mask and the
  * alpha channel are respected and every image precision works.
@@ -40,6 +41,17 @@ static const GimpParamDef preview_args[] = {
   { GIMP_PDB_INT32, "rng", "{ PHILOX (0), TORCH-CPU (1) }" },
   { GIMP_PDB_INT32, "vq", "Snap the latent to a learned codebook (TRUE/FALSE)" },
   { GIMP_PDB_INT32, "k", "Codebook size when vq is TRUE" },
+};
+
+static const GimpParamDef inpaint_args[] = {
+  { GIMP_PDB_FLOAT, "strength", "Denoising strength 0–1 inside the selection" },
+  { GIMP_PDB_INT32, "timestep", "Timestep 0–999, or −1 to use the strength" },
+  { GIMP_PDB_INT32, "schedule",
+    "{ AUTO (0), SD-SCALED-LINEAR (1), LINEAR (2), COSINE (3), FLOW (4) }" },
+  { GIMP_PDB_INT32, "seed", "Noise seed" },
+  { GIMP_PDB_INT32, "rng", "{ PHILOX (0), TORCH-CPU (1) }" },
+  { GIMP_PDB_INT32, "grow", "Grow the selection by this many pixels (0–64), as ComfyUI's mask" },
+  { GIMP_PDB_INT32, "fill", "Grey under the selection before encoding (TRUE/FALSE)" },
 };
 
 static const GimpParamDef round_trip_args[] = {
@@ -90,6 +102,11 @@ query (void)
            "(or read "
            "from a file), then decodes.",
            N_ ("_Latent posterize…"), posterize_args, G_N_ELEMENTS (posterize_args));
+  install (PROC_INPAINT, N_ ("Show the noise inpainting starts from, in the selection"),
+           "Encodes the drawable, adds the noise of a diffusion timestep only where the selection "
+           "(grown by some pixels) is, as ComfyUI's inpainting does, optionally with the selection "
+           "grey before encoding, and decodes it again. Without a selection: everywhere.",
+           N_ ("_Inpainting noise preview…"), inpaint_args, G_N_ELEMENTS (inpaint_args));
   (void) return_args;
 }
 

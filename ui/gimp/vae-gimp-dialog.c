@@ -92,10 +92,20 @@ add_seed (GtkTable *table, gint row, gint32 *seed)
   gimp_table_attach_aligned (table, 0, row, _ ("_Seed:"), 0.0, 0.5, widget, 2, TRUE);
 }
 
-static gint
-build_preview (GtkTable *table, gint row, VaeGimpValues *v)
+static void
+add_check (GtkTable *table, gint row, const gchar *label, gboolean *value)
 {
-  GtkWidget *check;
+  GtkWidget *check = gtk_check_button_new_with_mnemonic (label);
+
+  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (check), *value);
+  g_signal_connect (check, "toggled", G_CALLBACK (on_toggle), value);
+  gtk_table_attach (table, check, 0, 3, row, row + 1, GTK_FILL, GTK_FILL, 0, 0);
+}
+
+/* The noise settings; the codebook ones, or for inpainting the mask's. */
+static gint
+build_preview (GtkTable *table, gint row, VaeGimpValues *v, gboolean inpaint)
+{
 
   add_scale (table, row++, _ ("S_trength:"), &v->strength, 0.0, 1.0, 2,
              _ ("How far along the diffusion schedule the noise goes; 0 is a plain round trip"));
@@ -109,12 +119,14 @@ build_preview (GtkTable *table, gint row, VaeGimpValues *v)
              gimp_int_combo_box_new (_ ("Philox (A1111/sd.cpp GPU seeds)"), 0,
                                      _ ("Torch CPU (ComfyUI seeds)"), 1, NULL),
              &v->rng);
-  check =
-      gtk_check_button_new_with_mnemonic (_ ("Snap the latent to a _codebook (latent posterize)"));
-  gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (check), v->vq);
-  g_signal_connect (check, "toggled", G_CALLBACK (on_toggle), &v->vq);
-  gtk_table_attach (table, check, 0, 3, row, row + 1, GTK_FILL, GTK_FILL, 0, 0);
-  row++;
+  if (inpaint)
+    {
+      add_int (table, row++, _ ("_Grow the selection:"), &v->grow, 0, 64,
+               _ ("Pixels added around the selection, as ComfyUI grows an inpainting mask"));
+      add_check (table, row++, _ ("_Grey under the selection before encoding"), &v->fill);
+      return row;
+    }
+  add_check (table, row++, _ ("Snap the latent to a _codebook (latent posterize)"), &v->vq);
   add_int (table, row++, _ ("Codebook si_ze:"), &v->k, 2, 256, NULL);
   return row;
 }
@@ -151,13 +163,15 @@ build_posterize (GtkTable *table, gint row, Dialog *d)
 gboolean
 vae_gimp_dialog (const gchar *procedure, VaeGimpValues *values)
 {
-  const gchar *title = strcmp (procedure, PROC_PREVIEW) == 0      ? _ ("Forward Diffusion Preview")
-                       : strcmp (procedure, PROC_ROUND_TRIP) == 0 ? _ ("VAE Round Trip")
-                                                                  : _ ("Latent Posterize");
-  Dialog       d = { values, NULL, NULL };
-  GtkWidget   *dialog, *table;
-  gint         row = 0;
-  gboolean     ok;
+  const gboolean inpaint = strcmp (procedure, PROC_INPAINT) == 0;
+  const gchar   *title = strcmp (procedure, PROC_PREVIEW) == 0 ? _ ("Forward Diffusion Preview")
+                         : inpaint                             ? _ ("Inpainting Noise Preview")
+                         : strcmp (procedure, PROC_ROUND_TRIP) == 0 ? _ ("VAE Round Trip")
+                                                                    : _ ("Latent Posterize");
+  Dialog         d = { values, NULL, NULL };
+  GtkWidget     *dialog, *table;
+  gint           row = 0;
+  gboolean       ok;
 
   gimp_ui_init ("gegl-vae", FALSE);
   dialog = gimp_dialog_new (title, "gegl-vae", NULL, 0, gimp_standard_help_func, procedure,
@@ -170,8 +184,8 @@ vae_gimp_dialog (const gchar *procedure, VaeGimpValues *values)
   gtk_box_pack_start (GTK_BOX (gtk_dialog_get_content_area (GTK_DIALOG (dialog))), table, TRUE,
                       TRUE, 0);
   d.model = add_model (GTK_TABLE (table), row++, values);
-  if (strcmp (procedure, PROC_PREVIEW) == 0)
-    row = build_preview (GTK_TABLE (table), row, values);
+  if (strcmp (procedure, PROC_PREVIEW) == 0 || inpaint)
+    row = build_preview (GTK_TABLE (table), row, values, inpaint);
   else if (strcmp (procedure, PROC_ROUND_TRIP) == 0)
     row = build_round_trip (GTK_TABLE (table), row, values);
   else

@@ -18,6 +18,7 @@ vae_gimp_values_defaults (const gchar *procedure, VaeGimpValues *v)
   v->timestep = -1;
   v->k = strcmp (procedure, PROC_POSTERIZE) == 0 ? 8 : 16;
   v->vq_strength = 1.0;
+  v->grow = 6;
 }
 
 static gboolean
@@ -31,27 +32,31 @@ gboolean
 vae_gimp_values_from_params (const gchar *procedure, const GimpParam *param, gint n,
                              VaeGimpValues *v, GError **error)
 {
-  const gint expected = strcmp (procedure, PROC_PREVIEW) == 0      ? 11
-                        : strcmp (procedure, PROC_ROUND_TRIP) == 0 ? 6
-                                                                   : 7;
+  const gboolean inpaint = strcmp (procedure, PROC_INPAINT) == 0;
+  const gint     expected = strcmp (procedure, PROC_PREVIEW) == 0 || inpaint ? 11
+                            : strcmp (procedure, PROC_ROUND_TRIP) == 0       ? 6
+                                                                             : 7;
 
   if (n != expected)
     return bad_param (_ ("wrong number of arguments"), error);
   if (param[3].data.d_string && *param[3].data.d_string)
     g_strlcpy (v->model, param[3].data.d_string, sizeof v->model);
-  if (strcmp (procedure, PROC_PREVIEW) == 0)
+  if (strcmp (procedure, PROC_PREVIEW) == 0 || inpaint)
     {
       v->strength = param[4].data.d_float;
       v->timestep = param[5].data.d_int32;
       v->schedule = param[6].data.d_int32;
       v->seed = param[7].data.d_int32;
       v->rng = param[8].data.d_int32;
-      v->vq = param[9].data.d_int32 != 0;
-      v->k = param[10].data.d_int32;
+      if (inpaint)
+        v->grow = param[9].data.d_int32, v->fill = param[10].data.d_int32 != 0;
+      else
+        v->vq = param[9].data.d_int32 != 0, v->k = param[10].data.d_int32;
       if (v->strength < 0 || v->strength > 1 || v->timestep < -1 || v->timestep > 999 ||
-          v->schedule < 0 || v->schedule > 4 || v->rng < 0 || v->rng > 1 || v->k < 1 || v->k > 4096)
-        return bad_param (_ ("strength 0–1, timestep −1–999, schedule 0–4, rng 0–1, k 1–4096"),
-                          error);
+          v->schedule < 0 || v->schedule > 4 || v->rng < 0 || v->rng > 1 || v->k < 1 ||
+          v->k > 4096 || v->grow < 0 || v->grow > 64)
+        return bad_param (
+            _ ("strength 0–1, timestep −1–999, schedule 0–4, rng 0–1, k 1–4096, grow 0–64"), error);
     }
   else if (strcmp (procedure, PROC_ROUND_TRIP) == 0)
     {
@@ -111,11 +116,11 @@ filter_error (GeglNode *filter)
 static GeglNode *
 new_filter (GeglNode *gegl, const gchar *procedure, const VaeGimpValues *v)
 {
-  if (strcmp (procedure, PROC_PREVIEW) == 0)
+  if (strcmp (procedure, PROC_PREVIEW) == 0 || strcmp (procedure, PROC_INPAINT) == 0)
     return gegl_node_new_child (gegl, "operation", "vae:diffusion-preview", "model", v->model,
                                 "strength", v->strength, "timestep", v->timestep, "schedule",
                                 v->schedule, "seed", v->seed, "rng", v->rng, "vq", v->vq, "k", v->k,
-                                NULL);
+                                "grow", v->grow, "fill", v->fill, NULL);
   if (strcmp (procedure, PROC_ROUND_TRIP) == 0)
     return gegl_node_new_child (gegl, "operation", "vae:round-trip", "model", v->model, "mode",
                                 v->mode, "seed", v->seed, NULL);
@@ -124,12 +129,36 @@ new_filter (GeglNode *gegl, const gchar *procedure, const VaeGimpValues *v)
                               v->seed, NULL);
 }
 
+/* The image's selection over the rectangle (X, Y, W, H) of DRAWABLE, as a
+ * node of GEGL (its buffer in *BUFFER); NULL when nothing is selected. */
+static GeglNode *
+selection_mask (GeglNode *gegl, gint32 drawable, gint x, gint y, gint w, gint h,
+                GeglBuffer **buffer)
+{
+  const gint32 image = gimp_item_get_image (drawable);
+  GeglNode    *source, *moved, *cropped;
+  gint         offset_x, offset_y;
+
+  if (gimp_selection_is_empty (image))
+    return NULL;
+  gimp_drawable_offsets (drawable, &offset_x, &offset_y);
+  *buffer = gimp_drawable_get_buffer (gimp_image_get_selection (image));
+  source = gegl_node_new_child (gegl, "operation", "gegl:buffer-source", "buffer", *buffer, NULL);
+  moved = gegl_node_new_child (gegl, "operation", "gegl:translate", "x", (gdouble) -offset_x, "y",
+                               (gdouble) -offset_y, NULL);
+  cropped = gegl_node_new_child (gegl, "operation", "gegl:crop", "x", (gdouble) x, "y", (gdouble) y,
+                                 "width", (gdouble) w, "height", (gdouble) h, NULL);
+  gegl_node_link_many (source, moved, cropped, NULL);
+  return cropped;
+}
+
 gboolean
 vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *v, GError **error)
 {
+  const gboolean inpaint = strcmp (procedure, PROC_INPAINT) == 0;
   g_autoptr (VaeModel) model = NULL;
-  GeglBuffer    *src, *shadow;
-  GeglNode      *gegl, *filter, *sink;
+  GeglBuffer    *src, *shadow, *selection = NULL;
+  GeglNode      *gegl, *filter, *mask, *sink;
   GeglProcessor *processor;
   gdouble        progress;
   gchar         *message;
@@ -154,6 +183,15 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
   shadow = gimp_drawable_get_shadow_buffer (drawable);
   gegl = gegl_node_new ();
   filter = new_filter (gegl, procedure, v);
+  /* inpainting: noise only where the selection, grown, is (moved as the
+   * picture is); without a selection, everywhere */
+  if (inpaint && (mask = selection_mask (gegl, drawable, x, y, w, h, &selection)))
+    {
+      GeglNode *moved = gegl_node_new_child (gegl, "operation", "gegl:translate", "x", (gdouble) -x,
+                                             "y", (gdouble) -y, NULL);
+      gegl_node_link (mask, moved);
+      gegl_node_connect_to (moved, "output", filter, "aux");
+    }
   sink = gegl_node_new_child (gegl, "operation", "gegl:write-buffer", "buffer", shadow, NULL);
   gegl_node_link_many (
       gegl_node_new_child (gegl, "operation", "gegl:buffer-source", "buffer", src, NULL),
@@ -184,6 +222,7 @@ vae_gimp_process (const gchar *procedure, gint32 drawable, const VaeGimpValues *
   g_object_unref (gegl);
   g_object_unref (shadow);
   g_object_unref (src);
+  g_clear_object (&selection);
   if (message)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, "%s", message);

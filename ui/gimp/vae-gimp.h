@@ -9,6 +9,7 @@
 #define PROC_PREVIEW    "plug-in-vae-diffusion-preview"
 #define PROC_ROUND_TRIP "plug-in-vae-round-trip"
 #define PROC_POSTERIZE  "plug-in-vae-latent-posterize"
+#define PROC_INPAINT    "plug-in-vae-inpaint-preview"
 
 /* Plain data: kept between runs with gimp_set_data. */
 typedef struct
@@ -24,6 +25,8 @@ typedef struct
   gint32   mode;
   gchar    codebook[1024];
   gdouble  vq_strength;
+  gint32   grow; /* inpainting: the selection grown by this many pixels */
+  gboolean fill; /* inpainting: the selection grey before encoding */
 } VaeGimpValues;
 
 void     vae_gimp_values_defaults (const gchar *procedure, VaeGimpValues *values);
