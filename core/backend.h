@@ -68,17 +68,32 @@ typedef struct
   VaeLayerCache *cache;  /* what backends keep for it, or NULL (nothing is kept) */
 } VaeConv;
 
+/* ---- RMS norm (Qwen-Image / Wan 2.1, DC-AE) ---- */
+
+typedef enum
+{
+  VAE_NORM_GROUP, /* GroupNorm: statistics over each group of channels and all positions */
+  VAE_NORM_RMS    /* over the channels of each position alone (groups unused):
+                   * y = x·γ/√(max(mean_c(x²), VAE_RMS_FLOOR/C) + eps) + β, β optional */
+} VaeNormKind;
+
+/* F.normalize's floor on ‖x‖ (1e-12), squared: on mean_c(x²) it is 1e-24/C. */
+#define VAE_RMS_FLOOR 1e-24
+
+/* ---- end RMS norm ---- */
+
 typedef struct
 {
   gint           channels;
   gint           groups;
   gfloat         eps;
   gfloat        *gamma;
-  gfloat        *beta;
+  gfloat        *beta; /* NULL: none (RMS norms only) */
   VaeLayerCache *cache;
+  VaeNormKind    kind; /* zero, GroupNorm, unless set */
 } VaeNorm;
 
-/* Single-head self-attention over all positions, with its own GroupNorm and
+/* Single-head self-attention over all positions, with its own norm and
  * the residual: out = x + proj(softmax(q kᵀ / √c) v). */
 typedef struct
 {

@@ -59,7 +59,7 @@ conv_case_init_shape (ConvCase *c, GRand *rand, const VaeConv *shape, const gint
 static void
 conv_case_init (ConvCase *c, GRand *rand, gint ci, gint co, const gint size[2])
 {
-  const VaeConv shape = { co, ci, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL, NULL };
+  const VaeConv shape = { co, ci, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL };
 
   conv_case_init_shape (c, rand, &shape, size);
   g_assert_true (vae_winograd_applies (&c->conv));
@@ -263,9 +263,9 @@ static void
 test_conv_bf16_direct (void)
 {
   static const VaeConv shapes[] = {
-    { 7, 13, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL, NULL, NULL },
-    { 32, 64, 1, 1, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL },
-    { 9, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL, NULL, NULL },
+    { 7, 13, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL },
+    { 32, 64, 1, 1, 0, 0, 0, 0, NULL, NULL, NULL },
+    { 9, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },
   };
   GRand            *rand;
   const VaeBackend *cpu = vae_backend_cpu_bf16 ();

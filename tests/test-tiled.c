@@ -110,10 +110,11 @@ test_conv (void)
   g_rand_free (rand);
 }
 
-/* GroupNorm (statistics merged over bands) and attention, and a conv that
- * reads the pending normalisation, against the plain backend. */
+/* GroupNorm (statistics merged over bands) or RMS norm (KIND), attention
+ * with that norm, and a conv that reads the pending normalisation, against
+ * the plain backend. */
 static void
-test_norm_attention (void)
+norm_attention_case (VaeNormKind kind)
 {
   GRand       *rand = g_rand_new_with_seed (11);
   const gint   c = 32, h = 13, w = 11;
@@ -125,6 +126,7 @@ test_norm_attention (void)
   g_autoptr (GError) error = NULL;
   const VaeBackend *cpu = vae_backend_cpu ();
 
+  norm.kind = attn.norm.kind = kind;
   attn.norm.gamma = g_memdup2 (norm.gamma, c * sizeof (gfloat));
   attn.norm.beta = g_memdup2 (norm.beta, c * sizeof (gfloat));
   for (guint i = 0; i < G_N_ELEMENTS (convs); i++)
@@ -152,14 +154,26 @@ test_norm_attention (void)
       g_autoptr (VaeTensor) c_got =
           plain (tiled->conv (tiled, &attn.q, lazy, FALSE, NULL, VAE_ACT_NONE, &error));
       g_assert_no_error (error);
-      test_assert_close (n_got, n_want, 1e-5, "GroupNorm + SiLU in bands");
+      test_assert_close (n_got, n_want, 1e-5, "norm + SiLU in bands");
       test_assert_close (a_got, a_want, 1e-5, "attention in bands");
-      test_assert_close (c_got, c_want, 1e-5, "a conv reading the pending GroupNorm");
+      test_assert_close (c_got, c_want, 1e-5, "a conv reading the pending norm");
       vae_backend_tiled_free (tiled);
     }
   vae_norm_clear (&norm);
   vae_attention_clear (&attn);
   g_rand_free (rand);
+}
+
+static void
+test_norm_attention (void)
+{
+  norm_attention_case (VAE_NORM_GROUP);
+}
+
+static void
+test_rms_norm_attention (void)
+{
+  norm_attention_case (VAE_NORM_RMS);
 }
 
 static void
@@ -548,6 +562,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/tiled/conv", test_conv);
   g_test_add_func ("/tiled/norm-attention", test_norm_attention);
+  g_test_add_func ("/tiled/rms-norm-attention", test_rms_norm_attention);
   g_test_add_func ("/tiled/device-bands", test_device_bands);
   g_test_add_func ("/tiled/plan", test_plan);
   g_test_add_func ("/tiled/parse-bytes", test_parse_bytes);

@@ -341,14 +341,79 @@ normalize (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
   g_free (rstd);
 }
 
+/* ---- RMS norm ---- */
+
+/* Positions per block: their sums (in double, as the float64 reference)
+ * stay in the first-level cache while every channel adds to them. */
+#define RMS_BLOCK 512
+
+static VAE_HOT void
+rms_block (const VaeNorm *norm, const gfloat *x, gfloat *y, gsize plane, gsize first, gint n,
+           VaeAct act)
+{
+  const gdouble floor = VAE_RMS_FLOOR / norm->channels;
+  gdouble       sum[RMS_BLOCK] = { 0 };
+  gfloat        rstd[RMS_BLOCK];
+
+  for (gint c = 0; c < norm->channels; c++)
+    {
+      const gfloat *xc = x + c * plane + first;
+      for (gint i = 0; i < n; i++)
+        sum[i] += (gdouble) xc[i] * xc[i];
+    }
+  for (gint i = 0; i < n; i++)
+    rstd[i] = (gfloat) (1.0 / sqrt (MAX (sum[i] / norm->channels, floor) + norm->eps));
+  for (gint c = 0; c < norm->channels; c++)
+    {
+      const gfloat *xc = x + c * plane + first;
+      gfloat       *yc = y + c * plane + first;
+      const gfloat  g = norm->gamma[c], b = norm->beta ? norm->beta[c] : 0.0f;
+      for (gint i = 0; i < n; i++)
+        yc[i] = vae_activate (xc[i] * rstd[i] * g + b, act);
+    }
+}
+
+void
+vae_rms_norm_span (const VaeNorm *norm, const gfloat *x, gfloat *y, gsize plane, gsize first,
+                   gsize count, VaeAct act)
+{
+  const gsize blocks = (count + RMS_BLOCK - 1) / RMS_BLOCK;
+
+#pragma omp parallel for schedule(static)
+  for (gsize b = 0; b < blocks; b++)
+    rms_block (norm, x, y, plane, first + b * RMS_BLOCK,
+               (gint) MIN ((gsize) RMS_BLOCK, count - b * RMS_BLOCK), act);
+}
+
+/* ---- end RMS norm ---- */
+
+/* Either kind of norm; Y may be X. */
+static void
+normalize_any (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
+{
+  const gsize plane = (gsize) x->height * x->width;
+
+  if (norm->kind == VAE_NORM_RMS)
+    vae_rms_norm_span (norm, x->data, y->data, plane, 0, plane, act);
+  else
+    normalize (norm, x, act, y);
+}
+
+static gboolean
+norm_fits (const VaeNorm *norm, const VaeTensor *x)
+{
+  return x->channels == norm->channels &&
+         (norm->kind == VAE_NORM_RMS || x->channels % norm->groups == 0);
+}
+
 static VaeTensor *
 cpu_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
 {
   VaeTensor *y;
 
-  g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, NULL);
+  g_return_val_if_fail (norm_fits (norm, x), NULL);
   if ((y = vae_tensor_new_uninit (x->channels, x->height, x->width, FALSE, error)))
-    normalize (norm, x, act, y);
+    normalize_any (norm, x, act, y);
   return y;
 }
 
@@ -356,8 +421,8 @@ static gboolean
 cpu_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act,
                    GError **error)
 {
-  g_return_val_if_fail (x->channels == norm->channels && x->channels % norm->groups == 0, FALSE);
-  normalize (norm, x, act, x);
+  g_return_val_if_fail (norm_fits (norm, x), FALSE);
+  normalize_any (norm, x, act, x);
   return TRUE;
 }
 

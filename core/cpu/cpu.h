@@ -19,6 +19,10 @@ const VaeBackend *vae_backend_cpu_bf16 (void);
  * is float64). */
 void vae_moments (const gfloat *p, gsize n, gdouble *mean, gdouble *m2);
 void vae_scale_shift_act (const gfloat *src, gfloat *dst, gsize n, gfloat a, gfloat b, VaeAct act);
+/* The RMS norm (norm->kind VAE_NORM_RMS) of positions [FIRST, FIRST + COUNT)
+ * of each of the norm's channel planes, PLANE floats apart; Y may be X. */
+void vae_rms_norm_span (const VaeNorm *norm, const gfloat *x, gfloat *y, gsize plane, gsize first,
+                        gsize count, VaeAct act);
 /* o = v·softmax(qᵀk/√c)ᵀ for ROWS query positions (columns of q and o, whose
  * rows are STRIDE floats apart); SCORES holds vae_cpu_attend_scratch_floats. */
 void  vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k,

@@ -20,6 +20,8 @@ vae_family_free (VaeFamily *family)
   g_strfreev (family->aliases);
   g_strfreev (family->files);
   g_free (family->rgb_factors);
+  g_free (family->latents_mean);
+  g_free (family->latents_std);
   g_free (family);
 }
 
@@ -99,6 +101,38 @@ get_double (GKeyFile *kf, const gchar *key, gdouble fallback, gboolean *ok)
   return v;
 }
 
+static gboolean
+kind_from_name (const gchar *name, VaeKind *kind)
+{
+  static const gchar *const names[] = {
+    [VAE_KIND_KL] = "kl", [VAE_KIND_TINY] = "tiny", [VAE_KIND_QWEN_IMAGE] = "qwen-image"
+  };
+
+  for (guint i = 0; name && i < G_N_ELEMENTS (names); i++)
+    if (strcmp (name, names[i]) == 0)
+      {
+        *kind = (VaeKind) i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* KEY's list of RawChannels numbers into *OUT (left NULL when absent);
+ * FALSE when there are not that many or one is not above LOW. */
+static gboolean
+get_channel_list (GKeyFile *kf, const gchar *key, gint channels, gdouble low, gdouble **out)
+{
+  gsize n = 0;
+
+  if (!g_key_file_has_key (kf, GROUP, key, NULL))
+    return TRUE;
+  *out = g_key_file_get_double_list (kf, GROUP, key, &n, NULL);
+  for (gsize i = 0; *out && i < n; i++)
+    if (!((*out)[i] > low) || (*out)[i] > 1e6)
+      return FALSE;
+  return *out && n == (gsize) channels;
+}
+
 gboolean
 vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamily **out,
                   GError **error)
@@ -122,7 +156,8 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
   f->name = g_key_file_get_string (kf, GROUP, "Name", NULL);
   f->title = g_key_file_get_locale_string (kf, GROUP, "Title", NULL, NULL);
   kind = g_key_file_get_string (kf, GROUP, "Kind", NULL);
-  f->kind = g_strcmp0 (kind, "tiny") == 0 ? VAE_KIND_TINY : VAE_KIND_KL;
+  if (!kind_from_name (kind, &f->kind))
+    ok = FALSE;
   f->raw_channels = get_int (kf, "RawChannels", 0, 1, 4096, &ok);
   f->raw_factor = get_int (kf, "RawFactor", 8, 1, 1024, &ok);
   f->patchify = get_int (kf, "Patchify", 1, 1, 2, &ok);
@@ -137,22 +172,24 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
     ok = FALSE;
   f->aliases = g_key_file_get_string_list (kf, GROUP, "Aliases", NULL, NULL);
   f->files = g_key_file_get_string_list (kf, GROUP, "Files", NULL, NULL);
+  if (!get_channel_list (kf, "LatentsMean", f->raw_channels, -1e6, &f->latents_mean) ||
+      !get_channel_list (kf, "LatentsStd", f->raw_channels, 0.0, &f->latents_std))
+    ok = FALSE;
   if (g_key_file_has_key (kf, GROUP, "RgbFactors", NULL))
     {
       f->rgb_factors = g_key_file_get_double_list (kf, GROUP, "RgbFactors", &n_factors, NULL);
       f->n_rgb_factors = (gint) n_factors;
     }
-  if (!ok || !f->name || !*f->name || !f->title || !kind ||
-      (f->kind == VAE_KIND_KL && g_strcmp0 (kind, "kl") != 0) || f->raw_channels == 0 ||
-      f->scale == 0.0 ||
+  if (!ok || !f->name || !*f->name || !f->title || f->raw_channels == 0 || f->scale == 0.0 ||
       (f->rgb_factors && n_factors != (gsize) f->raw_channels * f->patchify * f->patchify * 3 + 3))
     {
       g_set_error (
           error, VAE_ERROR, VAE_ERROR_FORMAT,
-          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny), RawChannels ≥ 1 and a "
-             "non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; integers, "
-             "booleans and numbers must be valid, RgbFactors must "
-             "hold channels × 3 + 3 numbers"),
+          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny|qwen-image), RawChannels ≥ 1 "
+             "and a non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; "
+             "integers, booleans and numbers must be valid, RgbFactors must "
+             "hold channels × 3 + 3 numbers, LatentsMean and LatentsStd (> 0) one per raw "
+             "channel"),
           origin);
       vae_family_free (f);
       return FALSE;
@@ -284,7 +321,7 @@ vae_family_match (const VaeFamily *shape, const gchar *file_name)
       gsize            alias;
       if (f->kind != shape->kind || f->raw_channels != shape->raw_channels ||
           f->raw_factor != shape->raw_factor ||
-          (f->kind == VAE_KIND_KL &&
+          (f->kind != VAE_KIND_TINY &&
            (f->quant_convs != shape->quant_convs || f->batch_norm != shape->batch_norm)) ||
           (f->kind == VAE_KIND_TINY && f->pool_branch != shape->pool_branch))
         continue;

@@ -88,7 +88,8 @@ resolve (const gchar *model, const VaeFamily **preset, GError **error)
   if ((family = vae_family_lookup (model)))
     {
       *preset = family;
-      for (gchar **f = family->files; *f; f++)
+      /* a tiny model's halves, or the first of other families' alternatives */
+      for (gchar **f = family->files; *f && (family->kind == VAE_KIND_TINY || !paths->len); f++)
         if ((found = find_on_path (*f)))
           g_ptr_array_add (paths, found);
       if (paths->len > 0)
@@ -163,6 +164,8 @@ count_weights (VaeModel *m, const VaeWeights *w, GHashTable *dtypes)
       const VaeWeightEntry *e = vae_weights_lookup (w, vae_weights_name (w, i));
       m->n_tensors++;
       m->n_params += e->n_elements;
+      m->net_floats +=
+          m->structure.kind == VAE_KIND_QWEN_IMAGE ? vae_qwen_frame_elements (e) : e->n_elements;
       g_hash_table_add (dtypes, (gpointer) vae_dtype_name (e->dtype));
     }
 }
@@ -230,6 +233,14 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
   return TRUE;
 }
 
+static const gchar *
+kind_title (VaeKind kind)
+{
+  return kind == VAE_KIND_KL     ? "AutoencoderKL"
+         : kind == VAE_KIND_TINY ? "tiny autoencoder (TAESD)"
+                                 : "AutoencoderKLQwenImage (Wan 2.1), one frame";
+}
+
 static gboolean
 choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset, const gchar *path,
                GError **error)
@@ -270,9 +281,8 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
           error, VAE_ERROR, VAE_ERROR_MODEL,
           _ ("%s: no family descriptor fits a %s with %d latent channels at 1/%d%s%s; add one "
              "or name a family"),
-          m->files, shape.kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder",
-          shape.raw_channels, shape.raw_factor, shape.quant_convs ? ", quant convs" : "",
-          shape.batch_norm ? ", batch norm" : "");
+          m->files, kind_title (shape.kind), shape.raw_channels, shape.raw_factor,
+          shape.quant_convs ? ", quant convs" : "", shape.batch_norm ? ", batch norm" : "");
       return FALSE;
     }
   if (m->family->kind != shape.kind || m->family->raw_channels != shape.raw_channels ||
@@ -463,8 +473,7 @@ vae_model_describe (const VaeModel *m)
   GString         *s = g_string_new (NULL);
 
   g_string_append_printf (s, "family:     %s (%s)\n", f->name, f->title);
-  g_string_append_printf (s, "kind:       %s\n",
-                          f->kind == VAE_KIND_KL ? "AutoencoderKL" : "tiny autoencoder (TAESD)");
+  g_string_append_printf (s, "kind:       %s\n", kind_title (f->kind));
   g_string_append_printf (s, "files:      %s\n", m->files);
   g_string_append_printf (s, "latent:     %d channels at 1/%d", vae_family_latent_channels (f),
                           vae_family_factor (f));
@@ -472,6 +481,9 @@ vae_model_describe (const VaeModel *m)
     g_string_append_printf (s, " (network: %d at 1/%d, %d×%d patchify%s)", f->raw_channels,
                             f->raw_factor, f->patchify, f->patchify,
                             m->structure.batch_norm ? ", batch norm" : "");
+  if (f->latents_mean || f->latents_std)
+    g_string_append_printf (s, "\nper channel: latents_mean and latents_std (%d each)",
+                            f->raw_channels);
   g_string_append_printf (s, "\nscale:      %.8g\nshift:      %.8g\n", m->scale, m->shift);
   g_string_append_printf (s, "halves:     %s%s%s\n", m->encoder ? "encoder" : "",
                           m->encoder && m->decoder ? " + " : "", m->decoder ? "decoder" : "");

@@ -10,6 +10,7 @@ G_BEGIN_DECLS
 
 typedef struct
 {
+  VaeKind  kind; /* VAE_KIND_KL, or VAE_KIND_QWEN_IMAGE (its decoder halves each upsampler) */
   gint     n_levels;
   gint     widths[8];
   gint     layers;          /* resnets per encoder level (decoder: one more) */
@@ -18,10 +19,12 @@ typedef struct
   gboolean batch_norm;
 } VaeSynthConfig;
 
-/* The real architecture of a KL family (widths 128/256/512/512, 2 layers). */
+/* The real architecture of a KL family (widths 128/256/512/512, 2 layers)
+ * or of Qwen-Image's (96/192/384/384, 2 layers). */
 gboolean vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *config,
                                       GError **error);
-/* Writes a diffusers-named safetensors file of float32 weights. */
+/* Writes a diffusers-named safetensors file of float32 weights (the names
+ * of AutoencoderKL or AutoencoderKLQwenImage). */
 gboolean vae_synth_kl (const gchar *path, const VaeSynthConfig *config, guint64 seed,
                        GError **error);
 

@@ -1,5 +1,6 @@
 /* Running a model: image ↔ diffusion latent, with replicate padding, the KL
- * posterior, FLUX.2 patchify and BatchNorm, and the family's scale/shift.
+ * posterior, FLUX.2 patchify and BatchNorm, the family's per-channel
+ * latents_mean/std (Qwen-Image) and its scale/shift.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
@@ -61,6 +62,14 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
 }
 
 static const VaeRun default_run;
+
+/* Whether M is a Gaussian-posterior VAE (AutoencoderKL, Qwen-Image): images
+ * in [−1, 1], 2Z moments out of the encoder; else a tiny one (TAESD). */
+static gboolean
+gaussian (const VaeModel *m)
+{
+  return m->structure.kind != VAE_KIND_TINY;
+}
 
 /* What the pass's layers report to and stop on. */
 static VaePass
@@ -213,8 +222,7 @@ vae_model_encode_raw (VaeModel *m, const VaeTensor *image, const VaeRun *run, GE
   if (!check_size (image->width, image->height, "image", error) ||
       !vae_tensor_check_finite (image, "the input image", error))
     return NULL;
-  padded =
-      pad_image (image, vae_family_factor (m->family), m->structure.kind == VAE_KIND_KL, error);
+  padded = pad_image (image, vae_family_factor (m->family), gaussian (m), error);
   if (!padded)
     return NULL;
   return forward (m, m->encoder, padded, run, error);
@@ -267,43 +275,64 @@ patchify (const VaeTensor *x, gboolean inverse, GError **error)
   return y;
 }
 
-/* Diffusion scale: FLUX.2's BatchNorm statistics, then (z − shift)·scale. */
+/* The statistics channel C is normalised by before shift and scale:
+ * FLUX.2's BatchNorm, or the family's latents_mean/std; else 0 and 1. */
 static void
-to_diffusion (const VaeModel *m, VaeTensor *z)
+channel_stats (const VaeModel *m, gint c, gdouble *mean, gdouble *std)
+{
+  const VaeFamily *f = m->family;
+
+  *mean = 0.0;
+  *std = 1.0;
+  if (m->bn_mean)
+    {
+      *mean = m->bn_mean[c];
+      *std = sqrt ((gdouble) m->bn_var[c] + BN_EPS);
+      return;
+    }
+  if (f->latents_mean)
+    *mean = f->latents_mean[c];
+  if (f->latents_std)
+    *std = f->latents_std[c];
+}
+
+/* Each channel of Z as z·mul + add, in place. */
+static void
+channel_affine (VaeTensor *z, const gdouble *mul, const gdouble *add)
 {
   const gsize plane = (gsize) z->height * z->width;
 
   for (gint c = 0; c < z->channels; c++)
+    for (gsize i = 0; i < plane; i++)
+      z->data[c * plane + i] = (gfloat) (z->data[c * plane + i] * mul[c] + add[c]);
+}
+
+/* Diffusion scale: ((z − mean_c)/std_c − shift)·scale, or its inverse. */
+static void
+diffusion_scale (const VaeModel *m, VaeTensor *z, gboolean inverse)
+{
+  g_autofree gdouble *mul = g_new (gdouble, z->channels), *add = g_new (gdouble, z->channels);
+
+  for (gint c = 0; c < z->channels; c++)
     {
-      gdouble mul = m->scale, add = -m->shift * m->scale;
-      if (m->bn_mean)
-        {
-          gdouble rstd = 1.0 / sqrt ((gdouble) m->bn_var[c] + BN_EPS);
-          add += -m->bn_mean[c] * rstd * m->scale;
-          mul *= rstd;
-        }
-      for (gsize i = 0; i < plane; i++)
-        z->data[c * plane + i] = (gfloat) (z->data[c * plane + i] * mul + add);
+      gdouble mean, std;
+      channel_stats (m, c, &mean, &std);
+      mul[c] = inverse ? std / m->scale : m->scale / std;
+      add[c] = inverse ? m->shift * std + mean : -(mean / std + m->shift) * m->scale;
     }
+  channel_affine (z, mul, add);
+}
+
+static void
+to_diffusion (const VaeModel *m, VaeTensor *z)
+{
+  diffusion_scale (m, z, FALSE);
 }
 
 static void
 from_diffusion (const VaeModel *m, VaeTensor *z)
 {
-  const gsize plane = (gsize) z->height * z->width;
-
-  for (gint c = 0; c < z->channels; c++)
-    {
-      gdouble mul = 1.0 / m->scale, add = m->shift;
-      if (m->bn_mean)
-        {
-          gdouble std = sqrt ((gdouble) m->bn_var[c] + BN_EPS);
-          mul *= std;
-          add = add * std + m->bn_mean[c];
-        }
-      for (gsize i = 0; i < plane; i++)
-        z->data[c * plane + i] = (gfloat) (z->data[c * plane + i] * mul + add);
-    }
+  diffusion_scale (m, z, TRUE);
 }
 
 VaeTensor *
@@ -314,8 +343,7 @@ vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint
 
   if (!raw)
     return NULL;
-  if (m->structure.kind == VAE_KIND_KL &&
-      !vae_tensor_replace (&raw, posterior (raw, mode, seed, error)))
+  if (gaussian (m) && !vae_tensor_replace (&raw, posterior (raw, mode, seed, error)))
     return NULL;
   if (m->family->patchify > 1 && !vae_tensor_replace (&raw, patchify (raw, FALSE, error)))
     return NULL;
@@ -376,7 +404,7 @@ vae_model_decode (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GErro
 {
   VaeTensor *out = vae_model_decode_raw (m, latent, run, error);
   gsize      n;
-  gboolean   kl = m->structure.kind == VAE_KIND_KL;
+  gboolean   from_signed = gaussian (m);
 
   if (!out)
     return NULL;
@@ -384,31 +412,25 @@ vae_model_decode (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GErro
 #pragma omp parallel for schedule(static)
   for (gsize i = 0; i < n; i++)
     {
-      gfloat v = kl ? (out->data[i] + 1.0f) * 0.5f : out->data[i];
+      gfloat v = from_signed ? (out->data[i] + 1.0f) * 0.5f : out->data[i];
       out->data[i] = CLAMP (v, 0.0f, 1.0f);
     }
   return out;
 }
 
+/* BatchNorm-normalised families (FLUX.2) keep their normalised latents in
+ * ComfyUI's files; the others the network's own (Qwen-Image's too: ComfyUI
+ * applies latents_mean/std as it samples). */
 void
 vae_model_latent_to_raw (const VaeModel *m, VaeTensor *latent)
 {
-  /* BatchNorm-normalised families (FLUX.2) keep their normalised latents */
-  const gsize n = vae_tensor_n_elements (latent);
-
-  if (m->bn_mean)
-    return;
-  for (gsize i = 0; i < n; i++)
-    latent->data[i] = (gfloat) (latent->data[i] / m->scale + m->shift);
+  if (!m->bn_mean)
+    from_diffusion (m, latent);
 }
 
 void
 vae_model_latent_from_raw (const VaeModel *m, VaeTensor *latent)
 {
-  const gsize n = vae_tensor_n_elements (latent);
-
-  if (m->bn_mean)
-    return;
-  for (gsize i = 0; i < n; i++)
-    latent->data[i] = (gfloat) ((latent->data[i] - m->shift) * m->scale);
+  if (!m->bn_mean)
+    to_diffusion (m, latent);
 }

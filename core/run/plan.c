@@ -6,6 +6,7 @@
  * estimate fits.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
+#include "cpu/cpu.h"
 #include "run/run.h"
 
 #include <stdio.h>
@@ -204,9 +205,13 @@ plan_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct
 
   if (!p->tiled)
     return tally_tensor (p, x->channels, x->height, x->width);
-  /* a view of x's store: nothing new but the band being summed */
-  note (p, band_bytes (p, x->channels, x->height, x->width));
-  count_bands (p, x->height);
+  /* a view of x's store: nothing new but the band being summed (an RMS
+   * norm sums nothing: it is applied as the next layer reads) */
+  if (norm->kind != VAE_NORM_RMS)
+    {
+      note (p, band_bytes (p, x->channels, x->height, x->width));
+      count_bands (p, x->height);
+    }
   return tally_ref (((TallyRef *) x->external)->tally, x->channels, x->height, x->width);
 }
 
@@ -286,7 +291,7 @@ walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings
 static guint64
 fixed_bytes (const VaeModel *m, gint image_w, gint image_h)
 {
-  const guint64 weights = m->n_params * sizeof (gfloat);
+  const guint64 weights = m->net_floats * sizeof (gfloat);
   const guint64 image = (guint64) 3 * image_w * image_h * sizeof (gfloat);
 
   return BASELINE_BYTES + weights + 2 * image;

@@ -30,14 +30,15 @@ typedef struct
 } Store;
 
 /* What a tiled tensor's `external` points to: a store and an optional
- * pending per-channel y = act(x·scale + shift). */
+ * pending per-channel y = act(x·scale + shift), or a pending RMS norm. */
 typedef struct
 {
-  VaeExternal base;
-  Store      *store;
-  gfloat     *scale; /* NULL: no pending normalisation */
-  gfloat     *shift;
-  VaeAct      act;
+  VaeExternal    base;
+  Store         *store;
+  gfloat        *scale; /* NULL: no pending normalisation */
+  gfloat        *shift;
+  VaeAct         act;
+  const VaeNorm *rms; /* NULL, or an RMS norm applied as rows are read */
 } View;
 
 typedef struct
@@ -206,6 +207,9 @@ read_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
     }
   if (!store_rows (v->store, FALSE, a, b - a, band, a - y0, error))
     return NULL;
+  if (v->rms) /* per position: the band's rows hold all it needs */
+    vae_rms_norm_span (v->rms, band->data, band->data, (gsize) band->height * row_floats,
+                       (a - y0) * row_floats, (b - a) * row_floats, v->act);
   if (v->scale)
 #pragma omp parallel for schedule(static)
     for (gint c = 0; c < t->channels; c++)
@@ -225,7 +229,7 @@ stored (const Tiled *tb, const VaeTensor *t, GError **error)
   VaeTensor  *out;
   g_autoptr (VaeTensor) all = NULL;
 
-  if (v && !v->scale)
+  if (v && !v->scale && !v->rms)
     return view_tensor (v->store, NULL, NULL, VAE_ACT_NONE);
   if (!(out = new_output (tb, t->channels, t->height, t->width, error)) ||
       !(all = read_rows (t, 0, t->height, error)) ||
@@ -358,6 +362,21 @@ tiled_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gbool
   return y;
 }
 
+/* ---- RMS norm ---- */
+
+/* An RMS norm needs no statistics over the image: it is left pending on
+ * SOURCE's store and applied to each band as it is read. */
+static VaeTensor *
+rms_view (const VaeTensor *source, const VaeNorm *norm, VaeAct act)
+{
+  VaeTensor *t = view_tensor (store_of (source), NULL, NULL, act);
+
+  ((View *) t->external)->rms = norm;
+  return t;
+}
+
+/* ---- end RMS norm ---- */
+
 /* Chan et al.'s merge of (count, mean, M2) for one group with a band's. */
 static void
 merge_stats (gdouble *n, gdouble *mean, gdouble *m2, gdouble bn, gdouble bmean, gdouble bm2)
@@ -383,6 +402,8 @@ tiled_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAc
 
   if (!source)
     return NULL;
+  if (norm->kind == VAE_NORM_RMS)
+    return rms_view (source, norm, act);
   for (gint y0 = 0; y0 < x->height; y0 += rows)
     {
       g_autoptr (VaeTensor) band = read_rows (source, y0, MIN (x->height, y0 + rows), error);
