@@ -778,10 +778,9 @@ causal3d_supported (const KlNames *names, GError **error)
   if (image == 3)
     return TRUE;
   g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-               _ ("%s: a causal 3-D VAE whose image side has %" PRId64
-                  " channels, not 3 (Wan 2.2's VAE, which patchifies the image, is not "
-                  "supported)"),
-               vae_weights_get_path (names->weights), image);
+               _ ("%s: a causal 3-D VAE whose image side has %d channels, not 3 (Wan 2.2's "
+                  "VAE, which patchifies the image, is not supported)"),
+               vae_weights_get_path (names->weights), (gint) image);
   return FALSE;
 }
 
