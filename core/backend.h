@@ -73,7 +73,7 @@ typedef struct
 typedef enum
 {
   VAE_NORM_GROUP, /* GroupNorm: statistics over each group of channels and all positions */
-  VAE_NORM_RMS    /* over the channels of each position alone (groups unused):
+  VAE_NORM_RMS    /* over the channels of each position alone (groups 1, unused):
                    * y = x·γ/√(max(mean_c(x²), VAE_RMS_FLOOR/C) + eps) + β, β optional */
 } VaeNormKind;
 
