@@ -63,10 +63,28 @@ typedef struct
   gint           kernel;
   gint           stride;
   gint           pad_top, pad_left, pad_bottom, pad_right;
-  gfloat        *weight; /* out × in × k × k */
+  gfloat        *weight; /* out × in/groups × k × k */
   gfloat        *bias;   /* out, or NULL */
   VaeLayerCache *cache;  /* what backends keep for it, or NULL (nothing is kept) */
+  gint           groups; /* 0 or 1: dense; G: output group g reads input group g alone */
 } VaeConv;
+
+/* ---- grouped convolutions (DC-AE) ---- */
+
+static inline gint
+vae_conv_groups (const VaeConv *conv)
+{
+  return conv->groups > 1 ? conv->groups : 1;
+}
+
+/* Input channels each output channel reads. */
+static inline gint
+vae_conv_group_inputs (const VaeConv *conv)
+{
+  return conv->in_channels / vae_conv_groups (conv);
+}
+
+/* ---- end grouped convolutions ---- */
 
 /* ---- RMS norm (Qwen-Image / Wan 2.1, DC-AE) ---- */
 
@@ -121,6 +139,21 @@ struct _VaeBackend
   /* Makes *TENSOR, which this backend returned, a plain host tensor; NULL
    * where its tensors always are (the CPU's). */
   gboolean (*to_host) (const VaeBackend *be, VaeTensor **tensor, GError **error);
+
+  /* ---- DC-AE layers (Sana's AutoencoderDC) ---- */
+  /* a + b, of equal shapes. */
+  VaeTensor *(*add) (const VaeBackend *be, const VaeTensor *a, const VaeTensor *b, GError **error);
+  /* GLUMBConv's gate: x[:C/2] · SiLU(x[C/2:]), C/2 channels. */
+  VaeTensor *(*gate) (const VaeBackend *be, const VaeTensor *x, GError **error);
+  /* EfficientViT's ReLU linear attention over all positions, per group of
+   * 3·HEAD_DIM channels (q, k, v its thirds), HEAD_DIM channels out per
+   * group: out_n = Σ_m v_m (k'_m·q'_n) / (Σ_m k'_m·q'_n + eps), k' = ReLU(k),
+   * q' = ReLU(q). */
+  VaeTensor *(*linear_attention) (const VaeBackend *be, const VaeTensor *x, gint head_dim,
+                                  gfloat eps, GError **error);
+  /* Depth to space ×2: out[c, 2i + dy, 2j + dx] = x[4c + 2dy + dx, i, j]. */
+  VaeTensor *(*pixel_shuffle) (const VaeBackend *be, const VaeTensor *x, GError **error);
+  /* ---- end DC-AE layers ---- */
 };
 
 /* norm(X) for a tensor nobody reads afterwards: in place where the backend

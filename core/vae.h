@@ -102,9 +102,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeWeights, vae_weights_free)
 
 typedef enum
 {
-  VAE_KIND_KL,        /* AutoencoderKL: SD1/2, SDXL, SD3, FLUX.1, FLUX.2 */
-  VAE_KIND_TINY,      /* TAESD family */
-  VAE_KIND_QWEN_IMAGE /* AutoencoderKLQwenImage (Wan 2.1's VAE) on one frame */
+  VAE_KIND_KL,         /* AutoencoderKL: SD1/2, SDXL, SD3, FLUX.1, FLUX.2 */
+  VAE_KIND_TINY,       /* TAESD family */
+  VAE_KIND_QWEN_IMAGE, /* AutoencoderKLQwenImage (Wan 2.1's VAE) on one frame */
+  VAE_KIND_DCAE        /* Sana's DC-AE (AutoencoderDC) */
 } VaeKind;
 
 typedef enum

@@ -329,20 +329,21 @@ test_preset (gconstpointer name)
     }
 }
 
-/* Qwen-Image's full architecture (seeded weights) through vae:encode and
- * vae:decode with the model file, against diffusers' float64 goldens: the
- * latent at the house bar, the decoded image (16-bit PNG) within the bar
- * plus half a 16-bit step. */
+/* A family's full architecture (seeded weights, "qwen-image" or "dc-ae")
+ * through vae:encode and vae:decode with the model file, against
+ * diffusers' float64 goldens in tests/data/FAMILY/full: the latent at the
+ * house bar, the decoded image (16-bit PNG) within the bar plus half a
+ * 16-bit step. */
 static void
-test_qwen_image (void)
+test_family_ops (gconstpointer family)
 {
-  g_autofree gchar *model = test_tmp_path ("qwen-image-synth.safetensors");
-  g_autofree gchar *image = test_data_path ("qwen-image", "full", "image.npy", NULL);
-  g_autofree gchar *d = test_data_path ("qwen-image", "full", "decode-latent.npy", NULL);
-  g_autofree gchar *want_latent = test_data_path ("qwen-image", "full", "latent.npy", NULL);
-  g_autofree gchar *want_decoded = test_data_path ("qwen-image", "full", "decoded.npy", NULL);
-  g_autofree gchar *png = test_tmp_path ("qwen-in.png"), *npy = test_tmp_path ("qwen-latent.npy");
-  g_autofree gchar *out = test_tmp_path ("qwen-out.png");
+  g_autofree gchar *model = test_tmp_path ("synth.safetensors");
+  g_autofree gchar *image = test_data_path (family, "full", "image.npy", NULL);
+  g_autofree gchar *d = test_data_path (family, "full", "decode-latent.npy", NULL);
+  g_autofree gchar *want_latent = test_data_path (family, "full", "latent.npy", NULL);
+  g_autofree gchar *want_decoded = test_data_path (family, "full", "decoded.npy", NULL);
+  g_autofree gchar *png = test_tmp_path ("family-in.png"), *npy = test_tmp_path ("latent.npy");
+  g_autofree gchar *out = test_tmp_path ("family-out.png");
   g_autofree gchar *model_arg = g_strdup_printf ("model=%s", model);
   g_autofree gchar *save = g_strdup_printf ("path=%s", npy), *load = g_strdup_printf ("path=%s", d);
   g_autofree gchar *png_save = g_strdup_printf ("path=%s", out);
@@ -352,12 +353,12 @@ test_qwen_image (void)
   g_auto (Gegl) g1 = { 0 };
   g_auto (Gegl) g2 = { 0 };
 
-  g_assert_true (vae_synth_family ("qwen-image", 1, model, &error));
+  g_assert_true (vae_synth_family (family, 1, model, &error));
   g_assert_true (vae_png_write (png, t, 8, &error)); /* 8-bit values: exact */
   g1 = run_gegl (NULL, NULL, png, "--", "vae:encode", model_arg, "vae:latent-save", save, NULL);
   latent = test_load_npy_latent (npy);
   want = test_load_npy_latent (want_latent);
-  test_assert_close (latent, want, 1e-4, "Qwen-Image latent through vae:encode");
+  test_assert_close (latent, want, 1e-4, "the latent through vae:encode");
   g2 = run_gegl (NULL, NULL, "--", "vae:latent-load", load, "vae:decode", model_arg,
                  "gegl:png-save", png_save, "bitdepth=16", NULL);
   decoded = vae_png_read (out, &error);
@@ -367,8 +368,8 @@ test_qwen_image (void)
   want = vae_tensor_new (3, raw->height, raw->width, NULL);
   for (gsize i = 0; i < vae_tensor_n_elements (want); i++)
     want->data[i] = CLAMP ((raw->data[i] + 1.0f) / 2.0f, 0.0f, 1.0f);
-  g_test_message ("Qwen-Image decode through vae:decode: max |ours − diffusers| = %.3g",
-                  test_max_abs_error (decoded, want));
+  g_test_message ("%s decode through vae:decode: max |ours − diffusers| = %.3g",
+                  (const gchar *) family, test_max_abs_error (decoded, want));
   g_assert_cmpfloat (test_max_abs_error (decoded, want), <=, 1e-4 + 0.5 / 65535);
 }
 
@@ -429,7 +430,8 @@ main (int argc, char **argv)
   g_test_add_data_func ("/gegl/preset/round-trip", "round-trip.xml", test_preset);
   g_test_add_data_func ("/gegl/preset/latent-posterize", "latent-posterize.xml", test_preset);
   g_test_add_data_func ("/gegl/preset/strength-sweep", "strength-sweep.xml", test_preset);
-  g_test_add_func ("/gegl/qwen-image", test_qwen_image);
+  g_test_add_data_func ("/gegl/family/qwen-image", "qwen-image", test_family_ops);
+  g_test_add_data_func ("/gegl/family/dc-ae", "dc-ae", test_family_ops);
   g_test_add_func ("/gegl/bad-input", test_bad_input);
   return g_test_run ();
 }

@@ -104,9 +104,10 @@ get_double (GKeyFile *kf, const gchar *key, gdouble fallback, gboolean *ok)
 static gboolean
 kind_from_name (const gchar *name, VaeKind *kind)
 {
-  static const gchar *const names[] = {
-    [VAE_KIND_KL] = "kl", [VAE_KIND_TINY] = "tiny", [VAE_KIND_QWEN_IMAGE] = "qwen-image"
-  };
+  static const gchar *const names[] = { [VAE_KIND_KL] = "kl",
+                                        [VAE_KIND_TINY] = "tiny",
+                                        [VAE_KIND_QWEN_IMAGE] = "qwen-image",
+                                        [VAE_KIND_DCAE] = "dc-ae" };
 
   for (guint i = 0; name && i < G_N_ELEMENTS (names); i++)
     if (strcmp (name, names[i]) == 0)
@@ -185,7 +186,8 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
     {
       g_set_error (
           error, VAE_ERROR, VAE_ERROR_FORMAT,
-          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny|qwen-image), RawChannels ≥ 1 "
+          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny|qwen-image|dc-ae), "
+             "RawChannels ≥ 1 "
              "and a non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; "
              "integers, booleans and numbers must be valid, RgbFactors must "
              "hold channels × 3 + 3 numbers, LatentsMean and LatentsStd (> 0) one per raw "

@@ -182,7 +182,9 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
 
   if (!w)
     return FALSE;
-  if (vae_kl_detect (w))
+  if (vae_dcae_detect (w)) /* before KL: both have encoder.conv_in */
+    ok = vae_dcae_build (w, &s, &enc, &dec, error);
+  else if (vae_kl_detect (w))
     ok = vae_kl_build (w, &s, &enc, &dec, &bn_mean, &bn_var, error);
   else if (vae_tiny_detect (w))
     ok = vae_tiny_build (w, &s, &enc, &dec, error);
@@ -236,9 +238,10 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
 static const gchar *
 kind_title (VaeKind kind)
 {
-  return kind == VAE_KIND_KL     ? "AutoencoderKL"
-         : kind == VAE_KIND_TINY ? "tiny autoencoder (TAESD)"
-                                 : "AutoencoderKLQwenImage (Wan 2.1), one frame";
+  return kind == VAE_KIND_KL           ? "AutoencoderKL"
+         : kind == VAE_KIND_TINY       ? "tiny autoencoder (TAESD)"
+         : kind == VAE_KIND_QWEN_IMAGE ? "AutoencoderKLQwenImage (Wan 2.1), one frame"
+                                       : "AutoencoderDC (Sana's DC-AE)";
 }
 
 static gboolean

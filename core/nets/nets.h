@@ -1,6 +1,6 @@
 /* The network families: AutoencoderKL (kl.c, and one frame of Qwen-Image's
- * VAE through qwen.c) and the tiny autoencoders (tiny.c), built from the
- * tensors of a weight file.
+ * VAE through qwen.c), Sana's DC-AE (dcae.c) and the tiny autoencoders
+ * (tiny.c), built from the tensors of a weight file.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #ifndef VAE_NETS_H
@@ -42,6 +42,12 @@ gsize vae_qwen_frame_elements (const VaeWeightEntry *e);
  * kt, kh, kw] applies to a single frame: its last time slice. */
 gfloat *vae_causal_frame_kernel (const gfloat *weight, gint out_channels, gint in_channels, gint kt,
                                  gint kh, gint kw);
+
+/* Sana's DC-AE (dcae.c), in diffusers' names. */
+gboolean vae_dcae_detect (const VaeWeights *weights);
+/* Builds the encoder (image in [−1, 1] → Z latent) and/or decoder held. */
+gboolean vae_dcae_build (const VaeWeights *weights, VaeStructure *structure, VaeNet **encoder,
+                         VaeNet **decoder, GError **error);
 
 gboolean vae_tiny_detect (const VaeWeights *weights);
 /* Builds the encoder (image in [0,1] → Z) and/or decoder (Z → image) held. */

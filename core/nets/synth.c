@@ -359,6 +359,100 @@ add_qwen_decoder (Builder *b, const VaeSynthConfig *cfg)
 
 /* ---- end Qwen-Image ---- */
 
+/* ---- DC-AE (AutoencoderDC) ---- */
+
+#define DCAE_HEAD_DIM 32
+
+/* A ResBlock, or an EfficientViT block (linear attention, GLUMBConv). */
+static void
+add_dcae_block (Builder *b, const gchar *prefix, gint c, gboolean vit)
+{
+  g_autofree gchar *conv1 = g_strdup_printf ("%s.conv1", prefix),
+                   *conv2 = g_strdup_printf ("%s.conv2.weight", prefix),
+                   *norm = g_strdup_printf ("%s.norm", prefix);
+  g_autofree gchar *q = g_strdup_printf ("%s.attn.to_q.weight", prefix),
+                   *k = g_strdup_printf ("%s.attn.to_k.weight", prefix),
+                   *v = g_strdup_printf ("%s.attn.to_v.weight", prefix),
+                   *ms_in = g_strdup_printf ("%s.attn.to_qkv_multiscale.0.proj_in.weight", prefix),
+                   *ms_out =
+                       g_strdup_printf ("%s.attn.to_qkv_multiscale.0.proj_out.weight", prefix),
+                   *out = g_strdup_printf ("%s.attn.to_out.weight", prefix),
+                   *attn_norm = g_strdup_printf ("%s.attn.norm_out", prefix);
+  g_autofree gchar *inverted = g_strdup_printf ("%s.conv_out.conv_inverted", prefix),
+                   *depth = g_strdup_printf ("%s.conv_out.conv_depth", prefix),
+                   *point = g_strdup_printf ("%s.conv_out.conv_point.weight", prefix),
+                   *mb_norm = g_strdup_printf ("%s.conv_out.norm", prefix);
+
+  if (!vit)
+    {
+      add_conv (b, conv1, c, c, 3);
+      add (b, conv2, 4, c, c, 3, 3);
+      add_norm (b, norm, c);
+      return;
+    }
+  add (b, q, 2, c, c, 0, 0);
+  add (b, k, 2, c, c, 0, 0);
+  add (b, v, 2, c, c, 0, 0);
+  add (b, ms_in, 4, 3 * c, 1, 5, 5);
+  add (b, ms_out, 4, 3 * c, DCAE_HEAD_DIM, 1, 1);
+  add (b, out, 2, c, 2 * c, 0, 0);
+  add_norm (b, attn_norm, c);
+  add_conv (b, inverted, 8 * c, c, 1);
+  add_conv (b, depth, 8 * c, 1, 3);
+  add (b, point, 4, c, 4 * c, 1, 1);
+  add_norm (b, mb_norm, c);
+}
+
+static void
+add_dcae_encoder (Builder *b, const VaeSynthConfig *cfg)
+{
+  const gint n = cfg->n_levels;
+
+  add_conv (b, "encoder.conv_in", cfg->widths[0], 3, 3);
+  for (gint i = 0; i < n; i++)
+    {
+      const gint c = cfg->widths[i];
+      for (gint j = 0; j < cfg->encoder_layers[i]; j++)
+        {
+          g_autofree gchar *p = g_strdup_printf ("encoder.down_blocks.%d.%d", i, j);
+          add_dcae_block (b, p, c, i >= cfg->first_vit);
+        }
+      if (i < n - 1)
+        {
+          g_autofree gchar *p =
+              g_strdup_printf ("encoder.down_blocks.%d.%d.conv", i, cfg->encoder_layers[i]);
+          add_conv (b, p, cfg->widths[i + 1], c, 3);
+        }
+    }
+  add_conv (b, "encoder.conv_out", cfg->latent_channels, cfg->widths[n - 1], 3);
+}
+
+static void
+add_dcae_decoder (Builder *b, const VaeSynthConfig *cfg)
+{
+  const gint n = cfg->n_levels;
+
+  add_conv (b, "decoder.conv_in", cfg->widths[n - 1], cfg->latent_channels, 3);
+  for (gint i = 0; i < n; i++)
+    {
+      const gint c = cfg->widths[i], first = i < n - 1 ? 1 : 0;
+      if (i < n - 1)
+        {
+          g_autofree gchar *p = g_strdup_printf ("decoder.up_blocks.%d.0.conv", i);
+          add_conv (b, p, c, cfg->widths[i + 1], 3);
+        }
+      for (gint j = 0; j < cfg->decoder_layers[i]; j++)
+        {
+          g_autofree gchar *p = g_strdup_printf ("decoder.up_blocks.%d.%d", i, first + j);
+          add_dcae_block (b, p, c, i >= cfg->first_vit);
+        }
+    }
+  add_norm (b, "decoder.norm_out", cfg->widths[0]);
+  add_conv (b, "decoder.conv_out", 3, cfg->widths[0], 3);
+}
+
+/* ---- end DC-AE ---- */
+
 static void
 item_free (gpointer p)
 {
@@ -381,6 +475,11 @@ vae_synth_kl (const gchar *path, const VaeSynthConfig *cfg, guint64 seed, GError
     {
       add_qwen_encoder (&b, cfg);
       add_qwen_decoder (&b, cfg);
+    }
+  else if (cfg->kind == VAE_KIND_DCAE)
+    {
+      add_dcae_encoder (&b, cfg);
+      add_dcae_decoder (&b, cfg);
     }
   else
     {
@@ -415,14 +514,30 @@ vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *cfg, GErro
   if (family->kind == VAE_KIND_TINY)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-                   _ ("synthetic weights are made for AutoencoderKL and Qwen-Image families "
-                      "only, not '%s'"),
+                   _ ("synthetic weights are made for AutoencoderKL, Qwen-Image and DC-AE "
+                      "families only, not '%s'"),
                    family->name);
       return FALSE;
     }
   /* all five KL families share the SD architecture (VAE-SPEC.md) */
   memset (cfg, 0, sizeof *cfg);
   cfg->kind = family->kind;
+  if (family->kind == VAE_KIND_DCAE) /* Sana's f32c32 */
+    {
+      static const VaeSynthConfig sana = { VAE_KIND_DCAE,
+                                           6,
+                                           { 128, 256, 512, 512, 1024, 1024 },
+                                           0,
+                                           32,
+                                           FALSE,
+                                           FALSE,
+                                           { 2, 2, 2, 3, 3, 3 },
+                                           { 3, 3, 3, 3, 3, 3 },
+                                           3 };
+      *cfg = sana;
+      cfg->latent_channels = family->raw_channels;
+      return TRUE;
+    }
   cfg->n_levels = G_N_ELEMENTS (sd_widths);
   memcpy (cfg->widths, family->kind == VAE_KIND_QWEN_IMAGE ? qwen_widths : sd_widths,
           sizeof sd_widths);

@@ -63,12 +63,19 @@ pad_image (const VaeTensor *image, gint f, gboolean is_signed, GError **error)
 
 static const VaeRun default_run;
 
-/* Whether M is a Gaussian-posterior VAE (AutoencoderKL, Qwen-Image): images
- * in [−1, 1], 2Z moments out of the encoder; else a tiny one (TAESD). */
+/* Whether M's images are in [−1, 1] (all but the tiny ones, in [0, 1]). */
+static gboolean
+signed_images (const VaeModel *m)
+{
+  return m->structure.kind != VAE_KIND_TINY;
+}
+
+/* Whether M's encoder gives 2Z moments of a Gaussian posterior
+ * (AutoencoderKL, Qwen-Image), not the latent itself. */
 static gboolean
 gaussian (const VaeModel *m)
 {
-  return m->structure.kind != VAE_KIND_TINY;
+  return m->structure.kind == VAE_KIND_KL || m->structure.kind == VAE_KIND_QWEN_IMAGE;
 }
 
 /* What the pass's layers report to and stop on. */
@@ -222,7 +229,7 @@ vae_model_encode_raw (VaeModel *m, const VaeTensor *image, const VaeRun *run, GE
   if (!check_size (image->width, image->height, "image", error) ||
       !vae_tensor_check_finite (image, "the input image", error))
     return NULL;
-  padded = pad_image (image, vae_family_factor (m->family), gaussian (m), error);
+  padded = pad_image (image, vae_family_factor (m->family), signed_images (m), error);
   if (!padded)
     return NULL;
   return forward (m, m->encoder, padded, run, error);
@@ -404,7 +411,7 @@ vae_model_decode (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GErro
 {
   VaeTensor *out = vae_model_decode_raw (m, latent, run, error);
   gsize      n;
-  gboolean   from_signed = gaussian (m);
+  gboolean   from_signed = signed_images (m);
 
   if (!out)
     return NULL;

@@ -257,14 +257,89 @@ plan_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
   return tally_tensor (p, x->channels, x->height, x->width);
 }
 
+/* ---- DC-AE layers ---- */
+
+static VaeTensor *
+plan_add (const VaeBackend *be, const VaeTensor *a, const VaeTensor *b, GError **error)
+{
+  Planner *p = (Planner *) be;
+
+  if (p->tiled) /* a, b and the sum's band */
+    {
+      note (p, 3 * band_bytes (p, a->channels, a->height, a->width));
+      count_bands (p, a->height);
+    }
+  return tally_tensor (p, a->channels, a->height, a->width);
+}
+
+static VaeTensor *
+plan_gate (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  Planner *p = (Planner *) be;
+
+  if (p->tiled)
+    {
+      note (p, band_bytes (p, x->channels + x->channels / 2, x->height, x->width));
+      count_bands (p, x->height);
+    }
+  return tally_tensor (p, x->channels / 2, x->height, x->width);
+}
+
+static VaeTensor *
+plan_linear_attention (const VaeBackend *be, const VaeTensor *x, gint head_dim, gfloat eps,
+                       GError **error)
+{
+  Planner    *p = (Planner *) be;
+  const gint  rows = p->tiled ? vae_tiled_band_rows (&p->tiles, x->height) : x->height;
+  const gsize scratch =
+      vae_linear_attention_scratch_floats (head_dim, (gsize) rows * x->width) * sizeof (gfloat) +
+      vae_linear_attention_sums_size (x, head_dim) * sizeof (gdouble);
+  VaeTensor *y = tally_tensor (p, x->channels / 3, x->height, x->width);
+
+  if (!p->tiled)
+    note (p, scratch);
+  else /* the sums' pass, then each band's input and output */
+    {
+      note (p, scratch + band_bytes (p, x->channels + x->channels / 3, x->height, x->width));
+      count_bands (p, x->height);
+      count_bands (p, x->height);
+    }
+  return y;
+}
+
+static VaeTensor *
+plan_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  Planner *p = (Planner *) be;
+
+  if (p->tiled) /* an output band and the input rows it reads (one more) */
+    {
+      note (p, band_bytes (p, x->channels / 4, x->height * 2, x->width * 2) +
+                   band_bytes (p, x->channels, x->height, x->width) +
+                   (gsize) x->channels * x->width * sizeof (gfloat));
+      count_bands (p, x->height * 2);
+    }
+  return tally_tensor (p, x->channels / 4, x->height * 2, x->width * 2);
+}
+
+/* ---- end DC-AE layers ---- */
+
 /* The peak bytes of NET's pass over an input of C × H × W, its bands, and
  * the bytes of transformed weights it would cache. */
 static gboolean
 walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings *tiles,
       gsize *peak, gint *bands, gsize *cache_bytes, GError **error)
 {
-  Planner       planner = { { "plan", plan_conv, plan_norm, plan_attention, plan_clamp,
-                        tiles ? NULL : plan_norm_in_place },
+  Planner       planner = { { .name = "plan",
+                              .conv = plan_conv,
+                              .norm = plan_norm,
+                              .attention = plan_attention,
+                              .clamp = plan_clamp,
+                              .norm_in_place = tiles ? NULL : plan_norm_in_place,
+                              .add = plan_add,
+                              .gate = plan_gate,
+                              .linear_attention = plan_linear_attention,
+                              .pixel_shuffle = plan_pixel_shuffle },
                             tiles != NULL };
   const VaePass pass = { &planner.base }; /* no progress, never stopped */
   VaeTensor    *input, *output;

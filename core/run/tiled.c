@@ -523,6 +523,117 @@ tiled_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
   return y;
 }
 
+/* ---- DC-AE layers ---- */
+
+/* DC-AE's layers other than convolutions and norms run on the host with
+ * the CPU's kernels, whatever the inner backend: they move memory, and a
+ * band's values are on the host already. */
+
+/* A per-position layer (A + B when B is set, else the gate of A), band by
+ * band. */
+static VaeTensor *
+per_position (Tiled *tb, const VaeTensor *a, const VaeTensor *b, GError **error)
+{
+  const gint rows = vae_tiled_band_rows (&tb->settings, a->height);
+  VaeTensor *y = new_output (tb, b ? a->channels : a->channels / 2, a->height, a->width, error);
+
+  for (gint y0 = 0; y && y0 < a->height; y0 += rows)
+    {
+      const gint y1 = MIN (a->height, y0 + rows);
+      g_autoptr (VaeTensor) ab = read_rows (a, y0, y1, error), bb = NULL, yb = NULL;
+      if (!ab || (b && !(bb = read_rows (b, y0, y1, error))) ||
+          !(yb = vae_tensor_new_uninit (y->channels, y1 - y0, a->width, FALSE, error)))
+        g_clear_pointer (&y, vae_tensor_free);
+      else
+        {
+          if (b)
+            vae_cpu_add (ab, bb, yb);
+          else
+            vae_cpu_gate (ab, yb);
+          if (!store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error) || !band_done (tb, error))
+            g_clear_pointer (&y, vae_tensor_free);
+        }
+    }
+  return y;
+}
+
+static VaeTensor *
+tiled_add (const VaeBackend *be, const VaeTensor *a, const VaeTensor *b, GError **error)
+{
+  return per_position ((Tiled *) be, a, b, error);
+}
+
+static VaeTensor *
+tiled_gate (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  return per_position ((Tiled *) be, x, NULL, error);
+}
+
+/* The sums over all bands first, then each band's output from them. */
+static VaeTensor *
+tiled_linear_attention (const VaeBackend *be, const VaeTensor *x, gint head_dim, gfloat eps,
+                        GError **error)
+{
+  Tiled              *tb = (Tiled *) be;
+  const gint          rows = vae_tiled_band_rows (&tb->settings, x->height);
+  g_autofree gdouble *sums = g_new0 (gdouble, vae_linear_attention_sums_size (x, head_dim));
+  VaeTensor          *y = NULL;
+  gsize               capacity;
+  gfloat             *scratch = vae_scratch_alloc (
+                  vae_linear_attention_scratch_floats (head_dim, (gsize) rows * x->width) * sizeof (gfloat),
+                  FALSE, &capacity, "linear attention", error);
+  gboolean ok = scratch != NULL;
+
+  for (gint y0 = 0; ok && y0 < x->height; y0 += rows)
+    {
+      g_autoptr (VaeTensor) xb = read_rows (x, y0, MIN (x->height, y0 + rows), error);
+      if ((ok = xb != NULL))
+        vae_linear_attention_sums (xb, head_dim, sums, scratch);
+      ok = ok && band_done (tb, error);
+    }
+  ok = ok && (y = new_output (tb, x->channels / 3, x->height, x->width, error));
+  for (gint y0 = 0; ok && y0 < x->height; y0 += rows)
+    {
+      const gint y1 = MIN (x->height, y0 + rows);
+      g_autoptr (VaeTensor) xb = read_rows (x, y0, y1, error), ob = NULL;
+      ok = xb && (ob = vae_tensor_new_uninit (y->channels, y1 - y0, x->width, FALSE, error));
+      if (ok)
+        vae_linear_attention_apply (xb, head_dim, eps, sums, ob, scratch);
+      ok =
+          ok && store_rows (store_of (y), TRUE, y0, y1 - y0, ob, 0, error) && band_done (tb, error);
+    }
+  vae_scratch_free (scratch, capacity);
+  if (!ok)
+    g_clear_pointer (&y, vae_tensor_free);
+  return y;
+}
+
+/* Output rows [o0, o1) read input rows [o0/2, (o1 + 1)/2). */
+static VaeTensor *
+tiled_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  Tiled     *tb = (Tiled *) be;
+  const gint out_h = x->height * 2, rows = vae_tiled_band_rows (&tb->settings, out_h);
+  VaeTensor *y = new_output (tb, x->channels / 4, out_h, x->width * 2, error);
+
+  for (gint o0 = 0; y && o0 < out_h; o0 += rows)
+    {
+      const gint o1 = MIN (out_h, o0 + rows);
+      g_autoptr (VaeTensor) xb = read_rows (x, o0 / 2, (o1 + 1) / 2, error), yb = NULL;
+      if (!xb || !(yb = vae_tensor_new_uninit (y->channels, o1 - o0, y->width, FALSE, error)))
+        g_clear_pointer (&y, vae_tensor_free);
+      else
+        {
+          vae_pixel_shuffle_rows (xb, o0 / 2, yb, o0);
+          if (!store_rows (store_of (y), TRUE, o0, o1 - o0, yb, 0, error) || !band_done (tb, error))
+            g_clear_pointer (&y, vae_tensor_free);
+        }
+    }
+  return y;
+}
+
+/* ---- end DC-AE layers ---- */
+
 VaeBackend *
 vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings,
                        const VaePass *outer)
@@ -535,6 +646,10 @@ vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings,
     .norm = tiled_norm,
     .attention = tiled_attention,
     .clamp = tiled_clamp,
+    .add = tiled_add,
+    .gate = tiled_gate,
+    .linear_attention = tiled_linear_attention,
+    .pixel_shuffle = tiled_pixel_shuffle,
   };
   tb->inner = inner;
   tb->settings = *settings;
