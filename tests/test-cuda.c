@@ -236,7 +236,6 @@ test_taef2 (void)
 static void
 test_fp16_overflow_redone (void)
 {
-  g_autoptr (GError) error = NULL;
   g_autofree gchar *path = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
   g_autofree gchar *latent_path = test_data_path ("kl", "sd15-diffusers", "latent.npy", NULL);
   g_autoptr (VaeModel) m = NULL;

@@ -83,8 +83,8 @@ conv_case_run (const ConvCase *c, const VaeBackend *be)
   return y;
 }
 
-/* Both Winograd paths, per-thread chunks (where this CPU has AVX-512) and
- * bands, against the reference. */
+/* Both Winograd paths, per-thread chunks (where this CPU has AVX-512 or
+ * AVX2) and bands, against the reference. */
 static void
 test_conv_fast_vs_reference (void)
 {
@@ -325,12 +325,57 @@ test_expf (void)
   g_assert_cmpfloat (vae_expf (0.0f), ==, 1.0f);
 }
 
+/* The one-thread product of Winograd's chunks against float64 sums, on
+ * shapes that leave partial row blocks and partial column panels (both the
+ * AVX-512 and the AVX2 kernel's), with row strides wider than the rows.
+ * Bound: k·2⁻²⁴·Σ|terms| (each fma rounds once per term). */
+static void
+test_sgemm_small (void)
+{
+  static const gint shapes[][3] = { { 1, 1, 1 },    { 7, 17, 5 }, { 13, 33, 64 },
+                                    { 64, 32, 64 }, { 6, 16, 9 }, { 65, 47, 128 } };
+  GRand            *rand = g_rand_new_with_seed (77);
+  gdouble           worst = 0;
+
+  if (!vae_cpu_has_small_sgemm ())
+    {
+      g_test_skip ("this CPU (or build) has neither AVX-512 nor AVX2 with FMA");
+      g_rand_free (rand);
+      return;
+    }
+  for (guint s = 0; s < G_N_ELEMENTS (shapes); s++)
+    {
+      const gint         m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+      const gsize        lda = k + 3, ldb = n + 5, ldc = n + 2;
+      g_autofree gfloat *a = test_random_floats (rand, m * lda, -1, 1);
+      g_autofree gfloat *b = test_random_floats (rand, k * ldb, -1, 1);
+      g_autofree gfloat *c = g_new0 (gfloat, m * ldc);
+
+      vae_sgemm_small (m, n, k, a, lda, b, ldb, c, ldc);
+      for (gint i = 0; i < m; i++)
+        for (gint j = 0; j < n; j++)
+          {
+            gdouble sum = 0, abs_sum = 0;
+            for (gint l = 0; l < k; l++)
+              {
+                sum += (gdouble) a[i * lda + l] * b[l * ldb + j];
+                abs_sum += fabs ((gdouble) a[i * lda + l] * b[l * ldb + j]);
+              }
+            worst = MAX (worst, fabs (c[i * ldc + j] - sum) / (abs_sum + 1e-30));
+            g_assert_cmpfloat (fabs (c[i * ldc + j] - sum), <=, k * ldexp (abs_sum, -24) + 1e-30);
+          }
+    }
+  g_test_message ("small products: worst error %.3g of the sum of |terms|", worst);
+  g_rand_free (rand);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/kernels/conv3x3-fast-vs-reference", test_conv_fast_vs_reference);
   g_test_add_func ("/kernels/expf", test_expf);
+  g_test_add_func ("/kernels/sgemm-small", test_sgemm_small);
   g_test_add_func ("/kernels/gemm-bf16", test_gemm_bf16);
   g_test_add_func ("/kernels/conv3x3-bf16-chunks-vs-bands", test_conv_bf16_chunks);
   g_test_add_func ("/kernels/conv-bf16-direct", test_conv_bf16_direct);

@@ -27,7 +27,6 @@ test_torch_randn (gconstpointer data)
 {
   const gchar      *name = data;
   g_autofree gchar *path = test_data_path ("noise", name, NULL);
-  g_autofree gchar *contents = NULL;
   guint64           seed;
   gsize             n;
   g_autoptr (GError) error = NULL;

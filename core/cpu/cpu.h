@@ -139,9 +139,11 @@ void vae_sgemm_batch (gint count, gint m, gint n, gint k, const gfloat *a, gsize
 
 /* Whether this CPU has AVX-512F (and this build the kernel). */
 gboolean vae_cpu_has_avx512 (void);
+/* Whether vae_sgemm_small has a kernel here: AVX-512F, or AVX2 with FMA. */
+gboolean vae_cpu_has_small_sgemm (void);
 /* C = A·B (A m × k with row stride lda, B k × n with ldb, C with ldc) on the
  * calling thread, for products that stay in its cache.  Only where
- * vae_cpu_has_avx512. */
+ * vae_cpu_has_small_sgemm. */
 void vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b,
                       gsize ldb, gfloat *c, gsize ldc);
 

@@ -1,15 +1,18 @@
-/* A small fp32 matrix product on one thread (AVX-512F), for Winograd's
- * chunks: A (m × k, row stride lda) times B (k × n, n ≤ a few panels, rows
- * already contiguous and in cache), so B needs no packing.  An 8 × 32 block
- * of C stays in 16 registers while k runs, as in bf16.c.  The big band
- * products stay with OpenBLAS; these are one call per product of a chunk
- * (e.g. 64 × 64 × 32), too small to pack for.
+/* A small fp32 matrix product on one thread, for Winograd's chunks: A
+ * (m × k, row stride lda) times B (k × n, n ≤ a few panels, rows already
+ * contiguous and in cache), so B needs no packing.  A block of C stays in
+ * registers while k runs, as in bf16.c: 8 × 32 in 16 of AVX-512's 32
+ * registers, or 6 × 16 in 12 of AVX2's 16.  The big band products stay
+ * with OpenBLAS; these are one call per product of a chunk (e.g. 64 × 64 ×
+ * 32), too small to pack for.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
 
-#define PANEL 32 /* columns per block: two registers */
-#define ROWS  8  /* rows of A per block */
+#define PANEL  32 /* AVX-512: columns per block, two registers */
+#define ROWS   8  /* AVX-512: rows of A per block */
+#define PANEL2 16 /* AVX2: columns per block, two registers */
+#define ROWS2  6  /* AVX2: rows of A per block (12 accumulators) */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
@@ -90,19 +93,131 @@ panel_product (const gfloat *a, gsize lda, gint m, gint k, const gfloat *b, gsiz
     }
 }
 
+/* ---- AVX2 and FMA ----------------------------------------------------------- */
+
+#define AVX2_TARGET __attribute__ ((target ("avx2,fma")))
+
+static gboolean
+has_avx2 (void)
+{
+  __builtin_cpu_init ();
+  return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
+}
+
+/* Which of 8 lanes hold one of COLS columns. */
+static inline AVX2_TARGET __m256i
+lanes (gint cols)
+{
+  return _mm256_cmpgt_epi32 (_mm256_set1_epi32 (cols), _mm256_setr_epi32 (0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* C rows [i0, i0 + R) × columns [n0, n0 + cols) = A·B; FULL: cols is 16. */
+static inline __attribute__ ((always_inline)) AVX2_TARGET void
+block2 (const gfloat *a, gsize lda, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c,
+        gsize ldc, gint n0, gint cols, const gint r_count, const gboolean full)
+{
+  __m256        acc[ROWS2][2];
+  const __m256i low = lanes (cols), high = lanes (cols - 8);
+
+  for (gint r = 0; r < r_count; r++)
+    acc[r][0] = acc[r][1] = _mm256_setzero_ps ();
+  for (gint l = 0; l < k; l++)
+    {
+      const gfloat *row = b + (gsize) l * ldb + n0;
+      const __m256  b0 = full ? _mm256_loadu_ps (row) : _mm256_maskload_ps (row, low);
+      const __m256  b1 = full ? _mm256_loadu_ps (row + 8) : _mm256_maskload_ps (row + 8, high);
+      for (gint r = 0; r < r_count; r++)
+        {
+          const __m256 u = _mm256_broadcast_ss (a + (gsize) (i0 + r) * lda + l);
+          acc[r][0] = _mm256_fmadd_ps (u, b0, acc[r][0]);
+          acc[r][1] = _mm256_fmadd_ps (u, b1, acc[r][1]);
+        }
+    }
+  for (gint r = 0; r < r_count; r++)
+    {
+      gfloat *row = c + (gsize) (i0 + r) * ldc + n0;
+      if (full)
+        {
+          _mm256_storeu_ps (row, acc[r][0]);
+          _mm256_storeu_ps (row + 8, acc[r][1]);
+        }
+      else
+        {
+          _mm256_maskstore_ps (row, low, acc[r][0]);
+          _mm256_maskstore_ps (row + 8, high, acc[r][1]);
+        }
+    }
+}
+
+/* Row blocks of ROWS2 against one panel, then the rows left (a constant
+ * row count each, so the accumulators stay in registers). */
+#define PANEL2_PRODUCT(full)                                                                       \
+  do                                                                                               \
+    {                                                                                              \
+      gint i0 = 0;                                                                                 \
+      for (; i0 + ROWS2 <= m; i0 += ROWS2)                                                         \
+        block2 (a, lda, i0, k, b, ldb, c, ldc, n0, cols, ROWS2, full);                             \
+      switch (m - i0)                                                                              \
+        {                                                                                          \
+        case 5:                                                                                    \
+          block2 (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 5, full);                               \
+          break;                                                                                   \
+        case 4:                                                                                    \
+          block2 (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 4, full);                               \
+          break;                                                                                   \
+        case 3:                                                                                    \
+          block2 (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 3, full);                               \
+          break;                                                                                   \
+        case 2:                                                                                    \
+          block2 (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 2, full);                               \
+          break;                                                                                   \
+        case 1:                                                                                    \
+          block2 (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 1, full);                               \
+          break;                                                                                   \
+        default:                                                                                   \
+          break;                                                                                   \
+        }                                                                                          \
+    }                                                                                              \
+  while (0)
+
+static AVX2_TARGET void
+panel_product2 (const gfloat *a, gsize lda, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c,
+                gsize ldc, gint n0, gint cols)
+{
+  if (cols == PANEL2)
+    PANEL2_PRODUCT (TRUE);
+  else
+    PANEL2_PRODUCT (FALSE);
+}
+
+gboolean
+vae_cpu_has_small_sgemm (void)
+{
+  return vae_cpu_has_avx512 () || has_avx2 ();
+}
+
 void
 vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b, gsize ldb,
                  gfloat *c, gsize ldc)
 {
-  g_return_if_fail (vae_cpu_has_avx512 ());
-  for (gint n0 = 0; n0 < n; n0 += PANEL)
-    panel_product (a, lda, m, k, b, ldb, c, ldc, n0, MIN (PANEL, n - n0));
+  if (vae_cpu_has_avx512 ())
+    for (gint n0 = 0; n0 < n; n0 += PANEL)
+      panel_product (a, lda, m, k, b, ldb, c, ldc, n0, MIN (PANEL, n - n0));
+  else
+    for (gint n0 = 0; n0 < n; n0 += PANEL2)
+      panel_product2 (a, lda, m, k, b, ldb, c, ldc, n0, MIN (PANEL2, n - n0));
 }
 
-#else /* no AVX-512 code on this compiler or architecture */
+#else /* no x86 kernels on this compiler or architecture */
 
 gboolean
 vae_cpu_has_avx512 (void)
+{
+  return FALSE;
+}
+
+gboolean
+vae_cpu_has_small_sgemm (void)
 {
   return FALSE;
 }

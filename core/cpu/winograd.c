@@ -598,13 +598,13 @@ vae_winograd_set_chunked (gboolean allowed)
   chunks_allowed = allowed;
 }
 
-/* Where the chunks' own products have their kernels: AVX-512 (bf16 is
- * only ever asked for where the CPU has AVX512-BF16 too). */
+/* Where the chunks' own products have their kernels: AVX-512 or AVX2 (bf16
+ * is only ever asked for where the CPU has AVX512-BF16 too). */
 static gboolean
 chunked (const VaeConv *conv)
 {
   return chunks_allowed && conv->in_channels <= CHUNK_MAX_CHANNELS &&
-         conv->out_channels <= CHUNK_MAX_CHANNELS && vae_cpu_has_avx512 ();
+         conv->out_channels <= CHUNK_MAX_CHANNELS && vae_cpu_has_small_sgemm ();
 }
 
 /* Chunks of ROWS tile rows by SPAN tiles, PER_ROW of them across: a wide
