@@ -63,10 +63,42 @@ typedef struct
   gint           kernel;
   gint           stride;
   gint           pad_top, pad_left, pad_bottom, pad_right;
-  gfloat        *weight; /* out × in × k × k */
+  gfloat        *weight; /* out × in/groups × k × k */
   gfloat        *bias;   /* out, or NULL */
   VaeLayerCache *cache;  /* what backends keep for it, or NULL (nothing is kept) */
+  gint           groups; /* 0 or 1: dense; G: output group g reads input group g alone */
 } VaeConv;
+
+/* ---- grouped convolutions (DC-AE) ---- */
+
+static inline gint
+vae_conv_groups (const VaeConv *conv)
+{
+  return conv->groups > 1 ? conv->groups : 1;
+}
+
+/* Input channels each output channel reads. */
+static inline gint
+vae_conv_group_inputs (const VaeConv *conv)
+{
+  return conv->in_channels / vae_conv_groups (conv);
+}
+
+/* ---- end grouped convolutions ---- */
+
+/* ---- RMS norm (Qwen-Image / Wan 2.1, DC-AE) ---- */
+
+typedef enum
+{
+  VAE_NORM_GROUP, /* GroupNorm: statistics over each group of channels and all positions */
+  VAE_NORM_RMS    /* over the channels of each position alone (groups 1, unused):
+                   * y = x·γ/√(max(mean_c(x²), VAE_RMS_FLOOR/C) + eps) + β, β optional */
+} VaeNormKind;
+
+/* F.normalize's floor on ‖x‖ (1e-12), squared: on mean_c(x²) it is 1e-24/C. */
+#define VAE_RMS_FLOOR 1e-24
+
+/* ---- end RMS norm ---- */
 
 typedef struct
 {
@@ -74,8 +106,9 @@ typedef struct
   gint           groups;
   gfloat         eps;
   gfloat        *gamma;
-  gfloat        *beta;
+  gfloat        *beta; /* NULL: none (RMS norms only) */
   VaeLayerCache *cache;
+  VaeNormKind    kind; /* zero, GroupNorm, unless set */
 } VaeNorm;
 
 /* A k×k transposed convolution, PyTorch's ConvTranspose2d without groups,
@@ -95,7 +128,7 @@ typedef struct
   VaeLayerCache *cache;
 } VaeConvTranspose;
 
-/* Single-head self-attention over all positions, with its own GroupNorm and
+/* Single-head self-attention over all positions, with its own norm and
  * the residual: out = x + proj(softmax(q kᵀ / √c) v). */
 typedef struct
 {
@@ -127,6 +160,21 @@ struct _VaeBackend
    * through vae_conv_transpose, which then says so). */
   VaeTensor *(*conv_transpose) (const VaeBackend *be, const VaeConvTranspose *layer,
                                 const VaeTensor *x, VaeAct act, GError **error);
+
+  /* ---- DC-AE layers (Sana's AutoencoderDC) ---- */
+  /* a + b, of equal shapes. */
+  VaeTensor *(*add) (const VaeBackend *be, const VaeTensor *a, const VaeTensor *b, GError **error);
+  /* GLUMBConv's gate: x[:C/2] · SiLU(x[C/2:]), C/2 channels. */
+  VaeTensor *(*gate) (const VaeBackend *be, const VaeTensor *x, GError **error);
+  /* EfficientViT's ReLU linear attention over all positions, per group of
+   * 3·HEAD_DIM channels (q, k, v its thirds), HEAD_DIM channels out per
+   * group: out_n = Σ_m v_m (k'_m·q'_n) / (Σ_m k'_m·q'_n + eps), k' = ReLU(k),
+   * q' = ReLU(q). */
+  VaeTensor *(*linear_attention) (const VaeBackend *be, const VaeTensor *x, gint head_dim,
+                                  gfloat eps, GError **error);
+  /* Depth to space ×2: out[c, 2i + dy, 2j + dx] = x[4c + 2dy + dx, i, j]. */
+  VaeTensor *(*pixel_shuffle) (const VaeBackend *be, const VaeTensor *x, GError **error);
+  /* ---- end DC-AE layers ---- */
 };
 
 /* BE's transposed convolution, or VAE_ERROR_UNSUPPORTED naming the backend

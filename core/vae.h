@@ -106,12 +106,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeWeights, vae_weights_free)
 
 typedef enum
 {
-  VAE_KIND_KL,   /* AutoencoderKL: SD1/2, SDXL, SD3, FLUX.1, FLUX.2 */
-  VAE_KIND_TINY, /* TAESD family */
-  VAE_KIND_VQ,   /* VQModel (diffusers; LDM's vq-f4, vq-f8): AutoencoderKL's halves around a
-                  * learned codebook, quant_conv and post_quant_conv */
-  VAE_KIND_VQVAE /* the small VQ-VAE of van den Oord et al. in the seed's layout: 4×4 stride-2
-                  * convs, residual stacks, 4×4 stride-2 transposed convs, a codebook */
+  VAE_KIND_KL,    /* AutoencoderKL: SD1/2, SDXL, SD3, FLUX.1, FLUX.2 */
+  VAE_KIND_TINY,  /* TAESD family */
+  VAE_KIND_VQ,    /* VQModel (diffusers; LDM's vq-f4, vq-f8): AutoencoderKL's halves around a
+                   * learned codebook, quant_conv and post_quant_conv */
+  VAE_KIND_VQVAE, /* the small VQ-VAE of van den Oord et al. in the seed's layout: 4×4 stride-2
+                   * convs, residual stacks, 4×4 stride-2 transposed convs, a codebook */
+  VAE_KIND_QWEN_IMAGE, /* AutoencoderKLQwenImage (Wan 2.1's VAE) on one frame */
+  VAE_KIND_DCAE        /* Sana's DC-AE (AutoencoderDC) */
 } VaeKind;
 
 typedef enum
@@ -136,7 +138,7 @@ typedef struct
   gboolean    quant_convs;  /* KL: quant_conv / post_quant_conv present */
   gboolean    batch_norm;   /* KL: FLUX.2 bn.running_mean/var normalisation */
   gboolean    pool_branch;  /* tiny: taef2's pool branch */
-  gdouble     scale;        /* diffusion latent = (z − shift) · scale */
+  gdouble     scale;        /* diffusion latent = ((z − mean_c) / std_c − shift) · scale */
   gdouble     shift;
   VaeSchedule schedule;    /* the noise schedule the family's models train with */
   gint        priority;    /* higher wins among equal structural matches */
@@ -144,6 +146,11 @@ typedef struct
   gchar     **files;       /* default weight file names, tiny: encoder first */
   gdouble    *rgb_factors; /* latent→RGB preview: channels × 3 (+3 bias), or NULL */
   gint        n_rgb_factors;
+
+  /* Per raw channel (Qwen-Image's latents_mean, latents_std), or NULL:
+   * mean_c = 0, std_c = 1. */
+  gdouble *latents_mean;
+  gdouble *latents_std;
 } VaeFamily;
 
 /* Latent channels and downscale in the diffusion latent space. */

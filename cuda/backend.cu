@@ -48,12 +48,49 @@ backend_to_host (const VaeBackend *be, VaeTensor **tensor, GError **error)
   return cuda_to_host (tensor, error);
 }
 
+/* ---- DC-AE layers ---- */
+
+static VaeTensor *
+backend_add (const VaeBackend *be, const VaeTensor *a, const VaeTensor *b, GError **error)
+{
+  return cuda_add (a, b, error);
+}
+
+static VaeTensor *
+backend_gate (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  return cuda_gate (x, error);
+}
+
+static VaeTensor *
+backend_linear_attention (const VaeBackend *be, const VaeTensor *x, gint head_dim, gfloat eps,
+                          GError **error)
+{
+  return cuda_linear_attention (x, head_dim, eps, error);
+}
+
+static VaeTensor *
+backend_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  return cuda_pixel_shuffle (x, error);
+}
+
+/* ---- end DC-AE layers ---- */
+
 #define CUDA_BACKEND(precision)                                                                    \
   {                                                                                                \
-    { /* no transposed convolution: vae_conv_transpose says so */                                  \
-      "cuda",        backend_conv, backend_norm,    backend_attention,                             \
-      backend_clamp, NULL,         backend_to_host, NULL                                           \
-    },                                                                                             \
+    { "cuda",                                                                                      \
+      backend_conv,                                                                                \
+      backend_norm,                                                                                \
+      backend_attention,                                                                           \
+      backend_clamp,                                                                               \
+      NULL,                                                                                        \
+      backend_to_host,                                                                             \
+      NULL, /* no transposed convolution: vae_conv_transpose says so */                            \
+      backend_add,                                                                                 \
+      backend_gate,                                                                                \
+      backend_linear_attention,                                                                    \
+      backend_pixel_shuffle },                                                                     \
         precision                                                                                  \
   }
 

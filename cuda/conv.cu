@@ -165,12 +165,14 @@ call_init (ConvCall *call, const VaeConv *conv, cudnnDataType_t type, int in_h, 
                                                   out_h, out_w),
                       "describing a convolution's output", error) &&
          cudnn_check (cudnnSetFilter4dDescriptor (call->w, type, layout, conv->out_channels,
-                                                  conv->in_channels, k, k),
+                                                  vae_conv_group_inputs (conv), k, k),
                       "describing a convolution's weights", error) &&
          cudnn_check (cudnnSetConvolution2dDescriptor (call->conv, pad_h, pad_w, conv->stride,
                                                        conv->stride, 1, 1, CUDNN_CROSS_CORRELATION,
                                                        CUDNN_DATA_FLOAT),
-                      "describing a convolution", error);
+                      "describing a convolution", error) &&
+         cudnn_check (cudnnSetConvolutionGroupCount (call->conv, vae_conv_groups (conv)),
+                      "cudnnSetConvolutionGroupCount", error);
 }
 
 /* The fastest algorithm for this shape, measured once (as PyTorch's
@@ -254,9 +256,10 @@ conv_typed (CudaContext *c, const VaeConv *conv, VaePrecision precision, const V
     }
   out = fp32 ? (T *) cuda_tensor_data (y)
              : (T *) cuda_scratch ((size_t) conv->out_channels * out_h * out_w * sizeof (T), error);
-  key = g_strdup_printf ("%d→%d k%d s%d %d×%d pad %d,%d %s", conv->in_channels, conv->out_channels,
-                         conv->kernel, conv->stride, pw, ph, prepare ? 0 : conv->pad_left,
-                         prepare ? 0 : conv->pad_top, vae_precision_name (precision));
+  key = g_strdup_printf ("%d→%d g%d k%d s%d %d×%d pad %d,%d %s", conv->in_channels,
+                         conv->out_channels, vae_conv_groups (conv), conv->kernel, conv->stride, pw,
+                         ph, prepare ? 0 : conv->pad_left, prepare ? 0 : conv->pad_top,
+                         vae_precision_name (precision));
   if (!out ||
       !call_init (&call, conv, CudnnType<T>::value, ph, pw, prepare ? 0 : conv->pad_top,
                   prepare ? 0 : conv->pad_left, out_h, out_w, error) ||
@@ -271,8 +274,8 @@ conv_typed (CudaContext *c, const VaeConv *conv, VaePrecision precision, const V
           "cudnnConvolutionForward", error))
     goto out;
   ok = launch_epilogue<T> (c, conv, out, w->second, res, act, y, error);
-  vae_backend_count_macs ((guint64) conv->out_channels * conv->in_channels * conv->kernel *
-                          conv->kernel * out_h * out_w);
+  vae_backend_count_macs ((guint64) conv->out_channels * vae_conv_group_inputs (conv) *
+                          conv->kernel * conv->kernel * out_h * out_w);
 out:
   call_clear (&call);
   g_free (key);

@@ -78,6 +78,11 @@ VaeTensor *cuda_norm (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GErro
 VaeTensor *cuda_attention (const VaeAttention *attention, VaePrecision precision,
                            const VaeTensor *x, GError **error);
 VaeTensor *cuda_clamp (const VaeTensor *x, GError **error);
+/* DC-AE's layers (dcae.cu). */
+VaeTensor *cuda_add (const VaeTensor *a, const VaeTensor *b, GError **error);
+VaeTensor *cuda_gate (const VaeTensor *x, GError **error);
+VaeTensor *cuda_pixel_shuffle (const VaeTensor *x, GError **error);
+VaeTensor *cuda_linear_attention (const VaeTensor *x, int head_dim, float eps, GError **error);
 
 /* Threads per block of the element-wise kernels, and their grid for N. */
 #define CUDA_THREADS 256

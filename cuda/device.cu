@@ -384,8 +384,8 @@ to_half_nhwc (const float *src, int in, int taps, size_t n, Half *dst)
 static gboolean
 ensure_low (CudaWeights *w, const VaeConv *conv, VaePrecision precision, GError **error)
 {
-  const int    taps = conv->kernel * conv->kernel;
-  const size_t n = (size_t) conv->out_channels * conv->in_channels * taps;
+  const int    taps = conv->kernel * conv->kernel, in = vae_conv_group_inputs (conv);
+  const size_t n = (size_t) conv->out_channels * in * taps;
   gboolean     ok = TRUE;
 
   G_LOCK (weights);
@@ -395,11 +395,10 @@ ensure_low (CudaWeights *w, const VaeConv *conv, VaePrecision precision, GError 
       w->low = NULL;
       ok = cuda_check (cudaMalloc (&w->low, n * 2), "allocating half-precision weights", error);
       if (ok && precision == VAE_PRECISION_BF16)
-        to_half_nhwc<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, conv->in_channels, taps, n,
+        to_half_nhwc<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, in, taps, n,
                                                          (__nv_bfloat16 *) w->low);
       else if (ok)
-        to_half_nhwc<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, conv->in_channels, taps, n,
-                                                         (__half *) w->low);
+        to_half_nhwc<<<cuda_blocks (n), CUDA_THREADS>>> (w->first, in, taps, n, (__half *) w->low);
       ok = ok && cuda_launched ("converting weights", error) &&
            cuda_check (cudaDeviceSynchronize (), "converting weights", error);
       w->low_precision = precision;
@@ -416,7 +415,8 @@ ensure_low (CudaWeights *w, const VaeConv *conv, VaePrecision precision, GError 
 CudaWeights *
 cuda_conv_weights (const VaeConv *conv, VaePrecision precision, GError **error)
 {
-  const size_t n = (size_t) conv->out_channels * conv->in_channels * conv->kernel * conv->kernel;
+  const size_t n =
+      (size_t) conv->out_channels * vae_conv_group_inputs (conv) * conv->kernel * conv->kernel;
   CudaWeights *w =
       weights_in (conv->cache, conv->weight, n, conv->bias, (size_t) conv->out_channels, error);
 

@@ -1,7 +1,8 @@
-/* GroupNorm with its activation fused into the normalising pass, and
- * TAESD's soft clamp.  A group is a contiguous run of channels × plane
- * values; its sums are gathered in double by many blocks at once (a group
- * of a 1024² decode holds 4 M values), then folded per group.
+/* GroupNorm with its activation fused into the normalising pass, the RMS
+ * norm over channels (Qwen-Image), and TAESD's soft clamp.  A group is a
+ * contiguous run of channels × plane values; its sums are gathered in
+ * double by many blocks at once (a group of a 1024² decode holds 4 M
+ * values), then folded per group.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cuda-private.h"
@@ -74,6 +75,67 @@ normalise (const float *x, const float2 *stats, const float *gamma, const float 
     }
 }
 
+/* ---- RMS norm ---- */
+
+/* RSTD[p] = 1/√(max(mean_c(x²), floor) + eps), one thread per position:
+ * neighbouring threads read neighbouring values of each channel plane. */
+__global__ static void
+rms_stats (const float *x, int channels, size_t plane, float eps, float *rstd)
+{
+  for (size_t p = blockIdx.x * (size_t) blockDim.x + threadIdx.x; p < plane;
+       p += (size_t) gridDim.x * blockDim.x)
+    {
+      double s = 0.0;
+      for (int c = 0; c < channels; c++)
+        {
+          const double v = x[(size_t) c * plane + p];
+          s += v * v;
+        }
+      rstd[p] = (float) (1.0 / sqrt (MAX (s / channels, VAE_RMS_FLOOR / channels) + eps));
+    }
+}
+
+__global__ static void
+rms_normalise (const float *x, const float *rstd, const float *gamma, const float *beta,
+               size_t plane, size_t n, int act, float *y)
+{
+  for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
+       i += (size_t) gridDim.x * blockDim.x)
+    {
+      const size_t c = i / plane;
+      y[i] = layout_activate (x[i] * rstd[i % plane] * gamma[c] + (beta ? beta[c] : 0.0f), act);
+    }
+}
+
+static VaeTensor *
+rms_norm (CudaContext *c, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
+{
+  const size_t plane = (size_t) x->height * x->width;
+  VaeTensor   *upload = NULL, *y = NULL;
+  CudaWeights *w;
+  const float *src;
+  float       *rstd = NULL;
+  gboolean     ok = FALSE;
+
+  if (!(w = cuda_norm_weights (norm, error)) || !(src = cuda_tensor_input (x, &upload, error)) ||
+      !(rstd = (float *) cuda_scratch (plane * sizeof (float), error)) ||
+      !(y = cuda_tensor_new (x->channels, x->height, x->width, error)))
+    goto out;
+  rms_stats<<<cuda_blocks (plane), CUDA_THREADS, 0, c->stream>>> (src, norm->channels, plane,
+                                                                  norm->eps, rstd);
+  rms_normalise<<<cuda_blocks (vae_tensor_n_elements (x)), CUDA_THREADS, 0, c->stream>>> (
+      src, rstd, w->first, w->second, plane, vae_tensor_n_elements (x), act, cuda_tensor_data (y));
+  ok = cuda_launched ("RMS norm", error);
+out:
+  cuda_scratch_free (rstd);
+  vae_tensor_free (upload);
+  if (!ok)
+    g_clear_pointer (&y, vae_tensor_free);
+  return y;
+}
+
+/* ---- end RMS norm ---- */
+
 VaeTensor *
 cuda_norm (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
 {
@@ -91,6 +153,8 @@ cuda_norm (const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
   if (!c)
     return NULL;
   g_return_val_if_fail (x->channels == norm->channels, NULL);
+  if (norm->kind == VAE_NORM_RMS)
+    return rms_norm (c, norm, x, act, error);
   if (!(w = cuda_norm_weights (norm, error)) || !(src = cuda_tensor_input (x, &upload, error)) ||
       !(partial =
             (double2 *) cuda_scratch ((size_t) norm->groups * chunks * sizeof (double2), error)) ||

@@ -1,7 +1,8 @@
 /* The CUDA backend against PyTorch's goldens and against the CPU backend:
  * the four small KL variants (SD1.5, SDXL, SD3, FLUX.2 with BatchNorm and
- * patchify) and TAEF2, in fp32 (the house bar, max relative error ≤ 1e-4:
- * TF32 is off, so only summation order differs) and in bf16/fp16 (PSNR
+ * patchify), Qwen-Image's and DC-AE's small models and TAEF2, in fp32 (the house bar,
+ * max relative error ≤ 1e-4: TF32 is off, so only summation order
+ * differs) and in bf16/fp16 (PSNR
  * ≥ 40 dB against fp32: an 8- or 11-bit mantissa in what convolutions read).
  * Without a device (or without the CUDA build) these cases skip with the
  * reason; what runs everywhere is the choice of backend: `cuda` without a
@@ -116,6 +117,40 @@ test_kl_fp32 (gconstpointer data)
   got = test_run_on (m, TEST_DECODE_RAW, latent, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
   test_assert_close (got, decoded, HOUSE_BAR, "CUDA decode vs PyTorch");
 }
+
+/* The small Qwen-Image and DC-AE models (RMS norms, fused q/k/v; grouped
+ * convolutions, linear attention, gate, pixel shuffle) in fp32 against
+ * diffusers' float64 goldens: the latent of a 45×61 picture, a decode. */
+static void
+test_family_fp32 (gconstpointer data)
+{
+  const Variant    *v = data;
+  g_autofree gchar *path = test_data_path (v->dir, "small", v->file, NULL);
+  g_autofree gchar *image_path = test_data_path (v->dir, "small", "image.npy", NULL);
+  g_autofree gchar *latent_path = test_data_path (v->dir, "small", "latent.npy", NULL);
+  g_autofree gchar *d_path = test_data_path (v->dir, "small", "decode-latent.npy", NULL);
+  g_autofree gchar *decoded_path = test_data_path (v->dir, "small", "decoded.npy", NULL);
+  g_autoptr (VaeModel) m = NULL;
+  g_autoptr (VaeTensor) image = NULL, latent = NULL, d = NULL, decoded = NULL, got = NULL;
+
+  if (!device_present ())
+    return;
+  m = load (path);
+  image = test_load_npy_image (image_path);
+  latent = test_load_npy_latent (latent_path);
+  got = encode_on (m, image, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  test_assert_close (got, latent, HOUSE_BAR, "CUDA encode vs diffusers");
+  g_clear_pointer (&got, vae_tensor_free);
+  d = test_load_npy_latent (d_path);
+  decoded = test_load_npy_latent (decoded_path);
+  got = test_run_on (m, TEST_DECODE_RAW, d, VAE_BACKEND_CUDA, VAE_PRECISION_FP32);
+  test_assert_close (got, decoded, HOUSE_BAR, "CUDA decode vs diffusers");
+}
+
+static const Variant families[] = {
+  { "qwen-image", "qwen_small.safetensors" },
+  { "dc-ae", "dcae_small.safetensors" },
+};
 
 /* SD1.5's whole architecture (attention over 1024 positions, 83.6M
  * parameters) decoding a 32×32 latent. */
@@ -315,6 +350,11 @@ main (int argc, char **argv)
     {
       g_autofree gchar *name = g_strdup_printf ("/cuda/kl/%s/fp32", variants[i].dir);
       g_test_add_data_func (name, &variants[i], test_kl_fp32);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (families); i++)
+    {
+      g_autofree gchar *name = g_strdup_printf ("/cuda/%s/fp32", families[i].dir);
+      g_test_add_data_func (name, &families[i], test_family_fp32);
     }
   g_test_add_func ("/cuda/sd15-full/every-precision", test_sd15_full);
   g_test_add_func ("/cuda/taef2/every-precision", test_taef2);

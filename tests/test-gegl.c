@@ -483,6 +483,50 @@ test_preview_mask (void)
   g_assert_cmpfloat (inside / n_inside, >, 0.05);
 }
 
+/* A family's full architecture (seeded weights, "qwen-image" or "dc-ae")
+ * through vae:encode and vae:decode with the model file, against
+ * diffusers' float64 goldens in tests/data/FAMILY/full: the latent at the
+ * house bar, the decoded image (16-bit PNG) within the bar plus half a
+ * 16-bit step. */
+static void
+test_family_ops (gconstpointer family)
+{
+  g_autofree gchar *model = test_tmp_path ("synth.safetensors");
+  g_autofree gchar *image = test_data_path (family, "full", "image.npy", NULL);
+  g_autofree gchar *d = test_data_path (family, "full", "decode-latent.npy", NULL);
+  g_autofree gchar *want_latent = test_data_path (family, "full", "latent.npy", NULL);
+  g_autofree gchar *want_decoded = test_data_path (family, "full", "decoded.npy", NULL);
+  g_autofree gchar *png = test_tmp_path ("family-in.png"), *npy = test_tmp_path ("latent.npy");
+  g_autofree gchar *out = test_tmp_path ("family-out.png");
+  g_autofree gchar *model_arg = g_strdup_printf ("model=%s", model);
+  g_autofree gchar *save = g_strdup_printf ("path=%s", npy), *load = g_strdup_printf ("path=%s", d);
+  g_autofree gchar *png_save = g_strdup_printf ("path=%s", out);
+  g_autoptr (VaeTensor) t = test_load_npy_image (image);
+  g_autoptr (VaeTensor) latent = NULL, decoded = NULL, want = NULL, raw = NULL;
+  g_autoptr (GError) error = NULL;
+  g_auto (Gegl) g1 = { 0 };
+  g_auto (Gegl) g2 = { 0 };
+
+  g_assert_true (vae_synth_family (family, 1, model, &error));
+  g_assert_true (vae_png_write (png, t, 8, &error)); /* 8-bit values: exact */
+  g1 = run_gegl (NULL, NULL, png, "--", "vae:encode", model_arg, "vae:latent-save", save, NULL);
+  latent = test_load_npy_latent (npy);
+  want = test_load_npy_latent (want_latent);
+  test_assert_close (latent, want, 1e-4, "the latent through vae:encode");
+  g2 = run_gegl (NULL, NULL, "--", "vae:latent-load", load, "vae:decode", model_arg,
+                 "gegl:png-save", png_save, "bitdepth=16", NULL);
+  decoded = vae_png_read (out, &error);
+  g_assert_no_error (error);
+  raw = test_load_npy_latent (want_decoded);
+  g_clear_pointer (&want, vae_tensor_free);
+  want = vae_tensor_new (3, raw->height, raw->width, NULL);
+  for (gsize i = 0; i < vae_tensor_n_elements (want); i++)
+    want->data[i] = CLAMP ((raw->data[i] + 1.0f) / 2.0f, 0.0f, 1.0f);
+  g_test_message ("%s decode through vae:decode: max |ours − diffusers| = %.3g",
+                  (const gchar *) family, test_max_abs_error (decoded, want));
+  g_assert_cmpfloat (test_max_abs_error (decoded, want), <=, 1e-4 + 0.5 / 65535);
+}
+
 static void
 test_bad_input (void)
 {
@@ -553,6 +597,8 @@ main (int argc, char **argv)
                         test_preset);
   g_test_add_data_func ("/gegl/preset/latent-blend", "latent-blend.xml", test_preset);
   g_test_add_func ("/gegl/diffusion-preview/mask", test_preview_mask);
+  g_test_add_data_func ("/gegl/family/qwen-image", "qwen-image", test_family_ops);
+  g_test_add_data_func ("/gegl/family/dc-ae", "dc-ae", test_family_ops);
   g_test_add_func ("/gegl/bad-input", test_bad_input);
   return g_test_run ();
 }

@@ -160,8 +160,11 @@ test_conv_transpose (void)
 
 /* GroupNorm (statistics merged over bands) and attention, and a conv that
  * reads the pending normalisation, against the plain backend. */
+/* GroupNorm (statistics merged over bands) or RMS norm (KIND), attention
+ * with that norm, and a conv that reads the pending normalisation, against
+ * the plain backend. */
 static void
-test_norm_attention (void)
+norm_attention_case (VaeNormKind kind)
 {
   GRand       *rand = g_rand_new_with_seed (11);
   const gint   c = 32, h = 13, w = 11;
@@ -173,6 +176,7 @@ test_norm_attention (void)
   g_autoptr (GError) error = NULL;
   const VaeBackend *cpu = vae_backend_cpu ();
 
+  norm.kind = attn.norm.kind = kind;
   attn.norm.gamma = g_memdup2 (norm.gamma, c * sizeof (gfloat));
   attn.norm.beta = g_memdup2 (norm.beta, c * sizeof (gfloat));
   for (guint i = 0; i < G_N_ELEMENTS (convs); i++)
@@ -200,13 +204,105 @@ test_norm_attention (void)
       g_autoptr (VaeTensor) c_got =
           plain (tiled->conv (tiled, &attn.q, lazy, FALSE, NULL, VAE_ACT_NONE, &error));
       g_assert_no_error (error);
-      test_assert_close (n_got, n_want, 1e-5, "GroupNorm + SiLU in bands");
+      test_assert_close (n_got, n_want, 1e-5, "norm + SiLU in bands");
       test_assert_close (a_got, a_want, 1e-5, "attention in bands");
-      test_assert_close (c_got, c_want, 1e-5, "a conv reading the pending GroupNorm");
+      test_assert_close (c_got, c_want, 1e-5, "a conv reading the pending norm");
       vae_backend_tiled_free (tiled);
     }
   vae_norm_clear (&norm);
   vae_attention_clear (&attn);
+  g_rand_free (rand);
+}
+
+static void
+test_norm_attention (void)
+{
+  norm_attention_case (VAE_NORM_GROUP);
+}
+
+static void
+test_rms_norm_attention (void)
+{
+  norm_attention_case (VAE_NORM_RMS);
+}
+
+/* DC-AE's layers in bands against the plain backend: grouped convolutions
+ * (depthwise 5×5, grouped 1×1, the 2×2 stride-2 down shortcut), the sum,
+ * the gate, the linear attention (sums over all bands) and the pixel
+ * shuffle, each reading an input with a pending RMS norm. */
+static void
+test_dcae_layers (void)
+{
+  GRand            *rand = g_rand_new_with_seed (12);
+  const gint        c = 24, h = 13, w = 10;
+  const VaeBackend *cpu = vae_backend_cpu ();
+  VaeNorm           norm = { c,
+                             1,
+                             1e-5f,
+                             test_random_floats (rand, c, 0.5, 1.5),
+                             test_random_floats (rand, c, -0.5, 0.5),
+                             NULL,
+                             VAE_NORM_RMS };
+  VaeConv           convs[] = {
+              { c, c, 5, 1, 2, 2, 2, 2, NULL, NULL, NULL, c },
+              { c, c, 1, 1, 0, 0, 0, 0, NULL, NULL, NULL, 3 },
+              { 2 * c, c, 2, 1, 0, 0, 0, 0, NULL, NULL, NULL, c },
+  };
+  g_autoptr (VaeTensor) x = random_tensor (rand, c, h, w, 2.0),
+                        b = random_tensor (rand, c, h, w, 1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VaeTensor) normed = cpu->norm (cpu, &norm, x, VAE_ACT_NONE, &error);
+
+  convs[2].stride = 2; /* a 2×2 stride-2 kernel reads even rows: 12 of the 13 */
+  for (guint i = 0; i < G_N_ELEMENTS (convs); i++)
+    {
+      convs[i].weight = test_random_floats (rand,
+                                            (gsize) convs[i].out_channels * c / convs[i].groups *
+                                                convs[i].kernel * convs[i].kernel,
+                                            -0.3, 0.3);
+      convs[i].bias = test_random_floats (rand, convs[i].out_channels, -0.1, 0.1);
+    }
+  for (gint band = 1; band <= 16; band *= 4)
+    {
+      VaeBackend *tiled = tiled_backend (h, band, band > 1);
+      g_autoptr (VaeTensor) lazy = tiled->norm (tiled, &norm, x, VAE_ACT_NONE, &error);
+      for (guint i = 0; i < G_N_ELEMENTS (convs); i++)
+        {
+          g_autoptr (VaeTensor) want =
+              cpu->conv (cpu, &convs[i], normed, FALSE, b, VAE_ACT_SILU, &error);
+          g_autoptr (VaeTensor) got = NULL;
+          if (convs[i].stride == 2) /* no residual of another size */
+            {
+              g_clear_pointer (&want, vae_tensor_free);
+              want = cpu->conv (cpu, &convs[i], normed, FALSE, NULL, VAE_ACT_NONE, &error);
+              got = plain (tiled->conv (tiled, &convs[i], lazy, FALSE, NULL, VAE_ACT_NONE, &error));
+            }
+          else
+            got = plain (tiled->conv (tiled, &convs[i], lazy, FALSE, b, VAE_ACT_SILU, &error));
+          g_assert_no_error (error);
+          test_assert_close (got, want, 1e-5, "a grouped conv in bands");
+        }
+      {
+        g_autoptr (VaeTensor) sum_want = cpu->add (cpu, normed, b, &error);
+        g_autoptr (VaeTensor) sum_got = plain (tiled->add (tiled, lazy, b, &error));
+        g_autoptr (VaeTensor) gate_want = cpu->gate (cpu, normed, &error);
+        g_autoptr (VaeTensor) gate_got = plain (tiled->gate (tiled, lazy, &error));
+        g_autoptr (VaeTensor) la_want = cpu->linear_attention (cpu, normed, 4, 1e-15f, &error);
+        g_autoptr (VaeTensor) la_got =
+            plain (tiled->linear_attention (tiled, lazy, 4, 1e-15f, &error));
+        g_autoptr (VaeTensor) ps_want = cpu->pixel_shuffle (cpu, normed, &error);
+        g_autoptr (VaeTensor) ps_got = plain (tiled->pixel_shuffle (tiled, lazy, &error));
+        g_assert_no_error (error);
+        test_assert_close (sum_got, sum_want, 1e-6, "a sum in bands");
+        test_assert_close (gate_got, gate_want, 1e-6, "the gate in bands");
+        test_assert_close (la_got, la_want, 1e-5, "linear attention in bands");
+        test_assert_close (ps_got, ps_want, 0.0, "the pixel shuffle in bands");
+      }
+      vae_backend_tiled_free (tiled);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (convs); i++)
+    vae_conv_clear (&convs[i]);
+  vae_norm_clear (&norm);
   g_rand_free (rand);
 }
 
@@ -597,6 +693,8 @@ main (int argc, char **argv)
   g_test_add_func ("/tiled/conv", test_conv);
   g_test_add_func ("/tiled/conv-transpose", test_conv_transpose);
   g_test_add_func ("/tiled/norm-attention", test_norm_attention);
+  g_test_add_func ("/tiled/rms-norm-attention", test_rms_norm_attention);
+  g_test_add_func ("/tiled/dcae-layers", test_dcae_layers);
   g_test_add_func ("/tiled/device-bands", test_device_bands);
   g_test_add_func ("/tiled/plan", test_plan);
   g_test_add_func ("/tiled/parse-bytes", test_parse_bytes);

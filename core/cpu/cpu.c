@@ -19,7 +19,7 @@
 static inline gint
 conv_terms (const VaeConv *conv)
 {
-  return conv->in_channels * conv->kernel * conv->kernel;
+  return vae_conv_group_inputs (conv) * conv->kernel * conv->kernel;
 }
 
 static inline gint
@@ -116,9 +116,13 @@ im2col_band_rows (const VaeConv *conv, gint out_h, gint out_w)
   return (gint) CLAMP (IM2COL_BAND_BYTES / MAX (row_bytes, 1), 1, (gsize) out_h);
 }
 
+static gsize grouped_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+
 gsize
 vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
+  if (vae_conv_groups (conv) > 1)
+    return grouped_scratch_bytes (conv, out_h, out_w);
   if (vae_winograd_applies (conv))
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
   if (is_plain_1x1 (conv, FALSE))
@@ -191,10 +195,10 @@ im2col_product (const VaeConv *conv, const guint16 *weight_bf16, const VaeTensor
   return TRUE;
 }
 
-/* act(conv(up(x)) + bias + residual): Winograd for 3×3 "same" convs when
- * FAST, one product for 1×1, banded im2col + product otherwise; the
- * products in bf16 when BF16.  Direct bf16 products round only the inputs
- * and weights, so they lose far less than Winograd's bf16 ones. */
+static gboolean grouped (const VaeConv *conv, const VaeTensor *x, gboolean up,
+                         const VaeTensor *residual, VaeAct act, gboolean fast, gboolean bf16,
+                         VaeTensor *y, GError **error);
+
 /* Models are checked when they load; a layer that still gets the wrong
  * number of channels fails with an error, not a NULL the caller cannot
  * explain. */
@@ -208,6 +212,11 @@ channels_match (const gchar *layer, gint want, const VaeTensor *x, GError **erro
   return FALSE;
 }
 
+/* act(conv(up(x)) + bias + residual): Winograd for 3×3 "same" convs when
+ * FAST, one product for 1×1, banded im2col + product otherwise; the
+ * products in bf16 when BF16.  Direct bf16 products round only the inputs
+ * and weights, so they lose far less than Winograd's bf16 ones.  Grouped
+ * convolutions run group by group (groups of few inputs directly). */
 static VaeTensor *
 convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
           VaeAct act, gboolean fast, gboolean bf16, GError **error)
@@ -224,6 +233,12 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
   y = vae_tensor_new_uninit (conv->out_channels, out_h, out_w, FALSE, error);
   if (!y)
     return NULL;
+  if (vae_conv_groups (conv) > 1)
+    {
+      if (!grouped (conv, x, up, residual, act, fast, bf16, y, error))
+        g_clear_pointer (&y, vae_tensor_free);
+      return y;
+    }
   vae_backend_count_macs ((guint64) conv->out_channels * conv_terms (conv) * out_h * out_w);
 
   if (fast && vae_winograd_applies (conv))
@@ -252,6 +267,133 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
   epilogue (conv, y, residual, act);
   return y;
 }
+
+/* ---- grouped convolutions ---- */
+
+/* Groups whose outputs sum at most this many products run directly (a
+ * depthwise 5×5 sums 25); the others as one product per group. */
+#define DIRECT_TERMS 32
+
+/* Channels [FIRST, FIRST + N) of T, borrowing its data. */
+static VaeTensor
+channel_view (const VaeTensor *t, gint first, gint n)
+{
+  return (VaeTensor){ n, t->height, t->width, t->data + (gsize) first * t->height * t->width,
+                      0, NULL };
+}
+
+/* row += w · src, N values. */
+static VAE_HOT void
+axpy_row (gfloat *restrict row, const gfloat *restrict src, gint n, gfloat w)
+{
+  for (gint i = 0; i < n; i++)
+    row[i] += w * src[i];
+}
+
+/* Groups of few inputs (depthwise convolutions, the fixed shortcuts of
+ * DC-AE): each output plane sums the kernel's taps over its group's
+ * (upsampled, padded) input planes directly. */
+static void
+direct_grouped (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeTensor *y)
+{
+  const gint k = conv->kernel, s = conv->stride, in_h = x->height << up, in_w = x->width << up;
+  const gint gi = vae_conv_group_inputs (conv), go = conv->out_channels / vae_conv_groups (conv);
+
+#pragma omp parallel for schedule(static)
+  for (gint o = 0; o < y->channels; o++)
+    for (gint oy = 0; oy < y->height; oy++)
+      {
+        gfloat *row = y->data + ((gsize) o * y->height + oy) * y->width;
+        memset (row, 0, y->width * sizeof (gfloat));
+        for (gint ci = 0; ci < gi; ci++)
+          {
+            const gfloat *w = conv->weight + ((gsize) o * gi + ci) * k * k;
+            const gfloat *plane = x->data + (gsize) (o / go * gi + ci) * x->height * x->width;
+            for (gint ky = 0; ky < k; ky++)
+              {
+                const gint    iy = oy * s - conv->pad_top + ky;
+                const gfloat *src;
+                if (iy < 0 || iy >= in_h)
+                  continue;
+                src = plane + (gsize) (iy >> up) * x->width;
+                for (gint kx = 0; kx < k; kx++)
+                  {
+                    /* valid ox: 0 <= ox*s - pad_left + kx < in_w */
+                    const gint ox0 = MIN (y->width, MAX (0, (conv->pad_left - kx + s - 1) / s));
+                    const gint ox1 =
+                        MIN (y->width, floor_div (in_w - 1 + conv->pad_left - kx, s) + 1);
+                    const gfloat wt = w[ky * k + kx];
+                    if (wt == 0.0f) /* the shortcuts' weights are mostly zeros */
+                      continue;
+                    if (s == 1 && !up && ox1 > ox0)
+                      axpy_row (row + ox0, src + ox0 - conv->pad_left + kx, ox1 - ox0, wt);
+                    else
+                      for (gint ox = ox0; ox < ox1; ox++)
+                        row[ox] += wt * src[(ox * s - conv->pad_left + kx) >> up];
+                  }
+              }
+          }
+      }
+}
+
+/* CONV's group G as a dense convolution of its own. */
+static VaeConv
+group_conv (const VaeConv *conv, gint g)
+{
+  const gint gi = vae_conv_group_inputs (conv), go = conv->out_channels / vae_conv_groups (conv);
+  VaeConv    sub = *conv;
+
+  sub.in_channels = gi;
+  sub.out_channels = go;
+  sub.groups = 1;
+  sub.weight = conv->weight + (gsize) g * go * gi * conv->kernel * conv->kernel;
+  sub.bias = conv->bias ? conv->bias + (gsize) g * go : NULL;
+  sub.cache = NULL; /* nothing kept for a part */
+  return sub;
+}
+
+static gboolean
+grouped (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+         VaeAct act, gboolean fast, gboolean bf16, VaeTensor *y, GError **error)
+{
+  const gint  groups = vae_conv_groups (conv), go = conv->out_channels / groups;
+  const gint  gi = vae_conv_group_inputs (conv);
+  const gsize plane = (gsize) y->height * y->width;
+
+  if (conv_terms (conv) <= DIRECT_TERMS)
+    {
+      vae_backend_count_macs ((guint64) conv->out_channels * conv_terms (conv) * plane);
+      direct_grouped (conv, x, up, y);
+      epilogue (conv, y, residual, act);
+      return TRUE;
+    }
+  for (gint g = 0; g < groups; g++)
+    {
+      const VaeConv   sub = group_conv (conv, g);
+      const VaeTensor xg = channel_view (x, g * gi, gi);
+      const VaeTensor rg = residual ? channel_view (residual, g * go, go) : (VaeTensor){ 0 };
+      VaeTensor      *yg = convolve (&sub, &xg, up, residual ? &rg : NULL, act, fast, bf16, error);
+      if (!yg)
+        return FALSE;
+      memcpy (y->data + g * go * plane, yg->data, go * plane * sizeof (gfloat));
+      vae_tensor_free (yg);
+    }
+  return TRUE;
+}
+
+/* A group's own scratch and output, for all but direct ones. */
+static gsize
+grouped_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
+{
+  const VaeConv sub = group_conv (conv, 0);
+
+  if (conv_terms (conv) <= DIRECT_TERMS)
+    return 0;
+  return vae_cpu_conv_scratch_bytes (&sub, out_h, out_w) +
+         (gsize) sub.out_channels * out_h * out_w * sizeof (gfloat);
+}
+
+/* ---- end grouped convolutions ---- */
 
 VaeTensor *
 vae_cpu_conv_reference (const VaeConv *conv, const VaeTensor *x, gboolean up,
@@ -349,15 +491,80 @@ normalize (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
   g_free (rstd);
 }
 
+/* ---- RMS norm ---- */
+
+/* Positions per block: their sums (in double, as the float64 reference)
+ * stay in the first-level cache while every channel adds to them. */
+#define RMS_BLOCK 512
+
+static VAE_HOT void
+rms_block (const VaeNorm *norm, const gfloat *x, gfloat *y, gsize plane, gsize first, gint n,
+           VaeAct act)
+{
+  const gdouble floor = VAE_RMS_FLOOR / norm->channels;
+  gdouble       sum[RMS_BLOCK] = { 0 };
+  gfloat        rstd[RMS_BLOCK];
+
+  for (gint c = 0; c < norm->channels; c++)
+    {
+      const gfloat *xc = x + c * plane + first;
+      for (gint i = 0; i < n; i++)
+        sum[i] += (gdouble) xc[i] * xc[i];
+    }
+  for (gint i = 0; i < n; i++)
+    rstd[i] = (gfloat) (1.0 / sqrt (MAX (sum[i] / norm->channels, floor) + norm->eps));
+  for (gint c = 0; c < norm->channels; c++)
+    {
+      const gfloat *xc = x + c * plane + first;
+      gfloat       *yc = y + c * plane + first;
+      const gfloat  g = norm->gamma[c], b = norm->beta ? norm->beta[c] : 0.0f;
+      for (gint i = 0; i < n; i++)
+        yc[i] = vae_activate (xc[i] * rstd[i] * g + b, act);
+    }
+}
+
+void
+vae_rms_norm_span (const VaeNorm *norm, const gfloat *x, gfloat *y, gsize plane, gsize first,
+                   gsize count, VaeAct act)
+{
+  const gsize blocks = (count + RMS_BLOCK - 1) / RMS_BLOCK;
+
+#pragma omp parallel for schedule(static)
+  for (gsize b = 0; b < blocks; b++)
+    rms_block (norm, x, y, plane, first + b * RMS_BLOCK,
+               (gint) MIN ((gsize) RMS_BLOCK, count - b * RMS_BLOCK), act);
+}
+
+/* ---- end RMS norm ---- */
+
+/* Either kind of norm; Y may be X. */
+static void
+normalize_any (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
+{
+  const gsize plane = (gsize) x->height * x->width;
+
+  if (norm->kind == VAE_NORM_RMS)
+    vae_rms_norm_span (norm, x->data, y->data, plane, 0, plane, act);
+  else
+    normalize (norm, x, act, y);
+}
+
+static gboolean
+norm_fits (const VaeNorm *norm, const VaeTensor *x, GError **error)
+{
+  return channels_match (norm->kind == VAE_NORM_RMS ? "RMS norm" : "GroupNorm", norm->channels, x,
+                         error);
+}
+
 static VaeTensor *
 cpu_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct act, GError **error)
 {
   VaeTensor *y;
 
-  if (!channels_match ("GroupNorm", norm->channels, x, error))
+  if (!norm_fits (norm, x, error))
     return NULL;
   if ((y = vae_tensor_new_uninit (x->channels, x->height, x->width, FALSE, error)))
-    normalize (norm, x, act, y);
+    normalize_any (norm, x, act, y);
   return y;
 }
 
@@ -365,9 +572,9 @@ static gboolean
 cpu_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeAct act,
                    GError **error)
 {
-  if (!channels_match ("GroupNorm", norm->channels, x, error))
+  if (!norm_fits (norm, x, error))
     return FALSE;
-  normalize (norm, x, act, x);
+  normalize_any (norm, x, act, x);
   return TRUE;
 }
 
@@ -475,6 +682,70 @@ cpu_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer, const V
   return vae_cpu_conv_transpose (layer, x, act, error);
 }
 
+/* ---- DC-AE layers (kernels in dcae.c) ---- */
+
+static VaeTensor *
+cpu_add (const VaeBackend *be, const VaeTensor *a, const VaeTensor *b, GError **error)
+{
+  VaeTensor *y;
+
+  g_return_val_if_fail (vae_tensor_n_elements (a) == vae_tensor_n_elements (b), NULL);
+  if ((y = vae_tensor_new_uninit (a->channels, a->height, a->width, FALSE, error)))
+    vae_cpu_add (a, b, y);
+  return y;
+}
+
+static VaeTensor *
+cpu_gate (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  VaeTensor *y;
+
+  g_return_val_if_fail (x->channels % 2 == 0, NULL);
+  if ((y = vae_tensor_new_uninit (x->channels / 2, x->height, x->width, FALSE, error)))
+    vae_cpu_gate (x, y);
+  return y;
+}
+
+static VaeTensor *
+cpu_linear_attention (const VaeBackend *be, const VaeTensor *x, gint head_dim, gfloat eps,
+                      GError **error)
+{
+  const gsize         positions = (gsize) x->height * x->width;
+  g_autofree gdouble *sums = NULL;
+  VaeTensor          *y;
+  gfloat             *scratch;
+  gsize               capacity;
+
+  g_return_val_if_fail (head_dim > 0 && x->channels % (3 * head_dim) == 0, NULL);
+  if (!(y = vae_tensor_new_uninit (x->channels / 3, x->height, x->width, FALSE, error)))
+    return NULL;
+  if (!(scratch = vae_scratch_alloc (vae_linear_attention_scratch_floats (head_dim, positions) *
+                                         sizeof (gfloat),
+                                     FALSE, &capacity, "linear attention", error)))
+    {
+      vae_tensor_free (y);
+      return NULL;
+    }
+  sums = g_new0 (gdouble, vae_linear_attention_sums_size (x, head_dim));
+  vae_linear_attention_sums (x, head_dim, sums, scratch);
+  vae_linear_attention_apply (x, head_dim, eps, sums, y, scratch);
+  vae_scratch_free (scratch, capacity);
+  return y;
+}
+
+static VaeTensor *
+cpu_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  VaeTensor *y;
+
+  g_return_val_if_fail (x->channels % 4 == 0, NULL);
+  if ((y = vae_tensor_new_uninit (x->channels / 4, x->height * 2, x->width * 2, FALSE, error)))
+    vae_pixel_shuffle_rows (x, 0, y, 0);
+  return y;
+}
+
+/* ---- end DC-AE layers ---- */
+
 #define CPU_BACKEND(is_bf16)                                                                       \
   {                                                                                                \
     { .name = "cpu",                                                                               \
@@ -483,7 +754,11 @@ cpu_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer, const V
       .attention = cpu_attention,                                                                  \
       .clamp = cpu_clamp,                                                                          \
       .norm_in_place = cpu_norm_in_place,                                                          \
-      .conv_transpose = cpu_conv_transpose },                                                      \
+      .conv_transpose = cpu_conv_transpose,                                                        \
+      .add = cpu_add,                                                                              \
+      .gate = cpu_gate,                                                                            \
+      .linear_attention = cpu_linear_attention,                                                    \
+      .pixel_shuffle = cpu_pixel_shuffle },                                                        \
         is_bf16                                                                                    \
   }
 

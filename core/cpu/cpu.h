@@ -19,6 +19,10 @@ const VaeBackend *vae_backend_cpu_bf16 (void);
  * is float64). */
 void vae_moments (const gfloat *p, gsize n, gdouble *mean, gdouble *m2);
 void vae_scale_shift_act (const gfloat *src, gfloat *dst, gsize n, gfloat a, gfloat b, VaeAct act);
+/* The RMS norm (norm->kind VAE_NORM_RMS) of positions [FIRST, FIRST + COUNT)
+ * of each of the norm's channel planes, PLANE floats apart; Y may be X. */
+void vae_rms_norm_span (const VaeNorm *norm, const gfloat *x, gfloat *y, gsize plane, gsize first,
+                        gsize count, VaeAct act);
 /* o = v·softmax(qᵀk/√c)ᵀ for ROWS query positions (columns of q and o, whose
  * rows are STRIDE floats apart); SCORES holds vae_cpu_attend_scratch_floats. */
 void  vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTensor *k,
@@ -26,6 +30,25 @@ void  vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTenso
 gsize vae_cpu_attend_scratch_floats (gint n);
 /* Scratch bytes the CPU convolution takes for an OUT_H × OUT_W output. */
 gsize vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+
+/* ---- DC-AE's layers (dcae.c), whole tensors or the tiled executor's bands ---- */
+
+void vae_cpu_add (const VaeTensor *a, const VaeTensor *b, VaeTensor *y);
+/* Y (C/2 channels) = X[:C/2] · SiLU(X[C/2:]). */
+void vae_cpu_gate (const VaeTensor *x, VaeTensor *y);
+/* The ReLU linear attention of VaeBackend.linear_attention in two halves:
+ * SUMS (vae_linear_attention_sums_size doubles, zeroed first) gathers each
+ * group's (d + 1) × d sums over X's positions, call by call; APPLY writes
+ * OUT's positions (those of X) from them.  SCRATCH holds
+ * vae_linear_attention_scratch_floats for X's positions. */
+gsize vae_linear_attention_sums_size (const VaeTensor *x, gint head_dim);
+gsize vae_linear_attention_scratch_floats (gint head_dim, gsize positions);
+void  vae_linear_attention_sums (const VaeTensor *x, gint head_dim, gdouble *sums, gfloat *scratch);
+void vae_linear_attention_apply (const VaeTensor *x, gint head_dim, gfloat eps, const gdouble *sums,
+                                 VaeTensor *out, gfloat *scratch);
+/* Rows of the ×2 pixel shuffle: Y holds output rows from Y_ROW0 on, X the
+ * input rows they read, from X_ROW0 on. */
+void vae_pixel_shuffle_rows (const VaeTensor *x, gint x_row0, VaeTensor *y, gint y_row0);
 
 /* Winograd F(4×4,3×3) for 3×3 stride-1 "same" convs of 8+ input channels:
  * y = act(conv(up(x)) + bias + residual), every value of Y written (the

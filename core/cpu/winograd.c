@@ -527,7 +527,7 @@ gboolean
 vae_winograd_applies (const VaeConv *conv)
 {
   return conv->kernel == 3 && conv->stride == 1 && conv->in_channels >= 8 && conv->pad_top == 1 &&
-         conv->pad_left == 1;
+         conv->pad_left == 1 && vae_conv_groups (conv) == 1;
 }
 
 /* Bytes of transformed input and products per row of tiles, and the rows

@@ -11,12 +11,14 @@
 #define GROUP "Family"
 
 /* Kind= in a descriptor, in VaeKind's order, and what `info` calls it. */
-static const gchar *const kind_names[] = { "kl", "tiny", "vq", "vqvae" };
+static const gchar *const kind_names[] = { "kl", "tiny", "vq", "vqvae", "qwen-image", "dc-ae" };
 static const gchar *const kind_titles[] = {
   "AutoencoderKL",
   "tiny autoencoder (TAESD)",
   "VQModel (diffusers, LDM VQ)",
   "VQ-VAE (van den Oord et al.)",
+  "AutoencoderKLQwenImage (Wan 2.1), one frame",
+  "AutoencoderDC (Sana's DC-AE)",
 };
 
 const gchar *
@@ -41,6 +43,8 @@ vae_family_free (VaeFamily *family)
   g_strfreev (family->aliases);
   g_strfreev (family->files);
   g_free (family->rgb_factors);
+  g_free (family->latents_mean);
+  g_free (family->latents_std);
   g_free (family);
 }
 
@@ -136,6 +140,22 @@ get_double (GKeyFile *kf, const gchar *key, gdouble fallback, gboolean *ok)
   return v;
 }
 
+/* KEY's list of RawChannels numbers into *OUT (left NULL when absent);
+ * FALSE when there are not that many or one is not above LOW. */
+static gboolean
+get_channel_list (GKeyFile *kf, const gchar *key, gint channels, gdouble low, gdouble **out)
+{
+  gsize n = 0;
+
+  if (!g_key_file_has_key (kf, GROUP, key, NULL))
+    return TRUE;
+  *out = g_key_file_get_double_list (kf, GROUP, key, &n, NULL);
+  for (gsize i = 0; *out && i < n; i++)
+    if (!((*out)[i] > low) || (*out)[i] > 1e6)
+      return FALSE;
+  return *out && n == (gsize) channels;
+}
+
 gboolean
 vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamily **out,
                   GError **error)
@@ -179,6 +199,9 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
     ok = FALSE;
   f->aliases = g_key_file_get_string_list (kf, GROUP, "Aliases", NULL, NULL);
   f->files = g_key_file_get_string_list (kf, GROUP, "Files", NULL, NULL);
+  if (!get_channel_list (kf, "LatentsMean", f->raw_channels, -1e6, &f->latents_mean) ||
+      !get_channel_list (kf, "LatentsStd", f->raw_channels, 0.0, &f->latents_std))
+    ok = FALSE;
   if (g_key_file_has_key (kf, GROUP, "RgbFactors", NULL))
     {
       f->rgb_factors = g_key_file_get_double_list (kf, GROUP, "RgbFactors", &n_factors, NULL);
@@ -191,10 +214,11 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
     {
       g_set_error (
           error, VAE_ERROR, VAE_ERROR_FORMAT,
-          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny|vq|vqvae), RawChannels ≥ 1 "
-             "(vq, vqvae: RawChannels and RawFactor both or neither) and a non-zero Scale; "
-             "Schedule must be sd-scaled-linear, linear, cosine or flow; integers, booleans and "
-             "numbers must be valid, RgbFactors must hold channels × 3 + 3 numbers"),
+          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny|vq|vqvae|qwen-image|dc-ae), "
+             "RawChannels ≥ 1 (vq, vqvae: RawChannels and RawFactor both or neither) and a "
+             "non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; "
+             "integers, booleans and numbers must be valid, RgbFactors must hold channels × 3 + 3 "
+             "numbers, LatentsMean and LatentsStd (> 0) one per raw channel"),
           origin);
       vae_family_free (f);
       return FALSE;
@@ -327,7 +351,7 @@ vae_family_match (const VaeFamily *shape, const gchar *file_name)
       if (f->kind != shape->kind ||
           (f->raw_channels &&
            (f->raw_channels != shape->raw_channels || f->raw_factor != shape->raw_factor)) ||
-          (f->kind == VAE_KIND_KL &&
+          (f->kind != VAE_KIND_TINY && !is_vq (f->kind) &&
            (f->quant_convs != shape->quant_convs || f->batch_norm != shape->batch_norm)) ||
           (f->kind == VAE_KIND_TINY && f->pool_branch != shape->pool_branch))
         continue;

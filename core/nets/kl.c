@@ -1,7 +1,9 @@
 /* AutoencoderKL (SD1/2, SDXL, SD3, FLUX.1, FLUX.2) and VQModel (the same
  * halves around a codebook: diffusers' VQModel, LDM's vq-f4/vq-f8): weights
  * in diffusers or LDM/ComfyUI names, widths and depths read from the
- * weights themselves.
+ * weights themselves.  One frame of Qwen-Image's (Wan 2.1's) causal 3-D VAE
+ * is the same graph with RMS norms; qwen.c maps its names, and the loaders
+ * below take its 3-D kernels, gamma-only norms and fused q/k/v (see qwen.c).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "nets/nets.h"
@@ -60,6 +62,7 @@ typedef struct
 {
   const VaeWeights *weights;
   GHashTable       *names;
+  gboolean          causal3d; /* Qwen-Image / Wan 2.1 */
 } KlNames;
 
 /* ---- names --------------------------------------------------------------- */
@@ -178,6 +181,11 @@ names_init (KlNames *names, const VaeWeights *weights)
   gint n_up = count_ldm_up_levels (weights);
 
   names->weights = weights;
+  if ((names->causal3d = vae_qwen_detect (weights)))
+    {
+      names->names = vae_qwen_names (weights);
+      return;
+    }
   names->names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < vae_weights_count (weights); i++)
     {
@@ -206,7 +214,7 @@ gboolean
 vae_kl_detect (const VaeWeights *weights)
 {
   return vae_weights_lookup (weights, "encoder.conv_in.weight") ||
-         vae_weights_lookup (weights, "decoder.conv_in.weight");
+         vae_weights_lookup (weights, "decoder.conv_in.weight") || vae_qwen_detect (weights);
 }
 
 /* ---- loading ------------------------------------------------------------- */
@@ -242,17 +250,20 @@ load_conv (const KlNames *names, const gchar *prefix, gint in_channels, gint str
       return FALSE;
     }
   if (!((w->ndim == 4 && w->shape[2] == w->shape[3] && w->shape[2] % 2 == 1) || w->ndim == 2 ||
-        (w->ndim == 4 && w->shape[2] == 1 && w->shape[3] == 1)) ||
+        (names->causal3d && w->ndim == 5 && w->shape[2] % 2 == 1 && w->shape[2] <= 15 &&
+         w->shape[3] == w->shape[4] && w->shape[3] % 2 == 1)) ||
       w->shape[0] < 1 || w->shape[0] > 65536 || (in_channels > 0 && w->shape[1] != in_channels))
     {
-      g_autofree gchar *want = g_strdup_printf ("[out, %d, k, k] with odd k", in_channels);
+      g_autofree gchar *want = g_strdup_printf (
+          names->causal3d ? "[out, %d, (t,) k, k] with odd t and k" : "[out, %d, k, k] with odd k",
+          in_channels);
       return bad_shape (names, w, prefix, want, error);
     }
   if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
     return bad_shape (names, b, prefix, "[out]", error);
   conv->out_channels = (gint) w->shape[0];
   conv->in_channels = (gint) w->shape[1];
-  conv->kernel = w->ndim == 4 ? (gint) w->shape[2] : 1;
+  conv->kernel = w->ndim >= 4 ? (gint) w->shape[w->ndim - 1] : 1;
   conv->stride = stride;
   if (pad_lt < 0) /* "same" padding */
     pad_lt = pad_rb = conv->kernel / 2;
@@ -261,6 +272,13 @@ load_conv (const KlNames *names, const gchar *prefix, gint in_channels, gint str
   conv->cache = vae_layer_cache_new ();
   if (!(conv->weight = get (names, w, error)))
     return FALSE;
+  if (w->ndim == 5) /* the time slice that meets the one frame (qwen.c) */
+    {
+      gfloat *w3 = conv->weight;
+      conv->weight = vae_causal_frame_kernel (w3, conv->out_channels, conv->in_channels,
+                                              (gint) w->shape[2], conv->kernel, conv->kernel);
+      g_free (w3);
+    }
   return !b || (conv->bias = get (names, b, error)) != NULL;
 }
 
@@ -271,12 +289,40 @@ load_same_conv (const KlNames *names, const gchar *prefix, gint in_channels, Vae
   return load_conv (names, prefix, in_channels, 1, -1, -1, conv, error);
 }
 
+/* ---- RMS norm ---- */
+
+/* Qwen-Image's RMS norm: gamma alone, shaped [C] or [C, 1, 1(, 1)]. */
+static gboolean
+load_rms_norm (const KlNames *names, const gchar *prefix, gint channels, VaeNorm *norm,
+               GError **error)
+{
+  const VaeWeightEntry *w = find (names, "%s.weight", prefix);
+
+  if (!w || w->ndim < 1 || w->ndim > 4 || w->shape[0] != channels ||
+      w->n_elements != (gsize) channels)
+    {
+      g_autofree gchar *want =
+          g_strdup_printf ("gamma of [%d] or [%d, 1, 1(, 1)]", channels, channels);
+      return bad_shape (names, w, prefix, want, error);
+    }
+  norm->kind = VAE_NORM_RMS;
+  norm->channels = channels;
+  norm->groups = 1;
+  norm->eps = 0.0f;
+  norm->cache = vae_layer_cache_new ();
+  return (norm->gamma = get (names, w, error)) != NULL;
+}
+
+/* ---- end RMS norm ---- */
+
 static gboolean
 load_norm (const KlNames *names, const gchar *prefix, gint channels, VaeNorm *norm, GError **error)
 {
   const VaeWeightEntry *w = find (names, "%s.weight", prefix);
   const VaeWeightEntry *b = find (names, "%s.bias", prefix);
 
+  if (names->causal3d)
+    return load_rms_norm (names, prefix, channels, norm, error);
   if (!w || !b || w->ndim != 1 || b->ndim != 1 || w->shape[0] != channels ||
       b->shape[0] != channels)
     {
@@ -335,8 +381,36 @@ resnet_clear (Resnet *r)
   vae_conv_clear (&r->shortcut);
 }
 
-/* An attention block at PREFIX (…attentions.J): its GroupNorm and four
- * square 1×1 projections. */
+/* q, k and v from the one 1×1 projection to 3C that Qwen-Image has, its
+ * output channels in that order. */
+static gboolean
+load_fused_qkv (const KlNames *names, const gchar *prefix, gint channels, VaeAttention *a,
+                GError **error)
+{
+  g_autofree gchar *part = g_strdup_printf ("%s.to_qkv", prefix);
+  VaeConv          *convs[] = { &a->q, &a->k, &a->v };
+  const gsize       per = (gsize) channels * channels;
+  VaeConv           qkv = { 0 };
+  gboolean          ok;
+
+  ok = load_conv (names, part, channels, 1, 0, 0, &qkv, error);
+  if (ok && (qkv.kernel != 1 || qkv.out_channels != 3 * channels))
+    ok = bad_shape (names, NULL, part, "a 1×1 projection to 3 × channels", error);
+  for (guint i = 0; ok && i < G_N_ELEMENTS (convs); i++)
+    {
+      *convs[i] = qkv;
+      convs[i]->out_channels = channels;
+      convs[i]->weight = g_memdup2 (qkv.weight + i * per, per * sizeof (gfloat));
+      convs[i]->bias =
+          qkv.bias ? g_memdup2 (qkv.bias + i * channels, channels * sizeof (gfloat)) : NULL;
+      convs[i]->cache = vae_layer_cache_new ();
+    }
+  vae_conv_clear (&qkv);
+  return ok;
+}
+
+/* An attention block at PREFIX (…attentions.J): its norm and four square
+ * 1×1 projections (q, k and v fused in Qwen-Image's). */
 static gboolean
 load_attention (const KlNames *names, const gchar *prefix, gint channels, VaeAttention *a,
                 GError **error)
@@ -344,10 +418,17 @@ load_attention (const KlNames *names, const gchar *prefix, gint channels, VaeAtt
   static const gchar *parts[] = { "to_q", "to_k", "to_v", "to_out.0" };
   VaeConv            *convs[] = { &a->q, &a->k, &a->v, &a->proj };
   g_autofree gchar   *norm = g_strdup_printf ("%s.group_norm", prefix);
+  guint               first = 0;
 
   if (!load_norm (names, norm, channels, &a->norm, error))
     return FALSE;
-  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+  if (find (names, "%s.to_qkv.weight", prefix))
+    {
+      if (!load_fused_qkv (names, prefix, channels, a, error))
+        return FALSE;
+      first = 3;
+    }
+  for (guint i = first; i < G_N_ELEMENTS (parts); i++)
     {
       g_autofree gchar *part = g_strdup_printf ("%s.%s", prefix, parts[i]);
       if (!load_conv (names, part, channels, 1, 0, 0, convs[i], error))
@@ -703,6 +784,40 @@ spatial_norm (const KlNames *names)
   return FALSE;
 }
 
+/* FALSE with an error for a causal 3-D VAE whose image side is not RGB:
+ * Wan 2.2's patchifies the image into 12 channels. */
+static gboolean
+causal3d_supported (const KlNames *names, GError **error)
+{
+  const VaeWeightEntry *in = find (names, "encoder.conv_in.weight");
+  const VaeWeightEntry *out = find (names, "decoder.conv_out.weight");
+  const gint64          image = in ? in->shape[1] : out ? out->shape[0] : 3;
+
+  if (image == 3)
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+               _ ("%s: a causal 3-D VAE whose image side has %d channels, not 3 (Wan 2.2's "
+                  "VAE, which patchifies the image, is not supported)"),
+               vae_weights_get_path (names->weights), (gint) image);
+  return FALSE;
+}
+
+/* TRUE with an error for HunyuanImage 2.1's VAE (AutoencoderKLHunyuanImage):
+ * resnets in a flat list of blocks with 2-D kernels, pixel-shuffle
+ * resamplers; not supported. */
+static gboolean
+hunyuan_image (const VaeWeights *weights, GError **error)
+{
+  if (!vae_weights_lookup (weights, "encoder.down_blocks.0.conv1.weight") &&
+      !vae_weights_lookup (weights, "decoder.up_blocks.0.conv1.weight"))
+    return FALSE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+               _ ("%s: resnets in a flat list of blocks with 2-D kernels, as HunyuanImage 2.1's "
+                  "VAE has: not supported"),
+               vae_weights_get_path (weights));
+  return TRUE;
+}
+
 gboolean
 vae_kl_build (const VaeWeights *weights, VaeParts *parts, GError **error)
 {
@@ -710,17 +825,18 @@ vae_kl_build (const VaeWeights *weights, VaeParts *parts, GError **error)
   KlNames               names;
   KlNet                *enc = NULL, *dec = NULL;
   const VaeWeightEntry *codebook;
-  gboolean              ok = TRUE;
+  gboolean              ok;
   gint                  moments;
 
   names_init (&names, weights);
   memset (parts, 0, sizeof *parts);
   codebook = find (&names, "quantize.embedding.weight");
-  s->kind = codebook ? VAE_KIND_VQ : VAE_KIND_KL;
+  s->kind = codebook ? VAE_KIND_VQ : names.causal3d ? VAE_KIND_QWEN_IMAGE : VAE_KIND_KL;
   moments = codebook ? 1 : 2; /* a VQ encoder gives the latent, a KL one mean and logvar */
   s->encoder_present = find (&names, "encoder.conv_in.weight") != NULL;
   s->decoder_present = find (&names, "decoder.conv_in.weight") != NULL;
-  if (spatial_norm (&names))
+  ok = names.causal3d ? causal3d_supported (&names, error) : !hunyuan_image (weights, error);
+  if (ok && spatial_norm (&names))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
                    _ ("%s: a decoder with spatial normalisation (MoVQ: Kandinsky 2.x/3) is not "

@@ -25,6 +25,7 @@ struct _VaeModel
   gchar           *files;    /* for messages: "a.pth + b.pth" */
   guint            n_tensors;
   guint64          n_params;
+  guint64          net_floats; /* what the nets hold: n_params less unused time slices */
   gchar           *dtypes;
 };
 

@@ -90,7 +90,8 @@ resolve (const gchar *model, const VaeFamily **preset, GError **error)
   if ((family = vae_family_lookup (model)))
     {
       *preset = family;
-      for (gchar **f = family->files; *f; f++)
+      /* a tiny model's halves, or the first of other families' alternatives */
+      for (gchar **f = family->files; *f && (family->kind == VAE_KIND_TINY || !paths->len); f++)
         if ((found = find_on_path (*f)))
           g_ptr_array_add (paths, found);
       if (paths->len > 0)
@@ -177,6 +178,8 @@ count_weights (VaeModel *m, const VaeWeights *w, GHashTable *dtypes)
       const VaeWeightEntry *e = vae_weights_lookup (w, vae_weights_name (w, i));
       m->n_tensors++;
       m->n_params += e->n_elements;
+      m->net_floats +=
+          m->structure.kind == VAE_KIND_QWEN_IMAGE ? vae_qwen_frame_elements (e) : e->n_elements;
       g_hash_table_add (dtypes, (gpointer) vae_dtype_name (e->dtype));
     }
 }
@@ -192,7 +195,9 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
 
   if (!w)
     return FALSE;
-  if (vae_kl_detect (w))
+  if (vae_dcae_detect (w)) /* before KL: both have encoder.conv_in */
+    ok = vae_dcae_build (w, &parts, error);
+  else if (vae_kl_detect (w))
     ok = vae_kl_build (w, &parts, error);
   else if (vae_tiny_detect (w))
     ok = vae_tiny_build (w, &parts, error);
@@ -542,6 +547,9 @@ vae_model_describe (const VaeModel *m)
   if (m->codebook)
     g_string_append_printf (s, "\ncodebook:   %d entries of %d channels", m->codebook->size,
                             m->codebook->dim);
+  if (f->latents_mean || f->latents_std)
+    g_string_append_printf (s, "\nper channel: latents_mean and latents_std (%d each)",
+                            f->raw_channels);
   g_string_append_printf (s, "\nscale:      %.8g\nshift:      %.8g\n", m->scale, m->shift);
   g_string_append_printf (s, "halves:     %s%s%s\n", m->encoder ? "encoder" : "",
                           m->encoder && m->decoder ? " + " : "", m->decoder ? "decoder" : "");

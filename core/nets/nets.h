@@ -1,6 +1,7 @@
 /* The network families, built from the tensors of a weight file:
- * AutoencoderKL and VQModel (kl.c), the tiny autoencoders (tiny.c), the
- * small VQ-VAE (vqvae.c); and the steps their passes are written in.
+ * AutoencoderKL and VQModel (kl.c, and one frame of Qwen-Image's VAE
+ * through qwen.c), Sana's DC-AE (dcae.c), the tiny autoencoders (tiny.c),
+ * the small VQ-VAE (vqvae.c); and the steps their passes are written in.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #ifndef VAE_NETS_H
@@ -45,6 +46,24 @@ gboolean vae_kl_detect (const VaeWeights *weights);
  * [-1,1], post_quant_conv included); FLUX.2 BatchNorm statistics and a
  * VQModel's codebook (quantize.embedding) when present. */
 gboolean vae_kl_build (const VaeWeights *weights, VaeParts *parts, GError **error);
+
+/* Qwen-Image / Wan 2.1 (qwen.c): causal 3-D kernels in either naming;
+ * vae_kl_build builds them as one-frame AutoencoderKL graphs. */
+gboolean vae_qwen_detect (const VaeWeights *weights);
+/* The file's tensors under the KL loader's diffusers names (name → entry). */
+GHashTable *vae_qwen_names (const VaeWeights *weights);
+/* The floats of E the one-frame net keeps: a 5-D kernel's last time slice,
+ * no time_conv, all of anything else. */
+gsize vae_qwen_frame_elements (const VaeWeightEntry *e);
+/* The 2-D kernel [out, in, kh, kw] a causal 3-D kernel WEIGHT [out, in,
+ * kt, kh, kw] applies to a single frame: its last time slice. */
+gfloat *vae_causal_frame_kernel (const gfloat *weight, gint out_channels, gint in_channels, gint kt,
+                                 gint kh, gint kw);
+
+/* Sana's DC-AE (dcae.c), in diffusers' names. */
+gboolean vae_dcae_detect (const VaeWeights *weights);
+/* Builds the encoder (image in [−1, 1] → Z latent) and/or decoder held. */
+gboolean vae_dcae_build (const VaeWeights *weights, VaeParts *parts, GError **error);
 
 gboolean vae_tiny_detect (const VaeWeights *weights);
 /* Builds the encoder (image in [0,1] → Z) and/or decoder (Z → image) held. */

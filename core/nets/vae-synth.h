@@ -10,18 +10,25 @@ G_BEGIN_DECLS
 
 typedef struct
 {
+  VaeKind  kind; /* VAE_KIND_KL, or VAE_KIND_QWEN_IMAGE (its decoder halves each upsampler) */
   gint     n_levels;
   gint     widths[8];
   gint     layers;          /* resnets per encoder level (decoder: one more) */
   gint     latent_channels; /* Z */
   gboolean quant_convs;
   gboolean batch_norm;
+  /* DC-AE: blocks per stage, and the first stage of EfficientViT blocks */
+  gint encoder_layers[8], decoder_layers[8];
+  gint first_vit;
 } VaeSynthConfig;
 
-/* The real architecture of a KL family (widths 128/256/512/512, 2 layers). */
+/* The real architecture of a KL family (widths 128/256/512/512, 2 layers),
+ * of Qwen-Image's (96/192/384/384, 2 layers) or of Sana's DC-AE
+ * (128/256/512/512/1024/1024, EfficientViT blocks from the fourth stage). */
 gboolean vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *config,
                                       GError **error);
-/* Writes a diffusers-named safetensors file of float32 weights. */
+/* Writes a diffusers-named safetensors file of float32 weights (the names
+ * of AutoencoderKL, AutoencoderKLQwenImage or AutoencoderDC). */
 gboolean vae_synth_kl (const gchar *path, const VaeSynthConfig *config, guint64 seed,
                        GError **error);
 

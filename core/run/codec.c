@@ -1,6 +1,7 @@
 /* Running a model: image ↔ diffusion latent, with replicate padding, each
  * kind's pixel range, the KL posterior, FLUX.2 patchify and BatchNorm, a VQ
- * model's quantisation, and the family's scale/shift.
+ * model's quantisation, the family's per-channel latents_mean/std
+ * (Qwen-Image) and its scale/shift.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
@@ -12,13 +13,16 @@
 #define BN_EPS 1e-4
 
 /* What a kind of network sees of a pixel value v in [0, 1]: v·MUL + ADD.
- * AutoencoderKL and VQModel: [−1, 1]; TAESD: [0, 1]; the small VQ-VAE:
- * v − 0.5 (its CIFAR-10 normalisation, mean 0.5 and std 1). */
+ * AutoencoderKL, VQModel, Qwen-Image and DC-AE: [−1, 1]; TAESD: [0, 1];
+ * the small VQ-VAE: v − 0.5 (its CIFAR-10 normalisation, mean 0.5 and
+ * std 1). */
 static void
 pixel_range (VaeKind kind, gfloat *mul, gfloat *add)
 {
-  *mul = kind == VAE_KIND_KL || kind == VAE_KIND_VQ ? 2.0f : 1.0f;
-  *add = kind == VAE_KIND_KL || kind == VAE_KIND_VQ ? -1.0f : kind == VAE_KIND_VQVAE ? -0.5f : 0.0f;
+  const gboolean is_signed = kind != VAE_KIND_TINY && kind != VAE_KIND_VQVAE;
+
+  *mul = is_signed ? 2.0f : 1.0f;
+  *add = is_signed ? -1.0f : kind == VAE_KIND_VQVAE ? -0.5f : 0.0f;
 }
 
 /* Edge-replicated copy of IMAGE at the next multiple of F, in KIND's pixel
@@ -47,6 +51,14 @@ pad_image (const VaeTensor *image, gint f, VaeKind kind, GError **error)
 }
 
 static const VaeRun default_run;
+
+/* Whether M's encoder gives 2Z moments of a Gaussian posterior
+ * (AutoencoderKL, Qwen-Image), not the latent itself. */
+static gboolean
+gaussian (const VaeModel *m)
+{
+  return m->structure.kind == VAE_KIND_KL || m->structure.kind == VAE_KIND_QWEN_IMAGE;
+}
 
 /* What the pass's layers report to and stop on. */
 static VaePass
@@ -257,43 +269,64 @@ patchify (const VaeTensor *x, gboolean inverse, GError **error)
   return y;
 }
 
-/* Diffusion scale: FLUX.2's BatchNorm statistics, then (z − shift)·scale. */
+/* The statistics channel C is normalised by before shift and scale:
+ * FLUX.2's BatchNorm, or the family's latents_mean/std; else 0 and 1. */
 static void
-to_diffusion (const VaeModel *m, VaeTensor *z)
+channel_stats (const VaeModel *m, gint c, gdouble *mean, gdouble *std)
+{
+  const VaeFamily *f = m->family;
+
+  *mean = 0.0;
+  *std = 1.0;
+  if (m->bn_mean)
+    {
+      *mean = m->bn_mean[c];
+      *std = sqrt ((gdouble) m->bn_var[c] + BN_EPS);
+      return;
+    }
+  if (f->latents_mean)
+    *mean = f->latents_mean[c];
+  if (f->latents_std)
+    *std = f->latents_std[c];
+}
+
+/* Each channel of Z as z·mul + add, in place. */
+static void
+channel_affine (VaeTensor *z, const gdouble *mul, const gdouble *add)
 {
   const gsize plane = (gsize) z->height * z->width;
 
   for (gint c = 0; c < z->channels; c++)
+    for (gsize i = 0; i < plane; i++)
+      z->data[c * plane + i] = (gfloat) (z->data[c * plane + i] * mul[c] + add[c]);
+}
+
+/* Diffusion scale: ((z − mean_c)/std_c − shift)·scale, or its inverse. */
+static void
+diffusion_scale (const VaeModel *m, VaeTensor *z, gboolean inverse)
+{
+  g_autofree gdouble *mul = g_new (gdouble, z->channels), *add = g_new (gdouble, z->channels);
+
+  for (gint c = 0; c < z->channels; c++)
     {
-      gdouble mul = m->scale, add = -m->shift * m->scale;
-      if (m->bn_mean)
-        {
-          gdouble rstd = 1.0 / sqrt ((gdouble) m->bn_var[c] + BN_EPS);
-          add += -m->bn_mean[c] * rstd * m->scale;
-          mul *= rstd;
-        }
-      for (gsize i = 0; i < plane; i++)
-        z->data[c * plane + i] = (gfloat) (z->data[c * plane + i] * mul + add);
+      gdouble mean, std;
+      channel_stats (m, c, &mean, &std);
+      mul[c] = inverse ? std / m->scale : m->scale / std;
+      add[c] = inverse ? m->shift * std + mean : -(mean / std + m->shift) * m->scale;
     }
+  channel_affine (z, mul, add);
+}
+
+static void
+to_diffusion (const VaeModel *m, VaeTensor *z)
+{
+  diffusion_scale (m, z, FALSE);
 }
 
 static void
 from_diffusion (const VaeModel *m, VaeTensor *z)
 {
-  const gsize plane = (gsize) z->height * z->width;
-
-  for (gint c = 0; c < z->channels; c++)
-    {
-      gdouble mul = 1.0 / m->scale, add = m->shift;
-      if (m->bn_mean)
-        {
-          gdouble std = sqrt ((gdouble) m->bn_var[c] + BN_EPS);
-          mul *= std;
-          add = add * std + m->bn_mean[c];
-        }
-      for (gsize i = 0; i < plane; i++)
-        z->data[c * plane + i] = (gfloat) (z->data[c * plane + i] * mul + add);
-    }
+  diffusion_scale (m, z, TRUE);
 }
 
 VaeTensor *
@@ -304,8 +337,7 @@ vae_model_encode (VaeModel *m, const VaeTensor *image, VaeEncodeMode mode, guint
 
   if (!raw)
     return NULL;
-  if (m->structure.kind == VAE_KIND_KL &&
-      !vae_tensor_replace (&raw, posterior (raw, mode, seed, error)))
+  if (gaussian (m) && !vae_tensor_replace (&raw, posterior (raw, mode, seed, error)))
     return NULL;
   if (m->family->patchify > 1 && !vae_tensor_replace (&raw, patchify (raw, FALSE, error)))
     return NULL;
@@ -406,25 +438,19 @@ vae_model_decode (VaeModel *m, const VaeTensor *latent, const VaeRun *run, GErro
   return vae_model_decode_vq (m, latent, FALSE, run, error);
 }
 
+/* BatchNorm-normalised families (FLUX.2) keep their normalised latents in
+ * ComfyUI's files; the others the network's own (Qwen-Image's too: ComfyUI
+ * applies latents_mean/std as it samples). */
 void
 vae_model_latent_to_raw (const VaeModel *m, VaeTensor *latent)
 {
-  /* BatchNorm-normalised families (FLUX.2) keep their normalised latents */
-  const gsize n = vae_tensor_n_elements (latent);
-
-  if (m->bn_mean)
-    return;
-  for (gsize i = 0; i < n; i++)
-    latent->data[i] = (gfloat) (latent->data[i] / m->scale + m->shift);
+  if (!m->bn_mean)
+    from_diffusion (m, latent);
 }
 
 void
 vae_model_latent_from_raw (const VaeModel *m, VaeTensor *latent)
 {
-  const gsize n = vae_tensor_n_elements (latent);
-
-  if (m->bn_mean)
-    return;
-  for (gsize i = 0; i < n; i++)
-    latent->data[i] = (gfloat) ((latent->data[i] - m->shift) * m->scale);
+  if (!m->bn_mean)
+    to_diffusion (m, latent);
 }

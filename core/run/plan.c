@@ -205,9 +205,13 @@ plan_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAct
 
   if (!p->tiled)
     return tally_tensor (p, x->channels, x->height, x->width);
-  /* a view of x's store: nothing new but the band being summed */
-  note (p, band_bytes (p, x->channels, x->height, x->width));
-  count_bands (p, x->height);
+  /* a view of x's store: nothing new but the band being summed (an RMS
+   * norm sums nothing: it is applied as the next layer reads) */
+  if (norm->kind != VAE_NORM_RMS)
+    {
+      note (p, band_bytes (p, x->channels, x->height, x->width));
+      count_bands (p, x->height);
+    }
   return tally_ref (((TallyRef *) x->external)->tally, x->channels, x->height, x->width);
 }
 
@@ -274,6 +278,73 @@ plan_conv_transpose (const VaeBackend *be, const VaeConvTranspose *l, const VaeT
   return y;
 }
 
+/* ---- DC-AE layers ---- */
+
+static VaeTensor *
+plan_add (const VaeBackend *be, const VaeTensor *a, const VaeTensor *b, GError **error)
+{
+  Planner *p = (Planner *) be;
+
+  if (p->tiled) /* a, b and the sum's band */
+    {
+      note (p, 3 * band_bytes (p, a->channels, a->height, a->width));
+      count_bands (p, a->height);
+    }
+  return tally_tensor (p, a->channels, a->height, a->width);
+}
+
+static VaeTensor *
+plan_gate (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  Planner *p = (Planner *) be;
+
+  if (p->tiled)
+    {
+      note (p, band_bytes (p, x->channels + x->channels / 2, x->height, x->width));
+      count_bands (p, x->height);
+    }
+  return tally_tensor (p, x->channels / 2, x->height, x->width);
+}
+
+static VaeTensor *
+plan_linear_attention (const VaeBackend *be, const VaeTensor *x, gint head_dim, gfloat eps,
+                       GError **error)
+{
+  Planner    *p = (Planner *) be;
+  const gint  rows = p->tiled ? vae_tiled_band_rows (&p->tiles, x->height) : x->height;
+  const gsize scratch =
+      vae_linear_attention_scratch_floats (head_dim, (gsize) rows * x->width) * sizeof (gfloat) +
+      vae_linear_attention_sums_size (x, head_dim) * sizeof (gdouble);
+  VaeTensor *y = tally_tensor (p, x->channels / 3, x->height, x->width);
+
+  if (!p->tiled)
+    note (p, scratch);
+  else /* the sums' pass, then each band's input and output */
+    {
+      note (p, scratch + band_bytes (p, x->channels + x->channels / 3, x->height, x->width));
+      count_bands (p, x->height);
+      count_bands (p, x->height);
+    }
+  return y;
+}
+
+static VaeTensor *
+plan_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  Planner *p = (Planner *) be;
+
+  if (p->tiled) /* an output band and the input rows it reads (one more) */
+    {
+      note (p, band_bytes (p, x->channels / 4, x->height * 2, x->width * 2) +
+                   band_bytes (p, x->channels, x->height, x->width) +
+                   (gsize) x->channels * x->width * sizeof (gfloat));
+      count_bands (p, x->height * 2);
+    }
+  return tally_tensor (p, x->channels / 4, x->height * 2, x->width * 2);
+}
+
+/* ---- end DC-AE layers ---- */
+
 /* The peak bytes of NET's pass over an input of C × H × W, its bands, and
  * the bytes of transformed weights it would cache. */
 static gboolean
@@ -286,7 +357,11 @@ walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings
                               .attention = plan_attention,
                               .clamp = plan_clamp,
                               .norm_in_place = tiles ? NULL : plan_norm_in_place,
-                              .conv_transpose = plan_conv_transpose },
+                              .conv_transpose = plan_conv_transpose,
+                              .add = plan_add,
+                              .gate = plan_gate,
+                              .linear_attention = plan_linear_attention,
+                              .pixel_shuffle = plan_pixel_shuffle },
                             tiles != NULL };
   const VaePass pass = { &planner.base }; /* no progress, never stopped */
   VaeTensor    *input, *output;
@@ -313,7 +388,7 @@ walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings
 static guint64
 fixed_bytes (const VaeModel *m, gint image_w, gint image_h)
 {
-  const guint64 weights = m->n_params * sizeof (gfloat);
+  const guint64 weights = m->net_floats * sizeof (gfloat);
   const guint64 image = (guint64) 3 * image_w * image_h * sizeof (gfloat);
 
   return BASELINE_BYTES + weights + 2 * image;

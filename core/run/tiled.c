@@ -30,14 +30,15 @@ typedef struct
 } Store;
 
 /* What a tiled tensor's `external` points to: a store and an optional
- * pending per-channel y = act(x·scale + shift). */
+ * pending per-channel y = act(x·scale + shift), or a pending RMS norm. */
 typedef struct
 {
-  VaeExternal base;
-  Store      *store;
-  gfloat     *scale; /* NULL: no pending normalisation */
-  gfloat     *shift;
-  VaeAct      act;
+  VaeExternal    base;
+  Store         *store;
+  gfloat        *scale; /* NULL: no pending normalisation */
+  gfloat        *shift;
+  VaeAct         act;
+  const VaeNorm *rms; /* NULL, or an RMS norm applied as rows are read */
 } View;
 
 typedef struct
@@ -206,6 +207,9 @@ read_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
     }
   if (!store_rows (v->store, FALSE, a, b - a, band, a - y0, error))
     return NULL;
+  if (v->rms) /* per position: the band's rows hold all it needs */
+    vae_rms_norm_span (v->rms, band->data, band->data, (gsize) band->height * row_floats,
+                       (a - y0) * row_floats, (b - a) * row_floats, v->act);
   if (v->scale)
 #pragma omp parallel for schedule(static)
     for (gint c = 0; c < t->channels; c++)
@@ -225,7 +229,7 @@ stored (const Tiled *tb, const VaeTensor *t, GError **error)
   VaeTensor  *out;
   g_autoptr (VaeTensor) all = NULL;
 
-  if (v && !v->scale)
+  if (v && !v->scale && !v->rms)
     return view_tensor (v->store, NULL, NULL, VAE_ACT_NONE);
   if (!(out = new_output (tb, t->channels, t->height, t->width, error)) ||
       !(all = read_rows (t, 0, t->height, error)) ||
@@ -426,6 +430,21 @@ tiled_conv_transpose (const VaeBackend *be, const VaeConvTranspose *l, const Vae
   return y;
 }
 
+/* ---- RMS norm ---- */
+
+/* An RMS norm needs no statistics over the image: it is left pending on
+ * SOURCE's store and applied to each band as it is read. */
+static VaeTensor *
+rms_view (const VaeTensor *source, const VaeNorm *norm, VaeAct act)
+{
+  VaeTensor *t = view_tensor (store_of (source), NULL, NULL, act);
+
+  ((View *) t->external)->rms = norm;
+  return t;
+}
+
+/* ---- end RMS norm ---- */
+
 /* Chan et al.'s merge of (count, mean, M2) for one group with a band's. */
 static void
 merge_stats (gdouble *n, gdouble *mean, gdouble *m2, gdouble bn, gdouble bmean, gdouble bm2)
@@ -451,6 +470,8 @@ tiled_norm (const VaeBackend *be, const VaeNorm *norm, const VaeTensor *x, VaeAc
 
   if (!source)
     return NULL;
+  if (norm->kind == VAE_NORM_RMS)
+    return rms_view (source, norm, act);
   for (gint y0 = 0; y0 < x->height; y0 += rows)
     {
       g_autoptr (VaeTensor) band = read_rows (source, y0, MIN (x->height, y0 + rows), error);
@@ -570,6 +591,117 @@ tiled_clamp (const VaeBackend *be, const VaeTensor *x, GError **error)
   return y;
 }
 
+/* ---- DC-AE layers ---- */
+
+/* DC-AE's layers other than convolutions and norms run on the host with
+ * the CPU's kernels, whatever the inner backend: they move memory, and a
+ * band's values are on the host already. */
+
+/* A per-position layer (A + B when B is set, else the gate of A), band by
+ * band. */
+static VaeTensor *
+per_position (Tiled *tb, const VaeTensor *a, const VaeTensor *b, GError **error)
+{
+  const gint rows = vae_tiled_band_rows (&tb->settings, a->height);
+  VaeTensor *y = new_output (tb, b ? a->channels : a->channels / 2, a->height, a->width, error);
+
+  for (gint y0 = 0; y && y0 < a->height; y0 += rows)
+    {
+      const gint y1 = MIN (a->height, y0 + rows);
+      g_autoptr (VaeTensor) ab = read_rows (a, y0, y1, error), bb = NULL, yb = NULL;
+      if (!ab || (b && !(bb = read_rows (b, y0, y1, error))) ||
+          !(yb = vae_tensor_new_uninit (y->channels, y1 - y0, a->width, FALSE, error)))
+        g_clear_pointer (&y, vae_tensor_free);
+      else
+        {
+          if (b)
+            vae_cpu_add (ab, bb, yb);
+          else
+            vae_cpu_gate (ab, yb);
+          if (!store_rows (store_of (y), TRUE, y0, y1 - y0, yb, 0, error) || !band_done (tb, error))
+            g_clear_pointer (&y, vae_tensor_free);
+        }
+    }
+  return y;
+}
+
+static VaeTensor *
+tiled_add (const VaeBackend *be, const VaeTensor *a, const VaeTensor *b, GError **error)
+{
+  return per_position ((Tiled *) be, a, b, error);
+}
+
+static VaeTensor *
+tiled_gate (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  return per_position ((Tiled *) be, x, NULL, error);
+}
+
+/* The sums over all bands first, then each band's output from them. */
+static VaeTensor *
+tiled_linear_attention (const VaeBackend *be, const VaeTensor *x, gint head_dim, gfloat eps,
+                        GError **error)
+{
+  Tiled              *tb = (Tiled *) be;
+  const gint          rows = vae_tiled_band_rows (&tb->settings, x->height);
+  g_autofree gdouble *sums = g_new0 (gdouble, vae_linear_attention_sums_size (x, head_dim));
+  VaeTensor          *y = NULL;
+  gsize               capacity;
+  gfloat             *scratch = vae_scratch_alloc (
+                  vae_linear_attention_scratch_floats (head_dim, (gsize) rows * x->width) * sizeof (gfloat),
+                  FALSE, &capacity, "linear attention", error);
+  gboolean ok = scratch != NULL;
+
+  for (gint y0 = 0; ok && y0 < x->height; y0 += rows)
+    {
+      g_autoptr (VaeTensor) xb = read_rows (x, y0, MIN (x->height, y0 + rows), error);
+      if ((ok = xb != NULL))
+        vae_linear_attention_sums (xb, head_dim, sums, scratch);
+      ok = ok && band_done (tb, error);
+    }
+  ok = ok && (y = new_output (tb, x->channels / 3, x->height, x->width, error));
+  for (gint y0 = 0; ok && y0 < x->height; y0 += rows)
+    {
+      const gint y1 = MIN (x->height, y0 + rows);
+      g_autoptr (VaeTensor) xb = read_rows (x, y0, y1, error), ob = NULL;
+      ok = xb && (ob = vae_tensor_new_uninit (y->channels, y1 - y0, x->width, FALSE, error));
+      if (ok)
+        vae_linear_attention_apply (xb, head_dim, eps, sums, ob, scratch);
+      ok =
+          ok && store_rows (store_of (y), TRUE, y0, y1 - y0, ob, 0, error) && band_done (tb, error);
+    }
+  vae_scratch_free (scratch, capacity);
+  if (!ok)
+    g_clear_pointer (&y, vae_tensor_free);
+  return y;
+}
+
+/* Output rows [o0, o1) read input rows [o0/2, (o1 + 1)/2). */
+static VaeTensor *
+tiled_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
+{
+  Tiled     *tb = (Tiled *) be;
+  const gint out_h = x->height * 2, rows = vae_tiled_band_rows (&tb->settings, out_h);
+  VaeTensor *y = new_output (tb, x->channels / 4, out_h, x->width * 2, error);
+
+  for (gint o0 = 0; y && o0 < out_h; o0 += rows)
+    {
+      const gint o1 = MIN (out_h, o0 + rows);
+      g_autoptr (VaeTensor) xb = read_rows (x, o0 / 2, (o1 + 1) / 2, error), yb = NULL;
+      if (!xb || !(yb = vae_tensor_new_uninit (y->channels, o1 - o0, y->width, FALSE, error)))
+        g_clear_pointer (&y, vae_tensor_free);
+      else
+        {
+          vae_pixel_shuffle_rows (xb, o0 / 2, yb, o0);
+          if (!store_rows (store_of (y), TRUE, o0, o1 - o0, yb, 0, error) || !band_done (tb, error))
+            g_clear_pointer (&y, vae_tensor_free);
+        }
+    }
+  return y;
+}
+
+/* ---- end DC-AE layers ---- */
+
 VaeBackend *
 vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings,
                        const VaePass *outer)
@@ -583,6 +715,10 @@ vae_backend_tiled_new (const VaeBackend *inner, const VaeTileSettings *settings,
     .attention = tiled_attention,
     .clamp = tiled_clamp,
     .conv_transpose = tiled_conv_transpose,
+    .add = tiled_add,
+    .gate = tiled_gate,
+    .linear_attention = tiled_linear_attention,
+    .pixel_shuffle = tiled_pixel_shuffle,
   };
   tb->inner = inner;
   tb->settings = *settings;

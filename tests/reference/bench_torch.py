@@ -9,7 +9,10 @@ On CUDA the comparison the issue asks for: eager mode, channels_last, cuDNN
 benchmark on; fp32 with TF32 off (as ours), bf16/fp16 weights and inputs.
 
 AutoencoderKL files (diffusers names, e.g. from `gegl-vae synth`) run through
-diffusers' AutoencoderKL; TAESD .pth pairs through taesd_ref.py."""
+diffusers' AutoencoderKL, Qwen-Image files (5-D kernels) through its
+AutoencoderKLQwenImage on one frame (diffusers >= 0.35), DC-AE files through
+AutoencoderDC with Sana's configuration; TAESD .pth pairs through
+taesd_ref.py."""
 import argparse
 import json
 import os
@@ -39,6 +42,40 @@ def kl_model(path, device, dtype):
     return (lambda x: m.encode(x * 2 - 1).latent_dist.mean), (lambda z_: m.decode(z_).sample), z, 8
 
 
+def qwen_model(path, device, dtype):
+    """AutoencoderKLQwenImage (diffusers >= 0.35) on one frame, as gegl-vae runs it."""
+    from diffusers import AutoencoderKLQwenImage
+    from safetensors.torch import load_file
+    sd = load_file(path)
+    m = AutoencoderKLQwenImage(base_dim=sd["encoder.conv_in.weight"].shape[0])
+    m.load_state_dict(sd)
+    m.eval().to(device=device)
+    if dtype != torch.float32:  # (a cast diffusers warns about for float32 too)
+        m.to(dtype=dtype)
+    return ((lambda x: m.encode(x[:, :, None] * 2 - 1).latent_dist.mean[:, :, 0]),
+            (lambda z_: m.decode(z_[:, :, None]).sample[:, :, 0]), m.config.z_dim, 8)
+
+
+def dcae_model(path, device, dtype):
+    """AutoencoderDC with Sana's f32c32 configuration (what `gegl-vae synth --family dc-ae` makes)."""
+    from diffusers import AutoencoderDC
+    from make_dcae_goldens import SANA
+    from safetensors.torch import load_file
+    m = AutoencoderDC(**SANA)
+    m.load_state_dict(load_file(path))
+    m.eval().to(device=device, dtype=dtype)
+    return (lambda x: m.encode(x * 2 - 1).latent), (lambda z_: m.decode(z_).sample), 32, 32
+
+
+def architecture(path):
+    """The loader for a safetensors file: by its 5-D kernels or multi-scale attention."""
+    from safetensors import safe_open
+    with safe_open(path, "pt") as f:
+        if any(".attn.to_qkv_multiscale." in k for k in f.keys()):
+            return dcae_model
+        return qwen_model if len(f.get_slice("decoder.conv_in.weight").get_shape()) == 5 else kl_model
+
+
 def tiny_model(path, device, dtype):
     from taesd_ref import load_taef2
     enc, dec = load_taef2(os.path.dirname(path), torch.float32)
@@ -66,7 +103,7 @@ def main():
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     w, h = map(int, a.size.split("x"))
-    load = tiny_model if a.model.endswith(".pth") else kl_model
+    load = tiny_model if a.model.endswith(".pth") else architecture(a.model)
     enc, dec, z, f = load(a.model, a.device, dtype)
     layout = torch.channels_last if a.device == "cuda" else torch.contiguous_format
     image = torch.rand(1, 3, h, w).to(a.device, dtype).contiguous(memory_format=layout)

@@ -28,7 +28,7 @@ def tensor(name, shape, seed):
     base, amp = np.float32(0.0), np.float32(0.1)
     if name.endswith(".weight") and len(shape) >= 2:
         amp = np.float32(np.sqrt(3.0 / float(np.prod(shape[1:]))))
-    elif name.endswith(".weight") and "norm" in name:
+    elif (name.endswith(".weight") and "norm" in name) or name.endswith(".gamma"):
         base = np.float32(1.0)
     elif name.endswith("running_var"):
         base, amp = np.float32(1.0), np.float32(0.5)
