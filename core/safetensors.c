@@ -242,21 +242,25 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
       return FALSE;
     }
   header_len = GUINT64_FROM_LE (*(const guint64 *) bytes);
-  if (header_len > vae_limit (VAE_LIMIT_HEADER_BYTES))
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
-                   _ ("%s: safetensors header of %" PRIu64 " bytes exceeds the limit of %" PRIu64
-                      " bytes (not a safetensors file? %s raises the limit)"),
-                   path, header_len, vae_limit (VAE_LIMIT_HEADER_BYTES),
-                   vae_limit_env (VAE_LIMIT_HEADER_BYTES));
-      return FALSE;
-    }
+  /* anything that is neither a PyTorch checkpoint (sniffed before) nor a
+   * safetensors file ends here: its first 8 bytes rarely fit the file */
   if (header_len > size - 8)
     {
       g_set_error (
           error, VAE_ERROR, VAE_ERROR_FORMAT,
-          _ ("%s: safetensors header length %" PRIu64 " is larger than the file (%zu bytes)"), path,
-          header_len, size);
+          _ ("%s is neither a safetensors file (its first 8 bytes give a header of %" PRIu64
+             " bytes, larger than the file's %zu) nor a PyTorch checkpoint (zip or "
+             "pickle)"),
+          path, header_len, size);
+      return FALSE;
+    }
+  if (header_len > vae_limit (VAE_LIMIT_HEADER_BYTES))
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
+                   _ ("%s: safetensors header of %" PRIu64 " bytes exceeds the limit of %" PRIu64
+                      " bytes (%s raises the limit)"),
+                   path, header_len, vae_limit (VAE_LIMIT_HEADER_BYTES),
+                   vae_limit_env (VAE_LIMIT_HEADER_BYTES));
       return FALSE;
     }
   if (!g_utf8_validate ((const gchar *) bytes + 8, (gssize) header_len, NULL))

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <zlib.h>
 
 typedef struct
@@ -607,6 +608,46 @@ test_png_not_regular (void)
   g_test_trap_assert_passed ();
 }
 
+/* Usage errors (an unknown option, a bad option value, a missing argument)
+ * exit 2 and other failures 1, as the README says; a command's --help
+ * names the command; a picture in another format says how to convert it. */
+static void
+test_exit_status (void)
+{
+  g_autofree gchar *kl = kl_model ();
+  g_autofree gchar *image = test_data_path ("kl", "sd15-diffusers", "image.npy", NULL);
+  g_autofree gchar *out = test_tmp_path ("never.npy");
+  g_autofree gchar *jpeg = test_write_tmp ("photo.jpg", "\xff\xd8\xff\xe0", 4);
+  struct
+  {
+    const gchar *args[6];
+    gint         status;
+    const gchar *needle;
+  } cases[] = {
+    { { "encode", "--bogus", image, out }, 2, "Unknown option --bogus" },
+    { { "encode", "-m", kl, image }, 2, "usage: gegl-vae encode" },
+    { { "preview", "--strength", "2", image, out }, 2, "--strength must lie in 0–1, not 2" },
+    { { "preview", "--timestep", "1000", image, out }, 2, "not 1000" },
+    { { "encode", "-m", "/no/such/model.safetensors", image, out }, 1, "neither a file" },
+    { { "encode", "-m", kl, jpeg, out }, 1, "convert it first, e.g. gegl" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_auto (Run) r = run (NULL, cases[i].args[0], cases[i].args[1], cases[i].args[2],
+                            cases[i].args[3], cases[i].args[4], NULL);
+      assert_failed (&r, cases[i].needle);
+      g_assert_true (WIFEXITED (r.status));
+      g_assert_cmpint (WEXITSTATUS (r.status), ==, cases[i].status);
+      g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+    }
+  {
+    g_auto (Run) help = run (NULL, "preview", "--help", NULL);
+    g_assert_true (exited_ok (&help));
+    g_assert_nonnull (strstr (help.out, "gegl-vae preview [OPTION"));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -617,6 +658,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/vq-model", test_vq_model);
   g_test_add_func ("/cli/sample-seed", test_sample_seed);
   g_test_add_func ("/cli/errors", test_errors);
+  g_test_add_func ("/cli/exit-status", test_exit_status);
   g_test_add_func ("/cli/full-disk/every-output", test_full_disk);
   g_test_add_func ("/cli/full-disk/tmpfs", test_full_tmpfs);
   g_test_add_func ("/cli/hostile-options", test_hostile_options);

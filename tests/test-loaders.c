@@ -180,10 +180,22 @@ test_safetensors_header_length (void)
   memcpy (file, &big, 8);
   b1 = g_bytes_new (file, sizeof file);
   e1 = load_bytes ("long-header.safetensors", b1);
-  test_assert_error (e1, "larger than the file");
+  test_assert_error (e1, "is neither a safetensors file (its first 8 bytes give a header of 1000 "
+                         "bytes, larger than the file's 16) nor a PyTorch checkpoint");
+  g_assert_null (strstr (e1->message, "GEGL_VAE_MAX_HEADER_BYTES"));
+  /* a header that fits the file but not the limit: the hint */
   memcpy (file, &huge, 8);
   b2 = g_bytes_new (file, sizeof file);
   e2 = load_bytes ("huge-header.safetensors", b2);
+  test_assert_error (e2, "larger than the file's 16");
+  huge = GUINT64_TO_LE (8);
+  memcpy (file, &huge, 8);
+  g_clear_pointer (&b2, g_bytes_unref);
+  g_clear_error (&e2);
+  b2 = g_bytes_new (file, sizeof file);
+  g_setenv ("GEGL_VAE_MAX_HEADER_BYTES", "4", TRUE);
+  e2 = load_bytes ("limited-header.safetensors", b2);
+  g_unsetenv ("GEGL_VAE_MAX_HEADER_BYTES");
   test_assert_error (e2, "GEGL_VAE_MAX_HEADER_BYTES raises the limit");
   b3 = g_bytes_new (file, 5);
   e3 = load_bytes ("tiny.safetensors", b3);

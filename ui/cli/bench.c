@@ -52,20 +52,21 @@ check_options (gint *width, gint *height, GError **error)
 {
   if (opt_size && (sscanf (opt_size, "%dx%d", width, height) != 2 || *width < 1 || *height < 1))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--size must be WIDTHxHEIGHT, not '%s'"),
-                   opt_size);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("--size must be WIDTHxHEIGHT, not '%s'"), opt_size);
       return FALSE;
     }
   if (opt_op && strcmp (opt_op, "encode") && strcmp (opt_op, "decode") &&
       strcmp (opt_op, "roundtrip"))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    _ ("--op must be encode, decode or roundtrip"));
       return FALSE;
     }
   if (opt_runs < 1 || opt_threads < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--runs must be ≥ 1 and --threads ≥ 0"));
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("--runs must be ≥ 1 and --threads ≥ 0"));
       return FALSE;
     }
   /* before the input is made: 100000² took minutes to fill, then failed */
@@ -132,7 +133,8 @@ cmd_bench (gint argc, gchar **argv, GError **error)
 
   if (argc != 1)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("usage: gegl-vae bench [OPTION…]"));
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("usage: gegl-vae bench [OPTION…]"));
       return FALSE;
     }
   if (!check_options (&width, &height, error) || !cli_run_options (&run, error))
@@ -196,7 +198,7 @@ cmd_synth (gint argc, gchar **argv, GError **error)
 {
   if (argc != 2 || !opt_family)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    _ ("usage: gegl-vae synth --family F [--seed N] OUT.safetensors"));
       return FALSE;
     }

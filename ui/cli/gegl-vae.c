@@ -91,27 +91,28 @@ cli_run_options (VaeRun *run, GError **error)
 
   if (opt_backend && !vae_backend_from_name (opt_backend, &compute.backend))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    _ ("--backend must be auto, cpu or cuda, not '%s'"), opt_backend);
       return FALSE;
     }
   if (opt_precision && !vae_precision_from_name (opt_precision, &compute.precision))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    _ ("--precision must be fp32, bf16 or fp16, not '%s'"), opt_precision);
       return FALSE;
     }
 
   if (opt_memory_limit && !vae_parse_bytes (opt_memory_limit, &tiling.memory_limit))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    _ ("--memory-limit must be a size such as 800M or 2G, not '%s'"),
                    opt_memory_limit);
       return FALSE;
     }
   if (opt_tile_size < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--tile-size must not be negative"));
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("--tile-size must not be negative"));
       return FALSE;
     }
   *run = (VaeRun){ .compute = compute, .tiling = tiling };
@@ -160,8 +161,11 @@ read_image (const gchar *path, GError **error)
     return vae_npy_read_image (path, error);
   if (has_suffix (path, ".png"))
     return vae_png_read (path, error);
-  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED, _ ("%s: images must be .png or .npy"),
-               path);
+  /* a JPEG, a TIFF…: GEGL reads them, and writes the PNG this program reads */
+  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
+               _ ("%s: images must be .png or .npy; convert it first, e.g. gegl %s -o picture.png "
+                  "(or use the GEGL ops, which read any format GEGL does)"),
+               path, path);
   return NULL;
 }
 
@@ -174,8 +178,8 @@ write_image (const gchar *path, const VaeTensor *image, GError **error)
     {
       if (opt_depth != 8 && opt_depth != 16)
         {
-          g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--depth must be 8 or 16, not %d"),
-                       opt_depth);
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _ ("--depth must be 8 or 16, not %d"), opt_depth);
           return FALSE;
         }
       return vae_png_write (path, image, opt_depth, error);
@@ -227,7 +231,8 @@ cmd_info (gint argc, gchar **argv, GError **error)
 
   if (argc != 2)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("usage: gegl-vae info [OPTION…] MODEL"));
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("usage: gegl-vae info [OPTION…] MODEL"));
       return FALSE;
     }
   if (!(model = cli_load_model (argv[1], error)))
@@ -248,7 +253,7 @@ cmd_encode (gint argc, gchar **argv, GError **error)
 
   if (argc != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    _ ("usage: gegl-vae encode [OPTION…] IN OUT"));
       return FALSE;
     }
@@ -256,13 +261,14 @@ cmd_encode (gint argc, gchar **argv, GError **error)
     mode = VAE_ENCODE_SAMPLE;
   else if (opt_mode && strcmp (opt_mode, "mean") != 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--mode must be mean or sample, not '%s'"),
-                   opt_mode);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("--mode must be mean or sample, not '%s'"), opt_mode);
       return FALSE;
     }
   if (opt_seed < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--seed must not be negative"));
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("--seed must not be negative"));
       return FALSE;
     }
   return cli_run_options (&run, error) && (model = cli_load_model (opt_model, error)) &&
@@ -281,7 +287,7 @@ cmd_decode (gint argc, gchar **argv, GError **error)
 
   if (argc != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    _ ("usage: gegl-vae decode [OPTION…] IN OUT"));
       return FALSE;
     }
@@ -341,19 +347,20 @@ parse_noise_options (const VaeFamily *family, VaeSchedule *schedule, VaeNoiseFor
   /* written so that NaN fails too: "--strength nan" added no noise */
   if (!(opt_strength >= 0.0 && opt_strength <= 1.0))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--strength must lie in 0–1, not %g"),
-                   opt_strength);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("--strength must lie in 0–1, not %g"), opt_strength);
       return FALSE;
     }
   if (opt_timestep != TIMESTEP_UNSET && (opt_timestep < 0 || opt_timestep >= VAE_TIMESTEPS))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--timestep must lie in 0–%d, not %d"),
-                   VAE_TIMESTEPS - 1, opt_timestep);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("--timestep must lie in 0–%d, not %d"), VAE_TIMESTEPS - 1, opt_timestep);
       return FALSE;
     }
   if (opt_seed < 0)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT, _ ("--seed must not be negative"));
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("--seed must not be negative"));
       return FALSE;
     }
   *timestep = opt_timestep != TIMESTEP_UNSET ? opt_timestep
@@ -388,7 +395,7 @@ cmd_preview (gint argc, gchar **argv, GError **error)
 
   if (argc != 3)
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_INPUT,
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    _ ("usage: gegl-vae preview [OPTION…] IN OUT"));
       return FALSE;
     }
@@ -486,6 +493,11 @@ main (int argc, char **argv)
     g_option_context_add_main_entries (context, command->entries, NULL);
   if (command->run != cmd_info && command->run != cmd_synth)
     g_option_context_add_main_entries (context, run_entries, NULL);
+  {
+    /* "gegl-vae preview --help" shows "Usage: gegl-vae preview …" */
+    g_autofree gchar *name = g_strdup_printf ("gegl-vae %s", command->name);
+    g_set_prgname (name);
+  }
   argv[1] = argv[0];
   argc--;
   argv++;
@@ -494,7 +506,8 @@ main (int argc, char **argv)
       /* every failure sets an error; the fallback only keeps a bug readable */
       fprintf (stderr, "gegl-vae %s: %s\n", command->name,
                error ? error->message : _ ("failed without saying why (a bug in gegl-vae)"));
-      return 1;
+      /* usage errors (options, their values, the arguments) exit 2 */
+      return error && error->domain == G_OPTION_ERROR ? 2 : 1;
     }
   return 0;
 }
