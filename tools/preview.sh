@@ -13,11 +13,7 @@ if [ ! -f "$root/build/build.ninja" ]; then
   meson setup "$root/build" "$root" --buildtype=release >/dev/null
 fi
 ninja -C "$root/build" >/dev/null
-# the default model (taef2) is looked up on the model path; ../shared/models is
-# where this project keeps the real weights
-if [ -z "${GEGL_VAE_MODEL_PATH:-}" ] && [ -d "$root/../shared/models" ]; then
-  export GEGL_VAE_MODEL_PATH="$root/../shared/models"
-fi
+# the default model (taef2) ships in presets/models, which a build tree finds
 in="$1" out="$2"
 shift 2
 # run from the build tree, the runner takes this checkout's GEGL module
