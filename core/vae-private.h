@@ -81,9 +81,23 @@ gchar *vae_shape_text (const gint64 *shape, gint ndim);
 /* Strips `first_stage_model.`/`vae.` and unwraps nested names. */
 void vae_weights_strip_prefixes (VaeWeights *weights);
 
-gboolean vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size,
-                                GError **error);
-gboolean vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **error);
+/* What a weight-file parser (safetensors.c, pth.c) fills: each tensor it
+ * finds goes to ADD, each buffer it makes to BUFFERS.  The parsers know
+ * nothing of VaeWeights; weights.c hands them its own. */
+typedef struct
+{
+  const gchar *path;    /* the file, for messages */
+  GPtrArray   *buffers; /* owned byte buffers the tensors may point into */
+  gboolean (*add) (gpointer to, const gchar *name, VaeDtype dtype, gint ndim, const gint64 *shape,
+                   const guint8 *data, GError **error);
+  gpointer to;
+} VaeTensorSink;
+
+/* The sink that fills WEIGHTS (vae_weights_add). */
+VaeTensorSink vae_weights_sink (VaeWeights *weights);
+gboolean      vae_safetensors_parse (const VaeTensorSink *sink, const guint8 *bytes, gsize size,
+                                     GError **error);
+gboolean vae_pth_parse (const VaeTensorSink *sink, const guint8 *bytes, gsize size, GError **error);
 
 /* Writes a safetensors file of float32 tensors (names, shapes, data). */
 typedef struct

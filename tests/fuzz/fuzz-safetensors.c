@@ -6,9 +6,10 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   g_autoptr (GError) error = NULL;
-  VaeWeights *w = vae_weights_new ("fuzz.safetensors");
+  VaeWeights         *w = vae_weights_new ("fuzz.safetensors");
+  const VaeTensorSink sink = vae_weights_sink (w);
 
-  if (vae_safetensors_parse (w, data, size, &error))
+  if (vae_safetensors_parse (&sink, data, size, &error))
     for (guint i = 0; i < vae_weights_count (w); i++)
       {
         g_autoptr (GError) e = NULL;

@@ -395,12 +395,26 @@ is_legacy_pth (const guint8 *bytes, gsize size)
          memcmp (bytes + 2, magic, sizeof magic) == 0;
 }
 
+static gboolean
+add_entry (gpointer weights, const gchar *name, VaeDtype dtype, gint ndim, const gint64 *shape,
+           const guint8 *data, GError **error)
+{
+  return vae_weights_add (weights, name, dtype, ndim, shape, data, error);
+}
+
+VaeTensorSink
+vae_weights_sink (VaeWeights *weights)
+{
+  return (VaeTensorSink){ weights->path, weights->buffers, add_entry, weights };
+}
+
 VaeWeights *
 vae_weights_load (const gchar *path, GError **error)
 {
-  VaeWeights *weights = vae_weights_new (path);
-  gsize       size;
-  gboolean    ok;
+  VaeWeights         *weights = vae_weights_new (path);
+  const VaeTensorSink sink = vae_weights_sink (weights);
+  gsize               size;
+  gboolean            ok;
 
   /* read, not mapped: the file may shrink while it is read (the weights are
    * converted to float anyway, so the copy costs the file's size until the
@@ -412,7 +426,7 @@ vae_weights_load (const gchar *path, GError **error)
       return NULL;
     }
   if (size >= 4 && memcmp (weights->contents, "PK\003\004", 4) == 0)
-    ok = vae_pth_parse (weights, weights->contents, size, error);
+    ok = vae_pth_parse (&sink, weights->contents, size, error);
   else if (is_legacy_pth (weights->contents, size))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
@@ -422,7 +436,7 @@ vae_weights_load (const gchar *path, GError **error)
       ok = FALSE;
     }
   else
-    ok = vae_safetensors_parse (weights, weights->contents, size, error);
+    ok = vae_safetensors_parse (&sink, weights->contents, size, error);
 
   if (!ok)
     {

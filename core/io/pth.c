@@ -686,8 +686,8 @@ dict_get (const Pv *dict, const gchar *key)
  * Every size and offset is checked arithmetic: a view's shape and strides
  * come from the pickle, so they may claim anything. */
 static gboolean
-add_tensor (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *root, const gchar *name,
-            const Pv *t, GError **error)
+add_tensor (Unpickler *u, const VaeTensorSink *sink, VaeZip *zip, const gchar *root,
+            const gchar *name, const Pv *t, GError **error)
 {
   g_autofree gchar   *member_name = g_strdup_printf ("%s/data/%s", root, t->storage->s);
   const VaeZipMember *member;
@@ -696,7 +696,7 @@ add_tensor (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *root, c
   gsize               storage_bytes, last = offset, n = 1, expect = 1, gathered;
   gboolean            contiguous = TRUE, empty = FALSE;
 
-  member = vae_zip_get (zip, member_name, weights->buffers, error);
+  member = vae_zip_get (zip, member_name, sink->buffers, error);
   if (!member)
     return FALSE;
   if (!vae_size_mul (numel, esize, &storage_bytes) || storage_bytes > member->size)
@@ -704,7 +704,7 @@ add_tensor (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *root, c
       g_set_error (
           error, VAE_ERROR, VAE_ERROR_FORMAT,
           _ ("%s: tensor '%s' claims a storage of %" PRId64 " elements but '%s' holds %zu bytes"),
-          weights->path, name, t->storage->i, member_name, member->size);
+          sink->path, name, t->storage->i, member_name, member->size);
       return FALSE;
     }
   /* an empty view still points at OFFSET, which must lie in the storage */
@@ -727,13 +727,13 @@ add_tensor (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *root, c
   if (!empty && last >= numel)
     goto outside;
   if (contiguous || empty)
-    return vae_weights_add (weights, name, t->storage->dtype, t->ndim, t->shape,
-                            member->data + offset * esize, error);
+    return sink->add (sink->to, name, t->storage->dtype, t->ndim, t->shape,
+                      member->data + offset * esize, error);
   if (n > VAE_MAX_TENSOR_ELEMENTS)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
                    _ ("%s: tensor '%s' has %zu elements, more than the largest allowed (%zu)"),
-                   weights->path, name, n, (gsize) VAE_MAX_TENSOR_ELEMENTS);
+                   sink->path, name, n, (gsize) VAE_MAX_TENSOR_ELEMENTS);
       return FALSE;
     }
   /* a view may repeat its storage's values (stride 0): 507 bytes made a
@@ -747,7 +747,7 @@ add_tensor (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *root, c
     gint64  index[VAE_MAX_DIMS] = { 0 };
     if (!out)
       return FALSE;
-    g_ptr_array_add (weights->buffers, out);
+    g_ptr_array_add (sink->buffers, out);
     for (gsize i = 0; i < n; i++)
       {
         gsize src = offset;
@@ -760,12 +760,12 @@ add_tensor (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *root, c
           else
             index[d] = 0;
       }
-    return vae_weights_add (weights, name, t->storage->dtype, t->ndim, t->shape, out, error);
+    return sink->add (sink->to, name, t->storage->dtype, t->ndim, t->shape, out, error);
   }
 
 outside:
   g_set_error (error, VAE_ERROR, VAE_ERROR_FORMAT,
-               _ ("%s: tensor '%s' reaches outside its storage"), weights->path, name);
+               _ ("%s: tensor '%s' reaches outside its storage"), sink->path, name);
   return FALSE;
 }
 
@@ -820,7 +820,7 @@ check_byteorder (VaeZip *zip, const gchar *root, GPtrArray *owned, const gchar *
 }
 
 static gboolean
-add_state_dict (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *root, Pv *value,
+add_state_dict (Unpickler *u, const VaeTensorSink *sink, VaeZip *zip, const gchar *root, Pv *value,
                 GError **error)
 {
   Pv *nested;
@@ -828,7 +828,7 @@ add_state_dict (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *roo
   if (value->type != PV_DICT)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _ ("%s: the checkpoint does not hold a state dict"), weights->path);
+                   _ ("%s: the checkpoint does not hold a state dict"), sink->path);
       return FALSE;
     }
   nested = dict_get (value, "state_dict");
@@ -840,14 +840,14 @@ add_state_dict (Unpickler *u, VaeWeights *weights, VaeZip *zip, const gchar *roo
       const Pv *tensor = value->items->pdata[i + 1];
       if (key->type != PV_STR || tensor->type != PV_TENSOR)
         continue; /* epochs, step counters and other non-tensor entries */
-      if (!add_tensor (u, weights, zip, root, key->s, tensor, error))
+      if (!add_tensor (u, sink, zip, root, key->s, tensor, error))
         return FALSE;
     }
   return TRUE;
 }
 
 gboolean
-vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **error)
+vae_pth_parse (const VaeTensorSink *sink, const guint8 *bytes, gsize size, GError **error)
 {
   g_autofree gchar   *root = NULL;
   g_autofree gchar   *pkl_name = NULL;
@@ -857,11 +857,11 @@ vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **er
   Pv                 *result;
   gboolean            ok = FALSE;
 
-  zip = vae_zip_open (bytes, size, weights->path, error);
+  zip = vae_zip_open (bytes, size, sink->path, error);
   if (!zip)
     return FALSE;
-  if (!(root = find_root (zip, weights->path, error)) ||
-      !check_byteorder (zip, root, weights->buffers, weights->path, error))
+  if (!(root = find_root (zip, sink->path, error)) ||
+      !check_byteorder (zip, root, sink->buffers, sink->path, error))
     goto out;
   pkl_name = g_strdup_printf ("%s/data.pkl", root);
   /* the pickle is the checkpoint's header: bounded before it is inflated */
@@ -870,14 +870,14 @@ vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **er
       g_set_error (error, VAE_ERROR, VAE_ERROR_LIMIT,
                    _ ("%s: a pickle of %" PRIu64 " bytes exceeds the limit of %" PRIu64
                       " bytes (%s raises it)"),
-                   weights->path, vae_zip_size (zip, pkl_name), vae_limit (VAE_LIMIT_HEADER_BYTES),
+                   sink->path, vae_zip_size (zip, pkl_name), vae_limit (VAE_LIMIT_HEADER_BYTES),
                    vae_limit_env (VAE_LIMIT_HEADER_BYTES));
       goto out;
     }
-  if (!(pkl = vae_zip_get (zip, pkl_name, weights->buffers, error)))
+  if (!(pkl = vae_zip_get (zip, pkl_name, sink->buffers, error)))
     goto out;
 
-  u.path = weights->path;
+  u.path = sink->path;
   u.code = pkl->data;
   u.size = pkl->size;
   u.arena = g_ptr_array_new_with_free_func (pv_free);
@@ -886,7 +886,7 @@ vae_pth_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **er
   u.memo = g_hash_table_new (NULL, NULL);
   u.budget = ((gsize) 16 << 20) + size;
   result = unpickle (&u, error);
-  ok = result && add_state_dict (&u, weights, zip, root, result, error);
+  ok = result && add_state_dict (&u, sink, zip, root, result, error);
   g_hash_table_unref (u.memo);
   g_array_unref (u.marks);
   g_ptr_array_unref (u.stack);

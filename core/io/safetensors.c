@@ -75,10 +75,10 @@ compare_spans (gconstpointer a, gconstpointer b)
 
 /* Parses one tensor's description and adds it; records its byte span. */
 static gboolean
-parse_entry (VaeWeights *weights, const gchar *name, JsonNode *node, const guint8 *data,
+parse_entry (const VaeTensorSink *sink, const gchar *name, JsonNode *node, const guint8 *data,
              guint64 data_size, Span *span, GError **error)
 {
-  const gchar *path = weights->path;
+  const gchar *path = sink->path;
   JsonObject  *object;
   JsonArray   *shape, *offsets;
   const gchar *dtype_name;
@@ -150,7 +150,7 @@ parse_entry (VaeWeights *weights, const gchar *name, JsonNode *node, const guint
           name, dtype_name, n_bytes, span->end - span->begin);
       return FALSE;
     }
-  return vae_weights_add (weights, name, dtype, (gint) ndim, dims, data + span->begin, error);
+  return sink->add (sink->to, name, dtype, (gint) ndim, dims, data + span->begin, error);
 
 malformed:
   g_set_error (
@@ -222,9 +222,9 @@ check_metadata (const gchar *path, JsonNode *node, GError **error)
 }
 
 gboolean
-vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GError **error)
+vae_safetensors_parse (const VaeTensorSink *sink, const guint8 *bytes, gsize size, GError **error)
 {
-  const gchar *path = weights->path;
+  const gchar *path = sink->path;
   g_autoptr (JsonParser) parser = NULL;
   g_autoptr (GHashTable) counts = NULL;
   g_autoptr (GError) local = NULL;
@@ -311,7 +311,7 @@ vae_safetensors_parse (VaeWeights *weights, const guint8 *bytes, gsize size, GEr
 
       if (strcmp (name, "__metadata__") == 0)
         ok = check_metadata (path, node, error);
-      else if ((ok = parse_entry (weights, name, node, bytes + 8 + header_len, data_size, &span,
+      else if ((ok = parse_entry (sink, name, node, bytes + 8 + header_len, data_size, &span,
                                   error)))
         g_array_append_val (spans, span);
     }
