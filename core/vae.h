@@ -35,6 +35,12 @@ typedef enum
 
 /* ---- tensors ----------------------------------------------------------- */
 
+/* A rectangle of pixels (of a latent or a picture). */
+typedef struct
+{
+  gint x, y, width, height;
+} VaeRect;
+
 /* A planar float32 tensor in host memory: data[(c * height + y) * width + x].
  * Images are 3 channels of sRGB-encoded values in [0, 1]; latents are C
  * channels in the diffusion scale of their family. */
@@ -372,6 +378,14 @@ void vae_noise_coefficients (VaeSchedule schedule, gint timestep, VaeNoiseForm f
 /* x_t in place over a whole latent. */
 gboolean vae_add_noise (VaeTensor *latent, VaeSchedule schedule, gint timestep, VaeNoiseForm form,
                         VaeRng rng, guint64 seed, GError **error);
+/* x_t = A·x + B·ε on a window of a latent in GEGL's interleaved layout:
+ * PIXELS holds WINDOW's pixels of CHANNELS floats each, WINDOW lying at
+ * (x, y) inside a FULL_W × FULL_H latent; ε is the whole latent's noise at
+ * each place: Philox keyed by the planar index (so any chunking gives the
+ * same values), or TORCH, the whole latent's planar draw (vae_torch_randn)
+ * when not NULL.  B = 0 leaves PIXELS as they are. */
+void vae_noise_window (gfloat *pixels, gint channels, const VaeRect *window, gint full_w,
+                       gint full_h, gdouble a, gdouble b, guint64 seed, const gfloat *torch);
 /* "sd-scaled-linear", "linear", "cosine" or "flow". */
 gboolean vae_schedule_from_name (const gchar *name, VaeSchedule *schedule);
 
@@ -420,11 +434,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VaeCodebook, vae_codebook_free)
 /* ComfyUI's latent nodes on planar tensors of any channel count, in float32
  * as ComfyUI computes them.  Masks are 1-channel tensors, 1 where the
  * picture is to change. */
-
-typedef struct
-{
-  gint x, y, width, height;
-} VaeRect;
 
 typedef enum
 {
@@ -519,6 +528,12 @@ VaeTensor *vae_inpaint_grow (const VaeTensor *mask, gint grow, GError **error);
 void vae_inpaint_grow_reach (gint grow, gint *before, gint *after);
 /* VAEEncodeForInpaint's fill: where round (MASK) is 1, IMAGE becomes 0.5. */
 gboolean vae_inpaint_fill (VaeTensor *image, const VaeTensor *mask, GError **error);
+/* ComfyUI's latent→RGB preview of N interleaved vectors of CHANNELS:
+ * FAMILY's RGB factors (channels × 3, then the bias) when it has them for
+ * this channel count, else the first three channels; mapped from [−1, 1] to
+ * [0, 1] and clamped, alpha 1, into RGBA (N × 4 floats). */
+void vae_latent_preview_rgba (const VaeFamily *family, const gfloat *latent, gsize n, gint channels,
+                              gfloat *rgba);
 /* The sampler's masked result: NOISY·m + CLEAN·(1 − m) for N interleaved
  * vectors of CHANNELS and their N mask values. */
 void vae_latent_mask_noise (gfloat *noisy, const gfloat *clean, const gfloat *mask, gsize n,

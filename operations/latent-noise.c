@@ -210,19 +210,10 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *aux, GeglBuffe
                    GEGL_ABYSS_NONE);
   if (mask)
     clean = g_memdup2 (pixels, n * channels * sizeof (gfloat));
-  for (gint y = 0; y < roi->height; y++)
-    for (gint x = 0; x < roi->width; x++)
-      {
-        const gsize plane_index =
-            (gsize) (roi->y + y - box->y) * box->width + (roi->x + x - box->x);
-        gfloat *p = pixels + ((gsize) y * roi->width + x) * channels;
-        for (gint c = 0; c < channels && b != 0.0; c++)
-          {
-            const gsize  index = (gsize) c * box->width * box->height + plane_index;
-            const gfloat eps = torch ? torch[index] : vae_philox_normal (o->seed, 0, index);
-            p[c] = (gfloat) (a * p[c] + b * eps);
-          }
-      }
+  {
+    const VaeRect window = { roi->x - box->x, roi->y - box->y, roi->width, roi->height };
+    vae_noise_window (pixels, channels, &window, box->width, box->height, a, b, o->seed, torch);
+  }
   if (mask)
     vae_latent_mask_noise (pixels, clean, mask->data, n, channels);
   gegl_buffer_set (output, roi, 0, gegl_vae_latent_format (channels), pixels, GEGL_AUTO_ROWSTRIDE);

@@ -63,7 +63,6 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
   const gsize     n = (gsize) roi->width * roi->height;
   g_autoptr (GError) error = NULL;
   const VaeFamily *family;
-  const gdouble   *factors;
   gfloat          *in, *out;
 
   if (channels <= 0)
@@ -73,25 +72,11 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
       gegl_vae_report_error (operation, &o->error, error);
       return TRUE;
     }
-  factors = family->n_rgb_factors == channels * 3 + 3 ? family->rgb_factors : NULL;
   in = g_new (gfloat, n * channels);
   out = g_new (gfloat, n * 4);
   gegl_buffer_get (input, roi, 1.0, gegl_vae_latent_format (channels), in, GEGL_AUTO_ROWSTRIDE,
                    GEGL_ABYSS_NONE);
-  for (gsize i = 0; i < n; i++)
-    {
-      for (gint rgb = 0; rgb < 3; rgb++)
-        {
-          gdouble v = factors ? factors[channels * 3 + rgb] : 0.0;
-          if (factors)
-            for (gint c = 0; c < channels; c++)
-              v += in[i * channels + c] * factors[c * 3 + rgb];
-          else if (rgb < channels)
-            v = in[i * channels + rgb];
-          out[i * 4 + rgb] = (gfloat) CLAMP ((v + 1.0) / 2.0, 0.0, 1.0);
-        }
-      out[i * 4 + 3] = 1.0f;
-    }
+  vae_latent_preview_rgba (family, in, n, channels, out);
   gegl_buffer_set (output, roi, 0, babl_format ("R'G'B'A float"), out, GEGL_AUTO_ROWSTRIDE);
   g_free (in);
   g_free (out);

@@ -1,4 +1,5 @@
-/* Seeded noise: the Philox test vector of VAE-SPEC.md and torch's CPU randn.
+/* Seeded noise: the Philox test vector of VAE-SPEC.md and torch's CPU randn;
+ * the ops' window of noise against the whole latent's.
  * Tolerance 1e-6 absolute: float32 libm (log, sin, cos) may differ by an ulp.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
@@ -50,6 +51,40 @@ test_torch_randn (gconstpointer data)
   g_assert_cmpfloat (max, <=, 1e-6);
 }
 
+/* The ops' window of noise (interleaved, a chunk of the latent) gives the
+ * values the whole-latent vae_add_noise gives at those places, Philox and
+ * torch alike: exactly, the same float arithmetic on the same ε. */
+static void
+test_noise_window (gconstpointer torch_rng)
+{
+  const gint    c = 3, h = 5, w = 7;
+  const VaeRect window = { 2, 1, 4, 3 };
+  const VaeRng  rng = torch_rng ? VAE_RNG_TORCH_CPU : VAE_RNG_PHILOX;
+  const guint64 seed = 42;
+  g_autoptr (VaeTensor) whole = vae_tensor_new (c, h, w, NULL);
+  g_autofree gfloat *chunk = g_new (gfloat, (gsize) window.width * window.height * c);
+  g_autofree gfloat *eps = g_new (gfloat, (gsize) c * h * w);
+  gdouble            a, b;
+
+  for (gsize i = 0; i < vae_tensor_n_elements (whole); i++)
+    whole->data[i] = sinf ((gfloat) i);
+  for (gint y = 0; y < window.height; y++)
+    for (gint x = 0; x < window.width; x++)
+      for (gint k = 0; k < c; k++)
+        chunk[((gsize) y * window.width + x) * c + k] =
+            whole->data[((gsize) k * h + window.y + y) * w + window.x + x];
+  vae_torch_randn (seed, eps, (gsize) c * h * w);
+  vae_noise_coefficients (VAE_SCHEDULE_SD_SCALED_LINEAR, 600, VAE_FORM_DIFFUSERS, &a, &b);
+  vae_noise_window (chunk, c, &window, w, h, a, b, seed, torch_rng ? eps : NULL);
+  g_assert_true (vae_add_noise (whole, VAE_SCHEDULE_SD_SCALED_LINEAR, 600, VAE_FORM_DIFFUSERS, rng,
+                                seed, NULL));
+  for (gint y = 0; y < window.height; y++)
+    for (gint x = 0; x < window.width; x++)
+      for (gint k = 0; k < c; k++)
+        g_assert_cmpfloat (chunk[((gsize) y * window.width + x) * c + k], ==,
+                           whole->data[((gsize) k * h + window.y + y) * w + window.x + x]);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -60,6 +95,8 @@ main (int argc, char **argv)
 
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/noise/philox-test-vector", test_philox_vector);
+  g_test_add_data_func ("/noise/window/philox", NULL, test_noise_window);
+  g_test_add_data_func ("/noise/window/torch-cpu", "torch", test_noise_window);
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autofree gchar *n = g_strdup_printf ("/noise/torch-randn/%s", cases[i]);

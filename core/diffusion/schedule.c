@@ -116,6 +116,30 @@ vae_add_noise (VaeTensor *latent, VaeSchedule schedule, gint timestep, VaeNoiseF
   return TRUE;
 }
 
+void
+vae_noise_window (gfloat *pixels, gint channels, const VaeRect *window, gint full_w, gint full_h,
+                  gdouble a, gdouble b, guint64 seed, const gfloat *torch)
+{
+  const gsize plane = (gsize) full_w * full_h;
+
+  if (b == 0.0)
+    return;
+  /* GEGL calls it from its own threads, a chunk each */
+  for (gint y = 0; y < window->height; y++)
+    for (gint x = 0; x < window->width; x++)
+      {
+        const gsize at = (gsize) (window->y + y) * full_w + (window->x + x);
+        gfloat     *p = pixels + ((gsize) y * window->width + x) * channels;
+
+        for (gint c = 0; c < channels; c++)
+          {
+            const gsize  index = (gsize) c * plane + at;
+            const gfloat eps = torch ? torch[index] : vae_philox_normal (seed, 0, index);
+            p[c] = (gfloat) (a * p[c] + b * eps);
+          }
+      }
+}
+
 gboolean
 vae_schedule_from_name (const gchar *name, VaeSchedule *schedule)
 {
