@@ -403,15 +403,54 @@ compute_of (GeglVaeBackend backend, GeglVaePrecision precision)
   return (VaeCompute){ (VaeBackendKind) backend, (VaePrecision) precision };
 }
 
-VaeModel *
-gegl_vae_load_model (const gchar *model, GeglVaeBackend backend, GeglVaePrecision precision,
-                     GError **error)
+/* The model an op instance holds between its calls (prepare, bounding box,
+ * process each ask): loaded again only when the name, backend or precision
+ * changes, not found again on the model path for every call.  A failure is
+ * not kept, so a model file that appears later is found. */
+typedef struct
 {
-  VaeCompute compute = compute_of (backend, precision);
+  gchar           *name;
+  GeglVaeBackend   backend;
+  GeglVaePrecision precision;
+  VaeModel        *model;
+} HeldModel;
 
-  if (!vae_compute_resolve (&compute, error))
-    return NULL;
-  return vae_model_load (model && *model ? model : GEGL_VAE_DEFAULT_MODEL, NULL, error);
+static void
+held_free (gpointer data)
+{
+  HeldModel *held = data;
+
+  g_free (held->name);
+  vae_model_unref (held->model);
+  g_free (held);
+}
+
+VaeModel *
+gegl_vae_load_model (GeglOperation *operation, const gchar *model, GeglVaeBackend backend,
+                     GeglVaePrecision precision, GError **error)
+{
+  static GMutex lock;
+  const gchar  *name = model && *model ? model : GEGL_VAE_DEFAULT_MODEL;
+  HeldModel    *held;
+  VaeModel     *loaded = NULL;
+  VaeCompute    compute = compute_of (backend, precision);
+
+  g_mutex_lock (&lock);
+  held = g_object_get_data (G_OBJECT (operation), "gegl-vae-model");
+  if (held && held->backend == backend && held->precision == precision &&
+      strcmp (held->name, name) == 0)
+    loaded = vae_model_ref (held->model);
+  else if (vae_compute_resolve (&compute, error) && (loaded = vae_model_load (name, NULL, error)))
+    {
+      held = g_new0 (HeldModel, 1);
+      held->name = g_strdup (name);
+      held->backend = backend;
+      held->precision = precision;
+      held->model = vae_model_ref (loaded);
+      g_object_set_data_full (G_OBJECT (operation), "gegl-vae-model", held, held_free);
+    }
+  g_mutex_unlock (&lock);
+  return loaded;
 }
 
 gboolean

@@ -186,9 +186,10 @@ gboolean     gegl_vae_report_nan (GeglOperation *operation, gchar **error_proper
  * downstream computes (a filter's get_bounding_box). */
 GeglRectangle gegl_vae_box_unless_nan (GeglOperation *operation);
 
-/* vae_model_load for the `model`, `backend` and `precision` properties;
- * fails when the backend cannot be had. */
-VaeModel *gegl_vae_load_model (const gchar *model, GeglVaeBackend backend,
+/* vae_model_load for OPERATION's `model`, `backend` and `precision`
+ * properties, kept with the op instance until one of them changes; fails
+ * when the backend cannot be had.  A new reference. */
+VaeModel *gegl_vae_load_model (GeglOperation *operation, const gchar *model, GeglVaeBackend backend,
                                GeglVaePrecision precision, GError **error);
 /* Latent scale/shift of a family name or model file, for .latent files. */
 gboolean gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,

@@ -9,6 +9,7 @@
 #include "test-gegl-util.h"
 
 #include <gegl.h>
+#include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
 
@@ -807,6 +808,61 @@ test_filter_gimp_keys (void)
     }
 }
 
+/* An op keeps its model between calls: vae:encode of a model file that is
+ * then deleted still encodes when its seed changes (the model was loaded
+ * once, for prepare, the bounding box and process alike), and a new model
+ * name is a new load (a deleted file is then an error). */
+static void
+test_op_holds_model (void)
+{
+  g_autofree gchar *kl = kl_model ();
+  g_autofree gchar *bytes = NULL;
+  g_autofree gchar *dir = g_dir_make_tmp ("gegl-vae-XXXXXX", NULL);
+  g_autofree gchar *held = g_build_filename (dir, "held.safetensors", NULL);
+  g_autofree gchar *gone = g_build_filename (dir, "gone.safetensors", NULL);
+  g_autoptr (GeglBuffer) source = picture ();
+  GeglBuffer *output = NULL;
+  GeglNode   *graph = gegl_node_new ();
+  GeglNode   *encode, *sink;
+  gfloat     *first, *second, *third;
+  gchar      *error = NULL;
+  gsize       len;
+  gint        w, h;
+
+  g_assert_true (g_file_get_contents (kl, &bytes, &len, NULL));
+  g_assert_true (g_file_set_contents (held, bytes, (gssize) len, NULL));
+  encode = gegl_node_new_child (graph, "operation", "vae:encode", "model", held, NULL);
+  sink = gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
+  gegl_node_link_many (
+      gegl_node_new_child (graph, "operation", "gegl:buffer-source", "buffer", source, NULL),
+      encode, sink, NULL);
+  first = processed (sink, &output, babl_format_n (babl_type ("float"), 4), &w, &h);
+  g_assert_nonnull (first);
+  g_assert_cmpint (g_unlink (held), ==, 0);
+  gegl_node_set (encode, "mode", 1 /* sample */, "seed", 5, NULL);
+  second = processed (sink, &output, babl_format_n (babl_type ("float"), 4), &w, &h);
+  g_assert_nonnull (second);
+  {
+    gdouble d = 0; /* sampled: computed again, not the cached mean */
+    for (gsize i = 0; i < (gsize) w * h * 4; i++)
+      d = MAX (d, fabs ((gdouble) first[i] - second[i]));
+    g_assert_cmpfloat (d, >, 0.0);
+  }
+  gegl_node_get (encode, "error", &error, NULL);
+  g_assert_cmpstr (error, ==, "");
+  g_free (error);
+  g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING, "vae:encode: *gone.safetensors*");
+  g_test_expect_message ("GEGL", G_LOG_LEVEL_WARNING, "*0px rectangle*");
+  gegl_node_set (encode, "model", gone, NULL);
+  third = processed (sink, &output, babl_format_n (babl_type ("float"), 4), &w, &h);
+  g_test_assert_expected_messages ();
+  g_assert_null (third);
+  g_free (first);
+  g_free (second);
+  g_object_unref (graph);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -817,6 +873,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gegl-api/error-property", test_error_property);
   g_test_add_func ("/gegl-api/progress", test_progress);
   g_test_add_func ("/gegl-api/memory-limit", test_memory_limit);
+  g_test_add_func ("/gegl-api/op-holds-model", test_op_holds_model);
   g_test_add_func ("/gegl-api/backend-precision", test_backend_precision);
   g_test_add_func ("/gegl-api/gimp-tool-listing", test_gimp_tool_listing);
   g_test_add_func ("/gegl-api/vq/model-codebook", test_vq_model_codebook);
