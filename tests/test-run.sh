@@ -93,6 +93,16 @@ sed "s/name='strength'/name='strenght'/" "$root/presets/graphs/diffusion-preview
 check "a graph file's misspelt property" fails "strenght" out/x.png "$photo" -o out/x.png -g misspelt.xml
 check "our graph by name equals the op chain, byte for byte" bash -c '
   "$1" "$2" -o out/graph.png -g diffusion-preview && cmp out/graph.png out/main.png' _ "$run" "$photo"
+check "latent-blend: its second picture set by the node's name (-- second.path=FILE)" bash -c '
+  "$1" "$2" -o out/blend.png -g latent-blend -- second.path=in/photo-coffee.png &&
+  "$1" "$2" -o out/self.png -g latent-blend -- second.path="$2" &&
+  "$3" -c "
+from PIL import Image; import numpy as np
+a = np.asarray(Image.open(\"out/blend.png\").convert(\"RGB\"), float); b = np.asarray(Image.open(\"out/self.png\").convert(\"RGB\"), float)
+assert a.shape == (384, 512, 3), a.shape
+d = np.abs(a - b).mean(); print(\"mean difference from chelsea blended with itself\", d); assert d > 10"' _ "$run" "$photo" "$py"
+check "latent-blend without its second picture: says how to give it" \
+  fails "node second reads @SECOND@, which does not exist (give it a picture: -- second.path=FILE)" out/x.png "$photo" -o out/x.png -g latent-blend
 
 # ---- batches (issue 21) ---------------------------------------------------------------
 

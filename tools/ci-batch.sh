@@ -5,7 +5,8 @@
 #   slurm-array         sbatch --wait --array=0-3 tools/batch.sbatch over the 24 test pictures
 #                       writes the 23 outputs of a single process, byte for byte, each once,
 #                       each task its own shard
-#   slurm-scancel       scancel of one array task stops it cleanly; the same submission again
+#   slurm-scancel       scancel of one array task midway through its shard stops it cleanly
+#                       (SIGTERM: it says so); the same submission again
 #                       (--resume) completes the set, nothing computed twice
 #   slurm-stopped       the daemons tools/slurm-local.sh started are gone afterwards
 #   model-once          a process opens the model as often for 6 pictures as for 2 (strace)
@@ -48,16 +49,28 @@ if [ "${3:-}" = --in-slurm ]; then
   [ $ok -eq 0 ] || { tail -n 5 sl-*.out; cat sl/log-*.jsonl; }
   result slurm-array $ok
 
+  # task 1 is cancelled midway through its shard: once it has logged its first picture it is
+  # held (SIGSTOP through Slurm, to the runner itself), so the cancel cannot come after its
+  # last one; the cancel sends SIGCONT, then SIGTERM
   job=$(sbatch --parsable --array=0-3 --output="$work/sc-%a.out" --chdir="$work" "$root/tools/batch.sbatch" in sc)
-  for _ in $(seq 600); do squeue -h -r -j "$job" -o '%i %T' | grep -q "_1 RUNNING" && break; sleep 0.1; done
+  for _ in $(seq 1500); do [ -s sc/log-1.jsonl ] && break; sleep 0.02; done
+  scancel --full --signal=STOP "${job}_1"
+  held=0
+  for _ in $(seq 100); do
+    pid=$(pgrep -f -- "--log sc/log-1.jsonl" | head -1)
+    [ -n "$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2> /dev/null)" = T ] && { held=1; break; }
+    sleep 0.05
+  done
   scancel "${job}_1"
   for _ in $(seq 3000); do [ -z "$(squeue -h -j "$job")" ] && break; sleep 0.1; done
   first=$(ls sc/*.png | wc -l)
+  before=$(grep -c '"status":"ok"' sc/log-1.jsonl)
   sbatch --wait --array=0-3 --output="$work/sc2-%a.out" --chdir="$work" "$root/tools/batch.sbatch" in sc
   ok=0
-  echo "task 1 cancelled: $(tail -1 sc-1.out 2> /dev/null); $first of 23 written before the resubmission"
-  # stopped by its SIGTERM (or cancelled before it started), its shard left unfinished
-  { [ ! -s sc-1.out ] || grep -q "stopped by signal 15" sc-1.out; } && [ "$first" -lt 23 ] || ok=1
+  echo "task 1 held: $held, cancelled after $before of its 6: $(grep stopped sc-1.out); $first of 23 written before the resubmission"
+  # stopped by its SIGTERM midway, its shard left unfinished
+  [ $held -eq 1 ] && grep -q "stopped by signal 15" sc-1.out && [ "$before" -ge 1 ] && [ "$before" -lt 6 ] &&
+    [ "$first" -eq $((17 + before)) ] || ok=1
   same ref sc || ok=1
   [ -z "$(grep '"status":"ok"' sc/log-*.jsonl | grep -o '"index":[0-9]*' | sort | uniq -d)" ] || ok=1
   [ "$(grep -h '"status":"ok"' sc/log-*.jsonl | wc -l)" -eq 23 ] || ok=1
@@ -84,7 +97,7 @@ bash "$root/tools/slurm-local.sh" bash "$root/tools/ci-batch.sh" "$build" "$plai
 result slurm-stopped $?
 
 # the model: loaded once per process (one worker here), not once per picture
-command -v strace > /dev/null || apt-get install -y -qq strace > /dev/null
+command -v strace > /dev/null || { apt-get update -qq && apt-get install -y -qq strace > /dev/null; }
 opens() { # the successful opens of the decoder's weights by the runner and its worker
   mkdir "$1-in" "$1-out"
   cp $(ls in/photo-* | head -n "$2") "$1-in/"

@@ -10,6 +10,7 @@ packages=(
 )
 if [ "${1:-}" = "--ci" ]; then
   packages+=(clang clang-format-14 libclang-rt-14-dev libgimp2.0-dev gimp)
+  packages+=(slurm-wlm munge strace) # tools/ci-batch.sh: a one-node Slurm, the model's opens
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -23,9 +23,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 dir=$(mktemp -d /tmp/slurm-local.XXXXXX)
-pids=()
 stop() {
-  local rc=$?
+  local rc=$? pids=() f
+  # jobs still running (COMMAND failed or was interrupted) go first: slurmstepd outlives slurmd
+  if [ -n "${SLURM_CONF:-}" ] && [ -n "$(squeue -h 2>/dev/null)" ]; then
+    scancel --quiet --user=root 2>/dev/null || true # SIGTERM, SIGKILL after KillWait
+    for _ in $(seq 150); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.1; done
+  fi
+  # the pid files as they are now: a daemon whose file came late is stopped too
+  for f in "$dir"/slurmd.pid "$dir"/slurmctld.pid "$dir"/munge/munged.pid; do
+    [ -s "$f" ] && pids+=("$(cat "$f")")
+  done
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -46,7 +54,6 @@ chmod 400 "$dir/munge/munge.key"
 socket="$dir/munge/munge.socket"
 munged --force --key-file="$dir/munge/munge.key" --socket="$socket" --pid-file="$dir/munge/munged.pid" \
   --seed-file="$dir/munge/seed" --log-file="$dir/munged.log"
-pids+=("$(cat "$dir/munge/munged.pid")")
 
 # two free TCP ports for the controller and the node (other Slurm instances may run here)
 read -r ctld_port node_port < <(python3 -c '
@@ -86,10 +93,8 @@ EOF
 export SLURM_CONF="$dir/slurm.conf"
 slurmctld -f "$SLURM_CONF"
 for _ in $(seq 100); do [ -s "$dir/slurmctld.pid" ] && break; sleep 0.1; done
-pids+=("$(cat "$dir/slurmctld.pid")")
 slurmd -f "$SLURM_CONF"
 for _ in $(seq 100); do [ -s "$dir/slurmd.pid" ] && break; sleep 0.1; done
-pids+=("$(cat "$dir/slurmd.pid")")
 # the node is usable once the controller has heard from it
 for _ in $(seq 300); do
   sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)' && break
@@ -100,4 +105,9 @@ sinfo -h -o %t | grep -qE '^(idle|mix|alloc)' || {
   tail -20 "$dir"/slurmctld.log "$dir"/slurmd.log >&2
   exit 1
 }
-"$@"
+# in the background, so that INT or TERM stops the daemons now and not when COMMAND ends
+"$@" &
+command_pid=$!
+trap 'kill "$command_pid" 2>/dev/null; exit 130' INT
+trap 'kill "$command_pid" 2>/dev/null; exit 143' TERM
+wait "$command_pid"

@@ -563,17 +563,44 @@ real_output (GeglNode *node)
   return node;
 }
 
+/* The files the graph reads besides its input (latent-blend's node 'second'):
+ * one that is not there is named, not left to what GEGL makes of a missing
+ * picture (a small stand-in, then a size mismatch further down). */
+static gboolean
+loads_exist (RunGraph *graph, GError **error)
+{
+  for (guint i = 0; i < graph->nodes->len; i++)
+    {
+      GeglNode         *node = graph->nodes->pdata[i];
+      g_autofree gchar *path = NULL, *name = NULL;
+
+      if (!g_str_has_suffix (node_title (node), "load") || !(path = path_of (node)) ||
+          g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        continue;
+      gegl_node_get (node, "name", &name, NULL);
+      if (name && *name)
+        g_set_error (error, RUN_ERROR, RUN_ERROR_USAGE,
+                     _ ("the graph's node %s reads %s, which does not exist (give it a picture: -- "
+                        "%s.path=FILE)"),
+                     name, path, name);
+      else
+        g_set_error (error, RUN_ERROR, RUN_ERROR_USAGE,
+                     _ ("the graph's %s reads %s, which does not exist"), node_title (node), path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 run_graph_check (RunGraph *graph, GError **error)
 {
-  g_autofree gchar *probe = probe_picture (error);
-  g_autofree gchar *message = NULL, *probe_dir = NULL;
+  g_autofree gchar *probe = NULL, *message = NULL, *probe_dir = NULL;
   GeglNode         *last;
   GeglOperation    *op;
   const Babl       *format;
   GeglRectangle     box;
 
-  if (!probe)
+  if (!loads_exist (graph, error) || !(probe = probe_picture (error)))
     return FALSE;
   run_graph_clear_errors (graph);
   gegl_node_set (graph->source, "path", probe, NULL);
