@@ -156,11 +156,11 @@ test_same_latents_as_cli (gconstpointer kl)
   argv[0] = (gchar *) GEGL_VAE_BIN, argv[1] = (gchar *) "encode", argv[2] = (gchar *) "--model";
   argv[3] = model, argv[4] = png, argv[5] = via_cli, argv[6] = NULL;
   {
-    g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "GEGL_VAE_MODEL_PATH",
-                                           g_getenv ("GEGL_VAE_TEST_MODELS")
-                                               ? g_getenv ("GEGL_VAE_TEST_MODELS")
-                                               : TEST_SOURCE_DIR "/../../shared/models",
-                                           TRUE);
+    g_auto (GStrv) env =
+        g_environ_setenv (g_get_environ (), "GEGL_VAE_MODEL_PATH",
+                          g_getenv ("GEGL_VAE_TEST_MODELS") ? g_getenv ("GEGL_VAE_TEST_MODELS")
+                                                            : TEST_SOURCE_DIR "/../presets/models",
+                          TRUE);
     g_spawn_sync (NULL, argv, env, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status, &error);
   }
   g_assert_no_error (error);

@@ -6,7 +6,7 @@
 #   test-gimp.sh PLUGIN MODULE_DIR GEGL_SYSTEM_DIR PHOTO
 set -u
 plugin=$1 module_dir=$2 system_dir=$3 photo=$4
-models=${GEGL_VAE_TEST_MODELS:-$(dirname "$0")/../../shared/models}
+models=${GEGL_VAE_TEST_MODELS:-$(dirname "$0")/../presets/models} # TAEF2 ships there
 echo "1..10"
 skip_all () {
   for i in 1 2 3 4 5 6 7 8 9 10; do echo "ok $i # SKIP $1"; done

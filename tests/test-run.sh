@@ -6,7 +6,7 @@
 #   test-run.sh RUNNER SOURCE_ROOT SKIMAGE_DATA
 set -u
 run=$1 root=$2 data=$3
-models=${GEGL_VAE_TEST_MODELS:-$root/../shared/models}
+models=${GEGL_VAE_TEST_MODELS:-$root/presets/models} # TAEF2 ships there
 py=/usr/bin/python3 # Debian's, with python3-skimage's PIL and numpy
 n=0
 

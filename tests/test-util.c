@@ -42,7 +42,9 @@ test_models_dir (const gchar *needed_file)
         break; /* an explicit folder is the only one looked in */
     }
   msg = g_strdup_printf ("real weights %s not found in %s (set GEGL_VAE_TEST_MODELS)", needed_file,
-                         env && *env ? env : TEST_SOURCE_DIR "/../../shared/models");
+                         env && *env ? env
+                                     : TEST_SOURCE_DIR "/../presets/models or " TEST_SOURCE_DIR
+                                                       "/../../shared/models");
   g_test_skip (msg);
   return NULL;
 }

@@ -16,7 +16,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(cd "$1" && pwd)"
 plain_log=$2
 run=$build/ui/run/gegl-vae-run
-models=${GEGL_VAE_TEST_MODELS:-$root/../shared/models}
+models=${GEGL_VAE_TEST_MODELS:-$root/presets/models} # TAEF2 ships there
 data=$(/usr/bin/python3 -c 'import skimage, os; print(os.path.join(os.path.dirname(skimage.__file__), "data"))')
 export GEGL_VAE_MODEL_PATH=$models GEGL_VAE_RUN=$run
 chain=(-- vae:diffusion-preview strength=0.5)
