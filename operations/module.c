@@ -15,7 +15,7 @@ G_MODULE_EXPORT gboolean              gegl_module_register (GTypeModule *module)
 /* clang-format off */
 #define OPS(X) \
   X (vae_encode) X (vae_decode) X (vae_latent_noise) X (vae_vq_snap) X (vae_diffusion_preview) \
-  X (vae_round_trip) X (vae_latent_posterize) X (vae_apply_alpha) X (vae_latent_save) \
+  X (vae_inpaint_preview) X (vae_round_trip) X (vae_latent_posterize) X (vae_apply_alpha) X (vae_latent_save) \
   X (vae_latent_load) X (vae_latent_preview) \
   X (vae_codebook_usage) \
   X (vae_latent_scale) X (vae_latent_transform) X (vae_latent_composite) X (vae_latent_blend) \

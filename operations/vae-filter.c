@@ -91,8 +91,10 @@ gegl_vae_filter_class_init (GeglOperationClass *klass, void (*attach) (GeglOpera
   klass->attach = attach;
   GEGL_OPERATION_META_CLASS (klass)->update = update;
   gegl_operation_class_set_keys (klass, "name", name, "title", title, "categories", "generic:ai",
-                                 "gimp:menu-path", "<Image>/Filters/Generic/VAE", "gimp:menu-label",
-                                 menu_label, "description", description, NULL);
+                                 "description", description, NULL);
+  if (menu_label)
+    gegl_operation_class_set_keys (klass, "gimp:menu-path", "<Image>/Filters/Generic/VAE",
+                                   "gimp:menu-label", menu_label, NULL);
 }
 
 /* GIMP shows what its GEGL filters say in the "GEGL" log domain as its own

@@ -59,7 +59,8 @@ typedef struct
 } GeglVaeFilter;
 
 /* The class of a filter: its attach and update, and its keys (name, title,
- * GIMP's menu label under Filters → Generic → VAE, description). */
+ * GIMP's menu label under Filters → Generic → VAE or NULL for none,
+ * description). */
 void gegl_vae_filter_class_init (GeglOperationClass *klass, void (*attach) (GeglOperation *),
                                  void (*update) (GeglOperation *), const gchar *name,
                                  const gchar *title, const gchar *menu_label,

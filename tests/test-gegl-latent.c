@@ -146,7 +146,7 @@ build_op (GeglNode *graph, gconstpointer data)
     {
       g_autoptr (VaeTensor) aux = golden (c->aux);
       GeglBuffer *ab = buffer_of (aux, -5, 4, latent_format (aux->channels));
-      gegl_node_connect_to (source (graph, ab), "output", op, "aux");
+      test_connect (source (graph, ab), op, "aux");
       g_object_unref (ab);
     }
   if (c->enum_name)
@@ -286,7 +286,7 @@ build_masked_noise (GeglNode *graph, gconstpointer data)
   test_set_enum (op, "rng", c->rng);
   test_set_enum (op, "schedule", "sd-scaled-linear");
   gegl_node_link (source (graph, b), op);
-  gegl_node_connect_to (source (graph, mb), "output", op, "aux");
+  test_connect (source (graph, mb), op, "aux");
   g_object_unref (b);
   g_object_unref (mb);
   return op;
@@ -345,7 +345,7 @@ build_encode (GeglNode *graph, gconstpointer data)
     {
       g_autoptr (VaeTensor) mask = golden (c->mask);
       GeglBuffer *mb = buffer_of (mask, 0, 0, babl_format ("Y float"));
-      gegl_node_connect_to (source (graph, mb), "output", op, "aux");
+      test_connect (source (graph, mb), op, "aux");
       g_object_unref (mb);
     }
   return op;
@@ -526,7 +526,7 @@ test_bad (gconstpointer data)
   if (c->aux)
     {
       GeglBuffer *aux = bad_buffer (c->aux);
-      gegl_node_connect_to (source (graph, aux), "output", op, "aux");
+      test_connect (source (graph, aux), op, "aux");
       g_object_unref (aux);
     }
   warnings = 0;

@@ -22,4 +22,16 @@ test_set_enum (GeglNode *node, const gchar *property, const gchar *nick)
   g_type_class_unref (klass);
 }
 
+/* Connects SOURCE's output to SINK's PAD: gegl_node_connect from GEGL 0.4.46
+ * on (it deprecates gegl_node_connect_to there), gegl_node_connect_to before. */
+static inline void
+test_connect (GeglNode *source, GeglNode *sink, const gchar *pad)
+{
+#if GEGL_MINOR_VERSION > 4 || GEGL_MICRO_VERSION >= 46
+  gegl_node_connect (source, "output", sink, pad);
+#else
+  gegl_node_connect_to (source, "output", sink, pad);
+#endif
+}
+
 #endif

@@ -428,7 +428,7 @@ test_preset (gconstpointer name)
     }
 }
 
-/* vae:diffusion-preview with a mask on aux (the inpainting preview, what
+/* vae:inpaint-preview: a mask on aux (the inpainting preview, what
  * GIMP's selection becomes): far from the mask the picture is the plain
  * round trip (the decoder spreads the noise a few latent pixels: measured
  * 0.0058 on average 40 pixels away, bar 0.01), inside it is noise (0.118,
@@ -457,8 +457,8 @@ test_preview_mask (void)
         m->data[((gsize) c * a->height + y) * a->width + x] = 1.0f;
   g_assert_true (vae_png_write (mask, m, 8, &error));
   aux = g_strdup_printf ("path=%s", mask);
-  g1 = run_gegl (NULL, NULL, p, "-o", masked, "--", "vae:diffusion-preview", "strength=0.8",
-                 "seed=1", "aux=[", "gegl:load", aux, "]", NULL);
+  g1 = run_gegl (NULL, NULL, p, "-o", masked, "--", "vae:inpaint-preview", "strength=0.8", "seed=1",
+                 "aux=[", "gegl:load", aux, "]", NULL);
   g2 = run_gegl (NULL, NULL, p, "-o", plain, "--", "vae:diffusion-preview", "strength=0", NULL);
   g_assert_null (strstr (g1.err, "gegl-vae-WARNING"));
   g_clear_pointer (&a, vae_tensor_free);

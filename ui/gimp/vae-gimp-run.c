@@ -116,8 +116,13 @@ filter_error (GeglNode *filter)
 static GeglNode *
 new_filter (GeglNode *gegl, const gchar *procedure, const VaeGimpValues *v)
 {
-  if (strcmp (procedure, PROC_PREVIEW) == 0 || strcmp (procedure, PROC_INPAINT) == 0)
+  if (strcmp (procedure, PROC_PREVIEW) == 0)
     return gegl_node_new_child (gegl, "operation", "vae:diffusion-preview", "model", v->model,
+                                "strength", v->strength, "timestep", v->timestep, "schedule",
+                                v->schedule, "seed", v->seed, "rng", v->rng, "vq", v->vq, "k", v->k,
+                                NULL);
+  if (strcmp (procedure, PROC_INPAINT) == 0)
+    return gegl_node_new_child (gegl, "operation", "vae:inpaint-preview", "model", v->model,
                                 "strength", v->strength, "timestep", v->timestep, "schedule",
                                 v->schedule, "seed", v->seed, "rng", v->rng, "vq", v->vq, "k", v->k,
                                 "grow", v->grow, "fill", v->fill, NULL);
