@@ -16,12 +16,8 @@ GEGL_VAE_CODEBOOK_PROPERTIES
 property_int (entries_used, _("Entries used"), 0)
   description (_("How many entries the last run used (read-only)"))
   value_range (0, G_MAXINT)
-property_double (perplexity, _("Codebook perplexity"), 0.0)
-  description (_("exp(entropy) of entry usage in the last run (read-only)"))
-  value_range (0.0, G_MAXDOUBLE)
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_PERPLEXITY_PROPERTY
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else

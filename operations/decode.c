@@ -13,9 +13,7 @@ property_boolean (force_not_quantize, _("Force not quantize"), FALSE)
   description (_("VQ models: decode the latent as it is; off, it is snapped to the model's "
                  "codebook first, as diffusers' VQModel.decode does"))
 GEGL_VAE_RUN_PROPERTIES
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else

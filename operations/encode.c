@@ -17,9 +17,7 @@ property_enum (mode, _("Mode"), GeglVaeMode, gegl_vae_mode, GEGL_VAE_MODE_MEAN)
   description (_("Mean of the posterior, or a sample of it drawn with the seed"))
 property_seed (seed, _("Seed"), rand)
 GEGL_VAE_RUN_PROPERTIES
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else

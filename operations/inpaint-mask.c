@@ -16,9 +16,7 @@
 property_int (grow, _("Grow"), 6)
   description (_("Grow the mask by this many pixels, as ComfyUI's grow_mask_by"))
   value_range (0, 64)
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else

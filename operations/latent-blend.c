@@ -19,9 +19,7 @@ property_enum (mode, _("Mode"), GeglVaeBlendMode, gegl_vae_blend_mode, VAE_BLEND
 property_double (factor, _("Factor"), 0.5)
   description (_("The share of aux (lerp, slerp), its weight (add, subtract), or the multiplier"))
   value_range (-100.0, 100.0) ui_range (0.0, 1.0)
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else
@@ -109,16 +107,11 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *aux, GeglBuffe
 
   if (!channels)
     return TRUE; /* prepare has said why */
-  if (!(a = gegl_vae_read_latent (input, roi, channels, &error)) ||
-      (blend && !(b = gegl_vae_read_latent (aux, &under, channels, &error))) ||
-      ((blend || multiply) && !vae_latent_blend (a, b, o->mode, o->factor, &error)))
-    {
-      gegl_vae_report_error (operation, &o->error, error);
-      return TRUE;
-    }
-  if (!gegl_vae_write_latent (output, roi, a, &error))
-    gegl_vae_report_error (operation, &o->error, error);
-  return TRUE;
+  a = gegl_vae_read_latent (input, roi, channels, &error);
+  if (a && ((blend && !(b = gegl_vae_read_latent (aux, &under, channels, &error))) ||
+            ((blend || multiply) && !vae_latent_blend (a, b, o->mode, o->factor, &error))))
+    g_clear_pointer (&a, vae_tensor_free);
+  return gegl_vae_finish_latent (operation, &o->error, output, roi, a, error);
 }
 
 static void

@@ -27,9 +27,7 @@ property_int (factor, _("Image pixels per latent pixel"), 8)
   description (_("For image units: 8 for SD, SDXL, SD3 and FLUX.1, 16 for FLUX.2 and TAEF2, "
                  "32 for Sana"))
   value_range (1, 64)
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else
@@ -127,14 +125,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *aux, GeglBuffe
                                  under.y - aux_box->y, &c, &error))
         g_clear_pointer (&dest, vae_tensor_free);
     }
-  if (!dest)
-    {
-      gegl_vae_report_error (operation, &o->error, error);
-      return TRUE;
-    }
-  if (!gegl_vae_write_latent (output, roi, dest, &error))
-    gegl_vae_report_error (operation, &o->error, error);
-  return TRUE;
+  return gegl_vae_finish_latent (operation, &o->error, output, roi, dest, error);
 }
 
 static void

@@ -12,9 +12,7 @@ property_file_path (path, _("File"), "")
   description (_("A .npy or .latent file"))
 property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
   description (_("Family or model whose scale brings a .latent file's raw latent to the diffusion scale"))
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else

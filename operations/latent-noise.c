@@ -30,9 +30,7 @@ property_int (factor, _("Mask pixels per latent pixel"), 0)
                  "Noise Mask; the model's factor (8, 16, 32): a mask of the encoded picture, "
                  "padded as vae:encode pads the picture, so that the two line up"))
   value_range (0, 64)
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else

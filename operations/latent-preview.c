@@ -12,9 +12,7 @@
 /* clang-format off */
 property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
   description (_("Family (or model file) whose preview factors to use"))
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else

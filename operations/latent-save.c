@@ -13,9 +13,7 @@ property_file_path (path, _("File"), "")
   description (_("Target .npy or .latent file"))
 property_string (model, _("Model"), GEGL_VAE_DEFAULT_MODEL)
   description (_("Family or model whose scale turns the latent raw for a .latent file"))
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else

@@ -25,9 +25,7 @@ property_int (height, _("Height"), 0)
   value_range (0, 65536) ui_range (0, 1024)
 property_boolean (crop, _("Crop to the aspect"), FALSE)
   description (_("Cut the centre of the latent to the new aspect before scaling"))
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else
@@ -102,14 +100,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output,
     return TRUE; /* prepare has said why */
   if ((latent = gegl_vae_read_latent (input, in, channels, &error)))
     scaled = vae_latent_scale (latent, box.width, box.height, o->method, o->crop, &error);
-  if (!scaled)
-    {
-      gegl_vae_report_error (operation, &o->error, error);
-      return TRUE;
-    }
-  if (!gegl_vae_write_latent (output, &box, scaled, &error))
-    gegl_vae_report_error (operation, &o->error, error);
-  return TRUE;
+  return gegl_vae_finish_latent (operation, &o->error, output, &box, scaled, error);
 }
 
 static void

@@ -12,9 +12,7 @@
 /* clang-format off */
 property_enum (transform, _("Transform"), GeglVaeTransform, gegl_vae_transform,
                VAE_TRANSFORM_FLIP_HORIZONTAL)
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else
@@ -124,14 +122,7 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *output, const 
     return TRUE; /* prepare has said why */
   if ((part = gegl_vae_read_latent (input, &source, channels, &error)))
     done = vae_latent_transform (part, o->transform, &error);
-  if (!done)
-    {
-      gegl_vae_report_error (operation, &o->error, error);
-      return TRUE;
-    }
-  if (!gegl_vae_write_latent (output, &area, done, &error))
-    gegl_vae_report_error (operation, &o->error, error);
-  return TRUE;
+  return gegl_vae_finish_latent (operation, &o->error, output, &area, done, error);
 }
 
 static void

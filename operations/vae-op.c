@@ -327,6 +327,18 @@ gegl_vae_report_error (GeglOperation *operation, gchar **error_property, const G
                    error ? error->message : _ ("failed without saying why (a bug in gegl-vae)"));
 }
 
+gboolean
+gegl_vae_finish_latent (GeglOperation *operation, gchar **error_property, GeglBuffer *output,
+                        const GeglRectangle *area, const VaeTensor *result, const GError *error)
+{
+  g_autoptr (GError) write_error = NULL;
+
+  if (result && gegl_vae_write_latent (output, area, result, &write_error))
+    return TRUE;
+  gegl_vae_report_error (operation, error_property, result ? write_error : error);
+  return TRUE;
+}
+
 void
 gegl_vae_accept_nan (GObjectClass *klass)
 {

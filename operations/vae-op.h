@@ -115,6 +115,22 @@ GType gegl_vae_preset_get_type (void);
     value_range (0, 1048576) ui_range (0, 65536)
 /* clang-format on */
 
+/* The last property of the ops that are not filters (vae-filter.h has
+ * theirs): why the last run failed, empty after one that did not
+ * (gegl-vae-run and the GIMP plug-ins read it; GEGL cannot say). */
+/* clang-format off */
+#define GEGL_VAE_LAST_ERROR_PROPERTY                                                               \
+  property_string (error, _ ("Error"), "")                                                         \
+    description (_ ("Why the last run failed (read-only)"))                                        \
+    ui_meta ("error", "true")
+
+/* A read-only report of the ops that map latents to codebook entries. */
+#define GEGL_VAE_PERPLEXITY_PROPERTY                                                               \
+  property_double (perplexity, _ ("Codebook perplexity"), 0.0)                                     \
+    description (_ ("exp(entropy) of entry usage in the last run (read-only)"))                    \
+    value_range (0.0, G_MAXDOUBLE)
+/* clang-format on */
+
 /* The properties of the ops that choose a codebook (vq-snap,
  * codebook-usage), read by gegl_vae_codebook. */
 /* clang-format off */
@@ -173,6 +189,12 @@ void gegl_vae_clear_error (gchar **error_property);
 /* ERROR reported, or the property cleared when it is NULL: a check's outcome. */
 void gegl_vae_report_outcome (GeglOperation *operation, gchar **error_property,
                               const GError *error);
+/* The end of a latent op's process(): RESULT written over AREA, or ERROR
+ * (RESULT is NULL where the op failed) or the write's reported.  Returns
+ * TRUE either way, as process() does: a failure is the op's to report. */
+gboolean gegl_vae_finish_latent (GeglOperation *operation, gchar **error_property,
+                                 GeglBuffer *output, const GeglRectangle *area,
+                                 const VaeTensor *result, const GError *error);
 
 /* GObject refuses NaN for a double property with a warning and keeps the
  * old value, so the op could not tell; the double properties of KLASS take

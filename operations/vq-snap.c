@@ -16,15 +16,11 @@ GEGL_VAE_CODEBOOK_PROPERTIES
 property_double (strength, _("Strength"), 1.0)
   description (_("Blend between the original (0) and the snapped latent (1)"))
   value_range (0.0, 1.0)
-property_double (perplexity, _("Codebook perplexity"), 0.0)
-  description (_("exp(entropy) of entry usage in the last run (read-only)"))
-  value_range (0.0, G_MAXDOUBLE)
+GEGL_VAE_PERPLEXITY_PROPERTY
 property_double (mean_error, _("Mean quantisation error"), 0.0)
   description (_("Mean squared distance from a vector to its entry in the last run (read-only)"))
   value_range (0.0, G_MAXDOUBLE)
-property_string (error, _("Error"), "")
-  description (_("Why the last run failed (read-only)"))
-  ui_meta ("error", "true")
+GEGL_VAE_LAST_ERROR_PROPERTY
 /* clang-format on */
 
 #else
