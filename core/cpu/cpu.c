@@ -684,12 +684,27 @@ cpu_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer, const V
 
 /* ---- DC-AE layers (kernels in dcae.c) ---- */
 
+/* As channels_match, for the layers whose input shapes are a rule rather
+ * than one count (the loader checks them; a miswired net still gets an
+ * error, not a NULL that says nothing). */
+static gboolean
+layer_takes (gboolean ok, const gchar *layer, const VaeTensor *x, GError **error)
+{
+  if (ok)
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("a %s cannot take %d channels of %d×%d"),
+               layer, x->channels, x->width, x->height);
+  return FALSE;
+}
+
 static VaeTensor *
 cpu_add (const VaeBackend *be, const VaeTensor *a, const VaeTensor *b, GError **error)
 {
   VaeTensor *y;
 
-  g_return_val_if_fail (vae_tensor_n_elements (a) == vae_tensor_n_elements (b), NULL);
+  if (!layer_takes (vae_tensor_n_elements (a) == vae_tensor_n_elements (b), "residual sum", b,
+                    error))
+    return NULL;
   if ((y = vae_tensor_new_uninit (a->channels, a->height, a->width, FALSE, error)))
     vae_cpu_add (a, b, y);
   return y;
@@ -700,7 +715,8 @@ cpu_gate (const VaeBackend *be, const VaeTensor *x, GError **error)
 {
   VaeTensor *y;
 
-  g_return_val_if_fail (x->channels % 2 == 0, NULL);
+  if (!layer_takes (x->channels % 2 == 0, "gate", x, error))
+    return NULL;
   if ((y = vae_tensor_new_uninit (x->channels / 2, x->height, x->width, FALSE, error)))
     vae_cpu_gate (x, y);
   return y;
@@ -716,7 +732,9 @@ cpu_linear_attention (const VaeBackend *be, const VaeTensor *x, gint head_dim, g
   gfloat             *scratch;
   gsize               capacity;
 
-  g_return_val_if_fail (head_dim > 0 && x->channels % (3 * head_dim) == 0, NULL);
+  if (!layer_takes (head_dim > 0 && x->channels % (3 * head_dim) == 0, "linear attention", x,
+                    error))
+    return NULL;
   if (!(y = vae_tensor_new_uninit (x->channels / 3, x->height, x->width, FALSE, error)))
     return NULL;
   if (!(scratch = vae_scratch_alloc (vae_linear_attention_scratch_floats (head_dim, positions) *
@@ -738,7 +756,8 @@ cpu_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
 {
   VaeTensor *y;
 
-  g_return_val_if_fail (x->channels % 4 == 0, NULL);
+  if (!layer_takes (x->channels % 4 == 0, "pixel shuffle", x, error))
+    return NULL;
   if ((y = vae_tensor_new_uninit (x->channels / 4, x->height * 2, x->width * 2, FALSE, error)))
     vae_pixel_shuffle_rows (x, 0, y, 0);
   return y;
