@@ -272,6 +272,9 @@ static const Hostile hostile_pth[] = {
   { "huge-view.pth", NULL, 0, "has 4611686018427387904 elements, more than the largest allowed" },
   { "offset-view.pth", NULL, 0, "tensor 'w' reaches outside its storage" },
   { "repeat-view.pth", NULL, 0, "the pickle needs more than" },
+  /* views whose extent would wrap around 2^64 in unchecked arithmetic */
+  { "wrap-view.pth", NULL, 0, "tuples of equal length (at most 8) of integers ≥ 0" },
+  { "stride-wrap-view.pth", NULL, 0, "tensor 'w' reaches outside its storage" },
   { "pickle-bomb.pth", NULL, 0, "the pickle needs more than" },
 };
 

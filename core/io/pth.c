@@ -394,7 +394,9 @@ op_reduce (Unpickler *u, GError **error)
       v->offset = ((Pv *) args->items->pdata[1])->i;
       if (!int_tuple (args->items->pdata[2], v->shape, &v->ndim) ||
           !int_tuple (args->items->pdata[3], v->stride, &n_stride) || n_stride != v->ndim)
-        return bad (u, error, "tensor size and stride must be tuples of equal length (at most 8)");
+        return bad (
+            u, error,
+            "tensor size and stride must be tuples of equal length (at most 8) of integers ≥ 0");
       push (u, v);
       return TRUE;
     case GLOBAL_STORAGE:

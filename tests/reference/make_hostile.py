@@ -19,6 +19,9 @@ expand.pth        a legitimate stride-0 view: 4 copies of one value (loads)
 huge-view.pth     a stride-0 view of 2**62 elements over one float in 500 bytes
 offset-view.pth   an empty view at storage offset 2**61
 repeat-view.pth   a stride-0 view of 2**28 floats (1 GiB from one float)
+wrap-view.pth     a view at offset 1 with stride -1: its last element's index,
+                  1 + (2 - 1) * (2**64 - 1), wraps to 0 in unchecked unsigned arithmetic
+stride-wrap-view.pth  a stride of 2**62 over 5 elements: (5 - 1) * 2**62 wraps to 0
 pickle-bomb.pth   a deflated data.pkl of 64 MiB of NONE opcodes (65 KB compressed)
 """
 import io
@@ -86,9 +89,7 @@ def with_pickle(src, dst, pkl):
 def pickle_int(v):
     if 0 <= v < 256:
         return b"K" + bytes([v])
-    raw = v.to_bytes(9, "little", signed=True).rstrip(b"\x00") or b"\x00"
-    if raw[-1] & 0x80:
-        raw += b"\x00"
+    raw = v.to_bytes((v.bit_length() + 8) // 8, "little", signed=True)  # as pickle's LONG1
     return b"\x8a" + bytes([len(raw)]) + raw
 
 
@@ -123,6 +124,8 @@ def hostile_views(p):
     write_views(p("huge-view.pth"), [("latent_tensor", "0", 1, 0, (2**62,), (0,))], {"0": [1.0]})
     write_views(p("offset-view.pth"), [("w", "0", 1, 2**61, (0,), (1,))], {"0": [1.0]})
     write_views(p("repeat-view.pth"), [("w", "0", 1, 0, (2**28,), (0,))], {"0": [1.0]})
+    write_views(p("wrap-view.pth"), [("w", "0", 2, 1, (2,), (-1,))], {"0": [1.0, 2.0]})
+    write_views(p("stride-wrap-view.pth"), [("w", "0", 2, 0, (5,), (2**62,))], {"0": [1.0, 2.0]})
     with zipfile.ZipFile(p("pickle-bomb.pth"), "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("archive/data.pkl", b"\x80\x02" + b"N" * (64 << 20) + b".")
 
