@@ -8,7 +8,7 @@
 # The pictures are split into ROUNDS; each round runs the three, in turns, on its pictures, so
 # that the load of a shared machine falls on all three alike. Prints items/s per way (all rounds),
 # the range over rounds, and each way's ratio to the loop.
-#   GEGL_VAE_MODEL_PATH=../shared/models bash tools/bench-batch.sh [N=100] [ROUNDS=5] [WAYS…]
+#   bash tools/bench-batch.sh [N=100] [ROUNDS=5] [WAYS…]   (the shipped TAEF2 unless GEGL_VAE_MODEL_PATH says otherwise)
 # (WAYS: some of loop, jobs, threads; all three by default)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -54,7 +54,8 @@ for r in $(seq 0 $((rounds - 1))); do
     case $way in
       loop)
         for f in "$work"/round/*.png; do
-          gegl "$f" -o "$work/loop/${f##*/}" -- vae:diffusion-preview strength=0.5 2> /dev/null
+          gegl "$f" -o "$work/loop/${f##*/}" -- vae:diffusion-preview strength=0.5 2> "$work/err" ||
+            { echo "bench-batch.sh: gegl failed on ${f##*/}:" >&2; cat "$work/err" >&2; exit 1; }
         done ;;
       jobs) "$run" "$work/round" -o "$work/jobs/{stem}.png" -q -j "$cores" -- vae:diffusion-preview strength=0.5 ;;
       threads) GEGL_THREADS=$cores "$run" "$work/round" -o "$work/threads/{stem}.png" -q -j 1 \
