@@ -6,17 +6,22 @@
 #   3. compute-sanitizer memcheck on one encode and one decode;
 #   4. the GPU benchmark table against PyTorch on the same device and model
 #      file (eager, channels_last, cuDNN benchmark on, TF32 off in fp32).
-#   bash tools/cuda-check.sh [MODELS_DIR]     (TAEF2 rows need the models)
+#   bash tools/cuda-check.sh [MODELS_DIR]     (TAEF2: the shipped presets/models by default)
+# CUDA_CHECK_PREBUILT=1 skips step 1 and runs build-cuda/ as it is: a build made
+# on another machine with the same toolkit and carried over (the lent device's image
+# has nvcc but not GLib, json-glib or libpng; their libraries travel beside it).
 # The build needs what tools/deps.sh installs on Debian (GLib, json-glib,
 # libpng, OpenBLAS, pkg-config) and the toolkit's cuDNN headers; an image
 # with nvcc and PyTorch alone may lack them, and meson's error then says
 # which (the device README shows how to carry packages there).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-models=${1:-${GEGL_VAE_MODEL_PATH:-$root/../shared/models}}
+models=${1:-${GEGL_VAE_MODEL_PATH:-$root/presets/models}}
 build=$root/build-cuda
 cd "$root"
-if ! log=$(meson setup "$build" -Dcuda=enabled -Dgegl=disabled -Dgimp=disabled --buildtype=release 2>&1 \
+if [ -n "${CUDA_CHECK_PREBUILT:-}" ]; then
+  [ -x "$build/tests/test-cuda" ] || { echo "cuda-check: no $build/tests/test-cuda to run"; exit 1; }
+elif ! log=$(meson setup "$build" -Dcuda=enabled -Dgegl=disabled -Dgimp=disabled --buildtype=release 2>&1 \
            && ninja -C "$build" 2>&1); then
   printf '%s\n' "$log" | tail -20
   echo "cuda-check: the build failed (above)"
