@@ -196,13 +196,14 @@ test_original_names (void)
   }
 }
 
-/* The small model less one tensor: an error naming it, no model. */
-static void
-test_missing_tensor (void)
+/* The small model written to NAME without tensor DROP, and with the tensors
+ * whose names begin with RESHAPE (when given) cut to their first ROWS
+ * outputs. */
+static gchar *
+altered_small (const gchar *name, const gchar *drop, const gchar *reshape, gint64 rows)
 {
-  static const gchar *missing = "decoder.up_blocks.2.conv.weight";
-  g_autofree gchar   *path = small_path ();
-  g_autofree gchar   *cut = test_tmp_path ("hunyuan_cut.safetensors");
+  g_autofree gchar *path = small_path ();
+  gchar            *out = test_tmp_path (name);
   g_autoptr (GError) error = NULL;
   g_autoptr (VaeWeights) w = vae_weights_load (path, &error);
   g_autoptr (GPtrArray) data = g_ptr_array_new_with_free_func (g_free);
@@ -210,22 +211,49 @@ test_missing_tensor (void)
   guint                          n = 0;
 
   g_assert_no_error (error);
-  g_assert_nonnull (vae_weights_lookup (w, missing));
   for (guint i = 0; i < vae_weights_count (w); i++)
     {
-      const gchar *name = vae_weights_name (w, i);
-      if (g_str_equal (name, missing))
+      const gchar *tensor = vae_weights_name (w, i);
+      if (drop && g_str_equal (tensor, drop))
         continue;
-      items[n].name = name;
+      items[n].name = tensor;
       items[n].dtype = VAE_DTYPE_F32;
-      g_assert_true (vae_weights_shape (w, name, &items[n].ndim, items[n].shape, NULL));
-      items[n].data = vae_weights_get_float (w, name, NULL, &error);
+      g_assert_true (vae_weights_shape (w, tensor, &items[n].ndim, items[n].shape, NULL));
+      if (reshape && g_str_has_prefix (tensor, reshape))
+        items[n].shape[0] = rows; /* the first rows of the weight or bias */
+      items[n].data = vae_weights_get_float (w, tensor, NULL, &error);
       g_ptr_array_add (data, (gpointer) items[n++].data);
     }
-  g_assert_true (vae_safetensors_write (cut, items, n, NULL, &error));
+  g_assert_true (vae_safetensors_write (out, items, n, NULL, &error));
+  g_assert_no_error (error);
+  return out;
+}
+
+/* The small model less one tensor: an error naming it, no model. */
+static void
+test_missing_tensor (void)
+{
+  g_autofree gchar *cut =
+      altered_small ("hunyuan_cut.safetensors", "decoder.up_blocks.2.conv.weight", NULL, 0);
+  g_autoptr (GError) error = NULL;
+
   g_assert_null (vae_model_load (cut, NULL, &error));
   /* the block's bias alone is left: a resampler missing its weight */
   test_assert_error (error, "decoder.up_blocks.2.conv.weight");
+}
+
+/* An upsampler to 48 channels (12 after the shuffle) from 32: no repeat of
+ * whole channels gives 48, so the pixel shortcut cannot join them. */
+static void
+test_shortcut_mismatch (void)
+{
+  g_autofree gchar *bad =
+      altered_small ("hunyuan_bad_up.safetensors", NULL, "decoder.up_blocks.2.conv.", 48);
+  g_autoptr (GError) error = NULL;
+
+  g_assert_null (vae_model_load (bad, NULL, &error));
+  test_assert_error (error, "decoder.up_blocks.2 joins 32 channels to 12");
+  g_assert_true (g_error_matches (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED));
 }
 
 /* HunyuanImage 2.1's architecture: 324 tensors, 405,575,491 parameters. */
@@ -273,6 +301,7 @@ main (int argc, char **argv)
   g_test_add_func ("/hunyuan/small", test_small);
   g_test_add_func ("/hunyuan/original-names", test_original_names);
   g_test_add_func ("/hunyuan/missing-tensor", test_missing_tensor);
+  g_test_add_func ("/hunyuan/shortcut-mismatch", test_shortcut_mismatch);
   g_test_add_func ("/hunyuan/full-architecture", test_full);
   status = g_test_run ();
   g_remove (ini);
