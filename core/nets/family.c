@@ -11,7 +11,8 @@
 #define GROUP "Family"
 
 /* Kind= in a descriptor, in VaeKind's order, and what `info` calls it. */
-static const gchar *const kind_names[] = { "kl", "tiny", "vq", "vqvae", "qwen-image", "dc-ae" };
+static const gchar *const kind_names[] = { "kl",         "tiny",  "vq",           "vqvae",
+                                           "qwen-image", "dc-ae", "hunyuan-image" };
 static const gchar *const kind_titles[] = {
   "AutoencoderKL",
   "tiny autoencoder (TAESD)",
@@ -19,6 +20,7 @@ static const gchar *const kind_titles[] = {
   "VQ-VAE (van den Oord et al.)",
   "AutoencoderKLQwenImage (Wan 2.1), one frame",
   "AutoencoderDC (Sana's DC-AE)",
+  "AutoencoderKLHunyuanImage (HunyuanImage 2.1)",
 };
 
 const gchar *
@@ -214,7 +216,8 @@ vae_family_parse (const gchar *text, gsize length, const gchar *origin, VaeFamil
     {
       g_set_error (
           error, VAE_ERROR, VAE_ERROR_FORMAT,
-          _ ("family descriptor %s: needs Name, Title, Kind (kl|tiny|vq|vqvae|qwen-image|dc-ae), "
+          _ ("family descriptor %s: needs Name, Title, Kind "
+             "(kl|tiny|vq|vqvae|qwen-image|dc-ae|hunyuan-image), "
              "RawChannels ≥ 1 (vq, vqvae: RawChannels and RawFactor both or neither) and a "
              "non-zero Scale; Schedule must be sd-scaled-linear, linear, cosine or flow; "
              "integers, booleans and numbers must be valid, RgbFactors must hold channels × 3 + 3 "

@@ -802,22 +802,6 @@ causal3d_supported (const KlNames *names, GError **error)
   return FALSE;
 }
 
-/* TRUE with an error for HunyuanImage 2.1's VAE (AutoencoderKLHunyuanImage):
- * resnets in a flat list of blocks with 2-D kernels, pixel-shuffle
- * resamplers; not supported. */
-static gboolean
-hunyuan_image (const VaeWeights *weights, GError **error)
-{
-  if (!vae_weights_lookup (weights, "encoder.down_blocks.0.conv1.weight") &&
-      !vae_weights_lookup (weights, "decoder.up_blocks.0.conv1.weight"))
-    return FALSE;
-  g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-               _ ("%s: resnets in a flat list of blocks with 2-D kernels, as HunyuanImage 2.1's "
-                  "VAE has: not supported"),
-               vae_weights_get_path (weights));
-  return TRUE;
-}
-
 gboolean
 vae_kl_build (const VaeWeights *weights, VaeParts *parts, GError **error)
 {
@@ -835,7 +819,7 @@ vae_kl_build (const VaeWeights *weights, VaeParts *parts, GError **error)
   moments = codebook ? 1 : 2; /* a VQ encoder gives the latent, a KL one mean and logvar */
   s->encoder_present = find (&names, "encoder.conv_in.weight") != NULL;
   s->decoder_present = find (&names, "decoder.conv_in.weight") != NULL;
-  ok = names.causal3d ? causal3d_supported (&names, error) : !hunyuan_image (weights, error);
+  ok = !names.causal3d || causal3d_supported (&names, error); /* HunyuanImage: hunyuan.c */
   if (ok && spatial_norm (&names))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,

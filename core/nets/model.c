@@ -178,8 +178,9 @@ count_weights (VaeModel *m, const VaeWeights *w, GHashTable *dtypes)
       const VaeWeightEntry *e = vae_weights_lookup (w, vae_weights_name (w, i));
       m->n_tensors++;
       m->n_params += e->n_elements;
-      m->net_floats +=
-          m->structure.kind == VAE_KIND_QWEN_IMAGE ? vae_qwen_frame_elements (e) : e->n_elements;
+      m->net_floats += m->structure.kind == VAE_KIND_QWEN_IMAGE      ? vae_qwen_frame_elements (e)
+                       : m->structure.kind == VAE_KIND_HUNYUAN_IMAGE ? vae_hunyuan_net_elements (e)
+                                                                     : e->n_elements;
       g_hash_table_add (dtypes, (gpointer) vae_dtype_name (e->dtype));
     }
 }
@@ -197,6 +198,8 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
     return FALSE;
   if (vae_dcae_detect (w)) /* before KL: both have encoder.conv_in */
     ok = vae_dcae_build (w, &parts, error);
+  else if (vae_hunyuan_detect (w)) /* before KL too */
+    ok = vae_hunyuan_build (w, &parts, error);
   else if (vae_kl_detect (w))
     ok = vae_kl_build (w, &parts, error);
   else if (vae_tiny_detect (w))

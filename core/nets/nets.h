@@ -65,6 +65,14 @@ gboolean vae_dcae_detect (const VaeWeights *weights);
 /* Builds the encoder (image in [−1, 1] → Z latent) and/or decoder held. */
 gboolean vae_dcae_build (const VaeWeights *weights, VaeParts *parts, GError **error);
 
+/* HunyuanImage 2.1's VAE (hunyuan.c), in diffusers' or Tencent's names. */
+gboolean vae_hunyuan_detect (const VaeWeights *weights);
+/* Builds the encoder (image in [−1, 1] → 2Z moments) and/or decoder held. */
+gboolean vae_hunyuan_build (const VaeWeights *weights, VaeParts *parts, GError **error);
+/* The floats of E the net keeps: a downsampler's 3×3 kernel becomes a 4×4
+ * one of four times the outputs (64/9 of it). */
+gsize vae_hunyuan_net_elements (const VaeWeightEntry *e);
+
 gboolean vae_tiny_detect (const VaeWeights *weights);
 /* Builds the encoder (image in [0,1] → Z) and/or decoder (Z → image) held. */
 gboolean vae_tiny_build (const VaeWeights *weights, VaeParts *parts, GError **error);

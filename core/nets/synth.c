@@ -11,7 +11,8 @@
  *   GroupNorm weights, RMS gammas: 1 + 0.1·u; biases: 0.1·u; bn.running_var: 1 + 0.5·u
  *   (float32 arithmetic)
  *
- * Names and shapes are diffusers' AutoencoderKL, or AutoencoderKLQwenImage.
+ * Names and shapes are diffusers' AutoencoderKL, AutoencoderKLQwenImage,
+ * AutoencoderDC or AutoencoderKLHunyuanImage.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "nets/vae-synth.h"
@@ -453,6 +454,76 @@ add_dcae_decoder (Builder *b, const VaeSynthConfig *cfg)
 
 /* ---- end DC-AE ---- */
 
+/* ---- HunyuanImage 2.1 (AutoencoderKLHunyuanImage) ---- */
+
+/* Its mid block: resnet, attention (1×1 Conv2d projections), resnet. */
+static void
+add_hunyuan_mid (Builder *b, const gchar *half, gint c)
+{
+  static const gchar *parts[] = { "to_q", "to_k", "to_v", "proj" };
+  g_autofree gchar   *r0 = g_strdup_printf ("%s.mid_block.resnets.0", half);
+  g_autofree gchar   *r1 = g_strdup_printf ("%s.mid_block.resnets.1", half);
+  g_autofree gchar   *norm = g_strdup_printf ("%s.mid_block.attentions.0.norm", half);
+
+  add_resnet (b, r0, c, c);
+  add_norm (b, norm, c);
+  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      g_autofree gchar *p = g_strdup_printf ("%s.mid_block.attentions.0.%s", half, parts[i]);
+      add_conv (b, p, c, c, 1);
+    }
+  add_resnet (b, r1, c, c);
+}
+
+/* Flat lists of blocks: LAYERS resnets per level (the decoder one more),
+ * a resampler conv after each level but the last (down: to a quarter of the
+ * next width, up: to four times it). */
+static void
+add_hunyuan (Builder *b, const VaeSynthConfig *cfg)
+{
+  const gint n = cfg->n_levels, last = cfg->widths[n - 1];
+  gint       k = 0;
+
+  add_conv (b, "encoder.conv_in", cfg->widths[0], 3, 3);
+  for (gint i = 0; i < n; i++)
+    {
+      for (gint j = 0; j < cfg->layers; j++)
+        {
+          g_autofree gchar *p = g_strdup_printf ("encoder.down_blocks.%d", k++);
+          add_resnet (b, p, cfg->widths[i], cfg->widths[i]);
+        }
+      if (i < n - 1)
+        {
+          g_autofree gchar *p = g_strdup_printf ("encoder.down_blocks.%d.conv", k++);
+          add_conv (b, p, cfg->widths[i + 1] / 4, cfg->widths[i], 3);
+        }
+    }
+  add_hunyuan_mid (b, "encoder", last);
+  add_norm (b, "encoder.norm_out", last);
+  add_conv (b, "encoder.conv_out", 2 * cfg->latent_channels, last, 3);
+
+  add_conv (b, "decoder.conv_in", last, cfg->latent_channels, 3);
+  add_hunyuan_mid (b, "decoder", last);
+  k = 0;
+  for (gint i = n - 1; i >= 0; i--)
+    {
+      for (gint j = 0; j <= cfg->layers; j++)
+        {
+          g_autofree gchar *p = g_strdup_printf ("decoder.up_blocks.%d", k++);
+          add_resnet (b, p, cfg->widths[i], cfg->widths[i]);
+        }
+      if (i > 0)
+        {
+          g_autofree gchar *p = g_strdup_printf ("decoder.up_blocks.%d.conv", k++);
+          add_conv (b, p, 4 * cfg->widths[i - 1], cfg->widths[i], 3);
+        }
+    }
+  add_norm (b, "decoder.norm_out", cfg->widths[0]);
+  add_conv (b, "decoder.conv_out", 3, cfg->widths[0], 3);
+}
+
+/* ---- end HunyuanImage ---- */
+
 static void
 item_free (gpointer p)
 {
@@ -481,6 +552,8 @@ vae_synth_kl (const gchar *path, const VaeSynthConfig *cfg, guint64 seed, GError
       add_dcae_encoder (&b, cfg);
       add_dcae_decoder (&b, cfg);
     }
+  else if (cfg->kind == VAE_KIND_HUNYUAN_IMAGE)
+    add_hunyuan (&b, cfg);
   else
     {
       add_encoder (&b, cfg);
@@ -535,6 +608,15 @@ vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *cfg, GErro
                                            { 3, 3, 3, 3, 3, 3 },
                                            3 };
       *cfg = sana;
+      cfg->latent_channels = family->raw_channels;
+      return TRUE;
+    }
+  if (family->kind == VAE_KIND_HUNYUAN_IMAGE) /* block_out_channels of HunyuanImage 2.1 */
+    {
+      static const gint hy_widths[] = { 128, 256, 512, 512, 1024, 1024 };
+      cfg->n_levels = G_N_ELEMENTS (hy_widths);
+      memcpy (cfg->widths, hy_widths, sizeof hy_widths);
+      cfg->layers = 2;
       cfg->latent_channels = family->raw_channels;
       return TRUE;
     }

@@ -23,12 +23,14 @@ typedef struct
 } VaeSynthConfig;
 
 /* The real architecture of a KL family (widths 128/256/512/512, 2 layers),
- * of Qwen-Image's (96/192/384/384, 2 layers) or of Sana's DC-AE
- * (128/256/512/512/1024/1024, EfficientViT blocks from the fourth stage). */
+ * of Qwen-Image's (96/192/384/384, 2 layers), of Sana's DC-AE
+ * (128/256/512/512/1024/1024, EfficientViT blocks from the fourth stage) or
+ * of HunyuanImage 2.1's (128/256/512/512/1024/1024, 2 layers). */
 gboolean vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *config,
                                       GError **error);
 /* Writes a diffusers-named safetensors file of float32 weights (the names
- * of AutoencoderKL, AutoencoderKLQwenImage or AutoencoderDC). */
+ * of AutoencoderKL, AutoencoderKLQwenImage, AutoencoderDC or
+ * AutoencoderKLHunyuanImage). */
 gboolean vae_synth_kl (const gchar *path, const VaeSynthConfig *config, guint64 seed,
                        GError **error);
 

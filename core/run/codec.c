@@ -53,11 +53,12 @@ pad_image (const VaeTensor *image, gint f, VaeKind kind, GError **error)
 static const VaeRun default_run;
 
 /* Whether M's encoder gives 2Z moments of a Gaussian posterior
- * (AutoencoderKL, Qwen-Image), not the latent itself. */
+ * (AutoencoderKL, Qwen-Image, HunyuanImage), not the latent itself. */
 static gboolean
 gaussian (const VaeModel *m)
 {
-  return m->structure.kind == VAE_KIND_KL || m->structure.kind == VAE_KIND_QWEN_IMAGE;
+  return m->structure.kind == VAE_KIND_KL || m->structure.kind == VAE_KIND_QWEN_IMAGE ||
+         m->structure.kind == VAE_KIND_HUNYUAN_IMAGE;
 }
 
 /* What the pass's layers report to and stop on. */
