@@ -20,10 +20,15 @@ typedef struct
   /* DC-AE: blocks per stage, and the first stage of EfficientViT blocks */
   gint encoder_layers[8], decoder_layers[8];
   gint first_vit;
+  /* Wan 2.2 (kind VAE_KIND_QWEN_IMAGE): the image patchified into 12
+   * channels, residual levels, the decoder's widths (level order) */
+  gboolean patchify;
+  gint     decoder_widths[8];
 } VaeSynthConfig;
 
 /* The real architecture of a KL family (widths 128/256/512/512, 2 layers),
- * of Qwen-Image's (96/192/384/384, 2 layers) or of Sana's DC-AE
+ * of Qwen-Image's (96/192/384/384, 2 layers), of Wan 2.2's (160/320/640/640,
+ * decoder 256/512/1024/1024) or of Sana's DC-AE
  * (128/256/512/512/1024/1024, EfficientViT blocks from the fourth stage). */
 gboolean vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *config,
                                       GError **error);
