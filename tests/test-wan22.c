@@ -4,13 +4,17 @@
  * shapes) against the 3-D modules, a small model in both namings (diffusers
  * safetensors, Wan's .pth) and the full architecture (seeded parameters
  * from core/nets/synth.c), encode and decode of an odd-sized picture,
- * untiled and in bands, and the memory plan.  Tolerance: the house bar, max
+ * untiled and in bands, the memory plan, and the two refusals (an image
+ * side of neither 3 nor 12 channels, a level its shortcut cannot regroup).
+ * Tolerance: the house bar, max
  * relative error ≤ 1e-4 against float64 (float32 arithmetic over a few
  * dozen layers stays far below it); the fixed parts, 1e-6 (sums of at most
  * 16 float32 terms).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "test-util.h"
+
+#include "nets/vae-synth.h"
 
 #define BAR 1e-4
 
@@ -218,6 +222,24 @@ test_refused (void)
   g_assert_true (g_error_matches (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED));
 }
 
+/* A Wan 2.2 layout whose last encoder level goes from 3 to 5 channels: its
+ * AvgDown3D cannot regroup them, and loading says where. */
+static void
+test_shortcut_refused (void)
+{
+  VaeSynthConfig    cfg = { VAE_KIND_QWEN_IMAGE, 2, { 3, 5 }, 1, 48 };
+  g_autofree gchar *path = test_tmp_path ("wan22-bad.safetensors");
+  g_autoptr (GError) error = NULL;
+
+  cfg.patchify = TRUE;
+  cfg.decoder_widths[0] = 4, cfg.decoder_widths[1] = 8;
+  g_assert_true (vae_synth_kl (path, &cfg, 1, &error));
+  g_assert_null (vae_model_load (path, NULL, &error));
+  test_assert_error (error, "level 1 of the encoder goes from 3 to 5 channels, which its shortcut "
+                            "cannot regroup");
+  g_assert_true (g_error_matches (error, VAE_ERROR, VAE_ERROR_MODEL));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -227,6 +249,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/wan22/small/wan-names", "wan2.2_small.pth", test_small);
   g_test_add_func ("/wan22/raw-latent", test_raw_latent);
   g_test_add_func ("/wan22/refused", test_refused);
+  g_test_add_func ("/wan22/shortcut-refused", test_shortcut_refused);
   g_test_add_func ("/wan22/full-architecture", test_full);
   return g_test_run ();
 }
