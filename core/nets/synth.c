@@ -11,7 +11,8 @@
  *   GroupNorm weights, RMS gammas: 1 + 0.1·u; biases: 0.1·u; bn.running_var: 1 + 0.5·u
  *   (float32 arithmetic)
  *
- * Names and shapes are diffusers' AutoencoderKL, or AutoencoderKLQwenImage.
+ * Names and shapes are diffusers' AutoencoderKL, AutoencoderKLQwenImage,
+ * AutoencoderKLWan (Wan 2.2) or AutoencoderDC.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "nets/vae-synth.h"

@@ -33,7 +33,8 @@ typedef struct
 gboolean vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *config,
                                       GError **error);
 /* Writes a diffusers-named safetensors file of float32 weights (the names
- * of AutoencoderKL, AutoencoderKLQwenImage or AutoencoderDC). */
+ * of AutoencoderKL, AutoencoderKLQwenImage, AutoencoderKLWan (Wan 2.2) or
+ * AutoencoderDC). */
 gboolean vae_synth_kl (const gchar *path, const VaeSynthConfig *config, guint64 seed,
                        GError **error);
 
