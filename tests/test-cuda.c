@@ -118,7 +118,7 @@ test_kl_fp32 (gconstpointer data)
   test_assert_close (got, decoded, HOUSE_BAR, "CUDA decode vs PyTorch");
 }
 
-/* The small Qwen-Image and DC-AE models (RMS norms, fused q/k/v; grouped
+/* The small Qwen-Image, DC-AE and Wan 2.2 models (RMS norms, fused q/k/v; grouped
  * convolutions, linear attention, gate, pixel shuffle) in fp32 against
  * diffusers' float64 goldens: the latent of a 45×61 picture, a decode. */
 static void
@@ -150,6 +150,7 @@ test_family_fp32 (gconstpointer data)
 static const Variant families[] = {
   { "qwen-image", "qwen_small.safetensors" },
   { "dc-ae", "dcae_small.safetensors" },
+  { "wan22", "wan22_small.safetensors" },
 };
 
 /* SD1.5's whole architecture (attention over 1024 positions, 83.6M

@@ -483,11 +483,11 @@ test_preview_mask (void)
   g_assert_cmpfloat (inside / n_inside, >, 0.05);
 }
 
-/* A family's full architecture (seeded weights, "qwen-image", "dc-ae" or
- * "hunyuan-image") through vae:encode and vae:decode with the model file,
- * against diffusers' float64 goldens in tests/data/FAMILY/full: the latent
- * at the house bar, the decoded image (16-bit PNG) within the bar plus half
- * a 16-bit step. */
+/* A family's full architecture (seeded weights, "qwen-image", "wan22",
+ * "dc-ae" or "hunyuan-image") through vae:encode and vae:decode with the
+ * model file, against diffusers' float64 goldens in tests/data/FAMILY/full:
+ * the latent at the house bar, the decoded image (16-bit PNG) within the bar
+ * plus half a 16-bit step. */
 static void
 test_family_ops (gconstpointer family)
 {
@@ -600,6 +600,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/gegl/family/qwen-image", "qwen-image", test_family_ops);
   g_test_add_data_func ("/gegl/family/dc-ae", "dc-ae", test_family_ops);
   g_test_add_data_func ("/gegl/family/hunyuan-image", "hunyuan-image", test_family_ops);
+  g_test_add_data_func ("/gegl/family/wan22", "wan22", test_family_ops);
   g_test_add_func ("/gegl/bad-input", test_bad_input);
   return g_test_run ();
 }

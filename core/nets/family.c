@@ -18,7 +18,7 @@ static const gchar *const kind_titles[] = {
   "tiny autoencoder (TAESD)",
   "VQModel (diffusers, LDM VQ)",
   "VQ-VAE (van den Oord et al.)",
-  "AutoencoderKLQwenImage (Wan 2.1), one frame",
+  "AutoencoderKLQwenImage, AutoencoderKLWan (Wan 2.1, 2.2), one frame",
   "AutoencoderDC (Sana's DC-AE)",
   "AutoencoderKLHunyuanImage (HunyuanImage 2.1)",
 };

@@ -4,6 +4,8 @@
  * weights themselves.  One frame of Qwen-Image's (Wan 2.1's) causal 3-D VAE
  * is the same graph with RMS norms; qwen.c maps its names, and the loaders
  * below take its 3-D kernels, gamma-only norms and fused q/k/v (see qwen.c).
+ * Wan 2.2's adds a patchified image side and a fixed shortcut around each
+ * level (wan22.c).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "nets/nets.h"
@@ -32,13 +34,15 @@ typedef struct
 } Layer;
 
 /* A resolution level: its layers, then a down- or upsampler unless it is
- * the last level. */
+ * the last level; Wan 2.2's adds its input, regrouped, to its output. */
 typedef struct
 {
   gint     n_layers;
   Layer   *layers;
   gboolean has_resample;
   VaeConv  resample;
+  gboolean has_skip;
+  VaeConv  skip; /* AvgDown3D, or DupUp3D before its pixel shuffle (wan22.c) */
 } Level;
 
 typedef struct
@@ -55,6 +59,8 @@ typedef struct
   VaeAttention attention;
   VaeNorm      norm_out;
   VaeConv      conv_out;
+  gboolean     patchify; /* Wan 2.2: the image as 12 channels at 1/2 (wan22.c) */
+  VaeConv      patch;    /* the encoder's patchify */
 } KlNet;
 
 /* Canonical (diffusers) name → file entry. */
@@ -481,6 +487,7 @@ kl_net_free (VaeNet *net)
         }
       g_free (level->layers);
       vae_conv_clear (&level->resample);
+      vae_conv_clear (&level->skip);
     }
   g_free (kl->levels);
   resnet_clear (&kl->mid[0]);
@@ -488,6 +495,7 @@ kl_net_free (VaeNet *net)
   vae_attention_clear (&kl->attention);
   vae_norm_clear (&kl->norm_out);
   vae_conv_clear (&kl->conv_out);
+  vae_conv_clear (&kl->patch);
   g_free (kl);
 }
 
@@ -507,6 +515,48 @@ load_mid (const KlNames *names, const gchar *half, gint channels, KlNet *kl, GEr
          load_resnet (names, r1, channels, &kl->mid[1], error);
 }
 
+/* Wan 2.2's image side: 3 colours patchified 2×2 (wan22.c). */
+#define WAN22_IMAGE_CHANNELS 12
+
+/* The channels a causal 3-D half reads (encoder) or writes (decoder) on the
+ * image side: 3, or Wan 2.2's 12; 0 when it has no such conv. */
+static gint
+image_channels (const KlNames *names, gboolean decoder)
+{
+  const VaeWeightEntry *e =
+      find (names, decoder ? "decoder.conv_out.weight" : "encoder.conv_in.weight");
+
+  return e && e->ndim >= 2 ? (gint) e->shape[decoder ? 0 : 1] : 0;
+}
+
+/* Wan 2.2's shortcut around level I, from IN to OUT channels: AvgDown3D
+ * (encoder) or DupUp3D (decoder, resampling levels only), temporal where
+ * the level's resampler has a time_conv (wan22.c). */
+static gboolean
+load_skip (const KlNames *names, const KlNet *kl, gint i, gint in, gint out, Level *level,
+           GError **error)
+{
+  const gchar *blocks = kl->decoder ? "decoder.up_blocks" : "encoder.down_blocks";
+  const gchar *sampler = kl->decoder ? "upsamplers" : "downsamplers";
+  const gint   factor_t = find (names, "%s.%d.%s.0.time_conv.weight", blocks, i, sampler) ? 2 : 1;
+
+  if (!kl->patchify || (kl->decoder && !level->has_resample))
+    return TRUE;
+  if (kl->decoder)
+    level->has_skip = vae_wan22_dup_up (&level->skip, in, out, factor_t);
+  else
+    level->has_skip =
+        vae_wan22_avg_down (&level->skip, in, out, factor_t, level->has_resample ? 2 : 1);
+  if (level->has_skip)
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+               _ ("%s: level %d of the %s goes from %d to %d channels, which its shortcut "
+                  "cannot regroup"),
+               vae_weights_get_path (names->weights), i, kl->decoder ? "decoder" : "encoder", in,
+               out);
+  return FALSE;
+}
+
 /* Level I's layers and resampler; CHANNELS follows them through. */
 static gboolean
 load_level (const KlNames *names, const KlNet *kl, gint i, Level *level, gint *channels,
@@ -515,6 +565,7 @@ load_level (const KlNames *names, const KlNet *kl, gint i, Level *level, gint *c
   const gchar      *blocks = kl->decoder ? "decoder.up_blocks" : "encoder.down_blocks";
   const gchar      *sampler = kl->decoder ? "upsamplers" : "downsamplers";
   g_autofree gchar *resample = g_strdup_printf ("%s.%d.%s.0.conv", blocks, i, sampler);
+  const gint        in = *channels;
 
   level->layers = g_new0 (Layer, level->n_layers);
   for (gint j = 0; j < level->n_layers; j++)
@@ -530,14 +581,14 @@ load_level (const KlNames *names, const KlNet *kl, gint i, Level *level, gint *c
         return FALSE;
     }
   level->has_resample = i < kl->n_levels - 1;
-  if (!level->has_resample)
-    return TRUE;
   /* the downsampler pads one zero column right and one row below */
-  if (!(kl->decoder ? load_same_conv (names, resample, *channels, &level->resample, error)
+  if (level->has_resample &&
+      !(kl->decoder ? load_same_conv (names, resample, *channels, &level->resample, error)
                     : load_conv (names, resample, *channels, 2, 0, 1, &level->resample, error)))
     return FALSE;
-  *channels = level->resample.out_channels;
-  return TRUE;
+  if (level->has_resample)
+    *channels = level->resample.out_channels;
+  return load_skip (names, kl, i, in, *channels, level, error);
 }
 
 /* One half of the model.  Widths, depths and where attention sits come from
@@ -557,6 +608,9 @@ load_half (const KlNames *names, gboolean decoder, GError **error)
   kl->net.free = kl_net_free;
   kl->net.forward = decoder ? kl_decode : kl_encode;
   kl->decoder = decoder;
+  kl->patchify = names->causal3d && image_channels (names, decoder) == WAN22_IMAGE_CHANNELS;
+  if (kl->patchify && !decoder)
+    vae_wan22_patchify (&kl->patch);
   while (count_prefixed (names, resnets, kl->n_levels) > 0)
     kl->n_levels++;
   if (kl->n_levels == 0 || kl->n_levels > 16)
@@ -590,11 +644,21 @@ load_half (const KlNames *names, gboolean decoder, GError **error)
   if (!decoder && kl->has_quant &&
       !load_conv (names, "quant_conv", kl->conv_out.out_channels, 1, 0, 0, &kl->quant, error))
     goto fail;
+  if (kl->patchify && decoder)
+    vae_wan22_unpatchify_order (&kl->conv_out);
 
   kl->net.in_channels = decoder && kl->has_quant ? kl->quant.in_channels : kl->conv_in.in_channels;
   kl->net.out_channels =
       !decoder && kl->has_quant ? kl->quant.out_channels : kl->conv_out.out_channels;
   kl->net.factor = 1 << (kl->n_levels - 1);
+  if (kl->patchify) /* RGB on the outside, twice the scale */
+    {
+      if (decoder)
+        kl->net.out_channels = 3;
+      else
+        kl->net.in_channels = 3;
+      kl->net.factor *= 2;
+    }
   return kl;
 
 fail:
@@ -652,19 +716,43 @@ resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
   return out;
 }
 
+/* Wan 2.2's shortcut of a level's input H (kept): AvgDown3D as its conv,
+ * or DupUp3D as its conv and the pixel shuffle; NULL on failure. */
+static VaeTensor *
+skip (const VaePass *p, const Level *l, gboolean decoder, const VaeTensor *h, GError **error)
+{
+  const VaeBackend *be = p->backend;
+  VaeTensor        *s = be->conv (be, &l->skip, h, FALSE, NULL, VAE_ACT_NONE, error);
+
+  if (s && decoder && !vae_tensor_replace (&s, be->pixel_shuffle (be, s, error)))
+    return NULL;
+  return s;
+}
+
 /* A level: its resnets (each with its attention, where it has one), then
- * the stride-2 downsampler or the ×2 upsampler and its conv. */
+ * the stride-2 downsampler or the ×2 upsampler and its conv; in Wan 2.2's,
+ * plus the shortcut of the level's input. */
 static VaeTensor *
 level (const VaePass *p, const Level *l, gboolean decoder, VaeTensor *h, GError **error)
 {
+  const VaeBackend *be = p->backend;
+  VaeTensor        *s = NULL;
+
+  if (l->has_skip && (h = vae_step_go_on (p, h, error)) && !(s = skip (p, l, decoder, h, error)))
+    g_clear_pointer (&h, vae_tensor_free);
   for (gint j = 0; j < l->n_layers; j++)
     {
       h = resnet (p, &l->layers[j].resnet, h, error);
       if (l->layers[j].has_attention)
         h = attention (p, &l->layers[j].attention, h, error);
     }
-  if (l->has_resample)
+  if (l->has_resample && s && (h = vae_step_go_on (p, h, error)))
+    vae_tensor_replace (&h, be->conv (be, &l->resample, h, decoder, s, VAE_ACT_NONE, error));
+  else if (l->has_resample)
     h = vae_step_conv (p, &l->resample, h, decoder, VAE_ACT_NONE, error);
+  else if (s && (h = vae_step_go_on (p, h, error)))
+    vae_tensor_replace (&h, be->add (be, h, s, error));
+  vae_tensor_free (s);
   return h;
 }
 
@@ -687,7 +775,12 @@ kl_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **error
   KlNet     *kl = (KlNet *) net;
   VaeTensor *h;
 
-  h = vae_step_first_conv (p, &kl->conv_in, image, VAE_ACT_NONE, error); /* B0 × H × W */
+  if (kl->patchify) /* Wan 2.2: 12 × H/2 × W/2, then B0 × H/2 × W/2 */
+    h = vae_step_conv (p, &kl->conv_in,
+                       vae_step_first_conv (p, &kl->patch, image, VAE_ACT_NONE, error), FALSE,
+                       VAE_ACT_NONE, error);
+  else
+    h = vae_step_first_conv (p, &kl->conv_in, image, VAE_ACT_NONE, error); /* B0 × H × W */
   for (gint i = 0; i < kl->n_levels; i++)
     h = reached (p, kl, i + 1, level (p, &kl->levels[i], FALSE, h, error)); /* Bi × H/2^(i+1) */
   h = resnet (p, &kl->mid[0], h, error);                                    /* Bn × h × w */
@@ -721,6 +814,8 @@ kl_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
     h = reached (p, kl, i + 2, level (p, &kl->levels[i], TRUE, h, error)); /* ×2 but the last */
   h = norm_silu (p, &kl->norm_out, h, error);
   h = vae_step_conv (p, &kl->conv_out, h, FALSE, VAE_ACT_NONE, error); /* 3 × H × W */
+  if (kl->patchify && (h = vae_step_go_on (p, h, error))) /* Wan 2.2: 12 × H/2 × W/2 unpatchified */
+    vae_tensor_replace (&h, p->backend->pixel_shuffle (p->backend, h, error));
   return reached (p, kl, kl->n_levels + 2, h);
 }
 
@@ -784,21 +879,20 @@ spatial_norm (const KlNames *names)
   return FALSE;
 }
 
-/* FALSE with an error for a causal 3-D VAE whose image side is not RGB:
- * Wan 2.2's patchifies the image into 12 channels. */
+/* FALSE with an error for a causal 3-D VAE whose image side is neither
+ * RGB nor Wan 2.2's patchified 12 channels. */
 static gboolean
 causal3d_supported (const KlNames *names, GError **error)
 {
-  const VaeWeightEntry *in = find (names, "encoder.conv_in.weight");
-  const VaeWeightEntry *out = find (names, "decoder.conv_out.weight");
-  const gint64          image = in ? in->shape[1] : out ? out->shape[0] : 3;
+  const gint image =
+      image_channels (names, FALSE) ? image_channels (names, FALSE) : image_channels (names, TRUE);
 
-  if (image == 3)
+  if (image == 0 || image == 3 || image == WAN22_IMAGE_CHANNELS)
     return TRUE;
   g_set_error (error, VAE_ERROR, VAE_ERROR_UNSUPPORTED,
-               _ ("%s: a causal 3-D VAE whose image side has %d channels, not 3 (Wan 2.2's "
-                  "VAE, which patchifies the image, is not supported)"),
-               vae_weights_get_path (names->weights), (gint) image);
+               _ ("%s: a causal 3-D VAE whose image side has %d channels, neither 3 nor Wan "
+                  "2.2's 12 (its image patchified 2×2)"),
+               vae_weights_get_path (names->weights), image);
   return FALSE;
 }
 

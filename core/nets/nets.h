@@ -47,7 +47,7 @@ gboolean vae_kl_detect (const VaeWeights *weights);
  * VQModel's codebook (quantize.embedding) when present. */
 gboolean vae_kl_build (const VaeWeights *weights, VaeParts *parts, GError **error);
 
-/* Qwen-Image / Wan 2.1 (qwen.c): causal 3-D kernels in either naming;
+/* Qwen-Image / Wan 2.1 / Wan 2.2 (qwen.c): causal 3-D kernels in either naming;
  * vae_kl_build builds them as one-frame AutoencoderKL graphs. */
 gboolean vae_qwen_detect (const VaeWeights *weights);
 /* The file's tensors under the KL loader's diffusers names (name → entry). */
@@ -59,6 +59,20 @@ gsize vae_qwen_frame_elements (const VaeWeightEntry *e);
  * kt, kh, kw] applies to a single frame: its last time slice. */
 gfloat *vae_causal_frame_kernel (const gfloat *weight, gint out_channels, gint in_channels, gint kt,
                                  gint kh, gint kw);
+
+/* Wan 2.2 (wan22.c): its one-frame layers as fixed convolutions.  The
+ * patchify of an RGB image into 12 channels (2×2, stride 2). */
+void vae_wan22_patchify (VaeConv *conv);
+/* Reorders the 12 outputs of CONV_OUT so that the pixel shuffle of them is
+ * Wan 2.2's unpatchify. */
+void vae_wan22_unpatchify_order (VaeConv *conv_out);
+/* AvgDown3D(IN, OUT, FACTOR_T, FACTOR_S) on one frame: an fs×fs stride-fs
+ * convolution; FALSE when IN·F is no multiple of OUT. */
+gboolean vae_wan22_avg_down (VaeConv *conv, gint in, gint out, gint factor_t, gint factor_s);
+/* DupUp3D(IN, OUT, FACTOR_T, 2) on a first frame: a 1×1 convolution to
+ * 4·OUT channels, to be pixel-shuffled; FALSE when OUT·F is no multiple of
+ * IN. */
+gboolean vae_wan22_dup_up (VaeConv *conv, gint in, gint out, gint factor_t);
 
 /* Sana's DC-AE (dcae.c), in diffusers' names. */
 gboolean vae_dcae_detect (const VaeWeights *weights);

@@ -19,7 +19,11 @@
  *
  * This file maps the two namings (diffusers', and Wan's own as in
  * Wan2.1_VAE.pth and ComfyUI's qwen_image_vae.safetensors) onto the KL
- * loader's diffusers names, and slices the kernels.
+ * loader's diffusers names, and slices the kernels.  Wan 2.2's VAE
+ * (wan22.c) is named the same way but for its levels: Wan's nest them
+ * (encoder.downsamples.I.downsamples.J, decoder.upsamples.I.upsamples.J,
+ * the resampler last), diffusers' give each level one resampler
+ * (down_blocks.I.downsampler, up_blocks.I.upsampler).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "nets/nets.h"
@@ -146,13 +150,15 @@ static const gchar *const prefixes[][2] = {
   { "decoder.middle.2.", "decoder.mid_block.resnets.1." },
 };
 
-/* Renames inside a block: Wan's residual Sequential, the resamplers' conv,
- * the attention's parts, and every RMS norm's gamma as a weight. */
+/* Renames inside a block: Wan's residual Sequential, the resamplers' conv
+ * (a level's one resampler in diffusers' Wan 2.2 names), the attention's
+ * parts, and every RMS norm's gamma as a weight. */
 static const gchar *const parts[][2] = {
-  { ".residual.0.", ".norm1." },          { ".residual.2.", ".conv1." },
-  { ".residual.3.", ".norm2." },          { ".residual.6.", ".conv2." },
-  { ".shortcut.", ".conv_shortcut." },    { ".resample.1.", ".conv." },
-  { ".norm.gamma", ".group_norm.gamma" }, { ".proj.", ".to_out.0." },
+  { ".residual.0.", ".norm1." },           { ".residual.2.", ".conv1." },
+  { ".residual.3.", ".norm2." },           { ".residual.6.", ".conv2." },
+  { ".shortcut.", ".conv_shortcut." },     { ".resample.1.", ".conv." },
+  { ".norm.gamma", ".group_norm.gamma" },  { ".proj.", ".to_out.0." },
+  { ".downsampler.", ".downsamplers.0." }, { ".upsampler.", ".upsamplers.0." },
 };
 
 static gchar *
@@ -181,11 +187,33 @@ rename_flat (const gchar *name, const gchar *flat, GStrv kl_prefixes)
   return g_strconcat (kl_prefixes[k], name + len, NULL);
 }
 
+/* Wan 2.2's own names nest a level's blocks: OUTER.I.INNER.J.rest is
+ * resnet J of level I, or its resampler (resample.1, time_conv). */
+static gchar *
+rename_nested (const gchar *name, const gchar *outer, const gchar *inner, const gchar *blocks,
+               const gchar *sampler)
+{
+  gint              i, j, len = 0;
+  g_autofree gchar *format = g_strdup_printf ("%s.%%d.%s.%%d.%%n", outer, inner);
+
+  if (!g_str_has_prefix (name, outer) || sscanf (name, format, &i, &j, &len) != 2 || len == 0 ||
+      i < 0 || j < 0)
+    return NULL;
+  if (g_str_has_prefix (name + len, "resample.") || g_str_has_prefix (name + len, "time_conv."))
+    return g_strdup_printf ("%s.%d.%s.0.%s", blocks, i, sampler, name + len);
+  return g_strdup_printf ("%s.%d.resnets.%d.%s", blocks, i, j, name + len);
+}
+
 static gchar *
 canonical (const gchar *name, GStrv down, GStrv wan_up)
 {
-  gchar *out = rename_flat (name, "encoder.down_blocks", down);
+  gchar *out = rename_nested (name, "encoder.downsamples", "downsamples", "encoder.down_blocks",
+                              "downsamplers");
 
+  if (!out)
+    out = rename_nested (name, "decoder.upsamples", "upsamples", "decoder.up_blocks", "upsamplers");
+  if (!out)
+    out = rename_flat (name, "encoder.down_blocks", down);
   if (!out)
     out = rename_flat (name, "encoder.downsamples", down);
   if (!out)

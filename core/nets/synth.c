@@ -12,7 +12,7 @@
  *   (float32 arithmetic)
  *
  * Names and shapes are diffusers' AutoencoderKL, AutoencoderKLQwenImage,
- * AutoencoderDC or AutoencoderKLHunyuanImage.
+ * AutoencoderKLWan (Wan 2.2), AutoencoderDC or AutoencoderKLHunyuanImage.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "nets/vae-synth.h"
@@ -358,6 +358,66 @@ add_qwen_decoder (Builder *b, const VaeSynthConfig *cfg)
   add_conv3d (b, "decoder.conv_out", 3, c, 3, 3);
 }
 
+/* Wan 2.2 (AutoencoderKLWan, is_residual, patch_size 2): levels of
+ * resnets and one resampler each (down_blocks.I.downsampler,
+ * up_blocks.I.upsampler, keeping the width), 12 channels on the image
+ * side, the decoder's own widths. */
+static void
+add_wan22_encoder (Builder *b, const VaeSynthConfig *cfg)
+{
+  const gint last = cfg->widths[cfg->n_levels - 1];
+  gint       c = cfg->widths[0];
+
+  add_conv3d (b, "encoder.conv_in", c, 12, 3, 3);
+  for (gint i = 0; i < cfg->n_levels; i++)
+    {
+      for (gint j = 0; j < cfg->layers; j++)
+        {
+          g_autofree gchar *p = g_strdup_printf ("encoder.down_blocks.%d.resnets.%d", i, j);
+          add_causal_resnet (b, p, c, cfg->widths[i]);
+          c = cfg->widths[i];
+        }
+      if (i < cfg->n_levels - 1)
+        {
+          g_autofree gchar *p = g_strdup_printf ("encoder.down_blocks.%d.downsampler", i);
+          add_resample (b, p, c, c, temporal_level (cfg, i) ? c : 0);
+        }
+    }
+  add_causal_mid (b, "encoder", last);
+  add_gamma (b, "encoder.norm_out", last, 4);
+  add_conv3d (b, "encoder.conv_out", 2 * cfg->latent_channels, last, 3, 3);
+  add_conv3d (b, "quant_conv", 2 * cfg->latent_channels, 2 * cfg->latent_channels, 1, 1);
+}
+
+static void
+add_wan22_decoder (Builder *b, const VaeSynthConfig *cfg)
+{
+  const gint  n = cfg->n_levels;
+  const gint *widths = cfg->decoder_widths;
+  gint        c = widths[n - 1];
+
+  add_conv3d (b, "post_quant_conv", cfg->latent_channels, cfg->latent_channels, 1, 1);
+  add_conv3d (b, "decoder.conv_in", c, cfg->latent_channels, 3, 3);
+  add_causal_mid (b, "decoder", c);
+  for (gint i = 0; i < n; i++)
+    {
+      const gint out = widths[n - 1 - i];
+      for (gint j = 0; j <= cfg->layers; j++)
+        {
+          g_autofree gchar *p = g_strdup_printf ("decoder.up_blocks.%d.resnets.%d", i, j);
+          add_causal_resnet (b, p, c, out);
+          c = out;
+        }
+      if (i < n - 1)
+        {
+          g_autofree gchar *p = g_strdup_printf ("decoder.up_blocks.%d.upsampler", i);
+          add_resample (b, p, out, out, temporal_level (cfg, n - 2 - i) ? 2 * out : 0);
+        }
+    }
+  add_gamma (b, "decoder.norm_out", c, 4);
+  add_conv3d (b, "decoder.conv_out", 12, c, 3, 3);
+}
+
 /* ---- end Qwen-Image ---- */
 
 /* ---- DC-AE (AutoencoderDC) ---- */
@@ -542,7 +602,12 @@ vae_synth_kl (const gchar *path, const VaeSynthConfig *cfg, guint64 seed, GError
   gboolean            ok;
 
   g_return_val_if_fail (cfg->n_levels >= 1 && cfg->n_levels <= 8, FALSE);
-  if (cfg->kind == VAE_KIND_QWEN_IMAGE)
+  if (cfg->kind == VAE_KIND_QWEN_IMAGE && cfg->patchify)
+    {
+      add_wan22_encoder (&b, cfg);
+      add_wan22_decoder (&b, cfg);
+    }
+  else if (cfg->kind == VAE_KIND_QWEN_IMAGE)
     {
       add_qwen_encoder (&b, cfg);
       add_qwen_decoder (&b, cfg);
@@ -624,6 +689,15 @@ vae_synth_config_for_family (const VaeFamily *family, VaeSynthConfig *cfg, GErro
   memcpy (cfg->widths, family->kind == VAE_KIND_QWEN_IMAGE ? qwen_widths : sd_widths,
           sizeof sd_widths);
   cfg->layers = 2;
+  if (family->kind == VAE_KIND_QWEN_IMAGE && family->raw_channels == 48) /* Wan 2.2 */
+    {
+      static const gint wan22_widths[] = { 160, 320, 640, 640 }; /* base_dim 160 */
+      static const gint wan22_decoder_widths[] = { 256, 512, 1024,
+                                                   1024 }; /* decoder_base_dim 256 */
+      memcpy (cfg->widths, wan22_widths, sizeof wan22_widths);
+      memcpy (cfg->decoder_widths, wan22_decoder_widths, sizeof wan22_decoder_widths);
+      cfg->patchify = TRUE;
+    }
   cfg->latent_channels = family->raw_channels;
   cfg->quant_convs = family->quant_convs;
   cfg->batch_norm = family->batch_norm;
