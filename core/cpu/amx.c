@@ -32,10 +32,11 @@ padded_pairs (gint k)
   return (vae_bf16_pairs (k) + TILE - 1) / TILE * TILE;
 }
 
+/* room for the panel of B's bf16 values and that of what they leave */
 gsize
 vae_amx_panel_elements (gint k)
 {
-  return (gsize) padded_pairs (k) * 2 * VAE_BF16_PANEL;
+  return (gsize) 2 * padded_pairs (k) * 2 * VAE_BF16_PANEL;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -141,13 +142,54 @@ store_edge (const gfloat *buf, gint rows, gint cols, gfloat *c, gsize ldc, gint 
     }                                                                                              \
   while (0)
 
-/* C's COLS ≤ 32 columns (rows LDC apart) = A·P, P one packed panel.
- * Tiles: C in 0–3 ([row half][column half]), A in 4–5, B in 6–7. */
+/* Tiles 0–3 += the A tiles of rows [I0, I0 + 32) and pairs [KK, KK + 16)
+ * times B's two tiles at B0 (128 bytes a row): A in tiles 4–5, B in 6–7;
+ * without TWO the second row tile lies beyond A and is left out. */
+static inline __attribute__ ((always_inline)) AMX_TARGET void
+step (const guint16 *a, gint m, gint pairs, gint i0, gint kk, const guint16 *b0, gboolean two,
+      guint16 (*edge)[TILE * 2 * TILE])
+{
+  const gsize    b_stride = 2 * VAE_BF16_PANEL * sizeof (guint16);
+  gsize          s0, s1;
+  const guint16 *a0 = a_tile (a, m, pairs, i0, kk, edge[0], &s0);
+
+  _tile_loadd (4, a0, s0);
+  _tile_loadd (6, b0, b_stride);
+  _tile_loadd (7, b0 + 2 * TILE, b_stride);
+  _tile_dpbf16ps (0, 4, 6);
+  _tile_dpbf16ps (1, 4, 7);
+  if (two)
+    {
+      const guint16 *a1 = a_tile (a, m, pairs, i0 + TILE, kk, edge[1], &s1);
+      _tile_loadd (5, a1, s1);
+      _tile_dpbf16ps (2, 5, 6);
+      _tile_dpbf16ps (3, 5, 7);
+    }
+}
+
+/* The pairs [KK, KK + 16) of A·B: one step, or three for split products
+ * (A_LOW not NULL; B's low panel BL_OFFSET values past its high one). */
+static inline __attribute__ ((always_inline)) AMX_TARGET void
+steps (const guint16 *a, const guint16 *a_low, gint m, gint pairs, gint i0, gint kk,
+       const guint16 *b0, gsize bl_offset, gboolean two, guint16 (*edge)[TILE * 2 * TILE])
+{
+  step (a, m, pairs, i0, kk, b0, two, edge);
+  if (a_low)
+    {
+      step (a, m, pairs, i0, kk, b0 + bl_offset, two, edge);
+      step (a_low, m, pairs, i0, kk, b0, two, edge);
+    }
+}
+
+/* C's COLS ≤ 32 columns (rows LDC apart) = A·P, P one packed panel (and
+ * its low half after it for split products).  Tiles: C in 0–3 ([row
+ * half][column half]), A in 4–5, B in 6–7. */
 static AMX_TARGET void
-panel_product (const guint16 *a, gint m, gint k, const guint16 *p, gfloat *c, gsize ldc, gint cols)
+panel_product (const guint16 *a, const guint16 *a_low, gint m, gint k, const guint16 *p, gfloat *c,
+               gsize ldc, gint cols)
 {
   const gint  pairs = vae_bf16_pairs (k), padded = padded_pairs (k);
-  const gsize b_stride = 2 * VAE_BF16_PANEL * sizeof (guint16);
+  const gsize bl_offset = (gsize) padded * 2 * VAE_BF16_PANEL;
   guint16     edge[2][TILE * 2 * TILE];
   gfloat      buf[TILE * TILE];
 
@@ -159,23 +201,8 @@ panel_product (const guint16 *a, gint m, gint k, const guint16 *p, gfloat *c, gs
       _tile_zero (2);
       _tile_zero (3);
       for (gint kk = 0; kk < padded; kk += TILE)
-        {
-          gsize          s0, s1;
-          const guint16 *a0 = a_tile (a, m, pairs, i0, kk, edge[0], &s0);
-          const guint16 *b0 = p + (gsize) kk * 2 * VAE_BF16_PANEL;
-          _tile_loadd (4, a0, s0);
-          _tile_loadd (6, b0, b_stride);
-          _tile_loadd (7, b0 + 2 * TILE, b_stride);
-          _tile_dpbf16ps (0, 4, 6);
-          _tile_dpbf16ps (1, 4, 7);
-          if (two)
-            {
-              const guint16 *a1 = a_tile (a, m, pairs, i0 + TILE, kk, edge[1], &s1);
-              _tile_loadd (5, a1, s1);
-              _tile_dpbf16ps (2, 5, 6);
-              _tile_dpbf16ps (3, 5, 7);
-            }
-        }
+        steps (a, a_low, m, pairs, i0, kk, p + (gsize) kk * 2 * VAE_BF16_PANEL, bl_offset, two,
+               edge);
       STORE_TILE (0, i0, 0);
       STORE_TILE (1, i0, TILE);
       if (two)
@@ -187,20 +214,21 @@ panel_product (const guint16 *a, gint m, gint k, const guint16 *p, gfloat *c, gs
 }
 
 AMX_TARGET void
-vae_amx_gemm (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
-              gsize ldc, guint16 *panel)
+vae_amx_gemm (gint m, gint n, gint k, const guint16 *a, const guint16 *a_low, const gfloat *b,
+              gsize ldb, gfloat *c, gsize ldc, guint16 *panel)
 {
-  const gint pairs = vae_bf16_pairs (k), padded = padded_pairs (k);
+  const gint  padded = padded_pairs (k);
+  const gsize bl_offset = (gsize) padded * 2 * VAE_BF16_PANEL;
 
   g_return_if_fail (vae_cpu_has_amx ());
   configure ();
   for (gint n0 = 0; n0 < n; n0 += VAE_BF16_PANEL)
     {
       const gint cols = MIN (VAE_BF16_PANEL, n - n0);
-      vae_bf16_pack_panel (b, ldb, k, n0, cols, panel);
-      memset (panel + (gsize) pairs * 2 * VAE_BF16_PANEL, 0,
-              (gsize) (padded - pairs) * 2 * VAE_BF16_PANEL * sizeof (guint16));
-      panel_product (a, m, k, panel, c + n0, ldc, cols);
+      vae_bf16_pack_pairs (b, ldb, k, 0, padded, n0, cols, FALSE, panel);
+      if (a_low)
+        vae_bf16_pack_pairs (b, ldb, k, 0, padded, n0, cols, TRUE, panel + bl_offset);
+      panel_product (a, a_low, m, k, panel, c + n0, ldc, cols);
     }
   _tile_release ();
 }
@@ -222,24 +250,26 @@ release (void)
 }
 
 /* Columns [N0, N0 + COLS) of C = A·B, COLS ≤ ACC_LD ≤ GROUP panels; ACC
- * holds m rounded up to 32 rows of ACC_LD, BP one slice of the group. */
+ * holds m rounded up to 32 rows of ACC_LD, BP one slice of the group (and
+ * one of its low half for split products). */
 static AMX_TARGET void
-block_product (const guint16 *a, gint m, gint k, const gfloat *b, gsize ldb, gint n0, gint cols,
-               gfloat *c, gsize ldc, guint16 *bp, gfloat *acc, gsize acc_ld)
+block_product (const guint16 *a, const guint16 *a_low, gint m, gint k, const gfloat *b, gsize ldb,
+               gint n0, gint cols, gfloat *c, gsize ldc, guint16 *bp, gfloat *acc, gsize acc_ld)
 {
   const gint  pairs = vae_bf16_pairs (k), padded = padded_pairs (k);
   const gint  panels = (cols + VAE_BF16_PANEL - 1) / VAE_BF16_PANEL;
   const gsize acc_stride = acc_ld * sizeof (gfloat);
-  const gsize b_stride = 2 * VAE_BF16_PANEL * sizeof (guint16);
+  const gsize bl_offset = (gsize) GROUP * CHUNK * 2 * VAE_BF16_PANEL;
   guint16     edge[2][TILE * 2 * TILE];
 
   for (gint kc = 0; kc < padded; kc += CHUNK)
     {
       const gint kn = MIN (CHUNK, padded - kc);
       for (gint q = 0; q < panels; q++)
-        vae_bf16_pack_pairs (b, ldb, k, kc, kc + kn, n0 + q * VAE_BF16_PANEL,
-                             MIN (VAE_BF16_PANEL, cols - q * VAE_BF16_PANEL),
-                             bp + (gsize) q * kn * 2 * VAE_BF16_PANEL);
+        for (gint low = 0; low < (a_low ? 2 : 1); low++)
+          vae_bf16_pack_pairs (b, ldb, k, kc, kc + kn, n0 + q * VAE_BF16_PANEL,
+                               MIN (VAE_BF16_PANEL, cols - q * VAE_BF16_PANEL), low,
+                               bp + low * bl_offset + (gsize) q * kn * 2 * VAE_BF16_PANEL);
       for (gint i0 = 0; i0 < m; i0 += 2 * TILE)
         for (gint q = 0; q < panels; q++)
           {
@@ -260,20 +290,8 @@ block_product (const guint16 *a, gint m, gint k, const gfloat *b, gsize ldb, gin
                 _tile_loadd (3, t + TILE * acc_ld + TILE, acc_stride);
               }
             for (gint kk = 0; kk < kn; kk += TILE)
-              {
-                gsize          s0, s1;
-                const guint16 *a0 = a_tile (a, m, pairs, i0, kc + kk, edge[0], &s0);
-                const guint16 *a1 = a_tile (a, m, pairs, i0 + TILE, kc + kk, edge[1], &s1);
-                const guint16 *b0 = slice + (gsize) kk * 2 * VAE_BF16_PANEL;
-                _tile_loadd (4, a0, s0);
-                _tile_loadd (5, a1, s1);
-                _tile_loadd (6, b0, b_stride);
-                _tile_loadd (7, b0 + 2 * TILE, b_stride);
-                _tile_dpbf16ps (0, 4, 6);
-                _tile_dpbf16ps (1, 4, 7);
-                _tile_dpbf16ps (2, 5, 6);
-                _tile_dpbf16ps (3, 5, 7);
-              }
+              steps (a, a_low, m, pairs, i0, kc + kk, slice + (gsize) kk * 2 * VAE_BF16_PANEL,
+                     bl_offset, TRUE, edge);
             _tile_stored (0, t, acc_stride);
             _tile_stored (1, t + TILE, acc_stride);
             _tile_stored (2, t + TILE * acc_ld, acc_stride);
@@ -285,8 +303,9 @@ block_product (const guint16 *a, gint m, gint k, const gfloat *b, gsize ldb, gin
 }
 
 void
-vae_amx_products (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride,
-                  const gfloat *b, gsize ldb, gsize b_stride, gfloat *c, gsize ldc, gsize c_stride)
+vae_amx_products (gint count, gint m, gint n, gint k, const guint16 *a, const guint16 *a_low,
+                  gsize a_stride, const gfloat *b, gsize ldb, gsize b_stride, gfloat *c, gsize ldc,
+                  gsize c_stride)
 {
   const gint panels = (n + VAE_BF16_PANEL - 1) / VAE_BF16_PANEL;
   /* narrower blocks where the products have too few for every thread to
@@ -298,15 +317,15 @@ vae_amx_products (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_
   g_return_if_fail (vae_cpu_has_amx ());
 #pragma omp parallel
   {
-    guint16 *bp = g_new (guint16, (gsize) GROUP * CHUNK * 2 * VAE_BF16_PANEL);
+    guint16 *bp = g_new (guint16, (gsize) 2 * GROUP * CHUNK * 2 * VAE_BF16_PANEL);
     gfloat  *acc = g_new (gfloat, acc_rows * group_cols);
     configure ();
 #pragma omp for schedule(static) collapse(2)
     for (gint g = 0; g < count; g++)
       for (gint q = 0; q < groups; q++)
-        block_product (a + g * a_stride, m, k, b + g * b_stride, ldb, q * group_cols,
-                       MIN (group_cols, n - q * group_cols), c + g * c_stride, ldc, bp, acc,
-                       group_cols);
+        block_product (a + g * a_stride, a_low ? a_low + g * a_stride : NULL, m, k,
+                       b + g * b_stride, ldb, q * group_cols, MIN (group_cols, n - q * group_cols),
+                       c + g * c_stride, ldc, bp, acc, group_cols);
     release ();
     g_free (acc);
     g_free (bp);
@@ -322,15 +341,16 @@ vae_cpu_has_amx (void)
 }
 
 void
-vae_amx_gemm (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
-              gsize ldc, guint16 *panel)
+vae_amx_gemm (gint m, gint n, gint k, const guint16 *a, const guint16 *a_low, const gfloat *b,
+              gsize ldb, gfloat *c, gsize ldc, guint16 *panel)
 {
   g_return_if_reached ();
 }
 
 void
-vae_amx_products (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride,
-                  const gfloat *b, gsize ldb, gsize b_stride, gfloat *c, gsize ldc, gsize c_stride)
+vae_amx_products (gint count, gint m, gint n, gint k, const guint16 *a, const guint16 *a_low,
+                  gsize a_stride, const gfloat *b, gsize ldb, gsize b_stride, gfloat *c, gsize ldc,
+                  gsize c_stride)
 {
   g_return_if_reached ();
 }

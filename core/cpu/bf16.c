@@ -38,6 +38,22 @@ vae_bf16_pack_rows (const gfloat *a, gint m, gint k, guint16 *packed)
     }
 }
 
+void
+vae_bf16_pack_rows_low (const gfloat *a, gint m, gint k, guint16 *packed)
+{
+  const gint k_even = 2 * vae_bf16_pairs (k);
+
+  for (gint i = 0; i < m; i++)
+    {
+      guint16      *row = packed + (gsize) i * k_even;
+      const gfloat *src = a + (gsize) i * k;
+      for (gint j = 0; j < k; j++)
+        row[j] = vae_bf16_round (src[j] - vae_bf16_value (vae_bf16_round (src[j])));
+      if (k < k_even)
+        row[k] = 0;
+    }
+}
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
@@ -53,12 +69,19 @@ vae_cpu_has_bf16 (void)
 void
 vae_bf16_pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p)
 {
-  vae_bf16_pack_pairs (b, ldb, k, 0, vae_bf16_pairs (k), n0, cols, p);
+  vae_bf16_pack_pairs (b, ldb, k, 0, vae_bf16_pairs (k), n0, cols, FALSE, p);
+}
+
+/* b − bf16(b), what bf16 leaves of B (exact in fp32), for split products */
+static inline __attribute__ ((always_inline)) BF16_TARGET __m512
+bf16_residue (__m512 x)
+{
+  return _mm512_sub_ps (x, _mm512_cvtpbh_ps (_mm512_cvtneps_pbh (x)));
 }
 
 BF16_TARGET void
 vae_bf16_pack_pairs (const gfloat *b, gsize ldb, gint k, gint kk0, gint kk1, gint n0, gint cols,
-                     guint16 *p)
+                     gboolean residue, guint16 *p)
 {
   const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
   /* (row 2kk, row 2kk + 1) interleaved: lane 2j from the first, 2j + 1 from the second */
@@ -76,6 +99,11 @@ vae_bf16_pack_pairs (const gfloat *b, gsize ldb, gint k, gint kk0, gint kk1, gin
           const __mmask16 mask = half ? high : low;
           __m512 x0 = first ? _mm512_maskz_loadu_ps (mask, r0 + 16 * half) : _mm512_setzero_ps ();
           __m512 x1 = second ? _mm512_maskz_loadu_ps (mask, r1 + 16 * half) : _mm512_setzero_ps ();
+          if (residue)
+            {
+              x0 = bf16_residue (x0);
+              x1 = bf16_residue (x1);
+            }
           __m512i both = (__m512i) _mm512_cvtne2ps_pbh (x1, x0); /* x0 in lanes 0–15, x1 in 16–31 */
           _mm512_storeu_si512 (p + (gsize) (kk - kk0) * 2 * PANEL + 32 * half,
                                _mm512_permutexvar_epi16 (interleave, both));
@@ -168,7 +196,7 @@ vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize 
 {
   if (m >= 16 && vae_cpu_has_amx ())
     {
-      vae_amx_gemm (m, n, k, a, b, ldb, c, ldc, panel);
+      vae_amx_gemm (m, n, k, a, NULL, b, ldb, c, ldc, panel);
       return;
     }
   for (gint n0 = 0; n0 < n; n0 += PANEL)
@@ -189,7 +217,7 @@ products (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, 
   g_return_if_fail (vae_cpu_has_bf16 ());
   if (m >= 16 && vae_cpu_has_amx ())
     {
-      vae_amx_products (count, m, n, k, a, a_stride, b, ldb, b_stride, c, ldc, c_stride);
+      vae_amx_products (count, m, n, k, a, NULL, a_stride, b, ldb, b_stride, c, ldc, c_stride);
       return;
     }
 #pragma omp parallel
@@ -234,7 +262,7 @@ vae_bf16_pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, gui
 
 void
 vae_bf16_pack_pairs (const gfloat *b, gsize ldb, gint k, gint kk0, gint kk1, gint n0, gint cols,
-                     guint16 *p)
+                     gboolean residue, guint16 *p)
 {
   g_return_if_reached ();
 }
