@@ -226,15 +226,17 @@ test_gemm_bf16 (void)
  * 2⁻¹⁴·|a·b|, and 3k + 2 fp32 additions add (3k + 2)·2⁻²⁴·Σ|a·b|.
  * Both kernels: one panel at a time (vae_amx_gemm) and cache blocks
  * (vae_amx_products, k sliced every 128 pairs).  Shapes cover every edge
- * tile: m past a block of 32 rows by 1 and by 17 (a lone row tile), n
- * inside one tile, past a panel, and past blocks of 256 columns (2100:
- * 66 panels, whole blocks of 8 for 2 threads or fewer), k odd, inside one
- * tile of 16 pairs, past one, and past a slice; B's and C's rows wider
- * than n, whose padding must stay as it was. */
+ * tile: m inside one row tile (split Winograd products take the 3
+ * output channels of a decoder's last conv there), past a block of 32
+ * rows by 1 and by 17 (a lone row tile); n inside one tile, past a panel,
+ * and past blocks of 256 columns (2100: 66 panels, whole blocks of 8 for
+ * 2 threads or fewer); k odd, inside one tile of 16 pairs, past one, and
+ * past a slice; B's and C's rows wider than n, whose padding must stay as
+ * it was. */
 static void
 test_gemm_amx (void)
 {
-  static const gint ms[] = { 16, 17, 49, 64 }, ns[] = { 1, 15, 47, 300, 2100 },
+  static const gint ms[] = { 3, 16, 17, 49, 64 }, ns[] = { 1, 15, 47, 300, 2100 },
                     ks[] = { 1, 7, 32, 33, 62, 300 };
   static const gchar *modes[] = { "panels", "blocks", "split panels", "split blocks" };
   GRand              *rand;

@@ -119,10 +119,12 @@ im2col_band_rows (const VaeConv *conv, gint out_h, gint out_w)
 static gsize grouped_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
 
 /* Whether bf16 3×3 convs skip Winograd for direct products on AMX tiles
- * (GEGL_VAE_AMX=direct): these round only inputs and weights (SD1.5
- * decode 52 dB PSNR against fp32, Winograd's 43.5), but im2col and packing
- * 4× the products' operands make them slower than Winograd on the tiles
- * (docs/PERFORMANCE-NOTES.md), so they are not the default. */
+ * (GEGL_VAE_AMX=direct).  These round only inputs and weights: the SD1.5
+ * decode at 512² reaches 52 dB PSNR against fp32, where Winograd's single
+ * bf16 products reach 43.5 dB.  But im2col and packing 4× the products'
+ * operands make them 1.5× slower than today's bf16.  Winograd's split
+ * products on the tiles, the default, reach 56.5 dB and are faster
+ * (docs/PERFORMANCE-NOTES.md), so this path is for comparisons only. */
 static gboolean
 bf16_direct (void)
 {
