@@ -217,6 +217,94 @@ test_gemm_bf16 (void)
   g_rand_free (rand);
 }
 
+/* The AMX products against float64 sums.  One bf16 product: of the same
+ * bf16-rounded inputs, with test_gemm_bf16's bound — only fp32
+ * accumulation may differ, at most (k + 2)·2⁻²⁴·Σ|a·b| (tdpbf16ps adds
+ * exact products in fp32).  Split products (Ah·Bh + Ah·Bl + Al·Bh): of the
+ * fp32 inputs themselves; each of h and l rounds to 2⁻⁸ relative, so a
+ * product leaves out at most Al·Bl and the rounding of Al and Bl, under
+ * 2⁻¹⁴·|a·b|, and 3k + 2 fp32 additions add (3k + 2)·2⁻²⁴·Σ|a·b|.
+ * Both kernels: one panel at a time (vae_amx_gemm) and cache blocks
+ * (vae_amx_products, k sliced every 128 pairs).  Shapes cover every edge
+ * tile: m inside one row tile (split Winograd products take the 3
+ * output channels of a decoder's last conv there), past a block of 32
+ * rows by 1 and by 17 (a lone row tile); n inside one tile, past a panel,
+ * and past blocks of 256 columns (2100: 66 panels, whole blocks of 8 for
+ * 2 threads or fewer); k odd, inside one tile of 16 pairs, past one, and
+ * past a slice; B's and C's rows wider than n, whose padding must stay as
+ * it was. */
+static void
+test_gemm_amx (void)
+{
+  static const gint ms[] = { 3, 16, 17, 49, 64 }, ns[] = { 1, 15, 47, 300, 2100 },
+                    ks[] = { 1, 7, 32, 33, 62, 300 };
+  static const gchar *modes[] = { "panels", "blocks", "split panels", "split blocks" };
+  GRand              *rand;
+  gdouble             worst[2] = { 0, 0 };
+
+  if (!vae_cpu_has_amx ())
+    {
+      g_test_skip ("this CPU (or build, or kernel) gives no AMX-BF16, or GEGL_VAE_AMX=0");
+      return;
+    }
+  rand = g_rand_new_with_seed (78);
+  for (guint a = 0; a < G_N_ELEMENTS (ms); a++)
+    for (guint b = 0; b < G_N_ELEMENTS (ns); b++)
+      for (guint c = 0; c < G_N_ELEMENTS (ks); c++)
+        for (gint mode = 0; mode < 4; mode++)
+          {
+            const gint          m = ms[a], n = ns[b], k = ks[c], k_even = 2 * vae_bf16_pairs (k);
+            const gboolean      blocked = mode & 1, split = mode >= 2;
+            const gsize         ldb = (gsize) n + 3, ldc = (gsize) n + 5;
+            g_autofree gfloat  *af = test_random_floats (rand, (gsize) m * k, -1, 1);
+            g_autofree gfloat  *bf = test_random_floats (rand, (gsize) k * ldb, -1, 1);
+            g_autofree guint16 *ap = g_new (guint16, (gsize) m * k_even);
+            g_autofree guint16 *ap_low = g_new (guint16, (gsize) m * k_even);
+            g_autofree guint16 *panel = g_new (guint16, vae_amx_panel_elements (k));
+            g_autofree gfloat  *cf = g_new (gfloat, (gsize) m * ldc);
+
+            for (gsize i = 0; i < (gsize) m * ldc; i++)
+              cf[i] = 12345.0f;
+            vae_bf16_pack_rows (af, m, k, ap);
+            vae_bf16_pack_rows_low (af, m, k, ap_low);
+            if (blocked)
+              vae_amx_products (1, m, n, k, ap, split ? ap_low : NULL, 0, bf, ldb, 0, cf, ldc, 0);
+            else
+              vae_amx_gemm (m, n, k, ap, split ? ap_low : NULL, bf, ldb, cf, ldc, panel);
+            for (gint i = 0; i < m; i++)
+              {
+                for (gint j = 0; j < n; j++)
+                  {
+                    gdouble want = 0, magnitude = 0, err, bound;
+                    for (gint l = 0; l < k; l++)
+                      {
+                        const gfloat x = af[(gsize) i * k + l], y = bf[(gsize) l * ldb + j];
+                        gdouble      p = split ? (gdouble) x * y
+                                               : (gdouble) vae_bf16_value (vae_bf16_round (x)) *
+                                                vae_bf16_value (vae_bf16_round (y));
+                        want += p;
+                        magnitude += fabs (p);
+                      }
+                    err = fabs (cf[(gsize) i * ldc + j] - want);
+                    worst[split] = MAX (worst[split], err / magnitude);
+                    bound = split ? (ldexp (1.0, -14) + (3 * k + 2) * ldexp (1.0, -24)) * magnitude
+                                  : (k + 2) * ldexp (1.0, -24) * magnitude;
+                    if (err > bound)
+                      g_error ("%s, m %d n %d k %d: C[%d][%d] = %g, want %g", modes[mode], m, n, k,
+                               i, j, cf[(gsize) i * ldc + j], want);
+                  }
+                for (gsize j = n; j < ldc; j++)
+                  if (cf[(gsize) i * ldc + j] != 12345.0f)
+                    g_error ("%s, m %d n %d k %d: C[%d][%" G_GSIZE_FORMAT "] beyond n was written",
+                             modes[mode], m, n, k, i, j);
+              }
+          }
+  g_test_message ("AMX products: worst error %.3g of sum |a b| (bf16 inputs), %.3g (split, fp32 "
+                  "inputs)",
+                  worst[0], worst[1]);
+  g_rand_free (rand);
+}
+
 /* The value of output (o, oy, ox) of CONV in float64 from bf16-rounded
  * weights and inputs, and Σ|w·x| + |bias| + |residual| in *MAGNITUDE. */
 static gdouble
@@ -487,6 +575,7 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/expf", test_expf);
   g_test_add_func ("/kernels/sgemm-small", test_sgemm_small);
   g_test_add_func ("/kernels/gemm-bf16", test_gemm_bf16);
+  g_test_add_func ("/kernels/gemm-amx", test_gemm_amx);
   g_test_add_func ("/kernels/conv3x3-bf16-chunks-vs-bands", test_conv_bf16_chunks);
   g_test_add_func ("/kernels/conv-bf16-direct", test_conv_bf16_direct);
   g_test_add_func ("/kernels/conv-transpose", test_conv_transpose);

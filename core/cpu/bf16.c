@@ -13,8 +13,8 @@
 
 #include <string.h>
 
-#define PANEL 32 /* columns of B packed at once: two registers */
-#define ROWS  8  /* rows of A per block: 16 accumulators */
+#define PANEL VAE_BF16_PANEL /* columns of B packed at once: two registers */
+#define ROWS  8              /* rows of A per block: 16 accumulators */
 
 gint
 vae_bf16_pairs (gint k)
@@ -38,6 +38,22 @@ vae_bf16_pack_rows (const gfloat *a, gint m, gint k, guint16 *packed)
     }
 }
 
+void
+vae_bf16_pack_rows_low (const gfloat *a, gint m, gint k, guint16 *packed)
+{
+  const gint k_even = 2 * vae_bf16_pairs (k);
+
+  for (gint i = 0; i < m; i++)
+    {
+      guint16      *row = packed + (gsize) i * k_even;
+      const gfloat *src = a + (gsize) i * k;
+      for (gint j = 0; j < k; j++)
+        row[j] = vae_bf16_round (src[j] - vae_bf16_value (vae_bf16_round (src[j])));
+      if (k < k_even)
+        row[k] = 0;
+    }
+}
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
@@ -50,10 +66,22 @@ vae_cpu_has_bf16 (void)
   return __builtin_cpu_supports ("avx512bf16") && __builtin_cpu_supports ("avx512bw");
 }
 
-/* Columns [n0, n0 + cols) of B (k × ldb, fp32) as bf16 pairs into P
- * ([k/2][PANEL][2]), zero beyond cols and k. */
-static BF16_TARGET void
-pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p)
+void
+vae_bf16_pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p)
+{
+  vae_bf16_pack_pairs (b, ldb, k, 0, vae_bf16_pairs (k), n0, cols, FALSE, p);
+}
+
+/* b − bf16(b), what bf16 leaves of B (exact in fp32), for split products */
+static inline __attribute__ ((always_inline)) BF16_TARGET __m512
+bf16_residue (__m512 x)
+{
+  return _mm512_sub_ps (x, _mm512_cvtpbh_ps (_mm512_cvtneps_pbh (x)));
+}
+
+BF16_TARGET void
+vae_bf16_pack_pairs (const gfloat *b, gsize ldb, gint k, gint kk0, gint kk1, gint n0, gint cols,
+                     gboolean residue, guint16 *p)
 {
   const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
   /* (row 2kk, row 2kk + 1) interleaved: lane 2j from the first, 2j + 1 from the second */
@@ -61,18 +89,23 @@ pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p)
       _mm512_set_epi16 (31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
 
-  for (gint kk = 0; kk < vae_bf16_pairs (k); kk++)
+  for (gint kk = kk0; kk < kk1; kk++)
     {
       const gfloat  *r0 = b + (gsize) 2 * kk * ldb + n0;
       const gfloat  *r1 = r0 + ldb;
-      const gboolean second = 2 * kk + 1 < k;
+      const gboolean first = 2 * kk < k, second = 2 * kk + 1 < k;
       for (gint half = 0; half < 2; half++)
         {
           const __mmask16 mask = half ? high : low;
-          __m512          x0 = _mm512_maskz_loadu_ps (mask, r0 + 16 * half);
+          __m512 x0 = first ? _mm512_maskz_loadu_ps (mask, r0 + 16 * half) : _mm512_setzero_ps ();
           __m512 x1 = second ? _mm512_maskz_loadu_ps (mask, r1 + 16 * half) : _mm512_setzero_ps ();
+          if (residue)
+            {
+              x0 = bf16_residue (x0);
+              x1 = bf16_residue (x1);
+            }
           __m512i both = (__m512i) _mm512_cvtne2ps_pbh (x1, x0); /* x0 in lanes 0–15, x1 in 16–31 */
-          _mm512_storeu_si512 (p + (gsize) kk * 2 * PANEL + 32 * half,
+          _mm512_storeu_si512 (p + (gsize) (kk - kk0) * 2 * PANEL + 32 * half,
                                _mm512_permutexvar_epi16 (interleave, both));
         }
     }
@@ -148,19 +181,27 @@ panel_product (const guint16 *a, gint m, gint k, const guint16 *p, gfloat *c, gs
     }
 }
 
+/* AMX's panels are padded to whole tiles: the larger of the two */
 gsize
 vae_bf16_panel_elements (gint k)
 {
-  return (gsize) vae_bf16_pairs (k) * 2 * PANEL;
+  return MAX ((gsize) vae_bf16_pairs (k) * 2 * PANEL, vae_amx_panel_elements (k));
 }
 
+/* On AMX where A has a whole tile of rows: fewer leave the tiles mostly
+ * idle, and this kernel takes them row by row. */
 void
 vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
                gsize ldc, guint16 *panel)
 {
+  if (m >= 16 && vae_cpu_has_amx ())
+    {
+      vae_amx_gemm (m, n, k, a, NULL, b, ldb, c, ldc, panel);
+      return;
+    }
   for (gint n0 = 0; n0 < n; n0 += PANEL)
     {
-      pack_panel (b, ldb, k, n0, MIN (PANEL, n - n0), panel);
+      vae_bf16_pack_panel (b, ldb, k, n0, MIN (PANEL, n - n0), panel);
       panel_product (a, m, k, panel, c, ldc, n0, MIN (PANEL, n - n0));
     }
 }
@@ -174,6 +215,11 @@ products (gint count, gint m, gint n, gint k, const guint16 *a, gsize a_stride, 
   const gint panels = (n + PANEL - 1) / PANEL;
 
   g_return_if_fail (vae_cpu_has_bf16 ());
+  if (m >= 16 && vae_cpu_has_amx ())
+    {
+      vae_amx_products (count, m, n, k, a, NULL, a_stride, b, ldb, b_stride, c, ldc, c_stride);
+      return;
+    }
 #pragma omp parallel
   {
     guint16 *p = g_new (guint16, vae_bf16_panel_elements (k));
@@ -206,6 +252,19 @@ gboolean
 vae_cpu_has_bf16 (void)
 {
   return FALSE;
+}
+
+void
+vae_bf16_pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p)
+{
+  g_return_if_reached ();
+}
+
+void
+vae_bf16_pack_pairs (const gfloat *b, gsize ldb, gint k, gint kk0, gint kk1, gint n0, gint cols,
+                     gboolean residue, guint16 *p)
+{
+  g_return_if_reached ();
 }
 
 gsize

@@ -118,15 +118,40 @@ im2col_band_rows (const VaeConv *conv, gint out_h, gint out_w)
 
 static gsize grouped_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
 
+/* Whether bf16 3×3 convs skip Winograd for direct products on AMX tiles
+ * (GEGL_VAE_AMX=direct).  These round only inputs and weights: the SD1.5
+ * decode at 512² reaches 52 dB PSNR against fp32, where Winograd's single
+ * bf16 products reach 43.5 dB.  But im2col and packing 4× the products'
+ * operands make them 1.5× slower than today's bf16.  Winograd's split
+ * products on the tiles, the default, reach 56.5 dB and are faster
+ * (docs/PERFORMANCE-NOTES.md), so this path is for comparisons only. */
+static gboolean
+bf16_direct (void)
+{
+  static gsize direct = 0;
+
+  if (g_once_init_enter (&direct))
+    g_once_init_leave (
+        &direct,
+        vae_cpu_has_amx () && g_strcmp0 (g_getenv ("GEGL_VAE_AMX"), "direct") == 0 ? 2 : 1);
+  return direct == 2;
+}
+
 gsize
 vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   if (vae_conv_groups (conv) > 1)
     return grouped_scratch_bytes (conv, out_h, out_w);
-  if (vae_winograd_applies (conv))
+  if (vae_winograd_applies (conv) && !bf16_direct ())
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
   if (is_plain_1x1 (conv, FALSE))
     return 0;
+  /* the scratch is not told the precision: where bf16 goes direct, the
+   * larger of the two */
+  if (vae_winograd_applies (conv))
+    return MAX (vae_winograd_scratch_bytes (conv, out_h, out_w),
+                (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w *
+                    sizeof (gfloat));
   return (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w *
          sizeof (gfloat);
 }
@@ -241,7 +266,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
     }
   vae_backend_count_macs ((guint64) conv->out_channels * conv_terms (conv) * out_h * out_w);
 
-  if (fast && vae_winograd_applies (conv))
+  if (fast && vae_winograd_applies (conv) && !(bf16 && bf16_direct ()))
     {
       if (!vae_winograd_conv (conv, x, up, residual, act, bf16, y, error))
         g_clear_pointer (&y, vae_tensor_free);

@@ -123,6 +123,38 @@ void vae_gemm_bf16_parallel (gint m, gint n, gint k, const guint16 *a, const gfl
 gsize vae_bf16_panel_elements (gint k);
 void vae_gemm_bf16 (gint m, gint n, gint k, const guint16 *a, const gfloat *b, gsize ldb, gfloat *c,
                     gsize ldc, guint16 *panel);
+/* Columns of B one panel holds. */
+#define VAE_BF16_PANEL 32
+/* Columns [N0, N0 + COLS) of B (k × ldb, fp32) as bf16 pairs into P
+ * ([k/2][VAE_BF16_PANEL][2]), zero beyond COLS and k. */
+void vae_bf16_pack_panel (const gfloat *b, gsize ldb, gint k, gint n0, gint cols, guint16 *p);
+/* Pairs [KK0, KK1) of that panel into P (zero beyond k): a panel in
+ * slices; with RESIDUE, of b − bf16(b) instead of b. */
+void vae_bf16_pack_pairs (const gfloat *b, gsize ldb, gint k, gint kk0, gint kk1, gint n0,
+                          gint cols, gboolean residue, guint16 *p);
+/* As vae_bf16_pack_rows, of a − bf16(a): what bf16 leaves of A. */
+void vae_bf16_pack_rows_low (const gfloat *a, gint m, gint k, guint16 *packed);
+
+/* ---- bfloat16 products on AMX tiles (amx.c) ------------------------------------ */
+
+/* Whether this CPU has AMX-BF16, this build its kernel, Linux lets this
+ * process use the tiles and GEGL_VAE_AMX is not 0; vae_gemm_bf16 and the
+ * products above then run on the tiles wherever A has 16 rows or more. */
+gboolean vae_cpu_has_amx (void);
+/* vae_gemm_bf16 on AMX tiles; PANEL holds vae_amx_panel_elements (k)
+ * values.  Only where vae_cpu_has_amx.  Split products where A_LOW (the
+ * packed rows of vae_bf16_pack_rows_low) is not NULL: A·B ≈ Ah·Bh + Ah·Bl
+ * + Al·Bh, h and l the bf16 values and what they leave, products with
+ * about 16 bits of each operand instead of 8, at 3× the multiplications. */
+gsize vae_amx_panel_elements (gint k);
+void  vae_amx_gemm (gint m, gint n, gint k, const guint16 *a, const guint16 *a_low, const gfloat *b,
+                    gsize ldb, gfloat *c, gsize ldc, guint16 *panel);
+/* C_g = A_g·B_g for g < COUNT on AMX tiles, as vae_gemm_bf16_batch with B's
+ * rows LDB and C's rows LDC apart, in blocks that stay in a core's cache,
+ * shared out among the threads.  Only where vae_cpu_has_amx. */
+void vae_amx_products (gint count, gint m, gint n, gint k, const guint16 *a, const guint16 *a_low,
+                       gsize a_stride, const gfloat *b, gsize ldb, gsize b_stride, gfloat *c,
+                       gsize ldc, gsize c_stride);
 
 /* ---- OpenBLAS, opened on first use (blas.c) --------------------------------- */
 

@@ -124,21 +124,53 @@ vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w)
   return vae_winograd_applies (conv) && (gint64) out_h * out_w < CACHED_BELOW_PIXELS;
 }
 
+/* Whether the bf16 products are split (vae_amx_gemm's A_LOW): on AMX
+ * tiles, unless GEGL_VAE_AMX says single (one bf16 product, as without
+ * AMX).  bf16's rounding of U and V, amplified by the output transform,
+ * is what costs Winograd's bf16 products their accuracy (the SD1.5 decode
+ * 43.5 dB PSNR against fp32, direct bf16 products 52 dB); split products
+ * keep about 16 bits of each, and the tiles do the 3× multiplications
+ * faster than one product with vdpbf16ps (docs/PERFORMANCE-NOTES.md). */
+static gboolean
+split (void)
+{
+  static gsize split = 0;
+
+  if (g_once_init_enter (&split))
+    g_once_init_leave (
+        &split, vae_cpu_has_amx () && g_strcmp0 (g_getenv ("GEGL_VAE_AMX"), "single") != 0 ? 2 : 1);
+  return split == 2;
+}
+
+/* Values of one position's packed bf16 U. */
+static gsize
+packed_elements (const VaeConv *conv)
+{
+  return (gsize) conv->out_channels * 2 * vae_bf16_pairs (conv->in_channels);
+}
+
 static gsize
 weight_bytes (const VaeConv *conv, gboolean bf16)
 {
-  return bf16 ? (gsize) POSITIONS * conv->out_channels * 2 * vae_bf16_pairs (conv->in_channels) *
-                    sizeof (guint16)
+  return bf16 ? (split () ? 2 : 1) * POSITIONS * packed_elements (conv) * sizeof (guint16)
               : vae_winograd_weight_bytes (conv);
 }
 
+/* What bf16 leaves of U, after U's own 36 positions (split products). */
+static const guint16 *
+low_weights (const VaeConv *conv, gconstpointer u)
+{
+  return split () ? (const guint16 *) u + POSITIONS * packed_elements (conv) : NULL;
+}
+
 /* U into DST: fp32 [36][out][in], or bf16 [36][out][in rounded up to even]
- * for vae_gemm_bf16_batch. */
+ * for vae_gemm_bf16_batch, followed by what bf16 leaves of it, likewise,
+ * for split products. */
 static gboolean
 make_weights (const VaeConv *conv, gboolean bf16, gpointer dst, GError **error)
 {
   const gsize plane = (gsize) conv->out_channels * conv->in_channels;
-  const gsize packed = (gsize) conv->out_channels * 2 * vae_bf16_pairs (conv->in_channels);
+  const gsize packed = packed_elements (conv);
   gfloat     *u;
 
   if (!bf16)
@@ -150,8 +182,13 @@ make_weights (const VaeConv *conv, gboolean bf16, gpointer dst, GError **error)
     return FALSE;
   transform_weights (conv, u);
   for (gint p = 0; p < POSITIONS; p++)
-    vae_bf16_pack_rows (u + p * plane, conv->out_channels, conv->in_channels,
-                        (guint16 *) dst + p * packed);
+    {
+      vae_bf16_pack_rows (u + p * plane, conv->out_channels, conv->in_channels,
+                          (guint16 *) dst + p * packed);
+      if (split ())
+        vae_bf16_pack_rows_low (u + p * plane, conv->out_channels, conv->in_channels,
+                                (guint16 *) dst + (POSITIONS + p) * packed);
+    }
   g_free (u);
   return TRUE;
 }
@@ -571,6 +608,12 @@ multiply (const VaeConv *conv, gboolean bf16, gconstpointer u, const gfloat *v, 
 {
   const gint co = conv->out_channels, ci = conv->in_channels;
 
+  if (bf16 && split ())
+    {
+      vae_amx_products (POSITIONS, co, n, ci, u, low_weights (conv, u), packed_elements (conv), v,
+                        (gsize) n, (gsize) ci * n, m, (gsize) n, (gsize) co * n);
+      return;
+    }
   if (bf16)
     {
       vae_gemm_bf16_batch (POSITIONS, co, n, ci, u, (gsize) co * 2 * vae_bf16_pairs (ci), v,
@@ -675,7 +718,11 @@ chunk_products (const VaeConv *conv, gboolean bf16, gconstpointer u, gint n, Chu
   const gint co = conv->out_channels, ci = conv->in_channels;
 
   for (gint p = 0; p < POSITIONS; p++)
-    if (bf16)
+    if (bf16 && split ())
+      vae_amx_gemm (co, n, ci, (const guint16 *) u + p * packed_elements (conv),
+                    low_weights (conv, u) + p * packed_elements (conv), s->v + (gsize) p * ci * n,
+                    n, s->m + (gsize) p * co * n, n, s->panel);
+    else if (bf16)
       vae_gemm_bf16 (co, n, ci, (const guint16 *) u + (gsize) p * co * 2 * vae_bf16_pairs (ci),
                      s->v + (gsize) p * ci * n, n, s->m + (gsize) p * co * n, n, s->panel);
     else
