@@ -2,29 +2,34 @@
 # The README's performance table: gegl-vae bench against PyTorch (Debian's
 # python3-torch + diffusers, tests/reference/bench_torch.py) on the same model
 # file, size and thread count, one after the other in one run.
-#   bash tools/bench-table.sh [BUILD_DIR]      (needs ../shared/models for TAEF2)
+#   bash tools/bench-table.sh [BUILD_DIR] [families]   (needs ../shared/models for TAEF2)
 # BENCH_PYTHON names the Python of the PyTorch side (default Debian's); the
 # Qwen-Image rows need diffusers >= 0.35 there (Debian's has 0.31).
+# "families" gives only the rows of issue 23's families (Qwen-Image, Wan 2.2,
+# DC-AE, HunyuanImage 2.1: decode 1024², fp32 against fp32, and where the CPU
+# has AVX512-BF16 bf16 against diffusers in bf16); they need diffusers >= 0.36
+# (pip install diffusers torch into a venv, BENCH_PYTHON=VENV/bin/python).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build=${1:-$root/build}
+mode=${2:-all}
 models=${GEGL_VAE_MODEL_PATH:-$root/../shared/models}
 threads=$(nproc)
 python=${BENCH_PYTHON:-/usr/bin/python3}
-sd15=$(mktemp --suffix=.safetensors)
-qwen=$(mktemp --suffix=.safetensors)
-dcae=$(mktemp --suffix=.safetensors)
-trap 'rm -f "$sd15" "$qwen" "$dcae"' EXIT
-"$build/ui/cli/gegl-vae" synth --family sd15 --seed 1 "$sd15"
-"$build/ui/cli/gegl-vae" synth --family qwen-image --seed 1 "$qwen"
-"$build/ui/cli/gegl-vae" synth --family dc-ae --seed 1 "$dcae"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+synth () { # family: a seeded model of its full architecture, its path printed
+  "$build/ui/cli/gegl-vae" synth --family "$1" --seed 1 "$tmp/$1.safetensors" >&2
+  echo "$tmp/$1.safetensors"
+}
 
+# TORCH_PRECISION=bf16 row … runs the PyTorch side in bf16 (default fp32)
 row () { # label model op size runs [gegl-vae options…]
   local ours torch
   ours=$(GEGL_VAE_MODEL_PATH=$models "$build/ui/cli/gegl-vae" bench --backend cpu --model "$2" --op "$3" --size "$4" --runs "$5" \
            --threads "$threads" --json "${@:6}")
   torch=$("$python" "$root/tests/reference/bench_torch.py" --model "$2" --op "$3" --size "$4" --runs "$5" \
-            --threads "$threads")
+            --threads "$threads" --precision "${TORCH_PRECISION:-fp32}")
   /usr/bin/python3 - "$1" "$ours" "$torch" <<'PY'
 import json, sys
 label, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
@@ -35,6 +40,21 @@ PY
 }
 echo "| model | op | gegl-vae | PyTorch | ratio | GFLOP/s (ours) | peak RSS ours | peak RSS PyTorch |"
 echo "|---|---|---|---|---|---|---|---|"
+if [ "$mode" = families ]; then
+  # full architectures, seeded weights; diffusers' model classes on the PyTorch side
+  for f in "qwen-image Qwen-Image" "wan22 Wan 2.2" "dc-ae DC-AE f32c32" "hunyuan-image HunyuanImage 2.1"; do
+    model=$(synth "${f%% *}")
+    row "${f#* } architecture" "$model" decode 1024x1024 1
+    if grep -qw avx512_bf16 /proc/cpuinfo; then
+      TORCH_PRECISION=bf16 row "${f#* } architecture, bf16 (PyTorch in bf16)" "$model" decode 1024x1024 1 --precision bf16
+    fi
+    rm -f "$model"
+  done
+  exit 0
+fi
+sd15=$(synth sd15)
+qwen=$(synth qwen-image)
+dcae=$(synth dc-ae)
 row "SD1.5 architecture" "$sd15" decode 512x512 3
 row "SD1.5 architecture" "$sd15" encode 512x512 3
 row "TAEF2" "$models/taef2_encoder.pth" roundtrip 1024x1024 3

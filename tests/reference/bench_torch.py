@@ -10,9 +10,11 @@ benchmark on; fp32 with TF32 off (as ours), bf16/fp16 weights and inputs.
 
 AutoencoderKL files (diffusers names, e.g. from `gegl-vae synth`) run through
 diffusers' AutoencoderKL, Qwen-Image files (5-D kernels) through its
-AutoencoderKLQwenImage on one frame (diffusers >= 0.35), DC-AE files through
-AutoencoderDC with Sana's configuration; TAESD .pth pairs through
-taesd_ref.py."""
+AutoencoderKLQwenImage on one frame (diffusers >= 0.35), Wan 2.2 files (5-D
+kernels, 12 patchified image channels) through AutoencoderKLWan on one frame,
+DC-AE files through AutoencoderDC with Sana's configuration, HunyuanImage 2.1
+files (flat lists of 2-D resnets) through AutoencoderKLHunyuanImage
+(diffusers >= 0.36); TAESD .pth pairs through taesd_ref.py."""
 import argparse
 import json
 import os
@@ -56,6 +58,31 @@ def qwen_model(path, device, dtype):
             (lambda z_: m.decode(z_[:, :, None]).sample[:, :, 0]), m.config.z_dim, 8)
 
 
+def wan22_model(path, device, dtype):
+    """AutoencoderKLWan with Wan 2.2's configuration (TI2V-5B) on one frame."""
+    from diffusers import AutoencoderKLWan
+    from make_wan22_goldens import CONFIG
+    from safetensors.torch import load_file
+    sd = load_file(path)
+    m = AutoencoderKLWan(base_dim=sd["encoder.conv_in.weight"].shape[0],
+                         decoder_base_dim=sd["decoder.conv_in.weight"].shape[0] // 4, **CONFIG)
+    m.load_state_dict(sd)
+    m.eval().to(device=device, dtype=dtype)
+    return ((lambda x: m.encode(x[:, :, None] * 2 - 1).latent_dist.mean[:, :, 0]),
+            (lambda z_: m.decode(z_[:, :, None]).sample[:, :, 0]), 48, 16)
+
+
+def hunyuan_model(path, device, dtype):
+    """AutoencoderKLHunyuanImage with HunyuanImage 2.1's configuration."""
+    from diffusers import AutoencoderKLHunyuanImage
+    from make_hunyuan_goldens import FULL
+    from safetensors.torch import load_file
+    m = AutoencoderKLHunyuanImage(**FULL)
+    m.load_state_dict(load_file(path))
+    m.eval().to(device=device, dtype=dtype)
+    return (lambda x: m.encode(x * 2 - 1).latent_dist.mode()), (lambda z_: m.decode(z_).sample), 64, 32
+
+
 def dcae_model(path, device, dtype):
     """AutoencoderDC with Sana's f32c32 configuration (what `gegl-vae synth --family dc-ae` makes)."""
     from diffusers import AutoencoderDC
@@ -68,12 +95,16 @@ def dcae_model(path, device, dtype):
 
 
 def architecture(path):
-    """The loader for a safetensors file: by its 5-D kernels or multi-scale attention."""
+    """The loader for a safetensors file: by its 5-D kernels (Wan 2.2's with 12 image
+    channels), multi-scale attention or flat lists of resnets."""
     from safetensors import safe_open
     with safe_open(path, "pt") as f:
-        if any(".attn.to_qkv_multiscale." in k for k in f.keys()):
+        keys = set(f.keys())
+        if any(".attn.to_qkv_multiscale." in k for k in keys):
             return dcae_model
-        return qwen_model if len(f.get_slice("decoder.conv_in.weight").get_shape()) == 5 else kl_model
+        if len(f.get_slice("decoder.conv_in.weight").get_shape()) == 5:
+            return wan22_model if f.get_slice("encoder.conv_in.weight").get_shape()[1] == 12 else qwen_model
+        return hunyuan_model if "decoder.up_blocks.0.conv1.weight" in keys else kl_model
 
 
 def tiny_model(path, device, dtype):
