@@ -312,6 +312,26 @@ test_load_family (const gchar *path, const gchar *family, gint latent_channels, 
   return m;
 }
 
+VaeModel *
+test_synth_family (const gchar *family, gint latent_channels, gint factor, guint n_tensors,
+                   guint64 n_params)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *file = g_strdup_printf ("%s-synth.safetensors", family);
+  g_autofree gchar *weights = test_tmp_path (file);
+  VaeModel         *m;
+
+  g_assert_true (vae_synth_family (family, 1, weights, &error));
+  g_assert_no_error (error);
+  m = test_load_family (weights, family, latent_channels, factor);
+  /* the model holds its weights now: the file's hundreds of MB go back
+   * before the goldens run */
+  g_remove (weights);
+  g_assert_cmpuint (m->n_tensors, ==, n_tensors);
+  g_assert_cmpuint (m->n_params, ==, n_params);
+  return m;
+}
+
 static VaeTensor *
 golden (const gchar *group, const gchar *dir, const gchar *name)
 {

@@ -74,6 +74,12 @@ void test_assert_error (GError *error, const gchar *needle);
 /* Loads PATH, asserting no error, its family and its latent's shape. */
 VaeModel *test_load_family (const gchar *path, const gchar *family, gint latent_channels,
                             gint factor);
+/* FAMILY's full architecture with the seeded weights of core/nets/synth.c
+ * (seed 1, as tests/reference/synth_weights.py gives them to the goldens),
+ * loaded through test_load_family, and asserted to hold N_TENSORS tensors of
+ * N_PARAMS parameters in all (diffusers' counts). */
+VaeModel *test_synth_family (const gchar *family, gint latent_channels, gint factor,
+                             guint n_tensors, guint64 n_params);
 /* Against tests/data/GROUP/DIR, at max relative error <= TOL: the latent of
  * image.npy (latent.npy, the posterior mean in the diffusion scale), when
  * MOMENTS the encoder's raw moments (moments.npy), and the raw decode of
