@@ -332,6 +332,24 @@ test_synth_family (const gchar *family, gint latent_channels, gint factor, guint
   return m;
 }
 
+void
+test_assert_raw_latent (VaeModel *m, gdouble std0, gdouble mean0, gdouble std_last,
+                        gdouble mean_last)
+{
+  const gint channels = vae_model_latent_channels (m);
+  const gint last = 2 * channels - 1; /* the last channel's second value */
+  g_autoptr (VaeTensor) z = vae_tensor_new (channels, 1, 2, NULL);
+
+  for (gint c = 0; c < channels; c++)
+    z->data[2 * c] = 1.0f, z->data[2 * c + 1] = -0.5f;
+  vae_model_latent_to_raw (m, z);
+  g_assert_cmpfloat_with_epsilon (z->data[0], std0 + mean0, 1e-5);
+  g_assert_cmpfloat_with_epsilon (z->data[last], -0.5 * std_last + mean_last, 1e-5);
+  vae_model_latent_from_raw (m, z);
+  g_assert_cmpfloat_with_epsilon (z->data[0], 1.0, 1e-6);
+  g_assert_cmpfloat_with_epsilon (z->data[last], -0.5, 1e-6);
+}
+
 static VaeTensor *
 golden (const gchar *group, const gchar *dir, const gchar *name)
 {

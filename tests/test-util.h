@@ -80,6 +80,11 @@ VaeModel *test_load_family (const gchar *path, const gchar *family, gint latent_
  * N_PARAMS parameters in all (diffusers' counts). */
 VaeModel *test_synth_family (const gchar *family, gint latent_channels, gint factor,
                              guint n_tensors, guint64 n_params);
+/* ComfyUI's .latent holds the raw latent, diffusion·std + mean: asserts M's
+ * conversions both ways on its first channel (statistics STD0, MEAN0) and
+ * its last (STD_LAST, MEAN_LAST), within float32's rounding of them. */
+void test_assert_raw_latent (VaeModel *m, gdouble std0, gdouble mean0, gdouble std_last,
+                             gdouble mean_last);
 /* Against tests/data/GROUP/DIR, at max relative error <= TOL: the latent of
  * image.npy (latent.npy, the posterior mean in the diffusion scale), when
  * MOMENTS the encoder's raw moments (moments.npy), and the raw decode of
