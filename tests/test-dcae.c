@@ -171,56 +171,14 @@ test_linear_attention (void)
   g_rand_free (rand);
 }
 
-static VaeTensor *
-golden (const gchar *dir, const gchar *name)
-{
-  g_autofree gchar *path = test_data_path ("dc-ae", dir, name, NULL);
+/* The house bar against float64 (the header says why it holds). */
+#define BAR 1e-4
 
-  return test_load_npy_latent (path);
-}
-
-/* The latent of DIR's 45×61 picture and the decode of its 3×2 latent, in
- * the plain run and in bands of BAND image rows, at the house bar. */
-static void
-check_goldens (VaeModel *m, const gchar *dir, gint band)
-{
-  g_autofree gchar *image_path = test_data_path ("dc-ae", dir, "image.npy", NULL);
-  g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
-  g_autoptr (VaeTensor) latent = golden (dir, "latent.npy");
-  g_autoptr (VaeTensor) d = golden (dir, "decode-latent.npy"),
-                        decoded = golden (dir, "decoded.npy");
-  VaeRun runs[2];
-
-  memset (runs, 0, sizeof runs);
-  runs[1].compute.backend = runs[0].compute.backend = VAE_BACKEND_CPU;
-  runs[1].tiling.tile_size = band;
-  for (guint r = 0; r < G_N_ELEMENTS (runs); r++)
-    {
-      g_autoptr (GError) error = NULL;
-      g_autoptr (VaeTensor) got_latent =
-          vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &runs[r], &error);
-      g_autoptr (VaeTensor) got_decoded = vae_model_decode_raw (m, d, &runs[r], &error);
-      g_autofree gchar *what = g_strdup_printf ("%s, %s", dir, r ? "in bands" : "untiled");
-      g_autofree gchar *w1 = g_strconcat (what, ": latent of 45×61", NULL);
-      g_autofree gchar *w2 = g_strconcat (what, ": decode of a 3×2 latent", NULL);
-
-      g_assert_no_error (error);
-      test_assert_close (got_latent, latent, 1e-4, w1);
-      test_assert_close (got_decoded, decoded, 1e-4, w2);
-    }
-}
-
+/* f32c32's layout: 32 latent channels at 1/32. */
 static VaeModel *
 load (const gchar *path)
 {
-  g_autoptr (GError) error = NULL;
-  VaeModel *m = vae_model_load (path, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_cmpstr (vae_model_get_family (m)->name, ==, "dc-ae");
-  g_assert_cmpint (vae_model_latent_channels (m), ==, 32);
-  g_assert_cmpint (vae_model_factor (m), ==, 32);
-  return m;
+  return test_load_family (path, "dc-ae", 32, 32);
 }
 
 static void
@@ -229,7 +187,8 @@ test_small (void)
   g_autofree gchar *path = test_data_path ("dc-ae", "small", "dcae_small.safetensors", NULL);
   g_autoptr (VaeModel) m = load (path);
 
-  check_goldens (m, "small", 8);
+  /* the latent of a 45×61 picture and the decode of a 3×2 latent */
+  test_check_goldens (m, "dc-ae", "small", FALSE, 8, BAR);
 }
 
 /* The small model less one tensor: an error naming it, no model. */
@@ -238,27 +197,9 @@ test_missing_tensor (void)
 {
   static const gchar *missing = "decoder.up_blocks.3.1.attn.to_out.weight";
   g_autofree gchar   *path = test_data_path ("dc-ae", "small", "dcae_small.safetensors", NULL);
-  g_autofree gchar   *cut = test_tmp_path ("dcae_cut.safetensors");
+  g_autofree gchar   *cut = test_weights_copy (path, "dcae_cut.safetensors", missing, NULL, 0);
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeWeights) w = vae_weights_load (path, &error);
-  g_autoptr (GPtrArray) data = g_ptr_array_new_with_free_func (g_free);
-  g_autofree VaeSafetensorsItem *items = g_new0 (VaeSafetensorsItem, vae_weights_count (w));
-  guint                          n = 0;
 
-  g_assert_no_error (error);
-  for (guint i = 0; i < vae_weights_count (w); i++)
-    {
-      const gchar *name = vae_weights_name (w, i);
-      if (g_str_equal (name, missing))
-        continue;
-      items[n].name = name;
-      items[n].dtype = VAE_DTYPE_F32;
-      g_assert_true (vae_weights_shape (w, name, &items[n].ndim, items[n].shape, NULL));
-      items[n].data = vae_weights_get_float (w, name, NULL, &error);
-      g_ptr_array_add (data, (gpointer) items[n++].data);
-    }
-  g_assert_cmpuint (n, ==, vae_weights_count (w) - 1);
-  g_assert_true (vae_safetensors_write (cut, items, n, NULL, &error));
   g_assert_null (vae_model_load (cut, NULL, &error));
   test_assert_error (error, missing);
 }
@@ -267,26 +208,11 @@ test_missing_tensor (void)
 static void
 test_full (void)
 {
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *weights = test_tmp_path ("dc-ae-synth.safetensors");
-  g_autoptr (VaeModel) m = NULL;
-  VaeMemoryPlan plan;
-  VaeRun        run = { 0 };
+  g_autoptr (VaeModel) m = test_synth_family ("dc-ae", 32, 32, 375, 312250275);
 
-  g_assert_true (vae_synth_family ("dc-ae", 1, weights, &error));
-  g_assert_no_error (error);
-  m = load (weights);
-  g_assert_cmpuint (m->n_tensors, ==, 375);
-  g_assert_cmpuint (m->n_params, ==, 312250275);
-  check_goldens (m, "full", 32);
+  test_check_goldens (m, "dc-ae", "full", FALSE, 32, BAR);
   /* the planner walks the graph and bands it under a tight budget */
-  run.tiling.memory_limit = (guint64) 1800 << 20;
-  g_assert_true (vae_model_plan (m, FALSE, 64, 64, &run, &plan, &error));
-  g_assert_no_error (error);
-  g_test_message ("decode plan of a 64² latent under 1800 MiB: untiled %" G_GUINT64_FORMAT
-                  " MiB, bands of %d px, %" G_GUINT64_FORMAT " MiB",
-                  plan.untiled_bytes >> 20, plan.band_pixels, plan.tiled_bytes >> 20);
-  g_assert_cmpint (plan.band_pixels, >, 0);
+  test_assert_plan_bands (m, 64, 1800);
 }
 
 int

@@ -27,59 +27,6 @@ static const gchar small_family[] = "[Family]\n"
                                     "Scale=0.75289\n"
                                     "Shift=0\n";
 
-static VaeTensor *
-golden (const gchar *dir, const gchar *name)
-{
-  g_autofree gchar *path = test_data_path ("hunyuan-image", dir, name, NULL);
-
-  return test_load_npy_latent (path);
-}
-
-/* The latent of DIR's 45×61 picture and the decode of its latent, in the
- * plain run and in bands of BAND image rows, at the house bar. */
-static void
-check_goldens (VaeModel *m, const gchar *dir, gint band)
-{
-  g_autofree gchar *image_path = test_data_path ("hunyuan-image", dir, "image.npy", NULL);
-  g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
-  g_autoptr (VaeTensor) latent = golden (dir, "latent.npy");
-  g_autoptr (VaeTensor) d = golden (dir, "decode-latent.npy"),
-                        decoded = golden (dir, "decoded.npy");
-  VaeRun runs[2];
-
-  memset (runs, 0, sizeof runs);
-  runs[1].compute.backend = runs[0].compute.backend = VAE_BACKEND_CPU;
-  runs[1].tiling.tile_size = band;
-  for (guint r = 0; r < G_N_ELEMENTS (runs); r++)
-    {
-      g_autoptr (GError) error = NULL;
-      g_autoptr (VaeTensor) got_latent =
-          vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &runs[r], &error);
-      g_autoptr (VaeTensor) got_decoded = vae_model_decode_raw (m, d, &runs[r], &error);
-      g_autofree gchar *what = g_strdup_printf ("%s, %s", dir, r ? "in bands" : "untiled");
-      g_autofree gchar *w1 = g_strconcat (what, ": latent of 45×61", NULL);
-      g_autofree gchar *w2 =
-          g_strdup_printf ("%s: decode of a %d×%d latent", what, d->width, d->height);
-
-      g_assert_no_error (error);
-      test_assert_close (got_latent, latent, BAR, w1);
-      test_assert_close (got_decoded, decoded, BAR, w2);
-    }
-}
-
-static VaeModel *
-load (const gchar *path, const gchar *family, gint channels, gint factor)
-{
-  g_autoptr (GError) error = NULL;
-  VaeModel *m = vae_model_load (path, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_cmpstr (vae_model_get_family (m)->name, ==, family);
-  g_assert_cmpint (vae_model_latent_channels (m), ==, channels);
-  g_assert_cmpint (vae_model_factor (m), ==, factor);
-  return m;
-}
-
 static gchar *
 small_path (void)
 {
@@ -90,10 +37,11 @@ static void
 test_small (void)
 {
   g_autofree gchar *path = small_path ();
-  g_autoptr (VaeModel) m = load (path, "hunyuan-image-small", 8, 4);
+  g_autoptr (VaeModel) m = test_load_family (path, "hunyuan-image-small", 8, 4);
 
   g_assert_cmpint (m->structure.kind, ==, VAE_KIND_HUNYUAN_IMAGE);
-  check_goldens (m, "small", 8);
+  /* the latent of a 45×61 picture and the decode of a 9×6 latent */
+  test_check_goldens (m, "hunyuan-image", "small", FALSE, 8, BAR);
 }
 
 /* Tencent's name of a diffusers one in a flat list of blocks
@@ -158,7 +106,8 @@ test_original_names (void)
   g_autoptr (VaeModel) a = NULL, b = NULL;
   g_autofree gchar *image_path = test_data_path ("hunyuan-image", "small", "image.npy", NULL);
   g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
-  g_autoptr (VaeTensor) d = golden ("small", "decode-latent.npy");
+  g_autofree gchar *d_path = test_data_path ("hunyuan-image", "small", "decode-latent.npy", NULL);
+  g_autoptr (VaeTensor) d = test_load_npy_latent (d_path);
   const VaeRun run = { .compute = { VAE_BACKEND_CPU } };
 
   g_assert_no_error (error);
@@ -183,8 +132,8 @@ test_original_names (void)
     }
   g_assert_true (vae_safetensors_write (renamed, items, vae_weights_count (w), NULL, &error));
   g_assert_no_error (error);
-  a = load (path, "hunyuan-image-small", 8, 4);
-  b = load (renamed, "hunyuan-image-small", 8, 4);
+  a = test_load_family (path, "hunyuan-image-small", 8, 4);
+  b = test_load_family (renamed, "hunyuan-image-small", 8, 4);
   {
     g_autoptr (VaeTensor) la = vae_model_encode (a, image, VAE_ENCODE_MEAN, 0, &run, &error);
     g_autoptr (VaeTensor) lb = vae_model_encode (b, image, VAE_ENCODE_MEAN, 0, &run, &error);
@@ -203,30 +152,8 @@ static gchar *
 altered_small (const gchar *name, const gchar *drop, const gchar *reshape, gint64 rows)
 {
   g_autofree gchar *path = small_path ();
-  gchar            *out = test_tmp_path (name);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (VaeWeights) w = vae_weights_load (path, &error);
-  g_autoptr (GPtrArray) data = g_ptr_array_new_with_free_func (g_free);
-  g_autofree VaeSafetensorsItem *items = g_new0 (VaeSafetensorsItem, vae_weights_count (w));
-  guint                          n = 0;
 
-  g_assert_no_error (error);
-  for (guint i = 0; i < vae_weights_count (w); i++)
-    {
-      const gchar *tensor = vae_weights_name (w, i);
-      if (drop && g_str_equal (tensor, drop))
-        continue;
-      items[n].name = tensor;
-      items[n].dtype = VAE_DTYPE_F32;
-      g_assert_true (vae_weights_shape (w, tensor, &items[n].ndim, items[n].shape, NULL));
-      if (reshape && g_str_has_prefix (tensor, reshape))
-        items[n].shape[0] = rows; /* the first rows of the weight or bias */
-      items[n].data = vae_weights_get_float (w, tensor, NULL, &error);
-      g_ptr_array_add (data, (gpointer) items[n++].data);
-    }
-  g_assert_true (vae_safetensors_write (out, items, n, NULL, &error));
-  g_assert_no_error (error);
-  return out;
+  return test_weights_copy (path, name, drop, reshape, rows);
 }
 
 /* The small model less one tensor: an error naming it, no model. */
@@ -260,27 +187,11 @@ test_shortcut_mismatch (void)
 static void
 test_full (void)
 {
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *weights = test_tmp_path ("hunyuan-synth.safetensors");
-  g_autoptr (VaeModel) m = NULL;
-  VaeMemoryPlan plan;
-  VaeRun        run = { 0 };
+  g_autoptr (VaeModel) m = test_synth_family ("hunyuan-image", 64, 32, 324, 405575491);
 
-  g_assert_true (vae_synth_family ("hunyuan-image", 1, weights, &error));
-  g_assert_no_error (error);
-  m = load (weights, "hunyuan-image", 64, 32);
-  g_assert_cmpuint (m->n_tensors, ==, 324);
-  g_assert_cmpuint (m->n_params, ==, 405575491);
-  check_goldens (m, "full", 32);
-  g_remove (weights);
+  test_check_goldens (m, "hunyuan-image", "full", FALSE, 32, BAR);
   /* the planner walks the graph and bands it under a tight budget */
-  run.tiling.memory_limit = (guint64) 2500 << 20;
-  g_assert_true (vae_model_plan (m, FALSE, 64, 64, &run, &plan, &error));
-  g_assert_no_error (error);
-  g_test_message ("decode plan of a 64² latent under 2500 MiB: untiled %" G_GUINT64_FORMAT
-                  " MiB, bands of %d px, %" G_GUINT64_FORMAT " MiB",
-                  plan.untiled_bytes >> 20, plan.band_pixels, plan.tiled_bytes >> 20);
-  g_assert_cmpint (plan.band_pixels, >, 0);
+  test_assert_plan_bands (m, 64, 2500);
 }
 
 int

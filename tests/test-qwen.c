@@ -83,59 +83,11 @@ test_rms_norm (void)
   g_rand_free (rand);
 }
 
-static VaeTensor *
-golden (const gchar *dir, const gchar *name)
-{
-  g_autofree gchar *path = test_data_path ("qwen-image", dir, name, NULL);
-
-  return test_load_npy_latent (path);
-}
-
-/* Encode (moments and diffusion latent) and decode of DIR's goldens, in
- * the plain run and in bands of BAND image rows. */
-static void
-check_goldens (VaeModel *m, const gchar *dir, gint band)
-{
-  g_autofree gchar *image_path = test_data_path ("qwen-image", dir, "image.npy", NULL);
-  g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
-  g_autoptr (VaeTensor) moments = golden (dir, "moments.npy"), latent = golden (dir, "latent.npy");
-  g_autoptr (VaeTensor) d = golden (dir, "decode-latent.npy"),
-                        decoded = golden (dir, "decoded.npy");
-  VaeRun runs[2];
-
-  memset (runs, 0, sizeof runs);
-  runs[1].compute.backend = runs[0].compute.backend = VAE_BACKEND_CPU;
-  runs[1].tiling.tile_size = band;
-  for (guint r = 0; r < G_N_ELEMENTS (runs); r++)
-    {
-      g_autoptr (GError) error = NULL;
-      g_autoptr (VaeTensor) got_moments = vae_model_encode_raw (m, image, &runs[r], &error);
-      g_autoptr (VaeTensor) got_latent =
-          vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &runs[r], &error);
-      g_autoptr (VaeTensor) got_decoded = vae_model_decode_raw (m, d, &runs[r], &error);
-      g_autofree gchar *what = g_strdup_printf ("%s, %s", dir, r ? "in bands" : "untiled");
-      g_autofree gchar *w1 = g_strconcat (what, ": encoder moments of 45×61", NULL);
-      g_autofree gchar *w2 = g_strconcat (what, ": diffusion latent", NULL);
-      g_autofree gchar *w3 = g_strconcat (what, ": decode of a 7×5 latent", NULL);
-
-      g_assert_no_error (error);
-      test_assert_close (got_moments, moments, BAR, w1);
-      test_assert_close (got_latent, latent, BAR, w2);
-      test_assert_close (got_decoded, decoded, BAR, w3);
-    }
-}
-
+/* Qwen-Image's and Wan 2.1's layouts: 16 latent channels at 1/8. */
 static VaeModel *
 load (const gchar *path, const gchar *family)
 {
-  g_autoptr (GError) error = NULL;
-  VaeModel *m = vae_model_load (path, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_cmpstr (vae_model_get_family (m)->name, ==, family);
-  g_assert_cmpint (vae_model_latent_channels (m), ==, 16);
-  g_assert_cmpint (vae_model_factor (m), ==, 8);
-  return m;
+  return test_load_family (path, family, 16, 8);
 }
 
 static void
@@ -144,7 +96,7 @@ test_small (gconstpointer file)
   g_autofree gchar *path = test_data_path ("qwen-image", "small", file, NULL);
   g_autoptr (VaeModel) m = load (path, g_str_has_prefix (file, "wan") ? "wan21" : "qwen-image");
 
-  check_goldens (m, "small", 8);
+  test_check_goldens (m, "qwen-image", "small", TRUE, 8, BAR);
 }
 
 /* The full architecture: 194 tensors, 126,892,531 parameters, of which
@@ -152,27 +104,12 @@ test_small (gconstpointer file)
 static void
 test_full (void)
 {
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *weights = test_tmp_path ("qwen-image-synth.safetensors");
-  g_autoptr (VaeModel) m = NULL;
-  VaeMemoryPlan plan;
-  VaeRun        run = { 0 };
+  g_autoptr (VaeModel) m = test_synth_family ("qwen-image", 16, 8, 194, 126892531);
 
-  g_assert_true (vae_synth_family ("qwen-image", 1, weights, &error));
-  g_assert_no_error (error);
-  m = load (weights, "qwen-image");
-  g_assert_cmpuint (m->n_tensors, ==, 194);
-  g_assert_cmpuint (m->n_params, ==, 126892531);
   g_assert_cmpuint (m->net_floats, ==, 44599603); /* what one frame uses: the plan's weights */
-  check_goldens (m, "full", 16);
+  test_check_goldens (m, "qwen-image", "full", TRUE, 16, BAR);
   /* the planner walks the graph and bands it under a tight budget */
-  run.tiling.memory_limit = (guint64) 700 << 20;
-  g_assert_true (vae_model_plan (m, FALSE, 128, 128, &run, &plan, &error));
-  g_assert_no_error (error);
-  g_test_message ("decode plan of 128² under 700 MiB: untiled %" G_GUINT64_FORMAT
-                  " MiB, bands of %d px, %" G_GUINT64_FORMAT " MiB",
-                  plan.untiled_bytes >> 20, plan.band_pixels, plan.tiled_bytes >> 20);
-  g_assert_cmpint (plan.band_pixels, >, 0);
+  test_assert_plan_bands (m, 128, 700);
 }
 
 /* ComfyUI's .latent holds the raw latent: diffusion·std + mean. */
@@ -181,16 +118,9 @@ test_raw_latent (void)
 {
   g_autofree gchar *path = test_data_path ("qwen-image", "small", "qwen_small.safetensors", NULL);
   g_autoptr (VaeModel) m = load (path, "qwen-image");
-  g_autoptr (VaeTensor) z = vae_tensor_new (16, 1, 2, NULL);
 
-  for (gint c = 0; c < 16; c++)
-    z->data[2 * c] = 1.0f, z->data[2 * c + 1] = -0.5f;
-  vae_model_latent_to_raw (m, z);
-  g_assert_cmpfloat_with_epsilon (z->data[0], 2.8184 - 0.7571, 1e-5);         /* channel 0 */
-  g_assert_cmpfloat_with_epsilon (z->data[31], -0.5 * 1.9160 - 0.2921, 1e-5); /* channel 15 */
-  vae_model_latent_from_raw (m, z);
-  g_assert_cmpfloat_with_epsilon (z->data[0], 1.0, 1e-6);
-  g_assert_cmpfloat_with_epsilon (z->data[31], -0.5, 1e-6);
+  /* channels 0 and 15: std 2.8184, 1.9160; mean −0.7571, −0.2921 */
+  test_assert_raw_latent (m, 2.8184, -0.7571, 1.9160, -0.2921);
 }
 
 int

@@ -298,3 +298,159 @@ test_kl_with_channels (const gchar *tensor, gint dim, gint channels)
   g_free (items);
   return path;
 }
+
+VaeModel *
+test_load_family (const gchar *path, const gchar *family, gint latent_channels, gint factor)
+{
+  g_autoptr (GError) error = NULL;
+  VaeModel *m = vae_model_load (path, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (vae_model_get_family (m)->name, ==, family);
+  g_assert_cmpint (vae_model_latent_channels (m), ==, latent_channels);
+  g_assert_cmpint (vae_model_factor (m), ==, factor);
+  return m;
+}
+
+VaeModel *
+test_synth_family (const gchar *family, gint latent_channels, gint factor, guint n_tensors,
+                   guint64 n_params)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *file = g_strdup_printf ("%s-synth.safetensors", family);
+  g_autofree gchar *weights = test_tmp_path (file);
+  VaeModel         *m;
+
+  g_assert_true (vae_synth_family (family, 1, weights, &error));
+  g_assert_no_error (error);
+  m = test_load_family (weights, family, latent_channels, factor);
+  /* the model holds its weights now: the file's hundreds of MB go back
+   * before the goldens run */
+  g_remove (weights);
+  g_assert_cmpuint (m->n_tensors, ==, n_tensors);
+  g_assert_cmpuint (m->n_params, ==, n_params);
+  return m;
+}
+
+void
+test_assert_raw_latent (VaeModel *m, gdouble std0, gdouble mean0, gdouble std_last,
+                        gdouble mean_last)
+{
+  const gint channels = vae_model_latent_channels (m);
+  const gint last = 2 * channels - 1; /* the last channel's second value */
+  g_autoptr (VaeTensor) z = vae_tensor_new (channels, 1, 2, NULL);
+
+  for (gint c = 0; c < channels; c++)
+    z->data[2 * c] = 1.0f, z->data[2 * c + 1] = -0.5f;
+  vae_model_latent_to_raw (m, z);
+  g_assert_cmpfloat_with_epsilon (z->data[0], std0 + mean0, 1e-5);
+  g_assert_cmpfloat_with_epsilon (z->data[last], -0.5 * std_last + mean_last, 1e-5);
+  vae_model_latent_from_raw (m, z);
+  g_assert_cmpfloat_with_epsilon (z->data[0], 1.0, 1e-6);
+  g_assert_cmpfloat_with_epsilon (z->data[last], -0.5, 1e-6);
+}
+
+static VaeTensor *
+golden (const gchar *group, const gchar *dir, const gchar *name)
+{
+  g_autofree gchar *path = test_data_path (group, dir, name, NULL);
+
+  return test_load_npy_latent (path);
+}
+
+void
+test_check_goldens (VaeModel *m, const gchar *group, const gchar *dir, gboolean moments, gint band,
+                    gdouble tol)
+{
+  g_autofree gchar *image_path = test_data_path (group, dir, "image.npy", NULL);
+  g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
+  g_autoptr (VaeTensor) want_moments = moments ? golden (group, dir, "moments.npy") : NULL;
+  g_autoptr (VaeTensor) latent = golden (group, dir, "latent.npy");
+  g_autoptr (VaeTensor) d = golden (group, dir, "decode-latent.npy");
+  g_autoptr (VaeTensor) decoded = golden (group, dir, "decoded.npy");
+  VaeRun runs[2];
+
+  memset (runs, 0, sizeof runs);
+  runs[1].compute.backend = runs[0].compute.backend = VAE_BACKEND_CPU;
+  runs[1].tiling.tile_size = band;
+  for (guint r = 0; r < G_N_ELEMENTS (runs); r++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (VaeTensor) got_latent = NULL, got_decoded = NULL;
+      g_autofree gchar *what = g_strdup_printf ("%s, %s", dir, r ? "in bands" : "untiled");
+
+      if (moments)
+        {
+          g_autoptr (VaeTensor) got = vae_model_encode_raw (m, image, &runs[r], &error);
+          g_autofree gchar *w =
+              g_strdup_printf ("%s: encoder moments of %d×%d", what, image->height, image->width);
+          g_assert_no_error (error);
+          test_assert_close (got, want_moments, tol, w);
+        }
+      got_latent = vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &runs[r], &error);
+      g_assert_no_error (error);
+      {
+        g_autofree gchar *w =
+            g_strdup_printf ("%s: diffusion latent of %d×%d", what, image->height, image->width);
+        test_assert_close (got_latent, latent, tol, w);
+      }
+      got_decoded = vae_model_decode_raw (m, d, &runs[r], &error);
+      g_assert_no_error (error);
+      {
+        g_autofree gchar *w =
+            g_strdup_printf ("%s: decode of a %d×%d latent", what, d->height, d->width);
+        test_assert_close (got_decoded, decoded, tol, w);
+      }
+    }
+}
+
+void
+test_assert_plan_bands (VaeModel *m, gint side, guint limit_mib)
+{
+  g_autoptr (GError) error = NULL;
+  VaeMemoryPlan plan;
+  VaeRun        run = { 0 };
+
+  run.tiling.memory_limit = (guint64) limit_mib << 20;
+  g_assert_true (vae_model_plan (m, FALSE, side, side, &run, &plan, &error));
+  g_assert_no_error (error);
+  g_test_message ("decode plan of a %d² latent under %u MiB: untiled %" G_GUINT64_FORMAT
+                  " MiB, bands of %d px, %" G_GUINT64_FORMAT " MiB",
+                  side, limit_mib, plan.untiled_bytes >> 20, plan.band_pixels,
+                  plan.tiled_bytes >> 20);
+  g_assert_cmpint (plan.band_pixels, >, 0);
+}
+
+gchar *
+test_weights_copy (const gchar *path, const gchar *name, const gchar *drop, const gchar *reshape,
+                   gint64 rows)
+{
+  gchar *out = test_tmp_path (name);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VaeWeights) w = vae_weights_load (path, &error);
+  g_autoptr (GPtrArray) data = g_ptr_array_new_with_free_func (g_free);
+  g_autofree VaeSafetensorsItem *items = NULL;
+  guint                          n = 0;
+
+  g_assert_no_error (error);
+  items = g_new0 (VaeSafetensorsItem, vae_weights_count (w));
+  for (guint i = 0; i < vae_weights_count (w); i++)
+    {
+      const gchar *tensor = vae_weights_name (w, i);
+      if (drop && g_str_equal (tensor, drop))
+        continue;
+      items[n].name = tensor;
+      items[n].dtype = VAE_DTYPE_F32;
+      g_assert_true (vae_weights_shape (w, tensor, &items[n].ndim, items[n].shape, NULL));
+      if (reshape && g_str_has_prefix (tensor, reshape))
+        items[n].shape[0] = rows; /* the first rows of the weight or bias */
+      items[n].data = vae_weights_get_float (w, tensor, NULL, &error);
+      g_assert_no_error (error);
+      g_ptr_array_add (data, (gpointer) items[n++].data);
+    }
+  /* a DROP the file does not hold would test nothing */
+  g_assert_cmpuint (n, ==, vae_weights_count (w) - (drop ? 1 : 0));
+  g_assert_true (vae_safetensors_write (out, items, n, NULL, &error));
+  g_assert_no_error (error);
+  return out;
+}

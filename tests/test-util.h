@@ -66,4 +66,40 @@ VaeModel *test_load_variant (const gchar *group, const TestVariant *v);
 /* Asserts that ERROR is set, in VAE_ERROR, and its message holds NEEDLE. */
 void test_assert_error (GError *error, const gchar *needle);
 
+/* The goldens of the family tests (tests/reference/make_FAMILY_goldens.py,
+ * in float64) are laid out alike: tests/data/GROUP/small holds a small
+ * model and its goldens, tests/data/GROUP/full the goldens of the full
+ * architecture, whose seeded weights core/nets/synth.c writes at test time. */
+
+/* Loads PATH, asserting no error, its family and its latent's shape. */
+VaeModel *test_load_family (const gchar *path, const gchar *family, gint latent_channels,
+                            gint factor);
+/* FAMILY's full architecture with the seeded weights of core/nets/synth.c
+ * (seed 1, as tests/reference/synth_weights.py gives them to the goldens),
+ * loaded through test_load_family, and asserted to hold N_TENSORS tensors of
+ * N_PARAMS parameters in all (diffusers' counts). */
+VaeModel *test_synth_family (const gchar *family, gint latent_channels, gint factor,
+                             guint n_tensors, guint64 n_params);
+/* ComfyUI's .latent holds the raw latent, diffusion·std + mean: asserts M's
+ * conversions both ways on its first channel (statistics STD0, MEAN0) and
+ * its last (STD_LAST, MEAN_LAST), within float32's rounding of them. */
+void test_assert_raw_latent (VaeModel *m, gdouble std0, gdouble mean0, gdouble std_last,
+                             gdouble mean_last);
+/* Against tests/data/GROUP/DIR, at max relative error <= TOL: the latent of
+ * image.npy (latent.npy, the posterior mean in the diffusion scale), when
+ * MOMENTS the encoder's raw moments (moments.npy), and the raw decode of
+ * decode-latent.npy (decoded.npy); each untiled and in bands of BAND image
+ * rows, whose seams must stay as exact as the plain run. */
+void test_check_goldens (VaeModel *m, const gchar *group, const gchar *dir, gboolean moments,
+                         gint band, gdouble tol);
+/* Asserts that the memory planner bands M's decode of a SIDE² latent under
+ * LIMIT_MIB (it walks the whole graph to do so). */
+void test_assert_plan_bands (VaeModel *m, gint side, guint limit_mib);
+/* A copy of the weights at PATH written to the temporary file NAME, in
+ * float32, without the tensor DROP (when given, asserting it was there) and
+ * with the tensors whose names begin with RESHAPE (when given) cut to their
+ * first ROWS outputs. */
+gchar *test_weights_copy (const gchar *path, const gchar *name, const gchar *drop,
+                          const gchar *reshape, gint64 rows);
+
 #endif

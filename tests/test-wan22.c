@@ -93,59 +93,11 @@ test_parts (void)
   g_assert_false (vae_wan22_dup_up (&conv, 5, 3, 1));
 }
 
-static VaeTensor *
-golden (const gchar *dir, const gchar *name)
-{
-  g_autofree gchar *path = test_data_path ("wan22", dir, name, NULL);
-
-  return test_load_npy_latent (path);
-}
-
-/* Encode (moments and diffusion latent) and decode of DIR's goldens, in
- * the plain run and in bands of BAND image rows. */
-static void
-check_goldens (VaeModel *m, const gchar *dir, gint band)
-{
-  g_autofree gchar *image_path = test_data_path ("wan22", dir, "image.npy", NULL);
-  g_autoptr (VaeTensor) image = test_load_npy_image (image_path);
-  g_autoptr (VaeTensor) moments = golden (dir, "moments.npy"), latent = golden (dir, "latent.npy");
-  g_autoptr (VaeTensor) d = golden (dir, "decode-latent.npy"),
-                        decoded = golden (dir, "decoded.npy");
-  VaeRun runs[2];
-
-  memset (runs, 0, sizeof runs);
-  runs[1].compute.backend = runs[0].compute.backend = VAE_BACKEND_CPU;
-  runs[1].tiling.tile_size = band;
-  for (guint r = 0; r < G_N_ELEMENTS (runs); r++)
-    {
-      g_autoptr (GError) error = NULL;
-      g_autoptr (VaeTensor) got_moments = vae_model_encode_raw (m, image, &runs[r], &error);
-      g_autoptr (VaeTensor) got_latent =
-          vae_model_encode (m, image, VAE_ENCODE_MEAN, 0, &runs[r], &error);
-      g_autoptr (VaeTensor) got_decoded = vae_model_decode_raw (m, d, &runs[r], &error);
-      g_autofree gchar *what = g_strdup_printf ("%s, %s", dir, r ? "in bands" : "untiled");
-      g_autofree gchar *w1 = g_strconcat (what, ": encoder moments of 61×93", NULL);
-      g_autofree gchar *w2 = g_strconcat (what, ": diffusion latent", NULL);
-      g_autofree gchar *w3 = g_strconcat (what, ": decode of a 5×6 latent", NULL);
-
-      g_assert_no_error (error);
-      test_assert_close (got_moments, moments, BAR, w1);
-      test_assert_close (got_latent, latent, BAR, w2);
-      test_assert_close (got_decoded, decoded, BAR, w3);
-    }
-}
-
+/* Wan 2.2's layout: 48 latent channels at 1/16. */
 static VaeModel *
 load (const gchar *path)
 {
-  g_autoptr (GError) error = NULL;
-  VaeModel *m = vae_model_load (path, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_cmpstr (vae_model_get_family (m)->name, ==, "wan22");
-  g_assert_cmpint (vae_model_latent_channels (m), ==, 48);
-  g_assert_cmpint (vae_model_factor (m), ==, 16);
-  return m;
+  return test_load_family (path, "wan22", 48, 16);
 }
 
 static void
@@ -154,7 +106,7 @@ test_small (gconstpointer file)
   g_autofree gchar *path = test_data_path ("wan22", "small", file, NULL);
   g_autoptr (VaeModel) m = load (path);
 
-  check_goldens (m, "small", 32);
+  test_check_goldens (m, "wan22", "small", TRUE, 32, BAR);
 }
 
 /* The full architecture (Wan2.2-TI2V-5B's VAE: base_dim 160,
@@ -162,27 +114,13 @@ test_small (gconstpointer file)
 static void
 test_full (void)
 {
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *weights = test_tmp_path ("wan22-synth.safetensors");
-  g_autoptr (VaeModel) m = NULL;
-  VaeMemoryPlan plan;
-  VaeRun        run = { 0 };
+  g_autoptr (VaeModel) m = test_synth_family ("wan22", 48, 16, WAN22_TENSORS, WAN22_PARAMS);
 
-  g_assert_true (vae_synth_family ("wan22", 1, weights, &error));
-  g_assert_no_error (error);
-  m = load (weights);
-  g_assert_cmpuint (m->n_tensors, ==, WAN22_TENSORS);
-  g_assert_cmpuint (m->n_params, ==, WAN22_PARAMS);
   g_assert_cmpuint (m->net_floats, ==, WAN22_FRAME_PARAMS); /* what one frame uses */
-  check_goldens (m, "full", 32);
-  /* the planner walks the graph and bands it under a tight budget */
-  run.tiling.memory_limit = (guint64) 1500 << 20;
-  g_assert_true (vae_model_plan (m, FALSE, 64, 64, &run, &plan, &error));
-  g_assert_no_error (error);
-  g_test_message ("decode plan of 1024² under 1500 MiB: untiled %" G_GUINT64_FORMAT
-                  " MiB, bands of %d px, %" G_GUINT64_FORMAT " MiB",
-                  plan.untiled_bytes >> 20, plan.band_pixels, plan.tiled_bytes >> 20);
-  g_assert_cmpint (plan.band_pixels, >, 0);
+  test_check_goldens (m, "wan22", "full", TRUE, 32, BAR);
+  /* the planner walks the graph and bands it under a tight budget (a 64²
+   * latent: a 1024² picture) */
+  test_assert_plan_bands (m, 64, 1500);
 }
 
 /* ComfyUI's .latent holds the raw latent: diffusion·std + mean (channels 0
@@ -192,16 +130,9 @@ test_raw_latent (void)
 {
   g_autofree gchar *path = test_data_path ("wan22", "small", "wan22_small.safetensors", NULL);
   g_autoptr (VaeModel) m = load (path);
-  g_autoptr (VaeTensor) z = vae_tensor_new (48, 1, 2, NULL);
 
-  for (gint c = 0; c < 48; c++)
-    z->data[2 * c] = 1.0f, z->data[2 * c + 1] = -0.5f;
-  vae_model_latent_to_raw (m, z);
-  g_assert_cmpfloat_with_epsilon (z->data[0], 0.4765 - 0.2289, 1e-5);         /* channel 0 */
-  g_assert_cmpfloat_with_epsilon (z->data[95], -0.5 * 0.7744 - 0.0667, 1e-5); /* channel 47 */
-  vae_model_latent_from_raw (m, z);
-  g_assert_cmpfloat_with_epsilon (z->data[0], 1.0, 1e-6);
-  g_assert_cmpfloat_with_epsilon (z->data[95], -0.5, 1e-6);
+  /* channels 0 and 47: std 0.4765, 0.7744; mean −0.2289, −0.0667 */
+  test_assert_raw_latent (m, 0.4765, -0.2289, 0.7744, -0.0667);
 }
 
 /* A causal 3-D VAE whose image side is neither RGB nor 12 channels is

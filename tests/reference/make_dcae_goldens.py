@@ -19,17 +19,13 @@ Latents are in the diffusion scale: z * scaling_factor.
 import os
 import sys
 
-import numpy as np
 import torch
 from diffusers import AutoencoderDC
-from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_qwen_goldens import image, pad  # noqa: E402
-from synth_weights import tensor  # noqa: E402
+from family_goldens import DATA, count, decode_latent, image, pad, save_goldens, save_weights, seeded  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "data", "dc-ae")
-SEED = 1
+OUT = os.path.join(DATA, "dc-ae")
 VIT = "EfficientViTBlock"
 SANA = dict(encoder_block_types=("ResBlock",) * 3 + (VIT,) * 3, decoder_block_types=("ResBlock",) * 3 + (VIT,) * 3,
             encoder_block_out_channels=(128, 256, 512, 512, 1024, 1024),
@@ -42,38 +38,23 @@ SMALL = dict(SANA, encoder_block_out_channels=(8, 16, 32, 32, 32, 32), decoder_b
              encoder_layers_per_block=(1, 1, 1, 2, 1, 1), decoder_layers_per_block=(1, 1, 1, 2, 1, 1))
 
 
-def seeded(config, dtype):
-    m = AutoencoderDC(**config)
-    sd = {k: torch.tensor(tensor(k, tuple(v.shape), SEED)).to(dtype) for k, v in m.state_dict().items()}
-    m.load_state_dict(sd)
-    return m.double().eval(), sd
-
-
 @torch.no_grad()
 def goldens(m, out):
     s = m.config.scaling_factor
     img = image(45, 61)
     x = torch.tensor(pad(img, 32)).double()[None] * 2 - 1
     latent = m.encode(x).latent * s
-    d = torch.tensor(np.random.RandomState(SEED + 1).randn(1, 32, 3, 2)).double()
-    decoded = m.decode(d / s).sample
-    os.makedirs(out, exist_ok=True)
-    np.save(os.path.join(out, "image.npy"), img.transpose(1, 2, 0).copy())
-    np.save(os.path.join(out, "latent.npy"), latent.numpy().astype(np.float32))
-    np.save(os.path.join(out, "decode-latent.npy"), d.numpy().astype(np.float32))
-    np.save(os.path.join(out, "decoded.npy"), decoded.numpy().astype(np.float32))
-    print(out, "latent", tuple(latent.shape), "std", float(latent.std()), "decoded", tuple(decoded.shape),
-          "range", float(decoded.min()), float(decoded.max()))
+    d = decode_latent(32, (3, 2))
+    save_goldens(out, img, latent, d, m.decode(d / s).sample)
 
 
 def main():
     torch.set_num_threads(os.cpu_count())
-    m, sd = seeded(SMALL, torch.float16)
-    os.makedirs(os.path.join(OUT, "small"), exist_ok=True)
-    save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(OUT, "small", "dcae_small.safetensors"))
+    m, sd = seeded(AutoencoderDC(**SMALL), torch.float16)
+    save_weights(sd, os.path.join(OUT, "small", "dcae_small.safetensors"))
     goldens(m, os.path.join(OUT, "small"))
-    m, sd = seeded(SANA, torch.float32)
-    print("full:", len(sd), "tensors,", sum(v.numel() for v in sd.values()), "parameters")
+    m, sd = seeded(AutoencoderDC(**SANA), torch.float32)
+    print("full: %d tensors, %d parameters" % count(sd))
     goldens(m, os.path.join(OUT, "full"))
 
 

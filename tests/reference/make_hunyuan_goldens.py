@@ -23,55 +23,36 @@ import sys
 import numpy as np
 import torch
 from diffusers import AutoencoderKLHunyuanImage
-from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_qwen_goldens import image, pad  # noqa: E402
-from synth_weights import tensor  # noqa: E402
+from family_goldens import DATA, count, decode_latent, image, pad, save_goldens, save_weights, seeded  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "data", "hunyuan-image")
-SEED = 1
+OUT = os.path.join(DATA, "hunyuan-image")
 FULL = dict(in_channels=3, out_channels=3, latent_channels=64, block_out_channels=(128, 256, 512, 512, 1024, 1024),
             layers_per_block=2, spatial_compression_ratio=32, sample_size=384, scaling_factor=0.75289)
 SMALL = dict(FULL, latent_channels=8, block_out_channels=(32, 32, 32), layers_per_block=1,
              spatial_compression_ratio=4)
 
 
-def seeded(config, dtype):
-    m = AutoencoderKLHunyuanImage(**config)
-    sd = {k: torch.tensor(tensor(k, tuple(v.shape), SEED)).to(dtype) for k, v in m.state_dict().items()}
-    m.load_state_dict(sd)
-    return m.double().eval(), sd
-
-
 @torch.no_grad()
 def goldens(m, out, decode_hw):
     s = m.config.scaling_factor
-    z = m.config.latent_channels
     img = image(45, 61)
     x = torch.tensor(pad(img, m.config.spatial_compression_ratio)).double()[None] * 2 - 1
     latent = m.encode(x).latent_dist.mode() * s
     # the latent as the test reads it, float32, so both decode the same numbers
-    d = torch.tensor(np.random.RandomState(SEED + 1).randn(1, z, *decode_hw).astype(np.float32)).double()
-    decoded = m.decode(d / s).sample
-    os.makedirs(out, exist_ok=True)
-    np.save(os.path.join(out, "image.npy"), img.transpose(1, 2, 0).copy())
-    np.save(os.path.join(out, "latent.npy"), latent.numpy().astype(np.float32))
-    np.save(os.path.join(out, "decode-latent.npy"), d.numpy().astype(np.float32))
-    np.save(os.path.join(out, "decoded.npy"), decoded.numpy().astype(np.float32))
-    print(out, "latent", tuple(latent.shape), "std", float(latent.std()), "decoded", tuple(decoded.shape),
-          "range", float(decoded.min()), float(decoded.max()))
+    d = decode_latent(m.config.latent_channels, decode_hw, np.float32)
+    save_goldens(out, img, latent, d, m.decode(d / s).sample)
 
 
 def main():
     torch.set_num_threads(os.cpu_count())
-    m, sd = seeded(SMALL, torch.float16)
-    os.makedirs(os.path.join(OUT, "small"), exist_ok=True)
-    save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(OUT, "small", "hunyuan_small.safetensors"))
-    print("small:", len(sd), "tensors,", sum(v.numel() for v in sd.values()), "parameters")
+    m, sd = seeded(AutoencoderKLHunyuanImage(**SMALL), torch.float16)
+    save_weights(sd, os.path.join(OUT, "small", "hunyuan_small.safetensors"))
+    print("small: %d tensors, %d parameters" % count(sd))
     goldens(m, os.path.join(OUT, "small"), (9, 6))
-    m, sd = seeded(FULL, torch.float32)
-    print("full:", len(sd), "tensors,", sum(v.numel() for v in sd.values()), "parameters")
+    m, sd = seeded(AutoencoderKLHunyuanImage(**FULL), torch.float32)
+    print("full: %d tensors, %d parameters" % count(sd))
     goldens(m, os.path.join(OUT, "full"), (3, 2))
 
 

@@ -36,10 +36,10 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import AvgDown3D, DupUp3D,
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(__file__))
-from synth_weights import tensor  # noqa: E402
+from family_goldens import (DATA, SEED, causal_goldens, save_weights, seeded_tensor, wan_block,  # noqa: E402
+                            wan_outer_name)
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "data", "wan22")
-SEED = 1
+OUT = os.path.join(DATA, "wan22")
 
 # Wan-AI/Wan2.2-TI2V-5B-Diffusers vae/config.json, as diffusers'
 # scripts/convert_wan_to_diffusers.py (vae22_diffusers_config) and Wan2.2's
@@ -72,7 +72,7 @@ def seeded(base_dim, decoder_base_dim, dtype):
     sd, count = {}, [0, 0, 0]
     with torch.no_grad():
         for k, v in m.state_dict().items():
-            t = torch.tensor(tensor(k, tuple(v.shape), SEED)).to(dtype)
+            t = seeded_tensor(k, v, dtype)
             v.copy_(t)
             count[0] += 1
             count[1] += v.numel()
@@ -82,51 +82,19 @@ def seeded(base_dim, decoder_base_dim, dtype):
     return m, sd, count
 
 
-RESIDUAL = {"norm1": "residual.0", "conv1": "residual.2", "norm2": "residual.3", "conv2": "residual.6",
-            "conv_shortcut": "shortcut"}
-
-
 def wan_name(key, num_res_blocks=2):
     """diffusers' name of a Wan 2.2 tensor in Wan 2.2's own naming (vae2_2.py's module tree)."""
-    p = key.split(".")
-    if p[0] in ("quant_conv", "post_quant_conv"):
-        return {"quant_conv": "conv1", "post_quant_conv": "conv2"}[p[0]] + "." + p[1]
-    half, rest = p[0], p[1:]
-
-    def block(tail):
-        return ".".join(RESIDUAL[tail[0]].split(".") + tail[1:]) if tail[0] in RESIDUAL else ".".join(tail)
-
-    if rest[0] == "conv_in":
-        return f"{half}.conv1.{rest[1]}"
-    if rest[0] == "norm_out":
-        return f"{half}.head.0.{rest[1]}"
-    if rest[0] == "conv_out":
-        return f"{half}.head.2.{rest[1]}"
-    if rest[0] == "mid_block":
-        k = {"resnets.0": 0, "attentions.0": 1, "resnets.1": 2}[".".join(rest[1:3])]
-        return f"{half}.middle.{k}." + block(rest[3:])
+    name = wan_outer_name(key)
+    if name:
+        return name
+    half, *rest = key.split(".")
     outer, inner = ("downsamples", "downsamples") if half == "encoder" else ("upsamples", "upsamples")
     i = int(rest[1])
     if rest[2] == "resnets":
-        return f"{half}.{outer}.{i}.{inner}.{rest[3]}." + block(rest[4:])
+        return f"{half}.{outer}.{i}.{inner}.{rest[3]}." + wan_block(rest[4:])
     # the level's resampler closes its Sequential: after 2 resnets (encoder) or 3 (decoder)
     j = num_res_blocks if half == "encoder" else num_res_blocks + 1
     return f"{half}.{outer}.{i}.{inner}.{j}." + ".".join(rest[3:])
-
-
-def image(h, w):
-    """A smooth picture with texture, in 8-bit steps (a PNG holds it exactly)."""
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    rs = np.random.RandomState(SEED)
-    img = np.stack([0.5 + 0.4 * np.sin(x / 7 + c) * np.cos(y / 5 - c) for c in range(3)])
-    img += 0.08 * rs.randn(3, h, w)
-    return (np.round(np.clip(img, 0, 1) * 255) / 255).astype(np.float32)
-
-
-def pad(img, f):
-    h, w = img.shape[1:]
-    hp, wp = -(-h // f) * f, -(-w // f) * f
-    return np.pad(img, ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")
 
 
 @torch.no_grad()
@@ -138,28 +106,8 @@ def decode_raw(m, z):
     return unpatchify(out, patch_size=m.config.patch_size)
 
 
-@torch.no_grad()
 def goldens(m, out):
-    mean = torch.tensor(MEAN, dtype=torch.float64).view(1, -1, 1, 1)
-    std = torch.tensor(STD, dtype=torch.float64).view(1, -1, 1, 1)
-    img = image(*IMAGE)
-    x = torch.tensor(pad(img, 16)).double()[None, :, None] * 2 - 1
-    moments = m.encode(x).latent_dist.parameters[:, :, 0]
-    latent = (moments[:, :48] - mean) / std
-    d = torch.tensor(np.random.RandomState(SEED + 1).randn(1, 48, *LATENT)).double()
-    z = (d * std + mean)[:, :, None]
-    raw = decode_raw(m, z)[:, :, 0]
-    clamped = m.decode(z).sample[:, :, 0]
-    assert torch.equal(clamped, raw.clamp(-1, 1))
-    os.makedirs(out, exist_ok=True)
-    np.save(os.path.join(out, "image.npy"), img.transpose(1, 2, 0).copy())
-    np.save(os.path.join(out, "moments.npy"), moments.numpy().astype(np.float32))
-    np.save(os.path.join(out, "latent.npy"), latent.numpy().astype(np.float32))
-    np.save(os.path.join(out, "decode-latent.npy"), d.numpy().astype(np.float32))
-    np.save(os.path.join(out, "decoded.npy"), raw.numpy().astype(np.float32))
-    print(out, "moments", tuple(moments.shape), "decoded", tuple(raw.shape),
-          "range", float(raw.min()), float(raw.max()))
-    return x, z, moments, raw
+    return causal_goldens(m, out, MEAN, STD, IMAGE, 16, LATENT, decode_raw)
 
 
 def shortcuts():
@@ -224,7 +172,7 @@ def main():
     m, sd, _ = seeded(2, 3, torch.float16)
     wan = {wan_name(k): v for k, v in sd.items()}
     assert len(wan) == len(sd)
-    save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(OUT, "small", "wan22_small.safetensors"))
+    save_weights(sd, os.path.join(OUT, "small", "wan22_small.safetensors"))
     torch.save(wan, os.path.join(OUT, "small", "wan2.2_small.pth"))
     x, z, moments, raw = goldens(m, os.path.join(OUT, "small"))
     if args.wan_source:
