@@ -507,18 +507,8 @@ load_half (const DcNames *names, gboolean decoder, DcaeNet **out, GError **error
 
 /* ---- forward ------------------------------------------------------------- */
 
-/* As in kl.c, each step consumes its input and returns its output; a NULL
- * input (an earlier step failed and set ERROR) passes straight through, and
- * a stopped pass fails at its next step.  Steps named _keep leave their
- * input to the caller. */
-
-static VaeTensor *
-go_on (const VaePass *p, VaeTensor *x, GError **error)
-{
-  if (x && vae_pass_stopped (p, error))
-    g_clear_pointer (&x, vae_tensor_free);
-  return x;
-}
+/* The steps of nets.h, and these; steps named _keep leave their input to
+ * the caller. */
 
 /* act(conv(up(x)) + residual), X kept. */
 static VaeTensor *
@@ -528,21 +518,12 @@ conv_keep (const VaePass *p, const VaeConv *c, const VaeTensor *x, gboolean up,
   return x ? p->backend->conv (p->backend, c, x, up, residual, act, error) : NULL;
 }
 
-static VaeTensor *
-conv (const VaePass *p, const VaeConv *c, VaeTensor *x, VaeAct act, GError **error)
-{
-  VaeTensor *y = (x = go_on (p, x, error)) ? conv_keep (p, c, x, FALSE, NULL, act, error) : NULL;
-
-  vae_tensor_free (x);
-  return y;
-}
-
 /* conv(x) + residual, both consumed. */
 static VaeTensor *
 conv_plus (const VaePass *p, const VaeConv *c, VaeTensor *x, gboolean up, VaeTensor *residual,
            GError **error)
 {
-  VaeTensor *y = (x = go_on (p, x, error)) && residual
+  VaeTensor *y = (x = vae_step_go_on (p, x, error)) && residual
                      ? conv_keep (p, c, x, up, residual, VAE_ACT_NONE, error)
                      : NULL;
 
@@ -557,7 +538,7 @@ norm_plus (const VaePass *p, const VaeNorm *norm, VaeTensor *h, VaeTensor *x, GE
 {
   VaeTensor *y = NULL;
 
-  if ((h = go_on (p, h, error)) && x &&
+  if ((h = vae_step_go_on (p, h, error)) && x &&
       (h = vae_norm_consume (p->backend, norm, h, VAE_ACT_NONE, error)))
     y = p->backend->add (p->backend, h, x, error);
   vae_tensor_free (h);
@@ -568,7 +549,7 @@ norm_plus (const VaePass *p, const VaeNorm *norm, VaeTensor *h, VaeTensor *x, GE
 static VaeTensor *
 linear_attention (const VaePass *p, VaeTensor *x, GError **error)
 {
-  VaeTensor *y = (x = go_on (p, x, error))
+  VaeTensor *y = (x = vae_step_go_on (p, x, error))
                      ? p->backend->linear_attention (p->backend, x, DC_HEAD_DIM, DC_ATTN_EPS, error)
                      : NULL;
 
@@ -579,7 +560,8 @@ linear_attention (const VaePass *p, VaeTensor *x, GError **error)
 static VaeTensor *
 gate (const VaePass *p, VaeTensor *x, GError **error)
 {
-  VaeTensor *y = (x = go_on (p, x, error)) ? p->backend->gate (p->backend, x, error) : NULL;
+  VaeTensor *y =
+      (x = vae_step_go_on (p, x, error)) ? p->backend->gate (p->backend, x, error) : NULL;
 
   vae_tensor_free (x);
   return y;
@@ -589,11 +571,11 @@ gate (const VaePass *p, VaeTensor *x, GError **error)
 static VaeTensor *
 res_block (const VaePass *p, const ResBlock *r, VaeTensor *x, GError **error)
 {
-  VaeTensor *h = (x = go_on (p, x, error))
+  VaeTensor *h = (x = vae_step_go_on (p, x, error))
                      ? conv_keep (p, &r->conv1, x, FALSE, NULL, VAE_ACT_SILU, error)
                      : NULL;
 
-  h = conv (p, &r->conv2, h, VAE_ACT_NONE, error);
+  h = vae_step_conv (p, &r->conv2, h, FALSE, VAE_ACT_NONE, error);
   return norm_plus (p, &r->norm, h, x, error);
 }
 
@@ -606,19 +588,21 @@ vit_block (const VaePass *p, const VitBlock *v, VaeTensor *x, GError **error)
 
   /* each step runs only once the one before it succeeded: after a failure
    * the other branch is dropped, not computed */
-  qkv = (x = go_on (p, x, error)) ? conv_keep (p, &v->qkv, x, FALSE, NULL, VAE_ACT_NONE, error)
-                                  : NULL; /* 3C */
+  qkv = (x = vae_step_go_on (p, x, error))
+            ? conv_keep (p, &v->qkv, x, FALSE, NULL, VAE_ACT_NONE, error)
+            : NULL; /* 3C */
   if (qkv)
-    ms = conv_keep (p, &v->ms_depth, qkv, FALSE, NULL, VAE_ACT_NONE, error); /* 3C, 5×5 */
-  if (!(ms = conv (p, &v->ms_point, ms, VAE_ACT_NONE, error)))               /* 3C, per head */
+    ms = conv_keep (p, &v->ms_depth, qkv, FALSE, NULL, VAE_ACT_NONE, error);   /* 3C, 5×5 */
+  if (!(ms = vae_step_conv (p, &v->ms_point, ms, FALSE, VAE_ACT_NONE, error))) /* 3C, per head */
     g_clear_pointer (&qkv, vae_tensor_free);
-  if (!(a = conv (p, &v->out[0], linear_attention (p, qkv, error), VAE_ACT_NONE, error))) /* C */
+  if (!(a = vae_step_conv (p, &v->out[0], linear_attention (p, qkv, error), FALSE, VAE_ACT_NONE,
+                           error))) /* C */
     g_clear_pointer (&ms, vae_tensor_free);
   a = conv_plus (p, &v->out[1], linear_attention (p, ms, error), FALSE, a, error); /* C */
   x = norm_plus (p, &v->attn_norm, a, x, error);
-  h = x ? conv_keep (p, &v->inverted, x, FALSE, NULL, VAE_ACT_SILU, error) : NULL; /* 8C */
-  h = gate (p, conv (p, &v->depth, h, VAE_ACT_NONE, error), error);                /* 4C */
-  h = conv (p, &v->point, h, VAE_ACT_NONE, error);                                 /* C */
+  h = x ? conv_keep (p, &v->inverted, x, FALSE, NULL, VAE_ACT_SILU, error) : NULL;  /* 8C */
+  h = gate (p, vae_step_conv (p, &v->depth, h, FALSE, VAE_ACT_NONE, error), error); /* 4C */
+  h = vae_step_conv (p, &v->point, h, FALSE, VAE_ACT_NONE, error);                  /* C */
   return norm_plus (p, &v->mb_norm, h, x, error);
 }
 
@@ -655,14 +639,14 @@ dcae_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **err
       h = blocks (p, st, h, error);
       if (st->has_resample) /* mean of unshuffled groups + 3×3 stride 2: B(i+1) × H/2^(i+1) */
         {
-          s = (h = go_on (p, h, error))
+          s = (h = vae_step_go_on (p, h, error))
                   ? conv_keep (p, &st->shortcut, h, FALSE, NULL, VAE_ACT_NONE, error)
                   : NULL;
           h = conv_plus (p, &st->resample, h, FALSE, s, error);
         }
       h = reached (p, d, i + 1, h);
     }
-  s = (h = go_on (p, h, error))
+  s = (h = vae_step_go_on (p, h, error))
           ? conv_keep (p, &d->out_shortcut, h, FALSE, NULL, VAE_ACT_NONE, error)
           : NULL;
   return reached (p, d, d->n_stages + 1, conv_plus (p, &d->conv_out, h, FALSE, s, error)); /* Z */
@@ -684,7 +668,7 @@ dcae_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
       const Stage *st = &d->stages[i];
       if (st->has_resample) /* channels repeated and shuffled + nearest ×2, 3×3: Bi × 2·… */
         {
-          s = (h = go_on (p, h, error))
+          s = (h = vae_step_go_on (p, h, error))
                   ? conv_keep (p, &st->shortcut, h, FALSE, NULL, VAE_ACT_NONE, error)
                   : NULL;
           if (s && !vae_tensor_replace (&s, p->backend->pixel_shuffle (p->backend, s, error)))
@@ -693,9 +677,9 @@ dcae_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
         }
       h = reached (p, d, d->n_stages - i, blocks (p, st, h, error));
     }
-  if ((h = go_on (p, h, error)))
-    h = vae_norm_consume (p->backend, &d->norm_out, h, VAE_ACT_RELU, error);
-  return reached (p, d, d->n_stages + 1, conv (p, &d->conv_out, h, VAE_ACT_NONE, error)); /* 3 */
+  h = vae_step_norm (p, &d->norm_out, h, VAE_ACT_RELU, error);
+  return reached (p, d, d->n_stages + 1,
+                  vae_step_conv (p, &d->conv_out, h, FALSE, VAE_ACT_NONE, error)); /* 3 */
 }
 
 /* ---- building ------------------------------------------------------------ */
@@ -716,6 +700,10 @@ vae_dcae_build (const VaeWeights *weights, VaeParts *parts, GError **error)
     ok = load_half (&names, FALSE, &enc, error);
   if (ok && s->decoder_present)
     ok = load_half (&names, TRUE, &dec, error);
+  parts->encoder = enc ? &enc->net : NULL;
+  parts->decoder = dec ? &dec->net : NULL;
+  /* not vae_parts_halves_match: this message, translated in po/, has its
+   * own wording */
   if (ok && enc && dec &&
       (enc->net.out_channels != dec->net.in_channels || enc->net.factor != dec->net.factor))
     {
@@ -725,27 +713,12 @@ vae_dcae_build (const VaeWeights *weights, VaeParts *parts, GError **error)
                    dec->net.in_channels, dec->net.factor);
       ok = FALSE;
     }
-  /* the front ends hand over RGB images and read RGB back */
-  if (ok && ((enc && enc->net.in_channels != 3) || (dec && dec->net.out_channels != 3)))
+  if (!ok || !vae_parts_rgb (parts, weights, error))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _ ("%s: the encoder takes %d channels and the decoder gives %d; an RGB model "
-                      "takes and gives 3"),
-                   vae_weights_get_path (weights), enc ? enc->net.in_channels : 3,
-                   dec ? dec->net.out_channels : 3);
-      ok = FALSE;
-    }
-  if (!ok)
-    {
-      if (enc)
-        dcae_net_free (&enc->net);
-      if (dec)
-        dcae_net_free (&dec->net);
+      vae_parts_clear (parts);
       return FALSE;
     }
   s->raw_channels = dec ? dec->net.in_channels : enc->net.out_channels;
   s->raw_factor = dec ? dec->net.factor : enc->net.factor;
-  parts->encoder = enc ? &enc->net : NULL;
-  parts->decoder = dec ? &dec->net : NULL;
   return TRUE;
 }

@@ -504,16 +504,28 @@ load_blocks (const HyNames *names, HyNet *hy, const gchar *half, gint *c, GError
   return TRUE;
 }
 
+/* HALF's conv_in, of the input width its weight gives (WANT, its shape
+ * for a message, says which). */
+static gboolean
+load_conv_in (const HyNames *names, const gchar *half, const gchar *want, VaeConv *conv,
+              GError **error)
+{
+  g_autofree gchar     *prefix = g_strdup_printf ("%s.conv_in", half);
+  g_autofree gchar     *wname = g_strdup_printf ("%s.weight", prefix);
+  const VaeWeightEntry *w = find (names, "%s", wname);
+
+  if (!w || w->ndim < 4 || w->shape[1] < 1 || w->shape[1] > 65536)
+    return bad_tensor (names, wname, want, error);
+  return load_conv (names, prefix, (gint) w->shape[1], 3, conv, error);
+}
+
 /* The encoder: conv_in, blocks, mid, then the head and its shortcut. */
 static gboolean
 load_encoder (const HyNames *names, HyNet *hy, GError **error)
 {
-  const VaeWeightEntry *w = find (names, "encoder.conv_in.weight");
-  gint                  c, moments, g;
+  gint c, moments, g;
 
-  if (!w || w->ndim < 4 || w->shape[1] < 1 || w->shape[1] > 65536)
-    return bad_tensor (names, "encoder.conv_in.weight", "[width, 3, 3, 3]", error);
-  if (!load_conv (names, "encoder.conv_in", (gint) w->shape[1], 3, &hy->conv_in, error))
+  if (!load_conv_in (names, "encoder", "[width, 3, 3, 3]", &hy->conv_in, error))
     return FALSE;
   c = hy->conv_in.out_channels;
   if (!load_blocks (names, hy, "encoder", &c, error) ||
@@ -542,14 +554,11 @@ load_encoder (const HyNames *names, HyNet *hy, GError **error)
 static gboolean
 load_decoder (const HyNames *names, HyNet *hy, GError **error)
 {
-  const VaeWeightEntry *w = find (names, "decoder.conv_in.weight");
-  gint                  z, c, r;
+  gint z, c, r;
 
-  if (!w || w->ndim < 4 || w->shape[1] < 1 || w->shape[1] > 65536)
-    return bad_tensor (names, "decoder.conv_in.weight", "[width, Z, 3, 3]", error);
-  z = (gint) w->shape[1];
-  if (!load_conv (names, "decoder.conv_in", z, 3, &hy->conv_in, error))
+  if (!load_conv_in (names, "decoder", "[width, Z, 3, 3]", &hy->conv_in, error))
     return FALSE;
+  z = hy->conv_in.in_channels;
   c = hy->conv_in.out_channels;
   if (c % z)
     return bad_tensor (names, "decoder.conv_in.weight", "[width, Z, 3, 3], Z dividing the width",
@@ -583,14 +592,6 @@ load_half (const HyNames *names, gboolean decoder, GError **error)
 
 /* ---- forward ------------------------------------------------------------- */
 
-static VaeTensor *
-norm_silu (const VaePass *p, const VaeNorm *n, VaeTensor *x, GError **error)
-{
-  return (x = vae_step_go_on (p, x, error))
-             ? vae_norm_consume (p->backend, n, x, VAE_ACT_SILU, error)
-             : NULL;
-}
-
 /* x + conv2(SiLU(norm2(conv1(SiLU(norm1(x)))))). */
 static VaeTensor *
 resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
@@ -602,7 +603,7 @@ resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
     return NULL;
   h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
   h = vae_step_conv (p, &r->conv1, h, FALSE, VAE_ACT_NONE, error);
-  h = norm_silu (p, &r->norm2, h, error);
+  h = vae_step_norm (p, &r->norm2, h, VAE_ACT_SILU, error);
   if (h)
     out = be->conv (be, &r->conv2, h, FALSE, x, VAE_ACT_NONE, error);
   vae_tensor_free (x);
@@ -611,32 +612,11 @@ resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
 }
 
 static VaeTensor *
-attention (const VaePass *p, const VaeAttention *a, VaeTensor *x, GError **error)
-{
-  VaeTensor *y =
-      (x = vae_step_go_on (p, x, error)) ? p->backend->attention (p->backend, a, x, error) : NULL;
-
-  vae_tensor_free (x);
-  return y;
-}
-
-static VaeTensor *
 mid (const VaePass *p, const HyNet *hy, VaeTensor *h, GError **error)
 {
   h = resnet (p, &hy->mid[0], h, error);
-  h = attention (p, &hy->attention, h, error);
+  h = vae_step_attention (p, &hy->attention, h, error);
   return resnet (p, &hy->mid[1], h, error);
-}
-
-/* The ×2 pixel shuffle of an upsampler's conv output. */
-static VaeTensor *
-shuffle (const VaePass *p, VaeTensor *x, GError **error)
-{
-  VaeTensor *y =
-      (x = vae_step_go_on (p, x, error)) ? p->backend->pixel_shuffle (p->backend, x, error) : NULL;
-
-  vae_tensor_free (x);
-  return y;
 }
 
 /* Progress after STEP of the pass's n_blocks + 2 steps. */
@@ -669,7 +649,7 @@ hy_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **error
     s = p->backend->conv (p->backend, &hy->out_shortcut, h, FALSE, NULL, VAE_ACT_NONE, error);
   if (!s)
     g_clear_pointer (&h, vae_tensor_free);
-  h = norm_silu (p, &hy->norm_out, h, error);
+  h = vae_step_norm (p, &hy->norm_out, h, VAE_ACT_SILU, error);
   if (h)
     out = p->backend->conv (p->backend, &hy->conv_out, h, FALSE, s, VAE_ACT_NONE, error); /* 2Z */
   vae_tensor_free (h);
@@ -689,12 +669,13 @@ hy_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
   for (gint k = 0; k < hy->n_blocks; k++)
     {
       const Block *b = &hy->blocks[k];
-      h = b->resample ? shuffle (p, vae_step_conv (p, &b->conv, h, FALSE, VAE_ACT_NONE, error),
-                                 error) /* ×2 */
-                      : resnet (p, &b->resnet, h, error);
+      h = b->resample
+              ? vae_step_pixel_shuffle (
+                    p, vae_step_conv (p, &b->conv, h, FALSE, VAE_ACT_NONE, error), error) /* ×2 */
+              : resnet (p, &b->resnet, h, error);
       h = reached (p, hy, k + 2, h);
     }
-  h = norm_silu (p, &hy->norm_out, h, error);
+  h = vae_step_norm (p, &hy->norm_out, h, VAE_ACT_SILU, error);
   h = vae_step_conv (p, &hy->conv_out, h, FALSE, VAE_ACT_NONE, error); /* 3 × H × W */
   return reached (p, hy, hy->n_blocks + 2, h);
 }
@@ -719,6 +700,8 @@ vae_hunyuan_build (const VaeWeights *weights, VaeParts *parts, GError **error)
     ok = FALSE;
   if (ok && s->decoder_present && !(dec = load_half (&names, TRUE, error)))
     ok = FALSE;
+  parts->encoder = enc ? &enc->net : NULL;
+  parts->decoder = dec ? &dec->net : NULL;
   if (ok && !enc && !dec)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
@@ -726,37 +709,14 @@ vae_hunyuan_build (const VaeWeights *weights, VaeParts *parts, GError **error)
                    vae_weights_get_path (weights));
       ok = FALSE;
     }
-  if (ok && enc && dec &&
-      (enc->net.out_channels != 2 * dec->net.in_channels || enc->net.factor != dec->net.factor))
+  /* the encoder gives mean and log-variance */
+  if (!ok || !vae_parts_halves_match (parts, weights, 2, error) ||
+      !vae_parts_rgb (parts, weights, error))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _ ("%s: encoder (%d channels out, /%d) and decoder (%d channels in, ×%d) do not "
-                      "match"),
-                   vae_weights_get_path (weights), enc->net.out_channels, enc->net.factor,
-                   dec->net.in_channels, dec->net.factor);
-      ok = FALSE;
-    }
-  /* the front ends hand over RGB images and read RGB back */
-  if (ok && ((enc && enc->net.in_channels != 3) || (dec && dec->net.out_channels != 3)))
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _ ("%s: the encoder takes %d channels and the decoder gives %d; an RGB model "
-                      "takes and gives 3"),
-                   vae_weights_get_path (weights), enc ? enc->net.in_channels : 3,
-                   dec ? dec->net.out_channels : 3);
-      ok = FALSE;
-    }
-  if (!ok)
-    {
-      if (enc)
-        hy_net_free (&enc->net);
-      if (dec)
-        hy_net_free (&dec->net);
+      vae_parts_clear (parts);
       return FALSE;
     }
   s->raw_channels = dec ? dec->net.in_channels : enc->net.out_channels / 2;
   s->raw_factor = dec ? dec->net.factor : enc->net.factor;
-  parts->encoder = enc ? &enc->net : NULL;
-  parts->decoder = dec ? &dec->net : NULL;
   return TRUE;
 }
