@@ -89,35 +89,12 @@ static VaeTensor *dcae_decode (VaeNet *net, const VaePass *p, const VaeTensor *z
 
 /* ---- loading ------------------------------------------------------------- */
 
-static const VaeWeightEntry *find (const DcNames *names, const gchar *format, ...)
-    G_GNUC_PRINTF (2, 3);
-
-static const VaeWeightEntry *
-find (const DcNames *names, const gchar *format, ...)
-{
-  g_autofree gchar *name = NULL;
-  va_list           args;
-
-  va_start (args, format);
-  name = g_strdup_vprintf (format, args);
-  va_end (args);
-  return vae_weights_lookup (names->weights, name);
-}
-
 gboolean
 vae_dcae_detect (const VaeWeights *weights)
 {
   for (guint i = 0; i < vae_weights_count (weights); i++)
     if (strstr (vae_weights_name (weights, i), ".attn.to_qkv_multiscale."))
       return TRUE;
-  return FALSE;
-}
-
-static gboolean
-bad_tensor (const DcNames *names, const gchar *name, const gchar *want, GError **error)
-{
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s' should be %s"),
-               vae_weights_get_path (names->weights), name, want);
   return FALSE;
 }
 
@@ -135,7 +112,8 @@ load_conv (const DcNames *names, const gchar *prefix, gint in, gint out, gint k,
            gint groups, VaeConv *conv, GError **error)
 {
   g_autofree gchar     *wname = g_strdup_printf ("%s.weight", prefix);
-  const VaeWeightEntry *w = find (names, "%s", wname), *b = find (names, "%s.bias", prefix);
+  const VaeWeightEntry *w = vae_weights_lookup (names->weights, wname);
+  const VaeWeightEntry *b = vae_weights_lookupf (names->weights, "%s.bias", prefix);
   const gint            pad = stride == 2 ? 1 : k / 2;
 
   if (!w)
@@ -150,10 +128,10 @@ load_conv (const DcNames *names, const gchar *prefix, gint in, gint out, gint k,
     {
       g_autofree gchar *o = out >= 0 ? g_strdup_printf ("%d", out) : g_strdup ("out");
       g_autofree gchar *want = g_strdup_printf ("[%s, %d, %d, %d]", o, in / groups, k, k);
-      return bad_tensor (names, wname, want, error);
+      return vae_weights_wrong_shape (names->weights, wname, want, error);
     }
   if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
-    return bad_tensor (names, b->name, "[out]", error);
+    return vae_weights_wrong_shape (names->weights, b->name, "[out]", error);
   *conv = (VaeConv){ (gint) w->shape[0], in, k, stride, pad, pad, pad, pad };
   conv->groups = groups;
   conv->cache = vae_layer_cache_new ();
@@ -163,14 +141,15 @@ load_conv (const DcNames *names, const gchar *prefix, gint in, gint out, gint k,
 static gboolean
 load_norm (const DcNames *names, const gchar *prefix, gint channels, VaeNorm *norm, GError **error)
 {
-  const VaeWeightEntry *w = find (names, "%s.weight", prefix), *b = find (names, "%s.bias", prefix);
+  const VaeWeightEntry *w = vae_weights_lookupf (names->weights, "%s.weight", prefix);
+  const VaeWeightEntry *b = vae_weights_lookupf (names->weights, "%s.bias", prefix);
 
   if (!w || !b || w->ndim != 1 || b->ndim != 1 || w->shape[0] != channels ||
       b->shape[0] != channels)
     {
       g_autofree gchar *name = g_strdup_printf ("%s.weight", prefix);
       g_autofree gchar *want = g_strdup_printf ("[%d], with a bias of [%d]", channels, channels);
-      return bad_tensor (names, name, want, error);
+      return vae_weights_wrong_shape (names->weights, name, want, error);
     }
   *norm = (VaeNorm){ channels, 1, DC_EPS };
   norm->kind = VAE_NORM_RMS;
@@ -301,7 +280,7 @@ load_vit_block (const DcNames *names, const gchar *prefix, gint c, VitBlock *v, 
   g_autofree gchar     *depth = g_strdup_printf ("%s.conv_out.conv_depth", prefix);
   g_autofree gchar     *point = g_strdup_printf ("%s.conv_out.conv_point", prefix);
   g_autofree gchar     *mb_norm = g_strdup_printf ("%s.conv_out.norm", prefix);
-  const VaeWeightEntry *ms = find (names, "%s.weight", ms_in);
+  const VaeWeightEntry *ms = vae_weights_lookupf (names->weights, "%s.weight", ms_in);
 
   if (c % DC_HEAD_DIM)
     {
@@ -311,7 +290,7 @@ load_vit_block (const DcNames *names, const gchar *prefix, gint c, VitBlock *v, 
       return FALSE;
     }
   if (!ms || ms->ndim != 4)
-    return bad_tensor (names, ms_in, "[3C, 1, k, k]", error);
+    return vae_weights_wrong_shape (names->weights, ms_in, "[3C, 1, k, k]", error);
   return load_attention_projections (names, attn, c, v, error) &&
          load_conv (names, ms_in, 3 * c, 3 * c, (gint) ms->shape[3], 1, 3 * c, &v->ms_depth,
                     error) &&
@@ -319,7 +298,8 @@ load_vit_block (const DcNames *names, const gchar *prefix, gint c, VitBlock *v, 
          load_norm (names, attn_norm, c, &v->attn_norm, error) &&
          load_conv (names, inverted, c, -1, 1, 1, 1, &v->inverted, error) &&
          (v->inverted.out_channels % 2 == 0 ||
-          bad_tensor (names, inverted, "[an even number of channels, C, 1, 1]", error)) &&
+          vae_weights_wrong_shape (names->weights, inverted,
+                                   "[an even number of channels, C, 1, 1]", error)) &&
          load_conv (names, depth, v->inverted.out_channels, v->inverted.out_channels, 3, 1,
                     v->inverted.out_channels, &v->depth, error) &&
          load_conv (names, point, v->inverted.out_channels / 2, c, 1, 1, 1, &v->point, error) &&
@@ -367,8 +347,9 @@ count_blocks (const DcNames *names, const gchar *blocks, gint i, gint first)
 {
   gint j = first;
 
-  while (j - first < MAX_BLOCKS && (find (names, "%s.%d.%d.conv1.weight", blocks, i, j) ||
-                                    find (names, "%s.%d.%d.attn.to_q.weight", blocks, i, j)))
+  while (j - first < MAX_BLOCKS &&
+         (vae_weights_lookupf (names->weights, "%s.%d.%d.conv1.weight", blocks, i, j) ||
+          vae_weights_lookupf (names->weights, "%s.%d.%d.attn.to_q.weight", blocks, i, j)))
     j++;
   return j - first;
 }
@@ -385,7 +366,7 @@ load_stage (const DcNames *names, DcaeNet *d, gint i, gint c, gint first, GError
     {
       g_autofree gchar *prefix = g_strdup_printf ("%s.%d.%d", blocks, i, first + j);
       Block            *b = &s->blocks[j];
-      b->vit = find (names, "%s.attn.to_q.weight", prefix) != NULL;
+      b->vit = vae_weights_lookupf (names->weights, "%s.attn.to_q.weight", prefix) != NULL;
       if (!(b->vit ? load_vit_block (names, prefix, c, &b->v, error)
                    : load_res_block (names, prefix, c, &b->res, error)))
         return FALSE;
@@ -409,8 +390,9 @@ load_half (const DcNames *names, gboolean decoder, DcaeNet **out, GError **error
   d->net.forward = decoder ? dcae_decode : dcae_encode;
   d->decoder = decoder;
   *out = d;
-  while (d->n_stages < MAX_STAGES && (count_blocks (names, blocks, d->n_stages, 0) ||
-                                      find (names, "%s.%d.0.conv.weight", blocks, d->n_stages)))
+  while (d->n_stages < MAX_STAGES &&
+         (count_blocks (names, blocks, d->n_stages, 0) ||
+          vae_weights_lookupf (names->weights, "%s.%d.0.conv.weight", blocks, d->n_stages)))
     d->n_stages++;
   if (d->n_stages < 2)
     {
@@ -421,11 +403,12 @@ load_half (const DcNames *names, gboolean decoder, DcaeNet **out, GError **error
   for (gint i = 0; i < d->n_stages - 1; i++)
     {
       const gint            j = decoder ? 0 : count_blocks (names, blocks, i, 0);
-      const VaeWeightEntry *r = find (names, "%s.%d.%d.conv.weight", blocks, i, j);
+      const VaeWeightEntry *r =
+          vae_weights_lookupf (names->weights, "%s.%d.%d.conv.weight", blocks, i, j);
       if (!r || r->ndim != 4)
         {
           g_autofree gchar *name = g_strdup_printf ("%s.%d.%d.conv.weight", blocks, i, j);
-          return bad_tensor (names, name, "a resampler's 3×3 conv", error);
+          return vae_weights_wrong_shape (names->weights, name, "a resampler's 3×3 conv", error);
         }
       widths[i] = (gint) r->shape[decoder ? 0 : 1];
       widths[i + 1] = (gint) r->shape[decoder ? 1 : 0];
@@ -480,19 +463,21 @@ load_half (const DcNames *names, gboolean decoder, DcaeNet **out, GError **error
         return FALSE;
       latent = d->conv_out.out_channels;
       if (last % latent)
-        return bad_tensor (names, conv_out, "a divisor of the last stage's width", error);
+        return vae_weights_wrong_shape (names->weights, conv_out,
+                                        "a divisor of the last stage's width", error);
       fixed_conv (&d->out_shortcut, last, latent, 1, latent, group_mean);
       d->net.in_channels = 3;
       d->net.out_channels = latent;
     }
   else
     {
-      const VaeWeightEntry *w = find (names, "%s.weight", conv_in);
+      const VaeWeightEntry *w = vae_weights_lookupf (names->weights, "%s.weight", conv_in);
       const gint            last = widths[d->n_stages - 1];
       g_autofree gchar     *norm_out = g_strdup_printf ("%s.norm_out", half);
       latent = w && w->ndim == 4 ? (gint) w->shape[1] : 0;
       if (latent < 1 || last % latent)
-        return bad_tensor (names, conv_in, "[last width, latent, 3, 3]", error);
+        return vae_weights_wrong_shape (names->weights, conv_in, "[last width, latent, 3, 3]",
+                                        error);
       if (!load_conv (names, conv_in, latent, last, 3, 1, 1, &d->conv_in, error) ||
           !load_norm (names, norm_out, widths[0], &d->norm_out, error) ||
           !load_conv (names, conv_out, widths[0], 3, 3, 1, 1, &d->conv_out, error))
@@ -694,8 +679,8 @@ vae_dcae_build (const VaeWeights *weights, VaeParts *parts, GError **error)
 
   memset (parts, 0, sizeof *parts);
   s->kind = VAE_KIND_DCAE;
-  s->encoder_present = find (&names, "encoder.conv_in.weight") != NULL;
-  s->decoder_present = find (&names, "decoder.conv_in.weight") != NULL;
+  s->encoder_present = vae_weights_lookupf (weights, "encoder.conv_in.weight") != NULL;
+  s->decoder_present = vae_weights_lookupf (weights, "decoder.conv_in.weight") != NULL;
   if (s->encoder_present)
     ok = load_half (&names, FALSE, &enc, error);
   if (ok && s->decoder_present)

@@ -82,21 +82,6 @@ static VaeTensor *hy_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, 
 
 /* ---- names --------------------------------------------------------------- */
 
-static const VaeWeightEntry *find (const HyNames *names, const gchar *format, ...)
-    G_GNUC_PRINTF (2, 3);
-
-static const VaeWeightEntry *
-find (const HyNames *names, const gchar *format, ...)
-{
-  g_autofree gchar *name = NULL;
-  va_list           args;
-
-  va_start (args, format);
-  name = g_strdup_vprintf (format, args);
-  va_end (args);
-  return vae_weights_lookup (names->weights, name);
-}
-
 /* A resampler conv of Tencent's naming, which AutoencoderKL's LDM names
  * share: its width changes (4·out or out/4 channels), an LDM one's does not. */
 static gboolean
@@ -199,14 +184,6 @@ block_prefixes (const HyNames *names, const gchar *half, gboolean decoder, GArra
 
 /* ---- loading ------------------------------------------------------------- */
 
-static gboolean
-bad_tensor (const HyNames *names, const gchar *name, const gchar *want, GError **error)
-{
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s' should be %s"),
-               vae_weights_get_path (names->weights), name, want);
-  return FALSE;
-}
-
 static gfloat *
 get (const HyNames *names, const VaeWeightEntry *e, GError **error)
 {
@@ -221,7 +198,8 @@ load_conv (const HyNames *names, const gchar *prefix, gint in, gint k, VaeConv *
 {
   g_autofree gchar     *wname = g_strdup_printf ("%s.weight", prefix);
   g_autofree gchar     *bname = g_strdup_printf ("%s.bias", prefix);
-  const VaeWeightEntry *w = find (names, "%s", wname), *b = find (names, "%s", bname);
+  const VaeWeightEntry *w = vae_weights_lookup (names->weights, wname);
+  const VaeWeightEntry *b = vae_weights_lookup (names->weights, bname);
   gboolean              fits;
 
   if (!w)
@@ -236,10 +214,10 @@ load_conv (const HyNames *names, const gchar *prefix, gint in, gint k, VaeConv *
   if (!fits || w->shape[1] != in || w->shape[0] < 1 || w->shape[0] > 65536)
     {
       g_autofree gchar *want = g_strdup_printf ("[out, %d, %d, %d]", in, k, k);
-      return bad_tensor (names, wname, want, error);
+      return vae_weights_wrong_shape (names->weights, wname, want, error);
     }
   if (!b || b->ndim != 1 || b->shape[0] != w->shape[0])
-    return bad_tensor (names, bname, "[out]", error);
+    return vae_weights_wrong_shape (names->weights, bname, "[out]", error);
   *conv = (VaeConv){ (gint) w->shape[0], in, k, 1, k / 2, k / 2, k / 2, k / 2 };
   conv->cache = vae_layer_cache_new ();
   return (conv->weight = get (names, w, error)) && (conv->bias = get (names, b, error));
@@ -248,7 +226,8 @@ load_conv (const HyNames *names, const gchar *prefix, gint in, gint k, VaeConv *
 static gboolean
 load_norm (const HyNames *names, const gchar *prefix, gint channels, VaeNorm *norm, GError **error)
 {
-  const VaeWeightEntry *w = find (names, "%s.weight", prefix), *b = find (names, "%s.bias", prefix);
+  const VaeWeightEntry *w = vae_weights_lookupf (names->weights, "%s.weight", prefix);
+  const VaeWeightEntry *b = vae_weights_lookupf (names->weights, "%s.bias", prefix);
 
   if (!w || !b || w->ndim != 1 || b->ndim != 1 || w->shape[0] != channels ||
       b->shape[0] != channels || channels % HY_GROUPS)
@@ -256,7 +235,7 @@ load_norm (const HyNames *names, const gchar *prefix, gint channels, VaeNorm *no
       g_autofree gchar *name = g_strdup_printf ("%s.weight", prefix);
       g_autofree gchar *want = g_strdup_printf ("[%d], with a bias of [%d], in groups of %d",
                                                 channels, channels, HY_GROUPS);
-      return bad_tensor (names, name, want, error);
+      return vae_weights_wrong_shape (names->weights, name, want, error);
     }
   *norm = (VaeNorm){ channels, HY_GROUPS, HY_EPS };
   norm->cache = vae_layer_cache_new ();
@@ -280,12 +259,12 @@ load_resnet (const HyNames *names, const gchar *prefix, gint c, Resnet *r, GErro
     {
       g_autofree gchar *want = g_strdup_printf ("[%d, %d, 3, 3] (resnets keep their width)", c, c);
       g_autofree gchar *name = g_strdup_printf ("%s.weight", c1);
-      return bad_tensor (names, name, want, error);
+      return vae_weights_wrong_shape (names->weights, name, want, error);
     }
   return load_norm (names, n2, c, &r->norm2, error) &&
          load_conv (names, c2, c, 3, &r->conv2, error) &&
          (r->conv2.out_channels == c ||
-          bad_tensor (names, c2, "a conv keeping the resnet's width", error));
+          vae_weights_wrong_shape (names->weights, c2, "a conv keeping the resnet's width", error));
 }
 
 static void
@@ -316,7 +295,7 @@ load_attention (const HyNames *names, const gchar *prefix, gint c, VaeAttention 
       if (!load_conv (names, part, c, 1, convs[i], error))
         return FALSE;
       if (convs[i]->out_channels != c)
-        return bad_tensor (names, part, "a square 1×1 projection", error);
+        return vae_weights_wrong_shape (names->weights, part, "a square 1×1 projection", error);
     }
   return TRUE;
 }
@@ -512,10 +491,10 @@ load_conv_in (const HyNames *names, const gchar *half, const gchar *want, VaeCon
 {
   g_autofree gchar     *prefix = g_strdup_printf ("%s.conv_in", half);
   g_autofree gchar     *wname = g_strdup_printf ("%s.weight", prefix);
-  const VaeWeightEntry *w = find (names, "%s", wname);
+  const VaeWeightEntry *w = vae_weights_lookup (names->weights, wname);
 
   if (!w || w->ndim < 4 || w->shape[1] < 1 || w->shape[1] > 65536)
-    return bad_tensor (names, wname, want, error);
+    return vae_weights_wrong_shape (names->weights, wname, want, error);
   return load_conv (names, prefix, (gint) w->shape[1], 3, conv, error);
 }
 
@@ -535,8 +514,8 @@ load_encoder (const HyNames *names, HyNet *hy, GError **error)
     return FALSE;
   moments = hy->conv_out.out_channels;
   if (moments % 2 || c % moments)
-    return bad_tensor (names, "encoder.conv_out.weight", "[2Z, width, 3, 3], 2Z dividing the width",
-                       error);
+    return vae_weights_wrong_shape (names->weights, "encoder.conv_out.weight",
+                                    "[2Z, width, 3, 3], 2Z dividing the width", error);
   /* out_shortcut: output o averages channels o·g … o·g + g − 1 */
   g = c / moments;
   hy->out_shortcut = (VaeConv){ moments, c, 1, 1 };
@@ -561,8 +540,8 @@ load_decoder (const HyNames *names, HyNet *hy, GError **error)
   z = hy->conv_in.in_channels;
   c = hy->conv_in.out_channels;
   if (c % z)
-    return bad_tensor (names, "decoder.conv_in.weight", "[width, Z, 3, 3], Z dividing the width",
-                       error);
+    return vae_weights_wrong_shape (names->weights, "decoder.conv_in.weight",
+                                    "[width, Z, 3, 3], Z dividing the width", error);
   r = c / z; /* output o copies latent channel o / r */
   for (gint o = 0; o < c; o++)
     add_centre (&hy->conv_in, o, o / r, 3, 1, 1.0f);
@@ -694,8 +673,8 @@ vae_hunyuan_build (const VaeWeights *weights, VaeParts *parts, GError **error)
   names.original = !vae_weights_lookup (weights, "encoder.down_blocks.0.conv1.weight") &&
                    !vae_weights_lookup (weights, "decoder.up_blocks.0.conv1.weight");
   s->kind = VAE_KIND_HUNYUAN_IMAGE;
-  s->encoder_present = find (&names, "encoder.conv_in.weight") != NULL;
-  s->decoder_present = find (&names, "decoder.conv_in.weight") != NULL;
+  s->encoder_present = vae_weights_lookupf (weights, "encoder.conv_in.weight") != NULL;
+  s->decoder_present = vae_weights_lookupf (weights, "decoder.conv_in.weight") != NULL;
   if (s->encoder_present && !(enc = load_half (&names, FALSE, error)))
     ok = FALSE;
   if (ok && s->decoder_present && !(dec = load_half (&names, TRUE, error)))
