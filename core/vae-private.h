@@ -79,6 +79,9 @@ const VaeWeightEntry *vae_weights_lookup (const VaeWeights *weights, const gchar
 /* The entry of the name FORMAT expands to, or NULL. */
 const VaeWeightEntry *vae_weights_lookupf (const VaeWeights *weights, const gchar *format, ...)
     G_GNUC_PRINTF (2, 3);
+/* FALSE, with the error that the layer PREFIX lacks its PREFIX.weight. */
+gboolean vae_weights_missing_weight (const VaeWeights *weights, const gchar *prefix,
+                                     GError **error);
 /* FALSE, with the error that tensor NAME should be WANT (its shape, in
  * words, for the message): the loaders' one message for a misshapen tensor. */
 gboolean vae_weights_wrong_shape (const VaeWeights *weights, const gchar *name, const gchar *want,

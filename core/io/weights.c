@@ -269,6 +269,14 @@ vae_weights_lookupf (const VaeWeights *weights, const gchar *format, ...)
 }
 
 gboolean
+vae_weights_missing_weight (const VaeWeights *weights, const gchar *prefix, GError **error)
+{
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s.weight' is missing"),
+               weights->path, prefix);
+  return FALSE;
+}
+
+gboolean
 vae_weights_wrong_shape (const VaeWeights *weights, const gchar *name, const gchar *want,
                          GError **error)
 {

@@ -117,11 +117,7 @@ load_conv (const DcNames *names, const gchar *prefix, gint in, gint out, gint k,
   const gint            pad = stride == 2 ? 1 : k / 2;
 
   if (!w)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s.weight' is missing"),
-                   vae_weights_get_path (names->weights), prefix);
-      return FALSE;
-    }
+    return vae_weights_missing_weight (names->weights, prefix, error);
   if (!((w->ndim == 4 && w->shape[2] == k && w->shape[3] == k) || (w->ndim == 2 && k == 1)) ||
       w->shape[1] * groups != in || (out >= 0 && w->shape[0] != out) || w->shape[0] < 1 ||
       w->shape[0] > 65536 || w->shape[0] % groups)

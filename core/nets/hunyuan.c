@@ -203,11 +203,7 @@ load_conv (const HyNames *names, const gchar *prefix, gint in, gint k, VaeConv *
   gboolean              fits;
 
   if (!w)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s.weight' is missing"),
-                   vae_weights_get_path (names->weights), prefix);
-      return FALSE;
-    }
+    return vae_weights_missing_weight (names->weights, prefix, error);
   fits = w->ndim == 4   ? w->shape[2] == k && w->shape[3] == k
          : w->ndim == 5 ? w->shape[2] == 1 && w->shape[3] == k && w->shape[4] == k
                         : w->ndim == 2 && k == 1;

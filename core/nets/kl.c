@@ -250,11 +250,7 @@ load_conv (const KlNames *names, const gchar *prefix, gint in_channels, gint str
   const VaeWeightEntry *b = find (names, "%s.bias", prefix);
 
   if (!w)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s.weight' is missing"),
-                   vae_weights_get_path (names->weights), prefix);
-      return FALSE;
-    }
+    return vae_weights_missing_weight (names->weights, prefix, error);
   if (!((w->ndim == 4 && w->shape[2] == w->shape[3] && w->shape[2] % 2 == 1) || w->ndim == 2 ||
         (names->causal3d && w->ndim == 5 && w->shape[2] % 2 == 1 && w->shape[2] <= 15 &&
          w->shape[3] == w->shape[4] && w->shape[3] % 2 == 1)) ||
