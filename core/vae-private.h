@@ -76,6 +76,16 @@ VaeWeights *vae_weights_new (const gchar *path);
 gboolean vae_weights_add (VaeWeights *weights, const gchar *name, VaeDtype dtype, gint ndim,
                           const gint64 *shape, const guint8 *data, GError **error);
 const VaeWeightEntry *vae_weights_lookup (const VaeWeights *weights, const gchar *name);
+/* The entry of the name FORMAT expands to, or NULL. */
+const VaeWeightEntry *vae_weights_lookupf (const VaeWeights *weights, const gchar *format, ...)
+    G_GNUC_PRINTF (2, 3);
+/* FALSE, with the error that the layer PREFIX lacks its PREFIX.weight. */
+gboolean vae_weights_missing_weight (const VaeWeights *weights, const gchar *prefix,
+                                     GError **error);
+/* FALSE, with the error that tensor NAME should be WANT (its shape, in
+ * words, for the message): the loaders' one message for a misshapen tensor. */
+gboolean vae_weights_wrong_shape (const VaeWeights *weights, const gchar *name, const gchar *want,
+                                  GError **error);
 /* "[1, 4, 64, 64]", for messages. */
 gchar *vae_shape_text (const gint64 *shape, gint ndim);
 /* Strips `first_stage_model.`/`vae.` and unwraps nested names. */

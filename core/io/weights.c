@@ -256,6 +256,35 @@ vae_weights_lookup (const VaeWeights *weights, const gchar *name)
   return g_hash_table_lookup (weights->by_name, name);
 }
 
+const VaeWeightEntry *
+vae_weights_lookupf (const VaeWeights *weights, const gchar *format, ...)
+{
+  g_autofree gchar *name = NULL;
+  va_list           args;
+
+  va_start (args, format);
+  name = g_strdup_vprintf (format, args);
+  va_end (args);
+  return vae_weights_lookup (weights, name);
+}
+
+gboolean
+vae_weights_missing_weight (const VaeWeights *weights, const gchar *prefix, GError **error)
+{
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s.weight' is missing"),
+               weights->path, prefix);
+  return FALSE;
+}
+
+gboolean
+vae_weights_wrong_shape (const VaeWeights *weights, const gchar *name, const gchar *want,
+                         GError **error)
+{
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s' should be %s"), weights->path,
+               name, want);
+  return FALSE;
+}
+
 const gchar *
 vae_weights_get_path (const VaeWeights *weights)
 {

@@ -89,35 +89,12 @@ static VaeTensor *dcae_decode (VaeNet *net, const VaePass *p, const VaeTensor *z
 
 /* ---- loading ------------------------------------------------------------- */
 
-static const VaeWeightEntry *find (const DcNames *names, const gchar *format, ...)
-    G_GNUC_PRINTF (2, 3);
-
-static const VaeWeightEntry *
-find (const DcNames *names, const gchar *format, ...)
-{
-  g_autofree gchar *name = NULL;
-  va_list           args;
-
-  va_start (args, format);
-  name = g_strdup_vprintf (format, args);
-  va_end (args);
-  return vae_weights_lookup (names->weights, name);
-}
-
 gboolean
 vae_dcae_detect (const VaeWeights *weights)
 {
   for (guint i = 0; i < vae_weights_count (weights); i++)
     if (strstr (vae_weights_name (weights, i), ".attn.to_qkv_multiscale."))
       return TRUE;
-  return FALSE;
-}
-
-static gboolean
-bad_tensor (const DcNames *names, const gchar *name, const gchar *want, GError **error)
-{
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s' should be %s"),
-               vae_weights_get_path (names->weights), name, want);
   return FALSE;
 }
 
@@ -135,25 +112,22 @@ load_conv (const DcNames *names, const gchar *prefix, gint in, gint out, gint k,
            gint groups, VaeConv *conv, GError **error)
 {
   g_autofree gchar     *wname = g_strdup_printf ("%s.weight", prefix);
-  const VaeWeightEntry *w = find (names, "%s", wname), *b = find (names, "%s.bias", prefix);
+  const VaeWeightEntry *w = vae_weights_lookup (names->weights, wname);
+  const VaeWeightEntry *b = vae_weights_lookupf (names->weights, "%s.bias", prefix);
   const gint            pad = stride == 2 ? 1 : k / 2;
 
   if (!w)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s.weight' is missing"),
-                   vae_weights_get_path (names->weights), prefix);
-      return FALSE;
-    }
+    return vae_weights_missing_weight (names->weights, prefix, error);
   if (!((w->ndim == 4 && w->shape[2] == k && w->shape[3] == k) || (w->ndim == 2 && k == 1)) ||
       w->shape[1] * groups != in || (out >= 0 && w->shape[0] != out) || w->shape[0] < 1 ||
       w->shape[0] > 65536 || w->shape[0] % groups)
     {
       g_autofree gchar *o = out >= 0 ? g_strdup_printf ("%d", out) : g_strdup ("out");
       g_autofree gchar *want = g_strdup_printf ("[%s, %d, %d, %d]", o, in / groups, k, k);
-      return bad_tensor (names, wname, want, error);
+      return vae_weights_wrong_shape (names->weights, wname, want, error);
     }
   if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
-    return bad_tensor (names, b->name, "[out]", error);
+    return vae_weights_wrong_shape (names->weights, b->name, "[out]", error);
   *conv = (VaeConv){ (gint) w->shape[0], in, k, stride, pad, pad, pad, pad };
   conv->groups = groups;
   conv->cache = vae_layer_cache_new ();
@@ -163,14 +137,15 @@ load_conv (const DcNames *names, const gchar *prefix, gint in, gint out, gint k,
 static gboolean
 load_norm (const DcNames *names, const gchar *prefix, gint channels, VaeNorm *norm, GError **error)
 {
-  const VaeWeightEntry *w = find (names, "%s.weight", prefix), *b = find (names, "%s.bias", prefix);
+  const VaeWeightEntry *w = vae_weights_lookupf (names->weights, "%s.weight", prefix);
+  const VaeWeightEntry *b = vae_weights_lookupf (names->weights, "%s.bias", prefix);
 
   if (!w || !b || w->ndim != 1 || b->ndim != 1 || w->shape[0] != channels ||
       b->shape[0] != channels)
     {
       g_autofree gchar *name = g_strdup_printf ("%s.weight", prefix);
       g_autofree gchar *want = g_strdup_printf ("[%d], with a bias of [%d]", channels, channels);
-      return bad_tensor (names, name, want, error);
+      return vae_weights_wrong_shape (names->weights, name, want, error);
     }
   *norm = (VaeNorm){ channels, 1, DC_EPS };
   norm->kind = VAE_NORM_RMS;
@@ -301,7 +276,7 @@ load_vit_block (const DcNames *names, const gchar *prefix, gint c, VitBlock *v, 
   g_autofree gchar     *depth = g_strdup_printf ("%s.conv_out.conv_depth", prefix);
   g_autofree gchar     *point = g_strdup_printf ("%s.conv_out.conv_point", prefix);
   g_autofree gchar     *mb_norm = g_strdup_printf ("%s.conv_out.norm", prefix);
-  const VaeWeightEntry *ms = find (names, "%s.weight", ms_in);
+  const VaeWeightEntry *ms = vae_weights_lookupf (names->weights, "%s.weight", ms_in);
 
   if (c % DC_HEAD_DIM)
     {
@@ -311,7 +286,7 @@ load_vit_block (const DcNames *names, const gchar *prefix, gint c, VitBlock *v, 
       return FALSE;
     }
   if (!ms || ms->ndim != 4)
-    return bad_tensor (names, ms_in, "[3C, 1, k, k]", error);
+    return vae_weights_wrong_shape (names->weights, ms_in, "[3C, 1, k, k]", error);
   return load_attention_projections (names, attn, c, v, error) &&
          load_conv (names, ms_in, 3 * c, 3 * c, (gint) ms->shape[3], 1, 3 * c, &v->ms_depth,
                     error) &&
@@ -319,7 +294,8 @@ load_vit_block (const DcNames *names, const gchar *prefix, gint c, VitBlock *v, 
          load_norm (names, attn_norm, c, &v->attn_norm, error) &&
          load_conv (names, inverted, c, -1, 1, 1, 1, &v->inverted, error) &&
          (v->inverted.out_channels % 2 == 0 ||
-          bad_tensor (names, inverted, "[an even number of channels, C, 1, 1]", error)) &&
+          vae_weights_wrong_shape (names->weights, inverted,
+                                   "[an even number of channels, C, 1, 1]", error)) &&
          load_conv (names, depth, v->inverted.out_channels, v->inverted.out_channels, 3, 1,
                     v->inverted.out_channels, &v->depth, error) &&
          load_conv (names, point, v->inverted.out_channels / 2, c, 1, 1, 1, &v->point, error) &&
@@ -367,8 +343,9 @@ count_blocks (const DcNames *names, const gchar *blocks, gint i, gint first)
 {
   gint j = first;
 
-  while (j - first < MAX_BLOCKS && (find (names, "%s.%d.%d.conv1.weight", blocks, i, j) ||
-                                    find (names, "%s.%d.%d.attn.to_q.weight", blocks, i, j)))
+  while (j - first < MAX_BLOCKS &&
+         (vae_weights_lookupf (names->weights, "%s.%d.%d.conv1.weight", blocks, i, j) ||
+          vae_weights_lookupf (names->weights, "%s.%d.%d.attn.to_q.weight", blocks, i, j)))
     j++;
   return j - first;
 }
@@ -385,7 +362,7 @@ load_stage (const DcNames *names, DcaeNet *d, gint i, gint c, gint first, GError
     {
       g_autofree gchar *prefix = g_strdup_printf ("%s.%d.%d", blocks, i, first + j);
       Block            *b = &s->blocks[j];
-      b->vit = find (names, "%s.attn.to_q.weight", prefix) != NULL;
+      b->vit = vae_weights_lookupf (names->weights, "%s.attn.to_q.weight", prefix) != NULL;
       if (!(b->vit ? load_vit_block (names, prefix, c, &b->v, error)
                    : load_res_block (names, prefix, c, &b->res, error)))
         return FALSE;
@@ -409,8 +386,9 @@ load_half (const DcNames *names, gboolean decoder, DcaeNet **out, GError **error
   d->net.forward = decoder ? dcae_decode : dcae_encode;
   d->decoder = decoder;
   *out = d;
-  while (d->n_stages < MAX_STAGES && (count_blocks (names, blocks, d->n_stages, 0) ||
-                                      find (names, "%s.%d.0.conv.weight", blocks, d->n_stages)))
+  while (d->n_stages < MAX_STAGES &&
+         (count_blocks (names, blocks, d->n_stages, 0) ||
+          vae_weights_lookupf (names->weights, "%s.%d.0.conv.weight", blocks, d->n_stages)))
     d->n_stages++;
   if (d->n_stages < 2)
     {
@@ -421,11 +399,12 @@ load_half (const DcNames *names, gboolean decoder, DcaeNet **out, GError **error
   for (gint i = 0; i < d->n_stages - 1; i++)
     {
       const gint            j = decoder ? 0 : count_blocks (names, blocks, i, 0);
-      const VaeWeightEntry *r = find (names, "%s.%d.%d.conv.weight", blocks, i, j);
+      const VaeWeightEntry *r =
+          vae_weights_lookupf (names->weights, "%s.%d.%d.conv.weight", blocks, i, j);
       if (!r || r->ndim != 4)
         {
           g_autofree gchar *name = g_strdup_printf ("%s.%d.%d.conv.weight", blocks, i, j);
-          return bad_tensor (names, name, "a resampler's 3×3 conv", error);
+          return vae_weights_wrong_shape (names->weights, name, "a resampler's 3×3 conv", error);
         }
       widths[i] = (gint) r->shape[decoder ? 0 : 1];
       widths[i + 1] = (gint) r->shape[decoder ? 1 : 0];
@@ -480,19 +459,21 @@ load_half (const DcNames *names, gboolean decoder, DcaeNet **out, GError **error
         return FALSE;
       latent = d->conv_out.out_channels;
       if (last % latent)
-        return bad_tensor (names, conv_out, "a divisor of the last stage's width", error);
+        return vae_weights_wrong_shape (names->weights, conv_out,
+                                        "a divisor of the last stage's width", error);
       fixed_conv (&d->out_shortcut, last, latent, 1, latent, group_mean);
       d->net.in_channels = 3;
       d->net.out_channels = latent;
     }
   else
     {
-      const VaeWeightEntry *w = find (names, "%s.weight", conv_in);
+      const VaeWeightEntry *w = vae_weights_lookupf (names->weights, "%s.weight", conv_in);
       const gint            last = widths[d->n_stages - 1];
       g_autofree gchar     *norm_out = g_strdup_printf ("%s.norm_out", half);
       latent = w && w->ndim == 4 ? (gint) w->shape[1] : 0;
       if (latent < 1 || last % latent)
-        return bad_tensor (names, conv_in, "[last width, latent, 3, 3]", error);
+        return vae_weights_wrong_shape (names->weights, conv_in, "[last width, latent, 3, 3]",
+                                        error);
       if (!load_conv (names, conv_in, latent, last, 3, 1, 1, &d->conv_in, error) ||
           !load_norm (names, norm_out, widths[0], &d->norm_out, error) ||
           !load_conv (names, conv_out, widths[0], 3, 3, 1, 1, &d->conv_out, error))
@@ -507,18 +488,8 @@ load_half (const DcNames *names, gboolean decoder, DcaeNet **out, GError **error
 
 /* ---- forward ------------------------------------------------------------- */
 
-/* As in kl.c, each step consumes its input and returns its output; a NULL
- * input (an earlier step failed and set ERROR) passes straight through, and
- * a stopped pass fails at its next step.  Steps named _keep leave their
- * input to the caller. */
-
-static VaeTensor *
-go_on (const VaePass *p, VaeTensor *x, GError **error)
-{
-  if (x && vae_pass_stopped (p, error))
-    g_clear_pointer (&x, vae_tensor_free);
-  return x;
-}
+/* The steps of nets.h, and these; steps named _keep leave their input to
+ * the caller. */
 
 /* act(conv(up(x)) + residual), X kept. */
 static VaeTensor *
@@ -528,21 +499,12 @@ conv_keep (const VaePass *p, const VaeConv *c, const VaeTensor *x, gboolean up,
   return x ? p->backend->conv (p->backend, c, x, up, residual, act, error) : NULL;
 }
 
-static VaeTensor *
-conv (const VaePass *p, const VaeConv *c, VaeTensor *x, VaeAct act, GError **error)
-{
-  VaeTensor *y = (x = go_on (p, x, error)) ? conv_keep (p, c, x, FALSE, NULL, act, error) : NULL;
-
-  vae_tensor_free (x);
-  return y;
-}
-
 /* conv(x) + residual, both consumed. */
 static VaeTensor *
 conv_plus (const VaePass *p, const VaeConv *c, VaeTensor *x, gboolean up, VaeTensor *residual,
            GError **error)
 {
-  VaeTensor *y = (x = go_on (p, x, error)) && residual
+  VaeTensor *y = (x = vae_step_go_on (p, x, error)) && residual
                      ? conv_keep (p, c, x, up, residual, VAE_ACT_NONE, error)
                      : NULL;
 
@@ -557,7 +519,7 @@ norm_plus (const VaePass *p, const VaeNorm *norm, VaeTensor *h, VaeTensor *x, GE
 {
   VaeTensor *y = NULL;
 
-  if ((h = go_on (p, h, error)) && x &&
+  if ((h = vae_step_go_on (p, h, error)) && x &&
       (h = vae_norm_consume (p->backend, norm, h, VAE_ACT_NONE, error)))
     y = p->backend->add (p->backend, h, x, error);
   vae_tensor_free (h);
@@ -568,7 +530,7 @@ norm_plus (const VaePass *p, const VaeNorm *norm, VaeTensor *h, VaeTensor *x, GE
 static VaeTensor *
 linear_attention (const VaePass *p, VaeTensor *x, GError **error)
 {
-  VaeTensor *y = (x = go_on (p, x, error))
+  VaeTensor *y = (x = vae_step_go_on (p, x, error))
                      ? p->backend->linear_attention (p->backend, x, DC_HEAD_DIM, DC_ATTN_EPS, error)
                      : NULL;
 
@@ -579,7 +541,8 @@ linear_attention (const VaePass *p, VaeTensor *x, GError **error)
 static VaeTensor *
 gate (const VaePass *p, VaeTensor *x, GError **error)
 {
-  VaeTensor *y = (x = go_on (p, x, error)) ? p->backend->gate (p->backend, x, error) : NULL;
+  VaeTensor *y =
+      (x = vae_step_go_on (p, x, error)) ? p->backend->gate (p->backend, x, error) : NULL;
 
   vae_tensor_free (x);
   return y;
@@ -589,11 +552,11 @@ gate (const VaePass *p, VaeTensor *x, GError **error)
 static VaeTensor *
 res_block (const VaePass *p, const ResBlock *r, VaeTensor *x, GError **error)
 {
-  VaeTensor *h = (x = go_on (p, x, error))
+  VaeTensor *h = (x = vae_step_go_on (p, x, error))
                      ? conv_keep (p, &r->conv1, x, FALSE, NULL, VAE_ACT_SILU, error)
                      : NULL;
 
-  h = conv (p, &r->conv2, h, VAE_ACT_NONE, error);
+  h = vae_step_conv (p, &r->conv2, h, FALSE, VAE_ACT_NONE, error);
   return norm_plus (p, &r->norm, h, x, error);
 }
 
@@ -606,19 +569,21 @@ vit_block (const VaePass *p, const VitBlock *v, VaeTensor *x, GError **error)
 
   /* each step runs only once the one before it succeeded: after a failure
    * the other branch is dropped, not computed */
-  qkv = (x = go_on (p, x, error)) ? conv_keep (p, &v->qkv, x, FALSE, NULL, VAE_ACT_NONE, error)
-                                  : NULL; /* 3C */
+  qkv = (x = vae_step_go_on (p, x, error))
+            ? conv_keep (p, &v->qkv, x, FALSE, NULL, VAE_ACT_NONE, error)
+            : NULL; /* 3C */
   if (qkv)
-    ms = conv_keep (p, &v->ms_depth, qkv, FALSE, NULL, VAE_ACT_NONE, error); /* 3C, 5×5 */
-  if (!(ms = conv (p, &v->ms_point, ms, VAE_ACT_NONE, error)))               /* 3C, per head */
+    ms = conv_keep (p, &v->ms_depth, qkv, FALSE, NULL, VAE_ACT_NONE, error);   /* 3C, 5×5 */
+  if (!(ms = vae_step_conv (p, &v->ms_point, ms, FALSE, VAE_ACT_NONE, error))) /* 3C, per head */
     g_clear_pointer (&qkv, vae_tensor_free);
-  if (!(a = conv (p, &v->out[0], linear_attention (p, qkv, error), VAE_ACT_NONE, error))) /* C */
+  if (!(a = vae_step_conv (p, &v->out[0], linear_attention (p, qkv, error), FALSE, VAE_ACT_NONE,
+                           error))) /* C */
     g_clear_pointer (&ms, vae_tensor_free);
   a = conv_plus (p, &v->out[1], linear_attention (p, ms, error), FALSE, a, error); /* C */
   x = norm_plus (p, &v->attn_norm, a, x, error);
-  h = x ? conv_keep (p, &v->inverted, x, FALSE, NULL, VAE_ACT_SILU, error) : NULL; /* 8C */
-  h = gate (p, conv (p, &v->depth, h, VAE_ACT_NONE, error), error);                /* 4C */
-  h = conv (p, &v->point, h, VAE_ACT_NONE, error);                                 /* C */
+  h = x ? conv_keep (p, &v->inverted, x, FALSE, NULL, VAE_ACT_SILU, error) : NULL;  /* 8C */
+  h = gate (p, vae_step_conv (p, &v->depth, h, FALSE, VAE_ACT_NONE, error), error); /* 4C */
+  h = vae_step_conv (p, &v->point, h, FALSE, VAE_ACT_NONE, error);                  /* C */
   return norm_plus (p, &v->mb_norm, h, x, error);
 }
 
@@ -655,14 +620,14 @@ dcae_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **err
       h = blocks (p, st, h, error);
       if (st->has_resample) /* mean of unshuffled groups + 3×3 stride 2: B(i+1) × H/2^(i+1) */
         {
-          s = (h = go_on (p, h, error))
+          s = (h = vae_step_go_on (p, h, error))
                   ? conv_keep (p, &st->shortcut, h, FALSE, NULL, VAE_ACT_NONE, error)
                   : NULL;
           h = conv_plus (p, &st->resample, h, FALSE, s, error);
         }
       h = reached (p, d, i + 1, h);
     }
-  s = (h = go_on (p, h, error))
+  s = (h = vae_step_go_on (p, h, error))
           ? conv_keep (p, &d->out_shortcut, h, FALSE, NULL, VAE_ACT_NONE, error)
           : NULL;
   return reached (p, d, d->n_stages + 1, conv_plus (p, &d->conv_out, h, FALSE, s, error)); /* Z */
@@ -684,7 +649,7 @@ dcae_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
       const Stage *st = &d->stages[i];
       if (st->has_resample) /* channels repeated and shuffled + nearest ×2, 3×3: Bi × 2·… */
         {
-          s = (h = go_on (p, h, error))
+          s = (h = vae_step_go_on (p, h, error))
                   ? conv_keep (p, &st->shortcut, h, FALSE, NULL, VAE_ACT_NONE, error)
                   : NULL;
           if (s && !vae_tensor_replace (&s, p->backend->pixel_shuffle (p->backend, s, error)))
@@ -693,9 +658,9 @@ dcae_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
         }
       h = reached (p, d, d->n_stages - i, blocks (p, st, h, error));
     }
-  if ((h = go_on (p, h, error)))
-    h = vae_norm_consume (p->backend, &d->norm_out, h, VAE_ACT_RELU, error);
-  return reached (p, d, d->n_stages + 1, conv (p, &d->conv_out, h, VAE_ACT_NONE, error)); /* 3 */
+  h = vae_step_norm (p, &d->norm_out, h, VAE_ACT_RELU, error);
+  return reached (p, d, d->n_stages + 1,
+                  vae_step_conv (p, &d->conv_out, h, FALSE, VAE_ACT_NONE, error)); /* 3 */
 }
 
 /* ---- building ------------------------------------------------------------ */
@@ -710,12 +675,16 @@ vae_dcae_build (const VaeWeights *weights, VaeParts *parts, GError **error)
 
   memset (parts, 0, sizeof *parts);
   s->kind = VAE_KIND_DCAE;
-  s->encoder_present = find (&names, "encoder.conv_in.weight") != NULL;
-  s->decoder_present = find (&names, "decoder.conv_in.weight") != NULL;
+  s->encoder_present = vae_weights_lookupf (weights, "encoder.conv_in.weight") != NULL;
+  s->decoder_present = vae_weights_lookupf (weights, "decoder.conv_in.weight") != NULL;
   if (s->encoder_present)
     ok = load_half (&names, FALSE, &enc, error);
   if (ok && s->decoder_present)
     ok = load_half (&names, TRUE, &dec, error);
+  parts->encoder = enc ? &enc->net : NULL;
+  parts->decoder = dec ? &dec->net : NULL;
+  /* not vae_parts_halves_match: this message, translated in po/, has its
+   * own wording */
   if (ok && enc && dec &&
       (enc->net.out_channels != dec->net.in_channels || enc->net.factor != dec->net.factor))
     {
@@ -725,27 +694,12 @@ vae_dcae_build (const VaeWeights *weights, VaeParts *parts, GError **error)
                    dec->net.in_channels, dec->net.factor);
       ok = FALSE;
     }
-  /* the front ends hand over RGB images and read RGB back */
-  if (ok && ((enc && enc->net.in_channels != 3) || (dec && dec->net.out_channels != 3)))
+  if (!ok || !vae_parts_rgb (parts, weights, error))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _ ("%s: the encoder takes %d channels and the decoder gives %d; an RGB model "
-                      "takes and gives 3"),
-                   vae_weights_get_path (weights), enc ? enc->net.in_channels : 3,
-                   dec ? dec->net.out_channels : 3);
-      ok = FALSE;
-    }
-  if (!ok)
-    {
-      if (enc)
-        dcae_net_free (&enc->net);
-      if (dec)
-        dcae_net_free (&dec->net);
+      vae_parts_clear (parts);
       return FALSE;
     }
   s->raw_channels = dec ? dec->net.in_channels : enc->net.out_channels;
   s->raw_factor = dec ? dec->net.factor : enc->net.factor;
-  parts->encoder = enc ? &enc->net : NULL;
-  parts->decoder = dec ? &dec->net : NULL;
   return TRUE;
 }

@@ -82,21 +82,6 @@ static VaeTensor *hy_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, 
 
 /* ---- names --------------------------------------------------------------- */
 
-static const VaeWeightEntry *find (const HyNames *names, const gchar *format, ...)
-    G_GNUC_PRINTF (2, 3);
-
-static const VaeWeightEntry *
-find (const HyNames *names, const gchar *format, ...)
-{
-  g_autofree gchar *name = NULL;
-  va_list           args;
-
-  va_start (args, format);
-  name = g_strdup_vprintf (format, args);
-  va_end (args);
-  return vae_weights_lookup (names->weights, name);
-}
-
 /* A resampler conv of Tencent's naming, which AutoencoderKL's LDM names
  * share: its width changes (4·out or out/4 channels), an LDM one's does not. */
 static gboolean
@@ -199,14 +184,6 @@ block_prefixes (const HyNames *names, const gchar *half, gboolean decoder, GArra
 
 /* ---- loading ------------------------------------------------------------- */
 
-static gboolean
-bad_tensor (const HyNames *names, const gchar *name, const gchar *want, GError **error)
-{
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s' should be %s"),
-               vae_weights_get_path (names->weights), name, want);
-  return FALSE;
-}
-
 static gfloat *
 get (const HyNames *names, const VaeWeightEntry *e, GError **error)
 {
@@ -221,25 +198,22 @@ load_conv (const HyNames *names, const gchar *prefix, gint in, gint k, VaeConv *
 {
   g_autofree gchar     *wname = g_strdup_printf ("%s.weight", prefix);
   g_autofree gchar     *bname = g_strdup_printf ("%s.bias", prefix);
-  const VaeWeightEntry *w = find (names, "%s", wname), *b = find (names, "%s", bname);
+  const VaeWeightEntry *w = vae_weights_lookup (names->weights, wname);
+  const VaeWeightEntry *b = vae_weights_lookup (names->weights, bname);
   gboolean              fits;
 
   if (!w)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s.weight' is missing"),
-                   vae_weights_get_path (names->weights), prefix);
-      return FALSE;
-    }
+    return vae_weights_missing_weight (names->weights, prefix, error);
   fits = w->ndim == 4   ? w->shape[2] == k && w->shape[3] == k
          : w->ndim == 5 ? w->shape[2] == 1 && w->shape[3] == k && w->shape[4] == k
                         : w->ndim == 2 && k == 1;
   if (!fits || w->shape[1] != in || w->shape[0] < 1 || w->shape[0] > 65536)
     {
       g_autofree gchar *want = g_strdup_printf ("[out, %d, %d, %d]", in, k, k);
-      return bad_tensor (names, wname, want, error);
+      return vae_weights_wrong_shape (names->weights, wname, want, error);
     }
   if (!b || b->ndim != 1 || b->shape[0] != w->shape[0])
-    return bad_tensor (names, bname, "[out]", error);
+    return vae_weights_wrong_shape (names->weights, bname, "[out]", error);
   *conv = (VaeConv){ (gint) w->shape[0], in, k, 1, k / 2, k / 2, k / 2, k / 2 };
   conv->cache = vae_layer_cache_new ();
   return (conv->weight = get (names, w, error)) && (conv->bias = get (names, b, error));
@@ -248,7 +222,8 @@ load_conv (const HyNames *names, const gchar *prefix, gint in, gint k, VaeConv *
 static gboolean
 load_norm (const HyNames *names, const gchar *prefix, gint channels, VaeNorm *norm, GError **error)
 {
-  const VaeWeightEntry *w = find (names, "%s.weight", prefix), *b = find (names, "%s.bias", prefix);
+  const VaeWeightEntry *w = vae_weights_lookupf (names->weights, "%s.weight", prefix);
+  const VaeWeightEntry *b = vae_weights_lookupf (names->weights, "%s.bias", prefix);
 
   if (!w || !b || w->ndim != 1 || b->ndim != 1 || w->shape[0] != channels ||
       b->shape[0] != channels || channels % HY_GROUPS)
@@ -256,7 +231,7 @@ load_norm (const HyNames *names, const gchar *prefix, gint channels, VaeNorm *no
       g_autofree gchar *name = g_strdup_printf ("%s.weight", prefix);
       g_autofree gchar *want = g_strdup_printf ("[%d], with a bias of [%d], in groups of %d",
                                                 channels, channels, HY_GROUPS);
-      return bad_tensor (names, name, want, error);
+      return vae_weights_wrong_shape (names->weights, name, want, error);
     }
   *norm = (VaeNorm){ channels, HY_GROUPS, HY_EPS };
   norm->cache = vae_layer_cache_new ();
@@ -280,12 +255,12 @@ load_resnet (const HyNames *names, const gchar *prefix, gint c, Resnet *r, GErro
     {
       g_autofree gchar *want = g_strdup_printf ("[%d, %d, 3, 3] (resnets keep their width)", c, c);
       g_autofree gchar *name = g_strdup_printf ("%s.weight", c1);
-      return bad_tensor (names, name, want, error);
+      return vae_weights_wrong_shape (names->weights, name, want, error);
     }
   return load_norm (names, n2, c, &r->norm2, error) &&
          load_conv (names, c2, c, 3, &r->conv2, error) &&
          (r->conv2.out_channels == c ||
-          bad_tensor (names, c2, "a conv keeping the resnet's width", error));
+          vae_weights_wrong_shape (names->weights, c2, "a conv keeping the resnet's width", error));
 }
 
 static void
@@ -316,7 +291,7 @@ load_attention (const HyNames *names, const gchar *prefix, gint c, VaeAttention 
       if (!load_conv (names, part, c, 1, convs[i], error))
         return FALSE;
       if (convs[i]->out_channels != c)
-        return bad_tensor (names, part, "a square 1×1 projection", error);
+        return vae_weights_wrong_shape (names->weights, part, "a square 1×1 projection", error);
     }
   return TRUE;
 }
@@ -504,16 +479,28 @@ load_blocks (const HyNames *names, HyNet *hy, const gchar *half, gint *c, GError
   return TRUE;
 }
 
+/* HALF's conv_in, of the input width its weight gives (WANT, its shape
+ * for a message, says which). */
+static gboolean
+load_conv_in (const HyNames *names, const gchar *half, const gchar *want, VaeConv *conv,
+              GError **error)
+{
+  g_autofree gchar     *prefix = g_strdup_printf ("%s.conv_in", half);
+  g_autofree gchar     *wname = g_strdup_printf ("%s.weight", prefix);
+  const VaeWeightEntry *w = vae_weights_lookup (names->weights, wname);
+
+  if (!w || w->ndim < 4 || w->shape[1] < 1 || w->shape[1] > 65536)
+    return vae_weights_wrong_shape (names->weights, wname, want, error);
+  return load_conv (names, prefix, (gint) w->shape[1], 3, conv, error);
+}
+
 /* The encoder: conv_in, blocks, mid, then the head and its shortcut. */
 static gboolean
 load_encoder (const HyNames *names, HyNet *hy, GError **error)
 {
-  const VaeWeightEntry *w = find (names, "encoder.conv_in.weight");
-  gint                  c, moments, g;
+  gint c, moments, g;
 
-  if (!w || w->ndim < 4 || w->shape[1] < 1 || w->shape[1] > 65536)
-    return bad_tensor (names, "encoder.conv_in.weight", "[width, 3, 3, 3]", error);
-  if (!load_conv (names, "encoder.conv_in", (gint) w->shape[1], 3, &hy->conv_in, error))
+  if (!load_conv_in (names, "encoder", "[width, 3, 3, 3]", &hy->conv_in, error))
     return FALSE;
   c = hy->conv_in.out_channels;
   if (!load_blocks (names, hy, "encoder", &c, error) ||
@@ -523,8 +510,8 @@ load_encoder (const HyNames *names, HyNet *hy, GError **error)
     return FALSE;
   moments = hy->conv_out.out_channels;
   if (moments % 2 || c % moments)
-    return bad_tensor (names, "encoder.conv_out.weight", "[2Z, width, 3, 3], 2Z dividing the width",
-                       error);
+    return vae_weights_wrong_shape (names->weights, "encoder.conv_out.weight",
+                                    "[2Z, width, 3, 3], 2Z dividing the width", error);
   /* out_shortcut: output o averages channels o·g … o·g + g − 1 */
   g = c / moments;
   hy->out_shortcut = (VaeConv){ moments, c, 1, 1 };
@@ -542,18 +529,15 @@ load_encoder (const HyNames *names, HyNet *hy, GError **error)
 static gboolean
 load_decoder (const HyNames *names, HyNet *hy, GError **error)
 {
-  const VaeWeightEntry *w = find (names, "decoder.conv_in.weight");
-  gint                  z, c, r;
+  gint z, c, r;
 
-  if (!w || w->ndim < 4 || w->shape[1] < 1 || w->shape[1] > 65536)
-    return bad_tensor (names, "decoder.conv_in.weight", "[width, Z, 3, 3]", error);
-  z = (gint) w->shape[1];
-  if (!load_conv (names, "decoder.conv_in", z, 3, &hy->conv_in, error))
+  if (!load_conv_in (names, "decoder", "[width, Z, 3, 3]", &hy->conv_in, error))
     return FALSE;
+  z = hy->conv_in.in_channels;
   c = hy->conv_in.out_channels;
   if (c % z)
-    return bad_tensor (names, "decoder.conv_in.weight", "[width, Z, 3, 3], Z dividing the width",
-                       error);
+    return vae_weights_wrong_shape (names->weights, "decoder.conv_in.weight",
+                                    "[width, Z, 3, 3], Z dividing the width", error);
   r = c / z; /* output o copies latent channel o / r */
   for (gint o = 0; o < c; o++)
     add_centre (&hy->conv_in, o, o / r, 3, 1, 1.0f);
@@ -583,14 +567,6 @@ load_half (const HyNames *names, gboolean decoder, GError **error)
 
 /* ---- forward ------------------------------------------------------------- */
 
-static VaeTensor *
-norm_silu (const VaePass *p, const VaeNorm *n, VaeTensor *x, GError **error)
-{
-  return (x = vae_step_go_on (p, x, error))
-             ? vae_norm_consume (p->backend, n, x, VAE_ACT_SILU, error)
-             : NULL;
-}
-
 /* x + conv2(SiLU(norm2(conv1(SiLU(norm1(x)))))). */
 static VaeTensor *
 resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
@@ -602,7 +578,7 @@ resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
     return NULL;
   h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
   h = vae_step_conv (p, &r->conv1, h, FALSE, VAE_ACT_NONE, error);
-  h = norm_silu (p, &r->norm2, h, error);
+  h = vae_step_norm (p, &r->norm2, h, VAE_ACT_SILU, error);
   if (h)
     out = be->conv (be, &r->conv2, h, FALSE, x, VAE_ACT_NONE, error);
   vae_tensor_free (x);
@@ -611,32 +587,11 @@ resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
 }
 
 static VaeTensor *
-attention (const VaePass *p, const VaeAttention *a, VaeTensor *x, GError **error)
-{
-  VaeTensor *y =
-      (x = vae_step_go_on (p, x, error)) ? p->backend->attention (p->backend, a, x, error) : NULL;
-
-  vae_tensor_free (x);
-  return y;
-}
-
-static VaeTensor *
 mid (const VaePass *p, const HyNet *hy, VaeTensor *h, GError **error)
 {
   h = resnet (p, &hy->mid[0], h, error);
-  h = attention (p, &hy->attention, h, error);
+  h = vae_step_attention (p, &hy->attention, h, error);
   return resnet (p, &hy->mid[1], h, error);
-}
-
-/* The ×2 pixel shuffle of an upsampler's conv output. */
-static VaeTensor *
-shuffle (const VaePass *p, VaeTensor *x, GError **error)
-{
-  VaeTensor *y =
-      (x = vae_step_go_on (p, x, error)) ? p->backend->pixel_shuffle (p->backend, x, error) : NULL;
-
-  vae_tensor_free (x);
-  return y;
 }
 
 /* Progress after STEP of the pass's n_blocks + 2 steps. */
@@ -669,7 +624,7 @@ hy_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **error
     s = p->backend->conv (p->backend, &hy->out_shortcut, h, FALSE, NULL, VAE_ACT_NONE, error);
   if (!s)
     g_clear_pointer (&h, vae_tensor_free);
-  h = norm_silu (p, &hy->norm_out, h, error);
+  h = vae_step_norm (p, &hy->norm_out, h, VAE_ACT_SILU, error);
   if (h)
     out = p->backend->conv (p->backend, &hy->conv_out, h, FALSE, s, VAE_ACT_NONE, error); /* 2Z */
   vae_tensor_free (h);
@@ -689,12 +644,13 @@ hy_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
   for (gint k = 0; k < hy->n_blocks; k++)
     {
       const Block *b = &hy->blocks[k];
-      h = b->resample ? shuffle (p, vae_step_conv (p, &b->conv, h, FALSE, VAE_ACT_NONE, error),
-                                 error) /* ×2 */
-                      : resnet (p, &b->resnet, h, error);
+      h = b->resample
+              ? vae_step_pixel_shuffle (
+                    p, vae_step_conv (p, &b->conv, h, FALSE, VAE_ACT_NONE, error), error) /* ×2 */
+              : resnet (p, &b->resnet, h, error);
       h = reached (p, hy, k + 2, h);
     }
-  h = norm_silu (p, &hy->norm_out, h, error);
+  h = vae_step_norm (p, &hy->norm_out, h, VAE_ACT_SILU, error);
   h = vae_step_conv (p, &hy->conv_out, h, FALSE, VAE_ACT_NONE, error); /* 3 × H × W */
   return reached (p, hy, hy->n_blocks + 2, h);
 }
@@ -713,12 +669,14 @@ vae_hunyuan_build (const VaeWeights *weights, VaeParts *parts, GError **error)
   names.original = !vae_weights_lookup (weights, "encoder.down_blocks.0.conv1.weight") &&
                    !vae_weights_lookup (weights, "decoder.up_blocks.0.conv1.weight");
   s->kind = VAE_KIND_HUNYUAN_IMAGE;
-  s->encoder_present = find (&names, "encoder.conv_in.weight") != NULL;
-  s->decoder_present = find (&names, "decoder.conv_in.weight") != NULL;
+  s->encoder_present = vae_weights_lookupf (weights, "encoder.conv_in.weight") != NULL;
+  s->decoder_present = vae_weights_lookupf (weights, "decoder.conv_in.weight") != NULL;
   if (s->encoder_present && !(enc = load_half (&names, FALSE, error)))
     ok = FALSE;
   if (ok && s->decoder_present && !(dec = load_half (&names, TRUE, error)))
     ok = FALSE;
+  parts->encoder = enc ? &enc->net : NULL;
+  parts->decoder = dec ? &dec->net : NULL;
   if (ok && !enc && !dec)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
@@ -726,37 +684,14 @@ vae_hunyuan_build (const VaeWeights *weights, VaeParts *parts, GError **error)
                    vae_weights_get_path (weights));
       ok = FALSE;
     }
-  if (ok && enc && dec &&
-      (enc->net.out_channels != 2 * dec->net.in_channels || enc->net.factor != dec->net.factor))
+  /* the encoder gives mean and log-variance */
+  if (!ok || !vae_parts_halves_match (parts, weights, 2, error) ||
+      !vae_parts_rgb (parts, weights, error))
     {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _ ("%s: encoder (%d channels out, /%d) and decoder (%d channels in, ×%d) do not "
-                      "match"),
-                   vae_weights_get_path (weights), enc->net.out_channels, enc->net.factor,
-                   dec->net.in_channels, dec->net.factor);
-      ok = FALSE;
-    }
-  /* the front ends hand over RGB images and read RGB back */
-  if (ok && ((enc && enc->net.in_channels != 3) || (dec && dec->net.out_channels != 3)))
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _ ("%s: the encoder takes %d channels and the decoder gives %d; an RGB model "
-                      "takes and gives 3"),
-                   vae_weights_get_path (weights), enc ? enc->net.in_channels : 3,
-                   dec ? dec->net.out_channels : 3);
-      ok = FALSE;
-    }
-  if (!ok)
-    {
-      if (enc)
-        hy_net_free (&enc->net);
-      if (dec)
-        hy_net_free (&dec->net);
+      vae_parts_clear (parts);
       return FALSE;
     }
   s->raw_channels = dec ? dec->net.in_channels : enc->net.out_channels / 2;
   s->raw_factor = dec ? dec->net.factor : enc->net.factor;
-  parts->encoder = enc ? &enc->net : NULL;
-  parts->decoder = dec ? &dec->net : NULL;
   return TRUE;
 }

@@ -250,11 +250,7 @@ load_conv (const KlNames *names, const gchar *prefix, gint in_channels, gint str
   const VaeWeightEntry *b = find (names, "%s.bias", prefix);
 
   if (!w)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s.weight' is missing"),
-                   vae_weights_get_path (names->weights), prefix);
-      return FALSE;
-    }
+    return vae_weights_missing_weight (names->weights, prefix, error);
   if (!((w->ndim == 4 && w->shape[2] == w->shape[3] && w->shape[2] % 2 == 1) || w->ndim == 2 ||
         (names->causal3d && w->ndim == 5 && w->shape[2] % 2 == 1 && w->shape[2] <= 15 &&
          w->shape[3] == w->shape[4] && w->shape[3] % 2 == 1)) ||
@@ -670,24 +666,6 @@ fail:
 
 /* The steps of nets.h, and these. */
 
-static VaeTensor *
-norm_silu (const VaePass *p, const VaeNorm *n, VaeTensor *x, GError **error)
-{
-  return (x = vae_step_go_on (p, x, error))
-             ? vae_norm_consume (p->backend, n, x, VAE_ACT_SILU, error)
-             : NULL;
-}
-
-static VaeTensor *
-attention (const VaePass *p, const VaeAttention *a, VaeTensor *x, GError **error)
-{
-  VaeTensor *y =
-      (x = vae_step_go_on (p, x, error)) ? p->backend->attention (p->backend, a, x, error) : NULL;
-
-  vae_tensor_free (x);
-  return y;
-}
-
 /* shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))).  With a
  * shortcut conv, X is read by it first and then normalised in place, so at
  * most X and two half-size tensors are alive. */
@@ -707,7 +685,7 @@ resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
   else
     h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
   h = vae_step_conv (p, &r->conv1, h, FALSE, VAE_ACT_NONE, error);
-  h = norm_silu (p, &r->norm2, h, error);
+  h = vae_step_norm (p, &r->norm2, h, VAE_ACT_SILU, error);
   if (h)
     out = be->conv (be, &r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
   vae_tensor_free (x);
@@ -744,7 +722,7 @@ level (const VaePass *p, const Level *l, gboolean decoder, VaeTensor *h, GError 
     {
       h = resnet (p, &l->layers[j].resnet, h, error);
       if (l->layers[j].has_attention)
-        h = attention (p, &l->layers[j].attention, h, error);
+        h = vae_step_attention (p, &l->layers[j].attention, h, error);
     }
   if (l->has_resample && s && (h = vae_step_go_on (p, h, error)))
     vae_tensor_replace (&h, be->conv (be, &l->resample, h, decoder, s, VAE_ACT_NONE, error));
@@ -785,9 +763,9 @@ kl_encode (VaeNet *net, const VaePass *p, const VaeTensor *image, GError **error
     h = reached (p, kl, i + 1, level (p, &kl->levels[i], FALSE, h, error)); /* Bi × H/2^(i+1) */
   h = resnet (p, &kl->mid[0], h, error);                                    /* Bn × h × w */
   if (kl->has_attention)
-    h = attention (p, &kl->attention, h, error);
+    h = vae_step_attention (p, &kl->attention, h, error);
   h = resnet (p, &kl->mid[1], h, error);
-  h = norm_silu (p, &kl->norm_out, h, error);
+  h = vae_step_norm (p, &kl->norm_out, h, VAE_ACT_SILU, error);
   h = vae_step_conv (p, &kl->conv_out, h, FALSE, VAE_ACT_NONE, error); /* 2Z (VQ: Z) × h × w */
   if (kl->has_quant)
     h = vae_step_conv (p, &kl->quant, h, FALSE, VAE_ACT_NONE, error); /* quant_conv, 1×1 */
@@ -808,14 +786,14 @@ kl_decode (VaeNet *net, const VaePass *p, const VaeTensor *z, GError **error)
     h = vae_step_first_conv (p, &kl->conv_in, z, VAE_ACT_NONE, error);
   h = resnet (p, &kl->mid[0], h, error);
   if (kl->has_attention)
-    h = attention (p, &kl->attention, h, error);
+    h = vae_step_attention (p, &kl->attention, h, error);
   h = reached (p, kl, 1, resnet (p, &kl->mid[1], h, error));
   for (gint i = 0; i < kl->n_levels; i++)
     h = reached (p, kl, i + 2, level (p, &kl->levels[i], TRUE, h, error)); /* ×2 but the last */
-  h = norm_silu (p, &kl->norm_out, h, error);
+  h = vae_step_norm (p, &kl->norm_out, h, VAE_ACT_SILU, error);
   h = vae_step_conv (p, &kl->conv_out, h, FALSE, VAE_ACT_NONE, error); /* 3 × H × W */
-  if (kl->patchify && (h = vae_step_go_on (p, h, error))) /* Wan 2.2: 12 × H/2 × W/2 unpatchified */
-    vae_tensor_replace (&h, p->backend->pixel_shuffle (p->backend, h, error));
+  if (kl->patchify) /* Wan 2.2: 12 × H/2 × W/2 unpatchified */
+    h = vae_step_pixel_shuffle (p, h, error);
   return reached (p, kl, kl->n_levels + 2, h);
 }
 
@@ -934,20 +912,8 @@ vae_kl_build (const VaeWeights *weights, VaeParts *parts, GError **error)
       s->raw_factor = dec ? dec->net.factor : enc->net.factor;
       s->quant_convs = dec ? dec->has_quant : enc->has_quant;
       s->batch_norm = find (&names, "bn.running_mean") != NULL;
-      if (enc && dec &&
-          (enc->net.out_channels != moments * dec->net.in_channels ||
-           enc->net.factor != dec->net.factor))
-        {
-          g_set_error (
-              error, VAE_ERROR, VAE_ERROR_MODEL,
-              _ ("%s: encoder (%d channels out, /%d) and decoder (%d channels in, ×%d) do not "
-                 "match"),
-              vae_weights_get_path (weights), enc->net.out_channels, enc->net.factor,
-              dec->net.in_channels, dec->net.factor);
-          ok = FALSE;
-        }
-      if (ok)
-        ok = check_rgb (weights, enc, dec, moments, error);
+      ok = vae_parts_halves_match (parts, weights, moments, error) &&
+           check_rgb (weights, enc, dec, moments, error);
       if (ok && s->batch_norm)
         ok = load_batch_norm (&names, s->raw_channels * 4, &parts->bn_mean, &parts->bn_var, error);
       if (ok && codebook)

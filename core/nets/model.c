@@ -155,6 +155,38 @@ vae_parts_clear (VaeParts *parts)
   memset (parts, 0, sizeof *parts);
 }
 
+gboolean
+vae_parts_halves_match (const VaeParts *parts, const VaeWeights *weights, gint moments,
+                        GError **error)
+{
+  const VaeNet *enc = parts->encoder, *dec = parts->decoder;
+
+  if (!enc || !dec ||
+      (enc->out_channels == moments * dec->in_channels && enc->factor == dec->factor))
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+               _ ("%s: encoder (%d channels out, /%d) and decoder (%d channels in, ×%d) do not "
+                  "match"),
+               vae_weights_get_path (weights), enc->out_channels, enc->factor, dec->in_channels,
+               dec->factor);
+  return FALSE;
+}
+
+gboolean
+vae_parts_rgb (const VaeParts *parts, const VaeWeights *weights, GError **error)
+{
+  const VaeNet *enc = parts->encoder, *dec = parts->decoder;
+
+  if ((!enc || enc->in_channels == 3) && (!dec || dec->out_channels == 3))
+    return TRUE;
+  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+               _ ("%s: the encoder takes %d channels and the decoder gives %d; an RGB model "
+                  "takes and gives 3"),
+               vae_weights_get_path (weights), enc ? enc->in_channels : 3,
+               dec ? dec->out_channels : 3);
+  return FALSE;
+}
+
 static void
 model_free (VaeModel *m)
 {

@@ -39,6 +39,14 @@ typedef struct
 
 /* Frees what PARTS holds and zeroes it. */
 void vae_parts_clear (VaeParts *parts);
+/* For a build that has put the halves it loaded into PARTS: FALSE with an
+ * error when the encoder gives other than MOMENTS times the decoder's latent
+ * channels (2: mean and log-variance), or works at another scale. */
+gboolean vae_parts_halves_match (const VaeParts *parts, const VaeWeights *weights, gint moments,
+                                 GError **error);
+/* FALSE with an error unless the encoder reads RGB and the decoder writes
+ * it: the front ends hand over RGB images and read RGB back. */
+gboolean vae_parts_rgb (const VaeParts *parts, const VaeWeights *weights, GError **error);
 
 gboolean vae_kl_detect (const VaeWeights *weights);
 /* Builds what the file holds: encoder (image in [-1,1] → 2Z moments after
@@ -112,6 +120,14 @@ VaeTensor *vae_step_conv (const VaePass *p, const VaeConv *c, VaeTensor *x, gboo
 /* act(conv_transpose(x)). */
 VaeTensor *vae_step_conv_transpose (const VaePass *p, const VaeConvTranspose *c, VaeTensor *x,
                                     VaeAct act, GError **error);
+/* act(norm(x)), in place where the backend can. */
+VaeTensor *vae_step_norm (const VaePass *p, const VaeNorm *n, VaeTensor *x, VaeAct act,
+                          GError **error);
+/* x + attention(x), A's norm included. */
+VaeTensor *vae_step_attention (const VaePass *p, const VaeAttention *a, VaeTensor *x,
+                               GError **error);
+/* The ×2 pixel shuffle of x (4C channels → C at twice the size). */
+VaeTensor *vae_step_pixel_shuffle (const VaePass *p, VaeTensor *x, GError **error);
 
 G_END_DECLS
 

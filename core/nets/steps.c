@@ -40,3 +40,30 @@ vae_step_conv_transpose (const VaePass *p, const VaeConvTranspose *c, VaeTensor 
   vae_tensor_free (x);
   return y;
 }
+
+VaeTensor *
+vae_step_norm (const VaePass *p, const VaeNorm *n, VaeTensor *x, VaeAct act, GError **error)
+{
+  return (x = vae_step_go_on (p, x, error)) ? vae_norm_consume (p->backend, n, x, act, error)
+                                            : NULL;
+}
+
+VaeTensor *
+vae_step_attention (const VaePass *p, const VaeAttention *a, VaeTensor *x, GError **error)
+{
+  VaeTensor *y =
+      (x = vae_step_go_on (p, x, error)) ? p->backend->attention (p->backend, a, x, error) : NULL;
+
+  vae_tensor_free (x);
+  return y;
+}
+
+VaeTensor *
+vae_step_pixel_shuffle (const VaePass *p, VaeTensor *x, GError **error)
+{
+  VaeTensor *y =
+      (x = vae_step_go_on (p, x, error)) ? p->backend->pixel_shuffle (p->backend, x, error) : NULL;
+
+  vae_tensor_free (x);
+  return y;
+}

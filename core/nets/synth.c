@@ -151,20 +151,24 @@ add_resnet (Builder *b, const gchar *prefix, gint in, gint out)
     add_conv (b, sc, out, in, 1);
 }
 
+/* A mid block: resnet, attention, resnet.  AutoencoderKL names the
+ * attention's norm group_norm and its output to_out.0, its projections
+ * Linear ([C, C]: K = 0); HunyuanImage's names them norm and proj, 1×1
+ * Conv2d (K = 1). */
 static void
-add_mid (Builder *b, const gchar *half, gint c)
+add_mid (Builder *b, const gchar *half, gint c, const gchar *norm, const gchar *out, gint k)
 {
-  static const gchar *parts[] = { "to_q", "to_k", "to_v", "to_out.0" };
-  g_autofree gchar   *r0 = g_strdup_printf ("%s.mid_block.resnets.0", half);
-  g_autofree gchar   *r1 = g_strdup_printf ("%s.mid_block.resnets.1", half);
-  g_autofree gchar   *gn = g_strdup_printf ("%s.mid_block.attentions.0.group_norm", half);
+  const gchar      *parts[] = { "to_q", "to_k", "to_v", out };
+  g_autofree gchar *r0 = g_strdup_printf ("%s.mid_block.resnets.0", half);
+  g_autofree gchar *r1 = g_strdup_printf ("%s.mid_block.resnets.1", half);
+  g_autofree gchar *n = g_strdup_printf ("%s.mid_block.attentions.0.%s", half, norm);
 
   add_resnet (b, r0, c, c);
-  add_norm (b, gn, c);
+  add_norm (b, n, c);
   for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
     {
       g_autofree gchar *p = g_strdup_printf ("%s.mid_block.attentions.0.%s", half, parts[i]);
-      add_conv (b, p, c, c, 0);
+      add_conv (b, p, c, c, k);
     }
   add_resnet (b, r1, c, c);
 }
@@ -189,7 +193,7 @@ add_encoder (Builder *b, const VaeSynthConfig *cfg)
           add_conv (b, p, c, c, 3);
         }
     }
-  add_mid (b, "encoder", last);
+  add_mid (b, "encoder", last, "group_norm", "to_out.0", 0);
   add_norm (b, "encoder.conv_norm_out", last);
   add_conv (b, "encoder.conv_out", 2 * cfg->latent_channels, last, 3);
   if (cfg->quant_convs)
@@ -204,7 +208,7 @@ add_decoder (Builder *b, const VaeSynthConfig *cfg)
   if (cfg->quant_convs)
     add_conv (b, "post_quant_conv", cfg->latent_channels, cfg->latent_channels, 1);
   add_conv (b, "decoder.conv_in", c, cfg->latent_channels, 3);
-  add_mid (b, "decoder", c);
+  add_mid (b, "decoder", c, "group_norm", "to_out.0", 0);
   for (gint i = 0; i < cfg->n_levels; i++)
     {
       gint out = cfg->widths[cfg->n_levels - 1 - i];
@@ -516,25 +520,6 @@ add_dcae_decoder (Builder *b, const VaeSynthConfig *cfg)
 
 /* ---- HunyuanImage 2.1 (AutoencoderKLHunyuanImage) ---- */
 
-/* Its mid block: resnet, attention (1×1 Conv2d projections), resnet. */
-static void
-add_hunyuan_mid (Builder *b, const gchar *half, gint c)
-{
-  static const gchar *parts[] = { "to_q", "to_k", "to_v", "proj" };
-  g_autofree gchar   *r0 = g_strdup_printf ("%s.mid_block.resnets.0", half);
-  g_autofree gchar   *r1 = g_strdup_printf ("%s.mid_block.resnets.1", half);
-  g_autofree gchar   *norm = g_strdup_printf ("%s.mid_block.attentions.0.norm", half);
-
-  add_resnet (b, r0, c, c);
-  add_norm (b, norm, c);
-  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
-    {
-      g_autofree gchar *p = g_strdup_printf ("%s.mid_block.attentions.0.%s", half, parts[i]);
-      add_conv (b, p, c, c, 1);
-    }
-  add_resnet (b, r1, c, c);
-}
-
 /* Flat lists of blocks: LAYERS resnets per level (the decoder one more),
  * a resampler conv after each level but the last (down: to a quarter of the
  * next width, up: to four times it). */
@@ -558,12 +543,12 @@ add_hunyuan (Builder *b, const VaeSynthConfig *cfg)
           add_conv (b, p, cfg->widths[i + 1] / 4, cfg->widths[i], 3);
         }
     }
-  add_hunyuan_mid (b, "encoder", last);
+  add_mid (b, "encoder", last, "norm", "proj", 1);
   add_norm (b, "encoder.norm_out", last);
   add_conv (b, "encoder.conv_out", 2 * cfg->latent_channels, last, 3);
 
   add_conv (b, "decoder.conv_in", last, cfg->latent_channels, 3);
-  add_hunyuan_mid (b, "decoder", last);
+  add_mid (b, "decoder", last, "norm", "proj", 1);
   k = 0;
   for (gint i = n - 1; i >= 0; i--)
     {

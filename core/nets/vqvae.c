@@ -46,14 +46,6 @@ vae_vqvae_detect (const VaeWeights *weights)
 
 /* ---- loading ------------------------------------------------------------- */
 
-static gboolean
-bad_layer (const VaeWeights *w, const gchar *name, const gchar *want, GError **error)
-{
-  g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL, _ ("%s: tensor '%s' should be %s"),
-               vae_weights_get_path (w), name, want);
-  return FALSE;
-}
-
 /* PREFIX.weight: 4-D, square kernels, IN channels (unless negative) in
  * dimension IN_AXIS (1 for a conv, 0 for a transposed conv), into *WEIGHT;
  * PREFIX.bias, when present, as long as the other channel dimension, into
@@ -80,12 +72,12 @@ load_kernel (const VaeWeights *w, const gchar *prefix, gint in_axis, gint in, gf
     {
       g_autofree gchar *want = in_axis == 1 ? g_strdup_printf ("[out, %d, k, k]", in)
                                             : g_strdup_printf ("[%d, out, k, k]", in);
-      bad_layer (w, name, want, error);
+      vae_weights_wrong_shape (w, name, want, error);
       return NULL;
     }
   if (b && (b->ndim != 1 || b->shape[0] != e->shape[out_axis]))
     {
-      bad_layer (w, bias_name, "[out]", error);
+      vae_weights_wrong_shape (w, bias_name, "[out]", error);
       return NULL;
     }
   if (!(*weight = vae_weights_get_float (w, e->name, NULL, error)) ||
@@ -106,7 +98,7 @@ load_conv (const VaeWeights *w, const gchar *prefix, gint in, VaeConv *c, GError
     return FALSE;
   k = (gint) e->shape[2];
   if (k != 4 && k % 2 == 0)
-    return bad_layer (w, e->name, _ ("a 4×4 or odd square kernel"), error);
+    return vae_weights_wrong_shape (w, e->name, _ ("a 4×4 or odd square kernel"), error);
   c->out_channels = (gint) e->shape[0];
   c->in_channels = (gint) e->shape[1];
   c->kernel = k;
@@ -127,7 +119,7 @@ load_transposed (const VaeWeights *w, const gchar *prefix, gint in, VaeConvTrans
   if (!e)
     return FALSE;
   if (e->shape[2] != 4)
-    return bad_layer (w, e->name, _ ("a 4×4 transposed kernel"), error);
+    return vae_weights_wrong_shape (w, e->name, _ ("a 4×4 transposed kernel"), error);
   c->in_channels = (gint) e->shape[0];
   c->out_channels = (gint) e->shape[1];
   c->kernel = 4;
@@ -171,7 +163,8 @@ load_stack (const VaeWeights *w, const gchar *half, gint channels, VqvaeNet *v, 
           !load_conv (w, conv1, r->conv3.out_channels, &r->conv1, error))
         return FALSE;
       if (r->conv3.stride != 1 || r->conv1.kernel != 1 || r->conv1.out_channels != channels)
-        return bad_layer (w, conv1, _ ("a same-size block back to the stack's channels"), error);
+        return vae_weights_wrong_shape (
+            w, conv1, _ ("a same-size block back to the stack's channels"), error);
     }
   return TRUE;
 }
@@ -226,7 +219,7 @@ load_encoder (const VaeWeights *w, GError **error)
     goto fail;
   if (v->pre_vq.kernel != 1)
     {
-      bad_layer (w, "_pre_vq_conv.weight", _ ("a 1×1 conv"), error);
+      vae_weights_wrong_shape (w, "_pre_vq_conv.weight", _ ("a 1×1 conv"), error);
       goto fail;
     }
   v->net.in_channels = 3;
@@ -254,7 +247,7 @@ load_decoder (const VaeWeights *w, GError **error)
     goto fail;
   if (v->convs[0].stride != 1)
     {
-      bad_layer (w, "_decoder._conv_1.weight", _ ("an odd square kernel"), error);
+      vae_weights_wrong_shape (w, "_decoder._conv_1.weight", _ ("an odd square kernel"), error);
       goto fail;
     }
   channels = v->convs[0].out_channels;
