@@ -204,6 +204,28 @@ test_missing_tensor (void)
   test_assert_error (error, missing);
 }
 
+/* A file DC-AE's attention names mark, with neither half's conv_in: an
+ * error saying so, not a model of no halves (which once crashed). */
+static void
+test_no_halves (void)
+{
+  static const gfloat             zeros[4];
+  static const VaeSafetensorsItem item = {
+    "encoder.down_blocks.3.1.attn.to_qkv_multiscale.0.proj_in.weight",
+    2,
+    { 2, 2 },
+    VAE_DTYPE_F32,
+    zeros
+  };
+  g_autofree gchar *path = test_tmp_path ("dcae-no-halves.safetensors");
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (vae_safetensors_write (path, &item, 1, NULL, &error));
+  g_assert_null (vae_model_load (path, NULL, &error));
+  test_assert_error (error, "neither 'encoder.conv_in' nor 'decoder.conv_in' is present");
+  g_assert_true (g_error_matches (error, VAE_ERROR, VAE_ERROR_MODEL));
+}
+
 /* Sana's f32c32 architecture: 375 tensors, 312,250,275 parameters. */
 static void
 test_full (void)
@@ -224,6 +246,7 @@ main (int argc, char **argv)
   g_test_add_func ("/dcae/linear-attention", test_linear_attention);
   g_test_add_func ("/dcae/small", test_small);
   g_test_add_func ("/dcae/missing-tensor", test_missing_tensor);
+  g_test_add_func ("/dcae/no-halves", test_no_halves);
   g_test_add_func ("/dcae/full-architecture", test_full);
   return g_test_run ();
 }

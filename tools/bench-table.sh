@@ -3,8 +3,7 @@
 # python3-torch + diffusers, tests/reference/bench_torch.py) on the same model
 # file, size and thread count, one after the other in one run.
 #   bash tools/bench-table.sh [BUILD_DIR] [families]   (needs ../shared/models for TAEF2)
-# BENCH_PYTHON names the Python of the PyTorch side (default Debian's); the
-# Qwen-Image rows need diffusers >= 0.35 there (Debian's has 0.31).
+# BENCH_PYTHON names the Python of the PyTorch side (default Debian's).
 # "families" gives only the rows of issue 23's families (Qwen-Image, Wan 2.2,
 # DC-AE, HunyuanImage 2.1: decode 1024², fp32 against fp32, and where the CPU
 # has AVX512-BF16 bf16 against diffusers in bf16); they need diffusers >= 0.36
@@ -53,8 +52,6 @@ if [ "$mode" = families ]; then
   exit 0
 fi
 sd15=$(synth sd15)
-qwen=$(synth qwen-image)
-dcae=$(synth dc-ae)
 row "SD1.5 architecture" "$sd15" decode 512x512 3
 row "SD1.5 architecture" "$sd15" encode 512x512 3
 row "TAEF2" "$models/taef2_encoder.pth" roundtrip 1024x1024 3
@@ -65,14 +62,6 @@ row "TAEF2, --precision bf16" "$models/taef2_encoder.pth" roundtrip 1024x1024 3 
 row "SD1.5 architecture" "$sd15" decode 1024x1024 1
 row "SD1.5 architecture, --memory-limit 2.5G" "$sd15" decode 1024x1024 1 --memory-limit 2500M
 row "SD1.5 architecture, --memory-limit 1G" "$sd15" decode 1024x1024 1 --memory-limit 1G
-# Qwen-Image (one frame of AutoencoderKLQwenImage) and Sana's DC-AE, full architectures,
-# seeded weights
-row "Qwen-Image architecture" "$qwen" decode 1024x1024 1
-row "DC-AE f32c32 architecture" "$dcae" decode 1024x1024 1
-if grep -qw avx512_bf16 /proc/cpuinfo; then
-  row "Qwen-Image architecture, --precision bf16" "$qwen" decode 1024x1024 1 --precision bf16
-  row "DC-AE f32c32 architecture, --precision bf16" "$dcae" decode 1024x1024 1 --precision bf16
-fi
 # no PyTorch row: diffusers' AutoencoderTiny would hold several 4 GB activations at 4096²
 GEGL_VAE_MODEL_PATH=$models "$build/ui/cli/gegl-vae" bench --model taef2 --op decode --size 4096x4096 --runs 1 \
   --threads "$threads" --memory-limit 2G

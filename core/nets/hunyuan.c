@@ -677,16 +677,9 @@ vae_hunyuan_build (const VaeWeights *weights, VaeParts *parts, GError **error)
     ok = FALSE;
   parts->encoder = enc ? &enc->net : NULL;
   parts->decoder = dec ? &dec->net : NULL;
-  if (ok && !enc && !dec)
-    {
-      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
-                   _ ("%s: neither 'encoder.conv_in' nor 'decoder.conv_in' is present"),
-                   vae_weights_get_path (weights));
-      ok = FALSE;
-    }
   /* the encoder gives mean and log-variance */
-  if (!ok || !vae_parts_halves_match (parts, weights, 2, error) ||
-      !vae_parts_rgb (parts, weights, error))
+  if (!ok || !vae_parts_rgb (parts, weights, error) ||
+      !vae_parts_halves_match (parts, weights, 2, error))
     {
       vae_parts_clear (parts);
       return FALSE;

@@ -177,6 +177,13 @@ vae_parts_rgb (const VaeParts *parts, const VaeWeights *weights, GError **error)
 {
   const VaeNet *enc = parts->encoder, *dec = parts->decoder;
 
+  if (!enc && !dec)
+    {
+      g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
+                   _ ("%s: neither 'encoder.conv_in' nor 'decoder.conv_in' is present"),
+                   vae_weights_get_path (weights));
+      return FALSE;
+    }
   if ((!enc || enc->in_channels == 3) && (!dec || dec->out_channels == 3))
     return TRUE;
   g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,

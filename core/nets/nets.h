@@ -44,8 +44,9 @@ void vae_parts_clear (VaeParts *parts);
  * channels (2: mean and log-variance), or works at another scale. */
 gboolean vae_parts_halves_match (const VaeParts *parts, const VaeWeights *weights, gint moments,
                                  GError **error);
-/* FALSE with an error unless the encoder reads RGB and the decoder writes
- * it: the front ends hand over RGB images and read RGB back. */
+/* FALSE with an error unless there is a half (named by its conv_in) and
+ * the encoder reads RGB and the decoder writes it: the front ends hand over
+ * RGB images and read RGB back. */
 gboolean vae_parts_rgb (const VaeParts *parts, const VaeWeights *weights, GError **error);
 
 gboolean vae_kl_detect (const VaeWeights *weights);

@@ -35,7 +35,9 @@ const GOptionEntry bench_entries[] = {
 
 const GOptionEntry synth_entries[] = {
   { "family", 0, 0, G_OPTION_ARG_STRING, &opt_family,
-    "Family whose architecture to build (sd15, sdxl, sd3, flux1, flux2, qwen-image, wan21)", "F" },
+    "Family whose architecture to build (sd15, sdxl, sd3, flux1, flux2, qwen-image, wan21, wan22, "
+    "dc-ae, hunyuan-image)",
+    "F" },
   { "seed", 0, 0, G_OPTION_ARG_INT64, &opt_seed, "Seed of the weights (default 1)", "N" },
   { NULL }
 };

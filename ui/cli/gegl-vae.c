@@ -433,8 +433,8 @@ static const Command commands[] = {
     cmd_preview, preview_entries },
   { "bench", "", "Time encode/decode on random input: median seconds, GFLOP/s, peak RSS", cmd_bench,
     bench_entries },
-  { "synth", "OUT", "Write a random-weight model of a family's architecture (KL, Qwen-Image)",
-    cmd_synth, synth_entries },
+  { "synth", "OUT", "Write a random-weight model of a family's full architecture", cmd_synth,
+    synth_entries },
 };
 
 static void
