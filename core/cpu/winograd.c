@@ -76,9 +76,10 @@ apply_g (gdouble a[3][WEIGHT_LANES], gdouble out[ALPHA][WEIGHT_LANES])
     }
 }
 
-/* U = G g Gᵀ for filters OI0 .. OI0 + COUNT, in double, rounded once. */
+/* U = G g Gᵀ for filters OI0 .. OI0 + COUNT, in double, rounded once,
+ * into U's 36 planes PLANE apart, filter FIRST at each plane's start. */
 static VAE_HOT void
-transform_filters (const VaeConv *conv, gsize oi0, gint count, gsize plane, gfloat *u)
+transform_filters (const VaeConv *conv, gsize oi0, gint count, gsize plane, gsize first, gfloat *u)
 {
   gdouble g[3][3][WEIGHT_LANES] = { { { 0 } } }; /* [row][column][filter] */
   gdouble column[3][WEIGHT_LANES], gcol[ALPHA][WEIGHT_LANES];
@@ -101,7 +102,7 @@ transform_filters (const VaeConv *conv, gsize oi0, gint count, gsize plane, gflo
       apply_g (half[i], out);
       for (gint k = 0; k < ALPHA; k++)
         for (gint l = 0; l < count; l++)
-          u[(gsize) (i * ALPHA + k) * plane + oi0 + l] = (gfloat) out[k][l];
+          u[(gsize) (i * ALPHA + k) * plane + oi0 - first + l] = (gfloat) out[k][l];
     }
 }
 
@@ -115,7 +116,7 @@ transform_weights (const VaeConv *conv, gfloat *u)
 #pragma omp parallel for schedule(static)
   for (gsize b = 0; b < blocks; b++)
     transform_filters (conv, b * WEIGHT_LANES, (gint) MIN (WEIGHT_LANES, plane - b * WEIGHT_LANES),
-                       plane, u);
+                       plane, 0, u);
 }
 
 gboolean
@@ -166,31 +167,44 @@ low_weights (const VaeConv *conv, gconstpointer u)
 /* U into DST: fp32 [36][out][in], or bf16 [36][out][in rounded up to even]
  * for vae_gemm_bf16_batch, followed by what bf16 leaves of it, likewise,
  * for split products. */
-static gboolean
-make_weights (const VaeConv *conv, gboolean bf16, gpointer dst, GError **error)
+static void
+make_weights (const VaeConv *conv, gboolean bf16, gpointer dst)
 {
-  const gsize plane = (gsize) conv->out_channels * conv->in_channels;
   const gsize packed = packed_elements (conv);
-  gfloat     *u;
+  const gint  co = conv->out_channels, ci = conv->in_channels;
+  gint        rows;
 
   if (!bf16)
     {
       transform_weights (conv, dst);
-      return TRUE;
+      return;
     }
-  if (!(u = vae_try_alloc (vae_winograd_weight_bytes (conv), "Winograd weights", error)))
-    return FALSE;
-  transform_weights (conv, u);
-  for (gint p = 0; p < POSITIONS; p++)
-    {
-      vae_bf16_pack_rows (u + p * plane, conv->out_channels, conv->in_channels,
-                          (guint16 *) dst + p * packed);
-      if (split ())
-        vae_bf16_pack_rows_low (u + p * plane, conv->out_channels, conv->in_channels,
-                                (guint16 *) dst + (POSITIONS + p) * packed);
-    }
-  g_free (u);
-  return TRUE;
+  /* Each thread transforms the filters of a few output channels into 2 MB
+   * of its own and packs them from there: uncached, HunyuanImage's
+   * 1024-channel convs would otherwise write and fault in a 151 MB fp32 U
+   * per call, then pack it on one thread. */
+  rows = CLAMP ((gint) (((gsize) 2 << 20) / (POSITIONS * ci * sizeof (gfloat))), 1, co);
+#pragma omp parallel
+  {
+    gfloat *t = g_new (gfloat, (gsize) POSITIONS * rows * ci);
+#pragma omp for schedule(static)
+    for (gint o0 = 0; o0 < co; o0 += rows)
+      {
+        const gint  n = MIN (rows, co - o0);
+        const gsize first = (gsize) o0 * ci, count = (gsize) n * ci;
+        for (gsize b = 0; b < count; b += WEIGHT_LANES)
+          transform_filters (conv, first + b, (gint) MIN (WEIGHT_LANES, count - b), count, first,
+                             t);
+        for (gint p = 0; p < POSITIONS; p++)
+          {
+            guint16 *high = (guint16 *) dst + p * packed + (gsize) o0 * 2 * vae_bf16_pairs (ci);
+            vae_bf16_pack_rows (t + p * count, n, ci, high);
+            if (split ())
+              vae_bf16_pack_rows_low (t + p * count, n, ci, high + POSITIONS * packed);
+          }
+      }
+    g_free (t);
+  }
 }
 
 /* The CPU's slot of a layer's cache: its transformed weights, fp32 and
@@ -240,19 +254,17 @@ weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *s
       if (!c->weights[bf16] && cache_used + bytes <= cache_limit &&
           (c->weights[bf16] = g_try_malloc (bytes)))
         {
-          if (make_weights (conv, bf16, c->weights[bf16], NULL))
-            cache_used += c->bytes[bf16] = bytes;
-          else
-            g_clear_pointer (&c->weights[bf16], g_free);
+          make_weights (conv, bf16, c->weights[bf16]);
+          cache_used += c->bytes[bf16] = bytes;
         }
       u = c->weights[bf16];
     }
   g_mutex_unlock (&cache_lock);
   if (u)
     return u;
-  if (!(*scratch = vae_try_alloc (bytes, "Winograd weights", error)) ||
-      !make_weights (conv, bf16, *scratch, error))
+  if (!(*scratch = vae_try_alloc (bytes, "Winograd weights", error)))
     return NULL;
+  make_weights (conv, bf16, *scratch);
   return *scratch;
 }
 
