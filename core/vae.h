@@ -118,7 +118,7 @@ typedef enum
                    * learned codebook, quant_conv and post_quant_conv */
   VAE_KIND_VQVAE, /* the small VQ-VAE of van den Oord et al. in the seed's layout: 4×4 stride-2
                    * convs, residual stacks, 4×4 stride-2 transposed convs, a codebook */
-  VAE_KIND_QWEN_IMAGE,   /* AutoencoderKLQwenImage (Wan 2.1's VAE) on one frame */
+  VAE_KIND_QWEN_IMAGE,   /* AutoencoderKLQwenImage, AutoencoderKLWan (Wan 2.1, 2.2) on one frame */
   VAE_KIND_DCAE,         /* Sana's DC-AE (AutoencoderDC) */
   VAE_KIND_HUNYUAN_IMAGE /* HunyuanImage 2.1's (AutoencoderKLHunyuanImage) */
 } VaeKind;
