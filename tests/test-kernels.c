@@ -397,6 +397,81 @@ test_conv_bf16_direct (void)
   g_rand_free (rand);
 }
 
+/* act(t) in float64. */
+static gdouble
+activate_double (gdouble t, VaeAct act)
+{
+  if (act == VAE_ACT_RELU)
+    return MAX (t, 0.0);
+  if (act == VAE_ACT_SILU)
+    return t / (1.0 + exp (-t));
+  return t;
+}
+
+/* The bf16 3×3 convolutions AMX tiles run directly (core/cpu/amx-conv.c):
+ * channel counts that leave partial tiles of inputs and outputs, images
+ * narrower and wider than a block of 32 pixels, one-sided padding (a
+ * band's), with upsampling, bias, residual and every activation, against
+ * float64 sums of the same bf16-rounded weights and inputs.  Before the
+ * activation only fp32 accumulation may differ, (k + 3)·2⁻²⁴·Σ|terms| as
+ * above; SiLU's slope is at most 1.1, and vae_expf adds ≤ 1e-6 relative
+ * (test_expf), so 2e-6 of the value on top. */
+static void
+test_conv_amx (void)
+{
+  static const VaeConv shapes[] = {
+    { 32, 32, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },
+    { 40, 48, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },
+    { 64, 70, 3, 1, 1, 1, 0, 0, NULL, NULL, NULL },
+  };
+  GRand            *rand;
+  const VaeBackend *cpu = vae_backend_cpu_bf16 ();
+  gdouble           worst = 0;
+
+  if (!vae_amx_conv_applies (&shapes[0]))
+    {
+      g_test_skip ("this CPU (or build, or kernel) gives no AMX-BF16, or GEGL_VAE_AMX picks "
+                   "another path");
+      return;
+    }
+  rand = g_rand_new_with_seed (123);
+  for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
+    for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
+      {
+        const gint k_terms = shapes[a].in_channels * 9;
+        ConvCase   c;
+        gint       out_h, out_w;
+        g_autoptr (VaeTensor) y = NULL;
+
+        conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]);
+        vae_conv_output_size (&c.conv, c.x->height << c.up, c.x->width << c.up, &out_h, &out_w);
+        if (out_h <= 0 || out_w <= 0) /* one pixel is too small without padding */
+          {
+            conv_case_clear (&c);
+            continue;
+          }
+        g_assert_true (vae_amx_conv_applies (&c.conv));
+        y = conv_case_run (&c, cpu);
+        for (gint o = 0; o < y->channels; o++)
+          for (gint oy = 0; oy < y->height; oy++)
+            for (gint ox = 0; ox < y->width; ox++)
+              {
+                gdouble magnitude, sum = direct_bf16_value (&c, o, oy, ox, &magnitude);
+                gdouble want = activate_double (sum, c.act);
+                gdouble got = y->data[((gsize) o * y->height + oy) * y->width + ox];
+                gdouble bound =
+                    1.1 * (k_terms + 3) * ldexp (1.0, -24) * magnitude + 2e-6 * fabs (want);
+                worst = MAX (worst, fabs (got - want) / MAX (magnitude, 1e-30));
+                if (fabs (got - want) > bound)
+                  g_error ("shape %u, %dx%d, up %d, act %d: y[%d][%d][%d] = %.9g, want %.9g", a,
+                           case_sizes[s][0], case_sizes[s][1], c.up, c.act, o, oy, ox, got, want);
+              }
+        conv_case_clear (&c);
+      }
+  g_test_message ("AMX bf16 3x3 convolutions: worst error %.3g of sum |terms|", worst);
+  g_rand_free (rand);
+}
+
 /* A transposed convolution in float64 by its definition (each input value
  * scattered through the kernel); *MAGNITUDE gets Σ|w·x| + |bias| per
  * output value. */
@@ -578,6 +653,7 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/gemm-amx", test_gemm_amx);
   g_test_add_func ("/kernels/conv3x3-bf16-chunks-vs-bands", test_conv_bf16_chunks);
   g_test_add_func ("/kernels/conv-bf16-direct", test_conv_bf16_direct);
+  g_test_add_func ("/kernels/conv-amx", test_conv_amx);
   g_test_add_func ("/kernels/conv-transpose", test_conv_transpose);
   return g_test_run ();
 }

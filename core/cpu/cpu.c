@@ -142,12 +142,15 @@ vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   if (vae_conv_groups (conv) > 1)
     return grouped_scratch_bytes (conv, out_h, out_w);
+  /* the scratch is not told the precision: where bf16 takes another path,
+   * the larger of the two */
+  if (vae_amx_conv_applies (conv))
+    return MAX (vae_winograd_scratch_bytes (conv, out_h, out_w),
+                vae_amx_conv_scratch_bytes (conv, out_h, out_w));
   if (vae_winograd_applies (conv) && !bf16_direct ())
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
   if (is_plain_1x1 (conv, FALSE))
     return 0;
-  /* the scratch is not told the precision: where bf16 goes direct, the
-   * larger of the two */
   if (vae_winograd_applies (conv))
     return MAX (vae_winograd_scratch_bytes (conv, out_h, out_w),
                 (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w *
@@ -266,6 +269,12 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
     }
   vae_backend_count_macs ((guint64) conv->out_channels * conv_terms (conv) * out_h * out_w);
 
+  if (fast && bf16 && vae_amx_conv_applies (conv))
+    {
+      if (!vae_amx_conv (conv, x, up, residual, act, y, error))
+        g_clear_pointer (&y, vae_tensor_free);
+      return y;
+    }
   if (fast && vae_winograd_applies (conv) && !(bf16 && bf16_direct ()))
     {
       if (!vae_winograd_conv (conv, x, up, residual, act, bf16, y, error))

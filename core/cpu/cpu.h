@@ -156,6 +156,18 @@ void vae_amx_products (gint count, gint m, gint n, gint k, const guint16 *a, con
                        gsize a_stride, const gfloat *b, gsize ldb, gsize b_stride, gfloat *c,
                        gsize ldc, gsize c_stride);
 
+/* ---- bf16 3×3 convolutions as direct products on AMX tiles (amx-conv.c) ------- */
+
+/* Whether a bf16 pass runs CONV there: a 3×3 stride-1 "same" convolution
+ * of 32+ input and output channels, vae_cpu_has_amx, and GEGL_VAE_AMX not
+ * winograd, single or direct. */
+gboolean vae_amx_conv_applies (const VaeConv *conv);
+/* y = act(conv(up(x)) + bias + residual), every value of Y written; the
+ * inputs and weights rounded to bf16, the products summed in fp32. */
+gboolean vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up,
+                       const VaeTensor *residual, VaeAct act, VaeTensor *y, GError **error);
+gsize    vae_amx_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+
 /* ---- OpenBLAS, opened on first use (blas.c) --------------------------------- */
 
 /* TRUE once OpenBLAS is loaded; an error when it cannot be, or when an
