@@ -19,6 +19,7 @@
  */
 #include "cpu/cpu.h"
 
+#include <omp.h>
 #include <string.h>
 
 #define TILE  16 /* a tile's rows: output channels of A and C, pair rows of B */
@@ -49,10 +50,20 @@ packing (const VaeConv *conv, gint out_h, gint out_w)
                     round_up (out_w, BLOCK) + 2, round_up (conv->out_channels, BLOCK) / TILE };
 }
 
-static gsize
-input_bytes (const Packing *p)
+/* Output rows per band: a band's packed rows (two more) fill BAND_BYTES. */
+static gint
+band_rows (const Packing *p, gint out_h)
 {
-  return (gsize) p->rows * p->pairs * p->cols * sizeof (guint32);
+  const gsize row_bytes = (gsize) p->pairs * p->cols * sizeof (guint32);
+
+  return (gint) CLAMP (BAND_BYTES / row_bytes, 3, (gsize) out_h + 2) - 2;
+}
+
+/* Each thread's packed band. */
+static gsize
+band_bytes (const Packing *p, gint out_h)
+{
+  return (gsize) (band_rows (p, out_h) + 2) * p->pairs * p->cols * sizeof (guint32);
 }
 
 static gsize
@@ -66,7 +77,7 @@ vae_amx_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   const Packing p = packing (conv, out_h, out_w);
 
-  return input_bytes (&p) + weight_bytes (&p);
+  return omp_get_max_threads () * band_bytes (&p, out_h) + weight_bytes (&p);
 }
 
 /* Taken by default where the tiles are; GEGL_VAE_AMX=winograd (or single,
@@ -166,15 +177,15 @@ pack_weights (const VaeConv *conv, const Packing *p, guint16 *w)
       for (gint ot = 0; ot < p->co_tiles; ot++)
         for (gint m = 0; m < TILE; m++)
           {
-            guint16 *dst = w + ((((gsize) tap * k_tiles + kt) * p->co_tiles + ot) * TILE + m) *
-                                   2 * TILE;
+            guint16 *dst =
+                w + ((((gsize) tap * k_tiles + kt) * p->co_tiles + ot) * TILE + m) * 2 * TILE;
             const gint o = ot * TILE + m;
             for (gint j = 0; j < 2 * TILE; j++)
               {
                 const gint i = kt * 2 * TILE + j;
-                dst[j] = o < co && i < ci ? vae_bf16_round (conv->weight[((gsize) o * ci + i) * 9 +
-                                                                         tap])
-                                          : 0;
+                dst[j] = o < co && i < ci
+                             ? vae_bf16_round (conv->weight[((gsize) o * ci + i) * 9 + tap])
+                             : 0;
               }
           }
 }
@@ -217,7 +228,8 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
   _tile_zero (3);
   for (gint tap = 0; tap < 9; tap++)
     {
-      const guint32 *b = band + (gsize) (band_row + tap / 3) * p->pairs * p->cols + ox0 + (g_getenv ("XP_ALIGN") ? 0 : tap % 3);
+      const guint32 *b = band + (gsize) (band_row + tap / 3) * p->pairs * p->cols + ox0 +
+                         (g_getenv ("XP_ALIGN") ? 0 : tap % 3);
       const guint16 *a = w + ((gsize) tap * k_tiles * p->co_tiles + 2 * ob) * TILE * 2 * TILE;
       for (gint kt = 0; kt < k_tiles; kt++)
         {
@@ -256,16 +268,15 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
               VaeAct act, VaeTensor *y, GError **error)
 {
   const Packing p = packing (conv, y->height, y->width);
-  const gsize   row_bytes = (gsize) p.pairs * p.cols * sizeof (guint32);
-  /* rows of output per band: its packed rows (two more) fill BAND_BYTES */
-  const gint band_rows = (gint) CLAMP (BAND_BYTES / row_bytes, 3, (gsize) y->height + 2) - 2;
-  const gint bands = (y->height + band_rows - 1) / band_rows, blocks = p.co_tiles / 2;
-  gsize      in_capacity, w_capacity;
-  guint32   *in = vae_scratch_alloc (input_bytes (&p), FALSE, &in_capacity, "packed bf16 input",
-                                     error);
-  guint16   *w = in ? vae_scratch_alloc (weight_bytes (&p), FALSE, &w_capacity, "packed bf16 weights",
-                                         error)
-                    : NULL;
+  const gint    rows = band_rows (&p, y->height), bands = (y->height + rows - 1) / rows;
+  const gint    blocks = p.co_tiles / 2, threads = omp_get_max_threads ();
+  const gsize   band_words = band_bytes (&p, y->height) / sizeof (guint32);
+  gsize         in_capacity, w_capacity;
+  guint32 *in = vae_scratch_alloc (threads * band_words * sizeof (guint32), FALSE, &in_capacity,
+                                   "packed bf16 input", error);
+  guint16 *w =
+      in ? vae_scratch_alloc (weight_bytes (&p), FALSE, &w_capacity, "packed bf16 weights", error)
+         : NULL;
 
   if (!w)
     {
@@ -273,22 +284,30 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
       return FALSE;
     }
   pack_weights (conv, &p, w);
-#pragma omp parallel for schedule(static) collapse(2)
-  for (gint r = 0; r < p.rows; r++)
-    for (gint cp = 0; cp < p.pairs; cp++)
-      pack_input_row (x, up, &p, r, cp, in + ((gsize) r * p.pairs + cp) * p.cols);
-
-#pragma omp parallel
+  /* Each thread packs the rows of the band it works on into its own
+   * buffer, which stays in its cache while every block of output channels
+   * runs over it; with the units in band order a thread packs each of its
+   * bands once. */
+#pragma omp parallel num_threads(threads)
   {
-    gfloat c[BLOCK * BLOCK];
+    guint32 *packed = in + omp_get_thread_num () * band_words;
+    gint     packed_band = -1;
+    gfloat   c[BLOCK * BLOCK];
 
     configure ();
 #pragma omp for schedule(static) collapse(2)
     for (gint band = 0; band < bands; band++)
       for (gint ob = 0; ob < blocks; ob++)
         {
-          const gint     y0 = band * band_rows, y1 = MIN (y->height, y0 + band_rows);
-          const guint32 *packed = in + (gsize) y0 * p.pairs * p.cols;
+          const gint y0 = band * rows, y1 = MIN (y->height, y0 + rows);
+          if (band != packed_band)
+            {
+              for (gint r = y0; r < y1 + 2; r++)
+                for (gint cp = 0; cp < p.pairs; cp++)
+                  pack_input_row (x, up, &p, r, cp,
+                                  packed + ((gsize) (r - y0) * p.pairs + cp) * p.cols);
+              packed_band = band;
+            }
           for (gint oy = y0; oy < y1; oy++)
             for (gint ox0 = 0; ox0 < y->width; ox0 += BLOCK)
               {
