@@ -36,6 +36,15 @@
 #include <unistd.h>
 #endif
 
+/* AddressSanitizer (gcc says so with a macro, clang with a feature test) */
+#if defined(__SANITIZE_ADDRESS__)
+#define VAE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VAE_ASAN 1
+#endif
+#endif
+
 #define POOLED_MIN_BYTES ((gsize) 1 << 20)
 /* Blocks are whole grains: a transparent huge page each, so a grain is
  * either resident or not, and giving one back splits no huge page. */
@@ -51,30 +60,42 @@ typedef struct
   gsize offset, bytes;
 } Extent;
 
-static GMutex   pool_lock;
-static gint     open_passes;
-static guint8  *base;          /* the arena, NULL until first used or where it cannot be */
-static gsize    reserved;      /* its bytes of address space */
-static gsize    top;           /* bytes from BASE ever handed out; beyond: untouched */
-static guint8  *resident;      /* per grain: touched since last given back */
-static GArray  *free_extents;  /* Extent, by offset */
-static gsize    resident_free; /* bytes of resident grains in free extents */
-static gboolean tried;
+static GMutex  pool_lock;
+static gint    open_passes;
+static guint8 *base;          /* the arena, NULL until first used or where it cannot be */
+static gsize   reserved;      /* its bytes of address space */
+static gsize   top;           /* bytes from BASE ever handed out; beyond: untouched */
+static guint8 *resident;      /* per grain: touched since last given back */
+static GArray *free_extents;  /* Extent, by offset */
+static gsize   resident_free; /* bytes of resident grains in free extents */
+
+/* Whether an address-space limit (ulimit -v) is set: it cannot see into
+ * the reservation, so the arena then neither starts nor grows, and blocks
+ * beyond what it has come from (and are refused by) the system. */
+static gboolean
+address_space_capped (void)
+{
+#ifdef G_OS_UNIX
+  struct rlimit as;
+
+  return getrlimit (RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY;
+#else
+  return FALSE;
+#endif
+}
 
 static gboolean
 arena_ready (void)
 {
-#if defined(G_OS_UNIX) && defined(MAP_NORESERVE) && !defined(__SANITIZE_ADDRESS__)
-  struct rlimit as;
-  gsize         want = (gsize) sysconf (_SC_PHYS_PAGES) * (gsize) sysconf (_SC_PAGESIZE);
-  gpointer      p = MAP_FAILED;
+#if defined(G_OS_UNIX) && defined(MAP_NORESERVE) && !defined(VAE_ASAN)
+  static gboolean tried;
+  gsize           want = (gsize) sysconf (_SC_PHYS_PAGES) * (gsize) sysconf (_SC_PAGESIZE);
+  gpointer        p = MAP_FAILED;
 
   if (tried)
     return base != NULL;
   tried = TRUE;
-  /* under an address-space cap the reservation would eat what the rest
-   * of the run needs */
-  if (getrlimit (RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+  if (address_space_capped ())
     return FALSE;
   /* the machine's memory, or less where the system refuses that much;
    * one grain more to align the start to a huge page */
@@ -184,7 +205,7 @@ carve (gsize bytes, gboolean *dirty)
     {
       const Extent *last = free_extents->len > 0 ? extent (free_extents->len - 1) : NULL;
       offset = last && last->offset + last->bytes == top ? last->offset : top;
-      if (offset + bytes > reserved)
+      if (offset + bytes > reserved || address_space_capped ())
         return NULL;
       if (offset != top)
         g_array_remove_index (free_extents, free_extents->len - 1);

@@ -228,8 +228,7 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
   _tile_zero (3);
   for (gint tap = 0; tap < 9; tap++)
     {
-      const guint32 *b = band + (gsize) (band_row + tap / 3) * p->pairs * p->cols + ox0 +
-                         (g_getenv ("XP_ALIGN") ? 0 : tap % 3);
+      const guint32 *b = band + (gsize) (band_row + tap / 3) * p->pairs * p->cols + ox0 + tap % 3;
       const guint16 *a = w + ((gsize) tap * k_tiles * p->co_tiles + 2 * ob) * TILE * 2 * TILE;
       for (gint kt = 0; kt < k_tiles; kt++)
         {
