@@ -1,6 +1,7 @@
 /* bf16 3×3 stride-1 convolutions as direct products on AMX tiles, with no
- * im2col and no Winograd: the input is rounded to bf16 once, into rows of
- * channel pairs, and every tap of the kernel is a shifted view of it.
+ * im2col and no Winograd: the input is rounded to bf16, a band of rows at
+ * a time, into rows of channel pairs, and every tap of the kernel is a
+ * shifted view of it.
  *
  * tdpbf16ps adds A·B into a 16 × 16 fp32 tile C, A 16 rows × 32 bf16 and
  * B 16 pair rows × 16 columns of pairs.  Here C is 16 output channels × 16
@@ -12,9 +13,10 @@
  * width apart, wherever the tap points.  Nothing is copied per tap.
  *
  * Only the inputs and weights are rounded (the products are exact and
- * summed in fp32), which is far more accurate than Winograd's bf16
- * products, and the tiles make the 4× multiplications of a direct
- * convolution cheaper than Winograd's transforms (docs/PERFORMANCE-NOTES.md).
+ * summed in fp32): more accurate than Winograd's single bf16 products, a
+ * little less than its split ones, and the tiles make the 4×
+ * multiplications of a direct convolution cheaper than either's transforms
+ * (docs/PERFORMANCE-NOTES.md).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"

@@ -122,9 +122,9 @@ static gsize grouped_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
  * (GEGL_VAE_AMX=direct).  These round only inputs and weights: the SD1.5
  * decode at 512² reaches 52 dB PSNR against fp32, where Winograd's single
  * bf16 products reach 43.5 dB.  But im2col and packing 4× the products'
- * operands make them 1.5× slower than today's bf16.  Winograd's split
- * products on the tiles, the default, reach 56.5 dB and are faster
- * (docs/PERFORMANCE-NOTES.md), so this path is for comparisons only. */
+ * operands make them 1.5× slower than Winograd's split products (56.5 dB),
+ * and the direct products of amx-conv.c, the default, need no im2col at
+ * all (docs/PERFORMANCE-NOTES.md), so this path is for comparisons only. */
 static gboolean
 bf16_direct (void)
 {
