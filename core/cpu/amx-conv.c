@@ -117,20 +117,6 @@ vae_amx_conv_applies (const VaeConv *conv)
 #define KERNEL_TARGET                                                                              \
   __attribute__ ((target ("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
-typedef struct
-{
-  guint8  palette, start_row, reserved[14];
-  guint16 colsb[16];
-  guint8  rows[16];
-} TileConfig;
-
-/* every tile 16 rows of 64 bytes (see amx.c on why a constant) */
-static const TileConfig tile_config = {
-  .palette = 1,
-  .colsb = { 64, 64, 64, 64, 64, 64, 64, 64 },
-  .rows = { TILE, TILE, TILE, TILE, TILE, TILE, TILE, TILE },
-};
-
 /* A pair of input channels at one pixel as the 32-bit word B's rows hold. */
 static inline guint32
 pair (gfloat even, gfloat odd)
@@ -252,18 +238,6 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
   _tile_stored (3, c + TILE * BLOCK + TILE, c_stride);
 }
 
-static KERNEL_TARGET void
-configure (void)
-{
-  _tile_loadconfig (&tile_config);
-}
-
-static KERNEL_TARGET void
-release (void)
-{
-  _tile_release ();
-}
-
 gboolean
 vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
               VaeAct act, VaeTensor *y, GError **error)
@@ -295,7 +269,7 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
     gint     packed_band = -1;
     gfloat   c[BLOCK * BLOCK];
 
-    configure ();
+    vae_amx_tiles_begin ();
 #pragma omp for schedule(static) collapse(2)
     for (gint band = 0; band < bands; band++)
       for (gint ob = 0; ob < blocks; ob++)
@@ -316,7 +290,7 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
                 epilogue_block (conv, c, ob * BLOCK, oy, ox0, residual, act, y);
               }
         }
-    release ();
+    vae_amx_tiles_end ();
   }
   vae_scratch_free (w, w_capacity);
   vae_scratch_free (in, in_capacity);

@@ -91,8 +91,8 @@ static const TileConfig tile_config = {
   .rows = { TILE, TILE, TILE, TILE, TILE, TILE, TILE, TILE },
 };
 
-static AMX_TARGET void
-configure (void)
+AMX_TARGET void
+vae_amx_tiles_begin (void)
 {
   _tile_loadconfig (&tile_config);
 }
@@ -221,7 +221,7 @@ vae_amx_gemm (gint m, gint n, gint k, const guint16 *a, const guint16 *a_low, co
   const gsize bl_offset = (gsize) padded * 2 * VAE_BF16_PANEL;
 
   g_return_if_fail (vae_cpu_has_amx ());
-  configure ();
+  vae_amx_tiles_begin ();
   for (gint n0 = 0; n0 < n; n0 += VAE_BF16_PANEL)
     {
       const gint cols = MIN (VAE_BF16_PANEL, n - n0);
@@ -230,7 +230,7 @@ vae_amx_gemm (gint m, gint n, gint k, const guint16 *a, const guint16 *a_low, co
         vae_bf16_pack_pairs (b, ldb, k, 0, padded, n0, cols, TRUE, panel + bl_offset);
       panel_product (a, a_low, m, k, panel, c + n0, ldc, cols);
     }
-  _tile_release ();
+  vae_amx_tiles_end ();
 }
 
 /* ---- products in blocks that stay in a core's cache -------------------------- */
@@ -243,8 +243,8 @@ vae_amx_gemm (gint m, gint n, gint k, const guint16 *a, const guint16 *a_low, co
 #define GROUP 8
 #define CHUNK 128
 
-static AMX_TARGET void
-release (void)
+AMX_TARGET void
+vae_amx_tiles_end (void)
 {
   _tile_release ();
 }
@@ -319,14 +319,14 @@ vae_amx_products (gint count, gint m, gint n, gint k, const guint16 *a, const gu
   {
     guint16 *bp = g_new (guint16, (gsize) 2 * GROUP * CHUNK * 2 * VAE_BF16_PANEL);
     gfloat  *acc = g_new (gfloat, acc_rows * group_cols);
-    configure ();
+    vae_amx_tiles_begin ();
 #pragma omp for schedule(static) collapse(2)
     for (gint g = 0; g < count; g++)
       for (gint q = 0; q < groups; q++)
         block_product (a + g * a_stride, a_low ? a_low + g * a_stride : NULL, m, k,
                        b + g * b_stride, ldb, q * group_cols, MIN (group_cols, n - q * group_cols),
                        c + g * c_stride, ldc, bp, acc, group_cols);
-    release ();
+    vae_amx_tiles_end ();
     g_free (acc);
     g_free (bp);
   }

@@ -149,6 +149,11 @@ gboolean vae_cpu_has_amx (void);
 gsize vae_amx_panel_elements (gint k);
 void  vae_amx_gemm (gint m, gint n, gint k, const guint16 *a, const guint16 *a_low, const gfloat *b,
                     gsize ldb, gfloat *c, gsize ldc, guint16 *panel);
+/* Every tile 16 rows of 64 bytes on the calling thread, before its tile
+ * instructions; and the tile state released after them.  Only where
+ * vae_cpu_has_amx. */
+void vae_amx_tiles_begin (void);
+void vae_amx_tiles_end (void);
 /* C_g = A_g·B_g for g < COUNT on AMX tiles, as vae_gemm_bf16_batch with B's
  * rows LDB and C's rows LDC apart, in blocks that stay in a core's cache,
  * shared out among the threads.  Only where vae_cpu_has_amx. */
