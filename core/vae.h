@@ -204,7 +204,8 @@ typedef enum
 {
   VAE_PRECISION_FP32,
   VAE_PRECISION_BF16, /* bfloat16 storage of what convolutions read, fp32 accumulation */
-  VAE_PRECISION_FP16
+  VAE_PRECISION_FP16,
+  VAE_PRECISION_AUTO /* the CPU: bf16 where AMX runs it, else fp32; the device: fp32 */
 } VaePrecision;
 
 typedef struct
@@ -213,15 +214,16 @@ typedef struct
   VaePrecision   precision; /* the CPU computes fp32, and bf16 where it has AVX512-BF16 */
 } VaeCompute;
 
-/* Resolves AUTO (CUDA when a device answers, else the CPU in bf16 when asked
- * and available, else fp32); FALSE with an error when CUDA is asked for and
+/* Resolves the AUTO backend (CUDA when a device answers, else the CPU in
+ * bf16 when asked and available, else fp32) and the AUTO precision (see
+ * VAE_PRECISION_AUTO); FALSE with an error when CUDA is asked for and
  * cannot be had, or the CPU for fp16 or for bf16 without AVX512-BF16. */
 gboolean vae_compute_resolve (VaeCompute *compute, GError **error);
 /* TRUE when this build has the CUDA backend and a device answers; else
  * FALSE with an error saying which of the two is missing.  DEVICE_NAME, when
  * not NULL, receives the device's name (free it). */
 gboolean vae_cuda_probe (gchar **device_name, GError **error);
-/* "auto", "cpu", "cuda" / "fp32", "bf16", "fp16". */
+/* "auto", "cpu", "cuda" / "auto", "fp32", "bf16", "fp16". */
 gboolean     vae_backend_from_name (const gchar *name, VaeBackendKind *backend);
 gboolean     vae_precision_from_name (const gchar *name, VaePrecision *precision);
 const gchar *vae_precision_name (VaePrecision precision);
@@ -230,8 +232,9 @@ const gchar *vae_precision_name (VaePrecision precision);
 
 /* How one encode or decode runs: where and in what precision, within how
  * much memory, who hears its progress, and a flag that stops it.  A zeroed
- * VaeRun, or NULL, is the default: auto backend, fp32, three quarters of
- * the memory available, no progress, never stopped. */
+ * VaeRun, or NULL, is the default: auto backend, fp32 (the CLI's and the
+ * GEGL ops' default is VAE_PRECISION_AUTO), three quarters of the memory
+ * available, no progress, never stopped. */
 typedef struct
 {
   VaeCompute      compute;

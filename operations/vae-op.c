@@ -36,8 +36,9 @@ DEFINE_ENUM (gegl_vae_backend_get_type, "GeglVaeBackend",
              { GEGL_VAE_BACKEND_CUDA, N_ ("CUDA"), "cuda" })
 
 DEFINE_ENUM (gegl_vae_precision_get_type, "GeglVaePrecision",
+             { GEGL_VAE_PRECISION_AUTO, N_ ("Automatic"), "auto" },
              { GEGL_VAE_PRECISION_FP32, N_ ("fp32"), "fp32" },
-             { GEGL_VAE_PRECISION_BF16, N_ ("bf16 (CUDA)"), "bf16" },
+             { GEGL_VAE_PRECISION_BF16, N_ ("bf16"), "bf16" },
              { GEGL_VAE_PRECISION_FP16, N_ ("fp16 (CUDA)"), "fp16" })
 
 DEFINE_ENUM (gegl_vae_mode_get_type, "GeglVaeMode", { GEGL_VAE_MODE_MEAN, N_ ("Mean"), "mean" },

@@ -71,7 +71,8 @@ typedef enum /* the order of VaePrecision */
 {
   GEGL_VAE_PRECISION_FP32,
   GEGL_VAE_PRECISION_BF16,
-  GEGL_VAE_PRECISION_FP16
+  GEGL_VAE_PRECISION_FP16,
+  GEGL_VAE_PRECISION_AUTO
 } GeglVaePrecision;
 
 /* core's enums, as GEGL properties */
@@ -106,9 +107,10 @@ GType gegl_vae_preset_get_type (void);
   property_enum (backend, _ ("Backend"), GeglVaeBackend, gegl_vae_backend, GEGL_VAE_BACKEND_AUTO)  \
     description (_ ("Automatic: the CUDA device when one answers, else the CPU"))                  \
   property_enum (precision, _ ("Precision"), GeglVaePrecision, gegl_vae_precision,                 \
-                 GEGL_VAE_PRECISION_FP32)                                                          \
-    description (_ ("bf16 and fp16 run on the CUDA device only; a pass that overflows is redone "  \
-                    "in fp32"))                                                                    \
+                 GEGL_VAE_PRECISION_AUTO)                                                          \
+    description (_ ("Automatic: bf16 on a CPU with AMX, else fp32; bf16 on the CPU needs "         \
+                    "AVX512-BF16, fp16 the CUDA device; a half-precision pass that overflows on "  \
+                    "the device is redone in fp32"))                                               \
   property_int (memory_limit, _ ("Memory limit (MiB)"), 0)                                         \
     description (_ ("Plan the run to fit this much memory, in bands of rows when needed; "         \
                     "0: three quarters of what is available"))                                     \

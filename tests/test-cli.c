@@ -214,6 +214,33 @@ test_round_trip_formats (void)
   g_assert_cmpfloat (test_max_abs_error (a, b), <=, 1.0 / 255);
 }
 
+/* The default precision is "auto": the same latent as --precision bf16 on
+ * a CPU with AMX, as fp32 elsewhere; --precision fp32 is the way back. */
+static void
+test_default_precision (void)
+{
+  g_autofree gchar *kl = kl_model ();
+  g_autofree gchar *image = test_data_path ("kl", "sd15-diffusers", "image.npy", NULL);
+  g_autofree gchar *a = test_tmp_path ("auto.npy"), *b = test_tmp_path ("bf16.npy"),
+                   *c = test_tmp_path ("fp32.npy");
+  const gchar *chosen = vae_cpu_has_amx () ? "bf16" : "fp32";
+  g_autoptr (VaeTensor) ta = NULL, tb = NULL, tc = NULL;
+  g_auto (Run) r1 = { 0 };
+  g_auto (Run) r2 = { 0 };
+  g_auto (Run) r3 = { 0 };
+
+  r1 = run (NULL, "encode", "-m", kl, "--backend", "cpu", image, a, NULL);
+  r2 = run (NULL, "encode", "-m", kl, "--backend", "cpu", "--precision", chosen, image, b, NULL);
+  r3 = run (NULL, "encode", "-m", kl, "--backend", "cpu", "--precision", "fp32", image, c, NULL);
+  g_assert_true (exited_ok (&r1) && exited_ok (&r2) && exited_ok (&r3));
+  ta = test_load_npy_latent (a);
+  tb = test_load_npy_latent (b);
+  tc = test_load_npy_latent (c);
+  g_assert_cmpfloat (test_max_abs_error (ta, tb), ==, 0.0);
+  if (vae_cpu_has_amx ())
+    g_assert_cmpfloat (test_max_abs_error (ta, tc), >, 0.0);
+}
+
 /* Sampling is seeded: same seed, same latent; another seed, another. */
 static void
 test_sample_seed (void)
@@ -657,6 +684,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/round-trip-formats", test_round_trip_formats);
   g_test_add_func ("/cli/vq-model", test_vq_model);
   g_test_add_func ("/cli/sample-seed", test_sample_seed);
+  g_test_add_func ("/cli/default-precision", test_default_precision);
   g_test_add_func ("/cli/errors", test_errors);
   g_test_add_func ("/cli/exit-status", test_exit_status);
   g_test_add_func ("/cli/full-disk/every-output", test_full_disk);

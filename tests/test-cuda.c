@@ -309,6 +309,18 @@ test_choice (void)
   if (!vae_cpu_has_bf16 ())
     test_assert_error (error, "precision bf16 on the CPU needs AVX512-BF16");
   g_clear_error (&error);
+  /* the precision "auto": bf16 on a CPU with AMX (the accurate bf16 path),
+   * else fp32; fp32 on the device */
+  compute = (VaeCompute){ VAE_BACKEND_CPU, VAE_PRECISION_AUTO };
+  g_assert_true (vae_compute_resolve (&compute, &error));
+  g_assert_cmpint (compute.precision, ==,
+                   vae_cpu_has_amx () ? VAE_PRECISION_BF16 : VAE_PRECISION_FP32);
+  compute = (VaeCompute){ VAE_BACKEND_AUTO, VAE_PRECISION_AUTO };
+  g_assert_true (vae_compute_resolve (&compute, &error));
+  g_assert_cmpint (compute.precision, ==,
+                   device || !vae_cpu_has_amx () ? VAE_PRECISION_FP32 : VAE_PRECISION_BF16);
+  g_assert_true (vae_precision_from_name ("auto", &compute.precision));
+  g_assert_cmpint (compute.precision, ==, VAE_PRECISION_AUTO);
 
   got = vae_model_decode (m, latent, &on_cuda, &error);
   if (device)

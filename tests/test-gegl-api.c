@@ -496,7 +496,7 @@ test_error_property (void)
 
 /* backend = cpu with precision = fp16 is refused in the error property,
  * naming why; precision and backend are enum properties GEGL graphs can
- * set by name. */
+ * set by name, the precision "auto" unless set. */
 static void
 test_backend_precision (void)
 {
@@ -510,6 +510,12 @@ test_backend_precision (void)
       gegl_node_new_child (graph, "operation", "gegl:buffer-sink", "buffer", &output, NULL);
   gchar *error = NULL;
 
+  GParamSpec *precision = gegl_operation_find_property ("vae:encode", "precision");
+
+  g_assert_cmpstr (g_enum_get_value (G_PARAM_SPEC_ENUM (precision)->enum_class,
+                                     g_value_get_enum (g_param_spec_get_default_value (precision)))
+                       ->value_nick,
+                   ==, "auto");
   g_test_expect_message ("gegl-vae", G_LOG_LEVEL_WARNING,
                          "vae:encode: precision fp16 is implemented on the CUDA*");
   g_test_expect_message ("GEGL", G_LOG_LEVEL_WARNING, "*0px rectangle*");

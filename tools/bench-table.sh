@@ -23,10 +23,10 @@ synth () { # family: a seeded model of its full architecture, its path printed
 }
 
 # TORCH_PRECISION=bf16 row … runs the PyTorch side in bf16 (default fp32)
-row () { # label model op size runs [gegl-vae options…]
+row () { # label model op size runs [gegl-vae options…] (ours in fp32 unless they say otherwise)
   local ours torch
   ours=$(GEGL_VAE_MODEL_PATH=$models "$build/ui/cli/gegl-vae" bench --backend cpu --model "$2" --op "$3" --size "$4" --runs "$5" \
-           --threads "$threads" --json "${@:6}")
+           --threads "$threads" --json --precision fp32 "${@:6}")
   torch=$("$python" "$root/tests/reference/bench_torch.py" --model "$2" --op "$3" --size "$4" --runs "$5" \
             --threads "$threads" --precision "${TORCH_PRECISION:-fp32}")
   /usr/bin/python3 - "$1" "$ours" "$torch" <<'PY'

@@ -188,11 +188,7 @@ forward (VaeModel *m, VaeNet *net, const VaeTensor *x, const VaeRun *run, GError
              (run->compute.backend == VAE_BACKEND_AUTO &&
               device_gave_up (&device_error, VAE_ERROR_UNSUPPORTED, &unsupported_said,
                               _ ("%s; running on the CPU instead")))))
-    return forward_cpu (m, net, x,
-                        compute.precision == VAE_PRECISION_BF16 && vae_cpu_has_bf16 ()
-                            ? VAE_PRECISION_BF16
-                            : VAE_PRECISION_FP32,
-                        run, error);
+    return forward_cpu (m, net, x, vae_cpu_precision_for (run->compute.precision), run, error);
   if (device_error)
     g_propagate_error (error, device_error);
   return y;

@@ -10,6 +10,10 @@
 
 G_BEGIN_DECLS
 
+/* What the CPU computes when PRECISION was asked for and no device runs
+ * it: AUTO's choice, bf16 where the CPU has it, else fp32. */
+VaePrecision vae_cpu_precision_for (VaePrecision asked);
+
 /* NET on X on the CUDA device, in bands of TILES unless NULL (the band
  * tensors cross to the host between layers), the result in host memory; a
  * half-precision pass that gives non-finite values is redone in fp32.

@@ -4,7 +4,7 @@
  *   gegl-vae encode [--model M] [--mode mean|sample] [--seed N] IN OUT
  *   gegl-vae decode [--model M] [--force-not-quantize] IN OUT
  *   (encode, decode, preview and bench also take --memory-limit BYTES, --tile-size N,
- *    --backend auto|cpu|cuda and --precision fp32|bf16|fp16)
+ *    --backend auto|cpu|cuda and --precision auto|fp32|bf16|fp16)
  *   gegl-vae preview [--model M] [--strength S | --timestep T] [--schedule S] [--seed N] IN OUT
  *   gegl-vae bench [--model M] [--op encode|decode|roundtrip] [--size WxH] [--runs N] [--threads N]
  * [--json] gegl-vae synth --family F [--seed N] OUT.safetensors
@@ -71,9 +71,8 @@ const GOptionEntry run_entries[] = {
   { "backend", 0, 0, G_OPTION_ARG_STRING, &opt_backend,
     "auto (default: CUDA when a device answers), cpu or cuda", "B" },
   { "precision", 0, 0, G_OPTION_ARG_STRING, &opt_precision,
-    "fp32 (default), bf16 (CUDA, or a CPU with AVX512-BF16) or fp16 (CUDA only; a pass that "
-    "overflows is redone "
-    "in fp32)",
+    "auto (default: bf16 on a CPU with AMX, else fp32), fp32, bf16 (CUDA, or a CPU with "
+    "AVX512-BF16) or fp16 (CUDA only; a pass that overflows is redone in fp32)",
     "P" },
   { "memory-limit", 0, 0, G_OPTION_ARG_STRING, &opt_memory_limit,
     "Plan the run to fit this many bytes (K/M/G suffixes; default: ¾ of the available memory)",
@@ -87,7 +86,7 @@ gboolean
 cli_run_options (VaeRun *run, GError **error)
 {
   VaeTiling  tiling = { 0, opt_tile_size };
-  VaeCompute compute = { VAE_BACKEND_AUTO, VAE_PRECISION_FP32 };
+  VaeCompute compute = { VAE_BACKEND_AUTO, VAE_PRECISION_AUTO };
 
   if (opt_backend && !vae_backend_from_name (opt_backend, &compute.backend))
     {
@@ -98,7 +97,7 @@ cli_run_options (VaeRun *run, GError **error)
   if (opt_precision && !vae_precision_from_name (opt_precision, &compute.precision))
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   _ ("--precision must be fp32, bf16 or fp16, not '%s'"), opt_precision);
+                   _ ("--precision must be auto, fp32, bf16 or fp16, not '%s'"), opt_precision);
       return FALSE;
     }
 
