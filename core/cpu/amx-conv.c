@@ -117,11 +117,43 @@ vae_amx_conv_applies (const VaeConv *conv)
 #define KERNEL_TARGET                                                                              \
   __attribute__ ((target ("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
-/* A pair of input channels at one pixel as the 32-bit word B's rows hold. */
-static inline guint32
-pair (gfloat even, gfloat odd)
+/* vae_bf16_round of 16 values, each in the low half of its 32-bit lane:
+ * round to nearest even, NaN kept a (quiet) NaN. */
+static inline KERNEL_TARGET __m512i
+bf16_bits (__m512 v)
 {
-  return (guint32) vae_bf16_round (even) | (guint32) vae_bf16_round (odd) << 16;
+  const __m512i   u = _mm512_castps_si512 (v);
+  const __m512i   lsb = _mm512_and_si512 (_mm512_srli_epi32 (u, 16), _mm512_set1_epi32 (1));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask (
+      _mm512_and_si512 (u, _mm512_set1_epi32 (0x7fffffff)), _mm512_set1_epi32 (0x7f800000));
+  const __m512i rounded = _mm512_srli_epi32 (
+      _mm512_add_epi32 (_mm512_add_epi32 (u, _mm512_set1_epi32 (0x7fff)), lsb), 16);
+
+  return _mm512_mask_mov_epi32 (
+      rounded, nan, _mm512_or_si512 (_mm512_srli_epi32 (u, 16), _mm512_set1_epi32 (0x40)));
+}
+
+/* Pixels [IX, IX + 16) of channels S0 and S1 (NULL: zero) as pair words,
+ * M the pixels that exist; each input pixel twice (nearest ×2) when UP. */
+static inline KERNEL_TARGET __m512i
+pair_words (const gfloat *s0, const gfloat *s1, gint ix, __mmask16 m, gboolean up)
+{
+  __m512 v0, v1;
+
+  if (up) /* input pixels ix/2 … ix/2 + 7, each to two lanes */
+    {
+      const __m512i   twice = _mm512_set_epi32 (7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+      const __mmask16 half = (__mmask16) ((1u << ((_mm_popcnt_u32 (m) + 1) / 2)) - 1);
+      v0 = _mm512_permutexvar_ps (twice, _mm512_maskz_loadu_ps (half, s0 + ix / 2));
+      v1 = s1 ? _mm512_permutexvar_ps (twice, _mm512_maskz_loadu_ps (half, s1 + ix / 2))
+              : _mm512_setzero_ps ();
+    }
+  else
+    {
+      v0 = _mm512_maskz_loadu_ps (m, s0 + ix);
+      v1 = s1 ? _mm512_maskz_loadu_ps (m, s1 + ix) : _mm512_setzero_ps ();
+    }
+  return _mm512_maskz_or_epi32 (m, bf16_bits (v0), _mm512_slli_epi32 (bf16_bits (v1), 16));
 }
 
 /* Packed row R (input row R − 1, upsampled when UP), pair CP: zero where
@@ -141,15 +173,11 @@ pack_input_row (const VaeTensor *x, gboolean up, const Packing *p, gint r, gint 
     const gfloat *s1 = c1 < x->channels ? x->data + c1 * plane + row : NULL;
     const gint    n = MIN (in_w, p->cols - 1);
 
-    if (up)
-      for (gint ix = 0; ix < n; ix++)
-        dst[ix + 1] = pair (s0[ix >> 1], s1 ? s1[ix >> 1] : 0.0f);
-    else if (s1)
-      for (gint ix = 0; ix < n; ix++)
-        dst[ix + 1] = pair (s0[ix], s1[ix]);
-    else
-      for (gint ix = 0; ix < n; ix++)
-        dst[ix + 1] = pair (s0[ix], 0.0f);
+    for (gint ix = 0; ix < n; ix += 16)
+      {
+        const __mmask16 m = (__mmask16) (n - ix >= 16 ? 0xffff : (1u << (n - ix)) - 1);
+        _mm512_mask_storeu_epi32 (dst + ix + 1, m, pair_words (s0, s1, ix, m, up));
+      }
   }
 }
 
@@ -178,6 +206,30 @@ pack_weights (const VaeConv *conv, const Packing *p, guint16 *w)
           }
 }
 
+/* DST[j] = act(SRC[j] + B + RES[j]) (RES may be NULL), j < N: one loop
+ * per case, so that each vectorises. */
+static inline KERNEL_TARGET void
+epilogue_row (const gfloat *src, gfloat b, const gfloat *res, VaeAct act, gint n, gfloat *dst)
+{
+  gfloat v[BLOCK];
+
+  if (res)
+    for (gint j = 0; j < n; j++)
+      v[j] = src[j] + b + res[j];
+  else
+    for (gint j = 0; j < n; j++)
+      v[j] = src[j] + b;
+  if (act == VAE_ACT_SILU)
+    for (gint j = 0; j < n; j++)
+      dst[j] = vae_activate (v[j], VAE_ACT_SILU);
+  else if (act == VAE_ACT_RELU)
+    for (gint j = 0; j < n; j++)
+      dst[j] = vae_activate (v[j], VAE_ACT_RELU);
+  else
+    for (gint j = 0; j < n; j++)
+      dst[j] = v[j];
+}
+
 /* y[o][oy][ox0 + j] = act(c[o][j] + bias + residual) for the block's
  * channels and pixels that exist. */
 static KERNEL_TARGET void
@@ -188,17 +240,9 @@ epilogue_block (const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox0
   const gint  n = MIN (BLOCK, y->width - ox0);
 
   for (gint o = o0; o < MIN (o0 + BLOCK, y->channels); o++)
-    {
-      const gfloat *src = c + (o - o0) * BLOCK, b = conv->bias ? conv->bias[o] : 0.0f;
-      const gfloat *res = residual ? residual->data + o * plane + at : NULL;
-      gfloat       *dst = y->data + o * plane + at;
-      if (res)
-        for (gint j = 0; j < n; j++)
-          dst[j] = vae_activate (src[j] + b + res[j], act);
-      else
-        for (gint j = 0; j < n; j++)
-          dst[j] = vae_activate (src[j] + b, act);
-    }
+    epilogue_row (c + (o - o0) * BLOCK, conv->bias ? conv->bias[o] : 0.0f,
+                  residual ? residual->data + o * plane + at : NULL, act, n,
+                  y->data + o * plane + at);
 }
 
 /* Output channels [32·OB, +32) × pixels [OX0, +32) of row OY, row OY of P
