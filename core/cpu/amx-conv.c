@@ -87,18 +87,7 @@ vae_amx_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 static gboolean
 enabled (void)
 {
-  static gsize on = 0;
-
-  if (g_once_init_enter (&on))
-    {
-      const gchar *env = g_getenv ("GEGL_VAE_AMX");
-      g_once_init_leave (&on, vae_cpu_has_amx () && g_strcmp0 (env, "winograd") != 0 &&
-                                      g_strcmp0 (env, "single") != 0 &&
-                                      g_strcmp0 (env, "direct") != 0
-                                  ? 2
-                                  : 1);
-    }
-  return on == 2;
+  return vae_cpu_has_amx () && vae_amx_path () == VAE_AMX_DEFAULT;
 }
 
 /* Fewer than a tile's channels would be mostly zero padding. */

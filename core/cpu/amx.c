@@ -39,6 +39,24 @@ vae_amx_panel_elements (gint k)
   return (gsize) 2 * padded_pairs (k) * 2 * VAE_BF16_PANEL;
 }
 
+VaeAmxPath
+vae_amx_path (void)
+{
+  static gsize path = 0;
+
+  if (g_once_init_enter (&path))
+    {
+      static const gchar *const names[] = { "", "0", "single", "direct", "winograd" };
+      const gchar              *env = g_getenv ("GEGL_VAE_AMX");
+      gsize                     found = VAE_AMX_DEFAULT;
+      for (guint i = 1; env && i < G_N_ELEMENTS (names); i++)
+        if (g_strcmp0 (env, names[i]) == 0)
+          found = i;
+      g_once_init_leave (&path, found + 1);
+    }
+  return (VaeAmxPath) (path - 1);
+}
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -53,10 +71,9 @@ vae_amx_panel_elements (gint k)
 static gboolean
 detect (void)
 {
-  guint        eax, ebx, ecx, edx;
-  const gchar *env = g_getenv ("GEGL_VAE_AMX");
+  guint eax, ebx, ecx, edx;
 
-  if (env && g_strcmp0 (env, "0") == 0)
+  if (vae_amx_path () == VAE_AMX_OFF)
     return FALSE;
   /* CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE */
   if (!__get_cpuid_count (7, 0, &eax, &ebx, &ecx, &edx) || !(edx & (1u << 22)) ||

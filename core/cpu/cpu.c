@@ -128,13 +128,7 @@ static gsize grouped_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 static gboolean
 bf16_direct (void)
 {
-  static gsize direct = 0;
-
-  if (g_once_init_enter (&direct))
-    g_once_init_leave (
-        &direct,
-        vae_cpu_has_amx () && g_strcmp0 (g_getenv ("GEGL_VAE_AMX"), "direct") == 0 ? 2 : 1);
-  return direct == 2;
+  return vae_cpu_has_amx () && vae_amx_path () == VAE_AMX_DIRECT;
 }
 
 gsize

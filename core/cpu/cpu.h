@@ -137,6 +137,18 @@ void vae_bf16_pack_rows_low (const gfloat *a, gint m, gint k, guint16 *packed);
 
 /* ---- bfloat16 products on AMX tiles (amx.c) ------------------------------------ */
 
+/* The bf16 paths GEGL_VAE_AMX picks for comparisons (read once): unset,
+ * the default; 0, no tiles; single, Winograd with one bf16 product; direct,
+ * im2col products; winograd, Winograd's split products (no amx-conv.c). */
+typedef enum
+{
+  VAE_AMX_DEFAULT,
+  VAE_AMX_OFF,
+  VAE_AMX_SINGLE,
+  VAE_AMX_DIRECT,
+  VAE_AMX_WINOGRAD
+} VaeAmxPath;
+VaeAmxPath vae_amx_path (void);
 /* Whether this CPU has AMX-BF16, this build its kernel, Linux lets this
  * process use the tiles and GEGL_VAE_AMX is not 0; vae_gemm_bf16 and the
  * products above then run on the tiles wherever A has 16 rows or more. */

@@ -135,12 +135,7 @@ vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w)
 static gboolean
 split (void)
 {
-  static gsize split = 0;
-
-  if (g_once_init_enter (&split))
-    g_once_init_leave (
-        &split, vae_cpu_has_amx () && g_strcmp0 (g_getenv ("GEGL_VAE_AMX"), "single") != 0 ? 2 : 1);
-  return split == 2;
+  return vae_cpu_has_amx () && vae_amx_path () != VAE_AMX_SINGLE;
 }
 
 /* Values of one position's packed bf16 U. */
