@@ -1,7 +1,9 @@
-/* bf16 3×3 stride-1 convolutions as direct products on AMX tiles, with no
- * im2col and no Winograd: the input is rounded to bf16, a band of rows at
- * a time, into rows of channel pairs, and every tap of the kernel is a
- * shifted view of it.
+/* bf16 3×3 convolutions of stride 1 and 2 as direct products on AMX
+ * tiles, with no im2col and no Winograd: the input is rounded to bf16, a
+ * band of rows at a time, into rows of channel pairs, and every tap of the
+ * kernel is a shifted view of it.  With stride 2 each packed row holds the
+ * even input columns, then the odd ones, so that a tap's 16 pixels are 16
+ * consecutive words there too.
  *
  * tdpbf16ps adds A·B into a 16 × 16 fp32 tile C, A 16 rows × 32 bf16 and
  * B 16 pair rows × 16 columns of pairs.  Here C is 16 output channels × 16
@@ -37,35 +39,56 @@ round_up (gint n, gint to)
 }
 
 /* The shapes of the packed operands: PAIRS channel pairs of input (whole
- * tiles), ROWS × COLS packed pixels (the output's rows and columns with a
- * one-pixel border, columns up to whole blocks), CO_TILES tiles of output
- * channels (whole blocks). */
+ * tiles); the input's rows, and each in STRIDE planes of PLANE_COLS
+ * columns (plane q, column j: input column stride·j + q − pad_left), so
+ * that every tap reads 16 consecutive columns of one plane; CO_TILES
+ * tiles of output channels (whole blocks). */
 typedef struct
 {
-  gint pairs, rows, cols, co_tiles;
+  gint stride, pad_top, pad_left;
+  gint pairs, plane_cols, co_tiles;
 } Packing;
 
 static Packing
-packing (const VaeConv *conv, gint out_h, gint out_w)
+packing (const VaeConv *conv, gint out_w)
 {
-  return (Packing){ round_up (conv->in_channels, 2 * TILE) / 2, out_h + 2,
-                    round_up (out_w, BLOCK) + 2, round_up (conv->out_channels, BLOCK) / TILE };
+  return (Packing){ conv->stride,
+                    conv->pad_top,
+                    conv->pad_left,
+                    round_up (conv->in_channels, 2 * TILE) / 2,
+                    round_up (out_w, BLOCK) + (conv->kernel - 1) / conv->stride,
+                    round_up (conv->out_channels, BLOCK) / TILE };
 }
 
-/* Output rows per band: a band's packed rows (two more) fill BAND_BYTES. */
+/* Words of a packed row of one pair (its planes side by side). */
+static gsize
+row_words (const Packing *p)
+{
+  return (gsize) p->stride * p->plane_cols;
+}
+
+/* Packed input rows that ROWS output rows read. */
+static gint
+input_rows (const Packing *p, gint rows)
+{
+  return p->stride * (rows - 1) + 3;
+}
+
+/* Output rows per band: its packed input rows fill BAND_BYTES. */
 static gint
 band_rows (const Packing *p, gint out_h)
 {
-  const gsize row_bytes = (gsize) p->pairs * p->cols * sizeof (guint32);
+  const gsize row_bytes = (gsize) p->pairs * row_words (p) * sizeof (guint32);
+  const gint  fit = (gint) MIN (BAND_BYTES / row_bytes, (gsize) G_MAXINT / 2);
 
-  return (gint) CLAMP (BAND_BYTES / row_bytes, 3, (gsize) out_h + 2) - 2;
+  return CLAMP ((fit - 3) / p->stride + 1, 1, out_h);
 }
 
 /* Each thread's packed band. */
 static gsize
 band_bytes (const Packing *p, gint out_h)
 {
-  return (gsize) (band_rows (p, out_h) + 2) * p->pairs * p->cols * sizeof (guint32);
+  return (gsize) input_rows (p, band_rows (p, out_h)) * p->pairs * row_words (p) * sizeof (guint32);
 }
 
 static gsize
@@ -77,7 +100,7 @@ weight_bytes (const Packing *p)
 gsize
 vae_amx_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
-  const Packing p = packing (conv, out_h, out_w);
+  const Packing p = packing (conv, out_w);
 
   return omp_get_max_threads () * band_bytes (&p, out_h) + weight_bytes (&p);
 }
@@ -90,12 +113,18 @@ enabled (void)
   return vae_cpu_has_amx () && vae_amx_path () == VAE_AMX_DEFAULT;
 }
 
-/* Fewer than a tile's channels would be mostly zero padding. */
+/* 3×3 convolutions of stride 1 (padded by one before) or 2 (the
+ * encoders' downsamplers, padded by one or none before); fewer than a
+ * tile's channels would be mostly zero padding. */
 gboolean
 vae_amx_conv_applies (const VaeConv *conv)
 {
-  return vae_winograd_applies (conv) && conv->in_channels >= 2 * TILE &&
-         conv->out_channels >= BLOCK && enabled ();
+  const gboolean shape = conv->stride == 1
+                             ? vae_winograd_applies (conv)
+                             : conv->stride == 2 && conv->kernel == 3 && conv->pad_top <= 1 &&
+                                   conv->pad_left <= 1 && vae_conv_groups (conv) == 1;
+
+  return shape && conv->in_channels >= 2 * TILE && conv->out_channels >= BLOCK && enabled ();
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -122,51 +151,69 @@ bf16_bits (__m512 v)
       rounded, nan, _mm512_or_si512 (_mm512_srli_epi32 (u, 16), _mm512_set1_epi32 (0x40)));
 }
 
-/* Pixels [IX, IX + 16) of channels S0 and S1 (NULL: zero) as pair words,
- * M the pixels that exist; each input pixel twice (nearest ×2) when UP. */
-static inline KERNEL_TARGET __m512i
-pair_words (const gfloat *s0, const gfloat *s1, gint ix, __mmask16 m, gboolean up)
+/* S[START, START + 16): zero outside the row's W values. */
+static inline KERNEL_TARGET __m512
+load_row (const gfloat *s, gint start, gint w)
 {
-  __m512 v0, v1;
+  const gint lo = MAX (0, -start), hi = MIN (16, w - start);
 
-  if (up) /* input pixels ix/2 … ix/2 + 7, each to two lanes */
-    {
-      const __m512i   twice = _mm512_set_epi32 (7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-      const __mmask16 half = (__mmask16) ((1u << ((_mm_popcnt_u32 (m) + 1) / 2)) - 1);
-      v0 = _mm512_permutexvar_ps (twice, _mm512_maskz_loadu_ps (half, s0 + ix / 2));
-      v1 = s1 ? _mm512_permutexvar_ps (twice, _mm512_maskz_loadu_ps (half, s1 + ix / 2))
-              : _mm512_setzero_ps ();
-    }
-  else
-    {
-      v0 = _mm512_maskz_loadu_ps (m, s0 + ix);
-      v1 = s1 ? _mm512_maskz_loadu_ps (m, s1 + ix) : _mm512_setzero_ps ();
-    }
-  return _mm512_maskz_or_epi32 (m, bf16_bits (v0), _mm512_slli_epi32 (bf16_bits (v1), 16));
+  return _mm512_maskz_loadu_ps (hi > lo ? (__mmask16) (((1u << hi) - 1) & ~((1u << lo) - 1)) : 0,
+                                s + start);
 }
 
-/* Packed row R (input row R − 1, upsampled when UP), pair CP: zero where
- * the input has no such row, channel or column. */
-static KERNEL_TARGET void
-pack_input_row (const VaeTensor *x, gboolean up, const Packing *p, gint r, gint cp, guint32 *dst)
+/* Columns [J, J + 16) of plane Q of the packed row of input row S: the
+ * input columns stride·j + q − pad_left (each input column twice, nearest
+ * ×2, when UP), zero outside the W columns. */
+static inline KERNEL_TARGET __m512
+plane_columns (const Packing *p, const gfloat *s, gint w, gboolean up, gint q, gint j)
 {
-  const gint in_h = x->height << up, in_w = x->width << up, iy = r - 1;
-  const gint c0 = 2 * cp, c1 = 2 * cp + 1;
+  const gint first = p->stride * j + q - p->pad_left;
 
-  memset (dst, 0, (gsize) p->cols * sizeof (guint32));
-  if (iy < 0 || iy >= in_h || c0 >= x->channels)
-    return;
+  if (up) /* input column c of the upsampled row is c >> 1 of S */
+    {
+      const __m512i from_even = _mm512_set_epi32 (7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+      const __m512i from_odd = _mm512_set_epi32 (8, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0);
+      return _mm512_permutexvar_ps ((first & 1) ? from_odd : from_even,
+                                    load_row (s, first >> 1, w));
+    }
+  if (p->stride == 1)
+    return load_row (s, first, w);
   {
-    const gsize   plane = (gsize) x->height * x->width, row = (gsize) (iy >> up) * x->width;
+    const __m512i even =
+        _mm512_set_epi32 (30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps (load_row (s, first, w), even, load_row (s, first + 16, w));
+  }
+}
+
+/* The packed row of input row IY (of the ×2 upsampled input when UP),
+ * pair CP: zero where the input has no such row or channel, and beyond its
+ * columns. */
+static KERNEL_TARGET void
+pack_input_row (const VaeTensor *x, gboolean up, const Packing *p, gint iy, gint cp, guint32 *dst)
+{
+  const gint c0 = 2 * cp, c1 = 2 * cp + 1, w = x->width;
+
+  if (iy < 0 || iy >= x->height << up || c0 >= x->channels)
+    {
+      memset (dst, 0, row_words (p) * sizeof (guint32));
+      return;
+    }
+  {
+    const gsize   plane = (gsize) x->height * w, row = (gsize) (iy >> up) * w;
     const gfloat *s0 = x->data + c0 * plane + row;
     const gfloat *s1 = c1 < x->channels ? x->data + c1 * plane + row : NULL;
-    const gint    n = MIN (in_w, p->cols - 1);
 
-    for (gint ix = 0; ix < n; ix += 16)
-      {
-        const __mmask16 m = (__mmask16) (n - ix >= 16 ? 0xffff : (1u << (n - ix)) - 1);
-        _mm512_mask_storeu_epi32 (dst + ix + 1, m, pair_words (s0, s1, ix, m, up));
-      }
+    for (gint q = 0; q < p->stride; q++)
+      for (gint j = 0; j < p->plane_cols; j += 16)
+        {
+          const gint    n = MIN (16, p->plane_cols - j);
+          const __m512i even = bf16_bits (plane_columns (p, s0, w, up, q, j));
+          const __m512i odd =
+              s1 ? bf16_bits (plane_columns (p, s1, w, up, q, j)) : _mm512_setzero_si512 ();
+          const __mmask16 m = (__mmask16) ((1u << n) - 1);
+          _mm512_mask_storeu_epi32 (dst + q * p->plane_cols + j, m,
+                                    _mm512_or_si512 (even, _mm512_slli_epi32 (odd, 16)));
+        }
   }
 }
 
@@ -234,14 +281,15 @@ epilogue_block (const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox0
                   y->data + o * plane + at);
 }
 
-/* Output channels [32·OB, +32) × pixels [OX0, +32) of row OY, row OY of P
- * at BAND (the packed rows from the band's first on). */
+/* Output channels [32·OB, +32) × pixels [OX0, +32) of an output row whose
+ * taps start at packed row BAND_ROW of BAND (the band's packed rows). */
 static KERNEL_TARGET void
 block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, gint ob, gint ox0,
        gfloat *c)
 {
   const gint  k_tiles = p->pairs / TILE;
-  const gsize b_stride = (gsize) p->cols * sizeof (guint32), c_stride = BLOCK * sizeof (gfloat);
+  const gsize words = row_words (p), b_stride = words * sizeof (guint32),
+              c_stride = BLOCK * sizeof (gfloat);
 
   _tile_zero (0);
   _tile_zero (1);
@@ -249,11 +297,13 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
   _tile_zero (3);
   for (gint tap = 0; tap < 9; tap++)
     {
-      const guint32 *b = band + (gsize) (band_row + tap / 3) * p->pairs * p->cols + ox0 + tap % 3;
+      const gint     ky = tap / 3, kx = tap % 3;
+      const guint32 *b = band + (gsize) (band_row + ky) * p->pairs * words +
+                         (kx % p->stride) * p->plane_cols + ox0 + kx / p->stride;
       const guint16 *a = w + ((gsize) tap * k_tiles * p->co_tiles + 2 * ob) * TILE * 2 * TILE;
       for (gint kt = 0; kt < k_tiles; kt++)
         {
-          const guint32 *bk = b + (gsize) kt * TILE * p->cols;
+          const guint32 *bk = b + (gsize) kt * TILE * words;
           const guint16 *ak = a + (gsize) kt * p->co_tiles * TILE * 2 * TILE;
           _tile_loadd (4, ak, 2 * TILE * sizeof (guint16));
           _tile_loadd (5, ak + TILE * 2 * TILE, 2 * TILE * sizeof (guint16));
@@ -275,7 +325,7 @@ gboolean
 vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
               VaeAct act, VaeTensor *y, GError **error)
 {
-  const Packing p = packing (conv, y->height, y->width);
+  const Packing p = packing (conv, y->width);
   const gint    rows = band_rows (&p, y->height), bands = (y->height + rows - 1) / rows;
   const gint    blocks = p.co_tiles / 2, threads = omp_get_max_threads ();
   const gsize   band_words = band_bytes (&p, y->height) / sizeof (guint32);
@@ -310,16 +360,16 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
           const gint y0 = band * rows, y1 = MIN (y->height, y0 + rows);
           if (band != packed_band)
             {
-              for (gint r = y0; r < y1 + 2; r++)
+              for (gint r = 0; r < input_rows (&p, y1 - y0); r++)
                 for (gint cp = 0; cp < p.pairs; cp++)
-                  pack_input_row (x, up, &p, r, cp,
-                                  packed + ((gsize) (r - y0) * p.pairs + cp) * p.cols);
+                  pack_input_row (x, up, &p, p.stride * y0 + r - p.pad_top, cp,
+                                  packed + ((gsize) r * p.pairs + cp) * row_words (&p));
               packed_band = band;
             }
           for (gint oy = y0; oy < y1; oy++)
             for (gint ox0 = 0; ox0 < y->width; ox0 += BLOCK)
               {
-                block (&p, w, packed, oy - y0, ob, ox0, c);
+                block (&p, w, packed, p.stride * (oy - y0), ob, ox0, c);
                 epilogue_block (conv, c, ob * BLOCK, oy, ox0, residual, act, y);
               }
         }

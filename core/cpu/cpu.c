@@ -131,6 +131,22 @@ bf16_direct (void)
   return vae_cpu_has_amx () && vae_amx_path () == VAE_AMX_DIRECT;
 }
 
+/* Scratch of the fp32 paths (and of bf16 where it takes them too). */
+static gsize
+scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
+{
+  const gsize im2col =
+      (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w * sizeof (gfloat);
+
+  if (vae_winograd_applies (conv) && !bf16_direct ())
+    return vae_winograd_scratch_bytes (conv, out_h, out_w);
+  if (is_plain_1x1 (conv, FALSE))
+    return 0;
+  if (vae_winograd_applies (conv))
+    return MAX (vae_winograd_scratch_bytes (conv, out_h, out_w), im2col);
+  return im2col;
+}
+
 gsize
 vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
@@ -139,18 +155,9 @@ vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
   /* the scratch is not told the precision: where bf16 takes another path,
    * the larger of the two */
   if (vae_amx_conv_applies (conv))
-    return MAX (vae_winograd_scratch_bytes (conv, out_h, out_w),
+    return MAX (scratch_bytes (conv, out_h, out_w),
                 vae_amx_conv_scratch_bytes (conv, out_h, out_w));
-  if (vae_winograd_applies (conv) && !bf16_direct ())
-    return vae_winograd_scratch_bytes (conv, out_h, out_w);
-  if (is_plain_1x1 (conv, FALSE))
-    return 0;
-  if (vae_winograd_applies (conv))
-    return MAX (vae_winograd_scratch_bytes (conv, out_h, out_w),
-                (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w *
-                    sizeof (gfloat));
-  return (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w *
-         sizeof (gfloat);
+  return scratch_bytes (conv, out_h, out_w);
 }
 
 /* The CPU backend in one precision: BF16 makes the convolutions' products
@@ -263,7 +270,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
     }
   vae_backend_count_macs ((guint64) conv->out_channels * conv_terms (conv) * out_h * out_w);
 
-  if (fast && bf16 && vae_amx_conv_applies (conv))
+  if (fast && bf16 && vae_amx_conv_applies (conv) && !(up && conv->stride > 1))
     {
       if (!vae_amx_conv (conv, x, up, residual, act, y, error))
         g_clear_pointer (&y, vae_tensor_free);
