@@ -16,7 +16,8 @@
 # a quick look at small sizes:
 #   bash tools/bench-anchors.sh build --cases sd15-decode-128,taef2-roundtrip-256 --rounds 1
 # Options (tests/reference/anchor_table.py --help): --cases, --runtimes, --rounds
-# (3), --rounds-large (1, for the 1024² KL decode), --runs (timed passes per process
+# (3), --rounds-large (1, for --cases sd15-decode-1024, whose float64 reference needs
+# more than 24 GB of memory, so it is not a default case), --runs (timed passes per process
 # after the first, 1), --threads (2), --bf16 auto|yes|no, --check-only, --work DIR.
 #
 # What it does:

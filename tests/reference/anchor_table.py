@@ -26,7 +26,9 @@ from anchors import RUNTIMES, parse_case  # noqa: E402
 # ours-* run gegl-vae; torch113-fp32 is anchors.py's torch-fp32 under Debian's PyTorch 1.13
 OURS = ["ours-fp32", "ours-bf16"]
 ALL = OURS + RUNTIMES + ["torch113-fp32"]
-DEFAULT_CASES = ["sd15-decode-512", "sd15-encode-512", "taef2-roundtrip-1024", "sd15-decode-1024"]
+# sd15-decode-1024 is left out by default: its float64 reference in PyTorch
+# needs more than this project's 24 GB machine has (killed by the OOM killer).
+DEFAULT_CASES = ["sd15-decode-512", "sd15-encode-512", "taef2-roundtrip-1024"]
 
 # How far a runtime's output may be from ours before it is not timed.  fp32:
 # the house bar on values (1e-4 of the largest output value) for the SD1.5
