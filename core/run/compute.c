@@ -149,7 +149,7 @@ vae_cuda_probe (gchar **device_name, GError **error)
 }
 
 /* What "auto" computes on the CPU: bf16 where AMX tiles run its
- * convolutions (direct products, Winograd's split in two bf16 parts), fp32
+ * convolutions (direct products, or Winograd's split bf16 products), fp32
  * elsewhere.  On AMX, bf16 is 1.7–2.1× faster than fp32 and nearer float64
  * than OpenVINO's bf16 (docs/PERFORMANCE-NOTES.md); with AVX512-BF16 alone,
  * Winograd's single bf16 products cost an SD1.5 decode 43.5 dB PSNR, under
@@ -191,8 +191,8 @@ vae_compute_resolve (VaeCompute *compute, GError **error)
                    _ ("backend 'cuda' was asked for, but %s"), probe_error->message);
       return FALSE;
     }
-  /* the device's half precisions are not the default: not measured on a
-   * device against a float64 reference in this project */
+  /* on the device "auto" stays fp32: its half precisions have not been
+   * held to issue 22's accuracy bars on a device */
   if (compute->precision == VAE_PRECISION_AUTO)
     compute->precision =
         compute->backend == VAE_BACKEND_CPU ? cpu_auto_precision () : VAE_PRECISION_FP32;
