@@ -412,7 +412,7 @@ activate_double (gdouble t, VaeAct act)
  * channel counts that leave partial tiles of inputs and outputs, images
  * narrower and wider than a block of 32 pixels, one-sided padding (a
  * band's), stride 2 padded on both sides or after only (the encoders'
- * downsamplers), with upsampling, bias, residual and every activation, against
+ * downsamplers), with and without upsampling, bias, residual and every activation, against
  * float64 sums of the same bf16-rounded weights and inputs.  Before the
  * activation only fp32 accumulation may differ, (k + 3)·2⁻²⁴·Σ|terms| as
  * above; SiLU's slope is at most 1.1, and vae_expf adds ≤ 1e-6 relative
@@ -446,10 +446,7 @@ test_conv_amx (void)
         gint       out_h, out_w;
         g_autoptr (VaeTensor) y = NULL;
 
-        /* drawn again until not upsampled where strided (no model does that) */
-        for (conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]); c.conv.stride > 1 && c.up;
-             conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]))
-          conv_case_clear (&c);
+        conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]);
         vae_conv_output_size (&c.conv, c.x->height << c.up, c.x->width << c.up, &out_h, &out_w);
         if (out_h <= 0 || out_w <= 0) /* one pixel is too small without padding */
           {

@@ -56,7 +56,7 @@ packing (const VaeConv *conv, gint out_w)
                     conv->pad_top,
                     conv->pad_left,
                     round_up (conv->in_channels, 2 * TILE) / 2,
-                    round_up (out_w, BLOCK) + (conv->kernel - 1) / conv->stride,
+                    round_up (out_w, BLOCK) + 2 / conv->stride, /* the taps' reach */
                     round_up (conv->out_channels, BLOCK) / TILE };
 }
 
@@ -169,6 +169,8 @@ plane_columns (const Packing *p, const gfloat *s, gint w, gboolean up, gint q, g
 {
   const gint first = p->stride * j + q - p->pad_left;
 
+  if (up && p->stride == 2) /* columns c = 2·(j + l) + q − pad_left: c >> 1 consecutive */
+    return load_row (s, first >> 1, w);
   if (up) /* input column c of the upsampled row is c >> 1 of S */
     {
       const __m512i from_even = _mm512_set_epi32 (7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);

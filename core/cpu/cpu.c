@@ -270,7 +270,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
     }
   vae_backend_count_macs ((guint64) conv->out_channels * conv_terms (conv) * out_h * out_w);
 
-  if (fast && bf16 && vae_amx_conv_applies (conv) && !(up && conv->stride > 1))
+  if (fast && bf16 && vae_amx_conv_applies (conv))
     {
       if (!vae_amx_conv (conv, x, up, residual, act, y, error))
         g_clear_pointer (&y, vae_tensor_free);
