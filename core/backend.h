@@ -175,6 +175,12 @@ struct _VaeBackend
   /* Depth to space ×2: out[c, 2i + dy, 2j + dx] = x[4c + 2dy + dx, i, j]. */
   VaeTensor *(*pixel_shuffle) (const VaeBackend *be, const VaeTensor *x, GError **error);
   /* ---- end DC-AE layers ---- */
+
+  /* relu(c[2](relu(c[1](relu(c[0](x))))) + x), TAESD's residual block of
+   * 3×3 "same" convs, as one call so that a backend may fuse it; NULL
+   * where a backend runs it conv by conv (nets/tiny.c then does). */
+  VaeTensor *(*residual_block) (const VaeBackend *be, const VaeConv *const c[3], const VaeTensor *x,
+                                GError **error);
 };
 
 /* BE's transposed convolution, or VAE_ERROR_UNSUPPORTED naming the backend

@@ -90,7 +90,8 @@ backend_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
       backend_add,                                                                                 \
       backend_gate,                                                                                \
       backend_linear_attention,                                                                    \
-      backend_pixel_shuffle },                                                                     \
+      backend_pixel_shuffle,                                                                       \
+      NULL /* residual blocks conv by conv */ },                                                   \
         precision                                                                                  \
   }
 

@@ -42,9 +42,8 @@ conv_case_init_shape (ConvCase *c, GRand *rand, const VaeConv *shape, const gint
   c->conv.bias =
       g_rand_boolean (rand) ? test_random_floats (rand, shape->out_channels, -0.5, 0.5) : NULL;
   c->x = vae_tensor_new (shape->in_channels, size[1], size[0], NULL);
-  g_free (c->x->data);
-  c->x->data = test_random_floats (rand, vae_tensor_n_elements (c->x), -1.0, 1.0);
-  c->x->capacity = 0;
+  for (gsize i = 0; i < vae_tensor_n_elements (c->x); i++)
+    c->x->data[i] = (gfloat) g_rand_double_range (rand, -1, 1);
   c->residual = NULL;
   vae_conv_output_size (&c->conv, size[1] << c->up, size[0] << c->up, &out_h, &out_w);
   if (g_rand_boolean (rand) && out_h > 0 && out_w > 0)
@@ -55,12 +54,19 @@ conv_case_init_shape (ConvCase *c, GRand *rand, const VaeConv *shape, const gint
     }
 }
 
-/* A 3×3 "same" convolution, the shape Winograd takes. */
+/* A 3×3 convolution of the shape Winograd takes: "same", or unpadded above
+ * or below (a band's of vae_cpu_residual_block) where the image has the
+ * rows. */
 static void
 conv_case_init (ConvCase *c, GRand *rand, gint ci, gint co, const gint size[2])
 {
-  const VaeConv shape = { co, ci, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL };
+  VaeConv shape = { co, ci, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL };
 
+  if (size[1] >= 3)
+    {
+      shape.pad_top = g_rand_int_range (rand, 0, 2);
+      shape.pad_bottom = g_rand_int_range (rand, 0, 2);
+    }
   conv_case_init_shape (c, rand, &shape, size);
   g_assert_true (vae_winograd_applies (&c->conv));
 }
@@ -112,9 +118,11 @@ test_conv_fast_vs_reference (void)
             err = test_max_rel_error (fast, ref);
             worst = MAX (worst, err);
             if (err > 3e-5)
-              g_error ("chunked %d ci %d co %d %dx%d up %d act %d residual %d: relative error %g",
+              g_error ("chunked %d ci %d co %d %dx%d pads %d/%d up %d act %d residual %d: relative "
+                       "error %g",
                        chunked, c.conv.in_channels, c.conv.out_channels, case_sizes[s][0],
-                       case_sizes[s][1], c.up, c.act, c.residual != NULL, err);
+                       case_sizes[s][1], c.conv.pad_top, c.conv.pad_bottom, c.up, c.act,
+                       c.residual != NULL, err);
             conv_case_clear (&c);
             cases++;
           }
@@ -410,8 +418,8 @@ activate_double (gdouble t, VaeAct act)
 
 /* The bf16 3×3 convolutions AMX tiles run directly (core/cpu/amx-conv.c):
  * channel counts that leave partial tiles of inputs and outputs, images
- * narrower and wider than a block of 32 pixels, one-sided padding (a
- * band's), stride 2 padded on both sides or after only (the encoders'
+ * narrower and wider than a block of 32 pixels, padding on one side or
+ * only across (bands'), stride 2 padded on both sides or after only (the encoders'
  * downsamplers), with and without upsampling, bias, residual and every activation, against
  * float64 sums of the same bf16-rounded weights and inputs.  Before the
  * activation only fp32 accumulation may differ, (k + 3)·2⁻²⁴·Σ|terms| as
@@ -424,6 +432,7 @@ test_conv_amx (void)
     { 32, 32, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },
     { 40, 48, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },
     { 64, 70, 3, 1, 1, 1, 0, 0, NULL, NULL, NULL },
+    { 64, 64, 3, 1, 0, 1, 0, 1, NULL, NULL, NULL }, /* a band of vae_cpu_residual_block */
     { 32, 40, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL }, /* AutoencoderKL's downsampler */
     { 48, 64, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL }, /* TAESD's */
   };
@@ -472,6 +481,63 @@ test_conv_amx (void)
         conv_case_clear (&c);
       }
   g_test_message ("AMX bf16 3x3 convolutions: worst error %.3g of sum |terms|", worst);
+  g_rand_free (rand);
+}
+
+/* vae_cpu_residual_block in bands against the same block conv by conv on
+ * whole tensors, through both CPU backends: heights whose last band is
+ * short (300 = 2·128 + 44 rows at 128 rows a band) or a single row (257),
+ * so bands meet the image's bottom with and without their halo cut.
+ * fp32: Winograd's tiles start at other rows in a band, so the three convs
+ * may each round differently, within 3e-5 of the largest output each
+ * (test_conv_fast_vs_reference's bound): 1e-4 in all.  bf16 on AMX tiles:
+ * every output pixel is the same sum in the same order, so identical;
+ * without them bf16 Winograd's tiles move too, so 2⁻⁷ (bf16's rounding of
+ * the operands) of the largest output. */
+static void
+test_residual_block_bands (void)
+{
+  static const gint heights[] = { 300, 257 };
+  const gint        channels = 32, width = 512; /* 128 rows a band of 8 MB */
+  GRand            *rand = g_rand_new_with_seed (77);
+
+  for (gint bf16 = 0; bf16 < 2; bf16++)
+    for (guint hi = 0; hi < G_N_ELEMENTS (heights); hi++)
+      {
+        const VaeBackend *be = bf16 ? vae_backend_cpu_bf16 () : vae_backend_cpu ();
+        const gint        size[2] = { width, heights[hi] };
+        ConvCase          c[3];
+        const VaeConv    *convs[3] = { &c[0].conv, &c[1].conv, &c[2].conv };
+        gsize             band_bytes;
+        gdouble           err, bar;
+        g_autoptr (GError) error = NULL;
+        g_autoptr (VaeTensor) banded = NULL, h1 = NULL, h2 = NULL, whole = NULL;
+
+        if (bf16 && !test_has_bf16 ())
+          continue;
+        for (gint k = 0; k < 3; k++)
+          {
+            conv_case_init (&c[k], rand, channels, channels, size);
+            c[k].conv.pad_top = c[k].conv.pad_bottom = 1;
+          }
+        g_assert_true (
+            vae_cpu_residual_block_banded (convs, channels, heights[hi], width, &band_bytes));
+        banded = vae_cpu_residual_block (be, convs, c[0].x, &error);
+        g_assert_no_error (error);
+        h1 = be->conv (be, convs[0], c[0].x, FALSE, NULL, VAE_ACT_RELU, &error);
+        h2 = be->conv (be, convs[1], h1, FALSE, NULL, VAE_ACT_RELU, &error);
+        whole = be->conv (be, convs[2], h2, FALSE, c[0].x, VAE_ACT_RELU, &error);
+        g_assert_no_error (error);
+        err = test_max_rel_error (banded, whole);
+        bar = !bf16 ? 1e-4 : vae_amx_conv_applies (convs[0]) ? 0.0 : ldexp (1.0, -7);
+        g_test_message ("%s, height %d: banded against whole %.3g of the largest output (bar %.3g)",
+                        bf16 ? "bf16" : "fp32", heights[hi], err, bar);
+        if (err > bar)
+          g_error ("%s, height %d: banded block differs by %.3g of the largest output, bar %.3g",
+                   bf16 ? "bf16" : "fp32", heights[hi], err, bar);
+        for (gint k = 0; k < 3; k++)
+          conv_case_clear (&c[k]);
+      }
   g_rand_free (rand);
 }
 
@@ -658,5 +724,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/conv-bf16-direct", test_conv_bf16_direct);
   g_test_add_func ("/kernels/conv-amx", test_conv_amx);
   g_test_add_func ("/kernels/conv-transpose", test_conv_transpose);
+  g_test_add_func ("/kernels/residual-block-bands", test_residual_block_bands);
   return g_test_run ();
 }

@@ -812,7 +812,8 @@ cpu_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
       .add = cpu_add,                                                                              \
       .gate = cpu_gate,                                                                            \
       .linear_attention = cpu_linear_attention,                                                    \
-      .pixel_shuffle = cpu_pixel_shuffle },                                                        \
+      .pixel_shuffle = cpu_pixel_shuffle,                                                          \
+      .residual_block = vae_cpu_residual_block },                                                  \
         is_bf16                                                                                    \
   }
 

@@ -570,7 +570,7 @@ transform_output (const Output *out, const gfloat *m, gint ty0, gint n_rows)
 gboolean
 vae_winograd_applies (const VaeConv *conv)
 {
-  return conv->kernel == 3 && conv->stride == 1 && conv->in_channels >= 8 && conv->pad_top == 1 &&
+  return conv->kernel == 3 && conv->stride == 1 && conv->in_channels >= 8 && conv->pad_top <= 1 &&
          conv->pad_left == 1 && vae_conv_groups (conv) == 1;
 }
 

@@ -352,6 +352,12 @@ block_forward (const VaeBackend *be, const Layer *l, const VaeTensor *input, GEr
       x = pooled;
       g_clear_pointer (&h, vae_tensor_free);
     }
+  if (!l->has_skip && be->residual_block)
+    {
+      const VaeConv *const convs[3] = { &l->conv, &l->conv2, &l->conv3 };
+      out = be->residual_block (be, convs, x, error);
+      goto done;
+    }
   if (!(h = be->conv (be, &l->conv, x, FALSE, NULL, VAE_ACT_RELU, error)) ||
       !vae_tensor_replace (&h, be->conv (be, &l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)))
     goto done;

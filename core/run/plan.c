@@ -345,6 +345,29 @@ plan_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
 
 /* ---- end DC-AE layers ---- */
 
+/* The CPU's banded block holds its output and a band's tensors; a block it
+ * runs whole, conv by conv as the net would. */
+static VaeTensor *
+plan_residual_block (const VaeBackend *be, const VaeConv *const convs[3], const VaeTensor *x,
+                     GError **error)
+{
+  Planner   *p = (Planner *) be;
+  gsize      bands;
+  VaeTensor *h, *out = NULL;
+
+  if (vae_cpu_residual_block_banded (convs, x->channels, x->height, x->width, &bands))
+    {
+      out = tally_tensor (p, x->channels, x->height, x->width);
+      note (p, bands);
+      return out;
+    }
+  if ((h = plan_conv (be, convs[0], x, FALSE, NULL, VAE_ACT_RELU, error)) &&
+      vae_tensor_replace (&h, plan_conv (be, convs[1], h, FALSE, NULL, VAE_ACT_RELU, error)))
+    out = plan_conv (be, convs[2], h, FALSE, x, VAE_ACT_RELU, error);
+  vae_tensor_free (h);
+  return out;
+}
+
 /* The peak bytes of NET's pass over an input of C × H × W, its bands, and
  * the bytes of transformed weights it would cache. */
 static gboolean
@@ -361,7 +384,9 @@ walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings
                               .add = plan_add,
                               .gate = plan_gate,
                               .linear_attention = plan_linear_attention,
-                              .pixel_shuffle = plan_pixel_shuffle },
+                              .pixel_shuffle = plan_pixel_shuffle,
+                              /* the tiled executor runs blocks conv by conv */
+                              .residual_block = tiles ? NULL : plan_residual_block },
                             tiles != NULL };
   const VaePass pass = { &planner.base }; /* no progress, never stopped */
   VaeTensor    *input, *output;
