@@ -95,6 +95,32 @@ vae_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer, const V
   return NULL;
 }
 
+VaeTensor *
+vae_residual_block_layers (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x,
+                           GError **error)
+{
+  VaeTensor *h = NULL, *t, *out = NULL;
+
+  if (b->pre && !(h = be->conv (be, b->pre, x, b->up, NULL, b->pre_act, error)))
+    return NULL;
+  if (h)
+    x = h;
+  if ((t = be->conv (be, b->conv[0], x, FALSE, NULL, VAE_ACT_RELU, error)) &&
+      vae_tensor_replace (&t, be->conv (be, b->conv[1], t, FALSE, NULL, VAE_ACT_RELU, error)))
+    out = be->conv (be, b->conv[2], t, FALSE, x, VAE_ACT_RELU, error);
+  vae_tensor_free (t);
+  vae_tensor_free (h);
+  return out;
+}
+
+VaeTensor *
+vae_residual_block (const VaeBackend *be, const VaeResidualBlock *block, const VaeTensor *x,
+                    GError **error)
+{
+  return be->residual_block ? be->residual_block (be, block, x, error)
+                            : vae_residual_block_layers (be, block, x, error);
+}
+
 void
 vae_conv_clear (VaeConv *conv)
 {

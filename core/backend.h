@@ -136,6 +136,17 @@ typedef struct
   VaeConv q, k, v, proj; /* 1×1 */
 } VaeAttention;
 
+/* TAESD's residual block of 3×3 "same" convs, maybe with the conv that
+ * feeds it: h = pre ? pre_act(pre(up(x))) : x, then
+ * out = relu(conv[2](relu(conv[1](relu(conv[0](h))))) + h). */
+typedef struct
+{
+  const VaeConv *pre; /* or NULL (then no UP) */
+  gboolean       up;  /* nearest ×2 before PRE */
+  VaeAct         pre_act;
+  const VaeConv *conv[3];
+} VaeResidualBlock;
+
 typedef struct _VaeBackend VaeBackend;
 struct _VaeBackend
 {
@@ -176,17 +187,23 @@ struct _VaeBackend
   VaeTensor *(*pixel_shuffle) (const VaeBackend *be, const VaeTensor *x, GError **error);
   /* ---- end DC-AE layers ---- */
 
-  /* relu(c[2](relu(c[1](relu(c[0](x))))) + x), TAESD's residual block of
-   * 3×3 "same" convs, as one call so that a backend may fuse it; NULL
-   * where a backend runs it conv by conv (nets/tiny.c then does). */
-  VaeTensor *(*residual_block) (const VaeBackend *be, const VaeConv *const c[3], const VaeTensor *x,
-                                GError **error);
+  /* A VaeResidualBlock as one call, so that a backend may fuse it; NULL
+   * where it runs layer by layer (call it through vae_residual_block). */
+  VaeTensor *(*residual_block) (const VaeBackend *be, const VaeResidualBlock *block,
+                                const VaeTensor *x, GError **error);
 };
 
 /* BE's transposed convolution, or VAE_ERROR_UNSUPPORTED naming the backend
  * when it has none. */
 VaeTensor *vae_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer,
                                const VaeTensor *x, VaeAct act, GError **error);
+
+/* BLOCK through BE's residual_block, or layer by layer where it has none;
+ * vae_residual_block_layers always layer by layer. */
+VaeTensor *vae_residual_block (const VaeBackend *be, const VaeResidualBlock *block,
+                               const VaeTensor *x, GError **error);
+VaeTensor *vae_residual_block_layers (const VaeBackend *be, const VaeResidualBlock *block,
+                                      const VaeTensor *x, GError **error);
 
 /* norm(X) for a tensor nobody reads afterwards: in place where the backend
  * can, so the pass holds one tensor instead of two.  X is consumed. */

@@ -484,58 +484,64 @@ test_conv_amx (void)
   g_rand_free (rand);
 }
 
-/* vae_cpu_residual_block in bands against the same block conv by conv on
- * whole tensors, through both CPU backends: heights whose last band is
- * short (300 = 2·128 + 44 rows at 128 rows a band) or a single row (257),
- * so bands meet the image's bottom with and without their halo cut.
- * fp32: Winograd's tiles start at other rows in a band, so the three convs
- * may each round differently, within 3e-5 of the largest output each
- * (test_conv_fast_vs_reference's bound): 1e-4 in all.  bf16 on AMX tiles:
- * every output pixel is the same sum in the same order, so identical;
- * without them bf16 Winograd's tiles move too, so 2⁻⁷ (bf16's rounding of
- * the operands) of the largest output. */
+/* vae_cpu_residual_block in bands against the same block layer by layer
+ * on whole tensors, through both CPU backends: alone, after a conv, after
+ * an upsampling conv; 127 rows a band, so the second band's halo starts
+ * on an odd row of the upsampled input; block heights whose last band is
+ * 46 rows (300) or 3 and 4 (257, 258), so bands meet the image's bottom
+ * with and without their halo cut.  fp32: Winograd's tiles
+ * start at other rows in a band, so each conv may round differently,
+ * within 3e-5 of the largest output (test_conv_fast_vs_reference's bound):
+ * 1.2e-4 for four.  bf16 on AMX tiles: every output pixel is the same sum
+ * in the same order, so identical; without them bf16 Winograd's tiles
+ * move too: 2⁻⁷ (bf16's rounding of the operands) of the largest output. */
 static void
 test_residual_block_bands (void)
 {
-  static const gint heights[] = { 300, 257 };
-  const gint        channels = 32, width = 512; /* 128 rows a band of 8 MB */
+  /* pre conv (0 none, 1 plain, 2 after ×2), block height */
+  static const gint cases[][2] = { { 0, 300 }, { 0, 257 }, { 1, 300 }, { 2, 300 }, { 2, 258 } };
+  const gint        channels = 32, width = 516; /* 127 rows a band of 8 MB */
   GRand            *rand = g_rand_new_with_seed (77);
 
   for (gint bf16 = 0; bf16 < 2; bf16++)
-    for (guint hi = 0; hi < G_N_ELEMENTS (heights); hi++)
+    for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
       {
         const VaeBackend *be = bf16 ? vae_backend_cpu_bf16 () : vae_backend_cpu ();
-        const gint        size[2] = { width, heights[hi] };
-        ConvCase          c[3];
-        const VaeConv    *convs[3] = { &c[0].conv, &c[1].conv, &c[2].conv };
-        gsize             band_bytes;
-        gdouble           err, bar;
+        const gint        pre = cases[i][0], up = pre == 2;
+        const gint        size[2] = { width >> up, cases[i][1] >> up };
+        ConvCase          c[4];
+        VaeResidualBlock  block = {
+           pre ? &c[3].conv : NULL, up, VAE_ACT_RELU, { &c[0].conv, &c[1].conv, &c[2].conv }
+        };
+        gsize   band_bytes;
+        gdouble err, bar;
         g_autoptr (GError) error = NULL;
-        g_autoptr (VaeTensor) banded = NULL, h1 = NULL, h2 = NULL, whole = NULL;
+        g_autoptr (VaeTensor) banded = NULL, layers = NULL;
 
         if (bf16 && !test_has_bf16 ())
           continue;
-        for (gint k = 0; k < 3; k++)
+        for (gint k = 0; k < 4; k++)
           {
             conv_case_init (&c[k], rand, channels, channels, size);
             c[k].conv.pad_top = c[k].conv.pad_bottom = 1;
           }
         g_assert_true (
-            vae_cpu_residual_block_banded (convs, channels, heights[hi], width, &band_bytes));
-        banded = vae_cpu_residual_block (be, convs, c[0].x, &error);
+            vae_cpu_residual_block_banded (&block, channels, size[1], size[0], &band_bytes));
+        banded = vae_cpu_residual_block (be, &block, c[0].x, &error);
         g_assert_no_error (error);
-        h1 = be->conv (be, convs[0], c[0].x, FALSE, NULL, VAE_ACT_RELU, &error);
-        h2 = be->conv (be, convs[1], h1, FALSE, NULL, VAE_ACT_RELU, &error);
-        whole = be->conv (be, convs[2], h2, FALSE, c[0].x, VAE_ACT_RELU, &error);
+        layers = vae_residual_block_layers (be, &block, c[0].x, &error);
         g_assert_no_error (error);
-        err = test_max_rel_error (banded, whole);
-        bar = !bf16 ? 1e-4 : vae_amx_conv_applies (convs[0]) ? 0.0 : ldexp (1.0, -7);
-        g_test_message ("%s, height %d: banded against whole %.3g of the largest output (bar %.3g)",
-                        bf16 ? "bf16" : "fp32", heights[hi], err, bar);
+        g_assert_cmpint (banded->height, ==, cases[i][1]);
+        err = test_max_rel_error (banded, layers);
+        bar = !bf16 ? 1.2e-4 : vae_amx_conv_applies (block.conv[0]) ? 0.0 : ldexp (1.0, -7);
+        g_test_message ("%s, pre %d, height %d: banded against layers %.3g of the largest output "
+                        "(bar %.3g)",
+                        bf16 ? "bf16" : "fp32", pre, cases[i][1], err, bar);
         if (err > bar)
-          g_error ("%s, height %d: banded block differs by %.3g of the largest output, bar %.3g",
-                   bf16 ? "bf16" : "fp32", heights[hi], err, bar);
-        for (gint k = 0; k < 3; k++)
+          g_error ("%s, pre %d, height %d: banded block differs by %.3g of the largest output, "
+                   "bar %.3g",
+                   bf16 ? "bf16" : "fp32", pre, cases[i][1], err, bar);
+        for (gint k = 0; k < 4; k++)
           conv_case_clear (&c[k]);
       }
   g_rand_free (rand);

@@ -35,19 +35,20 @@ rows_copy (const VaeTensor *x, gint first, gint last, GError **error)
   return y;
 }
 
-/* Conv of the band X, whose rows start at image row *FIRST of HEIGHT:
- * padded only where the band meets the image's top or bottom, so every
- * output row is exact; *FIRST becomes the output's first row. */
+/* Conv of the band X, whose rows (of up(X) when UP) start at row *FIRST
+ * of the HEIGHT the conv reads whole: padded only where the band meets that
+ * input's top or bottom, so every output row is exact; *FIRST becomes the
+ * output's first row. */
 static VaeTensor *
-band_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gint *first, gint height,
-           VaeAct act, GError **error)
+band_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, gint *first,
+           gint height, VaeAct act, GError **error)
 {
   VaeConv band = *conv;
 
   band.pad_top = *first == 0 ? conv->pad_top : 0;
-  band.pad_bottom = *first + x->height == height ? conv->pad_bottom : 0;
+  band.pad_bottom = *first + (x->height << up) == height ? conv->pad_bottom : 0;
   *first += conv->pad_top - band.pad_top;
-  return be->conv (be, &band, x, FALSE, NULL, act, error);
+  return be->conv (be, &band, x, up, NULL, act, error);
 }
 
 static gboolean
@@ -57,93 +58,140 @@ same_3x3 (const VaeConv *c)
          c->pad_left == 1 && c->pad_right == 1 && vae_conv_groups (c) == 1;
 }
 
-/* Rows per band for X (C × H × W), or 0 where the block runs whole. */
-static gint
-band_rows (const VaeConv *const convs[3], gint channels, gint height, gint width)
+/* The block's rows, columns and channels (of h and of its output). */
+static void
+block_shape (const VaeResidualBlock *b, gint channels, gint height, gint width, gint *h_channels,
+             gint *h_height, gint *h_width)
 {
-  gsize widest = channels;
-  gint  rows;
+  *h_channels = b->pre ? b->pre->out_channels : channels;
+  *h_height = b->pre ? height << b->up : height;
+  *h_width = b->pre ? width << b->up : width;
+}
 
-  for (gint k = 0; k < 3; k++)
-    if (!same_3x3 (convs[k]))
-      return 0;
-  if (convs[2]->out_channels != channels)
+/* Output rows per band for an input X of C × H × W, or 0 where the block
+ * runs whole. */
+static gint
+band_rows (const VaeResidualBlock *b, gint channels, gint height, gint width)
+{
+  gint  hc, hh, hw, rows;
+  gsize widest;
+
+  block_shape (b, channels, height, width, &hc, &hh, &hw);
+  widest = hc;
+  if (b->pre && (!same_3x3 (b->pre) || b->pre->in_channels != channels))
     return 0;
-  widest = MAX (widest, (gsize) MAX (convs[0]->out_channels, convs[1]->out_channels));
-  rows = (gint) CLAMP (BAND_BYTES / (widest * width * sizeof (gfloat)), 4 * HALO, (gsize) height);
-  return rows < height ? rows : 0;
+  for (gint k = 0; k < 3; k++)
+    if (!same_3x3 (b->conv[k]))
+      return 0;
+    else
+      widest = MAX (widest, (gsize) b->conv[k]->out_channels);
+  if (b->conv[2]->out_channels != hc)
+    return 0;
+  rows = (gint) CLAMP (BAND_BYTES / (widest * hw * sizeof (gfloat)), 4 * HALO, (gsize) hh);
+  return rows < hh ? rows : 0;
 }
 
 gboolean
-vae_cpu_residual_block_banded (const VaeConv *const convs[3], gint channels, gint height,
-                               gint width, gsize *band_bytes)
+vae_cpu_residual_block_banded (const VaeResidualBlock *b, gint channels, gint height, gint width,
+                               gsize *band_bytes)
 {
-  const gint rows = band_rows (convs, channels, height, width);
-  gsize      peak = 0, in_rows = rows + 2 * HALO;
+  const gint rows = band_rows (b, channels, height, width);
+  gint       hc, hh, hw;
+  gsize      row, in_rows, h_band, peak = 0;
 
   if (!rows)
     return FALSE;
-  /* conv k holds its input band, its output band (two rows fewer) and
-   * its scratch */
-  for (gint k = 0; k < 3; k++, in_rows -= 2)
-    peak = MAX (peak, (gsize) width * sizeof (gfloat) *
-                              (convs[k]->in_channels * in_rows +
-                               (gsize) convs[k]->out_channels * (in_rows - 2)) +
-                          vae_cpu_conv_scratch_bytes (convs[k], in_rows - 2, width));
+  block_shape (b, channels, height, width, &hc, &hh, &hw);
+  row = (gsize) hw * sizeof (gfloat);
+  in_rows = rows + 2 * HALO + 1; /* the band of h, one row more where ×2 rounds */
+  h_band = hc * in_rows * row;
+  if (b->pre) /* the rows of X it reads, the band of h, the pre conv's scratch */
+    peak = (gsize) channels * ((in_rows >> b->up) + 3) * width * sizeof (gfloat) + h_band +
+           vae_cpu_conv_scratch_bytes (b->pre, in_rows, hw);
+  /* conv k: the band of h (kept for the sum), its input and output bands
+   * (two rows fewer each conv), its scratch */
+  for (gint k = 0; k < 3; k++)
+    {
+      const gsize rows_in = in_rows - 2 * k, rows_out = rows_in - 2;
+      peak = MAX (peak, h_band + (k ? b->conv[k]->in_channels * rows_in * row : 0) +
+                            b->conv[k]->out_channels * rows_out * row +
+                            vae_cpu_conv_scratch_bytes (b->conv[k], rows_out, hw));
+    }
   *band_bytes = peak;
   return TRUE;
 }
 
+/* The band of h that holds its rows [Y0 − HALO, Y1 + HALO) (HEIGHT in
+ * all), and in *FIRST the row of h it starts at. */
+static VaeTensor *
+band_input (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, gint y0, gint y1,
+            gint height, gint *first, GError **error)
+{
+  const gint lo = MAX (0, y0 - HALO), hi = MIN (height, y1 + HALO);
+  gint       s0, s1;
+  VaeTensor *source, *t;
+
+  if (!b->pre)
+    {
+      *first = lo;
+      return rows_copy (x, lo, hi, error);
+    }
+  /* the rows of X under rows [lo − 1, hi + 1) of up(X), which the pre
+   * conv reads */
+  s0 = MAX (0, (lo - 1) >> b->up);
+  s1 = MIN (x->height, (hi >> b->up) + 1);
+  if (!(source = rows_copy (x, s0, s1, error)))
+    return NULL;
+  *first = s0 << b->up;
+  t = band_conv (be, b->pre, source, b->up, first, height, b->pre_act, error);
+  vae_tensor_free (source);
+  return t;
+}
+
 VaeTensor *
-vae_cpu_residual_block (const VaeBackend *be, const VaeConv *const convs[3], const VaeTensor *x,
+vae_cpu_residual_block (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x,
                         GError **error)
 {
-  const gint  h = x->height, w = x->width;
-  const gsize plane = (gsize) h * w;
-  const gint  rows = band_rows (convs, x->channels, h, w);
-  VaeTensor  *out = NULL;
+  const gint rows = band_rows (b, x->channels, x->height, x->width);
+  gint       hc, h, w;
+  VaeTensor *out;
 
-  if (!rows) /* the whole tensors, conv by conv */
-    {
-      VaeTensor *t = be->conv (be, convs[0], x, FALSE, NULL, VAE_ACT_RELU, error);
-      if (t &&
-          vae_tensor_replace (&t, be->conv (be, convs[1], t, FALSE, NULL, VAE_ACT_RELU, error)))
-        out = be->conv (be, convs[2], t, FALSE, x, VAE_ACT_RELU, error);
-      vae_tensor_free (t);
-      return out;
-    }
-  if (!(out = vae_tensor_new_uninit (convs[2]->out_channels, h, w, FALSE, error)))
+  if (!rows)
+    return vae_residual_block_layers (be, b, x, error);
+  block_shape (b, x->channels, x->height, x->width, &hc, &h, &w);
+  if (!(out = vae_tensor_new_uninit (hc, h, w, FALSE, error)))
     return NULL;
   for (gint y0 = 0; y0 < h; y0 += rows)
     {
       const gint y1 = MIN (h, y0 + rows);
-      gint       first = MAX (0, y0 - HALO);
-      VaeTensor *t = rows_copy (x, first, MIN (h, y1 + HALO), error);
-      gboolean   ok = t != NULL;
+      gint       first_h, first;
+      VaeTensor *hb = band_input (be, b, x, y0, y1, h, &first_h, error), *t = NULL;
+      gboolean   ok = hb != NULL;
 
+      first = first_h;
       for (gint k = 0; ok && k < 3; k++)
-        ok = vae_tensor_replace (
-            &t, band_conv (be, convs[k], t, &first, h, k < 2 ? VAE_ACT_RELU : VAE_ACT_NONE, error));
+        ok = vae_tensor_replace (&t, band_conv (be, b->conv[k], k ? t : hb, FALSE, &first, h,
+                                                k < 2 ? VAE_ACT_RELU : VAE_ACT_NONE, error));
+      if (ok) /* out = relu(t + h) over rows [y0, y1) */
+        {
+          const gsize n = (gsize) (y1 - y0) * w, plane = (gsize) h * w;
+#pragma omp parallel for schedule(static)
+          for (gint c = 0; c < hc; c++)
+            {
+              const gfloat *restrict r = hb->data + ((gsize) c * hb->height + (y0 - first_h)) * w;
+              const gfloat *restrict s = t->data + ((gsize) c * t->height + (y0 - first)) * w;
+              gfloat *restrict d = out->data + c * plane + (gsize) y0 * w;
+              for (gsize i = 0; i < n; i++)
+                d[i] = MAX (s[i] + r[i], 0.0f);
+            }
+        }
+      vae_tensor_free (t);
+      vae_tensor_free (hb);
       if (!ok)
         {
-          vae_tensor_free (t);
           vae_tensor_free (out);
           return NULL;
         }
-      {
-        const gsize band_plane = (gsize) t->height * w, skip = (gsize) (y0 - first) * w;
-        const gsize n = (gsize) (y1 - y0) * w;
-#pragma omp parallel for schedule(static)
-        for (gint c = 0; c < out->channels; c++)
-          {
-            const gfloat *restrict r = x->data + c * plane + (gsize) y0 * w;
-            const gfloat *restrict s = t->data + c * band_plane + skip;
-            gfloat *restrict d = out->data + c * plane + (gsize) y0 * w;
-            for (gsize i = 0; i < n; i++)
-              d[i] = MAX (s[i] + r[i], 0.0f);
-          }
-      }
-      vae_tensor_free (t);
     }
   return out;
 }

@@ -352,23 +352,38 @@ block_forward (const VaeBackend *be, const Layer *l, const VaeTensor *input, GEr
       x = pooled;
       g_clear_pointer (&h, vae_tensor_free);
     }
-  if (!l->has_skip && be->residual_block)
+  if (!l->has_skip)
     {
-      const VaeConv *const convs[3] = { &l->conv, &l->conv2, &l->conv3 };
-      out = be->residual_block (be, convs, x, error);
+      const VaeResidualBlock b = { .conv = { &l->conv, &l->conv2, &l->conv3 } };
+      out = vae_residual_block (be, &b, x, error);
       goto done;
     }
   if (!(h = be->conv (be, &l->conv, x, FALSE, NULL, VAE_ACT_RELU, error)) ||
-      !vae_tensor_replace (&h, be->conv (be, &l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)))
+      !vae_tensor_replace (&h, be->conv (be, &l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)) ||
+      !(skip = be->conv (be, &l->skip, x, FALSE, NULL, VAE_ACT_NONE, error)))
     goto done;
-  if (l->has_skip && !(skip = be->conv (be, &l->skip, x, FALSE, NULL, VAE_ACT_NONE, error)))
-    goto done;
-  out = be->conv (be, &l->conv3, h, FALSE, skip ? skip : x, VAE_ACT_RELU, error);
+  out = be->conv (be, &l->conv3, h, FALSE, skip, VAE_ACT_RELU, error);
 done:
   vae_tensor_free (pooled);
   vae_tensor_free (h);
   vae_tensor_free (skip);
   return out;
+}
+
+/* The index of the block that conv K feeds (past its ReLU) where the two
+ * run as one VaeResidualBlock: a stride-1 conv, a block without a skip
+ * conv or a pool branch; else -1. */
+static gint
+block_after (const TinyNet *t, gint k)
+{
+  gint next = k + 1;
+
+  if (next < t->n_layers && t->layers[next].kind == LAYER_RELU)
+    next++;
+  if (t->layers[k].conv.stride != 1 || next >= t->n_layers || t->layers[next].kind != LAYER_BLOCK ||
+      t->layers[next].has_skip || t->layers[next].has_pool)
+    return -1;
+  return next;
 }
 
 /* The layers in order; the first reads X. */
@@ -384,6 +399,7 @@ tiny_forward (VaeNet *net, const VaePass *pass, const VaeTensor *x, GError **err
     {
       const Layer     *l = &t->layers[k];
       const VaeTensor *in = h ? h : x;
+      gint             next;
       if (vae_pass_stopped (pass, error))
         {
           ok = FALSE;
@@ -392,8 +408,18 @@ tiny_forward (VaeNet *net, const VaePass *pass, const VaeTensor *x, GError **err
       switch (l->kind)
         {
         case LAYER_CONV:
-          ok = vae_tensor_replace (
-              &h, be->conv (be, &l->conv, in, l->upsample_input, NULL, l->act, error));
+          if ((next = block_after (t, k)) > 0)
+            {
+              const Layer           *b = &t->layers[next];
+              const VaeResidualBlock fused = {
+                &l->conv, l->upsample_input, l->act, { &b->conv, &b->conv2, &b->conv3 }
+              };
+              ok = vae_tensor_replace (&h, vae_residual_block (be, &fused, in, error));
+              k = next;
+            }
+          else
+            ok = vae_tensor_replace (
+                &h, be->conv (be, &l->conv, in, l->upsample_input, NULL, l->act, error));
           break;
         case LAYER_BLOCK:
           ok = vae_tensor_replace (&h, block_forward (be, l, in, error));

@@ -346,26 +346,23 @@ plan_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
 /* ---- end DC-AE layers ---- */
 
 /* The CPU's banded block holds its output and a band's tensors; a block it
- * runs whole, conv by conv as the net would. */
+ * runs whole goes layer by layer. */
 static VaeTensor *
-plan_residual_block (const VaeBackend *be, const VaeConv *const convs[3], const VaeTensor *x,
+plan_residual_block (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x,
                      GError **error)
 {
   Planner   *p = (Planner *) be;
   gsize      bands;
-  VaeTensor *h, *out = NULL;
+  VaeTensor *out;
 
-  if (vae_cpu_residual_block_banded (convs, x->channels, x->height, x->width, &bands))
+  if (vae_cpu_residual_block_banded (b, x->channels, x->height, x->width, &bands))
     {
-      out = tally_tensor (p, x->channels, x->height, x->width);
+      out = b->pre ? tally_tensor (p, b->pre->out_channels, x->height << b->up, x->width << b->up)
+                   : tally_tensor (p, x->channels, x->height, x->width);
       note (p, bands);
       return out;
     }
-  if ((h = plan_conv (be, convs[0], x, FALSE, NULL, VAE_ACT_RELU, error)) &&
-      vae_tensor_replace (&h, plan_conv (be, convs[1], h, FALSE, NULL, VAE_ACT_RELU, error)))
-    out = plan_conv (be, convs[2], h, FALSE, x, VAE_ACT_RELU, error);
-  vae_tensor_free (h);
-  return out;
+  return vae_residual_block_layers (be, b, x, error);
 }
 
 /* The peak bytes of NET's pass over an input of C × H × W, its bands, and
