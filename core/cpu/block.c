@@ -1,11 +1,12 @@
-/* TAESD's residual block, relu(conv3(relu(conv2(relu(conv1(x))))) + x), in
- * bands of rows: each band's two inner tensors are computed from the rows
- * of X it reaches (three rows more each side) and stay in the caches, so a
- * full-resolution block reads X twice and writes its output once instead
- * of writing and reading two whole inner tensors, and holds two tensors of
- * the image's size at its peak instead of three.  The convs of a band pad
- * only at the image's edges; inside, the rows they lose are the halo
- * (docs/PERFORMANCE-NOTES.md has the figures).
+/* TAESD's residual block, relu(conv3(relu(conv2(relu(conv1(h))))) + h),
+ * with h the input or the output of the conv before it, in bands of rows:
+ * each band's h and inner tensors are computed from the rows of the input
+ * it reaches (three rows more each side, four with the conv before) and
+ * stay in the caches, so only the block's input and output are ever held
+ * whole: a full-resolution decoder stage holds its 512² input and its
+ * output instead of three 1024² tensors at once, and writes once instead of four
+ * times.  The convs of a band pad only at the image's edges; inside, the
+ * rows they lose are the halo (docs/PERFORMANCE-NOTES.md has the figures).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"

@@ -29,6 +29,8 @@ void  vae_cpu_attend (const gfloat *q, gsize q_stride, gint rows, const VaeTenso
                       const VaeTensor *v, gfloat *o, gsize o_stride, gfloat *scores);
 gsize vae_cpu_attend_scratch_floats (gint n);
 /* Scratch bytes the CPU convolution takes for an OUT_H × OUT_W output. */
+gsize vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+
 /* The backends' residual_block (block.c), and whether it runs BLOCK on
  * an input of C × H × W in bands, then with *BAND_BYTES held at most
  * besides the input and the output (the memory plan's figure). */
@@ -36,8 +38,6 @@ VaeTensor *vae_cpu_residual_block (const VaeBackend *be, const VaeResidualBlock 
                                    const VaeTensor *x, GError **error);
 gboolean   vae_cpu_residual_block_banded (const VaeResidualBlock *block, gint channels, gint height,
                                           gint width, gsize *band_bytes);
-
-gsize vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
 
 /* ---- DC-AE's layers (dcae.c), whole tensors or the tiled executor's bands ---- */
 
