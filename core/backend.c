@@ -95,6 +95,15 @@ vae_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer, const V
   return NULL;
 }
 
+void
+vae_residual_block_output (const VaeResidualBlock *b, const VaeTensor *x, gint *channels,
+                           gint *height, gint *width)
+{
+  *channels = b->pre ? b->pre->out_channels : x->channels;
+  *height = b->pre ? x->height << b->up : x->height;
+  *width = b->pre ? x->width << b->up : x->width;
+}
+
 VaeTensor *
 vae_residual_block_layers (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x,
                            GError **error)

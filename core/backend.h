@@ -198,6 +198,9 @@ struct _VaeBackend
 VaeTensor *vae_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer,
                                const VaeTensor *x, VaeAct act, GError **error);
 
+/* The shape of BLOCK's output (and of its h) for the input X. */
+void vae_residual_block_output (const VaeResidualBlock *block, const VaeTensor *x, gint *channels,
+                                gint *height, gint *width);
 /* BLOCK through BE's residual_block, or layer by layer where it has none;
  * vae_residual_block_layers always layer by layer. */
 VaeTensor *vae_residual_block (const VaeBackend *be, const VaeResidualBlock *block,

@@ -35,6 +35,9 @@ const gchar *vae_limit_env (VaeLimit which);
 /* vae_tensor_new, its values left as they come unless ZEROED. */
 VaeTensor *vae_tensor_new_uninit (gint channels, gint height, gint width, gboolean zeroed,
                                   GError **error);
+/* Rows [Y0, Y1) of plain tensor T as a tensor of their own; rows outside T
+ * are zeros. */
+VaeTensor *vae_tensor_rows (const VaeTensor *t, gint y0, gint y1, GError **error);
 
 /* Storage a tensor refers to instead of owning data (tiled.c, plan.c);
  * vae_tensor_free calls release. */

@@ -4,6 +4,7 @@
 #include "vae-private.h"
 
 #include <math.h>
+#include <string.h>
 
 VaeTensor *
 vae_tensor_new (gint channels, gint height, gint width, GError **error)
@@ -42,6 +43,23 @@ vae_tensor_new_uninit (gint channels, gint height, gint width, gboolean zeroed, 
       return NULL;
     }
   return t;
+}
+
+VaeTensor *
+vae_tensor_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
+{
+  const gint  a = MAX (0, y0), b = MIN (t->height, y1);
+  const gsize row = (gsize) t->width;
+  VaeTensor  *band =
+      vae_tensor_new_uninit (t->channels, y1 - y0, t->width, a != y0 || b != y1, error);
+
+  if (!band || a >= b)
+    return band;
+#pragma omp parallel for schedule(static)
+  for (gint c = 0; c < t->channels; c++)
+    memcpy (band->data + ((gsize) c * band->height + a - y0) * row,
+            t->data + ((gsize) c * t->height + a) * row, (b - a) * row * sizeof (gfloat));
+  return band;
 }
 
 void

@@ -11,8 +11,6 @@
  */
 #include "cpu/cpu.h"
 
-#include <string.h>
-
 /* Bytes of one band of an inner tensor: small enough that a band's
  * tensors stay in the last-level cache, large enough that the halo's 6
  * rows of recomputation (over 3 convs) stay a small share: 8 MB (32 rows
@@ -20,21 +18,6 @@
  * 16 or 32 MB on this project's VM. */
 #define BAND_BYTES ((gsize) 8 << 20)
 #define HALO       3 /* rows each side: one per 3×3 conv */
-
-/* Rows [FIRST, LAST) of X, as a tensor of their own. */
-static VaeTensor *
-rows_copy (const VaeTensor *x, gint first, gint last, GError **error)
-{
-  const gsize plane = (gsize) x->height * x->width, n = (gsize) (last - first) * x->width;
-  VaeTensor  *y = vae_tensor_new_uninit (x->channels, last - first, x->width, FALSE, error);
-
-  if (!y)
-    return NULL;
-#pragma omp parallel for schedule(static)
-  for (gint c = 0; c < x->channels; c++)
-    memcpy (y->data + c * n, x->data + c * plane + (gsize) first * x->width, n * sizeof (gfloat));
-  return y;
-}
 
 /* Conv of the band X, whose rows (of up(X) when UP) start at row *FIRST
  * of the HEIGHT the conv reads whole: padded only where the band meets that
@@ -59,27 +42,17 @@ same_3x3 (const VaeConv *c)
          c->pad_left == 1 && c->pad_right == 1 && vae_conv_groups (c) == 1;
 }
 
-/* The block's rows, columns and channels (of h and of its output). */
-static void
-block_shape (const VaeResidualBlock *b, gint channels, gint height, gint width, gint *h_channels,
-             gint *h_height, gint *h_width)
-{
-  *h_channels = b->pre ? b->pre->out_channels : channels;
-  *h_height = b->pre ? height << b->up : height;
-  *h_width = b->pre ? width << b->up : width;
-}
-
-/* Output rows per band for an input X of C × H × W, or 0 where the block
- * runs whole. */
+/* Output rows per band for the input X, or 0 where the block runs
+ * whole. */
 static gint
-band_rows (const VaeResidualBlock *b, gint channels, gint height, gint width)
+band_rows (const VaeResidualBlock *b, const VaeTensor *x)
 {
   gint  hc, hh, hw, rows;
   gsize widest;
 
-  block_shape (b, channels, height, width, &hc, &hh, &hw);
+  vae_residual_block_output (b, x, &hc, &hh, &hw);
   widest = hc;
-  if (b->pre && (!same_3x3 (b->pre) || b->pre->in_channels != channels))
+  if (b->pre && (!same_3x3 (b->pre) || b->pre->in_channels != x->channels))
     return 0;
   for (gint k = 0; k < 3; k++)
     if (!same_3x3 (b->conv[k]))
@@ -93,21 +66,20 @@ band_rows (const VaeResidualBlock *b, gint channels, gint height, gint width)
 }
 
 gboolean
-vae_cpu_residual_block_banded (const VaeResidualBlock *b, gint channels, gint height, gint width,
-                               gsize *band_bytes)
+vae_cpu_residual_block_banded (const VaeResidualBlock *b, const VaeTensor *x, gsize *band_bytes)
 {
-  const gint rows = band_rows (b, channels, height, width);
+  const gint rows = band_rows (b, x);
   gint       hc, hh, hw;
   gsize      row, in_rows, h_band, peak = 0;
 
   if (!rows)
     return FALSE;
-  block_shape (b, channels, height, width, &hc, &hh, &hw);
+  vae_residual_block_output (b, x, &hc, &hh, &hw);
   row = (gsize) hw * sizeof (gfloat);
   in_rows = rows + 2 * HALO + 1; /* the band of h, one row more where ×2 rounds */
   h_band = hc * in_rows * row;
   if (b->pre) /* the rows of X it reads, the band of h, the pre conv's scratch */
-    peak = (gsize) channels * ((in_rows >> b->up) + 3) * width * sizeof (gfloat) + h_band +
+    peak = (gsize) x->channels * ((in_rows >> b->up) + 3) * x->width * sizeof (gfloat) + h_band +
            vae_cpu_conv_scratch_bytes (b->pre, in_rows, hw);
   /* conv k: the band of h (kept for the sum), its input and output bands
    * (two rows fewer each conv), its scratch */
@@ -135,13 +107,13 @@ band_input (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x,
   if (!b->pre)
     {
       *first = lo;
-      return rows_copy (x, lo, hi, error);
+      return vae_tensor_rows (x, lo, hi, error);
     }
   /* the rows of X under rows [lo − 1, hi + 1) of up(X), which the pre
    * conv reads */
   s0 = MAX (0, (lo - 1) >> b->up);
   s1 = MIN (x->height, (hi >> b->up) + 1);
-  if (!(source = rows_copy (x, s0, s1, error)))
+  if (!(source = vae_tensor_rows (x, s0, s1, error)))
     return NULL;
   *first = s0 << b->up;
   t = band_conv (be, b->pre, source, b->up, first, height, b->pre_act, error);
@@ -153,13 +125,13 @@ VaeTensor *
 vae_cpu_residual_block (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x,
                         GError **error)
 {
-  const gint rows = band_rows (b, x->channels, x->height, x->width);
+  const gint rows = band_rows (b, x);
   gint       hc, h, w;
   VaeTensor *out;
 
   if (!rows)
     return vae_residual_block_layers (be, b, x, error);
-  block_shape (b, x->channels, x->height, x->width, &hc, &h, &w);
+  vae_residual_block_output (b, x, &hc, &h, &w);
   if (!(out = vae_tensor_new_uninit (hc, h, w, FALSE, error)))
     return NULL;
   for (gint y0 = 0; y0 < h; y0 += rows)

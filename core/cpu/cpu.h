@@ -32,12 +32,12 @@ gsize vae_cpu_attend_scratch_floats (gint n);
 gsize vae_cpu_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
 
 /* The backends' residual_block (block.c), and whether it runs BLOCK on
- * an input of C × H × W in bands, then with *BAND_BYTES held at most
- * besides the input and the output (the memory plan's figure). */
+ * the input X in bands, then with *BAND_BYTES held at most besides the
+ * input and the output (the memory plan's figure). */
 VaeTensor *vae_cpu_residual_block (const VaeBackend *be, const VaeResidualBlock *block,
                                    const VaeTensor *x, GError **error);
-gboolean   vae_cpu_residual_block_banded (const VaeResidualBlock *block, gint channels, gint height,
-                                          gint width, gsize *band_bytes);
+gboolean   vae_cpu_residual_block_banded (const VaeResidualBlock *block, const VaeTensor *x,
+                                          gsize *band_bytes);
 
 /* ---- DC-AE's layers (dcae.c), whole tensors or the tiled executor's bands ---- */
 

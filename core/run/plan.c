@@ -353,12 +353,13 @@ plan_residual_block (const VaeBackend *be, const VaeResidualBlock *b, const VaeT
 {
   Planner   *p = (Planner *) be;
   gsize      bands;
+  gint       c, h, w;
   VaeTensor *out;
 
-  if (vae_cpu_residual_block_banded (b, x->channels, x->height, x->width, &bands))
+  if (vae_cpu_residual_block_banded (b, x, &bands))
     {
-      out = b->pre ? tally_tensor (p, b->pre->out_channels, x->height << b->up, x->width << b->up)
-                   : tally_tensor (p, x->channels, x->height, x->width);
+      vae_residual_block_output (b, x, &c, &h, &w);
+      out = tally_tensor (p, c, h, w);
       note (p, bands);
       return out;
     }

@@ -192,19 +192,13 @@ read_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
   const gint  a = MAX (0, y0), b = MIN (t->height, y1);
   const gsize row_floats = (gsize) t->width;
   const View *v = t->external;
-  g_autoptr (VaeTensor) band =
-      vae_tensor_new_uninit (t->channels, y1 - y0, t->width, a != y0 || b != y1, error);
+  g_autoptr (VaeTensor) band = NULL;
 
+  if (!v)
+    return vae_tensor_rows (t, y0, y1, error);
+  band = vae_tensor_new_uninit (t->channels, y1 - y0, t->width, a != y0 || b != y1, error);
   if (!band || a >= b)
     return g_steal_pointer (&band);
-  if (!v)
-    {
-      for (gint c = 0; c < t->channels; c++)
-        memcpy (band->data + ((gsize) c * band->height + a - y0) * row_floats,
-                t->data + ((gsize) c * t->height + a) * row_floats,
-                (b - a) * row_floats * sizeof (gfloat));
-      return g_steal_pointer (&band);
-    }
   if (!store_rows (v->store, FALSE, a, b - a, band, a - y0, error))
     return NULL;
   if (v->rms) /* per position: the band's rows hold all it needs */
