@@ -96,12 +96,23 @@ vae_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer, const V
 }
 
 void
-vae_residual_block_output (const VaeResidualBlock *b, const VaeTensor *x, gint *channels,
-                           gint *height, gint *width)
+vae_residual_block_h (const VaeResidualBlock *b, const VaeTensor *x, gint *channels, gint *height,
+                      gint *width)
 {
   *channels = b->pre ? b->pre->out_channels : x->channels;
   *height = b->pre ? x->height << b->up : x->height;
   *width = b->pre ? x->width << b->up : x->width;
+}
+
+void
+vae_residual_block_output (const VaeResidualBlock *b, const VaeTensor *x, gint *channels,
+                           gint *height, gint *width)
+{
+  vae_residual_block_h (b, x, channels, height, width);
+  if (!b->post)
+    return;
+  *channels = b->post->out_channels;
+  vae_conv_output_size (b->post, *height, *width, height, width);
 }
 
 VaeTensor *
@@ -119,6 +130,8 @@ vae_residual_block_layers (const VaeBackend *be, const VaeResidualBlock *b, cons
     out = be->conv (be, b->conv[2], t, FALSE, x, VAE_ACT_RELU, error);
   vae_tensor_free (t);
   vae_tensor_free (h);
+  if (out && b->post)
+    vae_tensor_replace (&out, be->conv (be, b->post, out, FALSE, NULL, b->post_act, error));
   return out;
 }
 

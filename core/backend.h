@@ -137,14 +137,17 @@ typedef struct
 } VaeAttention;
 
 /* TAESD's residual block of 3×3 "same" convs, maybe with the conv that
- * feeds it: h = pre ? pre_act(pre(up(x))) : x, then
- * out = relu(conv[2](relu(conv[1](relu(conv[0](h))))) + h). */
+ * feeds it and the conv it feeds: h = pre ? pre_act(pre(up(x))) : x, then
+ * s = relu(conv[2](relu(conv[1](relu(conv[0](h))))) + h), and
+ * out = post ? post_act(post(s)) : s. */
 typedef struct
 {
   const VaeConv *pre; /* or NULL (then no UP) */
   gboolean       up;  /* nearest ×2 before PRE */
   VaeAct         pre_act;
   const VaeConv *conv[3];
+  const VaeConv *post; /* or NULL; never upsampled */
+  VaeAct         post_act;
 } VaeResidualBlock;
 
 typedef struct _VaeBackend VaeBackend;
@@ -198,7 +201,10 @@ struct _VaeBackend
 VaeTensor *vae_conv_transpose (const VaeBackend *be, const VaeConvTranspose *layer,
                                const VaeTensor *x, VaeAct act, GError **error);
 
-/* The shape of BLOCK's output (and of its h) for the input X. */
+/* The shape of BLOCK's h (and of its sum s) for the input X, and of its
+ * output. */
+void vae_residual_block_h (const VaeResidualBlock *block, const VaeTensor *x, gint *channels,
+                           gint *height, gint *width);
 void vae_residual_block_output (const VaeResidualBlock *block, const VaeTensor *x, gint *channels,
                                 gint *height, gint *width);
 /* BLOCK through BE's residual_block, or layer by layer where it has none;

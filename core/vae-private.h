@@ -38,6 +38,9 @@ VaeTensor *vae_tensor_new_uninit (gint channels, gint height, gint width, gboole
 /* Rows [Y0, Y1) of plain tensor T as a tensor of their own; rows outside T
  * are zeros. */
 VaeTensor *vae_tensor_rows (const VaeTensor *t, gint y0, gint y1, GError **error);
+/* Copies plain tensor SRC into rows [Y, Y + SRC's height) of DST, which has
+ * its channels and width. */
+void vae_tensor_put_rows (VaeTensor *dst, gint y, const VaeTensor *src);
 
 /* Storage a tensor refers to instead of owning data (tiled.c, plan.c);
  * vae_tensor_free calls release. */

@@ -486,20 +486,27 @@ test_conv_amx (void)
 
 /* vae_cpu_residual_block in bands against the same block layer by layer
  * on whole tensors, through both CPU backends: alone, after a conv, after
- * an upsampling conv; 127 rows a band, so the second band's halo starts
- * on an odd row of the upsampled input; block heights whose last band is
- * 46 rows (300) or 3 and 4 (257, 258), so bands meet the image's bottom
- * with and without their halo cut.  fp32: Winograd's tiles
- * start at other rows in a band, so each conv may round differently,
- * within 3e-5 of the largest output (test_conv_fast_vs_reference's bound):
- * 1.2e-4 for four.  bf16 on AMX tiles: every output pixel is the same sum
- * in the same order, so identical; without them bf16 Winograd's tiles
- * move too: 2⁻⁷ (bf16's rounding of the operands) of the largest output. */
+ * an upsampling conv, before a conv of stride 1 (to 3 channels, as
+ * TAESD's decoder ends) or 2 (an encoder's downsampler); 127 rows a band,
+ * so the second band's halo starts on an odd row of the upsampled input
+ * and a stride-2 post conv carries one row or two into the next band;
+ * block heights whose last band is 46 rows (300) or 3 and 4 (257, 258),
+ * so bands meet the image's bottom with and without their halo cut.
+ * fp32: Winograd's tiles start at other rows in a band, so each conv may
+ * round differently, within 3e-5 of the largest output
+ * (test_conv_fast_vs_reference's bound): 1.2e-4 for four, 1.5e-4 with a
+ * post conv.  bf16 on AMX tiles: every output pixel is the same sum in
+ * the same order, so identical; where a conv is not on them (too few
+ * channels) bf16 Winograd's tiles move too: 2⁻⁷ (bf16's rounding of the
+ * operands) of the largest output. */
 static void
 test_residual_block_bands (void)
 {
-  /* pre conv (0 none, 1 plain, 2 after ×2), block height */
-  static const gint cases[][2] = { { 0, 300 }, { 0, 257 }, { 1, 300 }, { 2, 300 }, { 2, 258 } };
+  /* pre conv (0 none, 1 plain, 2 after ×2), block height, post conv
+   * (0 none, else its stride) */
+  static const gint cases[][3] = { { 0, 300, 0 }, { 0, 257, 0 }, { 1, 300, 0 },
+                                   { 2, 300, 0 }, { 2, 258, 0 }, { 2, 300, 1 },
+                                   { 1, 300, 2 }, { 0, 257, 2 }, { 0, 258, 1 } };
   const gint        channels = 32, width = 516; /* 127 rows a band of 8 MB */
   GRand            *rand = g_rand_new_with_seed (77);
 
@@ -507,14 +514,19 @@ test_residual_block_bands (void)
     for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
       {
         const VaeBackend *be = bf16 ? vae_backend_cpu_bf16 () : vae_backend_cpu ();
-        const gint        pre = cases[i][0], up = pre == 2;
+        const gint        pre = cases[i][0], up = pre == 2, post = cases[i][2];
         const gint        size[2] = { width >> up, cases[i][1] >> up };
-        ConvCase          c[4];
-        VaeResidualBlock  block = {
-           pre ? &c[3].conv : NULL, up, VAE_ACT_RELU, { &c[0].conv, &c[1].conv, &c[2].conv }
-        };
-        gsize   band_bytes;
-        gdouble err, bar;
+        ConvCase          c[5];
+        VaeResidualBlock  block = { pre ? &c[3].conv : NULL,
+                                   up,
+                                   VAE_ACT_RELU,
+                                   { &c[0].conv, &c[1].conv, &c[2].conv },
+                                   post ? &c[4].conv : NULL,
+                                   VAE_ACT_SILU };
+        gint     out_c, out_h, out_w;
+        gsize    band_bytes;
+        gboolean tiles = TRUE;
+        gdouble  err, bar;
         g_autoptr (GError) error = NULL;
         g_autoptr (VaeTensor) banded = NULL, layers = NULL;
 
@@ -525,22 +537,36 @@ test_residual_block_bands (void)
             conv_case_init (&c[k], rand, channels, channels, size);
             c[k].conv.pad_top = c[k].conv.pad_bottom = 1;
           }
+        {
+          /* stride 1 to 3 channels, or stride 2 to as many as it reads */
+          const VaeConv shape = {
+            post == 1 ? 3 : channels, channels, 3, MAX (post, 1), 1, 1, 1, 1, NULL, NULL, NULL
+          };
+          conv_case_init_shape (&c[4], rand, &shape, size);
+        }
+        for (gint k = 0; k < 5; k++)
+          if (k < 3 || (k == 3 && pre) || (k == 4 && post))
+            tiles = tiles && vae_amx_conv_applies (&c[k].conv);
         g_assert_true (vae_cpu_residual_block_banded (&block, c[0].x, &band_bytes));
         banded = vae_cpu_residual_block (be, &block, c[0].x, &error);
         g_assert_no_error (error);
         layers = vae_residual_block_layers (be, &block, c[0].x, &error);
         g_assert_no_error (error);
-        g_assert_cmpint (banded->height, ==, cases[i][1]);
+        vae_residual_block_output (&block, c[0].x, &out_c, &out_h, &out_w);
+        g_assert_cmpint (banded->channels, ==, out_c);
+        g_assert_cmpint (banded->height, ==, out_h);
+        g_assert_cmpint (banded->width, ==, out_w);
+        g_assert_cmpint (out_h, ==, post == 2 ? (cases[i][1] + 1) / 2 : cases[i][1]);
         err = test_max_rel_error (banded, layers);
-        bar = !bf16 ? 1.2e-4 : vae_amx_conv_applies (block.conv[0]) ? 0.0 : ldexp (1.0, -7);
-        g_test_message ("%s, pre %d, height %d: banded against layers %.3g of the largest output "
-                        "(bar %.3g)",
-                        bf16 ? "bf16" : "fp32", pre, cases[i][1], err, bar);
+        bar = !bf16 ? (post ? 1.5e-4 : 1.2e-4) : tiles ? 0.0 : ldexp (1.0, -7);
+        g_test_message ("%s, pre %d, height %d, post %d: banded against layers %.3g of the "
+                        "largest output (bar %.3g)",
+                        bf16 ? "bf16" : "fp32", pre, cases[i][1], post, err, bar);
         if (err > bar)
-          g_error ("%s, pre %d, height %d: banded block differs by %.3g of the largest output, "
-                   "bar %.3g",
-                   bf16 ? "bf16" : "fp32", pre, cases[i][1], err, bar);
-        for (gint k = 0; k < 4; k++)
+          g_error ("%s, pre %d, height %d, post %d: banded block differs by %.3g of the largest "
+                   "output, bar %.3g",
+                   bf16 ? "bf16" : "fp32", pre, cases[i][1], post, err, bar);
+        for (gint k = 0; k < 5; k++)
           conv_case_clear (&c[k]);
       }
   g_rand_free (rand);

@@ -63,6 +63,19 @@ vae_tensor_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
 }
 
 void
+vae_tensor_put_rows (VaeTensor *dst, gint y, const VaeTensor *src)
+{
+  const gsize row = (gsize) src->width;
+
+  g_return_if_fail (src->channels == dst->channels && src->width == dst->width && y >= 0 &&
+                    y + src->height <= dst->height);
+#pragma omp parallel for schedule(static)
+  for (gint c = 0; c < src->channels; c++)
+    memcpy (dst->data + ((gsize) c * dst->height + y) * row,
+            src->data + (gsize) c * src->height * row, src->height * row * sizeof (gfloat));
+}
+
+void
 vae_tensor_free (VaeTensor *tensor)
 {
   if (!tensor)

@@ -97,6 +97,78 @@ weight_bytes (const Packing *p)
   return (gsize) 9 * p->pairs * 2 * p->co_tiles * TILE * sizeof (guint16);
 }
 
+/* Activations packed as their reader packs its input (P), with the rows
+ * of its padding: packed row r holds the activations' row r − pad_top. */
+struct _VaeAmxActs
+{
+  Packing  p;
+  gint     rows; /* pad_top + height + pad_bottom */
+  guint32 *words;
+  gsize    capacity;
+};
+
+static gsize
+acts_words (const Packing *p, gint rows)
+{
+  return (gsize) rows * p->pairs * row_words (p);
+}
+
+gboolean
+vae_amx_acts_apply (const VaeConv *writer, const VaeConv *reader)
+{
+  return reader->stride == 1 && writer->out_channels == reader->in_channels &&
+         reader->in_channels % (2 * TILE) == 0 && vae_amx_conv_applies (writer) &&
+         vae_amx_conv_applies (reader);
+}
+
+gsize
+vae_amx_acts_bytes (const VaeConv *reader, gint height, gint width)
+{
+  const Packing p = packing (reader, width);
+
+  return acts_words (&p, reader->pad_top + height + reader->pad_bottom) * sizeof (guint32);
+}
+
+VaeAmxActs *
+vae_amx_acts_new (const VaeConv *reader, gint height, gint width, GError **error)
+{
+  VaeAmxActs *a = g_new (VaeAmxActs, 1);
+  gsize       words;
+
+  a->p = packing (reader, width);
+  a->rows = reader->pad_top + height + reader->pad_bottom;
+  words = row_words (&a->p);
+  if (!(a->words = vae_scratch_alloc (acts_words (&a->p, a->rows) * sizeof (guint32), FALSE,
+                                      &a->capacity, "packed bf16 activations", error)))
+    {
+      g_free (a);
+      return NULL;
+    }
+  /* the writer fills columns [pad_left, pad_left + width) of the rows
+   * between the padding; the rest reads as zeros */
+  memset (a->words, 0, acts_words (&a->p, reader->pad_top) * sizeof (guint32));
+  memset (a->words + acts_words (&a->p, reader->pad_top + height), 0,
+          acts_words (&a->p, reader->pad_bottom) * sizeof (guint32));
+#pragma omp parallel for schedule(static)
+  for (gint r = reader->pad_top; r < reader->pad_top + height; r++)
+    for (gint cp = 0; cp < a->p.pairs; cp++)
+      {
+        guint32 *row = a->words + ((gsize) r * a->p.pairs + cp) * words;
+        memset (row, 0, a->p.pad_left * sizeof (guint32));
+        memset (row + a->p.pad_left + width, 0, (words - a->p.pad_left - width) * sizeof (guint32));
+      }
+  return a;
+}
+
+void
+vae_amx_acts_free (VaeAmxActs *acts)
+{
+  if (!acts)
+    return;
+  vae_scratch_free (acts->words, acts->capacity);
+  g_free (acts);
+}
+
 gsize
 vae_amx_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
@@ -283,6 +355,34 @@ epilogue_block (const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox0
                   y->data + o * plane + at);
 }
 
+/* As epilogue_block, into the packed activations YP: channels o and o + 1
+ * are the halves of a pair's word, rounded as pack_input_row rounds. */
+static KERNEL_TARGET void
+epilogue_packed (const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox0, gint width,
+                 VaeAct act, VaeAmxActs *yp)
+{
+  const gint  n = MIN (BLOCK, width - ox0);
+  const gsize words = row_words (&yp->p);
+  guint32    *row =
+      yp->words + (gsize) (oy + yp->p.pad_top) * yp->p.pairs * words + yp->p.pad_left + ox0;
+
+  for (gint o = o0; o < o0 + BLOCK; o += 2)
+    {
+      gfloat   even[BLOCK], odd[BLOCK];
+      guint32 *dst = row + (gsize) (o / 2) * words;
+      epilogue_row (c + (o - o0) * BLOCK, conv->bias ? conv->bias[o] : 0.0f, NULL, act, n, even);
+      epilogue_row (c + (o + 1 - o0) * BLOCK, conv->bias ? conv->bias[o + 1] : 0.0f, NULL, act, n,
+                    odd);
+      for (gint j = 0; j < n; j += 16)
+        {
+          const __mmask16 m = vae_columns_mask (n - j);
+          const __m512i   lo = bf16_bits (_mm512_maskz_loadu_ps (m, even + j));
+          const __m512i   hi = bf16_bits (_mm512_maskz_loadu_ps (m, odd + j));
+          _mm512_mask_storeu_epi32 (dst + j, m, _mm512_or_si512 (lo, _mm512_slli_epi32 (hi, 16)));
+        }
+    }
+}
+
 /* Output channels [32·OB, +32) × pixels [OX0, +32) of an output row whose
  * taps start at packed row BAND_ROW of BAND (the band's packed rows). */
 static KERNEL_TARGET void
@@ -323,22 +423,25 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
   _tile_stored (3, c + TILE * BLOCK + TILE, c_stride);
 }
 
-gboolean
-vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
-              VaeAct act, VaeTensor *y, GError **error)
+/* y (or yp) = act(conv(up(x) or xp) + bias + residual), of OUT_H × OUT_W. */
+static gboolean
+amx_conv (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, gboolean up,
+          const VaeTensor *residual, VaeAct act, gint out_h, gint out_w, VaeTensor *y,
+          VaeAmxActs *yp, GError **error)
 {
-  const Packing p = packing (conv, y->width);
-  const gint    rows = band_rows (&p, y->height), bands = (y->height + rows - 1) / rows;
+  const Packing p = packing (conv, out_w);
+  const gint    rows = band_rows (&p, out_h), bands = (out_h + rows - 1) / rows;
   const gint    blocks = p.co_tiles / 2, threads = omp_get_max_threads ();
-  const gsize   band_words = band_bytes (&p, y->height) / sizeof (guint32);
-  gsize         in_capacity, w_capacity;
-  guint32 *in = vae_scratch_alloc (threads * band_words * sizeof (guint32), FALSE, &in_capacity,
-                                   "packed bf16 input", error);
-  guint16 *w =
-      in ? vae_scratch_alloc (weight_bytes (&p), FALSE, &w_capacity, "packed bf16 weights", error)
-         : NULL;
+  const gsize   band_words = xp ? 0 : band_bytes (&p, out_h) / sizeof (guint32);
+  gsize         in_capacity = 0, w_capacity;
+  guint32      *in = NULL;
+  guint16      *w;
 
-  if (!w)
+  if (!xp && !(in = vae_scratch_alloc (threads * band_words * sizeof (guint32), FALSE, &in_capacity,
+                                       "packed bf16 input", error)))
+    return FALSE;
+  if (!(w = vae_scratch_alloc (weight_bytes (&p), FALSE, &w_capacity, "packed bf16 weights",
+                               error)))
     {
       vae_scratch_free (in, in_capacity);
       return FALSE;
@@ -347,10 +450,11 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
   /* Each thread packs the rows of the band it works on into its own
    * buffer, which stays in its cache while every block of output channels
    * runs over it; with the units in band order a thread packs each of its
-   * bands once. */
+   * bands once.  Packed activations are read where they are: their row
+   * stride·oy is where output row oy's taps start. */
 #pragma omp parallel num_threads(threads)
   {
-    guint32 *packed = in + omp_get_thread_num () * band_words;
+    guint32 *packed = xp ? NULL : in + omp_get_thread_num () * band_words;
     gint     packed_band = -1;
     gfloat   c[BLOCK * BLOCK];
 
@@ -359,8 +463,8 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
     for (gint band = 0; band < bands; band++)
       for (gint ob = 0; ob < blocks; ob++)
         {
-          const gint y0 = band * rows, y1 = MIN (y->height, y0 + rows);
-          if (band != packed_band)
+          const gint y0 = band * rows, y1 = MIN (out_h, y0 + rows);
+          if (!xp && band != packed_band)
             {
               for (gint r = 0; r < input_rows (&p, y1 - y0); r++)
                 for (gint cp = 0; cp < p.pairs; cp++)
@@ -369,10 +473,16 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
               packed_band = band;
             }
           for (gint oy = y0; oy < y1; oy++)
-            for (gint ox0 = 0; ox0 < y->width; ox0 += BLOCK)
+            for (gint ox0 = 0; ox0 < out_w; ox0 += BLOCK)
               {
-                block (&p, w, packed, p.stride * (oy - y0), ob, ox0, c);
-                epilogue_block (conv, c, ob * BLOCK, oy, ox0, residual, act, y);
+                if (xp)
+                  block (&p, w, xp->words, p.stride * oy, ob, ox0, c);
+                else
+                  block (&p, w, packed, p.stride * (oy - y0), ob, ox0, c);
+                if (yp)
+                  epilogue_packed (conv, c, ob * BLOCK, oy, ox0, out_w, act, yp);
+                else
+                  epilogue_block (conv, c, ob * BLOCK, oy, ox0, residual, act, y);
               }
         }
     vae_amx_tiles_end ();
@@ -382,11 +492,44 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
   return TRUE;
 }
 
+gboolean
+vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
+              VaeAct act, VaeTensor *y, GError **error)
+{
+  return amx_conv (conv, x, NULL, up, residual, act, y->height, y->width, y, NULL, error);
+}
+
+gboolean
+vae_amx_conv_packed (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, VaeAct act,
+                     gint out_h, gint out_w, VaeTensor *y, VaeAmxActs *yp, GError **error)
+{
+  const Packing p = packing (conv, out_w);
+
+  /* XP was packed for this conv, YP for one that reads OUT_H × OUT_W */
+  g_return_val_if_fail (!xp || (xp->p.pairs == p.pairs && xp->p.plane_cols == p.plane_cols &&
+                                xp->p.pad_left == p.pad_left && xp->p.pad_top == p.pad_top &&
+                                xp->rows == p.stride * (out_h - 1) + 3),
+                        FALSE);
+  g_return_val_if_fail (!yp || (yp->p.pairs * 2 == conv->out_channels && y == NULL &&
+                                yp->rows - yp->p.pad_top >= out_h &&
+                                row_words (&yp->p) >= (gsize) yp->p.pad_left + out_w),
+                        FALSE);
+  vae_backend_count_macs ((guint64) conv->out_channels * conv->in_channels * 9 * out_h * out_w);
+  return amx_conv (conv, x, xp, FALSE, NULL, act, out_h, out_w, y, yp, error);
+}
+
 #else /* no AMX code on this compiler or architecture: vae_cpu_has_amx is FALSE */
 
 gboolean
 vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
               VaeAct act, VaeTensor *y, GError **error)
+{
+  g_return_val_if_reached (FALSE);
+}
+
+gboolean
+vae_amx_conv_packed (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, VaeAct act,
+                     gint out_h, gint out_w, VaeTensor *y, VaeAmxActs *yp, GError **error)
 {
   g_return_val_if_reached (FALSE);
 }

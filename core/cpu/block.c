@@ -1,12 +1,15 @@
 /* TAESD's residual block, relu(conv3(relu(conv2(relu(conv1(h))))) + h),
- * with h the input or the output of the conv before it, in bands of rows:
- * each band's h and inner tensors are computed from the rows of the input
- * it reaches (three rows more each side, four with the conv before) and
- * stay in the caches, so only the block's input and output are ever held
- * whole: a full-resolution decoder stage holds its 512² input and its
- * output instead of three 1024² tensors at once, and writes once instead of four
- * times.  The convs of a band pad only at the image's edges; inside, the
- * rows they lose are the halo (docs/PERFORMANCE-NOTES.md has the figures).
+ * with h the input or the output of the conv before it, and maybe the
+ * conv after it, in bands of rows: each band's h and inner tensors are
+ * computed from the rows of the input it reaches (three rows more each
+ * side, four with the conv before) and stay in the caches, so only the
+ * block's input and output are ever held whole: a full-resolution decoder
+ * stage holds its 512² input and its 3-channel output instead of four
+ * 64-channel 1024² tensors at once.  The convs of a band pad only at the
+ * image's edges; inside, the rows they lose are the halo.  The conv after
+ * reads the sum band by band too, each band with the last rows of the one
+ * before, which its next output row's taps reach back to
+ * (docs/PERFORMANCE-NOTES.md has the figures).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
@@ -18,20 +21,33 @@
  * 16 or 32 MB on this project's VM. */
 #define BAND_BYTES ((gsize) 8 << 20)
 #define HALO       3 /* rows each side: one per 3×3 conv */
+#define POST_CARRY 2 /* rows of the sum the post conv's next band reads again, at most */
 
-/* Conv of the band X, whose rows (of up(X) when UP) start at row *FIRST
- * of the HEIGHT the conv reads whole: padded only where the band meets that
- * input's top or bottom, so every output row is exact; *FIRST becomes the
- * output's first row. */
-static VaeTensor *
-band_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, gint *first,
-           gint height, VaeAct act, GError **error)
+/* CONV on a band of ROWS input rows from row *FIRST of the HEIGHT it
+ * reads whole: padded only where the band meets that input's top or
+ * bottom, so every output row is exact.  *FIRST becomes the output's first
+ * row (the caller starts a band where an output row's taps start, which
+ * matters only with stride 2), *OUT_ROWS its rows. */
+static VaeConv
+band_of (const VaeConv *conv, gint *first, gint rows, gint height, gint *out_rows)
 {
   VaeConv band = *conv;
 
   band.pad_top = *first == 0 ? conv->pad_top : 0;
-  band.pad_bottom = *first + (x->height << up) == height ? conv->pad_bottom : 0;
-  *first += conv->pad_top - band.pad_top;
+  band.pad_bottom = *first + rows == height ? conv->pad_bottom : 0;
+  *first = (*first - band.pad_top + conv->pad_top) / conv->stride;
+  *out_rows = (rows + band.pad_top + band.pad_bottom - conv->kernel) / conv->stride + 1;
+  return band;
+}
+
+/* Conv of the band X (of up(X) when UP) from row *FIRST, as band_of. */
+static VaeTensor *
+band_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, gint *first,
+           gint height, VaeAct act, GError **error)
+{
+  gint          rows;
+  const VaeConv band = band_of (conv, first, x->height << up, height, &rows);
+
   return be->conv (be, &band, x, up, NULL, act, error);
 }
 
@@ -42,6 +58,15 @@ same_3x3 (const VaeConv *c)
          c->pad_left == 1 && c->pad_right == 1 && vae_conv_groups (c) == 1;
 }
 
+/* The post conv reads the sum in bands too: a 3×3 conv of stride 1 or 2,
+ * never padded by more than a row. */
+static gboolean
+banded_post (const VaeConv *c, gint channels)
+{
+  return c->kernel == 3 && (c->stride == 1 || c->stride == 2) && c->pad_top <= 1 &&
+         c->pad_bottom <= 1 && vae_conv_groups (c) == 1 && c->in_channels == channels;
+}
+
 /* Output rows per band for the input X, or 0 where the block runs
  * whole. */
 static gint
@@ -50,7 +75,7 @@ band_rows (const VaeResidualBlock *b, const VaeTensor *x)
   gint  hc, hh, hw, rows;
   gsize widest;
 
-  vae_residual_block_output (b, x, &hc, &hh, &hw);
+  vae_residual_block_h (b, x, &hc, &hh, &hw);
   widest = hc;
   if (b->pre && (!same_3x3 (b->pre) || b->pre->in_channels != x->channels))
     return 0;
@@ -59,7 +84,7 @@ band_rows (const VaeResidualBlock *b, const VaeTensor *x)
       return 0;
     else
       widest = MAX (widest, (gsize) b->conv[k]->out_channels);
-  if (b->conv[2]->out_channels != hc)
+  if (b->conv[2]->out_channels != hc || (b->post && !banded_post (b->post, hc)))
     return 0;
   rows = (gint) CLAMP (BAND_BYTES / (widest * hw * sizeof (gfloat)), 4 * HALO, (gsize) hh);
   return rows < hh ? rows : 0;
@@ -70,14 +95,15 @@ vae_cpu_residual_block_banded (const VaeResidualBlock *b, const VaeTensor *x, gs
 {
   const gint rows = band_rows (b, x);
   gint       hc, hh, hw;
-  gsize      row, in_rows, h_band, peak = 0;
+  gsize      row, in_rows, h_band, carried, peak = 0;
 
   if (!rows)
     return FALSE;
-  vae_residual_block_output (b, x, &hc, &hh, &hw);
+  vae_residual_block_h (b, x, &hc, &hh, &hw);
   row = (gsize) hw * sizeof (gfloat);
   in_rows = rows + 2 * HALO + 1; /* the band of h, one row more where ×2 rounds */
   h_band = hc * in_rows * row;
+  carried = b->post ? hc * POST_CARRY * row : 0; /* the sum's rows the next post band reads */
   if (b->pre) /* the rows of X it reads, the band of h, the pre conv's scratch */
     peak = (gsize) x->channels * ((in_rows >> b->up) + 3) * x->width * sizeof (gfloat) + h_band +
            vae_cpu_conv_scratch_bytes (b->pre, in_rows, hw);
@@ -89,6 +115,16 @@ vae_cpu_residual_block_banded (const VaeResidualBlock *b, const VaeTensor *x, gs
       peak = MAX (peak, h_band + (k ? b->conv[k]->in_channels * rows_in * row : 0) +
                             b->conv[k]->out_channels * rows_out * row +
                             vae_cpu_conv_scratch_bytes (b->conv[k], rows_out, hw));
+    }
+  peak += carried;
+  if (b->post) /* the sum's band, with h's and conv[2]'s while it is made; the post conv's */
+    {
+      const gsize sum = hc * (rows + POST_CARRY) * row;
+      gint        post_h, post_w;
+      vae_conv_output_size (b->post, rows + POST_CARRY, hw, &post_h, &post_w);
+      peak = MAX (peak, h_band + hc * rows * row + sum);
+      peak = MAX (peak, sum + (gsize) b->post->out_channels * post_h * post_w * sizeof (gfloat) +
+                            vae_cpu_conv_scratch_bytes (b->post, post_h, post_w));
     }
   *band_bytes = peak;
   return TRUE;
@@ -121,50 +157,137 @@ band_input (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x,
   return t;
 }
 
+/* Whether BE runs the block's inner convs on AMX tiles, each writing the
+ * next one's packed input: the bf16 CPU backend. */
+static gboolean
+packed_inner (const VaeBackend *be, const VaeResidualBlock *b)
+{
+  return be == vae_backend_cpu_bf16 () && vae_amx_acts_apply (b->conv[0], b->conv[1]) &&
+         vae_amx_acts_apply (b->conv[1], b->conv[2]);
+}
+
+/* conv[2](relu(conv[1](relu(conv[0](HB))))) of the band HB, whose rows
+ * start at *FIRST (then the output's) of HEIGHT; the two inner tensors
+ * are packed bf16 activations, rounded as the convs reading them would
+ * round them, so the output is the one band_conv gives. */
+static VaeTensor *
+inner_packed (const VaeResidualBlock *b, const VaeTensor *hb, gint *first, gint height,
+              GError **error)
+{
+  const gint    w = hb->width;
+  gint          rows[3];
+  const VaeConv c0 = band_of (b->conv[0], first, hb->height, height, &rows[0]);
+  const VaeConv c1 = band_of (b->conv[1], first, rows[0], height, &rows[1]);
+  const VaeConv c2 = band_of (b->conv[2], first, rows[1], height, &rows[2]);
+  VaeAmxActs   *a1 = vae_amx_acts_new (&c1, rows[0], w, error), *a2 = NULL;
+  VaeTensor    *t = NULL;
+  gboolean      ok =
+      a1 && vae_amx_conv_packed (&c0, hb, NULL, VAE_ACT_RELU, rows[0], w, NULL, a1, error);
+
+  ok = ok && (a2 = vae_amx_acts_new (&c2, rows[1], w, error)) &&
+       vae_amx_conv_packed (&c1, NULL, a1, VAE_ACT_RELU, rows[1], w, NULL, a2, error);
+  vae_amx_acts_free (a1);
+  ok = ok && (t = vae_tensor_new_uninit (c2.out_channels, rows[2], w, FALSE, error)) &&
+       vae_amx_conv_packed (&c2, NULL, a2, VAE_ACT_NONE, rows[2], w, t, NULL, error);
+  vae_amx_acts_free (a2);
+  if (!ok)
+    g_clear_pointer (&t, vae_tensor_free);
+  return t;
+}
+
+/* The sum s = relu(conv[2](…) + h) over rows [Y0, Y1) (of HEIGHT), into
+ * DST from its row AT. */
+static gboolean
+sum_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, gint y0, gint y1,
+          gint height, VaeTensor *dst, gint at, GError **error)
+{
+  gint       first_h, first;
+  VaeTensor *hb = band_input (be, b, x, y0, y1, height, &first_h, error), *t = NULL;
+  gboolean   ok = hb != NULL;
+
+  first = first_h;
+  if (ok && packed_inner (be, b))
+    ok = (t = inner_packed (b, hb, &first, height, error)) != NULL;
+  else
+    for (gint k = 0; ok && k < 3; k++)
+      ok = vae_tensor_replace (&t, band_conv (be, b->conv[k], k ? t : hb, FALSE, &first, height,
+                                              k < 2 ? VAE_ACT_RELU : VAE_ACT_NONE, error));
+  if (ok)
+    {
+      const gsize n = (gsize) (y1 - y0) * dst->width;
+#pragma omp parallel for schedule(static)
+      for (gint c = 0; c < dst->channels; c++)
+        {
+          const gfloat *restrict r =
+              hb->data + ((gsize) c * hb->height + (y0 - first_h)) * dst->width;
+          const gfloat *restrict s = t->data + ((gsize) c * t->height + (y0 - first)) * dst->width;
+          gfloat *restrict d = dst->data + ((gsize) c * dst->height + at) * dst->width;
+          for (gsize i = 0; i < n; i++)
+            d[i] = MAX (s[i] + r[i], 0.0f);
+        }
+    }
+  vae_tensor_free (t);
+  vae_tensor_free (hb);
+  return ok;
+}
+
+/* The post conv's output rows whose taps all fall in SUM, the sum's rows
+ * from FIRST (of HEIGHT), into OUT; *CARRY becomes the rows of SUM from
+ * where the next output row's taps start, which the next band reads
+ * again (none after the last band). */
+static gboolean
+post_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *sum, gint first,
+           gint height, VaeTensor *out, VaeTensor **carry, GError **error)
+{
+  gint       row = first, next;
+  VaeTensor *p = band_conv (be, b->post, sum, FALSE, &row, height, b->post_act, error);
+
+  if (!p)
+    return FALSE;
+  vae_tensor_put_rows (out, row, p);
+  next = b->post->stride * (row + p->height) - b->post->pad_top - first;
+  vae_tensor_free (p);
+  g_clear_pointer (carry, vae_tensor_free);
+  return first + sum->height == height ||
+         (*carry = vae_tensor_rows (sum, next, sum->height, error)) != NULL;
+}
+
 VaeTensor *
 vae_cpu_residual_block (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x,
                         GError **error)
 {
   const gint rows = band_rows (b, x);
-  gint       hc, h, w;
-  VaeTensor *out;
+  gint       hc, h, w, oc, oh, ow;
+  VaeTensor *out, *carry = NULL;
+  gboolean   ok = TRUE;
 
   if (!rows)
     return vae_residual_block_layers (be, b, x, error);
-  vae_residual_block_output (b, x, &hc, &h, &w);
-  if (!(out = vae_tensor_new_uninit (hc, h, w, FALSE, error)))
+  vae_residual_block_h (b, x, &hc, &h, &w);
+  vae_residual_block_output (b, x, &oc, &oh, &ow);
+  if (!(out = vae_tensor_new_uninit (oc, oh, ow, FALSE, error)))
     return NULL;
-  for (gint y0 = 0; y0 < h; y0 += rows)
+  for (gint y0 = 0; ok && y0 < h; y0 += rows)
     {
-      const gint y1 = MIN (h, y0 + rows);
-      gint       first_h, first;
-      VaeTensor *hb = band_input (be, b, x, y0, y1, h, &first_h, error), *t = NULL;
-      gboolean   ok = hb != NULL;
+      const gint y1 = MIN (h, y0 + rows), first = y0 - (carry ? carry->height : 0);
+      VaeTensor *sum;
 
-      first = first_h;
-      for (gint k = 0; ok && k < 3; k++)
-        ok = vae_tensor_replace (&t, band_conv (be, b->conv[k], k ? t : hb, FALSE, &first, h,
-                                                k < 2 ? VAE_ACT_RELU : VAE_ACT_NONE, error));
-      if (ok) /* out = relu(t + h) over rows [y0, y1) */
+      if (!b->post)
         {
-          const gsize n = (gsize) (y1 - y0) * w, plane = (gsize) h * w;
-#pragma omp parallel for schedule(static)
-          for (gint c = 0; c < hc; c++)
-            {
-              const gfloat *restrict r = hb->data + ((gsize) c * hb->height + (y0 - first_h)) * w;
-              const gfloat *restrict s = t->data + ((gsize) c * t->height + (y0 - first)) * w;
-              gfloat *restrict d = out->data + c * plane + (gsize) y0 * w;
-              for (gsize i = 0; i < n; i++)
-                d[i] = MAX (s[i] + r[i], 0.0f);
-            }
+          ok = sum_band (be, b, x, y0, y1, h, out, y0, error);
+          continue;
         }
-      vae_tensor_free (t);
-      vae_tensor_free (hb);
-      if (!ok)
-        {
-          vae_tensor_free (out);
-          return NULL;
-        }
+      /* the post conv reads the sum's rows [first, y1): the carried ones,
+       * then the band's */
+      ok = (sum = vae_tensor_new_uninit (hc, y1 - first, w, FALSE, error)) != NULL;
+      if (ok && carry)
+        vae_tensor_put_rows (sum, 0, carry);
+      ok = ok && sum_band (be, b, x, y0, y1, h, sum, y0 - first, error) &&
+           post_band (be, b, sum, first, h, out, &carry, error);
+      vae_tensor_free (sum);
     }
+  vae_tensor_free (carry);
+  if (!ok)
+    g_clear_pointer (&out, vae_tensor_free);
   return out;
 }

@@ -193,6 +193,22 @@ gboolean vae_amx_conv_applies (const VaeConv *conv);
 gboolean vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up,
                        const VaeTensor *residual, VaeAct act, VaeTensor *y, GError **error);
 gsize    vae_amx_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
+/* Activations in bf16, laid out as the AMX conv that reads them packs its
+ * input (pairs of channels, its padding included), so that the conv
+ * before writes them there and the reader packs nothing: a band's inner
+ * tensors (block.c).  Where WRITER's output is READER's input, both on
+ * the tiles, READER of stride 1 and whole tiles of channels. */
+typedef struct _VaeAmxActs VaeAmxActs;
+gboolean                   vae_amx_acts_apply (const VaeConv *writer, const VaeConv *reader);
+/* Room for HEIGHT × WIDTH activations read by READER, padding zeroed. */
+VaeAmxActs *vae_amx_acts_new (const VaeConv *reader, gint height, gint width, GError **error);
+gsize       vae_amx_acts_bytes (const VaeConv *reader, gint height, gint width);
+void        vae_amx_acts_free (VaeAmxActs *acts);
+/* vae_amx_conv (not upsampled, no residual) of an OUT_H × OUT_W output,
+ * reading XP where X is NULL and writing YP where Y is NULL. */
+gboolean vae_amx_conv_packed (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp,
+                              VaeAct act, gint out_h, gint out_w, VaeTensor *y, VaeAmxActs *yp,
+                              GError **error);
 
 /* ---- OpenBLAS, opened on first use (blas.c) --------------------------------- */
 

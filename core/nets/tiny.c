@@ -337,8 +337,10 @@ load_half (const TinyNames *names, const gchar *half, GError **error)
 
 /* ---- forward ------------------------------------------------------------- */
 
+/* Block L, followed by POST's conv where it is not NULL. */
 static VaeTensor *
-block_forward (const VaeBackend *be, const Layer *l, const VaeTensor *input, GError **error)
+block_forward (const VaeBackend *be, const Layer *l, const Layer *post, const VaeTensor *input,
+               GError **error)
 {
   VaeTensor       *pooled = NULL, *h = NULL, *skip = NULL, *out = NULL;
   const VaeTensor *x = input;
@@ -354,10 +356,13 @@ block_forward (const VaeBackend *be, const Layer *l, const VaeTensor *input, GEr
     }
   if (!l->has_skip)
     {
-      const VaeResidualBlock b = { .conv = { &l->conv, &l->conv2, &l->conv3 } };
+      const VaeResidualBlock b = { .conv = { &l->conv, &l->conv2, &l->conv3 },
+                                   .post = post ? &post->conv : NULL,
+                                   .post_act = post ? post->act : VAE_ACT_NONE };
       out = vae_residual_block (be, &b, x, error);
       goto done;
     }
+  g_return_val_if_fail (post == NULL, NULL);
   if (!(h = be->conv (be, &l->conv, x, FALSE, NULL, VAE_ACT_RELU, error)) ||
       !vae_tensor_replace (&h, be->conv (be, &l->conv2, h, FALSE, NULL, VAE_ACT_RELU, error)) ||
       !(skip = be->conv (be, &l->skip, x, FALSE, NULL, VAE_ACT_NONE, error)))
@@ -386,6 +391,20 @@ block_after (const TinyNet *t, gint k)
   return next;
 }
 
+/* The conv that block K feeds where it runs in the block's call (as its
+ * post conv): a block without a skip conv, a conv not upsampled and not
+ * itself run with the block after it; else NULL. */
+static const Layer *
+conv_after (const TinyNet *t, gint k)
+{
+  const gint next = k + 1;
+
+  if (t->layers[k].has_skip || next >= t->n_layers || t->layers[next].kind != LAYER_CONV ||
+      t->layers[next].upsample_input || block_after (t, next) >= 0)
+    return NULL;
+  return &t->layers[next];
+}
+
 /* The layers in order; the first reads X. */
 static VaeTensor *
 tiny_forward (VaeNet *net, const VaePass *pass, const VaeTensor *x, GError **error)
@@ -410,19 +429,26 @@ tiny_forward (VaeNet *net, const VaePass *pass, const VaeTensor *x, GError **err
         case LAYER_CONV:
           if ((next = block_after (t, k)) > 0)
             {
-              const Layer           *b = &t->layers[next];
-              const VaeResidualBlock fused = {
-                &l->conv, l->upsample_input, l->act, { &b->conv, &b->conv2, &b->conv3 }
-              };
+              const Layer           *b = &t->layers[next], *post = conv_after (t, next);
+              const VaeResidualBlock fused = { &l->conv,
+                                               l->upsample_input,
+                                               l->act,
+                                               { &b->conv, &b->conv2, &b->conv3 },
+                                               post ? &post->conv : NULL,
+                                               post ? post->act : VAE_ACT_NONE };
+              k = next + (post != NULL);
               ok = vae_tensor_replace (&h, vae_residual_block (be, &fused, in, error));
-              k = next;
             }
           else
             ok = vae_tensor_replace (
                 &h, be->conv (be, &l->conv, in, l->upsample_input, NULL, l->act, error));
           break;
         case LAYER_BLOCK:
-          ok = vae_tensor_replace (&h, block_forward (be, l, in, error));
+          {
+            const Layer *post = conv_after (t, k);
+            ok = vae_tensor_replace (&h, block_forward (be, l, post, in, error));
+            k += post != NULL;
+          }
           break;
         case LAYER_CLAMP:
           ok = vae_tensor_replace (&h, be->clamp (be, in, error));
