@@ -435,6 +435,9 @@ test_conv_amx (void)
     { 64, 64, 3, 1, 0, 1, 0, 1, NULL, NULL, NULL }, /* a band of vae_cpu_residual_block */
     { 32, 40, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL }, /* AutoencoderKL's downsampler */
     { 48, 64, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL }, /* TAESD's */
+    { 3, 64, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },  /* TAESD's output conv: 1 × 4 tiles */
+    { 16, 40, 3, 1, 0, 1, 1, 1, NULL, NULL, NULL }, /* a whole tile of them, in a band */
+    { 8, 32, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL },  /* narrow, stride 2 */
   };
   GRand            *rand;
   const VaeBackend *cpu = vae_backend_cpu_bf16 ();

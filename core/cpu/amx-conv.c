@@ -13,6 +13,8 @@
  * reads: in the packed input P[row][pair][column] (each pair one 32-bit
  * word) that is 16 words of each of 16 pair rows, the rows a packed row's
  * width apart, wherever the tap points.  Nothing is copied per tap.
+ * Inside a residual block's band the conv before may write this packed
+ * input itself (VaeAmxActs), so that the conv after packs nothing.
  *
  * Only the inputs and weights are rounded (the products are exact and
  * summed in fp32): more accurate than Winograd's single bf16 products, a
@@ -28,6 +30,11 @@
 
 #define TILE  16 /* a tile's rows: output channels of A and C, pair rows of B */
 #define BLOCK 32 /* output channels and pixels of the 2 × 2 tiles of C a step fills */
+/* A conv of at most a tile of outputs (TAESD's and SD's 3-channel output
+ * convs) fills 1 × 4 tiles instead, 16 channels × 64 pixels: the padding
+ * it computes for nothing is 16/3, not 32/3.  (Winograd took 90 ms for
+ * TAEF2's 64 → 3 conv at 1024², 2 × 2 tiles 55.) */
+#define NARROW_PIXELS (4 * TILE)
 /* Packed input of a band of rows a thread keeps in its L2 cache while it
  * runs every block of output channels over it. */
 #define BAND_BYTES ((gsize) 1 << 20)
@@ -42,22 +49,31 @@ round_up (gint n, gint to)
  * tiles); the input's rows, and each in STRIDE planes of PLANE_COLS
  * columns (plane q, column j: input column stride·j + q − pad_left), so
  * that every tap reads 16 consecutive columns of one plane; CO_TILES
- * tiles of output channels (whole blocks). */
+ * tiles of output channels (whole steps); the output channels and pixels
+ * of a step (2 × 2 tiles, or 1 × 4 when NARROW). */
 typedef struct
 {
-  gint stride, pad_top, pad_left;
-  gint pairs, plane_cols, co_tiles;
+  gint     stride, pad_top, pad_left;
+  gint     pairs, plane_cols, co_tiles;
+  gboolean narrow;
+  gint     step_channels, step_pixels;
 } Packing;
 
 static Packing
 packing (const VaeConv *conv, gint out_w)
 {
+  const gboolean narrow = conv->out_channels <= TILE;
+  const gint step_channels = narrow ? TILE : BLOCK, step_pixels = narrow ? NARROW_PIXELS : BLOCK;
+
   return (Packing){ conv->stride,
                     conv->pad_top,
                     conv->pad_left,
                     round_up (conv->in_channels, 2 * TILE) / 2,
-                    round_up (out_w, BLOCK) + 2 / conv->stride, /* the taps' reach */
-                    round_up (conv->out_channels, BLOCK) / TILE };
+                    round_up (out_w, step_pixels) + 2 / conv->stride, /* the taps' reach */
+                    round_up (conv->out_channels, step_channels) / TILE,
+                    narrow,
+                    step_channels,
+                    step_pixels };
 }
 
 /* Words of a packed row of one pair (its planes side by side). */
@@ -187,7 +203,8 @@ enabled (void)
 
 /* 3×3 convolutions of stride 1 (padded by one before) or 2 (the
  * encoders' downsamplers, padded by one or none before); fewer than a
- * tile's channels would be mostly zero padding. */
+ * tile's input channels would be mostly zero padding, and so would 17–31
+ * outputs. */
 gboolean
 vae_amx_conv_applies (const VaeConv *conv)
 {
@@ -196,7 +213,8 @@ vae_amx_conv_applies (const VaeConv *conv)
                              : conv->stride == 2 && conv->kernel == 3 && conv->pad_top <= 1 &&
                                    conv->pad_left <= 1 && vae_conv_groups (conv) == 1;
 
-  return shape && conv->in_channels >= 2 * TILE && conv->out_channels >= BLOCK && enabled ();
+  return shape && conv->in_channels >= 2 * TILE &&
+         (conv->out_channels >= BLOCK || conv->out_channels <= TILE) && enabled ();
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -321,7 +339,7 @@ pack_weights (const VaeConv *conv, const Packing *p, guint16 *w)
 static inline KERNEL_TARGET void
 epilogue_row (const gfloat *src, gfloat b, const gfloat *res, VaeAct act, gint n, gfloat *dst)
 {
-  gfloat v[BLOCK];
+  gfloat v[NARROW_PIXELS];
 
   if (res)
     for (gint j = 0; j < n; j++)
@@ -340,23 +358,24 @@ epilogue_row (const gfloat *src, gfloat b, const gfloat *res, VaeAct act, gint n
       dst[j] = v[j];
 }
 
-/* y[o][oy][ox0 + j] = act(c[o][j] + bias + residual) for the block's
+/* y[o][oy][ox0 + j] = act(c[o][j] + bias + residual) for the step's
  * channels and pixels that exist. */
 static KERNEL_TARGET void
-epilogue_block (const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox0,
+epilogue_block (const Packing *p, const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox0,
                 const VaeTensor *residual, VaeAct act, VaeTensor *y)
 {
   const gsize plane = (gsize) y->height * y->width, at = (gsize) oy * y->width + ox0;
-  const gint  n = MIN (BLOCK, y->width - ox0);
+  const gint  n = MIN (p->step_pixels, y->width - ox0);
 
-  for (gint o = o0; o < MIN (o0 + BLOCK, y->channels); o++)
-    epilogue_row (c + (o - o0) * BLOCK, conv->bias ? conv->bias[o] : 0.0f,
+  for (gint o = o0; o < MIN (o0 + p->step_channels, y->channels); o++)
+    epilogue_row (c + (o - o0) * p->step_pixels, conv->bias ? conv->bias[o] : 0.0f,
                   residual ? residual->data + o * plane + at : NULL, act, n,
                   y->data + o * plane + at);
 }
 
-/* As epilogue_block, into the packed activations YP: channels o and o + 1
- * are the halves of a pair's word, rounded as pack_input_row rounds. */
+/* As epilogue_block of a 2 × 2 step, into the packed activations YP:
+ * channels o and o + 1 are the halves of a pair's word, rounded as
+ * pack_input_row rounds. */
 static KERNEL_TARGET void
 epilogue_packed (const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox0, gint width,
                  VaeAct act, VaeAmxActs *yp)
@@ -383,6 +402,46 @@ epilogue_packed (const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox
     }
 }
 
+/* The 1 × 4 tiles of a narrow step: output channels [0, 16) × pixels
+ * [OX0, +64); four B tiles take turns in three tile registers. */
+static KERNEL_TARGET void
+narrow_block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, gint ox0,
+              gfloat *c)
+{
+  const gint  k_tiles = p->pairs / TILE;
+  const gsize words = row_words (p), b_stride = words * sizeof (guint32),
+              c_stride = NARROW_PIXELS * sizeof (gfloat);
+
+  _tile_zero (0);
+  _tile_zero (1);
+  _tile_zero (2);
+  _tile_zero (3);
+  for (gint tap = 0; tap < 9; tap++)
+    {
+      const gint     ky = tap / 3, kx = tap % 3;
+      const guint32 *b = band + (gsize) (band_row + ky) * p->pairs * words +
+                         (kx % p->stride) * p->plane_cols + ox0 + kx / p->stride;
+      const guint16 *a = w + (gsize) tap * k_tiles * TILE * 2 * TILE;
+      for (gint kt = 0; kt < k_tiles; kt++)
+        {
+          const guint32 *bk = b + (gsize) kt * TILE * words;
+          _tile_loadd (4, a + (gsize) kt * TILE * 2 * TILE, 2 * TILE * sizeof (guint16));
+          _tile_loadd (5, bk, b_stride);
+          _tile_loadd (6, bk + TILE, b_stride);
+          _tile_loadd (7, bk + 2 * TILE, b_stride);
+          _tile_dpbf16ps (0, 4, 5);
+          _tile_dpbf16ps (1, 4, 6);
+          _tile_loadd (5, bk + 3 * TILE, b_stride);
+          _tile_dpbf16ps (2, 4, 7);
+          _tile_dpbf16ps (3, 4, 5);
+        }
+    }
+  _tile_stored (0, c, c_stride);
+  _tile_stored (1, c + TILE, c_stride);
+  _tile_stored (2, c + 2 * TILE, c_stride);
+  _tile_stored (3, c + 3 * TILE, c_stride);
+}
+
 /* Output channels [32·OB, +32) × pixels [OX0, +32) of an output row whose
  * taps start at packed row BAND_ROW of BAND (the band's packed rows). */
 static KERNEL_TARGET void
@@ -392,6 +451,12 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
   const gint  k_tiles = p->pairs / TILE;
   const gsize words = row_words (p), b_stride = words * sizeof (guint32),
               c_stride = BLOCK * sizeof (gfloat);
+
+  if (p->narrow)
+    {
+      narrow_block (p, w, band, band_row, ox0, c);
+      return;
+    }
 
   _tile_zero (0);
   _tile_zero (1);
@@ -431,7 +496,7 @@ amx_conv (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, gboolea
 {
   const Packing p = packing (conv, out_w);
   const gint    rows = band_rows (&p, out_h), bands = (out_h + rows - 1) / rows;
-  const gint    blocks = p.co_tiles / 2, threads = omp_get_max_threads ();
+  const gint    blocks = p.co_tiles * TILE / p.step_channels, threads = omp_get_max_threads ();
   const gsize   band_words = xp ? 0 : band_bytes (&p, out_h) / sizeof (guint32);
   gsize         in_capacity = 0, w_capacity;
   guint32      *in = NULL;
@@ -473,7 +538,7 @@ amx_conv (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, gboolea
               packed_band = band;
             }
           for (gint oy = y0; oy < y1; oy++)
-            for (gint ox0 = 0; ox0 < out_w; ox0 += BLOCK)
+            for (gint ox0 = 0; ox0 < out_w; ox0 += p.step_pixels)
               {
                 if (xp)
                   block (&p, w, xp->words, p.stride * oy, ob, ox0, c);
@@ -482,7 +547,7 @@ amx_conv (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, gboolea
                 if (yp)
                   epilogue_packed (conv, c, ob * BLOCK, oy, ox0, out_w, act, yp);
                 else
-                  epilogue_block (conv, c, ob * BLOCK, oy, ox0, residual, act, y);
+                  epilogue_block (&p, conv, c, ob * p.step_channels, oy, ox0, residual, act, y);
               }
         }
     vae_amx_tiles_end ();

@@ -184,9 +184,9 @@ void vae_amx_products (gint count, gint m, gint n, gint k, const guint16 *a, con
 /* ---- bf16 3×3 convolutions as direct products on AMX tiles (amx-conv.c) ------- */
 
 /* Whether a bf16 pass runs CONV there: a 3×3 convolution of stride 1
- * ("same") or 2 (padded by at most one before), of 32+ input and output
- * channels, vae_cpu_has_amx, and GEGL_VAE_AMX not winograd, single or
- * direct. */
+ * ("same") or 2 (padded by at most one before), of 32+ input channels and
+ * 32+ or at most 16 output channels, vae_cpu_has_amx, and GEGL_VAE_AMX
+ * not winograd, single or direct. */
 gboolean vae_amx_conv_applies (const VaeConv *conv);
 /* y = act(conv(up(x)) + bias + residual), every value of Y written; the
  * inputs and weights rounded to bf16, the products summed in fp32. */
