@@ -137,14 +137,6 @@ vae_amx_acts_apply (const VaeConv *writer, const VaeConv *reader)
          vae_amx_conv_applies (reader);
 }
 
-gsize
-vae_amx_acts_bytes (const VaeConv *reader, gint height, gint width)
-{
-  const Packing p = packing (reader, width);
-
-  return acts_words (&p, reader->pad_top + height + reader->pad_bottom) * sizeof (guint32);
-}
-
 VaeAmxActs *
 vae_amx_acts_new (const VaeConv *reader, gint height, gint width, GError **error)
 {
@@ -402,6 +394,27 @@ epilogue_packed (const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox
     }
 }
 
+/* C's four tiles (0–3), zeroed. */
+static inline KERNEL_TARGET void
+zero_c (void)
+{
+  _tile_zero (0);
+  _tile_zero (1);
+  _tile_zero (2);
+  _tile_zero (3);
+}
+
+/* Where tap TAP of an output row whose taps start at packed row BAND_ROW
+ * of BAND reads the pixels from OX0 on: 16 words of each pair row. */
+static inline const guint32 *
+tap_input (const Packing *p, const guint32 *band, gint band_row, gint tap, gint ox0)
+{
+  const gint ky = tap / 3, kx = tap % 3;
+
+  return band + (gsize) (band_row + ky) * p->pairs * row_words (p) +
+         (kx % p->stride) * p->plane_cols + ox0 + kx / p->stride;
+}
+
 /* The 1 × 4 tiles of a narrow step: output channels [0, 16) × pixels
  * [OX0, +64); four B tiles take turns in three tile registers. */
 static KERNEL_TARGET void
@@ -412,15 +425,10 @@ narrow_block (const Packing *p, const guint16 *w, const guint32 *band, gint band
   const gsize words = row_words (p), b_stride = words * sizeof (guint32),
               c_stride = NARROW_PIXELS * sizeof (gfloat);
 
-  _tile_zero (0);
-  _tile_zero (1);
-  _tile_zero (2);
-  _tile_zero (3);
+  zero_c ();
   for (gint tap = 0; tap < 9; tap++)
     {
-      const gint     ky = tap / 3, kx = tap % 3;
-      const guint32 *b = band + (gsize) (band_row + ky) * p->pairs * words +
-                         (kx % p->stride) * p->plane_cols + ox0 + kx / p->stride;
+      const guint32 *b = tap_input (p, band, band_row, tap, ox0);
       const guint16 *a = w + (gsize) tap * k_tiles * TILE * 2 * TILE;
       for (gint kt = 0; kt < k_tiles; kt++)
         {
@@ -458,15 +466,10 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
       return;
     }
 
-  _tile_zero (0);
-  _tile_zero (1);
-  _tile_zero (2);
-  _tile_zero (3);
+  zero_c ();
   for (gint tap = 0; tap < 9; tap++)
     {
-      const gint     ky = tap / 3, kx = tap % 3;
-      const guint32 *b = band + (gsize) (band_row + ky) * p->pairs * words +
-                         (kx % p->stride) * p->plane_cols + ox0 + kx / p->stride;
+      const guint32 *b = tap_input (p, band, band_row, tap, ox0);
       const guint16 *a = w + ((gsize) tap * k_tiles * p->co_tiles + 2 * ob) * TILE * 2 * TILE;
       for (gint kt = 0; kt < k_tiles; kt++)
         {

@@ -108,7 +108,8 @@ vae_cpu_residual_block_banded (const VaeResidualBlock *b, const VaeTensor *x, gs
     peak = (gsize) x->channels * ((in_rows >> b->up) + 3) * x->width * sizeof (gfloat) + h_band +
            vae_cpu_conv_scratch_bytes (b->pre, in_rows, hw);
   /* conv k: the band of h (kept for the sum), its input and output bands
-   * (two rows fewer each conv), its scratch */
+   * (two rows fewer each conv), its scratch; in fp32 (on AMX the inner
+   * bands are packed bf16, about half) */
   for (gint k = 0; k < 3; k++)
     {
       const gsize rows_in = in_rows - 2 * k, rows_out = rows_in - 2;

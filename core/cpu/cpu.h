@@ -202,7 +202,6 @@ typedef struct _VaeAmxActs VaeAmxActs;
 gboolean                   vae_amx_acts_apply (const VaeConv *writer, const VaeConv *reader);
 /* Room for HEIGHT × WIDTH activations read by READER, padding zeroed. */
 VaeAmxActs *vae_amx_acts_new (const VaeConv *reader, gint height, gint width, GError **error);
-gsize       vae_amx_acts_bytes (const VaeConv *reader, gint height, gint width);
 void        vae_amx_acts_free (VaeAmxActs *acts);
 /* vae_amx_conv (not upsampled, no residual) of an OUT_H × OUT_W output,
  * reading XP where X is NULL and writing YP where Y is NULL. */
