@@ -255,13 +255,24 @@ typedef enum
   VAE_ENCODE_SAMPLE
 } VaeEncodeMode;
 
+/* The halves of a model a load builds: both, or only the one a run needs,
+ * so that a decode never holds the encoder's weights (the SD1.5 decoder's
+ * 198 MB beside its encoder's 137 MB). */
+typedef enum
+{
+  VAE_HALVES_BOTH,
+  VAE_HALVES_ENCODER,
+  VAE_HALVES_DECODER
+} VaeHalves;
+
 typedef struct
 {
   const gchar *family; /* force a family descriptor; NULL: detect */
   gboolean     set_scale;
   gdouble      scale; /* override the family's scale */
   gboolean     set_shift;
-  gdouble      shift; /* override the family's shift */
+  gdouble      shift;  /* override the family's shift */
+  VaeHalves    halves; /* BOTH unless set */
 } VaeModelOptions;
 
 /* MODEL is a file path, a file name found on the model search path, or a

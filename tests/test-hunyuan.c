@@ -44,6 +44,43 @@ test_small (void)
   test_check_goldens (m, "hunyuan-image", "small", FALSE, 8, BAR);
 }
 
+/* Each half alone (as /loaders/one-half, here where the small model's
+ * family is known): fewer parameters, that half only, and the output of
+ * the model loaded whole, bit for bit. */
+static void
+test_one_half (void)
+{
+  g_autofree gchar *path = small_path ();
+  g_autoptr (VaeModel) both = test_load_family (path, "hunyuan-image-small", 8, 4);
+  g_autoptr (VaeTensor) image = vae_tensor_new (3, 8, 8, NULL);
+  g_autoptr (VaeTensor) latent = vae_tensor_new (8, 2, 2, NULL);
+
+  for (gsize k = 0; k < vae_tensor_n_elements (image); k++)
+    image->data[k] = (gfloat) (k % 7) / 7.0f;
+  for (gsize k = 0; k < vae_tensor_n_elements (latent); k++)
+    latent->data[k] = (gfloat) (k % 5) / 5.0f - 0.4f;
+  for (gint encoder = 0; encoder < 2; encoder++)
+    {
+      const VaeModelOptions options = { .halves =
+                                            encoder ? VAE_HALVES_ENCODER : VAE_HALVES_DECODER };
+      g_autoptr (GError) error = NULL;
+      g_autoptr (VaeModel) one = vae_model_load (path, &options, &error);
+      g_autoptr (VaeTensor) want = NULL, got = NULL;
+
+      g_assert_no_error (error);
+      g_assert_true (vae_model_has_encoder (one) == encoder);
+      g_assert_true (vae_model_has_decoder (one) == !encoder);
+      g_assert_cmpuint (one->n_params, <, both->n_params);
+      want = encoder ? vae_model_encode (both, image, VAE_ENCODE_MEAN, 0, NULL, &error)
+                     : vae_model_decode (both, latent, NULL, &error);
+      got = encoder ? vae_model_encode (one, image, VAE_ENCODE_MEAN, 0, NULL, &error)
+                    : vae_model_decode (one, latent, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpmem (want->data, vae_tensor_n_elements (want) * sizeof (gfloat), got->data,
+                       vae_tensor_n_elements (got) * sizeof (gfloat));
+    }
+}
+
 /* Tencent's name of a diffusers one in a flat list of blocks
  * (HALF.LIST.K…): level I's blocks J, then its resampler. */
 static gchar *
@@ -210,6 +247,7 @@ main (int argc, char **argv)
   g_assert_true (g_file_set_contents (ini, small_family, -1, NULL));
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/hunyuan/small", test_small);
+  g_test_add_func ("/hunyuan/one-half", test_one_half);
   g_test_add_func ("/hunyuan/original-names", test_original_names);
   g_test_add_func ("/hunyuan/missing-tensor", test_missing_tensor);
   g_test_add_func ("/hunyuan/shortcut-mismatch", test_shortcut_mismatch);

@@ -411,6 +411,36 @@ vae_weights_strip_prefixes (VaeWeights *weights)
   weights->entries = kept;
 }
 
+gboolean
+vae_weights_drop_prefix (VaeWeights *weights, const gchar *prefix)
+{
+  GPtrArray *kept = g_ptr_array_new_with_free_func (entry_free);
+
+  for (guint i = 0; i < weights->entries->len; i++)
+    if (!g_str_has_prefix (vae_weights_name (weights, i), prefix))
+      g_ptr_array_add (kept, weights->entries->pdata[i]);
+  if (kept->len == 0 || kept->len == weights->entries->len)
+    {
+      const gboolean left = kept->len != 0;
+      g_ptr_array_set_free_func (kept, NULL);
+      g_ptr_array_unref (kept);
+      return left;
+    }
+  g_ptr_array_set_free_func (weights->entries, NULL);
+  for (guint i = 0; i < weights->entries->len; i++)
+    {
+      VaeWeightEntry *e = weights->entries->pdata[i];
+      if (g_str_has_prefix (e->name, prefix))
+        {
+          g_hash_table_remove (weights->by_name, e->name);
+          entry_free (e);
+        }
+    }
+  g_ptr_array_unref (weights->entries);
+  weights->entries = kept;
+  return TRUE;
+}
+
 /* The pickle torch.save wrote before 1.6 begins with the magic number
  * 0x1950a86a20f9469cfc6c as a LONG1; testing byte 0 alone would take a
  * safetensors file whose header is 128, 384… bytes long (0x80 first) for one. */

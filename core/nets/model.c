@@ -224,28 +224,68 @@ count_weights (VaeModel *m, const VaeWeights *w, GHashTable *dtypes)
     }
 }
 
-/* Builds the parts of one file and merges them into M. */
+typedef gboolean (*BuildFunc) (const VaeWeights *weights, VaeParts *parts, GError **error);
+
+/* The builder of W's kind of model, or NULL. */
+static BuildFunc
+builder (const VaeWeights *w)
+{
+  if (vae_dcae_detect (w)) /* before KL: both have encoder.conv_in */
+    return vae_dcae_build;
+  if (vae_hunyuan_detect (w)) /* before KL too */
+    return vae_hunyuan_build;
+  if (vae_kl_detect (w))
+    return vae_kl_build;
+  if (vae_tiny_detect (w))
+    return vae_tiny_build;
+  if (vae_vqvae_detect (w))
+    return vae_vqvae_build;
+  return NULL;
+}
+
+/* The names a half's weights begin with: encoder.… and decoder.…, or a
+ * VQ-VAE's _encoder.… and _decoder.…. */
+static const gchar *const half_prefixes[2][2] = { { "encoder.", "_encoder." },
+                                                  { "decoder.", "_decoder." } };
+
 static gboolean
-add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
+holds_half (const VaeWeights *w, gint half)
+{
+  for (guint i = 0; i < vae_weights_count (w); i++)
+    if (g_str_has_prefix (vae_weights_name (w, i), half_prefixes[half][0]) ||
+        g_str_has_prefix (vae_weights_name (w, i), half_prefixes[half][1]))
+      return TRUE;
+  return FALSE;
+}
+
+/* Leaves out of W the half HALVES does not want, so that its weights are
+ * never converted; a file without the wanted half stays whole (its model
+ * then lacks that half, and the run says so). */
+static void
+drop_unwanted_half (VaeWeights *w, VaeHalves halves)
+{
+  const gint wanted = halves == VAE_HALVES_ENCODER ? 0 : 1;
+
+  if (halves == VAE_HALVES_BOTH || !holds_half (w, wanted))
+    return;
+  for (guint i = 0; i < 2; i++)
+    vae_weights_drop_prefix (w, half_prefixes[1 - wanted][i]);
+}
+
+/* Builds the parts of one file (the halves HALVES wants) and merges them
+ * into M. */
+static gboolean
+add_file (VaeModel *m, const gchar *path, VaeHalves halves, GHashTable *dtypes, GError **error)
 {
   g_autoptr (VaeWeights) w = vae_weights_load (path, error);
   VaeParts      parts;
   VaeStructure *s = &parts.structure;
+  BuildFunc     build;
   gboolean      ok;
 
   if (!w)
     return FALSE;
-  if (vae_dcae_detect (w)) /* before KL: both have encoder.conv_in */
-    ok = vae_dcae_build (w, &parts, error);
-  else if (vae_hunyuan_detect (w)) /* before KL too */
-    ok = vae_hunyuan_build (w, &parts, error);
-  else if (vae_kl_detect (w))
-    ok = vae_kl_build (w, &parts, error);
-  else if (vae_tiny_detect (w))
-    ok = vae_tiny_build (w, &parts, error);
-  else if (vae_vqvae_detect (w))
-    ok = vae_vqvae_build (w, &parts, error);
-  else
+  if (!(build = builder (w))) /* the kind is told from the whole file */
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
                    _ ("%s holds %u tensors but no VAE: neither encoder.conv_in/decoder.conv_in "
@@ -253,8 +293,15 @@ add_file (VaeModel *m, const gchar *path, GHashTable *dtypes, GError **error)
                    path, vae_weights_count (w));
       return FALSE;
     }
+  drop_unwanted_half (w, halves);
+  ok = build (w, &parts, error);
   if (!ok)
     return FALSE;
+  /* a half its names did not tell apart (a tiny model's bare .pth) */
+  if (halves == VAE_HALVES_ENCODER)
+    g_clear_pointer (&parts.decoder, vae_net_free);
+  if (halves == VAE_HALVES_DECODER)
+    g_clear_pointer (&parts.encoder, vae_net_free);
   if (parts.codebook && parts.codebook->dim != s->raw_channels)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_MODEL,
@@ -407,7 +454,8 @@ load_uncached (GPtrArray *paths, const VaeModelOptions *opt, const VaeFamily *pr
                GError **error)
 {
   g_autoptr (GHashTable) dtypes = g_hash_table_new (g_str_hash, g_str_equal);
-  VaeModel *m = g_new0 (VaeModel, 1);
+  const VaeHalves halves = opt ? opt->halves : VAE_HALVES_BOTH;
+  VaeModel       *m = g_new0 (VaeModel, 1);
 
   m->ref_count = 1;
   m->files = g_strdup (paths->pdata[0]);
@@ -419,10 +467,12 @@ load_uncached (GPtrArray *paths, const VaeModelOptions *opt, const VaeFamily *pr
           g_free (m->files);
           m->files = files;
         }
-      if (!add_file (m, paths->pdata[i], dtypes, error))
+      if (!add_file (m, paths->pdata[i], halves, dtypes, error))
         goto fail;
       /* a tiny model's other half lives beside it */
-      if (i == paths->len - 1 && m->structure.kind == VAE_KIND_TINY && !(m->encoder && m->decoder))
+      if (i == paths->len - 1 && m->structure.kind == VAE_KIND_TINY &&
+          ((halves != VAE_HALVES_DECODER && !m->encoder) ||
+           (halves != VAE_HALVES_ENCODER && !m->decoder)))
         {
           gchar *other = sibling_half (paths->pdata[i]);
           if (other && !g_ptr_array_find_with_equal_func (paths, other, g_str_equal, NULL))
@@ -455,8 +505,8 @@ cache_key (GPtrArray *paths, const VaeModelOptions *opt)
                                 (gint64) st.st_mtime);
     }
   if (opt)
-    g_string_append_printf (key, "%s|%d:%.17g|%d:%.17g", opt->family ? opt->family : "",
-                            opt->set_scale, opt->scale, opt->set_shift, opt->shift);
+    g_string_append_printf (key, "%s|%d:%.17g|%d:%.17g|%d", opt->family ? opt->family : "",
+                            opt->set_scale, opt->scale, opt->set_shift, opt->shift, opt->halves);
   return g_string_free (key, FALSE);
 }
 

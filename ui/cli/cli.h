@@ -8,8 +8,9 @@
 
 #define DEFAULT_MODEL "taef2"
 
-/* The model named by NAME (NULL: the default) with --family/--scale/--shift. */
-VaeModel *cli_load_model (const gchar *name, GError **error);
+/* The model named by NAME (NULL: the default) with --family/--scale/--shift,
+ * built with the HALVES its command runs. */
+VaeModel *cli_load_model (const gchar *name, VaeHalves halves, GError **error);
 
 /* --memory-limit, --tile-size, --backend and --precision, applied to this
  * thread's runs; CHOSEN (may be NULL) receives the backend and precision. */

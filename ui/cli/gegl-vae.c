@@ -140,9 +140,9 @@ parse_number (const gchar *text, const gchar *what, gdouble *out, GError **error
 }
 
 VaeModel *
-cli_load_model (const gchar *name, GError **error)
+cli_load_model (const gchar *name, VaeHalves halves, GError **error)
 {
-  VaeModelOptions options = { opt_family };
+  VaeModelOptions options = { .family = opt_family, .halves = halves };
 
   if (opt_scale &&
       !(options.set_scale = parse_number (opt_scale, "--scale", &options.scale, error)))
@@ -234,7 +234,7 @@ cmd_info (gint argc, gchar **argv, GError **error)
                    _ ("usage: gegl-vae info [OPTION…] MODEL"));
       return FALSE;
     }
-  if (!(model = cli_load_model (argv[1], error)))
+  if (!(model = cli_load_model (argv[1], VAE_HALVES_BOTH, error)))
     return FALSE;
   text = vae_model_describe (model);
   fputs (text, stdout);
@@ -270,7 +270,8 @@ cmd_encode (gint argc, gchar **argv, GError **error)
                    _ ("--seed must not be negative"));
       return FALSE;
     }
-  return cli_run_options (&run, error) && (model = cli_load_model (opt_model, error)) &&
+  return cli_run_options (&run, error) &&
+         (model = cli_load_model (opt_model, VAE_HALVES_ENCODER, error)) &&
          (image = read_image (argv[1], error)) &&
          (latent = vae_model_encode (model, image, mode, (guint64) opt_seed, &run, error)) &&
          write_latent (model, argv[2], latent, error);
@@ -290,7 +291,8 @@ cmd_decode (gint argc, gchar **argv, GError **error)
                    _ ("usage: gegl-vae decode [OPTION…] IN OUT"));
       return FALSE;
     }
-  return cli_run_options (&run, error) && (model = cli_load_model (opt_model, error)) &&
+  return cli_run_options (&run, error) &&
+         (model = cli_load_model (opt_model, VAE_HALVES_DECODER, error)) &&
          (latent = read_latent (model, argv[1], error)) &&
          (image = vae_model_decode_vq (model, latent, opt_force_not_quantize, &run, error)) &&
          write_image (argv[2], image, error);
@@ -398,7 +400,8 @@ cmd_preview (gint argc, gchar **argv, GError **error)
                    _ ("usage: gegl-vae preview [OPTION…] IN OUT"));
       return FALSE;
     }
-  if (!cli_run_options (&run, error) || !(model = cli_load_model (opt_model, error)) ||
+  if (!cli_run_options (&run, error) ||
+      !(model = cli_load_model (opt_model, VAE_HALVES_BOTH, error)) ||
       !parse_noise_options (vae_model_get_family (model), &schedule, &form, &rng, &timestep,
                             error) ||
       !(image = read_image (argv[1], error)) ||
