@@ -96,9 +96,9 @@ gboolean vae_weights_wrong_shape (const VaeWeights *weights, const gchar *name, 
 gchar *vae_shape_text (const gint64 *shape, gint ndim);
 /* Strips `first_stage_model.`/`vae.` and unwraps nested names. */
 void vae_weights_strip_prefixes (VaeWeights *weights);
-/* Drops the entries whose names begin with PREFIX; FALSE (and nothing
- * dropped) where that would leave no entry. */
-gboolean vae_weights_drop_prefix (VaeWeights *weights, const gchar *prefix);
+/* Drops the entries whose names begin with PREFIX, unless that would
+ * leave none. */
+void vae_weights_drop_prefix (VaeWeights *weights, const gchar *prefix);
 
 /* What a weight-file parser (safetensors.c, pth.c) fills: each tensor it
  * finds goes to ADD, each buffer it makes to BUFFERS.  The parsers know

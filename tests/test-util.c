@@ -454,3 +454,57 @@ test_weights_copy (const gchar *path, const gchar *name, const gchar *drop, cons
   g_assert_no_error (error);
   return out;
 }
+
+void
+test_assert_one_half (const gchar *path, GRand *rand)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VaeModel) both = vae_model_load (path, NULL, &error);
+  g_autoptr (VaeTensor) image = NULL;
+  g_autoptr (VaeTensor) latent = NULL;
+
+  g_assert_no_error (error);
+  image = vae_tensor_new (3, 2 * vae_model_factor (both), 2 * vae_model_factor (both), NULL);
+  latent = vae_tensor_new (vae_model_latent_channels (both), 2, 2, NULL);
+  g_assert_true (vae_model_has_encoder (both) && vae_model_has_decoder (both));
+  for (gsize k = 0; k < vae_tensor_n_elements (image); k++)
+    image->data[k] = (gfloat) g_rand_double (rand);
+  for (gsize k = 0; k < vae_tensor_n_elements (latent); k++)
+    latent->data[k] = (gfloat) g_rand_double_range (rand, -1, 1);
+  for (gint encoder = 0; encoder < 2; encoder++)
+    {
+      const VaeModelOptions options = { .halves =
+                                            encoder ? VAE_HALVES_ENCODER : VAE_HALVES_DECODER };
+      g_autoptr (VaeModel) one = vae_model_load (path, &options, &error);
+      g_autoptr (VaeTensor) want = NULL, got = NULL;
+
+      g_assert_no_error (error);
+      g_assert_true (one != both); /* a model of its own in the cache */
+      g_assert_cmpstr (vae_model_get_family (one)->name, ==, vae_model_get_family (both)->name);
+      g_assert_true (vae_model_has_encoder (one) == encoder);
+      g_assert_true (vae_model_has_decoder (one) == !encoder);
+      g_assert_cmpuint (one->n_params, <, both->n_params);
+      if (encoder)
+        {
+          want = vae_model_encode (both, image, VAE_ENCODE_MEAN, 0, NULL, &error);
+          got = vae_model_encode (one, image, VAE_ENCODE_MEAN, 0, NULL, &error);
+          g_assert_null (vae_model_decode (one, latent, NULL, &error));
+          test_assert_error (error, "has no decoder");
+        }
+      else
+        {
+          want = vae_model_decode (both, latent, NULL, &error);
+          got = vae_model_decode (one, latent, NULL, &error);
+          g_assert_null (vae_model_encode (one, image, VAE_ENCODE_MEAN, 0, NULL, &error));
+          test_assert_error (error, "has no encoder");
+        }
+      g_clear_error (&error);
+      g_assert_nonnull (want);
+      g_assert_nonnull (got);
+      g_test_message ("%s, %s alone: %u of %u parameters, output identical", path,
+                      encoder ? "encoder" : "decoder", (guint) one->n_params,
+                      (guint) both->n_params);
+      g_assert_cmpmem (want->data, vae_tensor_n_elements (want) * sizeof (gfloat), got->data,
+                       vae_tensor_n_elements (got) * sizeof (gfloat));
+    }
+}

@@ -63,6 +63,12 @@ typedef struct
 
 /* Loads V from tests/data/GROUP, asserting no error and its family. */
 VaeModel *test_load_variant (const gchar *group, const TestVariant *v);
+/* Loads PATH whole and one half at a time (VaeModelOptions.halves): each
+ * half alone is a model of its own in the cache, of the same family, with
+ * that half only and fewer parameters; running the other half is refused
+ * by name, and its own gives the whole model's output bit for bit, on
+ * inputs drawn from RAND. */
+void test_assert_one_half (const gchar *path, GRand *rand);
 /* Asserts that ERROR is set, in VAE_ERROR, and its message holds NEEDLE. */
 void test_assert_error (GError *error, const gchar *needle);
 

@@ -411,7 +411,7 @@ vae_weights_strip_prefixes (VaeWeights *weights)
   weights->entries = kept;
 }
 
-gboolean
+void
 vae_weights_drop_prefix (VaeWeights *weights, const gchar *prefix)
 {
   GPtrArray *kept = g_ptr_array_new_with_free_func (entry_free);
@@ -421,10 +421,9 @@ vae_weights_drop_prefix (VaeWeights *weights, const gchar *prefix)
       g_ptr_array_add (kept, weights->entries->pdata[i]);
   if (kept->len == 0 || kept->len == weights->entries->len)
     {
-      const gboolean left = kept->len != 0;
       g_ptr_array_set_free_func (kept, NULL);
       g_ptr_array_unref (kept);
-      return left;
+      return;
     }
   g_ptr_array_set_free_func (weights->entries, NULL);
   for (guint i = 0; i < weights->entries->len; i++)
@@ -438,7 +437,6 @@ vae_weights_drop_prefix (VaeWeights *weights, const gchar *prefix)
     }
   g_ptr_array_unref (weights->entries);
   weights->entries = kept;
-  return TRUE;
 }
 
 /* The pickle torch.save wrote before 1.6 begins with the magic number
