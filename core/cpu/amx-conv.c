@@ -59,6 +59,21 @@ typedef struct
   gint     step_channels, step_pixels;
 } Packing;
 
+/* Columns of each of STRIDE planes, at least COLS, such that a packed row
+ * is an odd number of cache lines.  A B tile reads 16 pair rows a packed
+ * row apart; a power-of-two width makes that a multiple of 4 KB plus a few
+ * words, which puts the 16 rows in two or three of L1's 64 sets, more
+ * than their 12 ways hold.  An odd number of lines spreads them over 16. */
+static gint
+spread_cols (gint cols, gint stride)
+{
+  gint words = round_up (stride * cols, TILE);
+
+  if (words / TILE % 2 == 0)
+    words += TILE;
+  return words / stride;
+}
+
 static Packing
 packing (const VaeConv *conv, gint out_w)
 {
@@ -69,7 +84,8 @@ packing (const VaeConv *conv, gint out_w)
                     conv->pad_top,
                     conv->pad_left,
                     round_up (conv->in_channels, 2 * TILE) / 2,
-                    round_up (out_w, step_pixels) + 2 / conv->stride, /* the taps' reach */
+                    /* the taps' reach */
+                    spread_cols (round_up (out_w, step_pixels) + 2 / conv->stride, conv->stride),
                     round_up (conv->out_channels, step_channels) / TILE,
                     narrow,
                     step_channels,
