@@ -79,13 +79,13 @@ packing (const VaeConv *conv, gint out_w)
 {
   const gboolean narrow = conv->out_channels <= TILE;
   const gint step_channels = narrow ? TILE : BLOCK, step_pixels = narrow ? NARROW_PIXELS : BLOCK;
+  const gint reach = round_up (out_w, step_pixels) + 2 / conv->stride; /* the taps' columns */
 
   return (Packing){ conv->stride,
                     conv->pad_top,
                     conv->pad_left,
                     round_up (conv->in_channels, 2 * TILE) / 2,
-                    /* the taps' reach */
-                    spread_cols (round_up (out_w, step_pixels) + 2 / conv->stride, conv->stride),
+                    spread_cols (reach, conv->stride),
                     round_up (conv->out_channels, step_channels) / TILE,
                     narrow,
                     step_channels,
