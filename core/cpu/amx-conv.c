@@ -304,19 +304,19 @@ plane_columns (const Packing *p, const gfloat *s, gint w, gboolean up, gint q, g
  * pair CP: zero where the input has no such row or channel, and beyond its
  * columns. */
 static KERNEL_TARGET void
-pack_input_row (const VaeTensor *x, gboolean up, const Packing *p, gint iy, gint cp, guint32 *dst)
+pack_input_row (const VaeRows *x, gboolean up, const Packing *p, gint iy, gint cp, guint32 *dst)
 {
-  const gint c0 = 2 * cp, c1 = 2 * cp + 1, w = x->width;
+  const gint c0 = 2 * cp, c1 = 2 * cp + 1, w = x->t->width;
 
-  if (iy < 0 || iy >= x->height << up || c0 >= x->channels)
+  if (iy < 0 || iy >= x->rows << up || c0 >= x->t->channels)
     {
       memset (dst, 0, row_words (p) * sizeof (guint32));
       return;
     }
   {
-    const gsize   plane = (gsize) x->height * w, row = (gsize) (iy >> up) * w;
-    const gfloat *s0 = x->data + c0 * plane + row;
-    const gfloat *s1 = c1 < x->channels ? x->data + c1 * plane + row : NULL;
+    const gsize   plane = (gsize) x->t->height * w, row = (gsize) (x->first + (iy >> up)) * w;
+    const gfloat *s0 = x->t->data + c0 * plane + row;
+    const gfloat *s1 = c1 < x->t->channels ? x->t->data + c1 * plane + row : NULL;
 
     for (gint q = 0; q < p->stride; q++)
       for (gint j = 0; j < p->plane_cols; j += 16)
@@ -381,19 +381,22 @@ epilogue_row (const gfloat *src, gfloat b, const gfloat *res, VaeAct act, gint n
       dst[j] = v[j];
 }
 
-/* y[o][oy][ox0 + j] = act(c[o][j] + bias + residual) for the step's
- * channels and pixels that exist. */
+/* y[o][y_row + oy][ox0 + j] = act(c[o][j] + bias + residual's row oy)
+ * for the step's channels and pixels that exist. */
 static KERNEL_TARGET void
 epilogue_block (const Packing *p, const VaeConv *conv, const gfloat *c, gint o0, gint oy, gint ox0,
-                const VaeTensor *residual, VaeAct act, VaeTensor *y)
+                const VaeRows *residual, VaeAct act, VaeTensor *y, gint y_row)
 {
-  const gsize plane = (gsize) y->height * y->width, at = (gsize) oy * y->width + ox0;
-  const gint  n = MIN (p->step_pixels, y->width - ox0);
+  const gint  width = y->width, n = MIN (p->step_pixels, width - ox0);
+  const gsize plane = (gsize) y->height * width, at = (gsize) (y_row + oy) * width + ox0;
 
   for (gint o = o0; o < MIN (o0 + p->step_channels, y->channels); o++)
     epilogue_row (c + (o - o0) * p->step_pixels, conv->bias ? conv->bias[o] : 0.0f,
-                  residual ? residual->data + o * plane + at : NULL, act, n,
-                  y->data + o * plane + at);
+                  residual
+                      ? residual->t->data +
+                            ((gsize) o * residual->t->height + residual->first + oy) * width + ox0
+                      : NULL,
+                  act, n, y->data + o * plane + at);
 }
 
 /* As epilogue_block of a 2 × 2 step, into the packed activations YP:
@@ -522,10 +525,11 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
   _tile_stored (3, c + TILE * BLOCK + TILE, c_stride);
 }
 
-/* y (or yp) = act(conv(up(x) or xp) + bias + residual), of OUT_H × OUT_W. */
+/* y's rows from Y_ROW (or yp) = act(conv(up(x), or xp's rows from
+ * XP_ROW) + bias + residual), of OUT_H × OUT_W. */
 static gboolean
-amx_conv (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, gboolean up,
-          const VaeTensor *residual, VaeAct act, gint out_h, gint out_w, VaeTensor *y,
+amx_conv (const VaeConv *conv, const VaeRows *x, const VaeAmxActs *xp, gint xp_row, gboolean up,
+          const VaeRows *residual, VaeAct act, gint out_h, gint out_w, VaeTensor *y, gint y_row,
           VaeAmxActs *yp, GError **error)
 {
   const Packing p = packing (conv, out_w);
@@ -575,13 +579,14 @@ amx_conv (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, gboolea
             for (gint ox0 = 0; ox0 < out_w; ox0 += p.step_pixels)
               {
                 if (xp)
-                  block (&p, w, xp->words, p.stride * oy, ob, ox0, c);
+                  block (&p, w, xp->words, xp_row + p.stride * oy, ob, ox0, c);
                 else
                   block (&p, w, packed, p.stride * (oy - y0), ob, ox0, c);
                 if (yp)
                   epilogue_packed (conv, c, ob * BLOCK, oy, ox0, out_w, act, yp);
                 else
-                  epilogue_block (&p, conv, c, ob * p.step_channels, oy, ox0, residual, act, y);
+                  epilogue_block (&p, conv, c, ob * p.step_channels, oy, ox0, residual, act, y,
+                                  y_row);
               }
         }
     vae_amx_tiles_end ();
@@ -595,26 +600,31 @@ gboolean
 vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
               VaeAct act, VaeTensor *y, GError **error)
 {
-  return amx_conv (conv, x, NULL, up, residual, act, y->height, y->width, y, NULL, error);
+  const VaeRows in = vae_rows_all (x), res = vae_rows_all (residual);
+
+  return amx_conv (conv, &in, NULL, 0, up, residual ? &res : NULL, act, y->height, y->width, y, 0,
+                   NULL, error);
 }
 
 gboolean
-vae_amx_conv_packed (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, VaeAct act,
-                     gint out_h, gint out_w, VaeTensor *y, VaeAmxActs *yp, GError **error)
+vae_amx_conv_packed (const VaeConv *conv, const VaeRows *x, const VaeAmxActs *xp, gint xp_row,
+                     const VaeRows *residual, VaeAct act, gint out_h, gint out_w, VaeTensor *y,
+                     gint y_row, VaeAmxActs *yp, GError **error)
 {
   const Packing p = packing (conv, out_w);
 
   /* XP was packed for this conv, YP for one that reads OUT_H × OUT_W */
   g_return_val_if_fail (!xp || (xp->p.pairs == p.pairs && xp->p.plane_cols == p.plane_cols &&
                                 xp->p.pad_left == p.pad_left && xp->p.pad_top == p.pad_top &&
-                                xp->rows == p.stride * (out_h - 1) + 3),
+                                xp->rows >= xp_row + p.stride * (out_h - 1) + 3),
                         FALSE);
   g_return_val_if_fail (!yp || (yp->p.pairs * 2 == conv->out_channels && y == NULL &&
                                 yp->rows - yp->p.pad_top >= out_h &&
                                 row_words (&yp->p) >= (gsize) yp->p.pad_left + out_w),
                         FALSE);
+  g_return_val_if_fail (!y || (y->width == out_w && y_row + out_h <= y->height), FALSE);
   vae_backend_count_macs ((guint64) conv->out_channels * conv->in_channels * 9 * out_h * out_w);
-  return amx_conv (conv, x, xp, FALSE, NULL, act, out_h, out_w, y, yp, error);
+  return amx_conv (conv, x, xp, xp_row, FALSE, residual, act, out_h, out_w, y, y_row, yp, error);
 }
 
 #else /* no AMX code on this compiler or architecture: vae_cpu_has_amx is FALSE */
@@ -627,8 +637,9 @@ vae_amx_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTen
 }
 
 gboolean
-vae_amx_conv_packed (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp, VaeAct act,
-                     gint out_h, gint out_w, VaeTensor *y, VaeAmxActs *yp, GError **error)
+vae_amx_conv_packed (const VaeConv *conv, const VaeRows *x, const VaeAmxActs *xp, gint xp_row,
+                     const VaeRows *residual, VaeAct act, gint out_h, gint out_w, VaeTensor *y,
+                     gint y_row, VaeAmxActs *yp, GError **error)
 {
   g_return_val_if_reached (FALSE);
 }

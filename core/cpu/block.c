@@ -131,16 +131,25 @@ vae_cpu_residual_block_banded (const VaeResidualBlock *b, const VaeTensor *x, gs
   return TRUE;
 }
 
+/* The rows [*LO, *HI) of h (HEIGHT in all) that output rows [Y0, Y1) of
+ * the three convs reach. */
+static void
+h_rows (gint y0, gint y1, gint height, gint *lo, gint *hi)
+{
+  *lo = MAX (0, y0 - HALO);
+  *hi = MIN (height, y1 + HALO);
+}
+
 /* The band of h that holds its rows [Y0 − HALO, Y1 + HALO) (HEIGHT in
  * all), and in *FIRST the row of h it starts at. */
 static VaeTensor *
 band_input (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, gint y0, gint y1,
             gint height, gint *first, GError **error)
 {
-  const gint lo = MAX (0, y0 - HALO), hi = MIN (height, y1 + HALO);
-  gint       s0, s1;
+  gint       lo, hi, s0, s1;
   VaeTensor *source, *t;
 
+  h_rows (y0, y1, height, &lo, &hi);
   if (!b->pre)
     {
       *first = lo;
@@ -167,33 +176,34 @@ packed_inner (const VaeBackend *be, const VaeResidualBlock *b)
          vae_amx_acts_apply (b->conv[1], b->conv[2]);
 }
 
-/* conv[2](relu(conv[1](relu(conv[0](HB))))) of the band HB, whose rows
- * start at *FIRST (then the output's) of HEIGHT; the two inner tensors
- * are packed bf16 activations, rounded as the convs reading them would
- * round them, so the output is the one band_conv gives. */
-static VaeTensor *
-inner_packed (const VaeResidualBlock *b, const VaeTensor *hb, gint *first, gint height,
-              GError **error)
+/* The sum relu(conv[2](relu(conv[1](relu(conv[0](HB))))) + HB) over rows
+ * [Y0, Y1) (of HEIGHT) into DST from its row AT, for the band HB of h
+ * whose rows start at FIRST_H: the two inner tensors are packed bf16
+ * activations, rounded as the convs reading them would round them, and
+ * conv[2] adds HB and writes DST itself, so the sum is the one the layers
+ * give. */
+static gboolean
+sum_packed (const VaeResidualBlock *b, const VaeRows *hb, gint first_h, gint y0, gint y1,
+            gint height, VaeTensor *dst, gint at, GError **error)
 {
-  const gint    w = hb->width;
-  gint          rows[3];
-  const VaeConv c0 = band_of (b->conv[0], first, hb->height, height, &rows[0]);
-  const VaeConv c1 = band_of (b->conv[1], first, rows[0], height, &rows[1]);
-  const VaeConv c2 = band_of (b->conv[2], first, rows[1], height, &rows[2]);
+  const gint    w = hb->t->width;
+  gint          first = first_h, rows[3];
+  const VaeConv c0 = band_of (b->conv[0], &first, hb->rows, height, &rows[0]);
+  const VaeConv c1 = band_of (b->conv[1], &first, rows[0], height, &rows[1]);
+  const VaeConv c2 = band_of (b->conv[2], &first, rows[1], height, &rows[2]);
+  const VaeRows h = { hb->t, hb->first + y0 - first_h, y1 - y0 };
   VaeAmxActs   *a1 = vae_amx_acts_new (&c1, rows[0], w, error), *a2 = NULL;
-  VaeTensor    *t = NULL;
-  gboolean      ok =
-      a1 && vae_amx_conv_packed (&c0, hb, NULL, VAE_ACT_RELU, rows[0], w, NULL, a1, error);
+  gboolean ok = a1 && vae_amx_conv_packed (&c0, hb, NULL, 0, NULL, VAE_ACT_RELU, rows[0], w, NULL,
+                                           0, a1, error);
 
   ok = ok && (a2 = vae_amx_acts_new (&c2, rows[1], w, error)) &&
-       vae_amx_conv_packed (&c1, NULL, a1, VAE_ACT_RELU, rows[1], w, NULL, a2, error);
+       vae_amx_conv_packed (&c1, NULL, a1, 0, NULL, VAE_ACT_RELU, rows[1], w, NULL, 0, a2, error);
   vae_amx_acts_free (a1);
-  ok = ok && (t = vae_tensor_new_uninit (c2.out_channels, rows[2], w, FALSE, error)) &&
-       vae_amx_conv_packed (&c2, NULL, a2, VAE_ACT_NONE, rows[2], w, t, NULL, error);
+  /* conv[2]'s rows from FIRST: those of [y0, y1) only */
+  ok = ok && vae_amx_conv_packed (&c2, NULL, a2, y0 - first, &h, VAE_ACT_RELU, y1 - y0, w, dst, at,
+                                  NULL, error);
   vae_amx_acts_free (a2);
-  if (!ok)
-    g_clear_pointer (&t, vae_tensor_free);
-  return t;
+  return ok;
 }
 
 /* The sum s = relu(conv[2](…) + h) over rows [Y0, Y1) (of HEIGHT), into
@@ -202,17 +212,32 @@ static gboolean
 sum_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, gint y0, gint y1,
           gint height, VaeTensor *dst, gint at, GError **error)
 {
-  gint       first_h, first;
-  VaeTensor *hb = band_input (be, b, x, y0, y1, height, &first_h, error), *t = NULL;
-  gboolean   ok = hb != NULL;
+  const gboolean packed = packed_inner (be, b);
+  gint           first_h, first, hi;
+  VaeTensor     *hb = NULL, *t = NULL;
+  gboolean       ok;
 
+  if (packed && !b->pre) /* h is X: its band is read where it is */
+    {
+      VaeRows rows;
+      h_rows (y0, y1, height, &first_h, &hi);
+      rows = (VaeRows){ x, first_h, hi - first_h };
+      return sum_packed (b, &rows, first_h, y0, y1, height, dst, at, error);
+    }
+  if (!(hb = band_input (be, b, x, y0, y1, height, &first_h, error)))
+    return FALSE;
+  if (packed)
+    {
+      const VaeRows rows = vae_rows_all (hb);
+      ok = sum_packed (b, &rows, first_h, y0, y1, height, dst, at, error);
+      vae_tensor_free (hb);
+      return ok;
+    }
   first = first_h;
-  if (ok && packed_inner (be, b))
-    ok = (t = inner_packed (b, hb, &first, height, error)) != NULL;
-  else
-    for (gint k = 0; ok && k < 3; k++)
-      ok = vae_tensor_replace (&t, band_conv (be, b->conv[k], k ? t : hb, FALSE, &first, height,
-                                              k < 2 ? VAE_ACT_RELU : VAE_ACT_NONE, error));
+  ok = TRUE;
+  for (gint k = 0; ok && k < 3; k++)
+    ok = vae_tensor_replace (&t, band_conv (be, b->conv[k], k ? t : hb, FALSE, &first, height,
+                                            k < 2 ? VAE_ACT_RELU : VAE_ACT_NONE, error));
   if (ok)
     {
       const gsize n = (gsize) (y1 - y0) * dst->width;

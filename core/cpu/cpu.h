@@ -203,11 +203,24 @@ gboolean                   vae_amx_acts_apply (const VaeConv *writer, const VaeC
 /* Room for HEIGHT × WIDTH activations read by READER, padding zeroed. */
 VaeAmxActs *vae_amx_acts_new (const VaeConv *reader, gint height, gint width, GError **error);
 void        vae_amx_acts_free (VaeAmxActs *acts);
-/* vae_amx_conv (not upsampled, no residual) of an OUT_H × OUT_W output,
- * reading XP where X is NULL and writing YP where Y is NULL. */
-gboolean vae_amx_conv_packed (const VaeConv *conv, const VaeTensor *x, const VaeAmxActs *xp,
-                              VaeAct act, gint out_h, gint out_w, VaeTensor *y, VaeAmxActs *yp,
-                              GError **error);
+/* Rows [FIRST, FIRST + ROWS) of T, which a conv reads (or adds) as a
+ * tensor of ROWS rows: a band of T, not copied. */
+typedef struct
+{
+  const VaeTensor *t;
+  gint             first, rows;
+} VaeRows;
+static inline VaeRows
+vae_rows_all (const VaeTensor *t)
+{
+  return (VaeRows){ t, 0, t ? t->height : 0 };
+}
+/* vae_amx_conv (not upsampled) of an OUT_H × OUT_W output, reading X, or
+ * XP's rows from XP_ROW where X is NULL, adding RESIDUAL where given, and
+ * writing Y's rows from Y_ROW, or YP where Y is NULL. */
+gboolean vae_amx_conv_packed (const VaeConv *conv, const VaeRows *x, const VaeAmxActs *xp,
+                              gint xp_row, const VaeRows *residual, VaeAct act, gint out_h,
+                              gint out_w, VaeTensor *y, gint y_row, VaeAmxActs *yp, GError **error);
 
 /* ---- OpenBLAS, opened on first use (blas.c) --------------------------------- */
 
