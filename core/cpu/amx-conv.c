@@ -131,6 +131,30 @@ balanced_bands (gint out_h, gint rows, gint blocks, gint threads)
   return bands;
 }
 
+/* Tiles of input pairs one pass over an output row takes, the steps of
+ * later passes adding to the sums the row's earlier passes left.  TAESD's
+ * 64-channel convs (two tiles) take two: a step's weights are then 18 KB
+ * (9 taps × 2 tiles) and stay in L1 from step to step beside its 9 KB of
+ * input, where all 36 KB and 18 KB of input, more than L1's 48 KB, missed
+ * on every step (TAEF2's bf16 round trip at 1024², 1.16–1.23 s → 1.12–1.19
+ * s).  Wider convs (SD's 128 to 512 channels) gained nothing from passes
+ * of 1, 2 or 4 tiles: each pass after the first stores and reloads the
+ * step's sums. */
+static gint
+pass_tiles (const Packing *p)
+{
+  const gint k_tiles = p->pairs / TILE;
+
+  return k_tiles == 2 && !p->narrow ? 1 : k_tiles;
+}
+
+/* The sums of the steps of an output row, one step's after another. */
+static gsize
+row_sums_floats (const Packing *p, gint out_w)
+{
+  return (gsize) round_up (out_w, p->step_pixels) * BLOCK;
+}
+
 /* Each thread's packed band. */
 static gsize
 band_bytes (const Packing *p, gint out_h)
@@ -213,7 +237,9 @@ vae_amx_conv_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   const Packing p = packing (conv, out_w);
 
-  return omp_get_max_threads () * band_bytes (&p, out_h) + weight_bytes (&p);
+  return omp_get_max_threads () *
+             (band_bytes (&p, out_h) + row_sums_floats (&p, out_w) * sizeof (gfloat)) +
+         weight_bytes (&p);
 }
 
 /* Taken by default where the tiles are; GEGL_VAE_AMX=winograd (or single,
@@ -485,10 +511,12 @@ narrow_block (const Packing *p, const guint16 *w, const guint32 *band, gint band
 }
 
 /* Output channels [32·OB, +32) × pixels [OX0, +32) of an output row whose
- * taps start at packed row BAND_ROW of BAND (the band's packed rows). */
+ * taps start at packed row BAND_ROW of BAND (the band's packed rows): the
+ * products of its input pair tiles [KT0, KT1) added to the sums C holds,
+ * or to zero from KT0 = 0 (a narrow step takes all its tiles at once). */
 static KERNEL_TARGET void
 block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, gint ob, gint ox0,
-       gfloat *c)
+       gint kt0, gint kt1, gfloat *c)
 {
   const gint  k_tiles = p->pairs / TILE;
   const gsize words = row_words (p), b_stride = words * sizeof (guint32),
@@ -500,12 +528,20 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
       return;
     }
 
-  zero_c ();
+  if (kt0 == 0)
+    zero_c ();
+  else
+    {
+      _tile_loadd (0, c, c_stride);
+      _tile_loadd (1, c + TILE, c_stride);
+      _tile_loadd (2, c + TILE * BLOCK, c_stride);
+      _tile_loadd (3, c + TILE * BLOCK + TILE, c_stride);
+    }
   for (gint tap = 0; tap < 9; tap++)
     {
       const guint32 *b = tap_input (p, band, band_row, tap, ox0);
       const guint16 *a = w + ((gsize) tap * k_tiles * p->co_tiles + 2 * ob) * TILE * 2 * TILE;
-      for (gint kt = 0; kt < k_tiles; kt++)
+      for (gint kt = kt0; kt < kt1; kt++)
         {
           const guint32 *bk = b + (gsize) kt * TILE * words;
           const guint16 *ak = a + (gsize) kt * p->co_tiles * TILE * 2 * TILE;
@@ -535,13 +571,16 @@ amx_conv (const VaeConv *conv, const VaeRows *x, const VaeAmxActs *xp, gint xp_r
   const Packing p = packing (conv, out_w);
   const gint    blocks = p.co_tiles * TILE / p.step_channels, threads = omp_get_max_threads ();
   const gint    bands = balanced_bands (out_h, band_rows (&p, out_h), blocks, threads);
-  const gsize   band_words = xp ? 0 : band_bytes (&p, out_h) / sizeof (guint32);
-  gsize         in_capacity = 0, w_capacity;
-  guint32      *in = NULL;
-  guint16      *w;
+  const gint    k_tiles = p.pairs / TILE, pass = pass_tiles (&p);
+  /* each thread's packed band (none when reading XP), then its row's sums */
+  const gsize band_words = xp ? 0 : band_bytes (&p, out_h) / sizeof (guint32),
+              thread_words = band_words + row_sums_floats (&p, out_w);
+  gsize    in_capacity = 0, w_capacity;
+  guint32 *in;
+  guint16 *w;
 
-  if (!xp && !(in = vae_scratch_alloc (threads * band_words * sizeof (guint32), FALSE, &in_capacity,
-                                       "packed bf16 input", error)))
+  if (!(in = vae_scratch_alloc (threads * thread_words * sizeof (guint32), FALSE, &in_capacity,
+                                "packed bf16 input", error)))
     return FALSE;
   if (!(w = vae_scratch_alloc (weight_bytes (&p), FALSE, &w_capacity, "packed bf16 weights",
                                error)))
@@ -554,12 +593,13 @@ amx_conv (const VaeConv *conv, const VaeRows *x, const VaeAmxActs *xp, gint xp_r
    * buffer, which stays in its cache while every block of output channels
    * runs over it; with the units in band order a thread packs each of its
    * bands once.  Packed activations are read where they are: their row
-   * stride·oy is where output row oy's taps start. */
+   * stride·oy is where output row oy's taps start.  A row's steps run a
+   * pass at a time (pass_tiles), then its epilogues. */
 #pragma omp parallel num_threads(threads)
   {
-    guint32 *packed = xp ? NULL : in + omp_get_thread_num () * band_words;
+    guint32 *packed = in + omp_get_thread_num () * thread_words;
+    gfloat  *sums = (gfloat *) (packed + band_words);
     gint     packed_band = -1;
-    gfloat   c[BLOCK * BLOCK];
 
     vae_amx_tiles_begin ();
 #pragma omp for schedule(static) collapse(2)
@@ -576,18 +616,26 @@ amx_conv (const VaeConv *conv, const VaeRows *x, const VaeAmxActs *xp, gint xp_r
               packed_band = band;
             }
           for (gint oy = y0; oy < y1; oy++)
-            for (gint ox0 = 0; ox0 < out_w; ox0 += p.step_pixels)
-              {
-                if (xp)
-                  block (&p, w, xp->words, xp_row + p.stride * oy, ob, ox0, c);
-                else
-                  block (&p, w, packed, p.stride * (oy - y0), ob, ox0, c);
-                if (yp)
-                  epilogue_packed (conv, c, ob * BLOCK, oy, ox0, out_w, act, yp);
-                else
-                  epilogue_block (&p, conv, c, ob * p.step_channels, oy, ox0, residual, act, y,
-                                  y_row);
-              }
+            {
+              const guint32 *src = xp ? xp->words : packed;
+              const gint     src_row = xp ? xp_row + p.stride * oy : p.stride * (oy - y0);
+              /* in one pass, each step's sums in the same place, still in L1
+               * for its epilogue */
+              const gsize step_floats = pass < k_tiles ? BLOCK * (gsize) p.step_pixels : 0;
+              for (gint kt0 = 0; kt0 < k_tiles; kt0 += pass)
+                for (gint ox0 = 0; ox0 < out_w; ox0 += p.step_pixels)
+                  {
+                    gfloat *c = sums + ox0 / p.step_pixels * step_floats;
+                    block (&p, w, src, src_row, ob, ox0, kt0, MIN (k_tiles, kt0 + pass), c);
+                    if (kt0 + pass < k_tiles)
+                      continue;
+                    if (yp)
+                      epilogue_packed (conv, c, ob * BLOCK, oy, ox0, out_w, act, yp);
+                    else
+                      epilogue_block (&p, conv, c, ob * p.step_channels, oy, ox0, residual, act, y,
+                                      y_row);
+                  }
+            }
         }
     vae_amx_tiles_end ();
   }
