@@ -599,7 +599,7 @@ amx_conv (const VaeConv *conv, const VaeRows *x, const VaeAmxActs *xp, gint xp_r
   {
     guint32 *packed = in + omp_get_thread_num () * thread_words;
     gfloat  *sums = (gfloat *) (packed + band_words);
-    gint     packed_band = -1;
+    gint     packed_band = -1, packed_rows = 0;
 
     vae_amx_tiles_begin ();
 #pragma omp for schedule(static) collapse(2)
@@ -609,11 +609,22 @@ amx_conv (const VaeConv *conv, const VaeRows *x, const VaeAmxActs *xp, gint xp_r
           const gint y0 = band * out_h / bands, y1 = (band + 1) * out_h / bands;
           if (!xp && band != packed_band)
             {
-              for (gint r = 0; r < input_rows (&p, y1 - y0); r++)
+              const gsize row = (gsize) p.pairs * row_words (&p);
+              const gint  rows = input_rows (&p, y1 - y0);
+              gint        r = 0;
+              /* the rows the taps of this band and the one before both read:
+               * moved, not packed again */
+              if (packed_band >= 0 && band == packed_band + 1)
+                {
+                  r = 3 - p.stride;
+                  memmove (packed, packed + (packed_rows - r) * row, r * row * sizeof (guint32));
+                }
+              for (; r < rows; r++)
                 for (gint cp = 0; cp < p.pairs; cp++)
                   pack_input_row (x, up, &p, p.stride * y0 + r - p.pad_top, cp,
-                                  packed + ((gsize) r * p.pairs + cp) * row_words (&p));
+                                  packed + r * row + (gsize) cp * row_words (&p));
               packed_band = band;
+              packed_rows = rows;
             }
           for (gint oy = y0; oy < y1; oy++)
             {
