@@ -116,38 +116,6 @@ band_rows (const Packing *p, gint out_h)
   return CLAMP ((fit - 3) / p->stride + 1, 1, out_h);
 }
 
-/* Bands for OUT_H rows of at most ROWS each, as equal as rows allow and
- * as many more as give each of THREADS the same number of (band, block of
- * outputs) units: the threads wait for the slowest at the end of a conv,
- * and a band of a TAEF2 residual block is a conv of 3 to 8 such bands (36
- * rows in bands of 5 left one thread 20 rows, the other 16). */
-static gint
-balanced_bands (gint out_h, gint rows, gint blocks, gint threads)
-{
-  gint bands = (out_h + rows - 1) / rows;
-
-  while (bands * blocks % threads != 0 && bands < out_h)
-    bands++;
-  return bands;
-}
-
-/* Tiles of input pairs one pass over an output row takes, the steps of
- * later passes adding to the sums the row's earlier passes left.  TAESD's
- * 64-channel convs (two tiles) take two: a step's weights are then 18 KB
- * (9 taps × 2 tiles) and stay in L1 from step to step beside its 9 KB of
- * input, where all 36 KB and 18 KB of input, more than L1's 48 KB, missed
- * on every step (TAEF2's bf16 round trip at 1024², 1.16–1.23 s → 1.12–1.19
- * s).  Wider convs (SD's 128 to 512 channels) gained nothing from passes
- * of 1, 2 or 4 tiles: each pass after the first stores and reloads the
- * step's sums. */
-static gint
-pass_tiles (const Packing *p)
-{
-  const gint k_tiles = p->pairs / TILE;
-
-  return k_tiles == 2 && !p->narrow ? 1 : k_tiles;
-}
-
 /* The sums of the steps of an output row, one step's after another. */
 static gsize
 row_sums_floats (const Packing *p, gint out_w)
@@ -559,6 +527,38 @@ block (const Packing *p, const guint16 *w, const guint32 *band, gint band_row, g
   _tile_stored (1, c + TILE, c_stride);
   _tile_stored (2, c + TILE * BLOCK, c_stride);
   _tile_stored (3, c + TILE * BLOCK + TILE, c_stride);
+}
+
+/* Bands for OUT_H rows of at most ROWS each, as equal as rows allow and
+ * as many more as give each of THREADS the same number of (band, block of
+ * outputs) units: the threads wait for the slowest at the end of a conv,
+ * and a band of a TAEF2 residual block is a conv of 3 to 8 such bands (36
+ * rows in bands of 5 left one thread 20 rows, the other 16). */
+static gint
+balanced_bands (gint out_h, gint rows, gint blocks, gint threads)
+{
+  gint bands = (out_h + rows - 1) / rows;
+
+  while (bands * blocks % threads != 0 && bands < out_h)
+    bands++;
+  return bands;
+}
+
+/* Tiles of input pairs one pass over an output row takes, the steps of
+ * later passes adding to the sums the row's earlier passes left.  TAESD's
+ * 64-channel convs (two tiles) take two: a step's weights are then 18 KB
+ * (9 taps × 2 tiles) and stay in L1 from step to step beside its 9 KB of
+ * input, where all 36 KB and 18 KB of input, more than L1's 48 KB, missed
+ * on every step (TAEF2's bf16 round trip at 1024², 1.16–1.23 s → 1.12–1.19
+ * s).  Wider convs (SD's 128 to 512 channels) gained nothing from passes
+ * of 1, 2 or 4 tiles: each pass after the first stores and reloads the
+ * step's sums. */
+static gint
+pass_tiles (const Packing *p)
+{
+  const gint k_tiles = p->pairs / TILE;
+
+  return k_tiles == 2 && !p->narrow ? 1 : k_tiles;
 }
 
 /* y's rows from Y_ROW (or yp) = act(conv(up(x), or xp's rows from
