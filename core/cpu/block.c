@@ -108,8 +108,10 @@ vae_cpu_residual_block_banded (const VaeResidualBlock *b, const VaeTensor *x, gs
     peak = (gsize) x->channels * ((in_rows >> b->up) + 3) * x->width * sizeof (gfloat) + h_band +
            vae_cpu_conv_scratch_bytes (b->pre, in_rows, hw);
   /* conv k: the band of h (kept for the sum), its input and output bands
-   * (two rows fewer each conv), its scratch; in fp32 (on AMX the inner
-   * bands are packed bf16, about half) */
+   * (two rows fewer each conv), its scratch; in fp32.  An upper bound on
+   * AMX, where the inner bands are packed bf16 (about half), conv[2]
+   * writes the sum itself, and without a pre conv the band of h is X's
+   * own rows, not a copy. */
   for (gint k = 0; k < 3; k++)
     {
       const gsize rows_in = in_rows - 2 * k, rows_out = rows_in - 2;
