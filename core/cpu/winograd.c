@@ -277,34 +277,51 @@ typedef struct
   gint             row_w; /* padded row: 4·span + 2 */
 } Geometry;
 
-/* Row IY of the (upsampled) input, zero-padded, into ROW[0 .. row_w). */
+/* The six input rows tile row TY reads, as column_transform wants them:
+ * D[i][j − *J0] is input row Y0 + i at column j of the padded row, for the
+ * columns [*J0, *J1) where the span meets the image; every value outside
+ * is zero.  The input's rows are read in place (copying them was a sixth of
+ * a TAEF2 pass on AVX2); a row above or below the image is ROWS' first,
+ * zeroed, and an upsampled row is built in ROWS (nearest neighbour). */
 static VAE_HOT void
-load_row (const Geometry *g, const gfloat *plane, gint iy, gfloat *restrict row)
+input_rows (const Geometry *g, const gfloat *plane, gint y0, gfloat *restrict rows,
+            const gfloat **d, gint *j0, gint *j1)
 {
-  const gint in_h = g->x->height << g->up, in_w = g->x->width << g->up;
-  const gint x_first = g->tx0 * TILE - g->conv->pad_left; /* the input column of row[0] */
-  const gint j0 = CLAMP (-x_first, 0, g->row_w),
-             j1 = CLAMP (in_w - x_first, j0, g->row_w); /* inside */
-  const gfloat *src;
+  const gint in_h = g->x->height << g->up, in_w = g->x->width << g->up, w = g->row_w;
+  const gint x_first = g->tx0 * TILE - g->conv->pad_left; /* the input column of padded column 0 */
+  gboolean   zeroed = FALSE;
 
-  if (iy < 0 || iy >= in_h)
+  *j0 = CLAMP (-x_first, 0, w);
+  *j1 = CLAMP (in_w - x_first, *j0, w);
+  for (gint i = 0; i < ALPHA; i++)
     {
-      memset (row, 0, sizeof (gfloat) * g->row_w);
-      return;
+      const gint    iy = y0 + i;
+      const gfloat *src;
+      gfloat       *row = rows + (gsize) (i + 1) * w;
+
+      if (iy < 0 || iy >= in_h)
+        {
+          if (!zeroed)
+            memset (rows, 0, sizeof (gfloat) * w);
+          zeroed = TRUE;
+          d[i] = rows;
+          continue;
+        }
+      src = plane + (gsize) (iy >> g->up) * g->x->width;
+      if (g->up)
+        {
+          for (gint j = *j0; j < *j1; j++)
+            row[j] = src[(j + x_first) >> 1];
+          d[i] = row + *j0;
+        }
+      else
+        d[i] = src + *j0 + x_first;
     }
-  src = plane + (gsize) (iy >> g->up) * g->x->width;
-  memset (row, 0, sizeof (gfloat) * j0);
-  if (g->up)
-    for (gint j = j0; j < j1; j++)
-      row[j] = src[(j + x_first) >> 1];
-  else
-    memcpy (row + j0, src + j0 + x_first, sizeof (gfloat) * (j1 - j0));
-  memset (row + j1, 0, sizeof (gfloat) * (g->row_w - j1));
 }
 
-/* Row k of Bᵀ applied down the six rows D, along the whole row. */
+/* Row k of Bᵀ applied down the six rows D, along W values of each. */
 static VAE_HOT void
-column_transform (gint k, gfloat *restrict const *d, gfloat *restrict r, gint w)
+column_transform (gint k, const gfloat *const *d, gfloat *restrict r, gint w)
 {
   const gfloat *d0 = d[0], *d1 = d[1], *d2 = d[2], *d3 = d[3], *d4 = d[4], *d5 = d[5];
 
@@ -341,7 +358,7 @@ column_transform (gint k, gfloat *restrict const *d, gfloat *restrict r, gint w)
 static gsize
 input_rows_bytes (const Geometry *g)
 {
-  return sizeof (gfloat) * ((gsize) (ALPHA + 1) * g->row_w + 2 + (gsize) TILE * (g->span + 1));
+  return sizeof (gfloat) * ((gsize) (ALPHA + 2) * g->row_w + 2 + (gsize) TILE * (g->span + 1));
 }
 
 /* Bᵀ across each of TW tiles, from the phase copies P0 … P3, into the six
@@ -374,20 +391,19 @@ static VAE_HOT void
 input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restrict rows,
                 gfloat *restrict v, gsize stride_p)
 {
-  const gint tw = g->span, w = g->row_w;
-  const gint y0 = ty * TILE - g->conv->pad_top;
-  gfloat *restrict d[ALPHA];
-  gfloat *restrict r = rows + (gsize) ALPHA * w;
+  const gint    tw = g->span, w = g->row_w;
+  const gint    y0 = ty * TILE - g->conv->pad_top;
+  const gfloat *d[ALPHA];
+  gfloat *restrict r = rows + (gsize) (ALPHA + 1) * w;
   gfloat *restrict ph = r + w + 2;
+  gint j0, j1;
 
-  for (gint i = 0; i < ALPHA; i++)
-    {
-      d[i] = rows + (gsize) i * w;
-      load_row (g, plane, y0 + i, d[i]);
-    }
+  input_rows (g, plane, y0, rows, d, &j0, &j1);
+  memset (r, 0, sizeof (gfloat) * j0);
+  memset (r + j1, 0, sizeof (gfloat) * (w - j1));
   for (gint k = 0; k < ALPHA; k++)
     {
-      column_transform (k, d, r, w);
+      column_transform (k, d, r + j0, j1 - j0);
       {
         /* r[4m + j] for j = 0..5 is ph_{j % 4}[m + j / 4]; r has two spare
          * zeros after its w values, so the last group of four is whole */
@@ -634,11 +650,21 @@ multiply (const VaeConv *conv, gboolean bf16, gconstpointer u, const gfloat *v, 
 
 /* With few channels the transforms, not the products, take the time, and a
  * band's transformed input and products (2¼× the activations each) go
- * through memory twice.  So each thread takes chunks of about CHUNK_TILES
- * tiles and does all three steps on them in its own cache: 36·(ci + co)·32
- * floats, 576 KB at 64 channels in and out.  One chunk is one bf16 panel. */
-#define CHUNK_TILES        32
+ * through memory twice.  So each thread takes chunks of a few tens of tiles
+ * (chunk_tiles) and does all three steps on them in its own caches: 36·(ci
+ * + co) floats per tile, 576 KB for 32 tiles at 64 channels in and out. */
 #define CHUNK_MAX_CHANNELS 128
+
+/* Tiles per chunk: 32 where AVX-512 runs the products (a chunk is one bf16
+ * panel there); 64 on AVX2, where 64 took 10–14% less time than 32 (and
+ * 16, 128 or 256 more) on a TAEF2 round trip at 1024² on a 2-core Zen 3:
+ * with its 512 KB L2 the chunk spills either way, and a wider one reads
+ * the weights once for twice the tiles and its input rows in longer runs. */
+static gint
+chunk_tiles (void)
+{
+  return vae_cpu_has_avx512 () ? 32 : 64;
+}
 
 static gboolean chunks_allowed = TRUE;
 
@@ -669,9 +695,11 @@ chunks_for (gint tiles_w, gint tiles_h)
 {
   Chunks c;
 
-  c.per_row = (tiles_w + CHUNK_TILES - 1) / CHUNK_TILES;
+  const gint tiles = chunk_tiles ();
+
+  c.per_row = (tiles_w + tiles - 1) / tiles;
   c.span = (tiles_w + c.per_row - 1) / c.per_row;
-  c.rows = MAX (1, CHUNK_TILES / tiles_w);
+  c.rows = MAX (1, tiles / tiles_w);
   c.count = c.per_row * ((tiles_h + c.rows - 1) / c.rows);
   return c;
 }
@@ -686,17 +714,18 @@ typedef struct
 static gsize
 chunk_floats (const VaeConv *conv)
 {
-  return (gsize) POSITIONS * (conv->in_channels + conv->out_channels) * CHUNK_TILES;
+  return (gsize) POSITIONS * (conv->in_channels + conv->out_channels) * chunk_tiles ();
 }
 
 /* One thread's ChunkScratch in one block of chunk_scratch_bytes (S may
- * be NULL: only the size is wanted); every chunk is at most CHUNK_TILES
+ * be NULL: only the size is wanted); every chunk is at most chunk_tiles ()
  * wide. */
 static gsize
 chunk_scratch_layout (const VaeConv *conv, gpointer block, ChunkScratch *s)
 {
-  const Geometry widest = { conv, NULL, FALSE, 0, CHUNK_TILES, TILE * CHUNK_TILES + 2 };
-  const Output   widest_out = { conv, NULL, VAE_ACT_NONE, NULL, 0, CHUNK_TILES };
+  const gint     tiles = chunk_tiles ();
+  const Geometry widest = { conv, NULL, FALSE, 0, tiles, TILE * tiles + 2 };
+  const Output   widest_out = { conv, NULL, VAE_ACT_NONE, NULL, 0, tiles };
   const gsize    rows_at = chunk_floats (conv) * sizeof (gfloat);
   const gsize    h_at = rows_at + input_rows_bytes (&widest);
   const gsize    panel_at = h_at + output_rows_bytes (&widest_out);
@@ -704,7 +733,7 @@ chunk_scratch_layout (const VaeConv *conv, gpointer block, ChunkScratch *s)
   if (s)
     {
       s->v = block;
-      s->m = s->v + (gsize) POSITIONS * conv->in_channels * CHUNK_TILES;
+      s->m = s->v + (gsize) POSITIONS * conv->in_channels * tiles;
       s->rows = (gfloat *) ((gchar *) block + rows_at);
       s->h = (gfloat *) ((gchar *) block + h_at);
       s->panel = (guint16 *) ((gchar *) block + panel_at);
