@@ -405,8 +405,9 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restric
     {
       column_transform (k, d, r + j0, j1 - j0);
       {
-        /* r[4m + j] for j = 0..5 is ph_{j % 4}[m + j / 4]; r has two spare
-         * zeros after its w values, so the last group of four is whole */
+        /* r[4m + j] for j = 0..5 is ph_{j % 4}[m + j / 4]; the last group
+         * of four copies r's two unwritten floats after its w values to p2[tw]
+         * and p3[tw], which row_transform never reads */
         gfloat *restrict p0 = ph, *restrict p1 = ph + (tw + 1), *restrict p2 = ph + 2 * (tw + 1);
         gfloat *restrict p3 = ph + 3 * (tw + 1);
         for (gint m = 0; m <= tw; m++)
@@ -693,9 +694,8 @@ typedef struct
 static Chunks
 chunks_for (gint tiles_w, gint tiles_h)
 {
-  Chunks c;
-
   const gint tiles = chunk_tiles ();
+  Chunks     c;
 
   c.per_row = (tiles_w + tiles - 1) / tiles;
   c.span = (tiles_w + c.per_row - 1) / c.per_row;
