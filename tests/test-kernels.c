@@ -728,8 +728,10 @@ test_sgemm_small (void)
       g_autofree gfloat *a = test_random_floats (rand, m * lda, -1, 1);
       g_autofree gfloat *b = test_random_floats (rand, k * ldb, -1, 1);
       g_autofree gfloat *c = g_new0 (gfloat, m * ldc);
+      g_autofree gfloat *packed = g_new (gfloat, vae_sgemm_small_a_floats (m, k));
 
-      vae_sgemm_small (m, n, k, a, lda, b, ldb, c, ldc);
+      vae_sgemm_small_pack_a (m, k, a, lda, packed);
+      vae_sgemm_small (m, n, k, packed, b, ldb, c, ldc);
       for (gint i = 0; i < m; i++)
         for (gint j = 0; j < n; j++)
           {

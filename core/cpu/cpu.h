@@ -250,11 +250,16 @@ void vae_sgemm_batch (gint count, gint m, gint n, gint k, const gfloat *a, gsize
 gboolean vae_cpu_has_avx512 (void);
 /* Whether vae_sgemm_small has a kernel here: AVX-512F, or AVX2 with FMA. */
 gboolean vae_cpu_has_small_sgemm (void);
-/* C = A·B (A m × k with row stride lda, B k × n with ldb, C with ldc) on the
- * calling thread, for products that stay in its cache.  Only where
- * vae_cpu_has_small_sgemm. */
-void vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, gsize lda, const gfloat *b,
-                      gsize ldb, gfloat *c, gsize ldc);
+/* Floats of an m × k A as vae_sgemm_small reads it, and A (row stride lda)
+ * into that layout: on AVX2, panels of 6 rows (each column's 6 values side
+ * by side, the last panel padded with zeros); on AVX-512, its rows. */
+gsize vae_sgemm_small_a_floats (gint m, gint k);
+void  vae_sgemm_small_pack_a (gint m, gint k, const gfloat *a, gsize lda, gfloat *packed);
+/* C = A·B (A m × k from vae_sgemm_small_pack_a, B k × n with row stride
+ * ldb, C with ldc) on the calling thread, for products that stay in its
+ * cache.  Only where vae_cpu_has_small_sgemm. */
+void vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, const gfloat *b, gsize ldb,
+                      gfloat *c, gsize ldc);
 
 /* act(conv_transpose(x) + bias) (transpose.c), and the scratch bytes it
  * takes for an OUT_H × OUT_W output. */

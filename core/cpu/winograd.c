@@ -125,6 +125,8 @@ vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w)
   return vae_winograd_applies (conv) && (gint64) out_h * out_w < CACHED_BELOW_PIXELS;
 }
 
+static gboolean chunked (const VaeConv *conv);
+
 /* Whether the bf16 products are split (vae_amx_gemm's A_LOW): on AMX
  * tiles, unless GEGL_VAE_AMX says single (one bf16 product, as without
  * AMX).  bf16's rounding of U and V, amplified by the output transform,
@@ -145,11 +147,41 @@ packed_elements (const VaeConv *conv)
   return (gsize) conv->out_channels * 2 * vae_bf16_pairs (conv->in_channels);
 }
 
+/* U's layouts: fp32 rows (OpenBLAS's bands), fp32 as vae_sgemm_small
+ * reads it (chunks), bf16. */
+typedef enum
+{
+  U_ROWS,
+  U_SMALL,
+  U_BF16,
+  U_LAYOUTS
+} ULayout;
+
+static ULayout
+layout (const VaeConv *conv, gboolean bf16)
+{
+  return bf16 ? U_BF16 : chunked (conv) ? U_SMALL : U_ROWS;
+}
+
+/* Floats of one position's U for the chunks' products. */
+static gsize
+small_elements (const VaeConv *conv)
+{
+  return vae_sgemm_small_a_floats (conv->out_channels, conv->in_channels);
+}
+
 static gsize
 weight_bytes (const VaeConv *conv, gboolean bf16)
 {
-  return bf16 ? (split () ? 2 : 1) * POSITIONS * packed_elements (conv) * sizeof (guint16)
-              : vae_winograd_weight_bytes (conv);
+  switch (layout (conv, bf16))
+    {
+    case U_BF16:
+      return (split () ? 2 : 1) * POSITIONS * packed_elements (conv) * sizeof (guint16);
+    case U_SMALL:
+      return POSITIONS * small_elements (conv) * sizeof (gfloat);
+    default:
+      return (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
+    }
 }
 
 /* What bf16 leaves of U, after U's own 36 positions (split products). */
@@ -159,9 +191,10 @@ low_weights (const VaeConv *conv, gconstpointer u)
   return split () ? (const guint16 *) u + POSITIONS * packed_elements (conv) : NULL;
 }
 
-/* U into DST: fp32 [36][out][in], or bf16 [36][out][in rounded up to even]
- * for vae_gemm_bf16_batch, followed by what bf16 leaves of it, likewise,
- * for split products. */
+/* U into DST, in LAYOUT (conv, bf16): fp32 [36][out][in], or 36 times
+ * vae_sgemm_small's layout of [out][in], or bf16 [36][out][in rounded up
+ * to even] for vae_gemm_bf16_batch, followed by what bf16 leaves of it,
+ * likewise, for split products. */
 static void
 make_weights (const VaeConv *conv, gboolean bf16, gpointer dst)
 {
@@ -169,6 +202,16 @@ make_weights (const VaeConv *conv, gboolean bf16, gpointer dst)
   const gint  co = conv->out_channels, ci = conv->in_channels;
   gint        rows;
 
+  if (layout (conv, bf16) == U_SMALL)
+    {
+      /* at most 128 channels each way: 2.4 MB */
+      g_autofree gfloat *t = g_new (gfloat, (gsize) POSITIONS * co * ci);
+      transform_weights (conv, t);
+      for (gint p = 0; p < POSITIONS; p++)
+        vae_sgemm_small_pack_a (co, ci, t + (gsize) p * co * ci, ci,
+                                (gfloat *) dst + p * small_elements (conv));
+      return;
+    }
   if (!bf16)
     {
       transform_weights (conv, dst);
@@ -202,13 +245,13 @@ make_weights (const VaeConv *conv, gboolean bf16, gpointer dst)
   }
 }
 
-/* The CPU's slot of a layer's cache: its transformed weights, fp32 and
- * bf16, counted against the cache limit while they live. */
+/* The CPU's slot of a layer's cache: its transformed weights in each
+ * layout, counted against the cache limit while they live. */
 typedef struct
 {
   VaeCached base;
-  gpointer  weights[2]; /* [bf16] */
-  gsize     bytes[2];
+  gpointer  weights[U_LAYOUTS];
+  gsize     bytes[U_LAYOUTS];
 } CpuCached;
 
 static void
@@ -217,7 +260,7 @@ cpu_cached_free (VaeCached *cached)
   CpuCached *c = (CpuCached *) cached;
 
   g_mutex_lock (&cache_lock);
-  for (gint i = 0; i < 2; i++)
+  for (gint i = 0; i < U_LAYOUTS; i++)
     {
       cache_used -= c->bytes[i];
       g_free (c->weights[i]);
@@ -233,6 +276,7 @@ weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *s
              GError **error)
 {
   const gsize   bytes = weight_bytes (conv, bf16);
+  const ULayout at = layout (conv, bf16);
   gconstpointer u = NULL;
 
   g_mutex_lock (&cache_lock);
@@ -246,13 +290,13 @@ weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *s
           c->base.free = cpu_cached_free;
           *slot = &c->base;
         }
-      if (!c->weights[bf16] && cache_used + bytes <= cache_limit &&
-          (c->weights[bf16] = g_try_malloc (bytes)))
+      if (!c->weights[at] && cache_used + bytes <= cache_limit &&
+          (c->weights[at] = g_try_malloc (bytes)))
         {
-          make_weights (conv, bf16, c->weights[bf16]);
-          cache_used += c->bytes[bf16] = bytes;
+          make_weights (conv, bf16, c->weights[at]);
+          cache_used += c->bytes[at] = bytes;
         }
-      u = c->weights[bf16];
+      u = c->weights[at];
     }
   g_mutex_unlock (&cache_lock);
   if (u)
@@ -424,16 +468,16 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restric
     }
 }
 
-/* V ([36][ci][n_rows · span]) for channel C of tile rows TY0 … */
+/* V ([36][ci][LD], n_rows · span of each row used) for channel C of tile
+ * rows TY0 … */
 static void
-input_channel (const Geometry *g, gint c, gint ty0, gint n_rows, gfloat *rows, gfloat *v)
+input_channel (const Geometry *g, gint c, gint ty0, gint n_rows, gsize ld, gfloat *rows, gfloat *v)
 {
-  const gsize   n = (gsize) n_rows * g->span;
   const gfloat *plane = g->x->data + (gsize) c * g->x->height * g->x->width;
 
   for (gint r = 0; r < n_rows; r++)
-    input_tile_row (g, plane, ty0 + r, rows, v + (gsize) c * n + (gsize) r * g->span,
-                    g->conv->in_channels * n);
+    input_tile_row (g, plane, ty0 + r, rows, v + (gsize) c * ld + (gsize) r * g->span,
+                    g->conv->in_channels * ld);
 }
 
 static void
@@ -444,7 +488,7 @@ transform_input (const Geometry *g, gint ty0, gint n_rows, gfloat *v)
     gfloat *rows = g_malloc (input_rows_bytes (g));
 #pragma omp for schedule(static)
     for (gint c = 0; c < g->conv->in_channels; c++)
-      input_channel (g, c, ty0, n_rows, rows, v);
+      input_channel (g, c, ty0, n_rows, (gsize) n_rows * g->span, rows, v);
     g_free (rows);
   }
 }
@@ -558,14 +602,13 @@ output_rows_bytes (const Output *out)
   return sizeof (gfloat) * (ALPHA + 2) * TILE * out->span;
 }
 
-/* Output channel O of tile rows TY0 … from M ([36][co][n_rows · span]). */
+/* Output channel O of tile rows TY0 … from M ([36][co][LD], as V). */
 static void
-output_channel (const Output *out, const gfloat *m, gint o, gint ty0, gint n_rows, gfloat *h)
+output_channel (const Output *out, const gfloat *m, gint o, gint ty0, gint n_rows, gsize ld,
+                gfloat *h)
 {
-  const gsize n = (gsize) n_rows * out->span;
-
   for (gint r = 0; r < n_rows; r++)
-    output_tile_row (out, m + (gsize) o * n + (gsize) r * out->span, out->conv->out_channels * n,
+    output_tile_row (out, m + (gsize) o * ld + (gsize) r * out->span, out->conv->out_channels * ld,
                      ty0 + r, o, h);
 }
 
@@ -577,7 +620,7 @@ transform_output (const Output *out, const gfloat *m, gint ty0, gint n_rows)
     gfloat *h = g_malloc (output_rows_bytes (out));
 #pragma omp for schedule(static)
     for (gint o = 0; o < out->conv->out_channels; o++)
-      output_channel (out, m, o, ty0, n_rows, h);
+      output_channel (out, m, o, ty0, n_rows, (gsize) n_rows * out->span, h);
     g_free (h);
   }
 }
@@ -608,11 +651,10 @@ batch_rows (const VaeConv *conv, gint tiles_w, gint tiles_h)
 gsize
 vae_winograd_weight_bytes (const VaeConv *conv)
 {
-  return (gsize) POSITIONS * conv->out_channels * conv->in_channels * sizeof (gfloat);
+  return weight_bytes (conv, FALSE);
 }
 
-static gboolean chunked (const VaeConv *conv);
-static gsize    chunk_scratch_bytes (const VaeConv *conv);
+static gsize chunk_scratch_bytes (const VaeConv *conv);
 
 gsize
 vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
@@ -667,6 +709,18 @@ chunk_tiles (void)
   return vae_cpu_has_avx512 () ? 32 : 64;
 }
 
+/* V's and M's row stride in a chunk.  On AVX2 a row of 64 tiles is 4
+ * cache lines, so the 64–128 rows of one position's V fell into a
+ * sixteenth of L1's sets; 16 floats more make it an odd number of lines
+ * (the product of a 128-channel position 50 → 60 GFLOP/s on a Zen 3).
+ * AVX-512's products copy V into bf16 panels or read 32-tile rows; left
+ * as they were, unmeasured. */
+static gsize
+chunk_ld (void)
+{
+  return (gsize) chunk_tiles () + (vae_cpu_has_avx512 () ? 0 : 16);
+}
+
 static gboolean chunks_allowed = TRUE;
 
 void
@@ -714,7 +768,7 @@ typedef struct
 static gsize
 chunk_floats (const VaeConv *conv)
 {
-  return (gsize) POSITIONS * (conv->in_channels + conv->out_channels) * chunk_tiles ();
+  return (gsize) POSITIONS * (conv->in_channels + conv->out_channels) * chunk_ld ();
 }
 
 /* One thread's ChunkScratch in one block of chunk_scratch_bytes (S may
@@ -733,7 +787,7 @@ chunk_scratch_layout (const VaeConv *conv, gpointer block, ChunkScratch *s)
   if (s)
     {
       s->v = block;
-      s->m = s->v + (gsize) POSITIONS * conv->in_channels * tiles;
+      s->m = s->v + (gsize) POSITIONS * conv->in_channels * chunk_ld ();
       s->rows = (gfloat *) ((gchar *) block + rows_at);
       s->h = (gfloat *) ((gchar *) block + h_at);
       s->panel = (guint16 *) ((gchar *) block + panel_at);
@@ -751,19 +805,20 @@ chunk_scratch_bytes (const VaeConv *conv)
 static void
 chunk_products (const VaeConv *conv, gboolean bf16, gconstpointer u, gint n, ChunkScratch *s)
 {
-  const gint co = conv->out_channels, ci = conv->in_channels;
+  const gint  co = conv->out_channels, ci = conv->in_channels;
+  const gsize ld = chunk_ld ();
 
   for (gint p = 0; p < POSITIONS; p++)
     if (bf16 && split ())
       vae_amx_gemm (co, n, ci, (const guint16 *) u + p * packed_elements (conv),
-                    low_weights (conv, u) + p * packed_elements (conv), s->v + (gsize) p * ci * n,
-                    n, s->m + (gsize) p * co * n, n, s->panel);
+                    low_weights (conv, u) + p * packed_elements (conv), s->v + (gsize) p * ci * ld,
+                    ld, s->m + (gsize) p * co * ld, ld, s->panel);
     else if (bf16)
       vae_gemm_bf16 (co, n, ci, (const guint16 *) u + (gsize) p * co * 2 * vae_bf16_pairs (ci),
-                     s->v + (gsize) p * ci * n, n, s->m + (gsize) p * co * n, n, s->panel);
+                     s->v + (gsize) p * ci * ld, ld, s->m + (gsize) p * co * ld, ld, s->panel);
     else
-      vae_sgemm_small (co, n, ci, (const gfloat *) u + (gsize) p * co * ci, ci,
-                       s->v + (gsize) p * ci * n, n, s->m + (gsize) p * co * n, n);
+      vae_sgemm_small (co, n, ci, (const gfloat *) u + p * small_elements (conv),
+                       s->v + (gsize) p * ci * ld, ld, s->m + (gsize) p * co * ld, ld);
 }
 
 static void
@@ -773,10 +828,10 @@ chunk_run (const Geometry *g, const Output *out, gboolean bf16, gconstpointer u,
   const gint co = g->conv->out_channels, ci = g->conv->in_channels;
 
   for (gint c = 0; c < ci; c++)
-    input_channel (g, c, ty0, n_rows, s->rows, s->v);
+    input_channel (g, c, ty0, n_rows, chunk_ld (), s->rows, s->v);
   chunk_products (g->conv, bf16, u, n_rows * g->span, s);
   for (gint o = 0; o < co; o++)
-    output_channel (out, s->m, o, ty0, n_rows, s->h);
+    output_channel (out, s->m, o, ty0, n_rows, chunk_ld (), s->h);
 }
 
 static void
