@@ -524,8 +524,29 @@ interleave (const gfloat *restrict r0, const gfloat *restrict r1, const gfloat *
     }
 }
 
+/* Aᵀ applied to six rows M0 … M5 of TW values, into O0 … O3, plus BIAS.
+ * Restrict parameters, for GCC to vectorise it (see row_transform). */
+static inline void
+apply_a (const gfloat *restrict m0, const gfloat *restrict m1, const gfloat *restrict m2,
+         const gfloat *restrict m3, const gfloat *restrict m4, const gfloat *restrict m5,
+         gfloat *restrict o0, gfloat *restrict o1, gfloat *restrict o2, gfloat *restrict o3,
+         gfloat bias, gint tw)
+{
+  for (gint t = 0; t < tw; t++)
+    {
+      const gfloat sum_p = m1[t] + m2[t], diff_p = m1[t] - m2[t]; /* the points ±3/2 */
+      const gfloat sum_q = m3[t] + m4[t], diff_q = m3[t] - m4[t]; /* the points ±2/3 */
+      o0[t] = m0[t] + 8 * sum_p + 27 * sum_q + bias;
+      o1[t] = 12 * diff_p + 18 * diff_q + bias;
+      o2[t] = 18 * sum_p + 12 * sum_q + bias;
+      o3[t] = 27 * diff_p + 8 * diff_q + m5[t] + bias;
+    }
+}
+
 /* One output channel, one tile row: h_kj = Σ_l M_kl·A[l][j] down the tiles,
- * then each output row i = Σ_k A[k][i]·h_k, written four pixels per tile. */
+ * then all four output rows i = Σ_k A[k][i]·h_k in one pass over h (the
+ * same sums and differences: a pass per row read h four times), each
+ * written four pixels per tile. */
 static VAE_HOT void
 output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gint o,
                  gfloat *restrict h)
@@ -534,55 +555,32 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
   const gint   columns = MIN (width - x0, TILE * tw); /* those of this span inside the image */
   const gsize  plane = (gsize) out->y->height * width;
   const gfloat bias = out->conv->bias ? out->conv->bias[o] : 0.0f;
-  const gint   full = columns / TILE; /* tiles whose four columns all exist */
+  const gint   full = columns / TILE;                  /* tiles whose four columns all exist */
+  gfloat      *rows = h + (gsize) ALPHA * TILE * tw;   /* output row i, j: rows[(4i + j)·tw + t] */
+  gfloat      *line = rows + (gsize) TILE * TILE * tw; /* one output row in pixel order */
 
   for (gint k = 0; k < ALPHA; k++)
     {
-      const gfloat *m0 = m + (gsize) (k * ALPHA + 0) * stride_p,
-                   *m1 = m + (gsize) (k * ALPHA + 1) * stride_p;
-      const gfloat *m2 = m + (gsize) (k * ALPHA + 2) * stride_p,
-                   *m3 = m + (gsize) (k * ALPHA + 3) * stride_p;
-      const gfloat *m4 = m + (gsize) (k * ALPHA + 4) * stride_p,
-                   *m5 = m + (gsize) (k * ALPHA + 5) * stride_p;
-      gfloat *restrict h0 = h + (gsize) (k * TILE + 0) * tw, *restrict h1 =
-                                                                 h + (gsize) (k * TILE + 1) * tw;
-      gfloat *restrict h2 = h + (gsize) (k * TILE + 2) * tw, *restrict h3 =
-                                                                 h + (gsize) (k * TILE + 3) * tw;
-      for (gint t = 0; t < tw; t++)
-        {
-          const gfloat sum_p = m1[t] + m2[t], diff_p = m1[t] - m2[t]; /* the points ±3/2 */
-          const gfloat sum_q = m3[t] + m4[t], diff_q = m3[t] - m4[t]; /* the points ±2/3 */
-          h0[t] = m0[t] + 8 * sum_p + 27 * sum_q;
-          h1[t] = 12 * diff_p + 18 * diff_q;
-          h2[t] = 18 * sum_p + 12 * sum_q;
-          h3[t] = 27 * diff_p + 8 * diff_q + m5[t];
-        }
+      const gfloat *mk = m + (gsize) k * ALPHA * stride_p;
+      gfloat       *hk = h + (gsize) k * TILE * tw;
+      apply_a (mk, mk + stride_p, mk + 2 * stride_p, mk + 3 * stride_p, mk + 4 * stride_p,
+               mk + 5 * stride_p, hk, hk + tw, hk + 2 * tw, hk + 3 * tw, 0.0f, tw);
+    }
+  for (gint j = 0; j < TILE; j++)
+    {
+      const gfloat *hj = h + (gsize) j * tw;
+      gfloat       *oj = rows + (gsize) j * tw;
+      const gsize   k = (gsize) TILE * tw; /* from h_kj to h_(k+1)j, and from row i to i + 1 */
+      apply_a (hj, hj + k, hj + 2 * k, hj + 3 * k, hj + 4 * k, hj + 5 * k, oj, oj + k, oj + 2 * k,
+               oj + 3 * k, bias, tw);
     }
   for (gint i = 0; i < TILE && ty * TILE + i < out->y->height; i++)
     {
-      static const gfloat a[TILE][ALPHA] = { /* Aᵀ, scaled as above */
-                                             { 1, 8, 8, 27, 27, 0 },
-                                             { 0, 12, -12, 18, -18, 0 },
-                                             { 0, 18, 18, 12, 12, 0 },
-                                             { 0, 27, -27, 8, -8, 1 }
-      };
       const gsize   offset = (gsize) o * plane + (gsize) (ty * TILE + i) * width + x0;
       const gfloat *res = out->residual ? out->residual->data + offset : NULL;
       gfloat *restrict dst = out->y->data + offset;
-      const gfloat a1 = a[i][1], a2 = a[i][2], a3 = a[i][3], a4 = a[i][4], a5 = a[i][5];
-      gfloat      *row = h + (gsize) ALPHA * TILE * tw; /* this output row, tile-major */
-      gfloat      *line = row + (gsize) TILE * tw;      /* the same in pixel order */
+      const gfloat *row = rows + (gsize) i * TILE * tw; /* output row i, tile-major */
 
-      for (gint j = 0; j < TILE; j++)
-        {
-          const gfloat *k0 = h + (gsize) (0 * TILE + j) * tw, *k1 = h + (gsize) (1 * TILE + j) * tw;
-          const gfloat *k2 = h + (gsize) (2 * TILE + j) * tw, *k3 = h + (gsize) (3 * TILE + j) * tw;
-          const gfloat *k4 = h + (gsize) (4 * TILE + j) * tw, *k5 = h + (gsize) (5 * TILE + j) * tw;
-          gfloat *restrict r = row + (gsize) j * tw;
-          for (gint t = 0; t < tw; t++)
-            r[t] = a[i][0] * k0[t] + a1 * k1[t] + a2 * k2[t] + a3 * k3[t] + a4 * k4[t] +
-                   a5 * k5[t] + bias;
-        }
       interleave (row, row + tw, row + 2 * tw, row + 3 * tw, line, full);
       for (gint x = full * TILE; x < columns; x++)
         line[x] = row[(gsize) (x % TILE) * tw + x / TILE];
@@ -595,11 +593,12 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
     }
 }
 
-/* h (ALPHA·TILE rows), an output row tile-major and in pixel order. */
+/* h (ALPHA·TILE rows), the four output rows tile-major and one in pixel
+ * order. */
 static gsize
 output_rows_bytes (const Output *out)
 {
-  return sizeof (gfloat) * (ALPHA + 2) * TILE * out->span;
+  return sizeof (gfloat) * (ALPHA + TILE + 1) * TILE * out->span;
 }
 
 /* Output channel O of tile rows TY0 … from M ([36][co][LD], as V). */
