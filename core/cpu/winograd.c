@@ -363,38 +363,27 @@ input_rows (const Geometry *g, const gfloat *plane, gint y0, gfloat *restrict ro
     }
 }
 
-/* Row k of Bᵀ applied down the six rows D, along W values of each. */
+/* Bᵀ applied down the six rows D0 … D5, along W values of each, into the
+ * rows R0 … R5: one pass that reads each input row once (a pass per row
+ * of Bᵀ read them 21 times in all).  Restrict parameters, for GCC to
+ * vectorise it (see row_transform); the D rows may be the same zero row,
+ * which is only read. */
 static VAE_HOT void
-column_transform (gint k, const gfloat *const *d, gfloat *restrict r, gint w)
+column_transform (const gfloat *restrict d0, const gfloat *restrict d1, const gfloat *restrict d2,
+                  const gfloat *restrict d3, const gfloat *restrict d4, const gfloat *restrict d5,
+                  gfloat *restrict r0, gfloat *restrict r1, gfloat *restrict r2,
+                  gfloat *restrict r3, gfloat *restrict r4, gfloat *restrict r5, gint w)
 {
-  const gfloat *d0 = d[0], *d1 = d[1], *d2 = d[2], *d3 = d[3], *d4 = d[4], *d5 = d[5];
-
-  switch (k)
+  for (gint x = 0; x < w; x++)
     {
-    case 0:
-      for (gint x = 0; x < w; x++)
-        r[x] = 36 * d0[x] - 97 * d2[x] + 36 * d4[x];
-      break;
-    case 1:
-      for (gint x = 0; x < w; x++)
-        r[x] = -12 * d1[x] - 8 * d2[x] + 27 * d3[x] + 18 * d4[x];
-      break;
-    case 2:
-      for (gint x = 0; x < w; x++)
-        r[x] = 12 * d1[x] - 8 * d2[x] - 27 * d3[x] + 18 * d4[x];
-      break;
-    case 3:
-      for (gint x = 0; x < w; x++)
-        r[x] = -18 * d1[x] - 27 * d2[x] + 8 * d3[x] + 12 * d4[x];
-      break;
-    case 4:
-      for (gint x = 0; x < w; x++)
-        r[x] = 18 * d1[x] - 27 * d2[x] - 8 * d3[x] + 12 * d4[x];
-      break;
-    default:
-      for (gint x = 0; x < w; x++)
-        r[x] = 36 * d1[x] - 97 * d3[x] + 36 * d5[x];
-      break;
+      const gfloat even1 = 18 * d4[x] - 8 * d2[x], odd1 = 27 * d3[x] - 12 * d1[x];
+      const gfloat even3 = 12 * d4[x] - 27 * d2[x], odd3 = 8 * d3[x] - 18 * d1[x];
+      r0[x] = 36 * d0[x] - 97 * d2[x] + 36 * d4[x];
+      r1[x] = even1 + odd1;
+      r2[x] = even1 - odd1;
+      r3[x] = even3 + odd3;
+      r4[x] = even3 - odd3;
+      r5[x] = 36 * d1[x] - 97 * d3[x] + 36 * d5[x];
     }
 }
 
@@ -402,7 +391,7 @@ column_transform (gint k, const gfloat *const *d, gfloat *restrict r, gint w)
 static gsize
 input_rows_bytes (const Geometry *g)
 {
-  return sizeof (gfloat) * ((gsize) (ALPHA + 2) * g->row_w + 2 + (gsize) TILE * (g->span + 1));
+  return sizeof (gfloat) * ((gsize) (2 * ALPHA + 1) * g->row_w + 2 + (gsize) TILE * (g->span + 1));
 }
 
 /* Bᵀ across each of TW tiles, from the phase copies P0 … P3, into the six
@@ -438,33 +427,37 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restric
   const gint    tw = g->span, w = g->row_w;
   const gint    y0 = ty * TILE - g->conv->pad_top;
   const gfloat *d[ALPHA];
-  gfloat *restrict r = rows + (gsize) (ALPHA + 1) * w;
-  gfloat *restrict ph = r + w + 2;
+  gfloat *restrict r = rows + (gsize) (ALPHA + 1) * w; /* r_k at r + k·w */
+  gfloat *restrict ph = r + (gsize) ALPHA * w + 2;
   gint j0, j1;
 
   input_rows (g, plane, y0, rows, d, &j0, &j1);
-  memset (r, 0, sizeof (gfloat) * j0);
-  memset (r + j1, 0, sizeof (gfloat) * (w - j1));
   for (gint k = 0; k < ALPHA; k++)
     {
-      column_transform (k, d, r + j0, j1 - j0);
-      {
-        /* r[4m + j] for j = 0..5 is ph_{j % 4}[m + j / 4]; the last group
-         * of four copies r's two unwritten floats after its w values to p2[tw]
-         * and p3[tw], which row_transform never reads */
-        gfloat *restrict p0 = ph, *restrict p1 = ph + (tw + 1), *restrict p2 = ph + 2 * (tw + 1);
-        gfloat *restrict p3 = ph + 3 * (tw + 1);
-        for (gint m = 0; m <= tw; m++)
-          {
-            p0[m] = r[4 * m];
-            p1[m] = r[4 * m + 1];
-            p2[m] = r[4 * m + 2];
-            p3[m] = r[4 * m + 3];
-          }
-        gfloat *o = v + (gsize) k * ALPHA * stride_p;
-        row_transform (p0, p1, p2, p3, o, o + stride_p, o + 2 * stride_p, o + 3 * stride_p,
-                       o + 4 * stride_p, o + 5 * stride_p, tw);
-      }
+      memset (r + (gsize) k * w, 0, sizeof (gfloat) * j0);
+      memset (r + (gsize) k * w + j1, 0, sizeof (gfloat) * (w - j1));
+    }
+  column_transform (d[0], d[1], d[2], d[3], d[4], d[5], r + j0, r + w + j0, r + 2 * w + j0,
+                    r + 3 * w + j0, r + 4 * w + j0, r + 5 * w + j0, j1 - j0);
+  for (gint k = 0; k < ALPHA; k++)
+    {
+      /* r_k[4m + j] for j = 0..5 is ph_{j % 4}[m + j / 4]; the last group
+       * of four copies the two floats after r_k's w values (r_k+1's first
+       * two, or two never written) to p2[tw] and p3[tw], which
+       * row_transform never reads */
+      const gfloat *rk = r + (gsize) k * w;
+      gfloat *restrict p0 = ph, *restrict p1 = ph + (tw + 1), *restrict p2 = ph + 2 * (tw + 1);
+      gfloat *restrict p3 = ph + 3 * (tw + 1);
+      gfloat *o = v + (gsize) k * ALPHA * stride_p;
+      for (gint m = 0; m <= tw; m++)
+        {
+          p0[m] = rk[4 * m];
+          p1[m] = rk[4 * m + 1];
+          p2[m] = rk[4 * m + 2];
+          p3[m] = rk[4 * m + 3];
+        }
+      row_transform (p0, p1, p2, p3, o, o + stride_p, o + 2 * stride_p, o + 3 * stride_p,
+                     o + 4 * stride_p, o + 5 * stride_p, tw);
     }
 }
 
