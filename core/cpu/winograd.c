@@ -573,14 +573,16 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
       const gfloat *res = out->residual ? out->residual->data + offset : NULL;
       gfloat *restrict dst = out->y->data + offset;
       const gfloat *row = rows + (gsize) i * TILE * tw; /* output row i, tile-major */
+      /* with nothing to add or apply, straight into the output */
+      gfloat *to = res || out->act != VAE_ACT_NONE ? line : dst;
 
-      interleave (row, row + tw, row + 2 * tw, row + 3 * tw, line, full);
+      interleave (row, row + tw, row + 2 * tw, row + 3 * tw, to, full);
       for (gint x = full * TILE; x < columns; x++)
-        line[x] = row[(gsize) (x % TILE) * tw + x / TILE];
+        to[x] = row[(gsize) (x % TILE) * tw + x / TILE];
       if (res)
         for (gint x = 0; x < columns; x++)
           dst[x] = vae_activate (line[x] + res[x], out->act);
-      else
+      else if (to == line)
         for (gint x = 0; x < columns; x++)
           dst[x] = vae_activate (line[x], out->act);
     }
