@@ -129,7 +129,12 @@ gui () { # language picture [screenshot]
   local display=:$n
   Xvfb "$display" -screen 0 1480x900x24 > "$work/xvfb.log" 2>&1 &
   started+=($!)
-  sleep 2
+  # GIMP gives up at once on a display that does not answer yet: wait for
+  # the server's socket (2 s were once not enough, and GIMP never started)
+  for _ in $(seq 60); do
+    [ -S "/tmp/.X11-unix/X$n" ] && break
+    sleep 0.5
+  done
   DISPLAY=$display LANG=$([ "$lang" = en ] && echo C.UTF-8 || echo "$lang.UTF-8") LANGUAGE=$lang \
     dbus-run-session -- bash -c '
       /usr/libexec/at-spi-bus-launcher --launch-immediately > /dev/null 2>&1 &
