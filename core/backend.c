@@ -183,3 +183,22 @@ vae_net_free (VaeNet *net)
   if (net)
     net->free (net);
 }
+
+VaeTensor *
+vae_resnet_layers (const VaeBackend *be, const VaeResnet *r, VaeTensor *x, GError **error)
+{
+  VaeTensor *h = be->norm (be, r->norm1, x, VAE_ACT_SILU, error), *out = NULL;
+
+  if (h && vae_tensor_replace (&h, be->conv (be, r->conv1, h, FALSE, NULL, VAE_ACT_NONE, error)) &&
+      (h = vae_norm_consume (be, r->norm2, h, VAE_ACT_SILU, error)))
+    out = be->conv (be, r->conv2, h, FALSE, x, VAE_ACT_NONE, error);
+  vae_tensor_free (h);
+  vae_tensor_free (x);
+  return out;
+}
+
+VaeTensor *
+vae_resnet (const VaeBackend *be, const VaeResnet *resnet, VaeTensor *x, GError **error)
+{
+  return be->resnet ? be->resnet (be, resnet, x, error) : vae_resnet_layers (be, resnet, x, error);
+}

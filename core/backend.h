@@ -150,6 +150,16 @@ typedef struct
   VaeAct         post_act;
 } VaeResidualBlock;
 
+/* The KL VAEs' resnet without a shortcut conv:
+ * x + conv2(silu(norm2(conv1(silu(norm1(x)))))), "same" convs. */
+typedef struct
+{
+  const VaeNorm *norm1;
+  const VaeConv *conv1;
+  const VaeNorm *norm2;
+  const VaeConv *conv2;
+} VaeResnet;
+
 typedef struct _VaeBackend VaeBackend;
 struct _VaeBackend
 {
@@ -194,6 +204,12 @@ struct _VaeBackend
    * where it runs layer by layer (call it through vae_residual_block). */
   VaeTensor *(*residual_block) (const VaeBackend *be, const VaeResidualBlock *block,
                                 const VaeTensor *x, GError **error);
+  /* A VaeResnet as one call that consumes X, so that a backend may apply
+   * the norms as the convs read and write the sum over X: two tensors
+   * alive instead of three; NULL where it runs layer by layer (call it
+   * through vae_resnet). */
+  VaeTensor *(*resnet) (const VaeBackend *be, const VaeResnet *resnet, VaeTensor *x,
+                        GError **error);
 };
 
 /* BE's transposed convolution, or VAE_ERROR_UNSUPPORTED naming the backend
@@ -211,6 +227,11 @@ void vae_residual_block_output (const VaeResidualBlock *block, const VaeTensor *
  * vae_residual_block_layers always layer by layer. */
 VaeTensor *vae_residual_block (const VaeBackend *be, const VaeResidualBlock *block,
                                const VaeTensor *x, GError **error);
+/* RESNET on X (consumed) through BE's resnet, or layer by layer where it
+ * has none; vae_resnet_layers always layer by layer. */
+VaeTensor *vae_resnet (const VaeBackend *be, const VaeResnet *resnet, VaeTensor *x, GError **error);
+VaeTensor *vae_resnet_layers (const VaeBackend *be, const VaeResnet *resnet, VaeTensor *x,
+                              GError **error);
 VaeTensor *vae_residual_block_layers (const VaeBackend *be, const VaeResidualBlock *block,
                                       const VaeTensor *x, GError **error);
 

@@ -577,6 +577,78 @@ test_residual_block_bands (void)
   g_rand_free (rand);
 }
 
+/* A GroupNorm of CHANNELS in GROUPS with random γ and β. */
+static void
+norm_init (VaeNorm *n, GRand *rand, gint channels, gint groups)
+{
+  *n = (VaeNorm){ channels, groups, 1e-6f, NULL, NULL, NULL, VAE_NORM_GROUP };
+  n->gamma = test_random_floats (rand, channels, 0.5, 1.5);
+  n->beta = test_random_floats (rand, channels, -0.5, 0.5);
+}
+
+/* The fused resnet (norms applied as the convs read, the sum written over
+ * x) against the same resnet layer by layer: identical, since each value
+ * is the same act(x·a + b) with the same a and b, and the convs see the
+ * same inputs.  Through both CPU backends, chunked and banded Winograd,
+ * channels the chunks take (16) and more (136), sizes that are not
+ * multiples of the tile; and a resnet it cannot fuse (4 channels:
+ * Winograd takes 8 or more) going layer by layer. */
+static void
+test_resnet_fused (void)
+{
+  static const gint channels[] = { 16, 136, 4 };
+  static const gint sizes[][2] = { { 1, 1 }, { 33, 31 }, { 150, 6 } };
+  GRand            *rand = g_rand_new_with_seed (41);
+
+  for (gint bf16 = 0; bf16 < 2; bf16++)
+    for (gint chunked = 0; chunked < 2; chunked++)
+      for (guint a = 0; a < G_N_ELEMENTS (channels); a++)
+        for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
+          {
+            const VaeBackend *be = bf16 ? vae_backend_cpu_bf16 () : vae_backend_cpu ();
+            const gint        c = channels[a];
+            ConvCase          k[2];
+            VaeNorm           n[2];
+            const VaeResnet   r = { &n[0], &k[0].conv, &n[1], &k[1].conv };
+            g_autoptr (GError) error = NULL;
+            g_autoptr (VaeTensor) fused = NULL, layers = NULL;
+            VaeTensor *x;
+
+            if (bf16 && !vae_cpu_has_bf16 ()) /* the fp32 half still counts */
+              continue;
+            for (gint i = 0; i < 2; i++)
+              {
+                const VaeConv shape = { c, c, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL };
+                conv_case_init_shape (&k[i], rand, &shape, sizes[s]);
+                norm_init (&n[i], rand, c, c / 4);
+              }
+            g_assert_cmpint (vae_cpu_resnet_fuses (&r, k[0].x, FALSE), ==, c >= 8);
+            x = vae_tensor_new (c, k[0].x->height, k[0].x->width, NULL);
+            memcpy (x->data, k[0].x->data, vae_tensor_n_elements (x) * sizeof (gfloat));
+            vae_winograd_set_chunked (chunked);
+            fused = vae_cpu_resnet (be, &r, x, &error);
+            g_assert_no_error (error);
+            x = vae_tensor_new (c, k[0].x->height, k[0].x->width, NULL);
+            memcpy (x->data, k[0].x->data, vae_tensor_n_elements (x) * sizeof (gfloat));
+            layers = vae_resnet_layers (be, &r, x, &error);
+            vae_winograd_set_chunked (TRUE);
+            g_assert_no_error (error);
+            if (memcmp (fused->data, layers->data, vae_tensor_n_elements (fused) * sizeof (gfloat)))
+              g_error ("%s, %s, %d channels, %dx%d: the fused resnet differs from its layers (%.3g "
+                       "of the largest output)",
+                       bf16 ? "bf16" : "fp32", chunked ? "chunks" : "bands", c, sizes[s][0],
+                       sizes[s][1], test_max_rel_error (fused, layers));
+            for (gint i = 0; i < 2; i++)
+              {
+                conv_case_clear (&k[i]);
+                vae_norm_clear (&n[i]);
+              }
+          }
+  if (!vae_cpu_has_bf16 ())
+    g_test_message ("bf16 backend not checked: this CPU (or build) has no AVX512-BF16");
+  g_rand_free (rand);
+}
+
 /* A transposed convolution in float64 by its definition (each input value
  * scattered through the kernel); *MAGNITUDE gets Σ|w·x| + |bias| per
  * output value. */
@@ -763,5 +835,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/conv-amx", test_conv_amx);
   g_test_add_func ("/kernels/conv-transpose", test_conv_transpose);
   g_test_add_func ("/kernels/residual-block-bands", test_residual_block_bands);
+  g_test_add_func ("/kernels/resnet-fused", test_resnet_fused);
   return g_test_run ();
 }

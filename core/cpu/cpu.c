@@ -278,7 +278,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
     }
   if (fast && vae_winograd_applies (conv) && !(bf16 && bf16_direct ()))
     {
-      if (!vae_winograd_conv (conv, x, up, residual, act, bf16, y, error))
+      if (!vae_winograd_conv (conv, x, NULL, up, residual, act, bf16, y, error))
         g_clear_pointer (&y, vae_tensor_free);
       return y; /* bias and activation applied */
     }
@@ -500,11 +500,10 @@ vae_scale_shift_act (const gfloat *src, gfloat *dst, gsize n, gfloat a, gfloat b
       dst[i] = src[i] * a + b;
 }
 
-/* GroupNorm: statistics per group, then y = x·a + b per channel with
- * a = rstd·γ, b = β − mean·a, and the activation in the same pass; Y may be
- * X. */
-static void
-normalize (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
+/* A GroupNorm's y = x·a + b per channel of X: a = rstd·γ, b = β − mean·a,
+ * the statistics per group, in double. */
+void
+vae_cpu_norm_scale_shift (const VaeNorm *norm, const VaeTensor *x, gfloat *a, gfloat *b)
 {
   const gsize plane = (gsize) x->height * x->width;
   const gint  per_group = x->channels / norm->groups;
@@ -514,16 +513,30 @@ normalize (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
   for (gint g = 0; g < norm->groups; g++)
     group_stats (x->data + (gsize) g * per_group * plane, (gsize) per_group * plane, norm->eps,
                  &mean[g], &rstd[g]);
-#pragma omp parallel for schedule(static)
   for (gint c = 0; c < x->channels; c++)
     {
       const gint g = c / per_group;
-      vae_scale_shift_act (x->data + (gsize) c * plane, y->data + (gsize) c * plane, plane,
-                           (gfloat) (rstd[g] * norm->gamma[c]),
-                           (gfloat) (norm->beta[c] - mean[g] * rstd[g] * norm->gamma[c]), act);
+      a[c] = (gfloat) (rstd[g] * norm->gamma[c]);
+      b[c] = (gfloat) (norm->beta[c] - mean[g] * rstd[g] * norm->gamma[c]);
     }
   g_free (mean);
   g_free (rstd);
+}
+
+/* GroupNorm, with the activation in the same pass; Y may be X. */
+static void
+normalize (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
+{
+  const gsize plane = (gsize) x->height * x->width;
+  gfloat     *a = g_new (gfloat, x->channels), *b = g_new (gfloat, x->channels);
+
+  vae_cpu_norm_scale_shift (norm, x, a, b);
+#pragma omp parallel for schedule(static)
+  for (gint c = 0; c < x->channels; c++)
+    vae_scale_shift_act (x->data + (gsize) c * plane, y->data + (gsize) c * plane, plane, a[c],
+                         b[c], act);
+  g_free (a);
+  g_free (b);
 }
 
 /* ---- RMS norm ---- */
@@ -813,7 +826,8 @@ cpu_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
       .gate = cpu_gate,                                                                            \
       .linear_attention = cpu_linear_attention,                                                    \
       .pixel_shuffle = cpu_pixel_shuffle,                                                          \
-      .residual_block = vae_cpu_residual_block },                                                  \
+      .residual_block = vae_cpu_residual_block,                                                    \
+      .resnet = vae_cpu_resnet },                                                                  \
         is_bf16                                                                                    \
   }
 

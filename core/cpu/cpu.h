@@ -19,6 +19,8 @@ const VaeBackend *vae_backend_cpu_bf16 (void);
  * is float64). */
 void vae_moments (const gfloat *p, gsize n, gdouble *mean, gdouble *m2);
 void vae_scale_shift_act (const gfloat *src, gfloat *dst, gsize n, gfloat a, gfloat b, VaeAct act);
+/* A GroupNorm's per-channel y = x·A[c] + B[c] for X (statistics in double). */
+void vae_cpu_norm_scale_shift (const VaeNorm *norm, const VaeTensor *x, gfloat *a, gfloat *b);
 /* The RMS norm (norm->kind VAE_NORM_RMS) of positions [FIRST, FIRST + COUNT)
  * of each of the norm's channel planes, PLANE floats apart; Y may be X. */
 void vae_rms_norm_span (const VaeNorm *norm, const gfloat *x, gfloat *y, gsize plane, gsize first,
@@ -39,6 +41,13 @@ VaeTensor *vae_cpu_residual_block (const VaeBackend *be, const VaeResidualBlock 
 gboolean   vae_cpu_residual_block_banded (const VaeResidualBlock *block, const VaeTensor *x,
                                           gsize *band_bytes);
 
+/* The backends' resnet (resnet.c), and whether it fuses RESNET on the input
+ * X (then X and conv1's output are alive, besides a conv's scratch); BF16
+ * for the bf16 backend. */
+VaeTensor *vae_cpu_resnet (const VaeBackend *be, const VaeResnet *resnet, VaeTensor *x,
+                           GError **error);
+gboolean   vae_cpu_resnet_fuses (const VaeResnet *resnet, const VaeTensor *x, gboolean bf16);
+
 /* ---- DC-AE's layers (dcae.c), whole tensors or the tiled executor's bands ---- */
 
 void vae_cpu_add (const VaeTensor *a, const VaeTensor *b, VaeTensor *y);
@@ -58,13 +67,23 @@ void vae_linear_attention_apply (const VaeTensor *x, gint head_dim, gfloat eps, 
  * input rows they read, from X_ROW0 on. */
 void vae_pixel_shuffle_rows (const VaeTensor *x, gint x_row0, VaeTensor *y, gint y_row0);
 
+/* A per-channel act(x·scale + shift) a convolution applies to its input
+ * as it reads it: a GroupNorm that is never stored. */
+typedef struct
+{
+  const gfloat *scale;
+  const gfloat *shift;
+  VaeAct        act;
+} VaeInputNorm;
+
 /* Winograd F(4×4,3×3) for 3×3 stride-1 "same" convs of 8+ input channels:
- * y = act(conv(up(x)) + bias + residual), every value of Y written (the
- * residual may be NULL); the products in bfloat16 when BF16. */
+ * y = act(conv(up(norm(x))) + bias + residual), every value of Y written
+ * (NORM and the residual may be NULL; Y may be the residual, each value
+ * read before it is written); the products in bfloat16 when BF16. */
 gboolean vae_winograd_applies (const VaeConv *conv);
-gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean upsample,
-                            const VaeTensor *residual, VaeAct act, gboolean bf16, VaeTensor *y,
-                            GError **error);
+gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, const VaeInputNorm *norm,
+                            gboolean upsample, const VaeTensor *residual, VaeAct act, gboolean bf16,
+                            VaeTensor *y, GError **error);
 /* Whether CONV's transformed weights are kept (up to the cache limit) when
  * it makes an OUT_H × OUT_W output. */
 gboolean vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w);

@@ -313,12 +313,13 @@ weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *s
  * each tile row it is given. */
 typedef struct
 {
-  const VaeConv   *conv;
-  const VaeTensor *x;
-  gboolean         up;
-  gint             tx0;
-  gint             span;
-  gint             row_w; /* padded row: 4·span + 2 */
+  const VaeConv      *conv;
+  const VaeTensor    *x;
+  const VaeInputNorm *norm; /* NULL: X as it is */
+  gboolean            up;
+  gint                tx0;
+  gint                span;
+  gint                row_w; /* padded row: 4·span + 2 */
 } Geometry;
 
 /* The six input rows tile row TY reads, as column_transform wants them:
@@ -326,9 +327,11 @@ typedef struct
  * columns [*J0, *J1) where the span meets the image; every value outside
  * is zero.  The input's rows are read in place (copying them was a sixth of
  * a TAEF2 pass on AVX2); a row above or below the image is ROWS' first,
- * zeroed, and an upsampled row is built in ROWS (nearest neighbour). */
+ * zeroed, and an upsampled or normalised row (of channel C) is built in
+ * ROWS, nearest neighbour.  Padding stays zero: it pads the normalised
+ * tensor. */
 static VAE_HOT void
-input_rows (const Geometry *g, const gfloat *plane, gint y0, gfloat *restrict rows,
+input_rows (const Geometry *g, const gfloat *plane, gint c, gint y0, gfloat *restrict rows,
             const gfloat **d, gint *j0, gint *j1)
 {
   const gint in_h = g->x->height << g->up, in_w = g->x->width << g->up, w = g->row_w;
@@ -352,14 +355,13 @@ input_rows (const Geometry *g, const gfloat *plane, gint y0, gfloat *restrict ro
           continue;
         }
       src = plane + (gsize) (iy >> g->up) * g->x->width;
+      d[i] = g->up || g->norm ? row + *j0 : src + *j0 + x_first;
       if (g->up)
-        {
-          for (gint j = *j0; j < *j1; j++)
-            row[j] = src[(j + x_first) >> 1];
-          d[i] = row + *j0;
-        }
-      else
-        d[i] = src + *j0 + x_first;
+        for (gint j = *j0; j < *j1; j++)
+          row[j] = src[(j + x_first) >> 1];
+      if (g->norm)
+        vae_scale_shift_act (g->up ? row + *j0 : src + *j0 + x_first, row + *j0, *j1 - *j0,
+                             g->norm->scale[c], g->norm->shift[c], g->norm->act);
     }
 }
 
@@ -421,7 +423,7 @@ row_transform (const gfloat *restrict p0, const gfloat *restrict p1, const gfloa
 /* V for one channel and one tile row TY: rows r_k = Σ_i Bᵀ[k][i]·in_i, then
  * across each tile through the phase copies ph_q[m] = r_k[4m + q]. */
 static VAE_HOT void
-input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restrict rows,
+input_tile_row (const Geometry *g, const gfloat *plane, gint c, gint ty, gfloat *restrict rows,
                 gfloat *restrict v, gsize stride_p)
 {
   const gint    tw = g->span, w = g->row_w;
@@ -431,7 +433,7 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint ty, gfloat *restric
   gfloat *restrict ph = r + (gsize) ALPHA * w + 2;
   gint j0, j1;
 
-  input_rows (g, plane, y0, rows, d, &j0, &j1);
+  input_rows (g, plane, c, y0, rows, d, &j0, &j1);
   for (gint k = 0; k < ALPHA; k++)
     {
       memset (r + (gsize) k * w, 0, sizeof (gfloat) * j0);
@@ -469,7 +471,7 @@ input_channel (const Geometry *g, gint c, gint ty0, gint n_rows, gsize ld, gfloa
   const gfloat *plane = g->x->data + (gsize) c * g->x->height * g->x->width;
 
   for (gint r = 0; r < n_rows; r++)
-    input_tile_row (g, plane, ty0 + r, rows, v + (gsize) c * ld + (gsize) r * g->span,
+    input_tile_row (g, plane, c, ty0 + r, rows, v + (gsize) c * ld + (gsize) r * g->span,
                     g->conv->in_channels * ld);
 }
 
@@ -491,7 +493,8 @@ transform_input (const Geometry *g, gint ty0, gint n_rows, gfloat *v)
 /* Output tiles are written as act(residual + out + bias); the residual, when
  * there is one, is read from its own tensor so that a fresh output page is
  * only ever written (reading it first would map the zero page and then
- * fault again, with a TLB shootdown, on the write). */
+ * fault again, with a TLB shootdown, on the write), or is the output
+ * itself, each value read just before it is replaced. */
 typedef struct
 {
   const VaeConv   *conv;
@@ -571,7 +574,7 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
     {
       const gsize   offset = (gsize) o * plane + (gsize) (ty * TILE + i) * width + x0;
       const gfloat *res = out->residual ? out->residual->data + offset : NULL;
-      gfloat *restrict dst = out->y->data + offset;
+      gfloat       *dst = out->y->data + offset;        /* may be RES: not restrict */
       const gfloat *row = rows + (gsize) i * TILE * tw; /* output row i, tile-major */
       /* with nothing to add or apply, straight into the output */
       gfloat *to = res || out->act != VAE_ACT_NONE ? line : dst;
@@ -772,7 +775,7 @@ static gsize
 chunk_scratch_layout (const VaeConv *conv, gpointer block, ChunkScratch *s)
 {
   const gint     tiles = chunk_tiles ();
-  const Geometry widest = { conv, NULL, FALSE, 0, tiles, TILE * tiles + 2 };
+  const Geometry widest = { conv, NULL, NULL, FALSE, 0, tiles, TILE * tiles + 2 };
   const Output   widest_out = { conv, NULL, VAE_ACT_NONE, NULL, 0, tiles };
   const gsize    rows_at = chunk_floats (conv) * sizeof (gfloat);
   const gsize    h_at = rows_at + input_rows_bytes (&widest);
@@ -844,7 +847,8 @@ chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gco
       {
         const gint ty0 = i / chunks.per_row * chunks.rows, tx0 = i % chunks.per_row * chunks.span;
         const gint span = MIN (chunks.span, whole->span - tx0);
-        const Geometry g = { whole->conv, whole->x, whole->up, tx0, span, TILE * span + 2 };
+        const Geometry g = { whole->conv, whole->x, whole->norm,    whole->up,
+                             tx0,         span,     TILE * span + 2 };
         const Output   out = {
             whole_out->conv, whole_out->residual, whole_out->act, whole_out->y, tx0, span
         };
@@ -855,13 +859,14 @@ chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gco
 }
 
 gboolean
-vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
-                   VaeAct act, gboolean bf16, VaeTensor *y, GError **error)
+vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, const VaeInputNorm *norm, gboolean up,
+                   const VaeTensor *residual, VaeAct act, gboolean bf16, VaeTensor *y,
+                   GError **error)
 {
   const gint     co = conv->out_channels, ci = conv->in_channels;
   const gint     tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (y->height + TILE - 1) / TILE;
   const gint     band = batch_rows (conv, tiles_w, tiles_h);
-  const Geometry g = { conv, x, up, 0, tiles_w, TILE * tiles_w + 2 };
+  const Geometry g = { conv, x, norm, up, 0, tiles_w, TILE * tiles_w + 2 };
   const Output   out = { conv, residual, act, y, 0, tiles_w };
   g_autofree gpointer scratch = NULL;
   gconstpointer       u;

@@ -668,26 +668,25 @@ fail:
 
 /* shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))).  With a
  * shortcut conv, X is read by it first and then normalised in place, so at
- * most X and two half-size tensors are alive. */
+ * most X and two half-size tensors are alive; without one the backend may
+ * fuse the whole (vae_resnet). */
 static VaeTensor *
 resnet (const VaePass *p, const Resnet *r, VaeTensor *x, GError **error)
 {
   const VaeBackend *be = p->backend;
-  VaeTensor        *shortcut = NULL, *h = NULL, *out = NULL;
+  const VaeResnet   layers = { &r->norm1, &r->conv1, &r->norm2, &r->conv2 };
+  VaeTensor        *shortcut, *h = NULL, *out = NULL;
 
   if (!(x = vae_step_go_on (p, x, error)))
     return NULL;
-  if (r->has_shortcut)
-    {
-      if ((shortcut = be->conv (be, &r->shortcut, x, FALSE, NULL, VAE_ACT_NONE, error)))
-        h = vae_norm_consume (be, &r->norm1, g_steal_pointer (&x), VAE_ACT_SILU, error);
-    }
-  else
-    h = be->norm (be, &r->norm1, x, VAE_ACT_SILU, error);
+  if (!r->has_shortcut)
+    return vae_resnet (be, &layers, x, error);
+  if ((shortcut = be->conv (be, &r->shortcut, x, FALSE, NULL, VAE_ACT_NONE, error)))
+    h = vae_norm_consume (be, &r->norm1, g_steal_pointer (&x), VAE_ACT_SILU, error);
   h = vae_step_conv (p, &r->conv1, h, FALSE, VAE_ACT_NONE, error);
   h = vae_step_norm (p, &r->norm2, h, VAE_ACT_SILU, error);
   if (h)
-    out = be->conv (be, &r->conv2, h, FALSE, shortcut ? shortcut : x, VAE_ACT_NONE, error);
+    out = be->conv (be, &r->conv2, h, FALSE, shortcut, VAE_ACT_NONE, error);
   vae_tensor_free (x);
   vae_tensor_free (h);
   vae_tensor_free (shortcut);

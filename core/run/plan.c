@@ -171,6 +171,14 @@ count_bands (Planner *p, gint height)
   p->bands += (height + rows - 1) / rows;
 }
 
+/* CONV's transformed weights, counted once, where it would keep them. */
+static void
+note_cached (Planner *p, const VaeConv *conv, gint out_h, gint out_w)
+{
+  if (vae_winograd_caches (conv, out_h, out_w) && g_hash_table_add (p->cached, (gpointer) conv))
+    p->cache_bytes += vae_winograd_weight_bytes (conv);
+}
+
 static VaeTensor *
 plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up,
            const VaeTensor *residual, VaeAct act, GError **error)
@@ -182,10 +190,7 @@ plan_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboole
   if (!vae_conv_output_checked (conv, x, up, &out_h, &out_w, error))
     return NULL;
   y = tally_tensor (p, conv->out_channels, out_h, out_w);
-  if (vae_winograd_caches (conv, p->tiled ? vae_tiled_band_rows (&p->tiles, out_h) : out_h,
-                           out_w) &&
-      g_hash_table_add (p->cached, (gpointer) conv))
-    p->cache_bytes += vae_winograd_weight_bytes (conv);
+  note_cached (p, conv, p->tiled ? vae_tiled_band_rows (&p->tiles, out_h) : out_h, out_w);
   if (p->tiled)
     {
       note (p,
@@ -366,6 +371,28 @@ plan_residual_block (const VaeBackend *be, const VaeResidualBlock *b, const VaeT
   return vae_residual_block_layers (be, b, x, error);
 }
 
+/* The CPU's fused resnet holds conv1's output besides X, whose store it
+ * writes the sum over (planned as for the bf16 backend, which fuses no
+ * more often than the fp32 one). */
+static VaeTensor *
+plan_resnet (const VaeBackend *be, const VaeResnet *r, VaeTensor *x, GError **error)
+{
+  Planner   *p = (Planner *) be;
+  VaeTensor *h;
+
+  if (!vae_cpu_resnet_fuses (r, x, TRUE))
+    return vae_resnet_layers (be, r, x, error);
+  h = tally_tensor (p, r->conv1->out_channels, x->height, x->width);
+  for (gint i = 0; i < 2; i++)
+    {
+      const VaeConv *conv = i ? r->conv2 : r->conv1;
+      note_cached (p, conv, x->height, x->width);
+      note (p, vae_cpu_conv_scratch_bytes (conv, x->height, x->width));
+    }
+  vae_tensor_free (h);
+  return x;
+}
+
 /* The peak bytes of NET's pass over an input of C × H × W, its bands, and
  * the bytes of transformed weights it would cache. */
 static gboolean
@@ -384,7 +411,8 @@ walk (VaeNet *net, gint channels, gint height, gint width, const VaeTileSettings
                               .linear_attention = plan_linear_attention,
                               .pixel_shuffle = plan_pixel_shuffle,
                               /* the tiled executor runs blocks conv by conv */
-                              .residual_block = tiles ? NULL : plan_residual_block },
+                              .residual_block = tiles ? NULL : plan_residual_block,
+                              .resnet = tiles ? NULL : plan_resnet },
                             tiles != NULL };
   const VaePass pass = { &planner.base }; /* no progress, never stopped */
   VaeTensor    *input, *output;
