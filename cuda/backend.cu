@@ -91,7 +91,8 @@ backend_pixel_shuffle (const VaeBackend *be, const VaeTensor *x, GError **error)
       backend_gate,                                                                                \
       backend_linear_attention,                                                                    \
       backend_pixel_shuffle,                                                                       \
-      NULL /* residual blocks conv by conv */ },                                                   \
+      NULL, /* residual blocks conv by conv */                                                     \
+      NULL /* resnets layer by layer */ },                                                         \
         precision                                                                                  \
   }
 
