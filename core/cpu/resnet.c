@@ -31,8 +31,8 @@ vae_cpu_resnet_fuses (const VaeResnet *r, const VaeTensor *x, gboolean bf16)
 
 /* act(conv(norm(x)) + residual) into Y, the norm's statistics from X. */
 static gboolean
-norm_conv (const VaeNorm *norm, const VaeConv *conv, const VaeTensor *x,
-           const VaeTensor *residual, gboolean bf16, VaeTensor *y, GError **error)
+norm_conv (const VaeNorm *norm, const VaeConv *conv, const VaeTensor *x, const VaeTensor *residual,
+           gboolean bf16, VaeTensor *y, GError **error)
 {
   g_autofree gfloat *scale = g_new (gfloat, x->channels);
   g_autofree gfloat *shift = g_new (gfloat, x->channels);
