@@ -29,7 +29,7 @@ vae_cpu_resnet_fuses (const VaeResnet *r, const VaeTensor *x, gboolean bf16)
   return h1 == x->height && w1 == x->width && h2 == x->height && w2 == x->width;
 }
 
-/* act(conv(norm(x)) + residual) into Y, the norm's statistics from X. */
+/* conv(silu(norm(x))) + residual into Y, the norm's statistics from X. */
 static gboolean
 norm_conv (const VaeNorm *norm, const VaeConv *conv, const VaeTensor *x, const VaeTensor *residual,
            gboolean bf16, VaeTensor *y, GError **error)
