@@ -8,6 +8,7 @@
 # and a strength change that runs the decoder again but not the encoder
 # (the passes are counted in GIMP's log: G_MESSAGES_DEBUG=gegl-vae); with
 # LANGUAGE zh_CN, the same in Chinese.  Prints "ok NAME" / "not ok NAME".
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ gi.require_version("Atspi", "2.0")
 from gi.repository import Atspi, GLib  # noqa: E402
 
 LANGUAGE, LOG = sys.argv[1], sys.argv[2]
+GIMP_PID = int(os.environ["GIMP_PID"])
 SHOT = sys.argv[3] if len(sys.argv) > 3 else None
 TEXT = {
     "en": {"items": {"Forward Diffusion Preview…", "VAE Round Trip…", "Latent Posterize…"},
@@ -124,14 +126,28 @@ def settled(dialog):
     return patiently(dialog.get_name)
 
 
+def gimp_exited():
+    """Whether GIMP's process is gone (or a zombie): it then never shows
+    its window, and waiting for it would only spend the timeout."""
+    try:
+        with open("/proc/%d/stat" % GIMP_PID) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 # GIMP usually shows its window within a minute; a CI run on a loaded
 # machine once took over 300 s (ec127d3's run, the whole GIMP 3 stage 417 s
 # instead of 136), so wait up to 600 s and say how long it took.
 started = time.time()
-app = wait_for(gimp, 600)
-check("gimp-started", app is not None, "%.0f s" % (time.time() - started))
-if not app:
+app = wait_for(lambda: gimp() or ("exited" if gimp_exited() else None), 600)
+if app in (None, "exited"):
+    check("gimp-started", False, "%s after %.0f s; the end of its log follows"
+          % ("exited" if app else "no window", time.time() - started))
+    for line in open(LOG, errors="replace").read().splitlines()[-15:]:
+        print("# " + line, flush=True)
     sys.exit(0)
+check("gimp-started", True, "%.0f s" % (time.time() - started))
 
 # The menu: GIMP places each op with a gimp:menu-path key; the submenu "VAE"
 # is named by the path, its items by gimp:menu-label (translated).

@@ -124,26 +124,34 @@ part console && console
 
 # GIMP's user interface: Xvfb, a session bus and the accessibility bus
 gui () { # language picture [screenshot]
-  local n=90 lang=$1 picture=$2
-  while [ -e "/tmp/.X$n-lock" ]; do n=$((n + 1)); done
-  local display=:$n
-  Xvfb "$display" -screen 0 1480x900x24 > "$work/xvfb.log" 2>&1 &
+  local lang=$1 picture=$2 display=
+  # Xvfb picks a free display itself and writes its number once it accepts
+  # clients (-displayfd), so neither a display that another server holds nor
+  # one not yet listening can fail GIMP; -noreset keeps it from resetting
+  # when its last client leaves (the accessibility bus launcher sets a root
+  # window property and goes): a GIMP connecting during that reset was
+  # refused ("Cannot open display") and the checks waited for nothing
+  : > "$work/display"
+  Xvfb -displayfd 3 -noreset -screen 0 1480x900x24 3> "$work/display" > "$work/xvfb.log" 2>&1 &
   started+=($!)
-  # GIMP gives up at once on a display that does not answer yet: wait for
-  # the server's socket (2 s were once not enough, and GIMP never started)
   for _ in $(seq 60); do
-    [ -S "/tmp/.X11-unix/X$n" ] && break
+    display=$(cat "$work/display")
+    [ -n "$display" ] && break
     sleep 0.5
   done
+  if [ -z "$display" ]; then
+    echo "not ok gimp3/gui-$lang/xvfb # no display after 30 s: $(tail -2 "$work/xvfb.log" | tr '\n' ' ')"
+    return
+  fi
   # a GIMP that never shows its window fails its checks one by one, 300 s
   # each: 900 s in all bounds the stage instead
-  DISPLAY=$display LANG=$([ "$lang" = en ] && echo C.UTF-8 || echo "$lang.UTF-8") LANGUAGE=$lang \
+  DISPLAY=:$display LANG=$([ "$lang" = en ] && echo C.UTF-8 || echo "$lang.UTF-8") LANGUAGE=$lang \
     timeout -k 10 900 dbus-run-session -- bash -c '
       /usr/libexec/at-spi-bus-launcher --launch-immediately > /dev/null 2>&1 &
       sleep 1
       gimp-3.0 --no-splash "$1" > "$2" 2>&1 &
       gimp=$!
-      python3 "$3" "$4" "$2" $5
+      GIMP_PID=$gimp python3 "$3" "$4" "$2" $5
       kill $gimp; sleep 2; kill -9 $gimp 2> /dev/null' \
     gui "$picture" "$work/gui-$lang.log" "$here/gui.py" "$lang" "${3:-}" 2> "$work/gui-$lang.py.log" ||
     [ $? != 124 ] || echo "not ok gimp3/gui-$lang/finished # stopped after 900 s"
