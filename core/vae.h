@@ -257,12 +257,15 @@ typedef enum
 
 /* The halves of a model a load builds: both, or only the one a run needs,
  * so that a decode never holds the encoder's weights (the SD1.5 decoder's
- * 198 MB beside its encoder's 137 MB). */
+ * 198 MB beside its encoder's 137 MB).  ANY is for what every half knows
+ * (family, scale, shift, codebook): a cached model with either or both
+ * halves, else both. */
 typedef enum
 {
   VAE_HALVES_BOTH,
   VAE_HALVES_ENCODER,
-  VAE_HALVES_DECODER
+  VAE_HALVES_DECODER,
+  VAE_HALVES_ANY
 } VaeHalves;
 
 typedef struct
@@ -276,7 +279,8 @@ typedef struct
 } VaeModelOptions;
 
 /* MODEL is a file path, a file name found on the model search path, or a
- * preset name (see docs/ARCHITECTURE.md).  Loaded models are cached process-wide. */
+ * preset name (see docs/ARCHITECTURE.md).  Loaded models are cached
+ * process-wide, and a cached model with both halves serves a load of one. */
 VaeModel *vae_model_load (const gchar *model, const VaeModelOptions *options, GError **error);
 VaeModel *vae_model_ref (VaeModel *model);
 void      vae_model_unref (VaeModel *model);

@@ -29,8 +29,8 @@ prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeModel) model =
-      gegl_vae_load_model (operation, o->model, o->backend, o->precision, &error);
+  g_autoptr (VaeModel) model = gegl_vae_load_model (operation, o->model, VAE_HALVES_DECODER,
+                                                    o->backend, o->precision, &error);
   const gchar *what;
   gint         channels = gegl_vae_source_latent_channels (operation, "input", &what);
 
@@ -58,7 +58,8 @@ usable_model (GeglOperation *operation, GError **error)
   GeglProperties *o = GEGL_PROPERTIES (operation);
   const gchar    *what;
   gint            channels = gegl_vae_source_latent_channels (operation, "input", &what);
-  VaeModel *model = gegl_vae_load_model (operation, o->model, o->backend, o->precision, error);
+  VaeModel       *model = gegl_vae_load_model (operation, o->model, VAE_HALVES_DECODER, o->backend,
+                                               o->precision, error);
 
   if (model && (!vae_model_has_decoder (model) || channels != vae_model_latent_channels (model)))
     {

@@ -49,8 +49,8 @@ prepare (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (GError) error = NULL;
-  g_autoptr (VaeModel) model =
-      gegl_vae_load_model (operation, o->model, o->backend, o->precision, &error);
+  g_autoptr (VaeModel) model = gegl_vae_load_model (operation, o->model, VAE_HALVES_ENCODER,
+                                                    o->backend, o->precision, &error);
   g_autoptr (GError) mask_error = NULL;
   GeglRectangle mask;
 
@@ -73,7 +73,7 @@ get_bounding_box (GeglOperation *operation)
 {
   GeglProperties *o = GEGL_PROPERTIES (operation);
   g_autoptr (VaeModel) model =
-      gegl_vae_load_model (operation, o->model, o->backend, o->precision, NULL);
+      gegl_vae_load_model (operation, o->model, VAE_HALVES_ENCODER, o->backend, o->precision, NULL);
   g_autoptr (GError) error = NULL;
   GeglRectangle mask;
 
@@ -127,7 +127,8 @@ process (GeglOperation *operation, GeglBuffer *input, GeglBuffer *aux, GeglBuffe
   if (!in || in->width <= 0 || in->height <= 0)
     return TRUE;
   run = gegl_vae_run (operation, o->memory_limit, o->backend, o->precision);
-  if ((model = gegl_vae_load_model (operation, o->model, o->backend, o->precision, &error)) &&
+  if ((model = gegl_vae_load_model (operation, o->model, VAE_HALVES_ENCODER, o->backend,
+                                    o->precision, &error)) &&
       (image = gegl_vae_read_rgb (input, in, &error)) &&
       fill_masked (operation, aux, in, image, &error))
     latent = vae_model_encode (

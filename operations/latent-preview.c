@@ -34,7 +34,7 @@ family_of (GeglProperties *o, GError **error)
 
   if (family)
     return family;
-  model = vae_model_load (name, NULL, error);
+  model = gegl_vae_load_any_half (name, error);
   return model ? vae_model_get_family (model) : NULL; /* descriptors outlive models */
 }
 

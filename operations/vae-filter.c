@@ -165,7 +165,8 @@ gegl_vae_filter_update (GeglVaeFilter *f, GeglVaePreset preset, const gchar *mod
                  _ ("property '%s' is not a number (NaN); nothing is computed until it is"), nan);
   else if (!*name)
     g_set_error (&error, VAE_ERROR, VAE_ERROR_INPUT, _ ("no model file is chosen"));
-  else if ((loaded = gegl_vae_load_model (f->operation, name, backend, precision, &error)) &&
+  else if ((loaded = gegl_vae_load_model (f->operation, name, VAE_HALVES_BOTH, backend, precision,
+                                          &error)) &&
            (!vae_model_has_encoder (loaded) || !vae_model_has_decoder (loaded)))
     {
       g_set_error (&error, VAE_ERROR, VAE_ERROR_INPUT, _ ("model %s lacks an encoder or a decoder"),

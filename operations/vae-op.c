@@ -417,12 +417,13 @@ compute_of (GeglVaeBackend backend, GeglVaePrecision precision)
 }
 
 /* The model an op instance holds between its calls (prepare, bounding box,
- * process each ask): loaded again only when the name, backend or precision
- * changes, not found again on the model path for every call.  A failure is
- * not kept, so a model file that appears later is found. */
+ * process each ask): loaded again only when the name, halves, backend or
+ * precision changes, not found again on the model path for every call.  A
+ * failure is not kept, so a model file that appears later is found. */
 typedef struct
 {
   gchar           *name;
+  VaeHalves        halves;
   GeglVaeBackend   backend;
   GeglVaePrecision precision;
   VaeModel        *model;
@@ -439,24 +440,27 @@ held_free (gpointer data)
 }
 
 VaeModel *
-gegl_vae_load_model (GeglOperation *operation, const gchar *model, GeglVaeBackend backend,
-                     GeglVaePrecision precision, GError **error)
+gegl_vae_load_model (GeglOperation *operation, const gchar *model, VaeHalves halves,
+                     GeglVaeBackend backend, GeglVaePrecision precision, GError **error)
 {
-  static GMutex lock;
-  const gchar  *name = model && *model ? model : GEGL_VAE_DEFAULT_MODEL;
-  HeldModel    *held;
-  VaeModel     *loaded = NULL;
-  VaeCompute    compute = compute_of (backend, precision);
+  static GMutex         lock;
+  const gchar          *name = model && *model ? model : GEGL_VAE_DEFAULT_MODEL;
+  const VaeModelOptions options = { .halves = halves };
+  HeldModel            *held;
+  VaeModel             *loaded = NULL;
+  VaeCompute            compute = compute_of (backend, precision);
 
   g_mutex_lock (&lock);
   held = g_object_get_data (G_OBJECT (operation), "gegl-vae-model");
-  if (held && held->backend == backend && held->precision == precision &&
+  if (held && held->halves == halves && held->backend == backend && held->precision == precision &&
       strcmp (held->name, name) == 0)
     loaded = vae_model_ref (held->model);
-  else if (vae_compute_resolve (&compute, error) && (loaded = vae_model_load (name, NULL, error)))
+  else if (vae_compute_resolve (&compute, error) &&
+           (loaded = vae_model_load (name, &options, error)))
     {
       held = g_new0 (HeldModel, 1);
       held->name = g_strdup (name);
+      held->halves = halves;
       held->backend = backend;
       held->precision = precision;
       held->model = vae_model_ref (loaded);
@@ -464,6 +468,14 @@ gegl_vae_load_model (GeglOperation *operation, const gchar *model, GeglVaeBacken
     }
   g_mutex_unlock (&lock);
   return loaded;
+}
+
+VaeModel *
+gegl_vae_load_any_half (const gchar *model, GError **error)
+{
+  const VaeModelOptions any = { .halves = VAE_HALVES_ANY };
+
+  return vae_model_load (model, &any, error);
 }
 
 gboolean
@@ -475,7 +487,7 @@ gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean
 
   if (!family)
     {
-      if (!(loaded = vae_model_load (model, NULL, error)))
+      if (!(loaded = gegl_vae_load_any_half (model, error)))
         return FALSE;
       family = vae_model_get_family (loaded);
     }
@@ -506,7 +518,7 @@ gegl_vae_codebook_region (GeglOperation *operation, const gchar *codebook, const
 static VaeCodebook *
 model_codebook (const gchar *name, gboolean *is_model, GError **error)
 {
-  g_autoptr (VaeModel) model = vae_model_load (name, NULL, NULL);
+  g_autoptr (VaeModel) model = gegl_vae_load_any_half (name, NULL);
 
   *is_model = model != NULL;
   return model ? vae_model_codebook (model, error) : NULL;
@@ -524,7 +536,7 @@ gegl_vae_codebook (const gchar *codebook, const gchar *model, gint k, gint itera
   if (g_strcmp0 (codebook, "model") == 0)
     {
       g_autoptr (VaeModel) m =
-          vae_model_load (model && *model ? model : GEGL_VAE_DEFAULT_MODEL, NULL, error);
+          gegl_vae_load_any_half (model && *model ? model : GEGL_VAE_DEFAULT_MODEL, error);
       cb = m ? vae_model_codebook (m, error) : NULL;
     }
   else if (!(cb = model_codebook (codebook, &is_model, error)) && !is_model)

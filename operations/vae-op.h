@@ -211,10 +211,15 @@ gboolean     gegl_vae_report_nan (GeglOperation *operation, gchar **error_proper
 GeglRectangle gegl_vae_box_unless_nan (GeglOperation *operation);
 
 /* vae_model_load for OPERATION's `model`, `backend` and `precision`
- * properties, kept with the op instance until one of them changes; fails
- * when the backend cannot be had.  A new reference. */
-VaeModel *gegl_vae_load_model (GeglOperation *operation, const gchar *model, GeglVaeBackend backend,
-                               GeglVaePrecision precision, GError **error);
+ * properties, with the HALVES it runs, kept with the op instance until one
+ * of them changes; fails when the backend cannot be had.  A new
+ * reference. */
+VaeModel *gegl_vae_load_model (GeglOperation *operation, const gchar *model, VaeHalves halves,
+                               GeglVaeBackend backend, GeglVaePrecision precision, GError **error);
+/* MODEL for what every half knows (family, scale, shift, codebook): a
+ * cached load with either half or both, so that the ops of one graph share
+ * it; else both halves.  A new reference. */
+VaeModel *gegl_vae_load_any_half (const gchar *model, GError **error);
 /* Latent scale/shift of a family name or model file, for .latent files. */
 gboolean gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
                              GError **error);

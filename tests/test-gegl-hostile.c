@@ -103,6 +103,26 @@ test_bad_channels (void)
   g_assert_cmpint (width, ==, 0);
 }
 
+/* vae:encode builds only the encoder and vae:decode only the decoder: with
+ * the other half malformed, each still runs (a load of both halves failed
+ * on the malformed one; test_bad_channels asks for the malformed half). */
+static void
+test_one_half_each (void)
+{
+  g_autofree gchar *kl = kl_model ();
+  g_autofree gchar *bad_decoder = test_kl_with_channels ("decoder.conv_out.", 0, 1);
+  g_autofree gchar *bad_encoder = test_kl_with_channels ("encoder.conv_in.weight", 1, 4);
+  g_autofree gchar *encode_error = NULL, *decode_error = NULL;
+  gint              width;
+
+  encode_error = run_graph (NULL, "vae:encode", set_model, bad_decoder, &width);
+  g_assert_cmpstr (encode_error, ==, "");
+  g_assert_cmpint (width, ==, 4); /* 32 pixels, a factor of 8 */
+  decode_error = run_graph (kl, "vae:decode", set_model, bad_encoder, &width);
+  g_assert_cmpstr (decode_error, ==, "");
+  g_assert_cmpint (width, ==, 32);
+}
+
 static void
 set_nan_strength (GeglNode *op, gpointer data)
 {
@@ -210,6 +230,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   gegl_init (&argc, &argv);
   g_test_add_func ("/gegl-hostile/bad-channel-models", test_bad_channels);
+  g_test_add_func ("/gegl-hostile/one-half-each", test_one_half_each);
   g_test_add_func ("/gegl-hostile/nan-properties", test_nan_properties);
   g_test_add_func ("/gegl-hostile/latent-save-full-disk", test_latent_save_full_disk);
   {

@@ -837,6 +837,48 @@ test_one_half (void)
   g_rand_free (rand);
 }
 
+/* The cache: a model with both halves serves a load of one; a load of
+ * one half never serves the other; ANY takes whatever is cached, else
+ * loads both. */
+static void
+test_cache_serves_halves (void)
+{
+  g_autofree gchar *path = test_data_path ("kl", "sd15-diffusers", "sd15_tiny.safetensors", NULL);
+  const VaeModelOptions both = { .halves = VAE_HALVES_BOTH },
+                        encoder = { .halves = VAE_HALVES_ENCODER },
+                        decoder = { .halves = VAE_HALVES_DECODER },
+                        any = { .halves = VAE_HALVES_ANY };
+  VaeModel *whole, *half, *other, *served;
+
+  vae_model_cache_clear ();
+  whole = vae_model_load (path, &both, NULL);
+  half = vae_model_load (path, &encoder, NULL);
+  g_assert_true (half == whole);
+  vae_model_unref (half);
+  vae_model_unref (whole);
+
+  vae_model_cache_clear ();
+  half = vae_model_load (path, &encoder, NULL);
+  g_assert_true (vae_model_has_encoder (half) && !vae_model_has_decoder (half));
+  served = vae_model_load (path, &any, NULL);
+  g_assert_true (served == half);
+  other = vae_model_load (path, &decoder, NULL);
+  g_assert_true (other != half);
+  g_assert_true (vae_model_has_decoder (other) && !vae_model_has_encoder (other));
+  vae_model_unref (other);
+  vae_model_unref (served);
+  vae_model_unref (half);
+
+  vae_model_cache_clear ();
+  served = vae_model_load (path, &any, NULL);
+  g_assert_true (vae_model_has_encoder (served) && vae_model_has_decoder (served));
+  whole = vae_model_load (path, NULL, NULL);
+  g_assert_true (whole == served);
+  vae_model_unref (whole);
+  vae_model_unref (served);
+  vae_model_cache_clear ();
+}
+
 /* HunyuanImage 2.1's VAE, once refused, loads: the small float16 model in
  * diffusers' names (tests/data/hunyuan-image; test-hunyuan.c runs it),
  * read as a flat list of resnets and pixel-shuffle resamplers. */
@@ -933,6 +975,7 @@ main (int argc, char **argv)
   g_test_add_func ("/loaders/kl-channels", test_kl_channels);
   g_test_add_func ("/loaders/family-mismatch", test_family_mismatch);
   g_test_add_func ("/loaders/one-half", test_one_half);
+  g_test_add_func ("/loaders/cache-serves-halves", test_cache_serves_halves);
   g_test_add_func ("/loaders/hunyuan-image", test_hunyuan_image);
   g_test_add_func ("/loaders/fuzz-regressions", test_fuzz_regressions);
   return g_test_run ();

@@ -471,6 +471,7 @@ test_assert_one_half (const gchar *path, GRand *rand)
     image->data[k] = (gfloat) g_rand_double (rand);
   for (gsize k = 0; k < vae_tensor_n_elements (latent); k++)
     latent->data[k] = (gfloat) g_rand_double_range (rand, -1, 1);
+  vae_model_cache_clear (); /* else the cached whole model serves a load of one half */
   for (gint encoder = 0; encoder < 2; encoder++)
     {
       const VaeModelOptions options = { .halves =
@@ -479,7 +480,7 @@ test_assert_one_half (const gchar *path, GRand *rand)
       g_autoptr (VaeTensor) want = NULL, got = NULL;
 
       g_assert_no_error (error);
-      g_assert_true (one != both); /* a model of its own in the cache */
+      g_assert_true (one != both); /* a model of its own */
       g_assert_cmpstr (vae_model_get_family (one)->name, ==, vae_model_get_family (both)->name);
       g_assert_true (vae_model_has_encoder (one) == encoder);
       g_assert_true (vae_model_has_decoder (one) == !encoder);

@@ -504,19 +504,51 @@ cache_key (GPtrArray *paths, const VaeModelOptions *opt)
         g_string_append_printf (key, "%s:%" PRId64 ":%" PRId64 "|", abs, (gint64) st.st_size,
                                 (gint64) st.st_mtime);
     }
-  if (opt)
-    g_string_append_printf (key, "%s|%d:%.17g|%d:%.17g|%d", opt->family ? opt->family : "",
-                            opt->set_scale, opt->scale, opt->set_shift, opt->shift, opt->halves);
+  g_string_append_printf (key, "%s|%d:%.17g|%d:%.17g|%d", opt->family ? opt->family : "",
+                          opt->set_scale, opt->scale, opt->set_shift, opt->shift, opt->halves);
   return g_string_free (key, FALSE);
+}
+
+/* A cached model that serves OPT (under the cache's lock), a new
+ * reference: its own halves first, then a model with both (which serves
+ * one), and for ANY a model with either half too. */
+static VaeModel *
+cached (GPtrArray *paths, const VaeModelOptions *opt)
+{
+  static const struct
+  {
+    guint     n;
+    VaeHalves halves[3];
+  } serving[] = {
+    [VAE_HALVES_BOTH] = { 1, { VAE_HALVES_BOTH } },
+    [VAE_HALVES_ENCODER] = { 2, { VAE_HALVES_ENCODER, VAE_HALVES_BOTH } },
+    [VAE_HALVES_DECODER] = { 2, { VAE_HALVES_DECODER, VAE_HALVES_BOTH } },
+    [VAE_HALVES_ANY] = { 3, { VAE_HALVES_BOTH, VAE_HALVES_ENCODER, VAE_HALVES_DECODER } },
+  };
+  VaeModelOptions o = *opt;
+
+  if (!cache)
+    return NULL;
+  for (guint i = 0; i < serving[opt->halves].n; i++)
+    {
+      g_autofree gchar *key = NULL;
+      VaeModel         *m;
+      o.halves = serving[opt->halves].halves[i];
+      key = cache_key (paths, &o);
+      if ((m = g_hash_table_lookup (cache, key)))
+        return vae_model_ref (m);
+    }
+  return NULL;
 }
 
 VaeModel *
 vae_model_load (const gchar *model, const VaeModelOptions *options, GError **error)
 {
+  const VaeModelOptions defaults = { 0 }; /* both halves, the family's own scale */
+  VaeModelOptions       opt = options ? *options : defaults;
   g_autoptr (GPtrArray) paths = NULL;
-  const VaeFamily  *preset;
-  g_autofree gchar *key = NULL;
-  VaeModel         *m;
+  const VaeFamily *preset;
+  VaeModel        *m;
 
   if (!model || !*model)
     {
@@ -525,17 +557,22 @@ vae_model_load (const gchar *model, const VaeModelOptions *options, GError **err
     }
   if (!(paths = resolve (model, &preset, error)))
     return NULL;
-  key = cache_key (paths, options);
   g_mutex_lock (&cache_lock);
-  if (!cache)
-    cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) vae_model_unref);
-  m = g_hash_table_lookup (cache, key);
-  if (m)
-    vae_model_ref (m);
-  else if ((m = load_uncached (paths, options, preset, error)))
+  if (!(m = cached (paths, &opt)))
     {
-      m->cache_key = g_steal_pointer (&key);
-      g_hash_table_insert (cache, m->cache_key, vae_model_ref (m));
+      /* the key before load_uncached adds a tiny model's other file to PATHS */
+      g_autofree gchar *key = NULL;
+      if (opt.halves == VAE_HALVES_ANY)
+        opt.halves = VAE_HALVES_BOTH;
+      key = cache_key (paths, &opt);
+      if ((m = load_uncached (paths, &opt, preset, error)))
+        {
+          if (!cache)
+            cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                           (GDestroyNotify) vae_model_unref);
+          m->cache_key = g_steal_pointer (&key);
+          g_hash_table_insert (cache, m->cache_key, vae_model_ref (m));
+        }
     }
   g_mutex_unlock (&cache_lock);
   return m;
