@@ -259,7 +259,7 @@ typedef enum
  * so that a decode never holds the encoder's weights (the SD1.5 decoder's
  * 198 MB beside its encoder's 137 MB).  ANY is for what every half knows
  * (family, scale, shift, codebook): a cached model with either or both
- * halves, else both. */
+ * halves, else the decoder. */
 typedef enum
 {
   VAE_HALVES_BOTH,
@@ -280,7 +280,8 @@ typedef struct
 
 /* MODEL is a file path, a file name found on the model search path, or a
  * preset name (see docs/ARCHITECTURE.md).  Loaded models are cached
- * process-wide, and a cached model with both halves serves a load of one. */
+ * process-wide; a cached model with both halves serves a load of one, and
+ * replaces the cached models of one half. */
 VaeModel *vae_model_load (const gchar *model, const VaeModelOptions *options, GError **error);
 VaeModel *vae_model_ref (VaeModel *model);
 void      vae_model_unref (VaeModel *model);

@@ -217,8 +217,8 @@ GeglRectangle gegl_vae_box_unless_nan (GeglOperation *operation);
 VaeModel *gegl_vae_load_model (GeglOperation *operation, const gchar *model, VaeHalves halves,
                                GeglVaeBackend backend, GeglVaePrecision precision, GError **error);
 /* MODEL for what every half knows (family, scale, shift, codebook): a
- * cached load with either half or both, so that the ops of one graph share
- * it; else both halves.  A new reference. */
+ * cached load with either half or both, else the decoder alone
+ * (VAE_HALVES_ANY).  A new reference. */
 VaeModel *gegl_vae_load_any_half (const gchar *model, GError **error);
 /* Latent scale/shift of a family name or model file, for .latent files. */
 gboolean gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,

@@ -357,7 +357,7 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
   shape.quant_convs = m->structure.quant_convs;
   shape.batch_norm = m->structure.batch_norm;
   shape.pool_branch = m->structure.pool_branch;
-  if (opt && opt->family)
+  if (opt->family)
     {
       if (!(m->family = vae_family_lookup (opt->family)))
         {
@@ -425,8 +425,8 @@ choose_family (VaeModel *m, const VaeModelOptions *opt, const VaeFamily *preset,
                      m->family->raw_channels, m->family->raw_factor);
       return FALSE;
     }
-  m->scale = opt && opt->set_scale ? opt->scale : m->family->scale;
-  m->shift = opt && opt->set_shift ? opt->shift : m->family->shift;
+  m->scale = opt->set_scale ? opt->scale : m->family->scale;
+  m->shift = opt->set_shift ? opt->shift : m->family->shift;
   /* latents are float: a scale finite as a double can still overflow one
    * (1e300 wrote an infinite latent) */
   if (!(fabs (m->scale) >= 1.0 / G_MAXFLOAT && fabs (m->scale) <= G_MAXFLOAT) ||
@@ -454,7 +454,7 @@ load_uncached (GPtrArray *paths, const VaeModelOptions *opt, const VaeFamily *pr
                GError **error)
 {
   g_autoptr (GHashTable) dtypes = g_hash_table_new (g_str_hash, g_str_equal);
-  const VaeHalves halves = opt ? opt->halves : VAE_HALVES_BOTH;
+  const VaeHalves halves = opt->halves;
   VaeModel       *m = g_new0 (VaeModel, 1);
 
   m->ref_count = 1;
@@ -491,8 +491,10 @@ fail:
   return NULL;
 }
 
+/* The cache's key for PATHS (each file's path, size and time) and OPT, all
+ * but the halves, which key_for adds. */
 static gchar *
-cache_key (GPtrArray *paths, const VaeModelOptions *opt)
+cache_base (GPtrArray *paths, const VaeModelOptions *opt)
 {
   GString *key = g_string_new (NULL);
   GStatBuf st;
@@ -504,16 +506,22 @@ cache_key (GPtrArray *paths, const VaeModelOptions *opt)
         g_string_append_printf (key, "%s:%" PRId64 ":%" PRId64 "|", abs, (gint64) st.st_size,
                                 (gint64) st.st_mtime);
     }
-  g_string_append_printf (key, "%s|%d:%.17g|%d:%.17g|%d", opt->family ? opt->family : "",
-                          opt->set_scale, opt->scale, opt->set_shift, opt->shift, opt->halves);
+  g_string_append_printf (key, "%s|%d:%.17g|%d:%.17g", opt->family ? opt->family : "",
+                          opt->set_scale, opt->scale, opt->set_shift, opt->shift);
   return g_string_free (key, FALSE);
 }
 
-/* A cached model that serves OPT (under the cache's lock), a new
+static gchar *
+key_for (const gchar *base, VaeHalves halves)
+{
+  return g_strdup_printf ("%s|%d", base, halves);
+}
+
+/* A cached model that serves HALVES (under the cache's lock), a new
  * reference: its own halves first, then a model with both (which serves
  * one), and for ANY a model with either half too. */
 static VaeModel *
-cached (GPtrArray *paths, const VaeModelOptions *opt)
+cached (const gchar *base, VaeHalves halves)
 {
   static const struct
   {
@@ -523,22 +531,37 @@ cached (GPtrArray *paths, const VaeModelOptions *opt)
     [VAE_HALVES_BOTH] = { 1, { VAE_HALVES_BOTH } },
     [VAE_HALVES_ENCODER] = { 2, { VAE_HALVES_ENCODER, VAE_HALVES_BOTH } },
     [VAE_HALVES_DECODER] = { 2, { VAE_HALVES_DECODER, VAE_HALVES_BOTH } },
-    [VAE_HALVES_ANY] = { 3, { VAE_HALVES_BOTH, VAE_HALVES_ENCODER, VAE_HALVES_DECODER } },
+    [VAE_HALVES_ANY] = { 3, { VAE_HALVES_BOTH, VAE_HALVES_DECODER, VAE_HALVES_ENCODER } },
   };
-  VaeModelOptions o = *opt;
 
   if (!cache)
     return NULL;
-  for (guint i = 0; i < serving[opt->halves].n; i++)
+  for (guint i = 0; i < serving[halves].n; i++)
     {
-      g_autofree gchar *key = NULL;
-      VaeModel         *m;
-      o.halves = serving[opt->halves].halves[i];
-      key = cache_key (paths, &o);
-      if ((m = g_hash_table_lookup (cache, key)))
+      g_autofree gchar *key = key_for (base, serving[halves].halves[i]);
+      VaeModel         *m = g_hash_table_lookup (cache, key);
+      if (m)
         return vae_model_ref (m);
     }
   return NULL;
+}
+
+/* Caches M, loaded with HALVES (under the cache's lock).  A model with
+ * both halves takes the place of the models of one half (whoever holds
+ * one keeps it), so that the cache never keeps a model's weights twice. */
+static void
+cache_insert (VaeModel *m, const gchar *base, VaeHalves halves)
+{
+  if (!cache)
+    cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) vae_model_unref);
+  if (halves == VAE_HALVES_BOTH)
+    for (VaeHalves one = VAE_HALVES_ENCODER; one <= VAE_HALVES_DECODER; one++)
+      {
+        g_autofree gchar *key = key_for (base, one);
+        g_hash_table_remove (cache, key);
+      }
+  m->cache_key = key_for (base, halves);
+  g_hash_table_insert (cache, m->cache_key, vae_model_ref (m));
 }
 
 VaeModel *
@@ -547,9 +570,11 @@ vae_model_load (const gchar *model, const VaeModelOptions *options, GError **err
   const VaeModelOptions defaults = { 0 }; /* both halves, the family's own scale */
   VaeModelOptions       opt = options ? *options : defaults;
   g_autoptr (GPtrArray) paths = NULL;
-  const VaeFamily *preset;
-  VaeModel        *m;
+  g_autofree gchar *base = NULL;
+  const VaeFamily  *preset;
+  VaeModel         *m;
 
+  g_return_val_if_fail (opt.halves <= VAE_HALVES_ANY, NULL);
   if (!model || !*model)
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _ ("no model given"));
@@ -557,22 +582,16 @@ vae_model_load (const gchar *model, const VaeModelOptions *options, GError **err
     }
   if (!(paths = resolve (model, &preset, error)))
     return NULL;
+  base = cache_base (paths, &opt); /* before load_uncached adds a tiny model's other file */
   g_mutex_lock (&cache_lock);
-  if (!(m = cached (paths, &opt)))
+  if (!(m = cached (base, opt.halves)))
     {
-      /* the key before load_uncached adds a tiny model's other file to PATHS */
-      g_autofree gchar *key = NULL;
+      /* ANY, nothing cached: the decoder, the half that follows an op
+       * reading latents (GEGL prepares vae:latent-load before vae:decode) */
       if (opt.halves == VAE_HALVES_ANY)
-        opt.halves = VAE_HALVES_BOTH;
-      key = cache_key (paths, &opt);
+        opt.halves = VAE_HALVES_DECODER;
       if ((m = load_uncached (paths, &opt, preset, error)))
-        {
-          if (!cache)
-            cache = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                           (GDestroyNotify) vae_model_unref);
-          m->cache_key = g_steal_pointer (&key);
-          g_hash_table_insert (cache, m->cache_key, vae_model_ref (m));
-        }
+        cache_insert (m, base, opt.halves);
     }
   g_mutex_unlock (&cache_lock);
   return m;

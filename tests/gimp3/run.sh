@@ -136,11 +136,14 @@ gui () { # language picture [screenshot]
   started+=($!)
   for _ in $(seq 60); do
     display=$(cat "$work/display")
-    [ -n "$display" ] && break
+    # its number, or an Xvfb that has exited: no use waiting longer
+    if [ -n "$display" ] || ! kill -0 "${started[-1]}" 2> /dev/null; then break; fi
     sleep 0.5
   done
   if [ -z "$display" ]; then
-    echo "not ok gimp3/gui-$lang/xvfb # no display after 30 s: $(tail -2 "$work/xvfb.log" | tr '\n' ' ')"
+    echo "not ok gimp3/gui-$lang/xvfb # no display: $(tail -2 "$work/xvfb.log" | tr '\n' ' ')"
+    kill "${started[-1]}" 2> /dev/null
+    wait "${started[-1]}" 2> /dev/null
     return
   fi
   # a GIMP that never shows its window fails its checks one by one, 300 s
