@@ -439,12 +439,19 @@ held_free (gpointer data)
   g_free (held);
 }
 
+/* An empty model property means the default model. */
+static const gchar *
+model_or_default (const gchar *model)
+{
+  return model && *model ? model : GEGL_VAE_DEFAULT_MODEL;
+}
+
 VaeModel *
 gegl_vae_load_model (GeglOperation *operation, const gchar *model, VaeHalves halves,
                      GeglVaeBackend backend, GeglVaePrecision precision, GError **error)
 {
   static GMutex         lock;
-  const gchar          *name = model && *model ? model : GEGL_VAE_DEFAULT_MODEL;
+  const gchar          *name = model_or_default (model);
   const VaeModelOptions options = { .halves = halves };
   HeldModel            *held;
   VaeModel             *loaded = NULL;
@@ -482,12 +489,13 @@ gboolean
 gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
                     GError **error)
 {
-  const VaeFamily *family = vae_family_lookup (model && *model ? model : GEGL_VAE_DEFAULT_MODEL);
+  const gchar     *name = model_or_default (model);
+  const VaeFamily *family = vae_family_lookup (name);
   g_autoptr (VaeModel) loaded = NULL;
 
   if (!family)
     {
-      if (!(loaded = gegl_vae_load_any_half (model, error)))
+      if (!(loaded = gegl_vae_load_any_half (name, error)))
         return FALSE;
       family = vae_model_get_family (loaded);
     }
@@ -535,8 +543,7 @@ gegl_vae_codebook (const gchar *codebook, const gchar *model, gint k, gint itera
     return vae_codebook_learn (vectors, n, dim, k, iterations, seed, error);
   if (g_strcmp0 (codebook, "model") == 0)
     {
-      g_autoptr (VaeModel) m =
-          gegl_vae_load_any_half (model && *model ? model : GEGL_VAE_DEFAULT_MODEL, error);
+      g_autoptr (VaeModel) m = gegl_vae_load_any_half (model_or_default (model), error);
       cb = m ? vae_model_codebook (m, error) : NULL;
     }
   else if (!(cb = model_codebook (codebook, &is_model, error)) && !is_model)
