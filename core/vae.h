@@ -572,6 +572,10 @@ gboolean vae_synth_family (const gchar *family, guint64 seed, const gchar *path,
 
 /* GEGL_THREADS when set, else the number of processors. */
 gint vae_threads (void);
+/* For a program's main, first thing: unless OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT is set, set OMP_WAIT_POLICY=passive and start the program
+ * again with ARGV (on Linux; it returns where it cannot). */
+void vae_threads_wait_passively (gchar **argv);
 
 G_END_DECLS
 

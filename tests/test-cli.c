@@ -646,6 +646,64 @@ test_png_not_regular (void)
   g_test_trap_assert_passed ();
 }
 
+/* How many times libgomp started in the run R (OMP_DISPLAY_ENV prints its
+ * settings each time), and the spin count it last printed. */
+static gint
+omp_starts (const Run *r, const gchar **spin)
+{
+  gint         n = 0;
+  const gchar *at = r->err;
+
+  *spin = NULL;
+  while ((at = strstr (at, "OPENMP DISPLAY ENVIRONMENT BEGIN")))
+    n++, at++;
+  for (at = r->err; (at = strstr (at, "GOMP_SPINCOUNT = ")); at++)
+    *spin = at + strlen ("GOMP_SPINCOUNT = ");
+  return n;
+}
+
+/* The program starts itself again once with OMP_WAIT_POLICY=passive, so
+ * that its threads sleep where libgomp's would spin (a spin count of 0),
+ * unless the user chose a wait policy or a spin count. */
+static void
+test_threads_wait_passively (void)
+{
+  const gchar *given[] = { "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_DISPLAY_ENV" };
+  gchar       *saved[G_N_ELEMENTS (given)];
+  const gchar *spin;
+  g_auto (Run) plain = { 0 };
+  g_auto (Run) active = { 0 };
+  g_auto (Run) counted = { 0 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (given); i++)
+    {
+      saved[i] = g_strdup (g_getenv (given[i]));
+      g_unsetenv (given[i]);
+    }
+  g_setenv ("OMP_DISPLAY_ENV", "verbose", TRUE);
+  plain = run (NULL, "--help", NULL);
+  g_setenv ("OMP_WAIT_POLICY", "active", TRUE);
+  active = run (NULL, "--help", NULL);
+  g_unsetenv ("OMP_WAIT_POLICY");
+  g_setenv ("GOMP_SPINCOUNT", "1000", TRUE);
+  counted = run (NULL, "--help", NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (given); i++)
+    {
+      if (saved[i])
+        g_setenv (given[i], saved[i], TRUE);
+      else
+        g_unsetenv (given[i]);
+      g_free (saved[i]);
+    }
+  g_assert_true (exited_ok (&plain) && exited_ok (&active) && exited_ok (&counted));
+  g_assert_cmpint (omp_starts (&plain, &spin), ==, 2);
+  g_assert_true (g_str_has_prefix (spin, "'0'"));
+  g_assert_cmpint (omp_starts (&active, &spin), ==, 1);
+  g_assert_false (g_str_has_prefix (spin, "'0'"));
+  g_assert_cmpint (omp_starts (&counted, &spin), ==, 1);
+  g_assert_true (g_str_has_prefix (spin, "'1000'"));
+}
+
 /* Usage errors (an unknown option, a bad option value, a missing argument)
  * exit 2 and other failures 1, as the README says; a command's --help
  * names the command; a picture in another format says how to convert it. */
@@ -698,6 +756,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/default-precision", test_default_precision);
   g_test_add_func ("/cli/errors", test_errors);
   g_test_add_func ("/cli/exit-status", test_exit_status);
+  g_test_add_func ("/cli/threads-wait-passively", test_threads_wait_passively);
   g_test_add_func ("/cli/full-disk/every-output", test_full_disk);
   g_test_add_func ("/cli/full-disk/tmpfs", test_full_tmpfs);
   g_test_add_func ("/cli/hostile-options", test_hostile_options);

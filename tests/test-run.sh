@@ -75,6 +75,16 @@ from PIL import Image; import numpy as np
 a = np.asarray(Image.open(\"$2\").convert(\"RGB\"), float); b = np.asarray(Image.open(\"out/main.png\").convert(\"RGB\"), float)
 assert a.shape == b.shape, (a.shape, b.shape)
 d = np.abs(a - b).mean(); print(\"mean difference\", d); assert 2 < d < 60"' _ "$run" "$photo" "$py"
+# spins ENV…: the spin counts libgomp printed, one per start of the runner
+spins() {
+  env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose "$@" "$run" --help 2>&1 > /dev/null |
+    sed -n "s/.*GOMP_SPINCOUNT = //p" | tr -d "'" | tr '\n' ' '
+}
+check "threads sleep at barriers: started again once, with a spin count of 0" \
+  bash -c 'echo "$1"; set -- $1; [ $# -eq 2 ] && [ "$2" = 0 ]' _ "$(spins)"
+check "a wait policy or spin count the user set is kept: started once" \
+  bash -c 'echo "$1 / $2"; set -- $1 $2; [ $# -eq 2 ] && [ "$2" = 1000 ]' _ \
+  "$(spins OMP_WAIT_POLICY=active)" "$(spins GOMP_SPINCOUNT=1000)"
 check "missing model: one line, non-zero, nothing written" \
   fails "nowhere/taef2_encoder.pth" out/x.png "$photo" -o out/x.png -- vae:diffusion-preview model="$work/nowhere/taef2_encoder.pth"
 check "missing input: one line, non-zero, nothing written" \

@@ -1,4 +1,4 @@
-/* Checked sizes and allocation, the error domain, the thread count: what
+/* Checked sizes and allocation, the error domain: what
  * every other part of core builds on (it uses nothing of core itself).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
@@ -84,18 +84,4 @@ vae_try_alloc_floats (gsize n_floats, const gchar *what, GError **error)
       return NULL;
     }
   return vae_try_alloc (n_bytes, what, error);
-}
-
-gint
-vae_threads (void)
-{
-  const gchar *env = g_getenv ("GEGL_THREADS");
-
-  if (env && *env)
-    {
-      gint64 n = g_ascii_strtoll (env, NULL, 10);
-      if (n >= 1 && n <= 1024)
-        return (gint) n;
-    }
-  return MAX (1, (gint) g_get_num_processors ());
 }

@@ -55,7 +55,7 @@ vae_tensor_rows (const VaeTensor *t, gint y0, gint y1, GError **error)
 
   if (!band || a >= b)
     return band;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gint c = 0; c < t->channels; c++)
     memcpy (band->data + ((gsize) c * band->height + a - y0) * row,
             t->data + ((gsize) c * t->height + a) * row, (b - a) * row * sizeof (gfloat));
@@ -69,7 +69,7 @@ vae_tensor_put_rows (VaeTensor *dst, gint y, const VaeTensor *src)
 
   g_return_if_fail (src->channels == dst->channels && src->width == dst->width && y >= 0 &&
                     y + src->height <= dst->height);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gint c = 0; c < src->channels; c++)
     memcpy (dst->data + ((gsize) c * dst->height + y) * row,
             src->data + (gsize) c * src->height * row, src->height * row * sizeof (gfloat));

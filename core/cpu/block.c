@@ -243,7 +243,7 @@ sum_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, g
   if (ok)
     {
       const gsize n = (gsize) (y1 - y0) * dst->width;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
       for (gint c = 0; c < dst->channels; c++)
         {
           const gfloat *restrict r =

@@ -72,7 +72,7 @@ im2col_band (const VaeConv *conv, const VaeTensor *x, gboolean up, gint out_w, g
   const gint  n_rows = conv_terms (conv);
   const gsize band = (gsize) rows * out_w;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gint r = 0; r < n_rows; r++)
     im2col_row (conv, x, up, out_w, y0, rows, r, col + (gsize) r * band);
 }
@@ -96,7 +96,7 @@ epilogue (const VaeConv *conv, VaeTensor *y, const VaeTensor *residual, VaeAct a
 
   if (!conv->bias && !residual && act == VAE_ACT_NONE)
     return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gint c = 0; c < y->channels; c++)
     epilogue_plane (y->data + c * plane, residual ? residual->data + c * plane : NULL, plane,
                     conv->bias ? conv->bias[c] : 0.0f, act);
@@ -509,7 +509,7 @@ vae_cpu_norm_scale_shift (const VaeNorm *norm, const VaeTensor *x, gfloat *a, gf
   const gint  per_group = x->channels / norm->groups;
   gdouble    *mean = g_new (gdouble, norm->groups), *rstd = g_new (gdouble, norm->groups);
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gint g = 0; g < norm->groups; g++)
     group_stats (x->data + (gsize) g * per_group * plane, (gsize) per_group * plane, norm->eps,
                  &mean[g], &rstd[g]);
@@ -531,7 +531,7 @@ normalize (const VaeNorm *norm, const VaeTensor *x, VaeAct act, VaeTensor *y)
   gfloat     *a = g_new (gfloat, x->channels), *b = g_new (gfloat, x->channels);
 
   vae_cpu_norm_scale_shift (norm, x, a, b);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gint c = 0; c < x->channels; c++)
     vae_scale_shift_act (x->data + (gsize) c * plane, y->data + (gsize) c * plane, plane, a[c],
                          b[c], act);

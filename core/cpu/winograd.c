@@ -225,7 +225,7 @@ make_weights (const VaeConv *conv, gboolean bf16, gpointer dst)
 #pragma omp parallel
   {
     gfloat *t = g_new (gfloat, (gsize) POSITIONS * rows * ci);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (gint o0 = 0; o0 < co; o0 += rows)
       {
         const gint  n = MIN (rows, co - o0);
@@ -481,7 +481,7 @@ transform_input (const Geometry *g, gint ty0, gint n_rows, gfloat *v)
 #pragma omp parallel
   {
     gfloat *rows = g_malloc (input_rows_bytes (g));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (gint c = 0; c < g->conv->in_channels; c++)
       input_channel (g, c, ty0, n_rows, (gsize) n_rows * g->span, rows, v);
     g_free (rows);
@@ -615,7 +615,7 @@ transform_output (const Output *out, const gfloat *m, gint ty0, gint n_rows)
 #pragma omp parallel
   {
     gfloat *h = g_malloc (output_rows_bytes (out));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (gint o = 0; o < out->conv->out_channels; o++)
       output_channel (out, m, o, ty0, n_rows, (gsize) n_rows * out->span, h);
     g_free (h);
@@ -842,7 +842,10 @@ chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gco
     ChunkScratch s;
     gpointer     block = g_malloc (chunk_scratch_bytes (whole->conv));
     chunk_scratch_layout (whole->conv, block, &s);
-#pragma omp for schedule(static)
+    /* dynamic, as the engine's other loops over channels, rows and chunks:
+     * a thread whose core another process shares takes fewer chunks, where
+     * a static share made its partner wait (docs/PERFORMANCE-NOTES.md) */
+#pragma omp for schedule(dynamic)
     for (gint i = 0; i < chunks.count; i++)
       {
         const gint ty0 = i / chunks.per_row * chunks.rows, tx0 = i % chunks.per_row * chunks.span;

@@ -462,6 +462,7 @@ main (int argc, char **argv)
   g_autoptr (GOptionContext) context = NULL;
   const Command *command = NULL;
 
+  vae_threads_wait_passively (argv);
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, VAE_LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");

@@ -23,7 +23,14 @@ static void run (const gchar *name, gint n_params, const GimpParam *param, gint 
 
 const GimpPlugInInfo PLUG_IN_INFO = { NULL, NULL, query, run };
 
-MAIN ()
+/* GIMP's MAIN (), after the engine's threads are told to wait without
+ * spinning (the plug-in shares the machine with GIMP) */
+int
+main (int argc, char *argv[])
+{
+  vae_threads_wait_passively (argv);
+  return gimp_main (&PLUG_IN_INFO, argc, argv);
+}
 
 static const GimpParamDef common_args[] = {
   { GIMP_PDB_INT32, "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1) }" },

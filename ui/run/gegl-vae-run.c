@@ -10,6 +10,7 @@
  */
 #include "vae-config.h"
 #include "runner.h"
+#include "vae.h"
 
 #include <locale.h>
 #include <stdio.h>
@@ -247,6 +248,7 @@ main (int argc, char **argv)
   RunGraph *graph = NULL;
   gint      status, split;
 
+  vae_threads_wait_passively (argv);
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, VAE_LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
