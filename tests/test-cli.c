@@ -697,10 +697,13 @@ test_threads_wait_passively (void)
     }
   g_assert_true (exited_ok (&plain) && exited_ok (&active) && exited_ok (&counted));
   g_assert_cmpint (omp_starts (&plain, &spin), ==, 2);
+  g_assert_nonnull (spin);
   g_assert_true (g_str_has_prefix (spin, "'0'"));
   g_assert_cmpint (omp_starts (&active, &spin), ==, 1);
+  g_assert_nonnull (spin);
   g_assert_false (g_str_has_prefix (spin, "'0'"));
   g_assert_cmpint (omp_starts (&counted, &spin), ==, 1);
+  g_assert_nonnull (spin);
   g_assert_true (g_str_has_prefix (spin, "'1000'"));
 }
 

@@ -12,7 +12,7 @@
 #    (GOMP_SPINCOUNT=300000, libgomp's default).
 # One line per run: case, load, policy, seconds of the timed pass, first call
 # (load + pass), context switches, CPU migrations, page faults (perf stat, where
-# perf is installed), and the machine's steal time meanwhile (/proc/stat, ticks).
+# perf runs; else "-"), and the machine's steal time meanwhile (/proc/stat, ticks).
 # Then the median and range of each. Run it on a quiet machine: a build beside
 # it is a busy process the table does not know about.
 set -euo pipefail
@@ -28,29 +28,32 @@ mkdir -p "$work"
 : > "$out"
 
 steal() { awk '/^cpu /{print $9}' /proc/stat; }
+hog=
+trap 'if [[ -n $hog ]]; then kill "$hog" 2> /dev/null; fi' EXIT
+stat=(perf stat -x, -e context-switches,cpu-migrations,page-faults -o "$work/stat.txt")
+"${stat[@]}" true 2> /dev/null || stat=()
 
-# one CASE LOAD POLICY: one process, one line
+# one CASE LOAD POLICY: one process, one line (the busy process is global for the trap)
 one() {
-  local case=$1 load=$2 policy=$3 hog= args env=() s0 json stats
+  local case=$1 load=$2 policy=$3 args env=(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT) s0 json
+  local stats=" - - -"
   case $case in
     taef2-roundtrip-1024) args=(--op roundtrip --size 1024x1024) ;;
     sd15-decode-512) args=(-m "$work/sd15.safetensors" --op decode --size 512x512) ;;
   esac
-  [[ $policy == spin ]] && env=(GOMP_SPINCOUNT=300000)
+  [[ $policy == spin ]] && env+=(GOMP_SPINCOUNT=300000)
   if [[ $load == busy ]]; then
     (while :; do :; done) &
     hog=$!
   fi
   s0=$(steal)
-  if command -v perf > /dev/null; then
-    json=$(env "${env[@]}" perf stat -x, -e context-switches,cpu-migrations,page-faults \
-      -o "$work/stat.txt" "$bin" bench "${args[@]}" --runs 1 --threads 2 --json)
+  json=$("${env[@]}" "${stat[@]}" "$bin" bench "${args[@]}" --runs 1 --threads 2 --json)
+  [[ ${#stat[@]} -eq 0 ]] ||
     stats=$(awk -F, '/context-switches|cpu-migrations|page-faults/{printf " %s", $1}' "$work/stat.txt")
-  else
-    json=$(env "${env[@]}" "$bin" bench "${args[@]}" --runs 1 --threads 2 --json)
-    stats=" - - -"
+  if [[ -n $hog ]]; then
+    kill "$hog" && wait "$hog" 2> /dev/null || true
+    hog=
   fi
-  if [[ -n $hog ]]; then kill "$hog" && wait "$hog" 2> /dev/null || true; fi
   echo "$case $load $policy $(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(d["seconds"], d["first_call_seconds"], end="")' "$json")$stats $(($(steal) - s0))" |
     tee -a "$out"
 }

@@ -334,7 +334,7 @@ direct_grouped (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeTensor 
   const gint k = conv->kernel, s = conv->stride, in_h = x->height << up, in_w = x->width << up;
   const gint gi = vae_conv_group_inputs (conv), go = conv->out_channels / vae_conv_groups (conv);
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gint o = 0; o < y->channels; o++)
     for (gint oy = 0; oy < y->height; oy++)
       {
@@ -577,7 +577,7 @@ vae_rms_norm_span (const VaeNorm *norm, const gfloat *x, gfloat *y, gsize plane,
 {
   const gsize blocks = (count + RMS_BLOCK - 1) / RMS_BLOCK;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gsize b = 0; b < blocks; b++)
     rms_block (norm, x, y, plane, first + b * RMS_BLOCK,
                (gint) MIN ((gsize) RMS_BLOCK, count - b * RMS_BLOCK), act);
@@ -629,7 +629,7 @@ cpu_norm_in_place (const VaeBackend *be, const VaeNorm *norm, VaeTensor *x, VaeA
 static void
 softmax_rows (gfloat *scores, gint rows, gint n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gint r = 0; r < rows; r++)
     {
       gfloat *s = scores + (gsize) r * n;

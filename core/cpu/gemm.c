@@ -64,7 +64,7 @@ vae_sgemm (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat al
 
   /* even one block runs inside the team: outside a parallel region
    * OpenBLAS would split it by thread count again */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gint q = 0; q < blocks; q++)
     product_block (&p, q);
 }
@@ -76,7 +76,7 @@ vae_sgemm_batch (gint count, gint m, gint n, gint k, const gfloat *a, gsize a_st
   const Product first = { FALSE, FALSE, m, n, k, 1.0f, a, b, (gsize) k, (gsize) n, (gsize) n, c };
   const gint    blocks = product_blocks (&first);
 
-#pragma omp parallel for schedule(static) collapse(2)
+#pragma omp parallel for schedule(dynamic) collapse(2)
   for (gint g = 0; g < count; g++)
     for (gint q = 0; q < blocks; q++)
       {

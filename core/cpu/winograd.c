@@ -113,7 +113,7 @@ transform_weights (const VaeConv *conv, gfloat *u)
   const gsize plane = (gsize) conv->out_channels * conv->in_channels;
   const gsize blocks = (plane + WEIGHT_LANES - 1) / WEIGHT_LANES;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
   for (gsize b = 0; b < blocks; b++)
     transform_filters (conv, b * WEIGHT_LANES, (gint) MIN (WEIGHT_LANES, plane - b * WEIGHT_LANES),
                        plane, 0, u);
@@ -842,9 +842,9 @@ chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gco
     ChunkScratch s;
     gpointer     block = g_malloc (chunk_scratch_bytes (whole->conv));
     chunk_scratch_layout (whole->conv, block, &s);
-    /* dynamic, as the engine's other loops over channels, rows and chunks:
-     * a thread whose core another process shares takes fewer chunks, where
-     * a static share made its partner wait (docs/PERFORMANCE-NOTES.md) */
+    /* dynamic, as a pass's other loops over channels, rows and blocks: a
+     * thread whose core another process shares takes fewer chunks, where a
+     * static share made its partner wait (docs/PERFORMANCE-NOTES.md) */
 #pragma omp for schedule(dynamic)
     for (gint i = 0; i < chunks.count; i++)
       {
