@@ -28,7 +28,7 @@ GEGL_VAE_LAST_ERROR_PROPERTY
 static const VaeFamily *
 family_of (GeglProperties *o, GError **error)
 {
-  const gchar     *name = o->model && *o->model ? o->model : GEGL_VAE_DEFAULT_MODEL;
+  const gchar     *name = gegl_vae_model_or_default (o->model);
   const VaeFamily *family = vae_family_lookup (name);
   g_autoptr (VaeModel) model = NULL;
 

@@ -439,9 +439,8 @@ held_free (gpointer data)
   g_free (held);
 }
 
-/* An empty model property means the default model. */
-static const gchar *
-model_or_default (const gchar *model)
+const gchar *
+gegl_vae_model_or_default (const gchar *model)
 {
   return model && *model ? model : GEGL_VAE_DEFAULT_MODEL;
 }
@@ -451,7 +450,7 @@ gegl_vae_load_model (GeglOperation *operation, const gchar *model, VaeHalves hal
                      GeglVaeBackend backend, GeglVaePrecision precision, GError **error)
 {
   static GMutex         lock;
-  const gchar          *name = model_or_default (model);
+  const gchar          *name = gegl_vae_model_or_default (model);
   const VaeModelOptions options = { .halves = halves };
   HeldModel            *held;
   VaeModel             *loaded = NULL;
@@ -489,7 +488,7 @@ gboolean
 gegl_vae_raw_scale (const gchar *model, gdouble *scale, gdouble *shift, gboolean *identity,
                     GError **error)
 {
-  const gchar     *name = model_or_default (model);
+  const gchar     *name = gegl_vae_model_or_default (model);
   const VaeFamily *family = vae_family_lookup (name);
   g_autoptr (VaeModel) loaded = NULL;
 
@@ -543,7 +542,7 @@ gegl_vae_codebook (const gchar *codebook, const gchar *model, gint k, gint itera
     return vae_codebook_learn (vectors, n, dim, k, iterations, seed, error);
   if (g_strcmp0 (codebook, "model") == 0)
     {
-      g_autoptr (VaeModel) m = gegl_vae_load_any_half (model_or_default (model), error);
+      g_autoptr (VaeModel) m = gegl_vae_load_any_half (gegl_vae_model_or_default (model), error);
       cb = m ? vae_model_codebook (m, error) : NULL;
     }
   else if (!(cb = model_codebook (codebook, &is_model, error)) && !is_model)

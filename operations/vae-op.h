@@ -210,6 +210,8 @@ gboolean     gegl_vae_report_nan (GeglOperation *operation, gchar **error_proper
  * downstream computes (a filter's get_bounding_box). */
 GeglRectangle gegl_vae_box_unless_nan (GeglOperation *operation);
 
+/* MODEL, or the default model where the property is empty. */
+const gchar *gegl_vae_model_or_default (const gchar *model);
 /* vae_model_load for OPERATION's `model`, `backend` and `precision`
  * properties, with the HALVES it runs, kept with the op instance until one
  * of them changes; fails when the backend cannot be had.  A new
