@@ -39,14 +39,16 @@ prepare (GeglOperation *operation)
   if (!model)
     gegl_vae_report_error (operation, &o->error, error);
   else if (!vae_model_has_decoder (model))
-    gegl_vae_report (operation, &o->error, _ ("model %s has no decoder"), o->model);
+    gegl_vae_report (operation, &o->error, _ ("model %s has no decoder"),
+                     gegl_vae_model_or_default (o->model));
   else if (channels == 0)
     gegl_vae_report (operation, &o->error,
                      _ ("the input is %s, not a latent (connect vae:encode or vae:latent-load)"),
                      what);
   else if (channels > 0 && channels != vae_model_latent_channels (model))
     gegl_vae_report (operation, &o->error, _ ("the latent has %d channels but model %s takes %d"),
-                     channels, o->model, vae_model_latent_channels (model));
+                     channels, gegl_vae_model_or_default (o->model),
+                     vae_model_latent_channels (model));
   else if (gegl_vae_report_empty_input (operation, "input"))
     gegl_vae_report (operation, &o->error, _ ("the input latent is empty (0×0)"));
 }

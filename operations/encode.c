@@ -61,7 +61,8 @@ prepare (GeglOperation *operation)
   if (!model)
     gegl_vae_report_error (operation, &o->error, error);
   else if (!vae_model_has_encoder (model))
-    gegl_vae_report (operation, &o->error, _ ("model %s has no encoder"), o->model);
+    gegl_vae_report (operation, &o->error, _ ("model %s has no encoder"),
+                     gegl_vae_model_or_default (o->model));
   else if (gegl_vae_report_empty_input (operation, "input"))
     gegl_vae_report (operation, &o->error, _ ("the input image is empty (0×0)"));
   else if (!gegl_vae_pad_mask (operation, "aux", &mask, &mask_error) && mask_error)

@@ -563,6 +563,7 @@ test_bad_input (void)
   g_auto (Gegl) g3 = { 0 };
   g_auto (Gegl) g4 = { 0 };
   g_auto (Gegl) g5 = { 0 };
+  g_auto (Gegl) g6 = { 0 };
 
   g_assert_true (vae_png_write (png, t, 8, NULL));
   g1 = run_gegl (NULL, NULL, png, "-o", out, "--", "vae:diffusion-preview",
@@ -580,6 +581,11 @@ test_bad_input (void)
                  NULL);
   g_assert_true (has_warning (&g2, "vae:decode", "the latent has 16 channels but model"));
   g_assert_true (strstr (g2.err, "takes 4") != NULL);
+  /* an empty model is the default one, and the warning names it */
+  g6 =
+      run_gegl (NULL, NULL, "-o", out, "--", "vae:latent-load", load, "vae:decode", "model=", NULL);
+  g_assert_true (
+      has_warning (&g6, "vae:decode", "the latent has 16 channels but model taef2 takes"));
   g3 = run_gegl (NULL, NULL, png, "-o", out, "--", "vae:decode", model_arg, NULL);
   g_assert_true (has_warning (&g3, "vae:decode", "the input is R'G'B'"));
   g4 = run_gegl (NULL, NULL, "--", "gegl:rectangle", "width=0", "height=0", "vae:encode", model_arg,
