@@ -9,6 +9,7 @@
 
 #include <glib/gstdio.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct
@@ -120,10 +121,13 @@ test_registered (void)
       g_error ("%s is not registered", ops[i]);
 }
 
-/* The same picture through `gegl` and through gegl-vae encode: the same latent. */
+/* The same picture through `gegl` and through gegl-vae encode: the same
+ * latent.  DEPTH ("8" or "16") is the bit depth of a PNG for the KL model,
+ * or NULL for TAEF2 on the photo. */
 static void
-test_same_latents_as_cli (gconstpointer kl)
+test_same_latents_as_cli (gconstpointer depth)
 {
+  const gboolean    kl = depth != NULL;
   g_autofree gchar *image =
       kl ? test_data_path ("kl", "sdxl-ldm-ckpt", "image.npy", NULL) : photo ();
   g_autofree gchar *model = kl ? kl_model () : g_strdup ("taef2");
@@ -141,9 +145,9 @@ test_same_latents_as_cli (gconstpointer kl)
     return;
   if (kl)
     {
-      /* an odd-sized picture (53×37) as an 8-bit PNG, read the same way by both */
+      /* an odd-sized picture (53×37), read the same way by both */
       g_autoptr (VaeTensor) t = test_load_npy_image (image);
-      g_assert_true (vae_png_write (png, t, 8, &error));
+      g_assert_true (vae_png_write (png, t, atoi (depth), &error));
     }
   else
     {
@@ -164,15 +168,12 @@ test_same_latents_as_cli (gconstpointer kl)
   b = test_load_npy_latent (via_cli);
   model_arg = g_strdup_printf ("model=%s", model);
   path_arg = g_strdup_printf ("path=%s", via_gegl);
-  /* GEGL's 8-bit pixels reach vae:encode as floats by a babl conversion
-   * path that babl picks at run time by timing candidates within its
-   * tolerance, and the CLI divides by 255 itself.  Mostly babl's pick gives
-   * the same floats, but not always (a CI run once differed by 6.1e-6), and
-   * its exact reference path (BABL_TOLERANCE=0) gave 2.6e-5 on the TAEF2
-   * case: rounding of the input, amplified by the encoder.  So both are run
-   * every time, and the bar, 1e-4 of latents of magnitude up to ~4, is 4×
-   * that; one 8-bit level read differently at one pixel moved TAEF2's
-   * latents by 8.7e-3. */
+  /* babl picks its conversion path at run time by timing candidates within
+   * its tolerance, and a float path once moved a CI run's latent by 6.1e-6
+   * (its exact reference path, BABL_TOLERANCE=0, by 2.6e-5 on TAEF2).
+   * vae:encode reads 8- and 16-bit pixels as integers and divides as the
+   * CLI does, so under either choice the engine sees the same floats and,
+   * running the same kernels on them, gives the same latent to the bit. */
   for (gint reference = 0; reference < 2; reference++)
     {
       const gchar *const env[] = { "BABL_TOLERANCE", "0", NULL };
@@ -185,15 +186,18 @@ test_same_latents_as_cli (gconstpointer kl)
       g_assert_cmpint (a->width, ==, b->width);
       g_test_message ("%s: max |gegl − cli| = %g", reference ? "babl's reference" : "babl's pick",
                       test_max_abs_error (a, b));
-      g_assert_cmpfloat (test_max_abs_error (a, b), <=, 1e-4);
+      g_assert_cmpfloat (test_max_abs_error (a, b), ==, 0.0);
     }
 }
 
-/* Runs CHAIN (encode … latent-save) and a diffusion-preview with one thread
- * and with two threads and 64-pixel chunks: everything must be identical. */
+/* Runs CHAIN (encode … latent-save) and a diffusion-preview with THREADS
+ * and CHUNK pixels, and the chain with babl's exact conversions if
+ * EXACT_CHAIN (see above): all must be identical.  The preview's PNG goes
+ * through png-save's float → 16-bit conversion, which is babl's pick and
+ * not ours, so that one is always exact. */
 static void
-run_threaded (const gchar *threads, const gchar *chunk, const gchar *tag, VaeTensor **latent,
-              VaeTensor **image)
+run_threaded (const gchar *threads, const gchar *chunk, gboolean exact_chain, const gchar *tag,
+              VaeTensor **latent, VaeTensor **image)
 {
   g_autofree gchar *model = kl_model ();
   g_autofree gchar *input = test_data_path ("kl", "sd15-diffusers", "image.npy", NULL);
@@ -202,18 +206,21 @@ run_threaded (const gchar *threads, const gchar *chunk, const gchar *tag, VaeTen
                    *out = g_strdup_printf ("%s-%s.png", png, tag);
   g_autofree gchar *model_arg = g_strdup_printf ("model=%s", model),
                    *path_arg = g_strdup_printf ("path=%s", npy);
-  const gchar *env[] = { "GEGL_THREADS", threads, "GEGL_CHUNK_SIZE", chunk, NULL };
+  const gchar *exact[] = {
+    "GEGL_THREADS", threads, "GEGL_CHUNK_SIZE", chunk, "BABL_TOLERANCE", "0", NULL
+  };
+  const gchar *picked[] = { "GEGL_THREADS", threads, "GEGL_CHUNK_SIZE", chunk, NULL };
   g_autoptr (VaeTensor) t = test_load_npy_image (input);
   g_autoptr (GError) error = NULL;
   g_auto (Gegl) g1 = { 0 };
   g_auto (Gegl) g2 = { 0 };
 
   g_assert_true (vae_png_write (png, t, 8, &error));
-  g1 = run_gegl (NULL, env, png, "--", "vae:encode", model_arg, "mode=sample", "seed=3",
-                 "vae:latent-noise", "strength=0.4", "seed=9", "vae:latent-noise", "strength=0.3",
-                 "rng=torch-cpu", "seed=4", "vae:vq-snap", "k=5", "seed=2", "strength=0.7",
-                 "vae:latent-save", path_arg, NULL);
-  g2 = run_gegl (NULL, env, png, "-o", out, "--", "vae:diffusion-preview", model_arg,
+  g1 = run_gegl (NULL, exact_chain ? exact : picked, png, "--", "vae:encode", model_arg,
+                 "mode=sample", "seed=3", "vae:latent-noise", "strength=0.4", "seed=9",
+                 "vae:latent-noise", "strength=0.3", "rng=torch-cpu", "seed=4", "vae:vq-snap",
+                 "k=5", "seed=2", "strength=0.7", "vae:latent-save", path_arg, NULL);
+  g2 = run_gegl (NULL, exact, png, "-o", out, "--", "vae:diffusion-preview", model_arg,
                  "strength=0.5", "vq=true", "k=4", NULL);
   *latent = test_load_npy_latent (npy);
   *image = vae_png_read (out, &error);
@@ -225,8 +232,8 @@ test_chunk_independence (void)
 {
   g_autoptr (VaeTensor) l1 = NULL, i1 = NULL, l2 = NULL, i2 = NULL;
 
-  run_threaded ("1", "1000000", "one", &l1, &i1);
-  run_threaded ("2", "64", "two", &l2, &i2);
+  run_threaded ("1", "1000000", FALSE, "one", &l1, &i1);
+  run_threaded ("2", "64", TRUE, "two", &l2, &i2);
   g_assert_cmpfloat (test_max_abs_error (l1, l2), ==, 0.0);
   g_assert_cmpfloat (test_max_abs_error (i1, i2), ==, 0.0);
   g_assert_cmpint (i1->width, ==, 56);
@@ -605,7 +612,8 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/gegl/registered", test_registered);
-  g_test_add_data_func ("/gegl/same-latents-as-cli/kl", "kl", test_same_latents_as_cli);
+  g_test_add_data_func ("/gegl/same-latents-as-cli/kl", "8", test_same_latents_as_cli);
+  g_test_add_data_func ("/gegl/same-latents-as-cli/kl-16-bit", "16", test_same_latents_as_cli);
   g_test_add_data_func ("/gegl/same-latents-as-cli/taef2", NULL, test_same_latents_as_cli);
   g_test_add_func ("/gegl/chunk-independence", test_chunk_independence);
   g_test_add_data_func ("/gegl/noise-matches-core/philox", "philox", test_noise_matches_core);

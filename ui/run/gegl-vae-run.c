@@ -109,11 +109,11 @@ cores (void)
 /* What makes a picture come out the same however the work is split.
  * babl chooses among colour conversions that agree within a tolerance by
  * timing them, so under load the same run picks differently (a step of a
- * 16-bit PNG apart): tolerance 0 keeps the exact ones.  The engine's sums
- * depend on its thread count (by up to 4e-6): in a batch each picture is
+ * 16-bit PNG apart): tolerance 0 keeps the exact ones.  The fp32 engine
+ * gives the same values on any thread count; in a batch each picture is
  * computed on one thread, in worker processes (an OpenMP runtime, once
- * started, keeps its count), and --jobs shares the machine; a single picture
- * takes every core.  GEGL_THREADS, when set, wins. */
+ * started, keeps its count), and --jobs shares the machine, which is
+ * faster; a single picture takes every core.  GEGL_THREADS, when set, wins. */
 static void
 set_determinism (gint threads)
 {
