@@ -122,14 +122,16 @@ test_registered (void)
 }
 
 /* The same picture through `gegl` and through gegl-vae encode: the same
- * latent.  DEPTH ("8" or "16") is the bit depth of a PNG for the KL model,
- * or NULL for TAEF2 on the photo. */
+ * latent.  CASE is "kl-8" or "kl-16", a picture for the KL model as a PNG
+ * of that depth, or one of skimage's pictures for TAEF2: 8-bit RGB, gray
+ * and RGBA, and 16-bit RGB, each a format vae:encode reads as integers. */
 static void
-test_same_latents_as_cli (gconstpointer depth)
+test_same_latents_as_cli (gconstpointer case_name)
 {
-  const gboolean    kl = depth != NULL;
-  g_autofree gchar *image =
-      kl ? test_data_path ("kl", "sdxl-ldm-ckpt", "image.npy", NULL) : photo ();
+  const gchar      *name = case_name;
+  const gboolean    kl = g_str_has_prefix (name, "kl-");
+  g_autofree gchar *image = kl ? test_data_path ("kl", "sdxl-ldm-ckpt", "image.npy", NULL)
+                               : g_build_filename (SKIMAGE_DATA_DIR, name, NULL);
   g_autofree gchar *model = kl ? kl_model () : g_strdup ("taef2");
   g_autofree gchar *png = test_tmp_path ("same-input.png");
   g_autofree gchar *via_gegl = test_tmp_path ("same-gegl.npy"),
@@ -147,7 +149,7 @@ test_same_latents_as_cli (gconstpointer depth)
     {
       /* an odd-sized picture (53×37), read the same way by both */
       g_autoptr (VaeTensor) t = test_load_npy_image (image);
-      g_assert_true (vae_png_write (png, t, atoi (depth), &error));
+      g_assert_true (vae_png_write (png, t, atoi (name + 3), &error));
     }
   else
     {
@@ -612,9 +614,16 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/gegl/registered", test_registered);
-  g_test_add_data_func ("/gegl/same-latents-as-cli/kl", "8", test_same_latents_as_cli);
-  g_test_add_data_func ("/gegl/same-latents-as-cli/kl-16-bit", "16", test_same_latents_as_cli);
-  g_test_add_data_func ("/gegl/same-latents-as-cli/taef2", NULL, test_same_latents_as_cli);
+  {
+    static const gchar *cases[] = { "kl-8",        "kl-16",
+                                    "chelsea.png", "chessboard_GRAY.png",
+                                    "horse.png",   "chessboard_RGB.png" };
+    for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+      {
+        g_autofree gchar *path = g_strdup_printf ("/gegl/same-latents-as-cli/%s", cases[i]);
+        g_test_add_data_func (path, cases[i], test_same_latents_as_cli);
+      }
+  }
   g_test_add_func ("/gegl/chunk-independence", test_chunk_independence);
   g_test_add_data_func ("/gegl/noise-matches-core/philox", "philox", test_noise_matches_core);
   g_test_add_data_func ("/gegl/noise-matches-core/torch-cpu", "torch-cpu", test_noise_matches_core);
