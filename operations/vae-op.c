@@ -654,15 +654,15 @@ gegl_vae_read_mask (GeglBuffer *buffer, const GeglRectangle *rect, GError **erro
 static gint
 exact_integers (const Babl *format)
 {
-  static const gchar *encoded[] = { "R'G'B'", "R'G'B'A", "Y'", "Y'A" };
-  const Babl         *type = babl_format_get_type (format, 0);
-  const gchar        *model = babl_get_name (babl_format_get_model (format));
+  /* by name, not by model and type: cairo-RGB24 is R'G'B' u8 too, stored
+   * B'G'R' with a pad.  babl interns formats, and an sRGB profile's space
+   * is babl's sRGB, so one pointer stands for each. */
+  static const gchar *names[] = { "R'G'B' u8",  "R'G'B'A u8",  "Y' u8",  "Y'A u8",
+                                  "R'G'B' u16", "R'G'B'A u16", "Y' u16", "Y'A u16" };
 
-  if (babl_format_get_space (format) != babl_space ("sRGB"))
-    return 0;
-  for (guint i = 0; i < G_N_ELEMENTS (encoded); i++)
-    if (strcmp (model, encoded[i]) == 0)
-      return type == babl_type ("u8") ? 255 : type == babl_type ("u16") ? 65535 : 0;
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    if (format == babl_format (names[i]))
+      return i < 4 ? 255 : 65535;
   return 0;
 }
 
@@ -675,7 +675,7 @@ gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error
   const Babl *format = full_scale ? own : babl_format ("R'G'B'A float");
   const gint  n = babl_format_get_n_components (format), gray = n < 3;
   VaeTensor  *t = vae_tensor_new (3, rect->height, rect->width, error);
-  gfloat     *pixels;
+  gfloat     *pixels; /* or bytes or 16-bit words, as FORMAT says */
 
   if (!t)
     return NULL;
