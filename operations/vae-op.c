@@ -674,12 +674,13 @@ gegl_vae_read_rgb (GeglBuffer *buffer, const GeglRectangle *rect, GError **error
   const gint  full_scale = exact_integers (own);
   const Babl *format = full_scale ? own : babl_format ("R'G'B'A float");
   const gint  n = babl_format_get_n_components (format), gray = n < 3;
+  const gsize bytes = plane * babl_format_get_bytes_per_pixel (format);
   VaeTensor  *t = vae_tensor_new (3, rect->height, rect->width, error);
   gfloat     *pixels; /* or bytes or 16-bit words, as FORMAT says */
 
   if (!t)
     return NULL;
-  if (!(pixels = try_floats (plane * 4, error))) /* at most four floats a pixel */
+  if (!(pixels = try_floats ((bytes + sizeof (gfloat) - 1) / sizeof (gfloat), error)))
     {
       vae_tensor_free (t);
       return NULL;
