@@ -315,10 +315,18 @@ test_gemm_amx (void)
   g_rand_free (rand);
 }
 
-/* The value of output (o, oy, ox) of CONV in float64 from bf16-rounded
- * weights and inputs, and Σ|w·x| + |bias| + |residual| in *MAGNITUDE. */
+/* fp32 V as bf16 rounds it, or as it is. */
 static gdouble
-direct_bf16_value (const ConvCase *c, gint o, gint oy, gint ox, gdouble *magnitude)
+operand (gfloat v, gboolean bf16)
+{
+  return bf16 ? vae_bf16_value (vae_bf16_round (v)) : v;
+}
+
+/* The value of output (o, oy, ox) of CONV in float64 from the weights and
+ * inputs (bf16-rounded when BF16), and Σ|w·x| + |bias| + |residual| in
+ * *MAGNITUDE. */
+static gdouble
+direct_value (const ConvCase *c, gboolean bf16, gint o, gint oy, gint ox, gdouble *magnitude)
 {
   const VaeConv *conv = &c->conv;
   const gint     k = conv->kernel, in_h = c->x->height << c->up, in_w = c->x->width << c->up;
@@ -334,11 +342,10 @@ direct_bf16_value (const ConvCase *c, gint o, gint oy, gint ox, gdouble *magnitu
           gdouble w, p;
           if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w)
             continue;
-          w = vae_bf16_value (vae_bf16_round (
-              conv->weight[((gsize) (o * conv->in_channels + i) * k + ky) * k + kx]));
-          p = w * vae_bf16_value (vae_bf16_round (
-                      c->x->data[((gsize) i * c->x->height + (iy >> c->up)) * c->x->width +
-                                 (ix >> c->up)]));
+          w = operand (conv->weight[((gsize) (o * conv->in_channels + i) * k + ky) * k + kx], bf16);
+          p = w * operand (c->x->data[((gsize) i * c->x->height + (iy >> c->up)) * c->x->width +
+                                      (ix >> c->up)],
+                           bf16);
           sum += p;
           *magnitude += fabs (p);
         }
@@ -394,7 +401,7 @@ test_conv_bf16_direct (void)
           for (gint oy = 0; oy < y->height; oy++)
             for (gint ox = 0; ox < y->width; ox++)
               {
-                gdouble magnitude, want = direct_bf16_value (&c, o, oy, ox, &magnitude);
+                gdouble magnitude, want = direct_value (&c, TRUE, o, oy, ox, &magnitude);
                 gdouble got = y->data[((gsize) o * y->height + oy) * y->width + ox];
                 worst = MAX (worst, fabs (got - want) / MAX (magnitude, 1e-30));
                 if (fabs (got - want) > (k_terms + 3) * ldexp (1.0, -24) * magnitude)
@@ -473,7 +480,7 @@ test_conv_amx (void)
           for (gint oy = 0; oy < y->height; oy++)
             for (gint ox = 0; ox < y->width; ox++)
               {
-                gdouble magnitude, sum = direct_bf16_value (&c, o, oy, ox, &magnitude);
+                gdouble magnitude, sum = direct_value (&c, TRUE, o, oy, ox, &magnitude);
                 gdouble want = activate_double (sum, c.act);
                 gdouble got = y->data[((gsize) o * y->height + oy) * y->width + ox];
                 gdouble bound =
@@ -486,6 +493,73 @@ test_conv_amx (void)
         conv_case_clear (&c);
       }
   g_test_message ("AMX bf16 3x3 convolutions: worst error %.3g of sum |terms|", worst);
+  g_rand_free (rand);
+}
+
+/* The fp32 convolutions Winograd does not take, in per-thread chunks
+ * (direct.c): stride 2 padded on both sides (TAESD's downsampler) or after
+ * only (AutoencoderKL's), 3 input channels (TAESD's first conv), the most
+ * terms taken (512 × 9) and a strided 1×1, with and without upsampling,
+ * bias, residual and every activation, at sizes whose chunks of 64 pixels
+ * end inside rows and span several; against float64 sums of the same
+ * weights and inputs.  Before the activation only fp32 accumulation may
+ * differ, (k + 3)·2⁻²⁴·Σ|terms|; SiLU's slope is at most 1.1 and vae_expf
+ * adds ≤ 1e-6 relative (test_expf), so 2e-6 of the value on top. */
+static void
+test_conv_direct (void)
+{
+  static const VaeConv shapes[] = {
+    { 64, 64, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL }, { 13, 7, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL },
+    { 64, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },  { 7, 512, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL },
+    { 5, 9, 1, 2, 0, 0, 0, 0, NULL, NULL, NULL },
+  };
+  const VaeConv     too_wide = { 7, 513, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL };
+  GRand            *rand;
+  const VaeBackend *cpu = vae_backend_cpu ();
+  gdouble           worst = 0;
+
+  if (!vae_cpu_has_small_sgemm ())
+    {
+      g_test_skip ("this CPU has neither AVX-512 nor AVX2 with FMA: such convs go to OpenBLAS");
+      return;
+    }
+  g_assert_false (vae_direct_conv_applies (&too_wide));
+  rand = g_rand_new_with_seed (321);
+  for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
+    for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
+      {
+        const gint k_terms = shapes[a].in_channels * shapes[a].kernel * shapes[a].kernel;
+        ConvCase   c;
+        gint       out_h, out_w;
+        g_autoptr (VaeTensor) y = NULL;
+
+        conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]);
+        vae_conv_output_size (&c.conv, c.x->height << c.up, c.x->width << c.up, &out_h, &out_w);
+        if (out_h <= 0 || out_w <= 0) /* one pixel is too small without padding */
+          {
+            conv_case_clear (&c);
+            continue;
+          }
+        g_assert_false (vae_winograd_applies (&c.conv));
+        g_assert_true (vae_direct_conv_applies (&c.conv));
+        y = conv_case_run (&c, cpu);
+        for (gint o = 0; o < y->channels; o++)
+          for (gint oy = 0; oy < y->height; oy++)
+            for (gint ox = 0; ox < y->width; ox++)
+              {
+                gdouble magnitude, sum = direct_value (&c, FALSE, o, oy, ox, &magnitude);
+                gdouble want = activate_double (sum, c.act);
+                gdouble got = y->data[((gsize) o * y->height + oy) * y->width + ox];
+                gdouble bound =
+                    1.1 * (k_terms + 3) * ldexp (1.0, -24) * magnitude + 2e-6 * fabs (want);
+                worst = MAX (worst, fabs (got - want) / MAX (magnitude, 1e-30));
+                if (fabs (got - want) > bound)
+                  g_error ("shape %u, %dx%d, up %d, act %d: y[%d][%d][%d] = %.9g, want %.9g", a,
+                           case_sizes[s][0], case_sizes[s][1], c.up, c.act, o, oy, ox, got, want);
+              }
+        conv_case_clear (&c);
+      }
+  g_test_message ("direct fp32 convolutions: worst error %.3g of sum |terms|", worst);
   g_rand_free (rand);
 }
 
@@ -832,6 +906,7 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/conv3x3-bf16-chunks-vs-bands", test_conv_bf16_chunks);
   g_test_add_func ("/kernels/conv-bf16-direct", test_conv_bf16_direct);
   g_test_add_func ("/kernels/conv-amx", test_conv_amx);
+  g_test_add_func ("/kernels/conv-direct", test_conv_direct);
   g_test_add_func ("/kernels/conv-transpose", test_conv_transpose);
   g_test_add_func ("/kernels/residual-block-bands", test_residual_block_bands);
   g_test_add_func ("/kernels/resnet-fused", test_resnet_fused);

@@ -1,6 +1,7 @@
-/* CPU kernels: convolution (Winograd, see winograd.c, or banded im2col +
- * SGEMM through OpenBLAS), GroupNorm with fused activation, and attention
- * streamed over query blocks so that no N×N score matrix is ever allocated.
+/* CPU kernels: convolution (Winograd, see winograd.c; chunks of im2col
+ * columns, direct.c; or banded im2col + SGEMM through OpenBLAS), GroupNorm
+ * with fused activation, and attention streamed over query blocks so that
+ * no N×N score matrix is ever allocated.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
@@ -142,6 +143,9 @@ scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
   if (is_plain_1x1 (conv, FALSE))
     return 0;
+  if (vae_direct_conv_applies (conv))
+    return vae_cpu_has_bf16 () ? MAX (vae_direct_conv_scratch_bytes (conv), im2col)
+                               : vae_direct_conv_scratch_bytes (conv);
   if (vae_winograd_applies (conv))
     return MAX (vae_winograd_scratch_bytes (conv, out_h, out_w), im2col);
   return im2col;
@@ -242,7 +246,8 @@ channels_match (const gchar *layer, gint want, const VaeTensor *x, GError **erro
 }
 
 /* act(conv(up(x)) + bias + residual): Winograd for 3×3 "same" convs when
- * FAST, one product for 1×1, banded im2col + product otherwise; the
+ * FAST, one product for 1×1, per-thread chunks of im2col columns for fp32
+ * convs of few terms, banded im2col + product otherwise; the
  * products in bf16 when BF16.  Direct bf16 products round only the inputs
  * and weights, so they lose far less than Winograd's bf16 ones.  Grouped
  * convolutions run group by group (groups of few inputs directly). */
@@ -279,6 +284,12 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
   if (fast && vae_winograd_applies (conv) && !(bf16 && bf16_direct ()))
     {
       if (!vae_winograd_conv (conv, x, NULL, up, residual, act, bf16, y, error))
+        g_clear_pointer (&y, vae_tensor_free);
+      return y; /* bias and activation applied */
+    }
+  if (!bf16 && !is_plain_1x1 (conv, up) && vae_direct_conv_applies (conv))
+    {
+      if (!vae_direct_conv (conv, x, up, residual, act, y, error))
         g_clear_pointer (&y, vae_tensor_free);
       return y; /* bias and activation applied */
     }

@@ -94,6 +94,14 @@ gsize vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
 /* Whether convs of few channels run in per-thread chunks (the default where
  * the CPU has the kernels); tests turn it off to check the banded path. */
 void vae_winograd_set_chunked (gboolean allowed);
+/* Convs Winograd does not take, of at most 4608 terms per output, in
+ * per-thread chunks of im2col columns (direct.c), fp32:
+ * y = act(conv(up(x)) + bias + residual).  Only where
+ * vae_cpu_has_small_sgemm. */
+gboolean vae_direct_conv_applies (const VaeConv *conv);
+gsize    vae_direct_conv_scratch_bytes (const VaeConv *conv);
+gboolean vae_direct_conv (const VaeConv *conv, const VaeTensor *x, gboolean up,
+                          const VaeTensor *residual, VaeAct act, VaeTensor *y, GError **error);
 /* ---- bfloat16 on the CPU (bf16.c) -------------------------------------------- */
 
 /* Which of 16 AVX-512 lanes hold one of COLS columns (all when COLS ≥ 16):
