@@ -96,8 +96,8 @@ gsize vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
 void vae_winograd_set_chunked (gboolean allowed);
 /* Convs Winograd does not take, of at most 4608 terms per output, in
  * per-thread chunks of im2col columns (direct.c), fp32:
- * y = act(conv(up(x)) + bias + residual).  Only where
- * vae_cpu_has_small_sgemm. */
+ * y = act(conv(up(x)) + bias + residual).  Only on AVX2 CPUs without
+ * AVX-512. */
 gboolean vae_direct_conv_applies (const VaeConv *conv);
 gsize    vae_direct_conv_scratch_bytes (const VaeConv *conv);
 gboolean vae_direct_conv (const VaeConv *conv, const VaeTensor *x, gboolean up,
