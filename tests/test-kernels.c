@@ -499,7 +499,7 @@ test_conv_amx (void)
 /* The fp32 convolutions Winograd does not take, in per-thread chunks
  * (direct.c): stride 2 padded on both sides (TAESD's downsampler) or after
  * only (AutoencoderKL's), 3 input channels (TAESD's first conv), the most
- * terms taken (512 × 9) and a strided 1×1, with and without upsampling,
+ * terms taken (512 × 9), a strided 1×1 and a 5×5 of stride 3, with and without upsampling,
  * bias, residual and every activation, at sizes whose chunks of 64 pixels
  * end inside rows and span several; against float64 sums of the same
  * weights and inputs.  Before the activation only fp32 accumulation may
@@ -509,9 +509,12 @@ static void
 test_conv_direct (void)
 {
   static const VaeConv shapes[] = {
-    { 64, 64, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL }, { 13, 7, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL },
-    { 64, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },  { 7, 512, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL },
+    { 64, 64, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL },
+    { 13, 7, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL },
+    { 64, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },
+    { 7, 512, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL },
     { 5, 9, 1, 2, 0, 0, 0, 0, NULL, NULL, NULL },
+    { 6, 13, 5, 3, 2, 2, 2, 2, NULL, NULL, NULL }, /* 325 terms: k's last slice is short */
   };
   const VaeConv     too_wide = { 7, 513, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL };
   GRand            *rand;
@@ -855,10 +858,13 @@ test_expf (void)
 static void
 test_sgemm_small (void)
 {
-  static const gint shapes[][3] = { { 1, 1, 1 },    { 7, 17, 5 }, { 13, 33, 64 },
-                                    { 64, 32, 64 }, { 6, 16, 9 }, { 65, 47, 128 } };
-  GRand            *rand = g_rand_new_with_seed (77);
-  gdouble           worst = 0;
+  /* k over 128 runs in slices of 64, the last one shorter (200, 1153) */
+  static const gint shapes[][3] = {
+    { 1, 1, 1 },     { 7, 17, 5 },    { 13, 33, 64 },  { 64, 32, 64 },  { 6, 16, 9 },
+    { 65, 47, 128 }, { 11, 21, 200 }, { 64, 64, 576 }, { 7, 16, 1153 },
+  };
+  GRand  *rand = g_rand_new_with_seed (77);
+  gdouble worst = 0;
 
   if (!vae_cpu_has_small_sgemm ())
     {

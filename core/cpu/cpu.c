@@ -141,11 +141,12 @@ scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 
   if (vae_winograd_applies (conv) && !bf16_direct ())
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
+  /* not told whether the input is upsampled: a 1×1 conv takes the chunks
+   * when it is (no CPU with the chunks has bf16) */
+  if (vae_direct_conv_applies (conv))
+    return vae_direct_conv_scratch_bytes (conv);
   if (is_plain_1x1 (conv, FALSE))
     return 0;
-  if (vae_direct_conv_applies (conv))
-    return vae_cpu_has_bf16 () ? MAX (vae_direct_conv_scratch_bytes (conv), im2col)
-                               : vae_direct_conv_scratch_bytes (conv);
   if (vae_winograd_applies (conv))
     return MAX (vae_winograd_scratch_bytes (conv, out_h, out_w), im2col);
   return im2col;
@@ -287,7 +288,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
         g_clear_pointer (&y, vae_tensor_free);
       return y; /* bias and activation applied */
     }
-  if (!bf16 && !is_plain_1x1 (conv, up) && vae_direct_conv_applies (conv))
+  if (fast && !bf16 && !is_plain_1x1 (conv, up) && vae_direct_conv_applies (conv))
     {
       if (!vae_direct_conv (conv, x, up, residual, act, y, error))
         g_clear_pointer (&y, vae_tensor_free);

@@ -123,18 +123,25 @@ gather (const VaeConv *conv, const VaeTensor *x, gboolean up, gint ci, gint ky, 
 {
   const gint    k = conv->kernel, s = conv->stride, in_w = x->width << up;
   const gint    iy = run->oy * s - conv->pad_top + ky, width = run->ox_b - run->ox_a;
-  const gfloat *src = x->data + ((gsize) ci * x->height + (iy >> up)) * x->width;
+  const gfloat *src;
 
+  if (iy < 0 || iy >= x->height << up)
+    {
+      for (gint kx = 0; kx < k; kx++, dst += CHUNK_LD)
+        memset (dst, 0, sizeof (gfloat) * width);
+      return;
+    }
+  src = x->data + ((gsize) ci * x->height + (iy >> up)) * x->width;
   for (gint kx = 0; kx < k; kx++, dst += CHUNK_LD)
     {
       const gint lo = run->lo[kx] - run->ox_a, n = run->hi[kx] - run->lo[kx];
       const gint first = run->first[kx];
-      if (iy < 0 || iy >= x->height << up)
+      memset (dst, 0, sizeof (gfloat) * lo);
+      if (n == 0)
         {
-          memset (dst, 0, sizeof (gfloat) * width);
+          memset (dst + lo, 0, sizeof (gfloat) * (width - lo));
           continue;
         }
-      memset (dst, 0, sizeof (gfloat) * lo);
       if (up)
         for (gint i = 0; i < n; i++)
           dst[lo + i] = src[(first + i * s) >> 1];

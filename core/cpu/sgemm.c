@@ -169,22 +169,26 @@ block2 (const gfloat *ap, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c
       }
 }
 
-/* Steps of k per pass over A's panels: a 16-column panel of B's rows for
- * them (4 KB) stays in L1 while every panel of A passes over it.  A whole
- * k of 576 (a 64-channel 3×3 conv's im2col columns, direct.c) made each
- * panel of A stream 37 KB of B from L2 (66 GFLOP/s on a Zen 3, where a k
- * of 64 runs at 75-90).  C carries the sums between slices, in fp32 as
- * the registers do, so the result is the same to the bit. */
+/* Steps of k per pass over A's panels beyond K_WHOLE2: a 16-column panel
+ * of B's rows for them (4 KB) stays in L1 while every panel of A passes
+ * over it.  A whole k of 576 (a 64-channel 3×3 conv's im2col columns,
+ * direct.c) made each panel of A stream 37 KB of B from L2 (66 GFLOP/s on
+ * a Zen 3, where a k of 64 runs at 75-90).  C carries the sums between
+ * slices, in fp32 as the registers do, so the result is the same to the
+ * bit.  Winograd's products (k ≤ 128) keep one pass, as measured. */
 #define K_SLICE2 64
+#define K_WHOLE2 128
 
 /* Every panel of A against columns [n0, n0 + cols) of B. */
 static AVX2_TARGET void
 panel_product2 (const gfloat *a, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
                 gint n0, gint cols)
 {
-  for (gint l0 = 0; l0 < k; l0 += K_SLICE2)
+  const gint slice = k <= K_WHOLE2 ? k : K_SLICE2;
+
+  for (gint l0 = 0; l0 < k; l0 += slice)
     {
-      const gint     steps = MIN (K_SLICE2, k - l0);
+      const gint     steps = MIN (slice, k - l0);
       const gfloat  *bs = b + (gsize) l0 * ldb;
       const gboolean add = l0 > 0;
       for (gint i0 = 0; i0 < m; i0 += ROWS2)
