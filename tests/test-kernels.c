@@ -359,61 +359,6 @@ direct_value (const ConvCase *c, gboolean bf16, gint o, gint oy, gint ox, gdoubl
   return sum;
 }
 
-/* The convolutions Winograd does not take — stride 2 with one-sided
- * padding, 1×1, 3×3 of 3 input channels — with and without upsampling,
- * bias and residual, through the bf16 backend, against float64 sums of the
- * same bf16-rounded weights and inputs: only fp32 accumulation may differ,
- * at most (k + 3)·2⁻²⁴·Σ|terms| (k products, bias and residual). */
-static void
-test_conv_bf16_direct (void)
-{
-  static const VaeConv shapes[] = {
-    { 7, 13, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL },
-    { 32, 64, 1, 1, 0, 0, 0, 0, NULL, NULL, NULL },
-    { 9, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },
-  };
-  GRand            *rand;
-  const VaeBackend *cpu = vae_backend_cpu_bf16 ();
-  gdouble           worst = 0;
-
-  if (!test_has_bf16 ())
-    return;
-  rand = g_rand_new_with_seed (99);
-  for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
-    for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
-      {
-        const gint k_terms = shapes[a].in_channels * shapes[a].kernel * shapes[a].kernel;
-        ConvCase   c;
-        gint       out_h, out_w;
-        g_autoptr (VaeTensor) y = NULL;
-
-        conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]);
-        c.act = VAE_ACT_NONE;
-        vae_conv_output_size (&c.conv, c.x->height << c.up, c.x->width << c.up, &out_h, &out_w);
-        if (out_h <= 0 || out_w <= 0) /* one pixel is too small for stride 2 */
-          {
-            conv_case_clear (&c);
-            continue;
-          }
-        g_assert_false (vae_winograd_applies (&c.conv));
-        y = conv_case_run (&c, cpu);
-        for (gint o = 0; o < y->channels; o++)
-          for (gint oy = 0; oy < y->height; oy++)
-            for (gint ox = 0; ox < y->width; ox++)
-              {
-                gdouble magnitude, want = direct_value (&c, TRUE, o, oy, ox, &magnitude);
-                gdouble got = y->data[((gsize) o * y->height + oy) * y->width + ox];
-                worst = MAX (worst, fabs (got - want) / MAX (magnitude, 1e-30));
-                if (fabs (got - want) > (k_terms + 3) * ldexp (1.0, -24) * magnitude)
-                  g_error ("shape %u, %dx%d: y[%d][%d][%d] = %.9g, want %.9g", a, case_sizes[s][0],
-                           case_sizes[s][1], o, oy, ox, got, want);
-              }
-        conv_case_clear (&c);
-      }
-  g_test_message ("direct bf16 convolutions: worst error %.3g of sum |terms|", worst);
-  g_rand_free (rand);
-}
-
 /* act(t) in float64. */
 static gdouble
 activate_double (gdouble t, VaeAct act)
@@ -425,15 +370,100 @@ activate_double (gdouble t, VaeAct act)
   return t;
 }
 
+/* Random cases of each of N SHAPES at every case size (seeded with SEED),
+ * each of which must take the path APPLIES names, through backend BE,
+ * against float64 sums of the same weights and inputs (bf16-rounded when
+ * BF16); returns the worst error as a fraction of Σ|terms|.  Before the
+ * activation only fp32 accumulation may differ, (k + 3)·2⁻²⁴·Σ|terms| (k
+ * products, bias and residual); SiLU's slope is at most 1.1, and vae_expf
+ * adds ≤ 1e-6 relative (test_expf), so 2e-6 of the value on top. */
+static gdouble
+check_against_float64 (const VaeConv *shapes, guint n, guint32 seed, const VaeBackend *be,
+                       gboolean bf16, gboolean (*applies) (const VaeConv *conv))
+{
+  GRand  *rand = g_rand_new_with_seed (seed);
+  gdouble worst = 0;
+
+  for (guint a = 0; a < n; a++)
+    for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
+      {
+        const gint k_terms = shapes[a].in_channels * shapes[a].kernel * shapes[a].kernel;
+        ConvCase   c;
+        gint       out_h, out_w;
+        g_autoptr (VaeTensor) y = NULL;
+
+        conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]);
+        vae_conv_output_size (&c.conv, c.x->height << c.up, c.x->width << c.up, &out_h, &out_w);
+        if (out_h <= 0 || out_w <= 0) /* one pixel is too small without padding */
+          {
+            conv_case_clear (&c);
+            continue;
+          }
+        g_assert_true (applies (&c.conv));
+        y = conv_case_run (&c, be);
+        for (gint o = 0; o < y->channels; o++)
+          for (gint oy = 0; oy < y->height; oy++)
+            for (gint ox = 0; ox < y->width; ox++)
+              {
+                gdouble magnitude, sum = direct_value (&c, bf16, o, oy, ox, &magnitude);
+                gdouble want = activate_double (sum, c.act);
+                gdouble got = y->data[((gsize) o * y->height + oy) * y->width + ox];
+                gdouble bound =
+                    1.1 * (k_terms + 3) * ldexp (1.0, -24) * magnitude + 2e-6 * fabs (want);
+                worst = MAX (worst, fabs (got - want) / MAX (magnitude, 1e-30));
+                if (fabs (got - want) > bound)
+                  g_error ("shape %u, %dx%d, up %d, act %d: y[%d][%d][%d] = %.9g, want %.9g", a,
+                           case_sizes[s][0], case_sizes[s][1], c.up, c.act, o, oy, ox, got, want);
+              }
+        conv_case_clear (&c);
+      }
+  g_rand_free (rand);
+  return worst;
+}
+
+/* Whether the bf16 backend sends CONV to im2col + products: not Winograd's. */
+static gboolean
+not_winograd (const VaeConv *conv)
+{
+  return !vae_winograd_applies (conv);
+}
+
+/* Whether the fp32 backend sends CONV to direct.c's chunks: not Winograd's. */
+static gboolean
+takes_chunks (const VaeConv *conv)
+{
+  return !vae_winograd_applies (conv) && vae_direct_conv_applies (conv);
+}
+
+/* The convolutions Winograd does not take — stride 2 with one-sided
+ * padding, 1×1, 3×3 of 3 input channels — with and without upsampling,
+ * bias, residual and every activation, through the bf16 backend, against
+ * float64 sums of the same bf16-rounded weights and inputs
+ * (check_against_float64). */
+static void
+test_conv_bf16_direct (void)
+{
+  static const VaeConv shapes[] = {
+    { 7, 13, 3, 2, 0, 0, 1, 1, NULL, NULL, NULL },
+    { 32, 64, 1, 1, 0, 0, 0, 0, NULL, NULL, NULL },
+    { 9, 3, 3, 1, 1, 1, 1, 1, NULL, NULL, NULL },
+  };
+  gdouble worst;
+
+  if (!test_has_bf16 ())
+    return;
+  worst = check_against_float64 (shapes, G_N_ELEMENTS (shapes), 99, vae_backend_cpu_bf16 (), TRUE,
+                                 not_winograd);
+  g_test_message ("direct bf16 convolutions: worst error %.3g of sum |terms|", worst);
+}
+
 /* The bf16 3×3 convolutions AMX tiles run directly (core/cpu/amx-conv.c):
  * channel counts that leave partial tiles of inputs and outputs, images
  * narrower and wider than a block of 32 pixels, padding on one side or
  * only across (bands'), stride 2 padded on both sides or after only (the encoders'
- * downsamplers), with and without upsampling, bias, residual and every activation, against
- * float64 sums of the same bf16-rounded weights and inputs.  Before the
- * activation only fp32 accumulation may differ, (k + 3)·2⁻²⁴·Σ|terms| as
- * above; SiLU's slope is at most 1.1, and vae_expf adds ≤ 1e-6 relative
- * (test_expf), so 2e-6 of the value on top. */
+ * downsamplers), with and without upsampling, bias, residual and every
+ * activation, against float64 sums of the same bf16-rounded weights and
+ * inputs (check_against_float64). */
 static void
 test_conv_amx (void)
 {
@@ -448,9 +478,8 @@ test_conv_amx (void)
     { 16, 40, 3, 1, 0, 1, 1, 1, NULL, NULL, NULL }, /* a whole tile of them, in a band */
     { 8, 32, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL },  /* narrow, stride 2 */
   };
-  GRand            *rand;
   const VaeBackend *cpu = vae_backend_cpu_bf16 ();
-  gdouble           worst = 0;
+  gdouble           worst;
 
   if (!vae_amx_conv_applies (&shapes[0]))
     {
@@ -458,53 +487,18 @@ test_conv_amx (void)
                    "another path");
       return;
     }
-  rand = g_rand_new_with_seed (123);
-  for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
-    for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
-      {
-        const gint k_terms = shapes[a].in_channels * 9;
-        ConvCase   c;
-        gint       out_h, out_w;
-        g_autoptr (VaeTensor) y = NULL;
-
-        conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]);
-        vae_conv_output_size (&c.conv, c.x->height << c.up, c.x->width << c.up, &out_h, &out_w);
-        if (out_h <= 0 || out_w <= 0) /* one pixel is too small without padding */
-          {
-            conv_case_clear (&c);
-            continue;
-          }
-        g_assert_true (vae_amx_conv_applies (&c.conv));
-        y = conv_case_run (&c, cpu);
-        for (gint o = 0; o < y->channels; o++)
-          for (gint oy = 0; oy < y->height; oy++)
-            for (gint ox = 0; ox < y->width; ox++)
-              {
-                gdouble magnitude, sum = direct_value (&c, TRUE, o, oy, ox, &magnitude);
-                gdouble want = activate_double (sum, c.act);
-                gdouble got = y->data[((gsize) o * y->height + oy) * y->width + ox];
-                gdouble bound =
-                    1.1 * (k_terms + 3) * ldexp (1.0, -24) * magnitude + 2e-6 * fabs (want);
-                worst = MAX (worst, fabs (got - want) / MAX (magnitude, 1e-30));
-                if (fabs (got - want) > bound)
-                  g_error ("shape %u, %dx%d, up %d, act %d: y[%d][%d][%d] = %.9g, want %.9g", a,
-                           case_sizes[s][0], case_sizes[s][1], c.up, c.act, o, oy, ox, got, want);
-              }
-        conv_case_clear (&c);
-      }
+  worst =
+      check_against_float64 (shapes, G_N_ELEMENTS (shapes), 123, cpu, TRUE, vae_amx_conv_applies);
   g_test_message ("AMX bf16 3x3 convolutions: worst error %.3g of sum |terms|", worst);
-  g_rand_free (rand);
 }
 
 /* The fp32 convolutions Winograd does not take, in per-thread chunks
  * (direct.c): stride 2 padded on both sides (TAESD's downsampler) or after
  * only (AutoencoderKL's), 3 input channels (TAESD's first conv), the most
- * terms taken (512 × 9), a strided 1×1 and a 5×5 of stride 3, with and without upsampling,
- * bias, residual and every activation, at sizes whose chunks of 64 pixels
- * end inside rows and span several; against float64 sums of the same
- * weights and inputs.  Before the activation only fp32 accumulation may
- * differ, (k + 3)·2⁻²⁴·Σ|terms|; SiLU's slope is at most 1.1 and vae_expf
- * adds ≤ 1e-6 relative (test_expf), so 2e-6 of the value on top. */
+ * terms taken (512 × 9), a strided 1×1 and a 5×5 of stride 3, with and
+ * without upsampling, bias, residual and every activation, at sizes whose
+ * chunks of 64 pixels end inside rows and span several; against float64
+ * sums of the same weights and inputs (check_against_float64). */
 static void
 test_conv_direct (void)
 {
@@ -517,9 +511,8 @@ test_conv_direct (void)
     { 6, 13, 5, 3, 2, 2, 2, 2, NULL, NULL, NULL }, /* 325 terms: k's last slice is short */
   };
   const VaeConv     too_wide = { 7, 513, 3, 2, 1, 1, 1, 1, NULL, NULL, NULL };
-  GRand            *rand;
   const VaeBackend *cpu = vae_backend_cpu ();
-  gdouble           worst = 0;
+  gdouble           worst;
 
   if (!vae_cpu_has_small_sgemm () || vae_cpu_has_avx512 ())
     {
@@ -527,43 +520,8 @@ test_conv_direct (void)
       return;
     }
   g_assert_false (vae_direct_conv_applies (&too_wide));
-  rand = g_rand_new_with_seed (321);
-  for (guint a = 0; a < G_N_ELEMENTS (shapes); a++)
-    for (guint s = 0; s < G_N_ELEMENTS (case_sizes); s++)
-      {
-        const gint k_terms = shapes[a].in_channels * shapes[a].kernel * shapes[a].kernel;
-        ConvCase   c;
-        gint       out_h, out_w;
-        g_autoptr (VaeTensor) y = NULL;
-
-        conv_case_init_shape (&c, rand, &shapes[a], case_sizes[s]);
-        vae_conv_output_size (&c.conv, c.x->height << c.up, c.x->width << c.up, &out_h, &out_w);
-        if (out_h <= 0 || out_w <= 0) /* one pixel is too small without padding */
-          {
-            conv_case_clear (&c);
-            continue;
-          }
-        g_assert_false (vae_winograd_applies (&c.conv));
-        g_assert_true (vae_direct_conv_applies (&c.conv));
-        y = conv_case_run (&c, cpu);
-        for (gint o = 0; o < y->channels; o++)
-          for (gint oy = 0; oy < y->height; oy++)
-            for (gint ox = 0; ox < y->width; ox++)
-              {
-                gdouble magnitude, sum = direct_value (&c, FALSE, o, oy, ox, &magnitude);
-                gdouble want = activate_double (sum, c.act);
-                gdouble got = y->data[((gsize) o * y->height + oy) * y->width + ox];
-                gdouble bound =
-                    1.1 * (k_terms + 3) * ldexp (1.0, -24) * magnitude + 2e-6 * fabs (want);
-                worst = MAX (worst, fabs (got - want) / MAX (magnitude, 1e-30));
-                if (fabs (got - want) > bound)
-                  g_error ("shape %u, %dx%d, up %d, act %d: y[%d][%d][%d] = %.9g, want %.9g", a,
-                           case_sizes[s][0], case_sizes[s][1], c.up, c.act, o, oy, ox, got, want);
-              }
-        conv_case_clear (&c);
-      }
+  worst = check_against_float64 (shapes, G_N_ELEMENTS (shapes), 321, cpu, FALSE, takes_chunks);
   g_test_message ("direct fp32 convolutions: worst error %.3g of sum |terms|", worst);
-  g_rand_free (rand);
 }
 
 /* vae_cpu_residual_block in bands against the same block layer by layer

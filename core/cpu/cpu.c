@@ -78,16 +78,16 @@ im2col_band (const VaeConv *conv, const VaeTensor *x, gboolean up, gint out_w, g
     im2col_row (conv, x, up, out_w, y0, rows, r, col + (gsize) r * band);
 }
 
-/* y = act(y + bias + residual), the convolution's epilogue. */
-static VAE_HOT void
-epilogue_plane (gfloat *restrict p, const gfloat *restrict residual, gsize n, gfloat b, VaeAct act)
+VAE_HOT void
+vae_cpu_epilogue (const gfloat *src, const gfloat *residual, gsize n, gfloat b, VaeAct act,
+                  gfloat *dst)
 {
   if (residual)
     for (gsize i = 0; i < n; i++)
-      p[i] = vae_activate (p[i] + b + residual[i], act);
+      dst[i] = vae_activate (src[i] + b + residual[i], act);
   else
     for (gsize i = 0; i < n; i++)
-      p[i] = vae_activate (p[i] + b, act);
+      dst[i] = vae_activate (src[i] + b, act);
 }
 
 static void
@@ -99,8 +99,8 @@ epilogue (const VaeConv *conv, VaeTensor *y, const VaeTensor *residual, VaeAct a
     return;
 #pragma omp parallel for schedule(dynamic)
   for (gint c = 0; c < y->channels; c++)
-    epilogue_plane (y->data + c * plane, residual ? residual->data + c * plane : NULL, plane,
-                    conv->bias ? conv->bias[c] : 0.0f, act);
+    vae_cpu_epilogue (y->data + c * plane, residual ? residual->data + c * plane : NULL, plane,
+                      conv->bias ? conv->bias[c] : 0.0f, act, y->data + c * plane);
 }
 
 static gboolean

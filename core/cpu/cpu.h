@@ -94,6 +94,10 @@ gsize vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
 /* Whether convs of few channels run in per-thread chunks (the default where
  * the CPU has the kernels); tests turn it off to check the banded path. */
 void vae_winograd_set_chunked (gboolean allowed);
+/* A convolution's epilogue on N values: dst = act(src + B + residual)
+ * (RESIDUAL may be NULL; DST may be SRC). */
+void vae_cpu_epilogue (const gfloat *src, const gfloat *residual, gsize n, gfloat b, VaeAct act,
+                       gfloat *dst);
 /* Convs Winograd does not take, of at most 4608 terms per output, in
  * per-thread chunks of im2col columns (direct.c), fp32:
  * y = act(conv(up(x)) + bias + residual).  Only on AVX2 CPUs without

@@ -157,27 +157,15 @@ gather (const VaeConv *conv, const VaeTensor *x, gboolean up, gint ci, gint ky, 
 }
 
 /* y[o][p0 + j] = act(c[o][j] + bias + residual), N pixels. */
-static VAE_HOT void
+static void
 store (const VaeConv *conv, const gfloat *c, gsize p0, gint n, const VaeTensor *residual,
        VaeAct act, VaeTensor *y)
 {
   const gsize plane = (gsize) y->height * y->width;
 
   for (gint o = 0; o < conv->out_channels; o++)
-    {
-      const gfloat *restrict src = c + (gsize) o * CHUNK_LD;
-      gfloat *restrict dst = y->data + o * plane + p0;
-      const gfloat b = conv->bias ? conv->bias[o] : 0.0f;
-      if (residual)
-        {
-          const gfloat *restrict res = residual->data + o * plane + p0;
-          for (gint j = 0; j < n; j++)
-            dst[j] = vae_activate (src[j] + b + res[j], act);
-        }
-      else
-        for (gint j = 0; j < n; j++)
-          dst[j] = vae_activate (src[j] + b, act);
-    }
+    vae_cpu_epilogue (c + (gsize) o * CHUNK_LD, residual ? residual->data + o * plane + p0 : NULL,
+                      n, conv->bias ? conv->bias[o] : 0.0f, act, y->data + o * plane + p0);
 }
 
 /* Output pixels [P0, P0 + N) of every channel. */
