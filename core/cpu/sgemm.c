@@ -1,7 +1,8 @@
-/* A small fp32 matrix product on one thread, for Winograd's chunks: A
- * (m × k, packed once per convolution with the transformed weights) times
- * B (k × n, n ≤ a few panels, rows in cache), so B needs no packing.  A
- * block of C stays in registers while k runs, as in bf16.c: 8 × 32 in 16
+/* A small fp32 matrix product on one thread, for Winograd's chunks and
+ * direct.c's: A (m × k, packed once per convolution: the transformed
+ * weights, or the weights) times B (k × n, n ≤ a few panels, rows in
+ * cache), so B needs no packing.  A block of C stays in registers while k
+ * runs (on AVX2 a k over 128 in slices of 64), as in bf16.c: 8 × 32 in 16
  * of AVX-512's 32 registers, or 6 × 16 in 12 of AVX2's 16.  On AVX2 A is
  * read from panels of 6 rows, so that one step's six values share a cache
  * line; the AVX-512 kernel reads A's rows as they are (its speed with
@@ -119,10 +120,10 @@ lanes (gint cols)
 /* C rows [i0, i0 + R) × columns [n0, n0 + cols) = A·B, or += A·B when
  * ADD, A's rows from the panel AP (ROWS2 values per column of A, zeros
  * past its last row); FULL: cols is 16.  All ROWS2 rows are computed, R
- * stored.  With A's six values
- * of a step on one cache line and the k loop unrolled, 55-65 → 75 GFLOP/s
- * on a Zen 3 (rows of A apart were six streams, and the loop's own add,
- * compare and branch shared each step's cycles). */
+ * stored.  With A's six values of a step on one cache line and the k loop
+ * unrolled, 55-65 → 75 GFLOP/s on a Zen 3 (rows of A apart were six
+ * streams, and the loop's own add, compare and branch shared each step's
+ * cycles). */
 static inline __attribute__ ((always_inline)) AVX2_TARGET void
 block2 (const gfloat *ap, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
         gint n0, gint cols, gint r_count, const gboolean full, const gboolean add)
@@ -171,11 +172,12 @@ block2 (const gfloat *ap, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c
 
 /* Steps of k per pass over A's panels beyond K_WHOLE2: a 16-column panel
  * of B's rows for them (4 KB) stays in L1 while every panel of A passes
- * over it.  A whole k of 576 (a 64-channel 3×3 conv's im2col columns,
- * direct.c) made each panel of A stream 37 KB of B from L2 (66 GFLOP/s on
- * a Zen 3, where a k of 64 runs at 75-90).  C carries the sums between
- * slices, in fp32 as the registers do, so the result is the same to the
- * bit.  Winograd's products (k ≤ 128) keep one pass, as measured. */
+ * over it.  With a whole k of 576 (a 64-channel 3×3 conv's im2col
+ * columns, direct.c) each panel of A streamed 37 KB of B from L2; a
+ * profile of a TAEF2 pass put those products near 66 GFLOP/s on a Zen 3,
+ * and sliced they ran at ~94 in the conv alone.  C carries the sums
+ * between slices, in fp32 as the registers do, so the result is the same
+ * to the bit.  Winograd's products (k ≤ 128) keep one pass, as measured. */
 #define K_SLICE2 64
 #define K_WHOLE2 128
 
