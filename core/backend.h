@@ -84,6 +84,15 @@ vae_conv_group_inputs (const VaeConv *conv)
   return conv->in_channels / vae_conv_groups (conv);
 }
 
+/* Products each output value sums: input channels each output reads ×
+ * kernel taps (the rows of the im2col matrix, the columns of the weight
+ * matrix). */
+static inline gint
+vae_conv_terms (const VaeConv *conv)
+{
+  return vae_conv_group_inputs (conv) * conv->kernel * conv->kernel;
+}
+
 /* ---- end grouped convolutions ---- */
 
 /* ---- RMS norm (Qwen-Image / Wan 2.1, DC-AE) ---- */

@@ -211,6 +211,13 @@ void     vae_pool_begin (void);
 void vae_pool_set_hold (gsize bytes);
 void vae_pool_end (void);
 
+/* ⌊a / b⌋ for b > 0 (C's division rounds toward zero). */
+static inline gint
+vae_floor_div (gint a, gint b)
+{
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
 /* exp for float that the compiler can vectorise (libm's expf is a call):
  * 2^n · p(r) with r in [−ln2/2, ln2/2] and the degree-7 Taylor polynomial
  * (truncation ≤ 6e-9, so float rounding dominates: a few ulp); inputs are

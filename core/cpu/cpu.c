@@ -15,20 +15,6 @@
 /* Query rows per attention block: scores take QUERY_BLOCK × N floats. */
 #define QUERY_BLOCK 256
 
-/* Products each output value sums: input channels × kernel taps (the rows
- * of the im2col matrix, the columns of the weight matrix). */
-static inline gint
-conv_terms (const VaeConv *conv)
-{
-  return vae_conv_group_inputs (conv) * conv->kernel * conv->kernel;
-}
-
-static inline gint
-floor_div (gint a, gint b)
-{
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
 /* Row R of the band's im2col matrix: input channel ci, kernel tap (ky, kx),
  * one column per output pixel; zero outside the (upsampled) input. */
 static VAE_HOT void
@@ -53,7 +39,7 @@ im2col_row (const VaeConv *conv, const VaeTensor *x, gboolean up, gint out_w, gi
       src = plane + (gsize) (iy >> up) * x->width;
       /* valid ox: 0 <= ox*s - pad_left + kx < in_w */
       ox0 = MIN (out_w, MAX (0, (conv->pad_left - kx + s - 1) / s));
-      ox1 = MIN (out_w, floor_div (in_w - 1 + conv->pad_left - kx, s) + 1);
+      ox1 = MIN (out_w, vae_floor_div (in_w - 1 + conv->pad_left - kx, s) + 1);
       if (ox1 < ox0)
         ox1 = ox0;
       memset (dst, 0, sizeof (gfloat) * ox0);
@@ -70,7 +56,7 @@ static void
 im2col_band (const VaeConv *conv, const VaeTensor *x, gboolean up, gint out_w, gint y0, gint rows,
              gfloat *col)
 {
-  const gint  n_rows = conv_terms (conv);
+  const gint  n_rows = vae_conv_terms (conv);
   const gsize band = (gsize) rows * out_w;
 
 #pragma omp parallel for schedule(dynamic)
@@ -112,7 +98,7 @@ is_plain_1x1 (const VaeConv *conv, gboolean up)
 static gint
 im2col_band_rows (const VaeConv *conv, gint out_h, gint out_w)
 {
-  const gsize row_bytes = (gsize) conv_terms (conv) * out_w * sizeof (gfloat);
+  const gsize row_bytes = (gsize) vae_conv_terms (conv) * out_w * sizeof (gfloat);
 
   return (gint) CLAMP (IM2COL_BAND_BYTES / MAX (row_bytes, 1), 1, (gsize) out_h);
 }
@@ -136,8 +122,8 @@ bf16_direct (void)
 static gsize
 scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
-  const gsize im2col =
-      (gsize) im2col_band_rows (conv, out_h, out_w) * conv_terms (conv) * out_w * sizeof (gfloat);
+  const gsize im2col = (gsize) im2col_band_rows (conv, out_h, out_w) * vae_conv_terms (conv) *
+                       out_w * sizeof (gfloat);
 
   if (vae_winograd_applies (conv) && !bf16_direct ())
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
@@ -179,7 +165,7 @@ static void
 product (const VaeConv *conv, const guint16 *weight_bf16, gint n, const gfloat *b, gsize ldb,
          gfloat *c, gsize ldc)
 {
-  const gint k = conv_terms (conv);
+  const gint k = vae_conv_terms (conv);
 
   if (weight_bf16)
     vae_gemm_bf16_parallel (conv->out_channels, n, k, weight_bf16, b, ldb, c, ldc);
@@ -194,7 +180,7 @@ product (const VaeConv *conv, const guint16 *weight_bf16, gint n, const gfloat *
 static guint16 *
 pack_weights_bf16 (const VaeConv *conv, GError **error)
 {
-  const gint n_k = conv_terms (conv);
+  const gint n_k = vae_conv_terms (conv);
   guint16   *packed =
       vae_try_alloc ((gsize) conv->out_channels * 2 * vae_bf16_pairs (n_k) * sizeof (guint16),
                      "bf16 weights", error);
@@ -210,7 +196,7 @@ im2col_product (const VaeConv *conv, const guint16 *weight_bf16, const VaeTensor
                 VaeTensor *y, GError **error)
 {
   const gint  out_w = y->width, out_h = y->height;
-  const gsize row_bytes = (gsize) conv_terms (conv) * out_w * sizeof (gfloat);
+  const gsize row_bytes = (gsize) vae_conv_terms (conv) * out_w * sizeof (gfloat);
   const gint  band = im2col_band_rows (conv, out_h, out_w);
   gsize       col_capacity;
   gfloat     *col = vae_scratch_alloc ((gsize) band * row_bytes, FALSE, &col_capacity,
@@ -274,7 +260,7 @@ convolve (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor 
         g_clear_pointer (&y, vae_tensor_free);
       return y;
     }
-  vae_backend_count_macs ((guint64) conv->out_channels * conv_terms (conv) * out_h * out_w);
+  vae_backend_count_macs ((guint64) conv->out_channels * vae_conv_terms (conv) * out_h * out_w);
 
   if (fast && bf16 && vae_amx_conv_applies (conv))
     {
@@ -368,7 +354,7 @@ direct_grouped (const VaeConv *conv, const VaeTensor *x, gboolean up, VaeTensor 
                     /* valid ox: 0 <= ox*s - pad_left + kx < in_w */
                     const gint ox0 = MIN (y->width, MAX (0, (conv->pad_left - kx + s - 1) / s));
                     const gint ox1 =
-                        MIN (y->width, floor_div (in_w - 1 + conv->pad_left - kx, s) + 1);
+                        MIN (y->width, vae_floor_div (in_w - 1 + conv->pad_left - kx, s) + 1);
                     const gfloat wt = w[ky * k + kx];
                     if (wt == 0.0f) /* the shortcuts' weights are mostly zeros */
                       continue;
@@ -407,9 +393,9 @@ grouped (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *
   const gint  gi = vae_conv_group_inputs (conv);
   const gsize plane = (gsize) y->height * y->width;
 
-  if (conv_terms (conv) <= DIRECT_TERMS)
+  if (vae_conv_terms (conv) <= DIRECT_TERMS)
     {
-      vae_backend_count_macs ((guint64) conv->out_channels * conv_terms (conv) * plane);
+      vae_backend_count_macs ((guint64) conv->out_channels * vae_conv_terms (conv) * plane);
       direct_grouped (conv, x, up, y);
       epilogue (conv, y, residual, act);
       return TRUE;
@@ -434,7 +420,7 @@ grouped_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 {
   const VaeConv sub = group_conv (conv, 0);
 
-  if (conv_terms (conv) <= DIRECT_TERMS)
+  if (vae_conv_terms (conv) <= DIRECT_TERMS)
     return 0;
   return vae_cpu_conv_scratch_bytes (&sub, out_h, out_w) +
          (gsize) sub.out_channels * out_h * out_w * sizeof (gfloat);

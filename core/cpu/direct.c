@@ -30,41 +30,29 @@
  * its bounds per tap across). */
 #define MAX_KERNEL 7
 
-static gint
-terms (const VaeConv *conv)
-{
-  return conv->in_channels * conv->kernel * conv->kernel;
-}
-
 /* On AVX2 with FMA, where it was measured; AVX-512's kernel in sgemm.c
  * runs k in one pass, so a long k would stream B from L2 for every block
  * of A (no such CPU was at hand), and OpenBLAS keeps those convs. */
 gboolean
 vae_direct_conv_applies (const VaeConv *conv)
 {
-  return vae_conv_groups (conv) == 1 && conv->kernel <= MAX_KERNEL && terms (conv) <= MAX_TERMS &&
-         vae_cpu_has_small_sgemm () && !vae_cpu_has_avx512 ();
+  return vae_conv_groups (conv) == 1 && conv->kernel <= MAX_KERNEL &&
+         vae_conv_terms (conv) <= MAX_TERMS && vae_cpu_has_small_sgemm () && !vae_cpu_has_avx512 ();
 }
 
 /* One thread's columns and products. */
 static gsize
 thread_floats (const VaeConv *conv)
 {
-  return ((gsize) terms (conv) + conv->out_channels) * CHUNK_LD;
+  return ((gsize) vae_conv_terms (conv) + conv->out_channels) * CHUNK_LD;
 }
 
 gsize
 vae_direct_conv_scratch_bytes (const VaeConv *conv)
 {
-  return (vae_sgemm_small_a_floats (conv->out_channels, terms (conv)) +
+  return (vae_sgemm_small_a_floats (conv->out_channels, vae_conv_terms (conv)) +
           thread_floats (conv) * omp_get_max_threads ()) *
          sizeof (gfloat);
-}
-
-static inline gint
-floor_div (gint a, gint b)
-{
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
 typedef gfloat Floats8 __attribute__ ((vector_size (32)));
@@ -110,7 +98,8 @@ run_init (const VaeConv *conv, gint in_w, gint oy, gint ox_a, gint ox_b, Run *ru
     {
       /* 0 <= ox·s - pad_left + kx < in_w */
       run->lo[kx] = CLAMP ((conv->pad_left - kx + s - 1) / s, ox_a, ox_b);
-      run->hi[kx] = CLAMP (floor_div (in_w - 1 + conv->pad_left - kx, s) + 1, run->lo[kx], ox_b);
+      run->hi[kx] =
+          CLAMP (vae_floor_div (in_w - 1 + conv->pad_left - kx, s) + 1, run->lo[kx], ox_b);
       run->first[kx] = run->lo[kx] * s - conv->pad_left + kx;
     }
 }
@@ -188,7 +177,7 @@ chunk (const VaeConv *conv, const gfloat *a, const VaeTensor *x, gboolean up,
                   col + ((gsize) (ci * k + ky) * k) * CHUNK_LD + (p - p0));
       p += width;
     }
-  vae_sgemm_small (conv->out_channels, n, terms (conv), a, col, CHUNK_LD, c, CHUNK_LD);
+  vae_sgemm_small (conv->out_channels, n, vae_conv_terms (conv), a, col, CHUNK_LD, c, CHUNK_LD);
   store (conv, c, p0, n, residual, act, y);
 }
 
@@ -196,14 +185,12 @@ gboolean
 vae_direct_conv (const VaeConv *conv, const VaeTensor *x, gboolean up, const VaeTensor *residual,
                  VaeAct act, VaeTensor *y, GError **error)
 {
-  const gint  k = terms (conv);
+  const gint  k = vae_conv_terms (conv);
   const gsize pixels = (gsize) y->height * y->width;
   const gsize a_floats = vae_sgemm_small_a_floats (conv->out_channels, k);
-  const gint  threads = omp_get_max_threads ();
   gsize       capacity;
-  gfloat     *scratch =
-      vae_scratch_alloc ((a_floats + thread_floats (conv) * threads) * sizeof (gfloat), FALSE,
-                         &capacity, "convolution workspace", error);
+  gfloat     *scratch = vae_scratch_alloc (vae_direct_conv_scratch_bytes (conv), FALSE, &capacity,
+                                           "convolution workspace", error);
 
   if (!scratch)
     return FALSE;

@@ -356,12 +356,6 @@ tiled_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gbool
   return y;
 }
 
-static inline gint
-floor_div (gint a, gint b)
-{
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
 /* Band [o0, o1) of a transposed convolution's output: the input rows
  * [a, b) it reads.  Run on those rows alone, with the layer's padding, the
  * band's output row j is the layer's row a·s + j, so a ≤ o0/s; and it must
@@ -372,8 +366,8 @@ conv_transpose_band_input (const VaeConvTranspose *l, gint in_h, gint o0, gint o
 {
   const gint s = l->stride, p = l->pad, k = l->kernel;
 
-  *a = CLAMP (floor_div (o0 + p - k, s) + 1, 0, o0 / s);
-  *b = MIN (in_h, MAX (floor_div (o1 - 1 + p, s), -floor_div (k - o1 - 2 * p, s)) + 1);
+  *a = CLAMP (vae_floor_div (o0 + p - k, s) + 1, 0, o0 / s);
+  *b = MIN (in_h, MAX (vae_floor_div (o1 - 1 + p, s), -vae_floor_div (k - o1 - 2 * p, s)) + 1);
 }
 
 gsize
