@@ -10,6 +10,11 @@
 
 G_BEGIN_DECLS
 
+/* Eight floats as one AVX2 register (GCC's vector extension: plain SSE
+ * pairs in the default build); the shuffles (__builtin_shufflevector) of
+ * direct.c and winograd.c work on it. */
+typedef gfloat Floats8 __attribute__ ((vector_size (32)));
+
 const VaeBackend *vae_backend_cpu (void);
 /* The CPU backend with Winograd's products in bfloat16 (vae_cpu_has_bf16). */
 const VaeBackend *vae_backend_cpu_bf16 (void);

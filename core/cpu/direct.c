@@ -55,8 +55,6 @@ vae_direct_conv_scratch_bytes (const VaeConv *conv)
          sizeof (gfloat);
 }
 
-typedef gfloat Floats8 __attribute__ ((vector_size (32)));
-
 /* DST[i] = SRC[2i] for N values, 8 at a time from 16, where SRC holds
  * AVAIL values (a stride-2 conv's row of one tap; one value at a time
  * this took a third of the conv). */

@@ -5,8 +5,8 @@
  * input and the products stay within a few tens of MB whatever the image
  * size; each band is 36 SGEMMs.  Both transforms work on whole tile rows:
  * the 1-D transform down the 6 input rows runs along the image row, and the
- * one across uses four phase-split copies of it so that consecutive tiles
- * are consecutive floats — both loops vectorise.  Bias, residual and
+ * one across takes 8 tiles at a time, transposed within each half of an
+ * AVX2 register (see "tile order") — both vectorise.  Bias, residual and
  * activation are applied as the output tiles are written.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
@@ -368,7 +368,7 @@ input_rows (const Geometry *g, const gfloat *plane, gint c, gint y0, gfloat *res
 /* Bᵀ applied down the six rows D0 … D5, along W values of each, into the
  * rows R0 … R5: one pass that reads each input row once (a pass per row
  * of Bᵀ read them 21 times in all).  Restrict parameters, for GCC to
- * vectorise it (see row_transform); the D rows may be the same zero row,
+ * vectorise it (see apply_a); the D rows may be the same zero row,
  * which is only read. */
 static VAE_HOT void
 column_transform (const gfloat *restrict d0, const gfloat *restrict d1, const gfloat *restrict d2,
@@ -389,48 +389,132 @@ column_transform (const gfloat *restrict d0, const gfloat *restrict d1, const gf
     }
 }
 
-/* Bytes of the row buffers input_tile_row works in. */
-static gsize
-input_rows_bytes (const Geometry *g)
+/* ---- tile order ----------------------------------------------------------- */
+
+/* Both transforms go between pixel order and one vector per tile position
+ * with the 4 × 4 transposes AVX2 does within each 128-bit half of a
+ * register (vunpck*ps, vshufps): no shuffle across the halves.  That leaves
+ * each block of 8 tiles in V and M in the order 0 2 4 6 1 3 5 7, which the
+ * products do not see and the output transform undoes.  GCC's own
+ * vectorisation of a stride-4 copy (vpermd and blends) was about 40% of
+ * the input transform. */
+#define BLOCK 8
+
+/* Where tile T of a row of TW tiles is kept: permuted within whole blocks,
+ * in order after them. */
+static inline gint
+tile_slot (gint t, gint tw)
 {
-  return sizeof (gfloat) * ((gsize) (2 * ALPHA + 1) * g->row_w + 2 + (gsize) TILE * (g->span + 1));
+  return t < tw / BLOCK * BLOCK ? (t & ~(BLOCK - 1)) | (t & 1) << 2 | (t & (BLOCK - 1)) >> 1 : t;
 }
 
-/* Bᵀ across each of TW tiles, from the phase copies P0 … P3, into the six
- * rows O0 … O5.  A function with one restrict parameter per row: GCC 12
- * keeps the loop scalar when the rows are an array, or offsets of one
- * pointer, or restrict locals. */
-static inline void
-row_transform (const gfloat *restrict p0, const gfloat *restrict p1, const gfloat *restrict p2,
-               const gfloat *restrict p3, gfloat *restrict o0, gfloat *restrict o1,
-               gfloat *restrict o2, gfloat *restrict o3, gfloat *restrict o4, gfloat *restrict o5,
-               gint tw)
+/* Eight floats at any address, read or written with one vmovups.  Copied
+ * with memcpy into arrays of Floats8, GCC 12 kept them on the stack in
+ * 16-byte halves, and the TAEF2 round trip took 30% longer. */
+typedef gfloat Floats8u __attribute__ ((vector_size (32), aligned (4), may_alias));
+typedef gint32 Ints8 __attribute__ ((vector_size (32)));
+#define AT8(p) (*(Floats8u *) (p))
+
+/* The helpers below take vectors by value; they are always inlined, so no
+ * call passes one and the ABI GCC warns about does not arise. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+/* The 4 × 4 transpose of A … D within each half: from 8 groups of 4 (two
+ * per register) to 4 registers of one member of each group, groups in the
+ * order 0 2 4 6 1 3 5 7; and back, from such registers to groups. */
+static inline __attribute__ ((always_inline)) void
+transpose_halves (Floats8 a, Floats8 b, Floats8 c, Floats8 d, Floats8 *q0, Floats8 *q1, Floats8 *q2,
+                  Floats8 *q3)
 {
-  for (gint m = 0; m < tw; m++)
+  const Floats8 ab_lo = __builtin_shufflevector (a, b, 0, 8, 1, 9, 4, 12, 5, 13);
+  const Floats8 ab_hi = __builtin_shufflevector (a, b, 2, 10, 3, 11, 6, 14, 7, 15);
+  const Floats8 cd_lo = __builtin_shufflevector (c, d, 0, 8, 1, 9, 4, 12, 5, 13);
+  const Floats8 cd_hi = __builtin_shufflevector (c, d, 2, 10, 3, 11, 6, 14, 7, 15);
+
+  *q0 = __builtin_shufflevector (ab_lo, cd_lo, 0, 1, 8, 9, 4, 5, 12, 13);
+  *q1 = __builtin_shufflevector (ab_lo, cd_lo, 2, 3, 10, 11, 6, 7, 14, 15);
+  *q2 = __builtin_shufflevector (ab_hi, cd_hi, 0, 1, 8, 9, 4, 5, 12, 13);
+  *q3 = __builtin_shufflevector (ab_hi, cd_hi, 2, 3, 10, 11, 6, 7, 14, 15);
+}
+
+/* ---- input transform (continued) ------------------------------------------ */
+
+/* Bᵀ across 8 tiles: A0 … A5 hold value j of each tile's six; its
+ * transformed values l go to O[l·STRIDE_P]. */
+static inline __attribute__ ((always_inline)) void
+tile_across (Floats8 a0, Floats8 a1, Floats8 a2, Floats8 a3, Floats8 a4, Floats8 a5, gfloat *o,
+             gsize stride_p)
+{
+  const Floats8 even1 = 18 * a4 - 8 * a2, odd1 = 27 * a3 - 12 * a1;
+  const Floats8 even3 = 12 * a4 - 27 * a2, odd3 = 8 * a3 - 18 * a1;
+
+  AT8 (o) = 36 * a0 - 97 * a2 + 36 * a4;
+  AT8 (o + stride_p) = even1 + odd1;
+  AT8 (o + 2 * stride_p) = even1 - odd1;
+  AT8 (o + 3 * stride_p) = even3 + odd3;
+  AT8 (o + 4 * stride_p) = even3 - odd3;
+  AT8 (o + 5 * stride_p) = 36 * a1 - 97 * a3 + 36 * a5;
+}
+
+#pragma GCC diagnostic pop
+
+/* Bᵀ across each of the TW tiles of row RK (tile t at RK[4t … 4t + 5];
+ * whole blocks may read up to RK[4·TW + 3]), into O, O + STRIDE_P, …,
+ * O + 5·STRIDE_P at the tiles' slots. */
+static VAE_HOT void
+row_across (const gfloat *rk, gint tw, gfloat *o, gsize stride_p)
+{
+  const gint blocks = tw / BLOCK;
+  Floats8    a0, a1, a2, a3, a4, a5, unused0, unused1;
+
+  for (gint b = 0; b < blocks; b++)
     {
-      const gfloat a0 = p0[m], a1 = p1[m], a2 = p2[m], a3 = p3[m], a4 = p0[m + 1], a5 = p1[m + 1];
-      const gfloat even1 = 18 * a4 - 8 * a2, odd1 = 27 * a3 - 12 * a1;
-      const gfloat even3 = 12 * a4 - 27 * a2, odd3 = 8 * a3 - 18 * a1;
-      o0[m] = 36 * a0 - 97 * a2 + 36 * a4;
-      o1[m] = even1 + odd1;
-      o2[m] = even1 - odd1;
-      o3[m] = even3 + odd3;
-      o4[m] = even3 - odd3;
-      o5[m] = 36 * a1 - 97 * a3 + 36 * a5;
+      const gfloat *r = rk + (gsize) b * TILE * BLOCK;
+      /* values 0 … 3 of the block's tiles, then 4 and 5 (the next tile's 0
+       * and 1), read 4 floats on: the next tile of 0 2 4 6 1 3 5 7 is what
+       * the same transpose gives there */
+      transpose_halves (AT8 (r), AT8 (r + 8), AT8 (r + 16), AT8 (r + 24), &a0, &a1, &a2, &a3);
+      transpose_halves (AT8 (r + 4), AT8 (r + 12), AT8 (r + 20), AT8 (r + 28), &a4, &a5, &unused0,
+                        &unused1);
+      tile_across (a0, a1, a2, a3, a4, a5, o + (gsize) b * BLOCK, stride_p);
+    }
+  if (blocks * BLOCK < tw)
+    {
+      /* the last tiles in order, through a block of their own */
+      const gint first = blocks * BLOCK, n = tw - first;
+      gfloat     tail[ALPHA * BLOCK], out[ALPHA * BLOCK];
+
+      memset (tail, 0, sizeof tail);
+      for (gint j = 0; j < ALPHA; j++)
+        for (gint i = 0; i < n; i++)
+          tail[j * BLOCK + i] = rk[(gsize) TILE * (first + i) + j];
+      tile_across (AT8 (tail), AT8 (tail + BLOCK), AT8 (tail + 2 * BLOCK), AT8 (tail + 3 * BLOCK),
+                   AT8 (tail + 4 * BLOCK), AT8 (tail + 5 * BLOCK), out, BLOCK);
+      for (gint l = 0; l < ALPHA; l++)
+        memcpy (o + l * stride_p + first, out + l * BLOCK, sizeof (gfloat) * n);
     }
 }
 
+/* Bytes of the row buffers input_tile_row works in: a zero row, the six
+ * input rows, the six rows down, and room for the two floats after r_5's
+ * W that a whole last block reads (and does not use). */
+static gsize
+input_rows_bytes (const Geometry *g)
+{
+  return sizeof (gfloat) * ((gsize) (2 * ALPHA + 1) * g->row_w + TILE);
+}
+
 /* V for one channel and one tile row TY: rows r_k = Σ_i Bᵀ[k][i]·in_i, then
- * across each tile through the phase copies ph_q[m] = r_k[4m + q]. */
+ * across each tile of each. */
 static VAE_HOT void
 input_tile_row (const Geometry *g, const gfloat *plane, gint c, gint ty, gfloat *restrict rows,
                 gfloat *restrict v, gsize stride_p)
 {
-  const gint    tw = g->span, w = g->row_w;
+  const gint    w = g->row_w;
   const gint    y0 = ty * TILE - g->conv->pad_top;
   const gfloat *d[ALPHA];
   gfloat *restrict r = rows + (gsize) (ALPHA + 1) * w; /* r_k at r + k·w */
-  gfloat *restrict ph = r + (gsize) ALPHA * w + 2;
   gint j0, j1;
 
   input_rows (g, plane, c, y0, rows, d, &j0, &j1);
@@ -442,25 +526,7 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint c, gint ty, gfloat 
   column_transform (d[0], d[1], d[2], d[3], d[4], d[5], r + j0, r + w + j0, r + 2 * w + j0,
                     r + 3 * w + j0, r + 4 * w + j0, r + 5 * w + j0, j1 - j0);
   for (gint k = 0; k < ALPHA; k++)
-    {
-      /* r_k[4m + j] for j = 0..5 is ph_{j % 4}[m + j / 4]; the last group
-       * of four copies the two floats after r_k's w values (r_k+1's first
-       * two, or two never written) to p2[tw] and p3[tw], which
-       * row_transform never reads */
-      const gfloat *rk = r + (gsize) k * w;
-      gfloat *restrict p0 = ph, *restrict p1 = ph + (tw + 1), *restrict p2 = ph + 2 * (tw + 1);
-      gfloat *restrict p3 = ph + 3 * (tw + 1);
-      gfloat *o = v + (gsize) k * ALPHA * stride_p;
-      for (gint m = 0; m <= tw; m++)
-        {
-          p0[m] = rk[4 * m];
-          p1[m] = rk[4 * m + 1];
-          p2[m] = rk[4 * m + 2];
-          p3[m] = rk[4 * m + 3];
-        }
-      row_transform (p0, p1, p2, p3, o, o + stride_p, o + 2 * stride_p, o + 3 * stride_p,
-                     o + 4 * stride_p, o + 5 * stride_p, tw);
-    }
+    row_across (r + (gsize) k * w, g->span, v + (gsize) k * ALPHA * stride_p, stride_p);
 }
 
 /* V ([36][ci][LD], n_rows · span of each row used) for channel C of tile
@@ -505,23 +571,50 @@ typedef struct
   gint             span;
 } Output;
 
-/* LINE[4t + j] = Rj[t] for t < N: tiles back in pixel order.  restrict
- * parameters, for GCC to vectorise it (see row_transform). */
-static inline void
-interleave (const gfloat *restrict r0, const gfloat *restrict r1, const gfloat *restrict r2,
-            const gfloat *restrict r3, gfloat *restrict line, gint n)
+/* The first COLUMNS values of one output row of TW tiles, back in pixel
+ * order (value j of tile t is ROW[j·TW + slot of t]), into DST as
+ * act(value + RES) (RES may be NULL, or DST itself).  SiLU goes through
+ * LINE, where its loop vectorises; the rest is written as it is
+ * transposed, a pass less. */
+static inline __attribute__ ((always_inline)) void
+row_to_pixels (const gfloat *row, gint tw, const gfloat *res, VaeAct act, gfloat *dst, gfloat *line,
+               gint columns)
 {
-  for (gint t = 0; t < n; t++)
+  const gboolean silu = act == VAE_ACT_SILU;
+  const gint     blocks = MIN (tw / BLOCK, columns / (TILE * BLOCK));
+  gfloat        *to = silu ? line : dst;
+
+  for (gint b = 0; b < blocks; b++)
     {
-      line[TILE * t + 0] = r0[t];
-      line[TILE * t + 1] = r1[t];
-      line[TILE * t + 2] = r2[t];
-      line[TILE * t + 3] = r3[t];
+      const gfloat *r = row + (gsize) b * BLOCK;
+      const gsize   at = (gsize) b * TILE * BLOCK;
+      Floats8       q[TILE];
+
+      transpose_halves (AT8 (r), AT8 (r + tw), AT8 (r + 2 * tw), AT8 (r + 3 * tw), &q[0], &q[1],
+                        &q[2], &q[3]);
+      for (gint i = 0; i < TILE; i++)
+        {
+          Floats8 value = q[i];
+          if (res && !silu)
+            value += AT8 (res + at + 8 * i);
+          if (act == VAE_ACT_RELU) /* v > 0 ? v : 0, NaN and −0 included */
+            value = (Floats8) ((Ints8) value & (Ints8) (value > 0));
+          AT8 (to + at + 8 * i) = value;
+        }
     }
+  for (gint x = blocks * TILE * BLOCK; x < columns; x++)
+    {
+      const gfloat value = row[(gsize) (x % TILE) * tw + tile_slot (x / TILE, tw)];
+      to[x] = silu ? value : vae_activate (res ? value + res[x] : value, act);
+    }
+  if (silu)
+    for (gint x = 0; x < columns; x++)
+      dst[x] = vae_activate (res ? line[x] + res[x] : line[x], act);
 }
 
 /* Aᵀ applied to six rows M0 … M5 of TW values, into O0 … O3, plus BIAS.
- * Restrict parameters, for GCC to vectorise it (see row_transform). */
+ * One restrict parameter per row: GCC 12 keeps the loop scalar when the
+ * rows are an array, or offsets of one pointer, or restrict locals. */
 static inline void
 apply_a (const gfloat *restrict m0, const gfloat *restrict m1, const gfloat *restrict m2,
          const gfloat *restrict m3, const gfloat *restrict m4, const gfloat *restrict m5,
@@ -551,7 +644,6 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
   const gint   columns = MIN (width - x0, TILE * tw); /* those of this span inside the image */
   const gsize  plane = (gsize) out->y->height * width;
   const gfloat bias = out->conv->bias ? out->conv->bias[o] : 0.0f;
-  const gint   full = columns / TILE;                  /* tiles whose four columns all exist */
   gfloat      *rows = h + (gsize) ALPHA * TILE * tw;   /* output row i, j: rows[(4i + j)·tw + t] */
   gfloat      *line = rows + (gsize) TILE * TILE * tw; /* one output row in pixel order */
 
@@ -576,18 +668,8 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
       const gfloat *res = out->residual ? out->residual->data + offset : NULL;
       gfloat       *dst = out->y->data + offset;        /* may be RES: not restrict */
       const gfloat *row = rows + (gsize) i * TILE * tw; /* output row i, tile-major */
-      /* with nothing to add or apply, straight into the output */
-      gfloat *to = res || out->act != VAE_ACT_NONE ? line : dst;
 
-      interleave (row, row + tw, row + 2 * tw, row + 3 * tw, to, full);
-      for (gint x = full * TILE; x < columns; x++)
-        to[x] = row[(gsize) (x % TILE) * tw + x / TILE];
-      if (res)
-        for (gint x = 0; x < columns; x++)
-          dst[x] = vae_activate (line[x] + res[x], out->act);
-      else if (to == line)
-        for (gint x = 0; x < columns; x++)
-          dst[x] = vae_activate (line[x], out->act);
+      row_to_pixels (row, tw, res, out->act, dst, line, columns);
     }
 }
 
