@@ -20,11 +20,15 @@
 #define ALPHA       6 /* TILE + 3 − 1 */
 #define POSITIONS   (ALPHA * ALPHA)
 #define BATCH_BYTES ((gsize) 48 << 20)
-/* Transformed weights are kept only for convolutions on fewer output pixels
+/* Transformed weights are kept for convolutions on fewer output pixels
  * than this: transforming them again costs some 10% of a convolution on
  * 128² pixels and under 1% from 512² on, while big images are where memory
  * is short. */
 #define CACHED_BELOW_PIXELS (128 * 128)
+/* And, whatever the size, where they take at most this many bytes: TAESD's
+ * 64-channel convs (600 KB each) run in bands of 32 rows (block.c) or in
+ * tiles, and were transformed again for each. */
+#define CACHED_UP_TO_BYTES ((gsize) 1 << 20)
 static GMutex cache_lock;
 static gsize  cache_used;
 /* Transformed weights are kept with the model up to this many bytes in all
@@ -122,7 +126,8 @@ transform_weights (const VaeConv *conv, gfloat *u)
 gboolean
 vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w)
 {
-  return vae_winograd_applies (conv) && (gint64) out_h * out_w < CACHED_BELOW_PIXELS;
+  return vae_winograd_applies (conv) && ((gint64) out_h * out_w < CACHED_BELOW_PIXELS ||
+                                         vae_winograd_weight_bytes (conv) <= CACHED_UP_TO_BYTES);
 }
 
 static gboolean chunked (const VaeConv *conv);
@@ -322,6 +327,37 @@ typedef struct
   gint                row_w; /* padded row: 4·span + 2 */
 } Geometry;
 
+/* Four and eight floats at any address, read or written with one move.
+ * Copied with memcpy into arrays of Floats8, GCC 12 kept them on the stack
+ * in 16-byte halves, and the TAEF2 round trip took 30% longer. */
+typedef gfloat Floats4u __attribute__ ((vector_size (16), aligned (4), may_alias));
+typedef gfloat Floats8u __attribute__ ((vector_size (32), aligned (4), may_alias));
+typedef gint32 Ints8 __attribute__ ((vector_size (32)));
+#define AT4(p) (*(Floats4u *) (p))
+#define AT8(p) (*(Floats8u *) (p))
+
+/* DST[j] = SRC[(j + FIRST) / 2] for j in [J0, J1): a row upsampled ×2,
+ * nearest neighbour, 8 values from 4 at a time (GCC's own vectorisation
+ * of the loop read one value at a time, 2% of a TAEF2 round trip). */
+static inline void
+upsample_row (const gfloat *src, gint first, gfloat *dst, gint j0, gint j1)
+{
+  gint j = j0;
+
+  if ((j + first) & 1 && j < j1) /* from an odd column: its first value alone */
+    {
+      dst[j] = src[(j + first) >> 1];
+      j++;
+    }
+  for (; j + 8 <= j1; j += 8)
+    {
+      const Floats4u four = AT4 (src + ((j + first) >> 1));
+      AT8 (dst + j) = __builtin_shufflevector (four, four, 0, 0, 1, 1, 2, 2, 3, 3);
+    }
+  for (; j < j1; j++)
+    dst[j] = src[(j + first) >> 1];
+}
+
 /* The six input rows tile row TY reads, as column_transform wants them:
  * D[i][j − *J0] is input row Y0 + i at column j of the padded row, for the
  * columns [*J0, *J1) where the span meets the image; every value outside
@@ -357,8 +393,7 @@ input_rows (const Geometry *g, const gfloat *plane, gint c, gint y0, gfloat *res
       src = plane + (gsize) (iy >> g->up) * g->x->width;
       d[i] = g->up || g->norm ? row + *j0 : src + *j0 + x_first;
       if (g->up)
-        for (gint j = *j0; j < *j1; j++)
-          row[j] = src[(j + x_first) >> 1];
+        upsample_row (src, x_first, row, *j0, *j1);
       if (g->norm)
         vae_scale_shift_act (g->up ? row + *j0 : src + *j0 + x_first, row + *j0, *j1 - *j0,
                              g->norm->scale[c], g->norm->shift[c], g->norm->act);
@@ -407,13 +442,6 @@ tile_slot (gint t, gint tw)
 {
   return t < tw / BLOCK * BLOCK ? (t & ~(BLOCK - 1)) | (t & 1) << 2 | (t & (BLOCK - 1)) >> 1 : t;
 }
-
-/* Eight floats at any address, read or written with one vmovups.  Copied
- * with memcpy into arrays of Floats8, GCC 12 kept them on the stack in
- * 16-byte halves, and the TAEF2 round trip took 30% longer. */
-typedef gfloat Floats8u __attribute__ ((vector_size (32), aligned (4), may_alias));
-typedef gint32 Ints8 __attribute__ ((vector_size (32)));
-#define AT8(p) (*(Floats8u *) (p))
 
 /* The helpers below take vectors by value; they are always inlined, so no
  * call passes one and the ABI GCC warns about does not arise. */
