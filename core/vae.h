@@ -189,6 +189,7 @@ typedef struct
   guint64 untiled_bytes; /* estimated peak of the plain run */
   gint    band_pixels;   /* 0: untiled; else the band height chosen */
   guint64 tiled_bytes;   /* estimated peak with those bands */
+  guint64 cached_bytes;  /* of the peak: transformed weights the CPU keeps for later passes */
 } VaeMemoryPlan;
 
 /* ---- backends ------------------------------------------------------------- */

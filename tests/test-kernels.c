@@ -14,9 +14,11 @@ static const gint case_in_channels[] = { 8, 13, 64 };
 static const gint case_out_channels[] = { 1, 7, 32 };
 /* 150 wide: more than 32 tiles a row, so chunks (32 or 64 tiles, by CPU)
  * start inside rows; 520: three chunks or more a row, so one reads its
- * input rows in place with no image edge on either side */
-static const gint case_sizes[][2] = { { 1, 1 }, { 5, 3 },   { 17, 9 }, { 33, 31 },
-                                      { 4, 8 }, { 150, 6 }, { 520, 5 } };
+ * input rows in place with no image edge on either side; 30, 255 and 319:
+ * whole blocks of 8 tiles (kept in another order) whose last tile has
+ * columns outside the image */
+static const gint case_sizes[][2] = { { 1, 1 },   { 5, 3 },   { 17, 9 }, { 33, 31 }, { 4, 8 },
+                                      { 150, 6 }, { 520, 5 }, { 30, 9 }, { 255, 4 }, { 319, 5 } };
 
 /* One random convolution case: weights, maybe a bias, input, maybe a
  * residual, upsampling and activation drawn from RAND. */

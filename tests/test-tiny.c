@@ -205,6 +205,42 @@ test_taef2_latent (void)
   }
 }
 
+/* The memory plan counts the transformed weights a decode keeps.  TAEF2's
+ * convs have 64 channels, so theirs (600 KB each) are kept whatever the
+ * size, those of the blocks a 512² decode runs band by band too (the plan
+ * had left those out); the pass must keep exactly what the plan said. */
+static void
+test_taef2_plan_cached (void)
+{
+  g_autofree gchar *models = test_models_dir ("taef2_decoder.pth");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (VaeModel) m = NULL;
+  g_autoptr (VaeTensor) latent = NULL, image = NULL;
+  g_autoptr (GRand) rand = g_rand_new_with_seed (7);
+  const VaeRun  run = { .compute = { VAE_BACKEND_CPU, VAE_PRECISION_FP32 } };
+  VaeMemoryPlan plan;
+  gsize         before, kept;
+
+  if (!models)
+    return;
+  m = load_taef2 (models, "taef2_decoder.pth");
+  g_assert_true (vae_model_plan (m, FALSE, 512, 512, &run, &plan, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (plan.band_pixels, ==, 0);
+  latent = vae_tensor_new (vae_model_latent_channels (m), 64, 64, NULL);
+  for (gsize i = 0; i < vae_tensor_n_elements (latent); i++)
+    latent->data[i] = (gfloat) g_rand_double_range (rand, -2, 2);
+  before = vae_winograd_cached_bytes ();
+  image = vae_model_decode (m, latent, &run, &error);
+  g_assert_no_error (error);
+  kept = vae_winograd_cached_bytes () - before;
+  g_test_message ("512x512 decode: planned %" PRIu64
+                  " bytes of transformed weights, kept %" G_GSIZE_FORMAT,
+                  plan.cached_bytes, kept);
+  g_assert_cmpuint (kept, >, 0);
+  g_assert_cmpuint (plan.cached_bytes, ==, kept);
+}
+
 static void
 test_taesana (void)
 {
@@ -298,6 +334,7 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/tiny/taef2/latent", test_taef2_latent);
   g_test_add_func ("/tiny/taef2/bf16-round-trip", test_taef2_bf16);
+  g_test_add_func ("/tiny/taef2/plan-cached-weights", test_taef2_plan_cached);
   g_test_add_func ("/tiny/taesana/encode", test_taesana);
   g_test_add_func ("/tiny/diffusers-autoencoder-tiny", test_diffusers_tiny);
   g_test_add_func ("/tiny/preset-resolution", test_preset_resolution);

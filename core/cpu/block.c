@@ -90,6 +90,32 @@ band_rows (const VaeResidualBlock *b, const VaeTensor *x)
   return rows < hh ? rows : 0;
 }
 
+gint
+vae_cpu_residual_block_band_convs (const VaeResidualBlock *b, const VaeTensor *x,
+                                   VaeBandConv *convs)
+{
+  const gint rows = band_rows (b, x);
+  gint       hc, hh, hw, fewest, n = 0;
+
+  if (!rows)
+    return 0;
+  vae_residual_block_h (b, x, &hc, &hh, &hw);
+  /* every conv of a band makes at least the band's own rows, and the last
+   * band may have fewer than the others */
+  fewest = MIN (rows, hh - (hh - 1) / rows * rows);
+  if (b->pre)
+    convs[n++] = (VaeBandConv){ b->pre, fewest, hw };
+  for (gint k = 0; k < 3; k++)
+    convs[n++] = (VaeBandConv){ b->conv[k], fewest, hw };
+  if (b->post)
+    {
+      convs[n].conv = b->post;
+      vae_conv_output_size (b->post, fewest, hw, &convs[n].out_h, &convs[n].out_w);
+      n++;
+    }
+  return n;
+}
+
 gboolean
 vae_cpu_residual_block_banded (const VaeResidualBlock *b, const VaeTensor *x, gsize *band_bytes)
 {

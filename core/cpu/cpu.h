@@ -45,6 +45,19 @@ VaeTensor *vae_cpu_residual_block (const VaeBackend *be, const VaeResidualBlock 
                                    const VaeTensor *x, GError **error);
 gboolean   vae_cpu_residual_block_banded (const VaeResidualBlock *block, const VaeTensor *x,
                                           gsize *band_bytes);
+/* A conv of a banded block and the output size of its bands. */
+typedef struct
+{
+  const VaeConv *conv;
+  gint           out_h, out_w;
+} VaeBandConv;
+#define VAE_BLOCK_CONVS 5 /* pre, the three, post */
+/* The convs BLOCK runs band by band on X, at most VAE_BLOCK_CONVS, into
+ * CONVS (0 where it runs whole), each with about the size of its smallest
+ * band's output: the memory plan counts the transformed weights each may
+ * keep (vae_winograd_caches), never fewer than a pass keeps. */
+gint vae_cpu_residual_block_band_convs (const VaeResidualBlock *block, const VaeTensor *x,
+                                        VaeBandConv *convs);
 
 /* The backends' resnet (resnet.c), and whether it fuses RESNET on the input
  * X (then X and conv1's output are alive, besides a conv's scratch); BF16
@@ -93,8 +106,10 @@ gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, const VaeIn
  * it makes an OUT_H × OUT_W output. */
 gboolean vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w);
 gsize    vae_winograd_weight_bytes (const VaeConv *conv);
-/* Transformed weights kept across passes, in bytes (what is kept stays). */
+/* Transformed weights kept across passes, in bytes (what is kept stays),
+ * and the bytes kept now. */
 void  vae_winograd_set_cache_limit (gsize bytes);
+gsize vae_winograd_cached_bytes (void);
 gsize vae_winograd_scratch_bytes (const VaeConv *conv, gint out_h, gint out_w);
 /* Whether convs of few channels run in per-thread chunks (the default where
  * the CPU has the kernels); tests turn it off to check the banded path. */

@@ -43,6 +43,17 @@ vae_winograd_set_cache_limit (gsize bytes)
   g_mutex_unlock (&cache_lock);
 }
 
+gsize
+vae_winograd_cached_bytes (void)
+{
+  gsize bytes;
+
+  g_mutex_lock (&cache_lock);
+  bytes = cache_used;
+  g_mutex_unlock (&cache_lock);
+  return bytes;
+}
+
 /* The interpolation points are 0, ±3/2, ±2/3 and ∞ rather than Lavin's 0,
  * ±1, ±2, ∞: the transforms have the same shape but pass on less rounding
  * error.  Against float64, on random convs of 32–256 channels, the fp32
@@ -443,49 +454,50 @@ tile_slot (gint t, gint tw)
   return t < tw / BLOCK * BLOCK ? (t & ~(BLOCK - 1)) | (t & 1) << 2 | (t & (BLOCK - 1)) >> 1 : t;
 }
 
-/* The helpers below take vectors by value; they are always inlined, so no
- * call passes one and the ABI GCC warns about does not arise. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-/* The 4 × 4 transpose of A … D within each half: from 8 groups of 4 (two
- * per register) to 4 registers of one member of each group, groups in the
- * order 0 2 4 6 1 3 5 7; and back, from such registers to groups. */
+/* V[i] = the 8 floats at P + i·STEP, i < 4.  The helpers take and give
+ * vectors through pointers (to locals GCC keeps in registers): a vector
+ * argument would change the ABI of the default clone. */
 static inline __attribute__ ((always_inline)) void
-transpose_halves (Floats8 a, Floats8 b, Floats8 c, Floats8 d, Floats8 *q0, Floats8 *q1, Floats8 *q2,
-                  Floats8 *q3)
+load_four (const gfloat *p, gsize step, Floats8 *v)
 {
-  const Floats8 ab_lo = __builtin_shufflevector (a, b, 0, 8, 1, 9, 4, 12, 5, 13);
-  const Floats8 ab_hi = __builtin_shufflevector (a, b, 2, 10, 3, 11, 6, 14, 7, 15);
-  const Floats8 cd_lo = __builtin_shufflevector (c, d, 0, 8, 1, 9, 4, 12, 5, 13);
-  const Floats8 cd_hi = __builtin_shufflevector (c, d, 2, 10, 3, 11, 6, 14, 7, 15);
+  for (gint i = 0; i < 4; i++)
+    v[i] = AT8 (p + i * step);
+}
 
-  *q0 = __builtin_shufflevector (ab_lo, cd_lo, 0, 1, 8, 9, 4, 5, 12, 13);
-  *q1 = __builtin_shufflevector (ab_lo, cd_lo, 2, 3, 10, 11, 6, 7, 14, 15);
-  *q2 = __builtin_shufflevector (ab_hi, cd_hi, 0, 1, 8, 9, 4, 5, 12, 13);
-  *q3 = __builtin_shufflevector (ab_hi, cd_hi, 2, 3, 10, 11, 6, 7, 14, 15);
+/* The 4 × 4 transpose of IN[0 … 3] within each half: from 8 groups of 4
+ * (two per register) to 4 registers of one member of each group, groups in
+ * the order 0 2 4 6 1 3 5 7; and back, from such registers to groups. */
+static inline __attribute__ ((always_inline)) void
+transpose_halves (const Floats8 *in, Floats8 *q)
+{
+  const Floats8 ab_lo = __builtin_shufflevector (in[0], in[1], 0, 8, 1, 9, 4, 12, 5, 13);
+  const Floats8 ab_hi = __builtin_shufflevector (in[0], in[1], 2, 10, 3, 11, 6, 14, 7, 15);
+  const Floats8 cd_lo = __builtin_shufflevector (in[2], in[3], 0, 8, 1, 9, 4, 12, 5, 13);
+  const Floats8 cd_hi = __builtin_shufflevector (in[2], in[3], 2, 10, 3, 11, 6, 14, 7, 15);
+
+  q[0] = __builtin_shufflevector (ab_lo, cd_lo, 0, 1, 8, 9, 4, 5, 12, 13);
+  q[1] = __builtin_shufflevector (ab_lo, cd_lo, 2, 3, 10, 11, 6, 7, 14, 15);
+  q[2] = __builtin_shufflevector (ab_hi, cd_hi, 0, 1, 8, 9, 4, 5, 12, 13);
+  q[3] = __builtin_shufflevector (ab_hi, cd_hi, 2, 3, 10, 11, 6, 7, 14, 15);
 }
 
 /* ---- input transform (continued) ------------------------------------------ */
 
-/* Bᵀ across 8 tiles: A0 … A5 hold value j of each tile's six; its
- * transformed values l go to O[l·STRIDE_P]. */
+/* Bᵀ across 8 tiles: A[j] holds value j of each tile's six; transformed
+ * value l goes to O + l·STRIDE_P. */
 static inline __attribute__ ((always_inline)) void
-tile_across (Floats8 a0, Floats8 a1, Floats8 a2, Floats8 a3, Floats8 a4, Floats8 a5, gfloat *o,
-             gsize stride_p)
+tile_across (const Floats8 *a, gfloat *o, gsize stride_p)
 {
-  const Floats8 even1 = 18 * a4 - 8 * a2, odd1 = 27 * a3 - 12 * a1;
-  const Floats8 even3 = 12 * a4 - 27 * a2, odd3 = 8 * a3 - 18 * a1;
+  const Floats8 even1 = 18 * a[4] - 8 * a[2], odd1 = 27 * a[3] - 12 * a[1];
+  const Floats8 even3 = 12 * a[4] - 27 * a[2], odd3 = 8 * a[3] - 18 * a[1];
 
-  AT8 (o) = 36 * a0 - 97 * a2 + 36 * a4;
+  AT8 (o) = 36 * a[0] - 97 * a[2] + 36 * a[4];
   AT8 (o + stride_p) = even1 + odd1;
   AT8 (o + 2 * stride_p) = even1 - odd1;
   AT8 (o + 3 * stride_p) = even3 + odd3;
   AT8 (o + 4 * stride_p) = even3 - odd3;
-  AT8 (o + 5 * stride_p) = 36 * a1 - 97 * a3 + 36 * a5;
+  AT8 (o + 5 * stride_p) = 36 * a[1] - 97 * a[3] + 36 * a[5];
 }
-
-#pragma GCC diagnostic pop
 
 /* Bᵀ across each of the TW tiles of row RK (tile t at RK[4t … 4t + 5];
  * whole blocks may read up to RK[4·TW + 3]), into O, O + STRIDE_P, …,
@@ -494,7 +506,7 @@ static VAE_HOT void
 row_across (const gfloat *rk, gint tw, gfloat *o, gsize stride_p)
 {
   const gint blocks = tw / BLOCK;
-  Floats8    a0, a1, a2, a3, a4, a5, unused0, unused1;
+  Floats8    in[4], a[ALPHA + 2]; /* a[6], a[7]: not used */
 
   for (gint b = 0; b < blocks; b++)
     {
@@ -502,10 +514,11 @@ row_across (const gfloat *rk, gint tw, gfloat *o, gsize stride_p)
       /* values 0 … 3 of the block's tiles, then 4 and 5 (the next tile's 0
        * and 1), read 4 floats on: the next tile of 0 2 4 6 1 3 5 7 is what
        * the same transpose gives there */
-      transpose_halves (AT8 (r), AT8 (r + 8), AT8 (r + 16), AT8 (r + 24), &a0, &a1, &a2, &a3);
-      transpose_halves (AT8 (r + 4), AT8 (r + 12), AT8 (r + 20), AT8 (r + 28), &a4, &a5, &unused0,
-                        &unused1);
-      tile_across (a0, a1, a2, a3, a4, a5, o + (gsize) b * BLOCK, stride_p);
+      load_four (r, 8, in);
+      transpose_halves (in, a);
+      load_four (r + 4, 8, in);
+      transpose_halves (in, a + 4);
+      tile_across (a, o + (gsize) b * BLOCK, stride_p);
     }
   if (blocks * BLOCK < tw)
     {
@@ -517,8 +530,9 @@ row_across (const gfloat *rk, gint tw, gfloat *o, gsize stride_p)
       for (gint j = 0; j < ALPHA; j++)
         for (gint i = 0; i < n; i++)
           tail[j * BLOCK + i] = rk[(gsize) TILE * (first + i) + j];
-      tile_across (AT8 (tail), AT8 (tail + BLOCK), AT8 (tail + 2 * BLOCK), AT8 (tail + 3 * BLOCK),
-                   AT8 (tail + 4 * BLOCK), AT8 (tail + 5 * BLOCK), out, BLOCK);
+      for (gint j = 0; j < ALPHA; j++)
+        a[j] = AT8 (tail + j * BLOCK);
+      tile_across (a, out, BLOCK);
       for (gint l = 0; l < ALPHA; l++)
         memcpy (o + l * stride_p + first, out + l * BLOCK, sizeof (gfloat) * n);
     }
@@ -616,10 +630,10 @@ row_to_pixels (const gfloat *row, gint tw, const gfloat *res, VaeAct act, gfloat
     {
       const gfloat *r = row + (gsize) b * BLOCK;
       const gsize   at = (gsize) b * TILE * BLOCK;
-      Floats8       q[TILE];
+      Floats8       in[TILE], q[TILE];
 
-      transpose_halves (AT8 (r), AT8 (r + tw), AT8 (r + 2 * tw), AT8 (r + 3 * tw), &q[0], &q[1],
-                        &q[2], &q[3]);
+      load_four (r, tw, in);
+      transpose_halves (in, q);
       for (gint i = 0; i < TILE; i++)
         {
           Floats8 value = q[i];
@@ -663,7 +677,7 @@ apply_a (const gfloat *restrict m0, const gfloat *restrict m1, const gfloat *res
 /* One output channel, one tile row: h_kj = Σ_l M_kl·A[l][j] down the tiles,
  * then all four output rows i = Σ_k A[k][i]·h_k in one pass over h (the
  * same sums and differences: a pass per row read h four times), each
- * written four pixels per tile. */
+ * written back in pixel order (row_to_pixels). */
 static VAE_HOT void
 output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gint o,
                  gfloat *restrict h)
@@ -673,7 +687,7 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
   const gsize  plane = (gsize) out->y->height * width;
   const gfloat bias = out->conv->bias ? out->conv->bias[o] : 0.0f;
   gfloat      *rows = h + (gsize) ALPHA * TILE * tw;   /* output row i, j: rows[(4i + j)·tw + t] */
-  gfloat      *line = rows + (gsize) TILE * TILE * tw; /* one output row in pixel order */
+  gfloat      *line = rows + (gsize) TILE * TILE * tw; /* one output row in pixel order (SiLU) */
 
   for (gint k = 0; k < ALPHA; k++)
     {
@@ -702,7 +716,7 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
 }
 
 /* h (ALPHA·TILE rows), the four output rows tile-major and one in pixel
- * order. */
+ * order (for SiLU). */
 static gsize
 output_rows_bytes (const Output *out)
 {

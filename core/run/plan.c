@@ -363,6 +363,11 @@ plan_residual_block (const VaeBackend *be, const VaeResidualBlock *b, const VaeT
 
   if (vae_cpu_residual_block_banded (b, x, &bands))
     {
+      VaeBandConv convs[VAE_BLOCK_CONVS];
+      const gint  n = vae_cpu_residual_block_band_convs (b, x, convs);
+
+      for (gint i = 0; i < n; i++)
+        note_cached (p, convs[i].conv, convs[i].out_h, convs[i].out_w);
       vae_residual_block_output (b, x, &c, &h, &w);
       out = tally_tensor (p, c, h, w);
       note (p, bands);
@@ -475,7 +480,8 @@ choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed
                      error))
             return FALSE;
           plan->band_pixels = tiles->band_pixels;
-          plan->tiled_bytes = fixed + peak + cache_kept (cached, tiles);
+          plan->cached_bytes = cache_kept (cached, tiles);
+          plan->tiled_bytes = fixed + peak + plan->cached_bytes;
           if (plan->tiled_bytes <= plan->budget)
             return TRUE;
         }
@@ -512,12 +518,14 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
   for (guint i = 0; i < G_N_ELEMENTS (SPARE_SHARES); i++)
     {
       tiles->spare_bytes = plan->budget / SPARE_SHARES[i];
-      plan->untiled_bytes = fixed + peak + cache_kept (cached, tiles);
+      plan->cached_bytes = cache_kept (cached, tiles);
+      plan->untiled_bytes = fixed + peak + plan->cached_bytes;
       if (tiling->tile_size > 0)
         return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, &cached,
                      error) &&
                (plan->band_pixels = tiles->band_pixels,
-                plan->tiled_bytes = fixed + peak + cache_kept (cached, tiles));
+                plan->cached_bytes = cache_kept (cached, tiles),
+                plan->tiled_bytes = fixed + peak + plan->cached_bytes);
       if (plan->untiled_bytes <= plan->budget)
         return TRUE;
     }
