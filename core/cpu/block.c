@@ -276,8 +276,7 @@ sum_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, g
               hb->data + ((gsize) c * hb->height + (y0 - first_h)) * dst->width;
           const gfloat *restrict s = t->data + ((gsize) c * t->height + (y0 - first)) * dst->width;
           gfloat *restrict d = dst->data + ((gsize) c * dst->height + at) * dst->width;
-          for (gsize i = 0; i < n; i++)
-            d[i] = MAX (s[i] + r[i], 0.0f);
+          vae_cpu_epilogue (s, r, n, 0.0f, VAE_ACT_RELU, d); /* AVX2 where there is */
         }
     }
   vae_tensor_free (t);
