@@ -616,8 +616,8 @@ typedef struct
 /* The first COLUMNS values of one output row of TW tiles, back in pixel
  * order (value j of tile t is ROW[j·TW + slot of t]), into DST as
  * act(value + RES) (RES may be NULL, or DST itself).  SiLU goes through
- * LINE, where its loop vectorises; the rest is written as it is
- * transposed, a pass less. */
+ * LINE and the convs' epilogue, where its loop vectorises; the rest is
+ * written as it is transposed, a pass less. */
 static inline __attribute__ ((always_inline)) void
 row_to_pixels (const gfloat *row, gint tw, const gfloat *res, VaeAct act, gfloat *dst, gfloat *line,
                gint columns)
@@ -650,8 +650,7 @@ row_to_pixels (const gfloat *row, gint tw, const gfloat *res, VaeAct act, gfloat
       to[x] = silu ? value : vae_activate (res ? value + res[x] : value, act);
     }
   if (silu)
-    for (gint x = 0; x < columns; x++)
-      dst[x] = vae_activate (res ? line[x] + res[x] : line[x], act);
+    vae_cpu_epilogue (line, res, columns, 0.0f, act, dst);
 }
 
 /* Aᵀ applied to six rows M0 … M5 of TW values, into O0 … O3, plus BIAS.

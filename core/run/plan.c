@@ -450,11 +450,14 @@ fixed_bytes (const VaeModel *m, gint image_w, gint image_h)
   return BASELINE_BYTES + weights + 2 * image;
 }
 
-/* Transformed weights kept of the CACHED bytes a pass would keep. */
-static gsize
-cache_kept (gsize cached, const VaeTileSettings *tiles)
+/* FIXED + PEAK and the transformed weights kept of the CACHED bytes a pass
+ * would keep (within the cache's limit), which PLAN->cached_bytes records. */
+static guint64
+with_cache (VaeMemoryPlan *plan, guint64 fixed, gsize peak, gsize cached,
+            const VaeTileSettings *tiles)
 {
-  return MIN (cached, vae_plan_winograd_cache (tiles));
+  plan->cached_bytes = MIN (cached, vae_plan_winograd_cache (tiles));
+  return fixed + peak + plan->cached_bytes;
 }
 
 /* Bands for a budget: tensors kept in memory as long as bands of
@@ -480,8 +483,7 @@ choose_bands (VaeNet *net, gint channels, gint height, gint width, guint64 fixed
                      error))
             return FALSE;
           plan->band_pixels = tiles->band_pixels;
-          plan->cached_bytes = cache_kept (cached, tiles);
-          plan->tiled_bytes = fixed + peak + plan->cached_bytes;
+          plan->tiled_bytes = with_cache (plan, fixed, peak, cached, tiles);
           if (plan->tiled_bytes <= plan->budget)
             return TRUE;
         }
@@ -518,14 +520,12 @@ vae_model_plan_pass (VaeModel *m, VaeNet *net, gint channels, gint height, gint 
   for (guint i = 0; i < G_N_ELEMENTS (SPARE_SHARES); i++)
     {
       tiles->spare_bytes = plan->budget / SPARE_SHARES[i];
-      plan->cached_bytes = cache_kept (cached, tiles);
-      plan->untiled_bytes = fixed + peak + plan->cached_bytes;
+      plan->untiled_bytes = with_cache (plan, fixed, peak, cached, tiles);
       if (tiling->tile_size > 0)
         return walk (net, channels, height, width, tiles, &peak, &tiles->bands_total, &cached,
                      error) &&
                (plan->band_pixels = tiles->band_pixels,
-                plan->cached_bytes = cache_kept (cached, tiles),
-                plan->tiled_bytes = fixed + peak + plan->cached_bytes);
+                plan->tiled_bytes = with_cache (plan, fixed, peak, cached, tiles));
       if (plan->untiled_bytes <= plan->budget)
         return TRUE;
     }
