@@ -121,37 +121,37 @@ vae_cpu_residual_block_banded (const VaeResidualBlock *b, const VaeTensor *x, gs
 {
   const gint rows = band_rows (b, x);
   gint       hc, hh, hw;
-  gsize      row, in_rows, h_band, carried, peak = 0;
+  gsize      row, in_rows, h_held, sum, peak = 0;
 
   if (!rows)
     return FALSE;
   vae_residual_block_h (b, x, &hc, &hh, &hw);
   row = (gsize) hw * sizeof (gfloat);
-  in_rows = rows + 2 * HALO + 1; /* the band of h, one row more where ×2 rounds */
-  h_band = hc * in_rows * row;
-  carried = b->post ? hc * POST_CARRY * row : 0; /* the sum's rows the next post band reads */
-  if (b->pre) /* the rows of X it reads, the band of h, the pre conv's scratch */
-    peak = (gsize) x->channels * ((in_rows >> b->up) + 3) * x->width * sizeof (gfloat) + h_band +
-           vae_cpu_conv_scratch_bytes (b->pre, in_rows, hw);
-  /* conv k: the band of h (kept for the sum), its input and output bands
-   * (two rows fewer each conv), its scratch; in fp32.  An upper bound on
-   * AMX, where the inner bands are packed bf16 (about half), conv[2]
-   * writes the sum itself, and without a pre conv the band of h is X's
-   * own rows, not a copy. */
+  in_rows = rows + 2 * HALO; /* the band of h the convs read */
+  /* the pre conv's output, two rows more where ×2 rounds, kept for the
+   * sum; without a pre conv the band of h is X's own rows */
+  h_held = b->pre ? hc * (in_rows + 2) * row : 0;
+  /* the sum's band, and the rows of the one before that the post conv
+   * reads again, live through the band */
+  sum = b->post ? hc * (rows + 2 * POST_CARRY) * row : 0;
+  if (b->pre)
+    peak = h_held + vae_cpu_conv_scratch_bytes (b->pre, in_rows + 2, hw);
+  /* conv k: its input and output bands (two rows fewer each conv) and
+   * scratch, in fp32.  An upper bound: Winograd reads conv[0]'s input in
+   * place and conv[2] writes the sum itself, only the other kernels copy;
+   * on AMX the inner bands are packed bf16, about half. */
   for (gint k = 0; k < 3; k++)
     {
       const gsize rows_in = in_rows - 2 * k, rows_out = rows_in - 2;
-      peak = MAX (peak, h_band + (k ? b->conv[k]->in_channels * rows_in * row : 0) +
+      peak = MAX (peak, h_held + b->conv[k]->in_channels * rows_in * row +
                             b->conv[k]->out_channels * rows_out * row +
                             vae_cpu_conv_scratch_bytes (b->conv[k], rows_out, hw));
     }
-  peak += carried;
-  if (b->post) /* the sum's band, with h's and conv[2]'s while it is made; the post conv's */
+  peak += sum;
+  if (b->post) /* then the post conv's output and scratch */
     {
-      const gsize sum = hc * (rows + POST_CARRY) * row;
-      gint        post_h, post_w;
+      gint post_h, post_w;
       vae_conv_output_size (b->post, rows + POST_CARRY, hw, &post_h, &post_w);
-      peak = MAX (peak, h_band + hc * rows * row + sum);
       peak = MAX (peak, sum + (gsize) b->post->out_channels * post_h * post_w * sizeof (gfloat) +
                             vae_cpu_conv_scratch_bytes (b->post, post_h, post_w));
     }
@@ -168,30 +168,25 @@ h_rows (gint y0, gint y1, gint height, gint *lo, gint *hi)
   *hi = MIN (height, y1 + HALO);
 }
 
-/* The band of h that holds its rows [Y0 − HALO, Y1 + HALO) (HEIGHT in
- * all), and in *FIRST the row of h it starts at. */
+/* The pre conv's output over (at least) h's rows [LO, HI) (of HEIGHT),
+ * reading X's rows in place, and in *FIRST the row of h it starts at. */
 static VaeTensor *
-band_input (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, gint y0, gint y1,
-            gint height, gint *first, GError **error)
+pre_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, gint lo, gint hi,
+          gint height, gint *first, GError **error)
 {
-  gint       lo, hi, s0, s1;
-  VaeTensor *source, *t;
+  /* the rows of X under rows [lo − 1, hi + 1) of up(X), which it reads */
+  const gint    s0 = MAX (0, (lo - 1) >> b->up), s1 = MIN (x->height, (hi >> b->up) + 1);
+  const VaeRows source = { x, s0, s1 - s0 };
+  gint          rows;
+  VaeConv       band;
+  VaeTensor    *t;
 
-  h_rows (y0, y1, height, &lo, &hi);
-  if (!b->pre)
-    {
-      *first = lo;
-      return vae_tensor_rows (x, lo, hi, error);
-    }
-  /* the rows of X under rows [lo − 1, hi + 1) of up(X), which the pre
-   * conv reads */
-  s0 = MAX (0, (lo - 1) >> b->up);
-  s1 = MIN (x->height, (hi >> b->up) + 1);
-  if (!(source = vae_tensor_rows (x, s0, s1, error)))
-    return NULL;
   *first = s0 << b->up;
-  t = band_conv (be, b->pre, source, b->up, first, height, b->pre_act, error);
-  vae_tensor_free (source);
+  band = band_of (b->pre, first, (s1 - s0) << b->up, height, &rows);
+  if (!(t = vae_tensor_new_uninit (b->pre->out_channels, rows, x->width << b->up, FALSE, error)))
+    return NULL;
+  if (!vae_cpu_conv_rows (be, &band, &source, b->up, NULL, b->pre_act, t, 0, rows, error))
+    g_clear_pointer (&t, vae_tensor_free);
   return t;
 }
 
@@ -234,53 +229,53 @@ sum_packed (const VaeResidualBlock *b, const VaeRows *hb, gint first_h, gint y0,
   return ok;
 }
 
+/* The same sum in fp32 tensors (or bf16 products): conv[0] reads HB where
+ * it is, and conv[2] adds HB as it writes DST.  HB is h's rows
+ * [Y0 − HALO, Y1 + HALO) inside the image, so conv[2]'s rows start at Y0
+ * (they go on to the image's bottom where HB reaches it). */
+static gboolean
+sum_convs (const VaeBackend *be, const VaeResidualBlock *b, const VaeRows *hb, gint first_h,
+           gint y0, gint y1, gint height, VaeTensor *dst, gint at, GError **error)
+{
+  gint          first = first_h, rows;
+  const VaeConv c0 = band_of (b->conv[0], &first, hb->rows, height, &rows);
+  const VaeRows h = { hb->t, hb->first + y0 - first_h, y1 - y0 };
+  VaeTensor    *t0 = vae_tensor_new_uninit (c0.out_channels, rows, dst->width, FALSE, error);
+  VaeTensor    *t1 = NULL;
+  gboolean      ok =
+      t0 && vae_cpu_conv_rows (be, &c0, hb, FALSE, NULL, VAE_ACT_RELU, t0, 0, rows, error);
+
+  ok = ok && (t1 = band_conv (be, b->conv[1], t0, FALSE, &first, height, VAE_ACT_RELU, error));
+  vae_tensor_free (t0);
+  if (ok)
+    {
+      const VaeRows t1_rows = vae_rows_all (t1);
+      const VaeConv c2 = band_of (b->conv[2], &first, t1->height, height, &rows);
+      ok = vae_cpu_conv_rows (be, &c2, &t1_rows, FALSE, &h, VAE_ACT_RELU, dst, at, y1 - y0, error);
+    }
+  vae_tensor_free (t1);
+  return ok;
+}
+
 /* The sum s = relu(conv[2](…) + h) over rows [Y0, Y1) (of HEIGHT), into
  * DST from its row AT. */
 static gboolean
 sum_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, gint y0, gint y1,
           gint height, VaeTensor *dst, gint at, GError **error)
 {
-  const gboolean packed = packed_inner (be, b);
-  gint           first_h, first, hi;
-  VaeTensor     *hb = NULL, *t = NULL;
-  gboolean       ok;
+  gint       lo, hi, pre_first = 0;
+  VaeTensor *pre = NULL;
+  VaeRows    hb;
+  gboolean   ok;
 
-  if (packed && !b->pre) /* h is X: its band is read where it is */
-    {
-      VaeRows rows;
-      h_rows (y0, y1, height, &first_h, &hi);
-      rows = (VaeRows){ x, first_h, hi - first_h };
-      return sum_packed (b, &rows, first_h, y0, y1, height, dst, at, error);
-    }
-  if (!(hb = band_input (be, b, x, y0, y1, height, &first_h, error)))
+  /* h's rows [lo, hi): X's own where there is no pre conv, read in place */
+  h_rows (y0, y1, height, &lo, &hi);
+  if (b->pre && !(pre = pre_band (be, b, x, lo, hi, height, &pre_first, error)))
     return FALSE;
-  if (packed)
-    {
-      const VaeRows rows = vae_rows_all (hb);
-      ok = sum_packed (b, &rows, first_h, y0, y1, height, dst, at, error);
-      vae_tensor_free (hb);
-      return ok;
-    }
-  first = first_h;
-  ok = TRUE;
-  for (gint k = 0; ok && k < 3; k++)
-    ok = vae_tensor_replace (&t, band_conv (be, b->conv[k], k ? t : hb, FALSE, &first, height,
-                                            k < 2 ? VAE_ACT_RELU : VAE_ACT_NONE, error));
-  if (ok)
-    {
-      const gsize n = (gsize) (y1 - y0) * dst->width;
-#pragma omp parallel for schedule(dynamic)
-      for (gint c = 0; c < dst->channels; c++)
-        {
-          const gfloat *restrict r =
-              hb->data + ((gsize) c * hb->height + (y0 - first_h)) * dst->width;
-          const gfloat *restrict s = t->data + ((gsize) c * t->height + (y0 - first)) * dst->width;
-          gfloat *restrict d = dst->data + ((gsize) c * dst->height + at) * dst->width;
-          vae_cpu_epilogue (s, r, n, 0.0f, VAE_ACT_RELU, d); /* AVX2 where there is */
-        }
-    }
-  vae_tensor_free (t);
-  vae_tensor_free (hb);
+  hb = (VaeRows){ pre ? pre : x, lo - pre_first, hi - lo };
+  ok = packed_inner (be, b) ? sum_packed (b, &hb, lo, y0, y1, height, dst, at, error)
+                            : sum_convs (be, b, &hb, lo, y0, y1, height, dst, at, error);
+  vae_tensor_free (pre);
   return ok;
 }
 

@@ -442,6 +442,47 @@ cpu_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolea
   return convolve (conv, x, up, residual, act, TRUE, ((const CpuBackend *) be)->bf16, error);
 }
 
+gboolean
+vae_cpu_conv_rows (const VaeBackend *be, const VaeConv *conv, const VaeRows *x, gboolean up,
+                   const VaeRows *residual, VaeAct act, VaeTensor *y, gint y_row, gint out_h,
+                   GError **error)
+{
+  const gboolean bf16 = ((const CpuBackend *) be)->bf16;
+  VaeTensor     *band, *out;
+  gint           all_h, out_w;
+
+  if (!vae_blas_ready (error) || !channels_match ("convolution", conv->in_channels, x->t, error))
+    return FALSE;
+  vae_conv_output_size (conv, x->rows << up, x->t->width << up, &all_h, &out_w);
+  g_return_val_if_fail (out_h <= all_h && out_w == y->width && y_row + out_h <= y->height &&
+                            (!residual || residual->rows == out_h),
+                        FALSE);
+  /* convolve's choice of kernel, where it is Winograd */
+  if (vae_winograd_applies (conv) && !(bf16 && (bf16_direct () || vae_amx_conv_applies (conv))))
+    {
+      vae_backend_count_macs ((guint64) conv->out_channels * vae_conv_terms (conv) * out_h * out_w);
+      return vae_winograd_conv_rows (conv, x, up, residual, act, bf16, y, y_row, out_h, error);
+    }
+  if (!(band = vae_tensor_rows (x->t, x->first, x->first + x->rows, error)))
+    return FALSE;
+  out = be->conv (be, conv, band, up, NULL, residual ? VAE_ACT_NONE : act, error);
+  vae_tensor_free (band);
+  if (!out)
+    return FALSE;
+#pragma omp parallel for schedule(dynamic)
+  for (gint c = 0; c < out->channels; c++)
+    {
+      const gsize   n = (gsize) out_h * out_w;
+      const gfloat *r =
+          residual ? residual->t->data + ((gsize) c * residual->t->height + residual->first) * out_w
+                   : NULL;
+      vae_cpu_epilogue (out->data + c * (gsize) all_h * out_w, r, n, 0.0f, r ? act : VAE_ACT_NONE,
+                        y->data + ((gsize) c * y->height + y_row) * out_w);
+    }
+  vae_tensor_free (out);
+  return TRUE;
+}
+
 /* Independent partial sums, so that the double additions vectorise (one
  * running sum is bound by the adder's latency). */
 #define MOMENT_LANES 32

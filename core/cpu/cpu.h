@@ -15,6 +15,19 @@ G_BEGIN_DECLS
  * direct.c and winograd.c work on it. */
 typedef gfloat Floats8 __attribute__ ((vector_size (32)));
 
+/* Rows [FIRST, FIRST + ROWS) of T, which a conv reads (or adds) as a
+ * tensor of ROWS rows: a band of T, not copied. */
+typedef struct
+{
+  const VaeTensor *t;
+  gint             first, rows;
+} VaeRows;
+static inline VaeRows
+vae_rows_all (const VaeTensor *t)
+{
+  return (VaeRows){ t, 0, t ? t->height : 0 };
+}
+
 const VaeBackend *vae_backend_cpu (void);
 /* The CPU backend with Winograd's products in bfloat16 (vae_cpu_has_bf16). */
 const VaeBackend *vae_backend_cpu_bf16 (void);
@@ -45,6 +58,13 @@ VaeTensor *vae_cpu_residual_block (const VaeBackend *be, const VaeResidualBlock 
                                    const VaeTensor *x, GError **error);
 gboolean   vae_cpu_residual_block_banded (const VaeResidualBlock *block, const VaeTensor *x,
                                           gsize *band_bytes);
+/* The first OUT_H rows of act(conv(up(X)) + RESIDUAL) on BE for X's
+ * rows, into Y's rows from Y_ROW (RESIDUAL has OUT_H rows, or is NULL):
+ * X and RESIDUAL read where they are and Y written once where Winograd
+ * takes the conv, through copies otherwise. */
+gboolean vae_cpu_conv_rows (const VaeBackend *be, const VaeConv *conv, const VaeRows *x,
+                            gboolean upsample, const VaeRows *residual, VaeAct act, VaeTensor *y,
+                            gint y_row, gint out_h, GError **error);
 /* A conv of a banded block and the output size of its bands. */
 typedef struct
 {
@@ -102,6 +122,11 @@ gboolean vae_winograd_applies (const VaeConv *conv);
 gboolean vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, const VaeInputNorm *norm,
                             gboolean upsample, const VaeTensor *residual, VaeAct act, gboolean bf16,
                             VaeTensor *y, GError **error);
+/* The same for a band: X's rows (not normalised), RESIDUAL's rows (or
+ * NULL), the OUT_H output rows written into Y from its row Y_ROW. */
+gboolean vae_winograd_conv_rows (const VaeConv *conv, const VaeRows *x, gboolean upsample,
+                                 const VaeRows *residual, VaeAct act, gboolean bf16, VaeTensor *y,
+                                 gint y_row, gint out_h, GError **error);
 /* Whether CONV's transformed weights are kept (up to the cache limit) when
  * it makes an OUT_H × OUT_W output. */
 gboolean vae_winograd_caches (const VaeConv *conv, gint out_h, gint out_w);
@@ -254,18 +279,6 @@ gboolean                   vae_amx_acts_apply (const VaeConv *writer, const VaeC
 /* Room for HEIGHT × WIDTH activations read by READER, padding zeroed. */
 VaeAmxActs *vae_amx_acts_new (const VaeConv *reader, gint height, gint width, GError **error);
 void        vae_amx_acts_free (VaeAmxActs *acts);
-/* Rows [FIRST, FIRST + ROWS) of T, which a conv reads (or adds) as a
- * tensor of ROWS rows: a band of T, not copied. */
-typedef struct
-{
-  const VaeTensor *t;
-  gint             first, rows;
-} VaeRows;
-static inline VaeRows
-vae_rows_all (const VaeTensor *t)
-{
-  return (VaeRows){ t, 0, t ? t->height : 0 };
-}
 /* vae_amx_conv (not upsampled) of an OUT_H × OUT_W output, reading X, or
  * XP's rows from XP_ROW where X is NULL, adding RESIDUAL where given, and
  * writing Y's rows from Y_ROW, or YP where Y is NULL. */

@@ -288,7 +288,7 @@ cpu_cached_free (VaeCached *cached)
 /* The conv's transformed weights: kept in its layer cache while the budget
  * lasts, else made in *scratch (freed by the caller). */
 static gconstpointer
-weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *scratch,
+weights_for (const VaeConv *conv, gint out_h, gint out_w, gboolean bf16, gpointer *scratch,
              GError **error)
 {
   const gsize   bytes = weight_bytes (conv, bf16);
@@ -296,7 +296,7 @@ weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *s
   gconstpointer u = NULL;
 
   g_mutex_lock (&cache_lock);
-  if (conv->cache && vae_winograd_caches (conv, y->height, y->width))
+  if (conv->cache && vae_winograd_caches (conv, out_h, out_w))
     {
       VaeCached **slot = &conv->cache->slot[VAE_CACHE_CPU];
       CpuCached  *c = (CpuCached *) *slot;
@@ -330,7 +330,7 @@ weights_for (const VaeConv *conv, const VaeTensor *y, gboolean bf16, gpointer *s
 typedef struct
 {
   const VaeConv      *conv;
-  const VaeTensor    *x;
+  VaeRows             x;    /* the input: these rows of a tensor, read in place */
   const VaeInputNorm *norm; /* NULL: X as it is */
   gboolean            up;
   gint                tx0;
@@ -381,7 +381,7 @@ static VAE_HOT void
 input_rows (const Geometry *g, const gfloat *plane, gint c, gint y0, gfloat *restrict rows,
             const gfloat **d, gint *j0, gint *j1)
 {
-  const gint in_h = g->x->height << g->up, in_w = g->x->width << g->up, w = g->row_w;
+  const gint in_h = g->x.rows << g->up, in_w = g->x.t->width << g->up, w = g->row_w;
   const gint x_first = g->tx0 * TILE - g->conv->pad_left; /* the input column of padded column 0 */
   gboolean   zeroed = FALSE;
 
@@ -401,7 +401,7 @@ input_rows (const Geometry *g, const gfloat *plane, gint c, gint y0, gfloat *res
           d[i] = rows;
           continue;
         }
-      src = plane + (gsize) (iy >> g->up) * g->x->width;
+      src = plane + (gsize) (iy >> g->up) * g->x.t->width;
       d[i] = g->up || g->norm ? row + *j0 : src + *j0 + x_first;
       if (g->up)
         upsample_row (src, x_first, row, *j0, *j1);
@@ -576,7 +576,8 @@ input_tile_row (const Geometry *g, const gfloat *plane, gint c, gint ty, gfloat 
 static void
 input_channel (const Geometry *g, gint c, gint ty0, gint n_rows, gsize ld, gfloat *rows, gfloat *v)
 {
-  const gfloat *plane = g->x->data + (gsize) c * g->x->height * g->x->width;
+  const VaeTensor *x = g->x.t;
+  const gfloat    *plane = x->data + ((gsize) c * x->height + g->x.first) * x->width;
 
   for (gint r = 0; r < n_rows; r++)
     input_tile_row (g, plane, c, ty0 + r, rows, v + (gsize) c * ld + (gsize) r * g->span,
@@ -605,12 +606,13 @@ transform_input (const Geometry *g, gint ty0, gint n_rows, gfloat *v)
  * itself, each value read just before it is replaced. */
 typedef struct
 {
-  const VaeConv   *conv;
-  const VaeTensor *residual;
-  VaeAct           act;
-  VaeTensor       *y;
-  gint             tx0; /* the tiles covered, as in Geometry */
-  gint             span;
+  const VaeConv *conv;
+  VaeRows        residual; /* its T NULL where there is none */
+  VaeAct         act;
+  VaeTensor     *y;
+  gint           y_row, rows; /* the output's rows: Y's from Y_ROW */
+  gint           tx0;         /* the tiles covered, as in Geometry */
+  gint           span;
 } Output;
 
 /* The first COLUMNS values of one output row of TW tiles, back in pixel
@@ -681,12 +683,12 @@ static VAE_HOT void
 output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gint o,
                  gfloat *restrict h)
 {
-  const gint   tw = out->span, x0 = out->tx0 * TILE, width = out->y->width;
-  const gint   columns = MIN (width - x0, TILE * tw); /* those of this span inside the image */
-  const gsize  plane = (gsize) out->y->height * width;
-  const gfloat bias = out->conv->bias ? out->conv->bias[o] : 0.0f;
-  gfloat      *rows = h + (gsize) ALPHA * TILE * tw;   /* output row i, j: rows[(4i + j)·tw + t] */
-  gfloat      *line = rows + (gsize) TILE * TILE * tw; /* one output row in pixel order (SiLU) */
+  const gint       tw = out->span, x0 = out->tx0 * TILE, width = out->y->width;
+  const gint       columns = MIN (width - x0, TILE * tw); /* those of this span inside the image */
+  const VaeTensor *r = out->residual.t;
+  const gfloat     bias = out->conv->bias ? out->conv->bias[o] : 0.0f;
+  gfloat *rows = h + (gsize) ALPHA * TILE * tw;   /* output row i, j: rows[(4i + j)·tw + t] */
+  gfloat *line = rows + (gsize) TILE * TILE * tw; /* one output row in pixel order (SiLU) */
 
   for (gint k = 0; k < ALPHA; k++)
     {
@@ -703,11 +705,12 @@ output_tile_row (const Output *out, const gfloat *m, gsize stride_p, gint ty, gi
       apply_a (hj, hj + k, hj + 2 * k, hj + 3 * k, hj + 4 * k, hj + 5 * k, oj, oj + k, oj + 2 * k,
                oj + 3 * k, bias, tw);
     }
-  for (gint i = 0; i < TILE && ty * TILE + i < out->y->height; i++)
+  for (gint i = 0; i < TILE && ty * TILE + i < out->rows; i++)
     {
-      const gsize   offset = (gsize) o * plane + (gsize) (ty * TILE + i) * width + x0;
-      const gfloat *res = out->residual ? out->residual->data + offset : NULL;
-      gfloat       *dst = out->y->data + offset;        /* may be RES: not restrict */
+      const gsize   y = out->y_row + ty * TILE + i, yr = out->residual.first + ty * TILE + i;
+      const gfloat *res = r ? r->data + ((gsize) o * r->height + yr) * width + x0 : NULL;
+      /* may be RES: not restrict */
+      gfloat       *dst = out->y->data + ((gsize) o * out->y->height + y) * width + x0;
       const gfloat *row = rows + (gsize) i * TILE * tw; /* output row i, tile-major */
 
       row_to_pixels (row, tw, res, out->act, dst, line, columns);
@@ -898,8 +901,8 @@ static gsize
 chunk_scratch_layout (const VaeConv *conv, gpointer block, ChunkScratch *s)
 {
   const gint     tiles = chunk_tiles ();
-  const Geometry widest = { conv, NULL, NULL, FALSE, 0, tiles, TILE * tiles + 2 };
-  const Output   widest_out = { conv, NULL, VAE_ACT_NONE, NULL, 0, tiles };
+  const Geometry widest = { conv, { NULL, 0, 0 }, NULL, FALSE, 0, tiles, TILE * tiles + 2 };
+  const Output   widest_out = { conv, { NULL, 0, 0 }, VAE_ACT_NONE, NULL, 0, 0, 0, tiles };
   const gsize    rows_at = chunk_floats (conv) * sizeof (gfloat);
   const gsize    h_at = rows_at + input_rows_bytes (&widest);
   const gsize    panel_at = h_at + output_rows_bytes (&widest_out);
@@ -975,31 +978,33 @@ chunked_conv (const Geometry *whole, const Output *whole_out, gboolean bf16, gco
         const gint span = MIN (chunks.span, whole->span - tx0);
         const Geometry g = { whole->conv, whole->x, whole->norm,    whole->up,
                              tx0,         span,     TILE * span + 2 };
-        const Output   out = {
-            whole_out->conv, whole_out->residual, whole_out->act, whole_out->y, tx0, span
-        };
+        Output         out = *whole_out;
+        out.tx0 = tx0;
+        out.span = span;
         chunk_run (&g, &out, bf16, u, ty0, MIN (chunks.rows, tiles_h - ty0), &s);
       }
     g_free (block);
   }
 }
 
-gboolean
-vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, const VaeInputNorm *norm, gboolean up,
-                   const VaeTensor *residual, VaeAct act, gboolean bf16, VaeTensor *y,
-                   GError **error)
+static gboolean
+winograd (const VaeConv *conv, const VaeRows *x, const VaeInputNorm *norm, gboolean up,
+          const VaeRows *residual, VaeAct act, gboolean bf16, VaeTensor *y, gint y_row, gint out_h,
+          GError **error)
 {
   const gint     co = conv->out_channels, ci = conv->in_channels;
-  const gint     tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (y->height + TILE - 1) / TILE;
+  const gint     tiles_w = (y->width + TILE - 1) / TILE, tiles_h = (out_h + TILE - 1) / TILE;
   const gint     band = batch_rows (conv, tiles_w, tiles_h);
-  const Geometry g = { conv, x, norm, up, 0, tiles_w, TILE * tiles_w + 2 };
-  const Output   out = { conv, residual, act, y, 0, tiles_w };
+  const Geometry g = { conv, *x, norm, up, 0, tiles_w, TILE * tiles_w + 2 };
+  const Output   out = {
+      conv, residual ? *residual : (VaeRows){ NULL, 0, 0 }, act, y, y_row, out_h, 0, tiles_w
+  };
   g_autofree gpointer scratch = NULL;
   gconstpointer       u;
   gfloat             *v, *m;
   gsize               v_capacity, m_capacity;
 
-  if (!(u = weights_for (conv, y, bf16, &scratch, error)))
+  if (!(u = weights_for (conv, out_h, y->width, bf16, &scratch, error)))
     return FALSE;
   if (chunked (conv))
     {
@@ -1026,4 +1031,22 @@ vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, const VaeInputNorm *
   vae_scratch_free (v, v_capacity);
   vae_scratch_free (m, m_capacity);
   return TRUE;
+}
+
+gboolean
+vae_winograd_conv (const VaeConv *conv, const VaeTensor *x, const VaeInputNorm *norm, gboolean up,
+                   const VaeTensor *residual, VaeAct act, gboolean bf16, VaeTensor *y,
+                   GError **error)
+{
+  const VaeRows rows = vae_rows_all (x), r = vae_rows_all (residual);
+
+  return winograd (conv, &rows, norm, up, residual ? &r : NULL, act, bf16, y, 0, y->height, error);
+}
+
+gboolean
+vae_winograd_conv_rows (const VaeConv *conv, const VaeRows *x, gboolean up, const VaeRows *residual,
+                        VaeAct act, gboolean bf16, VaeTensor *y, gint y_row, gint out_h,
+                        GError **error)
+{
+  return winograd (conv, x, NULL, up, residual, act, bf16, y, y_row, out_h, error);
 }
