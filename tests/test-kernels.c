@@ -526,6 +526,80 @@ test_conv_direct (void)
   g_test_message ("direct fp32 convolutions: worst error %.3g of sum |terms|", worst);
 }
 
+/* A conv of a band of rows (vae_cpu_conv_rows, what a banded block's
+ * convs run): X's rows [2, H − 1) read where they are, unpadded above and
+ * padded below, the first rows of the output but one written into Y from
+ * its row 3, maybe adding a band of a residual that starts a row in;
+ * Y's other rows must keep what they held.  Against the reference conv of
+ * a copy of the band with the residual's matching rows, within
+ * test_conv_fast_vs_reference's 3e-5 of the largest output: through
+ * Winograd (16 inputs, per-thread chunks and bands) and through the
+ * copies of the other kernels (4 inputs, which Winograd does not take). */
+static void
+test_conv_rows (void)
+{
+  static const gint sizes[][2] = { { 37, 19 }, { 130, 11 }, { 64, 30 } };
+  const gint        first = 2, y_row = 3, below = 2, co = 9;
+  GRand            *rand = g_rand_new_with_seed (31);
+  gdouble           worst = 0;
+
+  for (gint chunked = 0; chunked < 2; chunked++)
+    for (gint ci = 4; ci <= 16; ci += 12)
+      for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
+        {
+          const VaeConv shape = { co, ci, 3, 1, 0, 1, 1, 1, NULL, NULL, NULL };
+          const gint    rows = sizes[s][1] - 3;
+          ConvCase      c;
+          VaeRows       band, res;
+          gint          all_h, out_w, out_h;
+          gdouble       err;
+          g_autoptr (GError) error = NULL;
+          g_autoptr (VaeTensor) copy = NULL, ref_res = NULL, ref = NULL, want = NULL, y = NULL,
+                                got = NULL, residual = NULL;
+
+          conv_case_init_shape (&c, rand, &shape, sizes[s]);
+          g_assert_true (vae_winograd_applies (&c.conv) == (ci >= 8));
+          band = (VaeRows){ c.x, first, rows };
+          vae_conv_output_size (&c.conv, rows << c.up, c.x->width << c.up, &all_h, &out_w);
+          out_h = all_h - 1;
+          residual = vae_tensor_new (co, all_h + 1, out_w, NULL);
+          for (gsize i = 0; i < vae_tensor_n_elements (residual); i++)
+            residual->data[i] = (gfloat) g_rand_double_range (rand, -1, 1);
+          res = (VaeRows){ residual, 1, out_h };
+          y = vae_tensor_new (co, y_row + out_h + below, out_w, NULL);
+          for (gsize i = 0; i < vae_tensor_n_elements (y); i++)
+            y->data[i] = 7.0f;
+          vae_winograd_set_chunked (chunked);
+          g_assert_true (vae_cpu_conv_rows (vae_backend_cpu (), &c.conv, &band, c.up,
+                                            c.residual ? &res : NULL, c.act, y, y_row, out_h,
+                                            &error));
+          vae_winograd_set_chunked (TRUE);
+          g_assert_no_error (error);
+          copy = vae_tensor_rows (c.x, first, first + rows, &error);
+          ref_res = vae_tensor_rows (residual, 1, 1 + all_h, &error);
+          ref = vae_cpu_conv_reference (&c.conv, copy, c.up, c.residual ? ref_res : NULL, c.act,
+                                        &error);
+          g_assert_no_error (error);
+          want = vae_tensor_rows (ref, 0, out_h, &error);
+          got = vae_tensor_rows (y, y_row, y_row + out_h, &error);
+          g_assert_no_error (error);
+          err = test_max_rel_error (got, want);
+          worst = MAX (worst, err);
+          if (err > 3e-5)
+            g_error ("conv rows: chunked %d ci %d %dx%d up %d act %d residual %d: relative "
+                     "error %g",
+                     chunked, ci, sizes[s][0], sizes[s][1], c.up, c.act, c.residual != NULL, err);
+          for (gint o = 0; o < co; o++)
+            for (gint r = 0; r < y->height; r++)
+              if (r < y_row || r >= y_row + out_h)
+                for (gint x = 0; x < out_w; x++)
+                  g_assert_cmpfloat (y->data[((gsize) o * y->height + r) * out_w + x], ==, 7.0f);
+          conv_case_clear (&c);
+        }
+  g_test_message ("convs of bands of rows: worst relative error %.3g (bar 3e-5)", worst);
+  g_rand_free (rand);
+}
+
 /* vae_cpu_residual_block in bands against the same block layer by layer
  * on whole tensors, through both CPU backends: alone, after a conv, after
  * an upsampling conv, before a conv of stride 1 (to 3 channels, as
@@ -874,6 +948,7 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/conv-amx", test_conv_amx);
   g_test_add_func ("/kernels/conv-direct", test_conv_direct);
   g_test_add_func ("/kernels/conv-transpose", test_conv_transpose);
+  g_test_add_func ("/kernels/conv-rows", test_conv_rows);
   g_test_add_func ("/kernels/residual-block-bands", test_residual_block_bands);
   g_test_add_func ("/kernels/resnet-fused", test_resnet_fused);
   return g_test_run ();
