@@ -134,12 +134,15 @@ vae_cpu_residual_block_banded (const VaeResidualBlock *b, const VaeTensor *x, gs
   /* the sum's band, and the rows of the one before that the post conv
    * reads again, live through the band */
   sum = b->post ? hc * (rows + 2 * POST_CARRY) * row : 0;
+  /* Each conv's input and output bands and scratch, in fp32.  An upper
+   * bound: Winograd reads the pre conv's and conv[0]'s input in place and
+   * conv[2] writes the sum itself; the other kernels read a copy of X's
+   * rows, and conv[2] there writes its own output (vae_cpu_conv_rows); on
+   * AMX the inner bands are packed bf16, about half. */
   if (b->pre)
-    peak = h_held + vae_cpu_conv_scratch_bytes (b->pre, in_rows + 2, hw);
-  /* conv k: its input and output bands (two rows fewer each conv) and
-   * scratch, in fp32.  An upper bound: Winograd reads conv[0]'s input in
-   * place and conv[2] writes the sum itself, only the other kernels copy;
-   * on AMX the inner bands are packed bf16, about half. */
+    peak = (gsize) x->channels * ((in_rows >> b->up) + 4) * x->width * sizeof (gfloat) + h_held +
+           vae_cpu_conv_scratch_bytes (b->pre, in_rows + 2, hw);
+  /* conv k's input and output bands are two rows fewer each conv */
   for (gint k = 0; k < 3; k++)
     {
       const gsize rows_in = in_rows - 2 * k, rows_out = rows_in - 2;
@@ -179,15 +182,10 @@ pre_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, g
   const VaeRows source = { x, s0, s1 - s0 };
   gint          rows;
   VaeConv       band;
-  VaeTensor    *t;
 
   *first = s0 << b->up;
   band = band_of (b->pre, first, (s1 - s0) << b->up, height, &rows);
-  if (!(t = vae_tensor_new_uninit (b->pre->out_channels, rows, x->width << b->up, FALSE, error)))
-    return NULL;
-  if (!vae_cpu_conv_rows (be, &band, &source, b->up, NULL, b->pre_act, t, 0, rows, error))
-    g_clear_pointer (&t, vae_tensor_free);
-  return t;
+  return vae_cpu_conv_band (be, &band, &source, b->up, b->pre_act, error);
 }
 
 /* Whether BE runs the block's inner convs on AMX tiles, each writing the
@@ -240,10 +238,8 @@ sum_convs (const VaeBackend *be, const VaeResidualBlock *b, const VaeRows *hb, g
   gint          first = first_h, rows;
   const VaeConv c0 = band_of (b->conv[0], &first, hb->rows, height, &rows);
   const VaeRows h = { hb->t, hb->first + y0 - first_h, y1 - y0 };
-  VaeTensor    *t0 = vae_tensor_new_uninit (c0.out_channels, rows, dst->width, FALSE, error);
-  VaeTensor    *t1 = NULL;
-  gboolean      ok =
-      t0 && vae_cpu_conv_rows (be, &c0, hb, FALSE, NULL, VAE_ACT_RELU, t0, 0, rows, error);
+  VaeTensor    *t0 = vae_cpu_conv_band (be, &c0, hb, FALSE, VAE_ACT_RELU, error), *t1 = NULL;
+  gboolean      ok = t0 != NULL;
 
   ok = ok && (t1 = band_conv (be, b->conv[1], t0, FALSE, &first, height, VAE_ACT_RELU, error));
   vae_tensor_free (t0);

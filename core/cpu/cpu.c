@@ -442,14 +442,34 @@ cpu_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolea
   return convolve (conv, x, up, residual, act, TRUE, ((const CpuBackend *) be)->bf16, error);
 }
 
+/* Whether convolve would take CONV with Winograd on BE. */
+static gboolean
+winograd_takes (const VaeBackend *be, const VaeConv *conv)
+{
+  const gboolean bf16 = ((const CpuBackend *) be)->bf16;
+
+  return vae_winograd_applies (conv) && !(bf16 && (bf16_direct () || vae_amx_conv_applies (conv)));
+}
+
+/* X's rows as the tensor the other kernels read: X's own tensor where they
+ * are all of it, else a copy (*COPY, freed by the caller). */
+static const VaeTensor *
+rows_tensor (const VaeRows *x, VaeTensor **copy, GError **error)
+{
+  if (x->first == 0 && x->rows == x->t->height)
+    return x->t;
+  return *copy = vae_tensor_rows (x->t, x->first, x->first + x->rows, error);
+}
+
 gboolean
 vae_cpu_conv_rows (const VaeBackend *be, const VaeConv *conv, const VaeRows *x, gboolean up,
                    const VaeRows *residual, VaeAct act, VaeTensor *y, gint y_row, gint out_h,
                    GError **error)
 {
-  const gboolean bf16 = ((const CpuBackend *) be)->bf16;
-  VaeTensor     *band, *out;
-  gint           all_h, out_w;
+  const gboolean   bf16 = ((const CpuBackend *) be)->bf16;
+  VaeTensor       *copy = NULL, *out;
+  const VaeTensor *band;
+  gint             all_h, out_w;
 
   if (!vae_blas_ready (error) || !channels_match ("convolution", conv->in_channels, x->t, error))
     return FALSE;
@@ -457,16 +477,15 @@ vae_cpu_conv_rows (const VaeBackend *be, const VaeConv *conv, const VaeRows *x, 
   g_return_val_if_fail (out_h <= all_h && out_w == y->width && y_row + out_h <= y->height &&
                             (!residual || residual->rows == out_h),
                         FALSE);
-  /* convolve's choice of kernel, where it is Winograd */
-  if (vae_winograd_applies (conv) && !(bf16 && (bf16_direct () || vae_amx_conv_applies (conv))))
+  if (winograd_takes (be, conv))
     {
       vae_backend_count_macs ((guint64) conv->out_channels * vae_conv_terms (conv) * out_h * out_w);
       return vae_winograd_conv_rows (conv, x, up, residual, act, bf16, y, y_row, out_h, error);
     }
-  if (!(band = vae_tensor_rows (x->t, x->first, x->first + x->rows, error)))
+  if (!(band = rows_tensor (x, &copy, error)))
     return FALSE;
   out = be->conv (be, conv, band, up, NULL, residual ? VAE_ACT_NONE : act, error);
-  vae_tensor_free (band);
+  vae_tensor_free (copy);
   if (!out)
     return FALSE;
 #pragma omp parallel for schedule(dynamic)
@@ -481,6 +500,29 @@ vae_cpu_conv_rows (const VaeBackend *be, const VaeConv *conv, const VaeRows *x, 
     }
   vae_tensor_free (out);
   return TRUE;
+}
+
+VaeTensor *
+vae_cpu_conv_band (const VaeBackend *be, const VaeConv *conv, const VaeRows *x, gboolean up,
+                   VaeAct act, GError **error)
+{
+  VaeTensor       *copy = NULL, *y;
+  const VaeTensor *band;
+  gint             out_h, out_w;
+
+  if (winograd_takes (be, conv))
+    {
+      vae_conv_output_size (conv, x->rows << up, x->t->width << up, &out_h, &out_w);
+      if ((y = vae_tensor_new_uninit (conv->out_channels, out_h, out_w, FALSE, error)) &&
+          !vae_cpu_conv_rows (be, conv, x, up, NULL, act, y, 0, out_h, error))
+        g_clear_pointer (&y, vae_tensor_free);
+      return y;
+    }
+  if (!(band = rows_tensor (x, &copy, error)))
+    return NULL;
+  y = be->conv (be, conv, band, up, NULL, act, error);
+  vae_tensor_free (copy);
+  return y;
 }
 
 /* Independent partial sums, so that the double additions vectorise (one

@@ -58,13 +58,18 @@ VaeTensor *vae_cpu_residual_block (const VaeBackend *be, const VaeResidualBlock 
                                    const VaeTensor *x, GError **error);
 gboolean   vae_cpu_residual_block_banded (const VaeResidualBlock *block, const VaeTensor *x,
                                           gsize *band_bytes);
-/* The first OUT_H rows of act(conv(up(X)) + RESIDUAL) on BE for X's
- * rows, into Y's rows from Y_ROW (RESIDUAL has OUT_H rows, or is NULL):
- * X and RESIDUAL read where they are and Y written once where Winograd
- * takes the conv, through copies otherwise. */
-gboolean vae_cpu_conv_rows (const VaeBackend *be, const VaeConv *conv, const VaeRows *x,
-                            gboolean upsample, const VaeRows *residual, VaeAct act, VaeTensor *y,
-                            gint y_row, gint out_h, GError **error);
+/* Convs of bands of rows (a banded block's) on BE.  Where Winograd takes
+ * the conv, X and RESIDUAL are read where they are and Y written once;
+ * the other kernels read a copy of X's rows (where they are not all of
+ * X) and write their own output, which vae_cpu_conv_rows copies into Y.
+ * vae_cpu_conv_rows: the first OUT_H rows of act(conv(up(X)) + RESIDUAL)
+ * into Y's rows from Y_ROW (RESIDUAL has OUT_H rows, or is NULL);
+ * vae_cpu_conv_band: act(conv(up(X))) as a new tensor. */
+gboolean   vae_cpu_conv_rows (const VaeBackend *be, const VaeConv *conv, const VaeRows *x,
+                              gboolean upsample, const VaeRows *residual, VaeAct act, VaeTensor *y,
+                              gint y_row, gint out_h, GError **error);
+VaeTensor *vae_cpu_conv_band (const VaeBackend *be, const VaeConv *conv, const VaeRows *x,
+                              gboolean upsample, VaeAct act, GError **error);
 /* A conv of a banded block and the output size of its bands. */
 typedef struct
 {
