@@ -6,10 +6,13 @@
  * block's input and output are ever held whole: a full-resolution decoder
  * stage holds its 512² input and its 3-channel output instead of four
  * 64-channel 1024² tensors at once.  The convs of a band pad only at the
- * image's edges; inside, the rows they lose are the halo.  The conv after
- * reads the sum band by band too, each band with the last rows of the one
- * before, which its next output row's taps reach back to
- * (docs/PERFORMANCE-NOTES.md has the figures).
+ * image's edges; inside, the rows they lose are the halo.  Where Winograd
+ * takes them, the first conv reads the input's rows where they are and
+ * the last adds h as it writes the sum (vae_cpu_conv_rows): no copies, no
+ * pass of its own for the sum.  The conv after reads the sum band by band
+ * too, each band with the last rows of the one before, which its next
+ * output row's taps reach back to (docs/PERFORMANCE-NOTES.md has the
+ * figures).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
