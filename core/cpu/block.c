@@ -232,8 +232,9 @@ sum_packed (const VaeResidualBlock *b, const VaeRows *hb, gint first_h, gint y0,
 
 /* The same sum in fp32 tensors (or bf16 products): conv[0] reads HB where
  * it is, and conv[2] adds HB as it writes DST.  HB is h's rows
- * [Y0 − HALO, Y1 + HALO) inside the image, so conv[2]'s rows start at Y0
- * (they go on to the image's bottom where HB reaches it). */
+ * [Y0 − HALO, Y1 + HALO) inside the image, so conv[2]'s rows start at Y0;
+ * where HB reaches the image's bottom they would go on to it, and only
+ * [Y0, Y1) are made. */
 static gboolean
 sum_convs (const VaeBackend *be, const VaeResidualBlock *b, const VaeRows *hb, gint first_h,
            gint y0, gint y1, gint height, VaeTensor *dst, gint at, GError **error)
