@@ -43,15 +43,16 @@ band_of (const VaeConv *conv, gint *first, gint rows, gint height, gint *out_row
   return band;
 }
 
-/* Conv of the band X (of up(X) when UP) from row *FIRST, as band_of. */
+/* Conv of the band X (of up(X) when UP) from row *FIRST, as band_of:
+ * X's rows read where they are where Winograd takes it. */
 static VaeTensor *
-band_conv (const VaeBackend *be, const VaeConv *conv, const VaeTensor *x, gboolean up, gint *first,
+band_conv (const VaeBackend *be, const VaeConv *conv, VaeRows x, gboolean up, gint *first,
            gint height, VaeAct act, GError **error)
 {
   gint          rows;
-  const VaeConv band = band_of (conv, first, x->height << up, height, &rows);
+  const VaeConv band = band_of (conv, first, x.rows << up, height, &rows);
 
-  return be->conv (be, &band, x, up, NULL, act, error);
+  return vae_cpu_conv_band (be, &band, &x, up, act, error);
 }
 
 static gboolean
@@ -181,14 +182,11 @@ pre_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *x, g
           gint height, gint *first, GError **error)
 {
   /* the rows of X under rows [lo − 1, hi + 1) of up(X), which it reads */
-  const gint    s0 = MAX (0, (lo - 1) >> b->up), s1 = MIN (x->height, (hi >> b->up) + 1);
-  const VaeRows source = { x, s0, s1 - s0 };
-  gint          rows;
-  VaeConv       band;
+  const gint s0 = MAX (0, (lo - 1) >> b->up), s1 = MIN (x->height, (hi >> b->up) + 1);
 
   *first = s0 << b->up;
-  band = band_of (b->pre, first, (s1 - s0) << b->up, height, &rows);
-  return vae_cpu_conv_band (be, &band, &source, b->up, b->pre_act, error);
+  return band_conv (be, b->pre, (VaeRows){ x, s0, s1 - s0 }, b->up, first, height, b->pre_act,
+                    error);
 }
 
 /* Whether BE runs the block's inner convs on AMX tiles, each writing the
@@ -240,12 +238,13 @@ sum_convs (const VaeBackend *be, const VaeResidualBlock *b, const VaeRows *hb, g
            gint y0, gint y1, gint height, VaeTensor *dst, gint at, GError **error)
 {
   gint          first = first_h, rows;
-  const VaeConv c0 = band_of (b->conv[0], &first, hb->rows, height, &rows);
   const VaeRows h = { hb->t, hb->first + y0 - first_h, y1 - y0 };
-  VaeTensor    *t0 = vae_cpu_conv_band (be, &c0, hb, FALSE, VAE_ACT_RELU, error), *t1 = NULL;
+  VaeTensor    *t0 = band_conv (be, b->conv[0], *hb, FALSE, &first, height, VAE_ACT_RELU, error);
+  VaeTensor    *t1 = NULL;
   gboolean      ok = t0 != NULL;
 
-  ok = ok && (t1 = band_conv (be, b->conv[1], t0, FALSE, &first, height, VAE_ACT_RELU, error));
+  ok = ok && (t1 = band_conv (be, b->conv[1], vae_rows_all (t0), FALSE, &first, height,
+                              VAE_ACT_RELU, error));
   vae_tensor_free (t0);
   if (ok)
     {
@@ -288,7 +287,8 @@ post_band (const VaeBackend *be, const VaeResidualBlock *b, const VaeTensor *sum
            gint height, VaeTensor *out, VaeTensor **carry, GError **error)
 {
   gint       row = first, next;
-  VaeTensor *p = band_conv (be, b->post, sum, FALSE, &row, height, b->post_act, error);
+  VaeTensor *p =
+      band_conv (be, b->post, vae_rows_all (sum), FALSE, &row, height, b->post_act, error);
 
   if (!p)
     return FALSE;
