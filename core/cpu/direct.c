@@ -30,14 +30,11 @@
  * its bounds per tap across). */
 #define MAX_KERNEL 7
 
-/* On AVX2 with FMA, where it was measured; AVX-512's kernel in sgemm.c
- * runs k in one pass, so a long k would stream B from L2 for every block
- * of A (no such CPU was at hand), and OpenBLAS keeps those convs. */
 gboolean
 vae_direct_conv_applies (const VaeConv *conv)
 {
   return vae_conv_groups (conv) == 1 && conv->kernel <= MAX_KERNEL &&
-         vae_conv_terms (conv) <= MAX_TERMS && vae_cpu_has_small_sgemm () && !vae_cpu_has_avx512 ();
+         vae_conv_terms (conv) <= MAX_TERMS && vae_cpu_has_small_sgemm ();
 }
 
 /* One thread's columns and products. */

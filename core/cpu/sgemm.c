@@ -32,70 +32,80 @@ vae_cpu_has_avx512 (void)
   return __builtin_cpu_supports ("avx512f");
 }
 
-/* C rows [i0, i0 + R) × columns [n0, n0 + cols) = A·B. */
+/* Steps of k per pass over A's panels beyond K_WHOLE, for both kernels:
+ * a panel of B's rows for them (8 KB on AVX-512, 4 KB on AVX2) stays in
+ * L1 while every panel of A passes over it.  With a whole k of 576 (a
+ * 64-channel 3×3 conv's im2col columns, direct.c) each panel of A streamed
+ * 37 KB of B from L2; a profile of a TAEF2 pass put those products near 66
+ * GFLOP/s on a Zen 3, and sliced they ran at ~94 in the conv alone.  C
+ * carries the sums between slices, in fp32 as the registers do, so the
+ * result is the same to the bit.  Winograd's products (k ≤ 128) keep one
+ * pass, as measured. */
+#define K_SLICE 64
+#define K_WHOLE 128
+
+/* C rows [i0, i0 + R) × columns [n0, n0 + cols) = A·B, or += A·B when
+ * ADD, A's rows from the panel AP (ROWS values per step of k, zeros past
+ * its last row).  All ROWS rows are computed, R stored.  As on AVX2
+ * (block2), a step's values of A share a cache line: rows of A apart were
+ * eight streams. */
 static inline __attribute__ ((always_inline)) AVX512_TARGET void
-block (const gfloat *a, gsize lda, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c,
-       gsize ldc, gint n0, gint cols, const gint r_count)
+block (const gfloat *ap, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
+       gint n0, gint cols, gint r_count, const gboolean add)
 {
   __m512          acc[ROWS][2];
   const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
 
-  for (gint r = 0; r < r_count; r++)
-    acc[r][0] = acc[r][1] = _mm512_setzero_ps ();
+  for (gint r = 0; r < ROWS; r++)
+    if (add && r < r_count)
+      {
+        const gfloat *row = c + (gsize) (i0 + r) * ldc + n0;
+        acc[r][0] = _mm512_maskz_loadu_ps (low, row);
+        acc[r][1] = _mm512_maskz_loadu_ps (high, row + 16);
+      }
+    else
+      acc[r][0] = acc[r][1] = _mm512_setzero_ps ();
+#pragma GCC unroll 4
   for (gint l = 0; l < k; l++)
     {
       const __m512 b0 = _mm512_maskz_loadu_ps (low, b + (gsize) l * ldb + n0);
       const __m512 b1 = _mm512_maskz_loadu_ps (high, b + (gsize) l * ldb + n0 + 16);
-      for (gint r = 0; r < r_count; r++)
+      for (gint r = 0; r < ROWS; r++)
         {
-          const __m512 u = _mm512_set1_ps (a[(gsize) (i0 + r) * lda + l]);
+          const __m512 u = _mm512_set1_ps (ap[(gsize) l * ROWS + r]);
           acc[r][0] = _mm512_fmadd_ps (u, b0, acc[r][0]);
           acc[r][1] = _mm512_fmadd_ps (u, b1, acc[r][1]);
         }
     }
-  for (gint r = 0; r < r_count; r++)
-    {
-      gfloat *row = c + (gsize) (i0 + r) * ldc + n0;
-      _mm512_mask_storeu_ps (row, low, acc[r][0]);
-      _mm512_mask_storeu_ps (row + 16, high, acc[r][1]);
-    }
+  for (gint r = 0; r < ROWS; r++)
+    if (r < r_count)
+      {
+        gfloat *row = c + (gsize) (i0 + r) * ldc + n0;
+        _mm512_mask_storeu_ps (row, low, acc[r][0]);
+        _mm512_mask_storeu_ps (row + 16, high, acc[r][1]);
+      }
 }
 
-/* Every row block against columns [n0, n0 + cols); full blocks get a
- * constant row count so that their accumulators stay in registers. */
+/* Every panel of A against columns [n0, n0 + cols) of B. */
 static AVX512_TARGET void
-panel_product (const gfloat *a, gsize lda, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c,
-               gsize ldc, gint n0, gint cols)
+panel_product (const gfloat *a, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
+               gint n0, gint cols)
 {
-  gint i0 = 0;
+  const gint slice = k <= K_WHOLE ? k : K_SLICE;
 
-  for (; i0 + ROWS <= m; i0 += ROWS)
-    block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, ROWS);
-  switch (m - i0)
+  for (gint l0 = 0; l0 < k; l0 += slice)
     {
-    case 7:
-      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 7);
-      break;
-    case 6:
-      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 6);
-      break;
-    case 5:
-      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 5);
-      break;
-    case 4:
-      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 4);
-      break;
-    case 3:
-      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 3);
-      break;
-    case 2:
-      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 2);
-      break;
-    case 1:
-      block (a, lda, i0, k, b, ldb, c, ldc, n0, cols, 1);
-      break;
-    default:
-      break;
+      const gint    steps = MIN (slice, k - l0);
+      const gfloat *bs = b + (gsize) l0 * ldb;
+      for (gint i0 = 0; i0 < m; i0 += ROWS)
+        {
+          const gfloat *ap = a + (gsize) i0 * k + (gsize) l0 * ROWS;
+          const gint    rows = MIN (ROWS, m - i0);
+          if (l0 > 0)
+            block (ap, i0, steps, bs, ldb, c, ldc, n0, cols, rows, TRUE);
+          else
+            block (ap, i0, steps, bs, ldb, c, ldc, n0, cols, rows, FALSE);
+        }
     }
 }
 
@@ -170,23 +180,12 @@ block2 (const gfloat *ap, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c
       }
 }
 
-/* Steps of k per pass over A's panels beyond K_WHOLE2: a 16-column panel
- * of B's rows for them (4 KB) stays in L1 while every panel of A passes
- * over it.  With a whole k of 576 (a 64-channel 3×3 conv's im2col
- * columns, direct.c) each panel of A streamed 37 KB of B from L2; a
- * profile of a TAEF2 pass put those products near 66 GFLOP/s on a Zen 3,
- * and sliced they ran at ~94 in the conv alone.  C carries the sums
- * between slices, in fp32 as the registers do, so the result is the same
- * to the bit.  Winograd's products (k ≤ 128) keep one pass, as measured. */
-#define K_SLICE2 64
-#define K_WHOLE2 128
-
 /* Every panel of A against columns [n0, n0 + cols) of B. */
 static AVX2_TARGET void
 panel_product2 (const gfloat *a, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
                 gint n0, gint cols)
 {
-  const gint slice = k <= K_WHOLE2 ? k : K_SLICE2;
+  const gint slice = k <= K_WHOLE ? k : K_SLICE;
 
   for (gint l0 = 0; l0 < k; l0 += slice)
     {
@@ -215,27 +214,30 @@ vae_cpu_has_small_sgemm (void)
   return vae_cpu_has_avx512 () || has_avx2 ();
 }
 
+/* Rows of A per panel: the kernel's block height. */
+static gint
+panel_rows (void)
+{
+  return vae_cpu_has_avx512 () ? ROWS : ROWS2;
+}
+
 gsize
 vae_sgemm_small_a_floats (gint m, gint k)
 {
-  if (vae_cpu_has_avx512 ())
-    return (gsize) m * k;
-  return (gsize) (m + ROWS2 - 1) / ROWS2 * ROWS2 * k;
+  const gint rows = panel_rows ();
+
+  return (gsize) (m + rows - 1) / rows * rows * k;
 }
 
 void
 vae_sgemm_small_pack_a (gint m, gint k, const gfloat *a, gsize lda, gfloat *packed)
 {
-  if (vae_cpu_has_avx512 ())
-    {
-      for (gint i = 0; i < m; i++)
-        memcpy (packed + (gsize) i * k, a + (gsize) i * lda, sizeof (gfloat) * k);
-      return;
-    }
-  for (gint i0 = 0; i0 < m; i0 += ROWS2)
+  const gint rows = panel_rows ();
+
+  for (gint i0 = 0; i0 < m; i0 += rows)
     for (gint l = 0; l < k; l++)
-      for (gint r = 0; r < ROWS2; r++)
-        packed[(gsize) i0 * k + (gsize) l * ROWS2 + r] =
+      for (gint r = 0; r < rows; r++)
+        packed[(gsize) i0 * k + (gsize) l * rows + r] =
             i0 + r < m ? a[(gsize) (i0 + r) * lda + l] : 0.0f;
 }
 
@@ -245,7 +247,7 @@ vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, const gfloat *b, gsize
 {
   if (vae_cpu_has_avx512 ())
     for (gint n0 = 0; n0 < n; n0 += PANEL)
-      panel_product (a, k, m, k, b, ldb, c, ldc, n0, MIN (PANEL, n - n0));
+      panel_product (a, m, k, b, ldb, c, ldc, n0, MIN (PANEL, n - n0));
   else
     for (gint n0 = 0; n0 < n; n0 += PANEL2)
       panel_product2 (a, m, k, b, ldb, c, ldc, n0, MIN (PANEL2, n - n0));
