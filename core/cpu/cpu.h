@@ -297,6 +297,9 @@ gboolean vae_amx_conv_packed (const VaeConv *conv, const VaeRows *x, const VaeAm
  * address-space limit leaves no room for its buffers.  Layers call it
  * before any product. */
 gboolean vae_blas_ready (GError **error);
+/* The name of the kernel set OpenBLAS runs ("SkylakeX", "Haswell"), once
+ * vae_blas_ready has passed; NULL before, or where it does not tell. */
+const gchar *vae_blas_core (void);
 /* One cblas_sgemm call, row-major: C = alpha·op(A)·op(B) + beta·C. */
 void vae_blas_sgemm (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat alpha,
                      const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat beta, gfloat *c,

@@ -2,13 +2,11 @@
  * direct.c's: A (m × k, packed once per convolution: the transformed
  * weights, or the weights) times B (k × n, n ≤ a few panels, rows in
  * cache), so B needs no packing.  A block of C stays in registers while k
- * runs (on AVX2 a k over 128 in slices of 64), as in bf16.c: 8 × 32 in 16
- * of AVX-512's 32 registers, or 6 × 16 in 12 of AVX2's 16.  On AVX2 A is
- * read from panels of 6 rows, so that one step's six values share a cache
- * line; the AVX-512 kernel reads A's rows as they are (its speed with
- * panels is unmeasured: no such CPU was at hand).  The big band products
- * stay with OpenBLAS; these are one call per product of a chunk (e.g. 64 ×
- * 64 × 64), too small to pack B for.
+ * runs (a k over 128 in slices of 64), as in bf16.c: 8 × 32 in 16 of
+ * AVX-512's 32 registers, or 6 × 16 in 12 of AVX2's 16.  A is read from
+ * panels of as many rows, so that one step's values share a cache line.
+ * The big band products stay with OpenBLAS; these are one call per
+ * product of a chunk (e.g. 64 × 64 × 64), too small to pack B for.
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
@@ -50,8 +48,8 @@ vae_cpu_has_avx512 (void)
  * (block2), a step's values of A share a cache line: rows of A apart were
  * eight streams. */
 static inline __attribute__ ((always_inline)) AVX512_TARGET void
-block (const gfloat *ap, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
-       gint n0, gint cols, gint r_count, const gboolean add)
+block (const gfloat *ap, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc, gint n0,
+       gint cols, gint r_count, const gboolean add)
 {
   __m512          acc[ROWS][2];
   const __mmask16 low = vae_columns_mask (cols), high = vae_columns_mask (cols - 16);
