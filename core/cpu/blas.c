@@ -31,6 +31,7 @@ typedef const char *(*CoreNameFunc) (void);
 static GMutex       lock;
 static SgemmFunc    sgemm;
 static CoreNameFunc core_name;
+static gint         fell_back;
 
 /* OpenBLAS maps a buffer for each of its THREADS as it starts and one for
  * the thread that calls a product.  Whether the address space has room for
@@ -66,24 +67,6 @@ static const gchar *const pre_avx2_cores[] = {
   "Opteron",  "Opteron(SSE3)", "Barcelona", "Bobcat",     "Bulldozer", "Piledriver", "Steamroller",
 };
 
-/* The kernel set OpenBLAS takes on the CPUs it knows with this CPU's
- * instruction sets: Cooperlake's and Sapphire Rapids' sgemm is SkylakeX's,
- * Zen's is Haswell's.  NULL where the CPU has no AVX2. */
-static const gchar *
-core_for_cpu (void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init ();
-  if (__builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx512bw") &&
-      __builtin_cpu_supports ("avx512dq") && __builtin_cpu_supports ("avx512vl") &&
-      __builtin_cpu_supports ("avx512cd"))
-    return "SkylakeX";
-  if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
-    return "Haswell";
-#endif
-  return NULL;
-}
-
 const gchar *
 vae_blas_core (void)
 {
@@ -92,17 +75,17 @@ vae_blas_core (void)
   return f ? f () : NULL;
 }
 
-/* Whether OpenBLAS took kernels without AVX2 on a CPU that has it: an
- * OpenBLAS older than the CPU does not know it and falls back to SSE3
- * (Debian 12's 0.3.21 on an Intel Xeon of model 207, Emerald Rapids:
- * "Prescott", 19 GFLOP/s on one core where its AVX-512 kernels reach 108,
- * and an SD1.5 decode took 2.7 times as long). */
+/* Whether OpenBLAS runs kernels without AVX2 where the CPU has it (and
+ * sgemm.c's kernels): an OpenBLAS older than the CPU does not know it and
+ * falls back to SSE3.  Debian 12's 0.3.21 took "Prescott" on an Intel
+ * Xeon of model 207 (Emerald Rapids): 19 GFLOP/s on one core, where its
+ * AVX-512 kernels, named in OPENBLAS_CORETYPE, reach 108. */
 static gboolean
-fell_back (void)
+falls_back (void)
 {
   const gchar *core = vae_blas_core ();
 
-  if (!core || !core_for_cpu ())
+  if (!core || !vae_cpu_has_small_sgemm ())
     return FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (pre_avx2_cores); i++)
     if (g_ascii_strcasecmp (core, pre_avx2_cores[i]) == 0)
@@ -110,56 +93,39 @@ fell_back (void)
   return FALSE;
 }
 
-/* Opens OpenBLAS and takes its functions. */
-static GModule *
-open_module (gpointer *sgemm_symbol, GError **error)
+gboolean
+vae_blas_falls_back (void)
 {
-  GModule *module = g_module_open (VAE_OPENBLAS_LIBRARY, G_MODULE_BIND_LOCAL);
-  gpointer threads_symbol, core_symbol;
+  return g_atomic_int_get (&fell_back);
+}
 
-  if (!module || !g_module_symbol (module, "cblas_sgemm", sgemm_symbol) ||
+static gboolean
+load (GError **error)
+{
+  const gint     threads = MAX (vae_threads (), omp_get_max_threads ());
+  GModule       *module;
+  gpointer       sgemm_symbol, threads_symbol, core_symbol;
+  SetThreadsFunc set_threads;
+  gfloat        *warm;
+
+  if (!room_for_buffers (threads, error))
+    return FALSE;
+  module = g_module_open (VAE_OPENBLAS_LIBRARY, G_MODULE_BIND_LOCAL);
+  if (!module || !g_module_symbol (module, "cblas_sgemm", &sgemm_symbol) ||
       !g_module_symbol (module, "openblas_set_num_threads", &threads_symbol))
     {
       g_set_error (error, VAE_ERROR, VAE_ERROR_NOT_FOUND, _ ("cannot load OpenBLAS (%s): %s"),
                    VAE_OPENBLAS_LIBRARY, g_module_error ());
       if (module)
         g_module_close (module);
-      return NULL;
+      return FALSE;
     }
-  ((SetThreadsFunc) threads_symbol) (vae_threads ());
-  g_atomic_pointer_set (&core_name, g_module_symbol (module, "openblas_get_corename", &core_symbol)
-                                        ? (CoreNameFunc) core_symbol
-                                        : NULL);
-  return module;
-}
-
-static gboolean
-load (GError **error)
-{
-  const gint threads = MAX (vae_threads (), omp_get_max_threads ());
-  GModule   *module;
-  gpointer   sgemm_symbol;
-  gfloat    *warm;
-
-  if (!room_for_buffers (threads, error) || !(module = open_module (&sgemm_symbol, error)))
-    return FALSE;
-  /* OpenBLAS picks its kernels as it loads, and takes the ones named in
-   * OPENBLAS_CORETYPE instead (its advice where it does not detect a CPU);
-   * so where it fell back, it is closed and opened again with the set this
-   * CPU's instructions call for.  A name the user gave is kept, and so is
-   * the environment as it was found.  Where another part of the program
-   * holds OpenBLAS too, it stays as it is. */
-  if (fell_back () && !g_getenv ("OPENBLAS_CORETYPE"))
-    {
-      g_atomic_pointer_set (&core_name, NULL);
-      g_module_close (module);
-      g_setenv ("OPENBLAS_CORETYPE", core_for_cpu (), TRUE);
-      module = open_module (&sgemm_symbol, error);
-      g_unsetenv ("OPENBLAS_CORETYPE");
-      if (!module)
-        return FALSE;
-    }
+  if (g_module_symbol (module, "openblas_get_corename", &core_symbol))
+    g_atomic_pointer_set (&core_name, (CoreNameFunc) core_symbol);
+  g_atomic_int_set (&fell_back, falls_back ());
   g_module_make_resident (module);
+  set_threads = (SetThreadsFunc) threads_symbol;
+  set_threads (vae_threads ());
   /* one product now maps the caller's buffer while the room is known to be
    * there; later products reuse it instead of mapping one when tensors may
    * have taken the space */

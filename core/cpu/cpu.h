@@ -300,6 +300,9 @@ gboolean vae_blas_ready (GError **error);
 /* The name of the kernel set OpenBLAS runs ("SkylakeX", "Haswell"), once
  * vae_blas_ready has passed; NULL before, or where it does not tell. */
 const gchar *vae_blas_core (void);
+/* Whether that set lacks AVX2 where the CPU has it: OpenBLAS did not know
+ * the CPU, and vae_sgemm runs sgemm.c's kernels instead. */
+gboolean vae_blas_falls_back (void);
 /* One cblas_sgemm call, row-major: C = alpha·op(A)·op(B) + beta·C. */
 void vae_blas_sgemm (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat alpha,
                      const gfloat *a, gsize lda, const gfloat *b, gsize ldb, gfloat beta, gfloat *c,
@@ -323,8 +326,8 @@ gboolean vae_cpu_has_avx512 (void);
 /* Whether vae_sgemm_small has a kernel here: AVX-512F, or AVX2 with FMA. */
 gboolean vae_cpu_has_small_sgemm (void);
 /* Floats of an m × k A as vae_sgemm_small reads it, and A (row stride lda)
- * into that layout: on AVX2, panels of 6 rows (each column's 6 values side
- * by side, the last panel padded with zeros); on AVX-512, its rows. */
+ * into that layout: panels of 6 rows on AVX2, 8 on AVX-512 (each column's
+ * values side by side, the last panel padded with zeros). */
 gsize vae_sgemm_small_a_floats (gint m, gint k);
 void  vae_sgemm_small_pack_a (gint m, gint k, const gfloat *a, gsize lda, gfloat *packed);
 /* C = A·B (A m × k from vae_sgemm_small_pack_a, B k × n with row stride
@@ -332,6 +335,14 @@ void  vae_sgemm_small_pack_a (gint m, gint k, const gfloat *a, gsize lda, gfloat
  * cache.  Only where vae_cpu_has_small_sgemm. */
 void vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, const gfloat *b, gsize ldb,
                       gfloat *c, gsize ldc);
+/* C (m × n, row stride ldc) = alpha·op(A)·op(B) as cblas_sgemm with beta
+ * 0, through vae_sgemm_small: A packed (unless A_PACKED: SCRATCH holds it
+ * from the last call) and Bᵀ transposed into SCRATCH, of
+ * vae_sgemm_block_floats. */
+gsize vae_sgemm_block_floats (gint m, gint n, gint k, gboolean trans_b);
+void  vae_sgemm_block (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat alpha,
+                       const gfloat *a, gsize lda, gboolean a_packed, const gfloat *b, gsize ldb,
+                       gfloat *c, gsize ldc, gfloat *scratch);
 
 /* act(conv_transpose(x) + bias) (transpose.c), and the scratch bytes it
  * takes for an OUT_H × OUT_W output. */

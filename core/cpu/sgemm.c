@@ -227,16 +227,56 @@ vae_sgemm_small_a_floats (gint m, gint k)
   return (gsize) (m + rows - 1) / rows * rows * k;
 }
 
-void
-vae_sgemm_small_pack_a (gint m, gint k, const gfloat *a, gsize lda, gfloat *packed)
+/* A (or Aᵀ where TRANS, times ALPHA) into panels of panel_rows () rows,
+ * reading A's rows (or Aᵀ's columns) along. */
+static void
+pack_a (gint m, gint k, const gfloat *a, gsize lda, gboolean trans, gfloat alpha, gfloat *packed)
 {
   const gint rows = panel_rows ();
 
   for (gint i0 = 0; i0 < m; i0 += rows)
-    for (gint l = 0; l < k; l++)
-      for (gint r = 0; r < rows; r++)
-        packed[(gsize) i0 * k + (gsize) l * rows + r] =
-            i0 + r < m ? a[(gsize) (i0 + r) * lda + l] : 0.0f;
+    {
+      gfloat *panel = packed + (gsize) i0 * k;
+      if (trans)
+        for (gint l = 0; l < k; l++)
+          for (gint r = 0; r < rows; r++)
+            panel[(gsize) l * rows + r] = i0 + r < m ? alpha * a[l * lda + (gsize) (i0 + r)] : 0.0f;
+      else
+        for (gint r = 0; r < rows; r++)
+          for (gint l = 0; l < k; l++)
+            panel[(gsize) l * rows + r] = i0 + r < m ? alpha * a[(gsize) (i0 + r) * lda + l] : 0.0f;
+    }
+}
+
+void
+vae_sgemm_small_pack_a (gint m, gint k, const gfloat *a, gsize lda, gfloat *packed)
+{
+  pack_a (m, k, a, lda, FALSE, 1.0f, packed);
+}
+
+gsize
+vae_sgemm_block_floats (gint m, gint n, gint k, gboolean trans_b)
+{
+  return vae_sgemm_small_a_floats (m, k) + (trans_b ? (gsize) k * n : 0);
+}
+
+void
+vae_sgemm_block (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat alpha,
+                 const gfloat *a, gsize lda, gboolean a_packed, const gfloat *b, gsize ldb,
+                 gfloat *c, gsize ldc, gfloat *scratch)
+{
+  if (!a_packed)
+    pack_a (m, k, a, lda, trans_a, alpha, scratch);
+  if (trans_b)
+    {
+      gfloat *bt = scratch + vae_sgemm_small_a_floats (m, k);
+      for (gint l = 0; l < k; l++)
+        for (gint j = 0; j < n; j++)
+          bt[(gsize) l * n + j] = b[(gsize) j * ldb + l];
+      b = bt;
+      ldb = (gsize) n;
+    }
+  vae_sgemm_small (m, n, k, scratch, b, ldb, c, ldc);
 }
 
 void
@@ -280,6 +320,20 @@ vae_sgemm_small_pack_a (gint m, gint k, const gfloat *a, gsize lda, gfloat *pack
 void
 vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, const gfloat *b, gsize ldb, gfloat *c,
                  gsize ldc)
+{
+  g_return_if_reached ();
+}
+
+gsize
+vae_sgemm_block_floats (gint m, gint n, gint k, gboolean trans_b)
+{
+  g_return_val_if_reached (0);
+}
+
+void
+vae_sgemm_block (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat alpha,
+                 const gfloat *a, gsize lda, gboolean a_packed, const gfloat *b, gsize ldb,
+                 gfloat *c, gsize ldc, gfloat *scratch)
 {
   g_return_if_reached ();
 }
