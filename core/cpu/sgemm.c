@@ -5,13 +5,13 @@
  * runs (a k over 128 in slices of 64), as in bf16.c: 8 × 32 in 16 of
  * AVX-512's 32 registers, or 6 × 16 in 12 of AVX2's 16.  A is read from
  * panels of as many rows, so that one step's values share a cache line.
- * The big band products stay with OpenBLAS; these are one call per
- * product of a chunk (e.g. 64 × 64 × 64), too small to pack B for.
+ * These are one call per product of a chunk (e.g. 64 × 64 × 64), too
+ * small to pack B for.  The big band products stay with OpenBLAS, or go
+ * through vae_sgemm_block where OpenBLAS fell back to kernels without AVX2
+ * (gemm.c).
  * SPDX-License-Identifier: LGPL-3.0-or-later
  */
 #include "cpu/cpu.h"
-
-#include <string.h>
 
 #define PANEL  32 /* AVX-512: columns per block, two registers */
 #define ROWS   8  /* AVX-512: rows of A per block */
