@@ -823,10 +823,11 @@ multiply (const VaeConv *conv, gboolean bf16, gconstpointer u, const gfloat *v, 
 
 /* Tiles per chunk: 32 where AVX-512 runs the products (a chunk is one bf16
  * panel there; in fp32 on an Emerald Rapids with 2 MB of L2, 64 tiles and
- * a row stride of 80 were level with it, within the VM's ±15%); 64 on AVX2, where 64 took 10–14% less time than 32 (and
- * 16, 128 or 256 more) on a TAEF2 round trip at 1024² on a 2-core Zen 3:
- * with its 512 KB L2 the chunk spills either way, and a wider one reads
- * the weights once for twice the tiles and its input rows in longer runs. */
+ * a row stride of 80 were level with it, within the VM's ±15%); 64 on
+ * AVX2, where 64 took 10–14% less time than 32 (and 16, 128 or 256 more)
+ * on a TAEF2 round trip at 1024² on a 2-core Zen 3: with its 512 KB L2
+ * the chunk spills either way, and a wider one reads the weights once for
+ * twice the tiles and its input rows in longer runs. */
 static gint
 chunk_tiles (void)
 {
