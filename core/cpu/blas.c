@@ -63,8 +63,9 @@ room_for_buffers (gint threads, GError **error)
 
 /* OpenBLAS's names of its kernel sets without AVX2. */
 static const gchar *const pre_avx2_cores[] = {
-  "Prescott", "Core2",         "Penryn",    "Dunnington", "Nehalem",   "Atom",       "Sandybridge",
-  "Opteron",  "Opteron(SSE3)", "Barcelona", "Bobcat",     "Bulldozer", "Piledriver", "Steamroller",
+  "Prescott", "Core2",       "Penryn",     "Dunnington",   "Nehalem",
+  "Atom",     "Sandybridge", "Opteron",    "Opteron_SSE3", "Barcelona",
+  "Bobcat",   "Bulldozer",   "Piledriver", "Steamroller",  "Nano",
 };
 
 const gchar *

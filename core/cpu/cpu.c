@@ -127,10 +127,11 @@ scratch_bytes (const VaeConv *conv, gint out_h, gint out_w)
 
   if (vae_winograd_applies (conv) && !bf16_direct ())
     return vae_winograd_scratch_bytes (conv, out_h, out_w);
-  /* not told whether the input is upsampled: a 1×1 conv takes the chunks
-   * when it is (no CPU with the chunks has bf16) */
+  /* not told whether the input is upsampled (a 1×1 conv takes the chunks
+   * when it is) nor the precision: where the CPU has bf16, bf16 takes
+   * im2col instead */
   if (vae_direct_conv_applies (conv))
-    return vae_direct_conv_scratch_bytes (conv);
+    return MAX (vae_direct_conv_scratch_bytes (conv), vae_cpu_has_bf16 () ? im2col : 0);
   if (is_plain_1x1 (conv, FALSE))
     return 0;
   if (vae_winograd_applies (conv))

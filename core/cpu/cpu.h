@@ -150,8 +150,8 @@ void vae_cpu_epilogue (const gfloat *src, const gfloat *residual, gsize n, gfloa
                        gfloat *dst);
 /* Convs Winograd does not take, of at most 4608 terms per output, in
  * per-thread chunks of im2col columns (direct.c), fp32:
- * y = act(conv(up(x)) + bias + residual).  Only on AVX2 CPUs without
- * AVX-512. */
+ * y = act(conv(up(x)) + bias + residual).  Where vae_sgemm_small has a
+ * kernel (AVX2 or AVX-512). */
 gboolean vae_direct_conv_applies (const VaeConv *conv);
 gsize    vae_direct_conv_scratch_bytes (const VaeConv *conv);
 gboolean vae_direct_conv (const VaeConv *conv, const VaeTensor *x, gboolean up,

@@ -43,11 +43,14 @@ blocks_of (gint size, gint block)
 }
 
 /* One thread's scratch for sgemm.c's blocks (vae_sgemm_block_floats),
- * kept between products, and whose block of A it holds packed. */
+ * kept between products up to KEPT_FLOATS, and whose block of A it holds
+ * packed. */
+#define KEPT_FLOATS ((gsize) 2 << 20)
+
 typedef struct
 {
   gfloat       *data;
-  gsize         floats;
+  gsize         floats, need;
   const gfloat *packed;
 } Scratch;
 
@@ -63,27 +66,34 @@ scratch_free (gpointer p)
 static GPrivate thread_scratch = G_PRIVATE_INIT (scratch_free);
 
 /* This thread's scratch for the blocks of P, or NULL where OpenBLAS takes
- * them.  Kept, since a fresh block for each product was faulted in again
- * (7% of an SD1.5 decode). */
+ * them; its memory comes with the thread's first block.  Kept, since a
+ * fresh block for each product was faulted in again (7% of an SD1.5
+ * decode). */
 static Scratch *
 block_scratch (const Product *p)
 {
-  const gsize floats =
-      vae_sgemm_block_floats (MIN (GEMM_ROWS, p->m), MIN (GEMM_COLUMNS, p->n), p->k, p->trans_b);
   Scratch *s;
 
   if (!vae_blas_falls_back ())
     return NULL;
   if (!(s = g_private_get (&thread_scratch)))
     g_private_set (&thread_scratch, s = g_new0 (Scratch, 1));
-  if (s->floats < floats)
-    {
-      g_free (s->data);
-      s->data = g_new (gfloat, floats);
-      s->floats = floats;
-    }
+  s->need =
+      vae_sgemm_block_floats (MIN (GEMM_ROWS, p->m), MIN (GEMM_COLUMNS, p->n), p->k, p->trans_b);
   s->packed = NULL;
   return s;
+}
+
+/* After a product: a scratch above KEPT_FLOATS (a long k: attention over
+ * every pixel) is not kept. */
+static void
+scratch_done (Scratch *s)
+{
+  if (s && s->floats > KEPT_FLOATS)
+    {
+      g_clear_pointer (&s->data, g_free);
+      s->floats = 0;
+    }
 }
 
 /* Block Q (row-major over the grid of blocks) of C = alpha·op(A)·op(B),
@@ -104,6 +114,12 @@ product_block (const Product *p, gint q, Scratch *s)
       vae_blas_sgemm (p->trans_a, p->trans_b, rows, cols, p->k, p->alpha, a, p->lda, b, p->ldb,
                       0.0f, c, p->ldc);
       return;
+    }
+  if (s->floats < s->need)
+    {
+      g_free (s->data);
+      s->data = g_new (gfloat, s->need);
+      s->floats = s->need;
     }
   vae_sgemm_block (p->trans_a, p->trans_b, rows, cols, p->k, p->alpha, a, p->lda, s->packed == a, b,
                    p->ldb, c, p->ldc, s->data);
@@ -131,6 +147,7 @@ vae_sgemm (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfloat al
 #pragma omp for schedule(dynamic)
     for (gint q = 0; q < blocks; q++)
       product_block (&p, q, s);
+    scratch_done (s);
   }
 }
 
@@ -154,5 +171,6 @@ vae_sgemm_batch (gint count, gint m, gint n, gint k, const gfloat *a, gsize a_st
           p.c += g * c_stride;
           product_block (&p, q, s);
         }
+    scratch_done (s);
   }
 }

@@ -13,6 +13,8 @@
  */
 #include "cpu/cpu.h"
 
+#include <string.h>
+
 #define PANEL  32 /* AVX-512: columns per block, two registers */
 #define ROWS   8  /* AVX-512: rows of A per block */
 #define PANEL2 16 /* AVX2: columns per block, two registers */
@@ -265,6 +267,12 @@ vae_sgemm_block (gboolean trans_a, gboolean trans_b, gint m, gint n, gint k, gfl
                  const gfloat *a, gsize lda, gboolean a_packed, const gfloat *b, gsize ldb,
                  gfloat *c, gsize ldc, gfloat *scratch)
 {
+  if (k == 0) /* C = 0, as cblas_sgemm gives */
+    {
+      for (gint i = 0; i < m; i++)
+        memset (c + (gsize) i * ldc, 0, sizeof (gfloat) * n);
+      return;
+    }
   if (!a_packed)
     pack_a (m, k, a, lda, trans_a, alpha, scratch);
   if (trans_b)
