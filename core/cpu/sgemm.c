@@ -86,26 +86,20 @@ block (const gfloat *ap, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c,
       }
 }
 
-/* Every panel of A against columns [n0, n0 + cols) of B. */
+/* Every panel of A against columns [n0, n0 + cols) of B, for K steps
+ * from L0 (of A's whole KA), adding to C where ADD. */
 static AVX512_TARGET void
-panel_product (const gfloat *a, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
-               gint n0, gint cols)
+slice_product (const gfloat *a, gint m, gint ka, gint l0, gint k, const gfloat *b, gsize ldb,
+               gfloat *c, gsize ldc, gint n0, gint cols, gboolean add)
 {
-  const gint slice = k <= K_WHOLE ? k : K_SLICE;
-
-  for (gint l0 = 0; l0 < k; l0 += slice)
+  for (gint i0 = 0; i0 < m; i0 += ROWS)
     {
-      const gint    steps = MIN (slice, k - l0);
-      const gfloat *bs = b + (gsize) l0 * ldb;
-      for (gint i0 = 0; i0 < m; i0 += ROWS)
-        {
-          const gfloat *ap = a + (gsize) i0 * k + (gsize) l0 * ROWS;
-          const gint    rows = MIN (ROWS, m - i0);
-          if (l0 > 0)
-            block (ap, i0, steps, bs, ldb, c, ldc, n0, cols, rows, TRUE);
-          else
-            block (ap, i0, steps, bs, ldb, c, ldc, n0, cols, rows, FALSE);
-        }
+      const gfloat *ap = a + (gsize) i0 * ka + (gsize) l0 * ROWS;
+      const gint    rows = MIN (ROWS, m - i0);
+      if (add)
+        block (ap, i0, k, b, ldb, c, ldc, n0, cols, rows, TRUE);
+      else
+        block (ap, i0, k, b, ldb, c, ldc, n0, cols, rows, FALSE);
     }
 }
 
@@ -180,31 +174,23 @@ block2 (const gfloat *ap, gint i0, gint k, const gfloat *b, gsize ldb, gfloat *c
       }
 }
 
-/* Every panel of A against columns [n0, n0 + cols) of B. */
+/* As slice_product, on AVX2. */
 static AVX2_TARGET void
-panel_product2 (const gfloat *a, gint m, gint k, const gfloat *b, gsize ldb, gfloat *c, gsize ldc,
-                gint n0, gint cols)
+slice_product2 (const gfloat *a, gint m, gint ka, gint l0, gint k, const gfloat *b, gsize ldb,
+                gfloat *c, gsize ldc, gint n0, gint cols, gboolean add)
 {
-  const gint slice = k <= K_WHOLE ? k : K_SLICE;
-
-  for (gint l0 = 0; l0 < k; l0 += slice)
+  for (gint i0 = 0; i0 < m; i0 += ROWS2)
     {
-      const gint     steps = MIN (slice, k - l0);
-      const gfloat  *bs = b + (gsize) l0 * ldb;
-      const gboolean add = l0 > 0;
-      for (gint i0 = 0; i0 < m; i0 += ROWS2)
-        {
-          const gfloat *ap = a + (gsize) i0 * k + (gsize) l0 * ROWS2;
-          const gint    rows = MIN (ROWS2, m - i0);
-          if (cols == PANEL2 && add)
-            block2 (ap, i0, steps, bs, ldb, c, ldc, n0, cols, rows, TRUE, TRUE);
-          else if (cols == PANEL2)
-            block2 (ap, i0, steps, bs, ldb, c, ldc, n0, cols, rows, TRUE, FALSE);
-          else if (add)
-            block2 (ap, i0, steps, bs, ldb, c, ldc, n0, cols, rows, FALSE, TRUE);
-          else
-            block2 (ap, i0, steps, bs, ldb, c, ldc, n0, cols, rows, FALSE, FALSE);
-        }
+      const gfloat *ap = a + (gsize) i0 * ka + (gsize) l0 * ROWS2;
+      const gint    rows = MIN (ROWS2, m - i0);
+      if (cols == PANEL2 && add)
+        block2 (ap, i0, k, b, ldb, c, ldc, n0, cols, rows, TRUE, TRUE);
+      else if (cols == PANEL2)
+        block2 (ap, i0, k, b, ldb, c, ldc, n0, cols, rows, TRUE, FALSE);
+      else if (add)
+        block2 (ap, i0, k, b, ldb, c, ldc, n0, cols, rows, FALSE, TRUE);
+      else
+        block2 (ap, i0, k, b, ldb, c, ldc, n0, cols, rows, FALSE, FALSE);
     }
 }
 
@@ -291,12 +277,19 @@ void
 vae_sgemm_small (gint m, gint n, gint k, const gfloat *a, const gfloat *b, gsize ldb, gfloat *c,
                  gsize ldc)
 {
-  if (vae_cpu_has_avx512 ())
-    for (gint n0 = 0; n0 < n; n0 += PANEL)
-      panel_product (a, m, k, b, ldb, c, ldc, n0, MIN (PANEL, n - n0));
-  else
-    for (gint n0 = 0; n0 < n; n0 += PANEL2)
-      panel_product2 (a, m, k, b, ldb, c, ldc, n0, MIN (PANEL2, n - n0));
+  const gboolean avx512 = vae_cpu_has_avx512 ();
+  const gint     panel = avx512 ? PANEL : PANEL2, slice = k <= K_WHOLE ? k : K_SLICE;
+
+  for (gint n0 = 0; n0 < n; n0 += panel)
+    for (gint l0 = 0; l0 < k; l0 += slice)
+      {
+        const gint    cols = MIN (panel, n - n0), steps = MIN (slice, k - l0);
+        const gfloat *bs = b + (gsize) l0 * ldb;
+        if (avx512)
+          slice_product (a, m, k, l0, steps, bs, ldb, c, ldc, n0, cols, l0 > 0);
+        else
+          slice_product2 (a, m, k, l0, steps, bs, ldb, c, ldc, n0, cols, l0 > 0);
+      }
 }
 
 #else /* no x86 kernels on this compiler or architecture */
